@@ -1,0 +1,68 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Twofold",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "twofoldd", targets: ["twofoldd"]),
+        .library(name: "TwofoldCore", targets: ["TwofoldCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // libcrypto from Debian's libssl-dev, found with pkg-config.
+        .systemLibrary(
+            name: "CCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // Small Swift API over libcrypto: HMAC, AES-256-GCM, RAND_bytes, CRYPTO_memcmp, SHA-256.
+        .target(name: "TwofoldCrypto", dependencies: ["CCrypto"]),
+        // Pure core: codes, base32, otpauth URIs, window checking, drift, throttle and recovery decisions. No I/O.
+        .target(name: "TwofoldCore", dependencies: ["TwofoldCrypto"]),
+        // Store interface and the embedded SQLite backend (GRDB), with secrets sealed at rest.
+        .target(
+            name: "TwofoldStore",
+            dependencies: [
+                "TwofoldCore", "TwofoldCrypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Wire protocol shared by the daemon, the CLI and the tests (the C module has its own reader).
+        .target(name: "TwofoldProtocol"),
+        // Blocking Unix-socket client for the CLI, tests and benchmarks.
+        .target(name: "TwofoldClient", dependencies: ["TwofoldProtocol"]),
+        // The daemon as a library: socket server, dialogs, verify engine with group commit.
+        .target(
+            name: "TwofoldDaemon",
+            dependencies: [
+                "TwofoldCore", "TwofoldCrypto", "TwofoldStore", "TwofoldProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "twofoldd",
+            dependencies: [
+                "TwofoldDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Test helper: verifies one code against a store file, prints OK, then waits to be SIGKILLed.
+        .executableTarget(name: "twofold-crashprobe", dependencies: ["TwofoldStore", "TwofoldCore"]),
+
+        .testTarget(name: "TwofoldCoreTests", dependencies: ["TwofoldCore", "TwofoldCrypto"]),
+        .testTarget(name: "TwofoldStoreTests", dependencies: ["TwofoldStore", "TwofoldCore", "TwofoldCrypto"]),
+    ]
+)

@@ -1,0 +1,210 @@
+import TwofoldCore
+import TwofoldCrypto
+
+/// Where a user's enrollment stands.
+public enum EnrollmentStatus: String, Codable, Sendable {
+    /// A secret was issued but not yet confirmed with a code; logins are unaffected.
+    case pending
+    /// Confirmed; logins ask for a code.
+    case active
+}
+
+/// An admin's per-user override of the policy.
+public enum RequirementOverride: String, Codable, Sendable {
+    /// Policy decides.
+    case policy
+    /// 2FA required whatever the policy says.
+    case required
+    /// 2FA not required whatever the policy says.
+    case exempt
+}
+
+/// One user's stored state, with the secret already opened (decrypted) by the store.
+public struct UserRecord: Sendable {
+    public var name: String
+    /// nil: the user has no enrollment (possibly only an override or throttle state).
+    public var status: EnrollmentStatus?
+    public var parameters: OTPParameters
+    /// The OTP secret, decrypted. nil when there is no enrollment.
+    public var secret: SecretBytes?
+    public var verify: VerifyState
+    public var throttle: ThrottleState
+    public var requirement: RequirementOverride
+    public var enrolledAtMillis: Int64?
+    public var lastSuccessMillis: Int64?
+    /// Unused recovery codes.
+    public var recoveryCodesLeft: Int
+    /// When a policy rule first applied to this user (for grace periods); nil: never.
+    public var firstRequiredMillis: Int64?
+
+    public init(name: String, status: EnrollmentStatus? = nil, parameters: OTPParameters = OTPParameters(),
+                secret: SecretBytes? = nil, verify: VerifyState = VerifyState(), throttle: ThrottleState = ThrottleState(),
+                requirement: RequirementOverride = .policy, enrolledAtMillis: Int64? = nil, lastSuccessMillis: Int64? = nil,
+                recoveryCodesLeft: Int = 0, firstRequiredMillis: Int64? = nil) {
+        self.name = name
+        self.status = status
+        self.parameters = parameters
+        self.secret = secret
+        self.verify = verify
+        self.throttle = throttle
+        self.requirement = requirement
+        self.enrolledAtMillis = enrolledAtMillis
+        self.lastSuccessMillis = lastSuccessMillis
+        self.recoveryCodesLeft = recoveryCodesLeft
+        self.firstRequiredMillis = firstRequiredMillis
+    }
+}
+
+/// One audit record. Never holds a code or a secret.
+public struct AuditRecord: Codable, Sendable, Equatable {
+    public var id: Int64?
+    public var timeMillis: Int64
+    /// e.g. "verify", "enroll", "revoke", "unlock", "policy", "recovery".
+    public var action: String
+    public var user: String?
+    public var service: String?
+    public var rhost: String?
+    public var tty: String?
+    public var peerUID: UInt32?
+    /// e.g. "success", "failure", "replay", "locked", "denied", "ignored", "error".
+    public var outcome: String
+    public var reason: String?
+
+    public init(id: Int64? = nil, timeMillis: Int64, action: String, user: String? = nil, service: String? = nil,
+                rhost: String? = nil, tty: String? = nil, peerUID: UInt32? = nil, outcome: String, reason: String? = nil) {
+        self.id = id
+        self.timeMillis = timeMillis
+        self.action = action
+        self.user = user
+        self.service = service
+        self.rhost = rhost
+        self.tty = tty
+        self.peerUID = peerUID
+        self.outcome = outcome
+        self.reason = reason
+    }
+}
+
+/// Filters for reading the audit log; nil means any.
+public struct AuditQuery: Sendable, Equatable {
+    public var user: String?
+    public var sinceMillis: Int64?
+    public var outcome: String?
+    public var limit: Int
+
+    public init(user: String? = nil, sinceMillis: Int64? = nil, outcome: String? = nil, limit: Int = 1000) {
+        self.user = user
+        self.sinceMillis = sinceMillis
+        self.outcome = outcome
+        self.limit = limit
+    }
+}
+
+/// A state change that the verify path commits. A batch of them shares one transaction and one
+/// sync to disk (group commit); each is applied atomically and reports whether it took effect.
+public enum StoreMutation: Sendable {
+    /// Accept a TOTP code at `step`: applied only if the stored last step is earlier (or none), so a
+    /// code is never accepted twice. Also stores `newVerify` (drift), resets the throttle, sets last success.
+    case acceptTOTP(user: String, step: Int64, newVerify: VerifyState, atMillis: Int64)
+    /// Accept an HOTP code at `counter`: applied only if the stored counter is ≤ `counter`; the counter
+    /// becomes `counter + 1`. Resets the throttle, sets last success.
+    case acceptHOTP(user: String, counter: UInt64, atMillis: Int64)
+    /// Count a failure: the store reads the current throttle state inside the transaction and
+    /// stores `Throttle.afterFailure(...)` of it. Result `.applied(throttle:)` gives the new state.
+    case recordFailure(user: String, atMillis: Int64, policy: ThrottlePolicy)
+    /// Use recovery code number `index` once: applied only if it is still unused. Resets the throttle.
+    case consumeRecoveryCode(user: String, index: Int, atMillis: Int64)
+    /// Append to the audit log.
+    case audit(AuditRecord)
+}
+
+/// What a mutation did.
+public enum MutationResult: Sendable, Equatable {
+    case applied
+    /// A failure was counted; the user's new throttle state.
+    case appliedFailure(ThrottleState)
+    /// The condition did not hold (a replay, an already used recovery code, or no such user).
+    case conflict
+}
+
+/// Errors of the store. None carries a secret.
+public enum StoreError: Error, Equatable, CustomStringConvertible {
+    /// The key does not open the database's key check: a wrong key file.
+    case wrongKey
+    /// The database was written by a newer Twofold (schema `found`, this code knows up to `supported`).
+    case schemaTooNew(found: String, supported: String)
+    /// A stored row that cannot be read back (truncated, tampered, or sealed for another user).
+    case corruptRecord(user: String, reason: String)
+    /// A key file that is missing, unreadable, of the wrong size, or readable by others.
+    case badKeyFile(String)
+    /// The user has no enrollment in the state the operation needs.
+    case notEnrolled(String)
+    /// The underlying database failed.
+    case database(String)
+
+    public var description: String {
+        switch self {
+        case .wrongKey: return "the key file does not match this database (wrong key)"
+        case .schemaTooNew(let f, let s): return "database schema \(f) is newer than this twofoldd understands (\(s)); upgrade twofoldd"
+        case .corruptRecord(let u, let r): return "stored record for user '\(u)' is unreadable: \(r)"
+        case .badKeyFile(let r): return "key file: \(r)"
+        case .notEnrolled(let u): return "user '\(u)' has no enrollment in the needed state"
+        case .database(let r): return "database error: \(r)"
+        }
+    }
+}
+
+/// Everything the daemon keeps. The daemon, the CLI handlers and the tests use only this
+/// interface, so a PostgreSQL backend can stand in for the embedded SQLite one.
+public protocol TwofoldStore: Sendable {
+    /// The user's record with the secret opened, or nil if the store knows nothing of the user.
+    func user(_ name: String) async throws -> UserRecord?
+
+    /// Applies a batch of verify-path mutations in one transaction that is durable on disk
+    /// (synchronous=FULL) before this returns. Results are in the order of `mutations`.
+    func commit(_ mutations: [StoreMutation]) async throws -> [MutationResult]
+
+    /// Stores a new pending enrollment (replacing any earlier pending one); an active one stays in force.
+    func beginEnrollment(user: String, secret: SecretBytes, parameters: OTPParameters, atMillis: Int64) async throws
+
+    /// Makes the pending enrollment active with the given recovery codes and initial verify state
+    /// (which records the step of the confirming code, so it cannot be used again).
+    func activateEnrollment(user: String, recoveryCodes: [RecoveryCodeHash], verify: VerifyState, atMillis: Int64) async throws
+
+    /// Imports an active enrollment directly (admin provisioning, migration).
+    func importEnrollment(user: String, secret: SecretBytes, parameters: OTPParameters, verify: VerifyState,
+                          recoveryCodes: [RecoveryCodeHash], atMillis: Int64) async throws
+
+    /// Replaces the user's recovery codes (the old set stops working).
+    func replaceRecoveryCodes(user: String, codes: [RecoveryCodeHash]) async throws
+
+    /// The user's unused recovery codes as (index, hash), opened.
+    func recoveryCodes(user: String) async throws -> [(index: Int, hash: RecoveryCodeHash)]
+
+    /// Removes the secret, the pending enrollment and the recovery codes. Returns false if there was none.
+    func revoke(user: String) async throws -> Bool
+
+    /// Clears failures and any lock.
+    func unlock(user: String) async throws
+
+    /// Sets the admin override for a user (creating the user row if needed).
+    func setRequirement(user: String, _ requirement: RequirementOverride) async throws
+
+    /// Records, once, when a policy rule first applied to the user; returns the stored time.
+    func markFirstRequired(user: String, atMillis: Int64) async throws -> Int64
+
+    /// Users ordered by name, starting after `afterName`, at most `limit`. Secrets are not opened (nil).
+    func listUsers(after afterName: String?, limit: Int) async throws -> [UserRecord]
+
+    /// A stored setting (policy documents are JSON strings), or nil.
+    func setting(_ key: String) async throws -> String?
+
+    /// Stores a setting durably.
+    func setSetting(_ key: String, value: String) async throws
+
+    /// Audit records matching `query`, newest last.
+    func audit(_ query: AuditQuery) async throws -> [AuditRecord]
+
+    /// Closes the store; further calls fail.
+    func close() async throws
+}

@@ -1,0 +1,1 @@
+print("twofold-crashprobe: not yet implemented")

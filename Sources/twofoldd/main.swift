@@ -1,0 +1,1 @@
+print("twofoldd: not yet implemented")
