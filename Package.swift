@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "Twofold",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "twofoldd", targets: ["twofoldd"]),
         .library(name: "TwofoldCore", targets: ["TwofoldCore"]),
@@ -64,5 +64,10 @@ let package = Package(
 
         .testTarget(name: "TwofoldCoreTests", dependencies: ["TwofoldCore", "TwofoldCrypto"]),
         .testTarget(name: "TwofoldStoreTests", dependencies: ["TwofoldStore", "TwofoldCore", "TwofoldCrypto"]),
+        .testTarget(name: "TwofoldProtocolTests", dependencies: ["TwofoldProtocol", "TwofoldClient"]),
+        // The C module through real libpam (pam_start_confdir) against fake daemons for faults that cannot be caused for real.
+        .testTarget(name: "PAMModuleTests", dependencies: ["TwofoldProtocol"]),
+        // twofoldd over its real socket, the PAM module against the real daemon, a real sshd login.
+        .testTarget(name: "TwofoldDaemonTests", dependencies: ["TwofoldProtocol", "TwofoldClient", "TwofoldCore", "TwofoldCrypto"]),
     ]
 )
