@@ -21,14 +21,17 @@ public struct VerifyState: Codable, Sendable, Equatable {
 
 /// How far from the clock (TOTP) or the counter (HOTP) a code may be.
 public struct WindowPolicy: Codable, Sendable, Equatable {
-    /// Steps on each side of the centre that are checked (default ±1). HOTP: look-ahead count.
+    /// TOTP steps on each side of the centre that are checked (default ±1).
     public var window: Int
     /// The most the centre may be moved by learned drift, in steps.
     public var maxDrift: Int
+    /// HOTP: counters checked ahead of the stored counter (default 10).
+    public var hotpLookAhead: Int
 
-    public init(window: Int = 1, maxDrift: Int = 3) {
+    public init(window: Int = 1, maxDrift: Int = 3, hotpLookAhead: Int = 10) {
         self.window = window
         self.maxDrift = maxDrift
+        self.hotpLookAhead = hotpLookAhead
     }
 }
 
