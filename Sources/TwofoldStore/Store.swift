@@ -167,6 +167,9 @@ public protocol TwofoldStore: Sendable {
     /// Stores a new pending enrollment (replacing any earlier pending one); an active one stays in force.
     func beginEnrollment(user: String, secret: SecretBytes, parameters: OTPParameters, atMillis: Int64) async throws
 
+    /// The pending (not yet confirmed) enrollment's secret, opened, and its parameters; nil if none.
+    func pendingEnrollment(user: String) async throws -> (secret: SecretBytes, parameters: OTPParameters)?
+
     /// Makes the pending enrollment active with the given recovery codes and initial verify state
     /// (which records the step of the confirming code, so it cannot be used again).
     func activateEnrollment(user: String, recoveryCodes: [RecoveryCodeHash], verify: VerifyState, atMillis: Int64) async throws
@@ -207,4 +210,11 @@ public protocol TwofoldStore: Sendable {
 
     /// Closes the store; further calls fail.
     func close() async throws
+}
+
+extension TwofoldStore {
+    /// Transitional default until every backend implements it (remove once SQLiteStore does).
+    public func pendingEnrollment(user: String) async throws -> (secret: SecretBytes, parameters: OTPParameters)? {
+        throw StoreError.database("pending enrollments are not readable in this backend")
+    }
 }
