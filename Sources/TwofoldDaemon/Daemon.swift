@@ -1,0 +1,68 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOPosix
+import ServiceLifecycle
+import TwofoldCore
+import TwofoldStore
+
+/// Builds the running daemon from a configuration: the state directory, the key, the store, the
+/// authenticator and the socket server, ready to hand to a `ServiceGroup`.
+public struct Daemon: Sendable {
+    public let server: SocketServer
+    public let store: SQLiteStore
+
+    /// Opens (or creates) the state and prepares the server. Errors are for the operator: they name
+    /// the file and the problem and never contain key material.
+    public init(configuration: DaemonConfiguration, environment: [String: String], logger: Logger,
+                clock: any WallClock = SystemClock(), onListening: @escaping @Sendable () -> Void = {}) throws {
+        try Self.makeDirectory(configuration.stateDirectory, mode: 0o700)
+        let keys: SealingKeys
+        if configuration.keyFile == nil, let credentials = environment["CREDENTIALS_DIRECTORY"],
+           access(credentials + "/twofold.key", R_OK) == 0 {
+            keys = try SealingKeys.fromCredential(directory: credentials, name: "twofold.key")
+            logger.info("sealing key from systemd credential")
+        } else {
+            keys = try SealingKeys.loadOrCreate(keyFile: configuration.resolvedKeyFile)
+        }
+        store = try SQLiteStore(path: configuration.resolvedDatabasePath, keys: keys, logger: logger)
+        let authenticator = Authenticator(store: store, clock: clock, configuration: configuration,
+                                          recoveryPepper: keys.recoveryPepper, logger: logger)
+        let control = ControlService(store: store, authenticator: authenticator, clock: clock, configuration: configuration,
+                                     recoveryPepper: keys.recoveryPepper, logger: logger)
+        let source: ListenSource = SystemdSocketActivation.listeningDescriptor(environment: environment).map { .descriptor($0) }
+            ?? .path(configuration.socketPath)
+        server = SocketServer(source: source, configuration: configuration, authenticator: authenticator, control: control,
+                              logger: logger, environment: environment, onListening: onListening)
+    }
+
+    /// Runs until SIGTERM or SIGINT, then shuts down gracefully and closes the store.
+    public func run(logger: Logger) async throws {
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        try await store.close()
+    }
+
+    static func makeDirectory(_ path: String, mode: mode_t) throws {
+        var info = stat()
+        if stat(path, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFDIR else { throw ConfigurationError("state directory \(path) is not a directory") }
+            return
+        }
+        // Create missing parents too (a local state directory such as ./state).
+        var built = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            built += "/" + part
+            if mkdir(built, mode) != 0 && errno != EEXIST {
+                throw ConfigurationError("cannot create state directory \(built): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+}

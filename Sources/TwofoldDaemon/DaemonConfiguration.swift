@@ -1,0 +1,161 @@
+import Logging
+import TwofoldCore
+
+/// Everything `twofoldd` can be configured with. Every key of the config file maps to one field;
+/// `docs/configuration.md` lists them with their defaults.
+public struct DaemonConfiguration: Sendable, Equatable {
+    /// Unix socket to listen on (ignored when systemd passes a socket).
+    public var socketPath = "/run/twofold/twofold.sock"
+    /// Directory for the database and the key file.
+    public var stateDirectory = "/var/lib/twofold"
+    /// SQLite database path; default `<state_directory>/twofold.sqlite`.
+    public var databasePath: String?
+    /// Key file path; default `<state_directory>/twofold.key`, or the systemd credential `twofold.key` when present.
+    public var keyFile: String?
+    public var logLevel: Logger.Level = .info
+    /// Seconds a connection may stay silent (a person typing a code).
+    public var idleTimeoutSeconds = 120
+    /// Seconds a connection may last in all.
+    public var connectionTimeoutSeconds = 300
+    /// Connections served at once; further ones are closed at once.
+    public var maxConnections = 512
+    /// Group whose members may run admin commands (root always may).
+    public var adminGroup: String?
+    /// Issuer shown in authenticator apps.
+    public var issuer = "Twofold"
+    /// Steps accepted on each side of the centre (±window).
+    public var window = 1
+    /// Most the learned drift may move the window centre, in steps.
+    public var maxDrift = 3
+    /// Consecutive failures before a lock.
+    public var maxFailures = 10
+    /// Delay after the first failure, doubling after each further one (milliseconds).
+    public var throttleBaseDelayMillis: Int64 = 1_000
+    /// Cap of that delay (milliseconds).
+    public var throttleMaxDelayMillis: Int64 = 30_000
+    /// How long a lock lasts before it clears by itself (seconds).
+    public var lockSeconds = 900
+    /// Who must use a second factor by default: `nobody`, `everyone`, or `groups` (with `required_groups`).
+    public var require: RequirementRule = .nobody
+    /// Groups whose members must use a second factor when `require = groups`.
+    public var requiredGroups: [String] = []
+    /// Digits, algorithm and period for new enrollments.
+    public var newEnrollment = OTPParameters()
+
+    public init() {}
+
+    public var resolvedDatabasePath: String { databasePath ?? stateDirectory + "/twofold.sqlite" }
+    public var resolvedKeyFile: String { keyFile ?? stateDirectory + "/twofold.key" }
+
+    public var windowPolicy: WindowPolicy { WindowPolicy(window: window, maxDrift: maxDrift) }
+    public var throttlePolicy: ThrottlePolicy {
+        ThrottlePolicy(maxFailures: maxFailures, baseDelayMillis: throttleBaseDelayMillis,
+                       maxDelayMillis: throttleMaxDelayMillis, lockDurationMillis: Int64(lockSeconds) * 1000)
+    }
+}
+
+/// The default rule for who must use a second factor.
+public enum RequirementRule: String, Sendable, Equatable, Codable {
+    case nobody, everyone, groups
+}
+
+/// A configuration error, with the file, line and reason.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+extension DaemonConfiguration {
+    /// Parses `key = value` lines (`#` starts a comment) over the defaults. Unknown keys,
+    /// repeated keys and bad values are errors naming the line.
+    public static func parse(_ text: String, source: String = "twofoldd.conf", over base: DaemonConfiguration = DaemonConfiguration()) throws -> DaemonConfiguration {
+        var config = base
+        var seen = Set<String>()
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var line = Substring(rawLine)
+            if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
+            let trimmed = line.trimmingWhitespace()
+            if trimmed.isEmpty { continue }
+            let at = "\(source):\(number + 1)"
+            guard let eq = trimmed.firstIndex(of: "=") else { throw ConfigurationError("\(at): expected 'key = value'") }
+            let key = trimmed[..<eq].trimmingWhitespace().lowercased()
+            let value = trimmed[trimmed.index(after: eq)...].trimmingWhitespace()
+            guard !seen.contains(key) else { throw ConfigurationError("\(at): '\(key)' is set twice") }
+            seen.insert(key)
+            try config.set(key: key, value: String(value), at: at)
+        }
+        return config
+    }
+
+    /// Sets one key (used by the parser and by command-line flags).
+    public mutating func set(key: String, value: String, at: String) throws {
+        func int(_ range: ClosedRange<Int>) throws -> Int {
+            guard let n = Int(value), range.contains(n) else {
+                throw ConfigurationError("\(at): '\(key)' must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return n
+        }
+        func path() throws -> String {
+            guard value.hasPrefix("/") || value.hasPrefix(".") else { throw ConfigurationError("\(at): '\(key)' must be a path") }
+            return value
+        }
+        switch key {
+        case "socket": socketPath = try path()
+        case "state_directory": stateDirectory = try path()
+        case "database": databasePath = try path()
+        case "key_file": keyFile = try path()
+        case "log_level":
+            guard let level = Logger.Level(rawValue: value.lowercased()) else {
+                throw ConfigurationError("\(at): log_level must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            logLevel = level
+        case "idle_timeout": idleTimeoutSeconds = try int(1...3600)
+        case "connection_timeout": connectionTimeoutSeconds = try int(1...86_400)
+        case "max_connections": maxConnections = try int(1...65_536)
+        case "admin_group": adminGroup = value.isEmpty ? nil : value
+        case "issuer":
+            guard !value.isEmpty, value.count <= 64, !value.contains(":") else { throw ConfigurationError("\(at): issuer must be 1 to 64 characters without ':'") }
+            issuer = value
+        case "window": window = try int(0...10)
+        case "max_drift": maxDrift = try int(0...20)
+        case "max_failures": maxFailures = try int(1...100)
+        case "throttle_delay_ms": throttleBaseDelayMillis = Int64(try int(0...60_000))
+        case "throttle_max_delay_ms": throttleMaxDelayMillis = Int64(try int(0...600_000))
+        case "lock_seconds": lockSeconds = try int(1...86_400 * 30)
+        case "require":
+            guard let rule = RequirementRule(rawValue: value.lowercased()) else { throw ConfigurationError("\(at): require must be nobody, everyone or groups") }
+            require = rule
+        case "required_groups":
+            requiredGroups = value.split(separator: ",").map { String($0.trimmingWhitespace()) }.filter { !$0.isEmpty }
+        case "digits": newEnrollment.digits = try int(6...8)
+        case "period": newEnrollment.period = try int(15...120)
+        case "algorithm":
+            guard let alg = HashAlgorithmName(value) else { throw ConfigurationError("\(at): algorithm must be SHA1, SHA256 or SHA512") }
+            newEnrollment.algorithm = alg
+        default:
+            throw ConfigurationError("\(at): unknown key '\(key)'")
+        }
+    }
+}
+
+import TwofoldCrypto
+
+private func HashAlgorithmName(_ text: String) -> HashAlgorithm? {
+    HashAlgorithm(rawValue: text.uppercased().replacingOccurrences(of: "-", with: ""))
+}
+
+extension StringProtocol {
+    func trimmingWhitespace() -> Substring {
+        let s = Substring(self)
+        guard let start = s.firstIndex(where: { !$0.isWhitespace }) else { return "" }
+        let end = s.lastIndex(where: { !$0.isWhitespace })!
+        return s[start...end]
+    }
+}
+
+extension String {
+    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
+        split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}

@@ -1,0 +1,92 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Logging
+import TwofoldDaemon
+
+/// `twofoldd`: the Twofold daemon. Reads its config file, then flags override it.
+@main
+struct TwofoldDaemonCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "twofoldd",
+        abstract: "The Twofold second-factor daemon: owns every secret and answers login and enrollment requests on a Unix socket.",
+        discussion: "Configuration is read from --config (default /etc/twofold/twofoldd.conf; a missing default file means built-in defaults). Flags override the file. See docs/configuration.md.")
+
+    @Option(name: .long, help: "Config file.")
+    var config: String?
+
+    @Option(name: .long, help: "Unix socket path (ignored under systemd socket activation).")
+    var socket: String?
+
+    @Option(name: .long, help: "State directory (database and key file).")
+    var stateDirectory: String?
+
+    @Option(name: .long, help: "Key file (32 bytes, mode 0600; created on first start).")
+    var keyFile: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String?
+
+    @Flag(name: .long, help: "Check the configuration and exit.")
+    var checkConfig = false
+
+    mutating func run() async throws {
+        var settings = DaemonConfiguration()
+        let path = config ?? "/etc/twofold/twofoldd.conf"
+        if let text = try readFile(path, required: config != nil) {
+            settings = try DaemonConfiguration.parse(text, source: path)
+        }
+        if let socket { try settings.set(key: "socket", value: socket, at: "--socket") }
+        if let stateDirectory { try settings.set(key: "state_directory", value: stateDirectory, at: "--state-directory") }
+        if let keyFile { try settings.set(key: "key_file", value: keyFile, at: "--key-file") }
+        if let logLevel { try settings.set(key: "log_level", value: logLevel, at: "--log-level") }
+        if checkConfig {
+            print("configuration OK")
+            return
+        }
+        let level = settings.logLevel
+        LoggingSystem.bootstrap { JournalLogHandler(label: $0, level: level) }
+        let logger = Logger(label: "twofoldd")
+        let environment = ProcessInfoEnvironment.current()
+        do {
+            let daemon = try Daemon(configuration: settings, environment: environment, logger: logger)
+            try await daemon.run(logger: logger)
+        } catch {
+            logger.critical("twofoldd cannot run: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    private func readFile(_ path: String, required: Bool) throws -> String? {
+        guard let file = fopen(path, "r") else {
+            if !required && errno == ENOENT { return nil }
+            throw ValidationError("cannot read config file \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, file)
+            if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
+            if n < chunk.count { break }
+            if bytes.count > 1 << 20 { throw ValidationError("config file \(path) is larger than 1 MiB") }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+enum ProcessInfoEnvironment {
+    static func current() -> [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") {
+                result[String(text[..<eq])] = String(text[text.index(after: eq)...])
+            }
+            pointer += 1
+        }
+        return result
+    }
+}

@@ -1,1 +1,0 @@
-print("twofoldd: not yet implemented")

@@ -1,0 +1,245 @@
+import Foundation
+import Testing
+import TwofoldClient
+import TwofoldCore
+import TwofoldProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `twofoldd` over its real Unix socket.
+@Suite("twofoldd over its socket")
+struct DaemonSocketTests {
+    @Test("the right code succeeds, a wrong one fails, a replay fails")
+    func successWrongReplay() throws {
+        let daemon = try DaemonProcess()
+        let alice = try daemon.provision("alice")
+        let code = alice.code()
+
+        #expect(try daemon.login("alice", answer: alice.wrongCode()).verdict == .failure)
+        let first = try daemon.login("alice", answer: code)
+        #expect(first.verdict == .success)
+        #expect(first.transcript.contains(.promptEchoOff("Verification code: ")))
+        #expect(try daemon.login("alice", answer: code).verdict == .failure, "the same code must not work twice")
+        #expect(try daemon.login("alice", answer: alice.code(offset: -1)).verdict == .failure, "an older code after a newer one")
+    }
+
+    @Test("an unknown user is ignored when nobody is required, denied when everyone is")
+    func unknownUser() throws {
+        let open = try DaemonProcess()
+        #expect(try open.login("nosuchuser", answer: "123456").verdict == .ignore)
+
+        let strict = try DaemonProcess(extraConfig: "require = everyone")
+        let outcome = try strict.login("nosuchuser", answer: "123456")
+        #expect(outcome.verdict == .denied)
+        #expect(outcome.transcript.contains { if case .errorMessage = $0 { true } else { false } })
+    }
+
+    @Test("empty, malformed and over-long answers fail without crashing the daemon", arguments: ["", "12345", "12a456", "1234567", String(repeating: "9", count: 8000)])
+    func badAnswers(answer: String) throws {
+        let daemon = try DaemonProcess()
+        let bob = try daemon.provision("bob")
+        #expect(try daemon.login("bob", answer: answer).verdict == .failure)
+        #expect(try daemon.login("bob", answer: bob.code()).verdict == .success)
+    }
+
+    @Test("repeated failures lock the user; an admin unlock clears it")
+    func lockAndUnlock() throws {
+        let daemon = try DaemonProcess(extraConfig: "max_failures = 3")
+        let carol = try daemon.provision("carol")
+        #expect(try daemon.login("carol", answer: carol.wrongCode()).verdict == .failure)
+        #expect(try daemon.login("carol", answer: carol.wrongCode()).verdict == .failure)
+        #expect(try daemon.login("carol", answer: carol.wrongCode()).verdict == .locked)
+        let locked = try daemon.login("carol", answer: carol.code())
+        #expect(locked.verdict == .locked, "a locked user is refused even with the right code")
+        #expect(try daemon.control(.unlock(user: "carol")) == .ok)
+        #expect(try daemon.login("carol", answer: carol.code()).verdict == .success)
+    }
+
+    @Test("a frame announcing more than the maximum gets a protocol error and the daemon keeps serving")
+    func oversizedFrame() throws {
+        let daemon = try DaemonProcess()
+        let dave = try daemon.provision("dave")
+        let fd = try RawSocket.connect(daemon.socketPath)
+        defer { close(fd) }
+        RawSocket.send(fd, [0x40, 0x00, 0x00, 0x00, 1, 0x01])   // 1 GiB announced
+        let (bytes, eof) = RawSocket.readToEOF(fd, timeoutSeconds: 10)
+        #expect(eof, "the daemon closes the connection")
+        var decoder = FrameDecoder(maxFrame: ProtocolLimits.maxResponseFrame)
+        decoder.append(bytes)
+        let reply = try decoder.next()
+        guard case .protocolError(let reason)? = reply else {
+            Issue.record("expected PROTOCOL_ERROR, got \(String(describing: reply))")
+            return
+        }
+        #expect(reason.contains("large") || reason.contains("exceeds") || reason.contains("65536"))
+        #expect(try daemon.login("dave", answer: dave.code()).verdict == .success)
+    }
+
+    @Test("garbage bytes get a protocol error and a closed connection", arguments: [
+        Array("GET / HTTP/1.1\r\n\r\n".utf8),
+        [0x00, 0x00, 0x00, 0x02, 0x09, 0x01],                     // wrong version
+        [0x00, 0x00, 0x00, 0x02, 0x01, 0x55],                     // unknown type
+        [0x00, 0x00, 0x00, 0x07, 0x01, 0x01, 0x01, 0x00, 0x20, 0x61, 0x62],  // field overruns the frame
+        [0x00, 0x00, 0x00, 0x02, 0x01, 0x11],                     // a daemon-to-module message sent to the daemon
+    ])
+    func garbage(bytes: [UInt8]) throws {
+        let daemon = try DaemonProcess()
+        let erin = try daemon.provision("erin")
+        let fd = try RawSocket.connect(daemon.socketPath)
+        defer { close(fd) }
+        RawSocket.send(fd, bytes)
+        let (reply, eof) = RawSocket.readToEOF(fd, timeoutSeconds: 10)
+        #expect(eof)
+        var decoder = FrameDecoder(maxFrame: ProtocolLimits.maxResponseFrame)
+        decoder.append(reply)
+        let message = try decoder.next()
+        if case .protocolError? = message {} else { Issue.record("expected PROTOCOL_ERROR, got \(String(describing: message))") }
+        #expect(try daemon.login("erin", answer: erin.code()).verdict == .success)
+    }
+
+    @Test("a half-sent frame left hanging stalls nobody and is closed at the idle timeout")
+    func halfSentFrame() throws {
+        let daemon = try DaemonProcess(extraConfig: "idle_timeout = 2")
+        let frank = try daemon.provision("frank")
+        let fd = try RawSocket.connect(daemon.socketPath)
+        defer { close(fd) }
+        RawSocket.send(fd, [0x00, 0x00, 0x00, 0x40, 0x01, 0x01, 0x01])   // promises 64 bytes, sends 3
+        // Others are served meanwhile.
+        #expect(try daemon.login("frank", answer: frank.code()).verdict == .success)
+        let (_, eof) = RawSocket.readToEOF(fd, timeoutSeconds: 30)
+        #expect(eof, "the idle connection is closed by the daemon")
+    }
+
+    @Test("many clients at once all get their verdicts")
+    func manyClients() async throws {
+        let daemon = try DaemonProcess()
+        let accounts = try (0..<64).map { try daemon.provision("user\($0)") }
+        let verdicts = try await withThrowingTaskGroup(of: VerdictCode.self) { group in
+            for account in accounts {
+                group.addTask { try daemon.login(account.user, answer: account.code()).verdict }
+            }
+            return try await group.reduce(into: [VerdictCode]()) { $0.append($1) }
+        }
+        #expect(verdicts.count == 64)
+        #expect(verdicts.allSatisfy { $0 == .success })
+    }
+
+    @Test("concurrent logins with the same code: exactly one succeeds")
+    func concurrentReplay() async throws {
+        let daemon = try DaemonProcess()
+        for round in 0..<10 {
+            let account = try daemon.provision("race\(round)")
+            let code = account.code()
+            let verdicts = try await withThrowingTaskGroup(of: VerdictCode.self) { group in
+                for _ in 0..<8 { group.addTask { try daemon.login(account.user, answer: code).verdict } }
+                return try await group.reduce(into: [VerdictCode]()) { $0.append($1) }
+            }
+            #expect(verdicts.filter { $0 == .success }.count == 1, "round \(round): \(verdicts)")
+        }
+    }
+
+    @Test("a success is durable: after SIGKILL and restart the code is still refused")
+    func crashAfterSuccess() throws {
+        let daemon = try DaemonProcess()
+        let gina = try daemon.provision("gina")
+        let code = gina.code()
+        #expect(try daemon.login("gina", answer: code).verdict == .success)
+        daemon.kill()
+        try daemon.start()
+        #expect(try daemon.login("gina", answer: code).verdict == .failure)
+    }
+
+    @Test("SIGTERM lets an in-flight dialog finish, then the daemon exits cleanly")
+    func gracefulShutdown() throws {
+        let daemon = try DaemonProcess()
+        let hank = try daemon.provision("hank")
+        let connection = try daemon.connect()
+        defer { connection.close() }
+        try connection.send(.authStart(AuthStart(user: "hank", service: "sshd")))
+        #expect(try connection.receive() == .promptEchoOff("Verification code: "))
+        kill(daemon.process!.processIdentifier, SIGTERM)
+        // The listener closes at once; the dialog in flight still gets its verdict.
+        try connection.send(.answer(hank.code()))
+        #expect(try connection.receive() == .verdict(.success, reason: nil))
+        daemon.process!.waitUntilExit()
+        #expect(daemon.process!.terminationStatus == 0)
+        #expect(daemon.log.contains("stopped"))
+    }
+
+    @Test("a peer that is neither root nor the user is refused")
+    func foreignPeer() throws {
+        let daemon = try DaemonProcess()
+        _ = try daemon.provision("ivan")
+        // A client running as 'nobody' asks about ivan: the daemon must refuse from SO_PEERCRED alone.
+        let result = try runAsNobody(socketPath: daemon.socketPath, user: "ivan")
+        #expect(result == "DENIED", "got \(result)")
+        #expect(daemon.log.contains("peer is neither root nor the user"))
+        // And an admin request from nobody is refused too.
+        let admin = try runAsNobody(socketPath: daemon.socketPath, user: nil)
+        #expect(admin.contains("permissionDenied"), "got \(admin)")
+    }
+
+    @Test("logs never contain a code or a secret")
+    func noSecretsInLogs() throws {
+        let daemon = try DaemonProcess()
+        let judy = try daemon.provision("judy")
+        let code = judy.code()
+        let wrong = judy.wrongCode()
+        _ = try daemon.login("judy", answer: wrong)
+        _ = try daemon.login("judy", answer: code)
+        daemon.stop()
+        let log = daemon.log
+        var raw = judy.secret.copyBytes()
+        let base32 = Base32.encode(raw)
+        raw.withUnsafeMutableBytes { _ = memset($0.baseAddress, 0, $0.count) }
+        #expect(!log.isEmpty)
+        #expect(!log.contains(base32))
+        #expect(!log.contains(code))
+        #expect(!log.contains(wrong))
+    }
+}
+
+/// Sends one frame from a process running as `nobody` (the test itself runs as root): a few lines of
+/// Python under `setpriv`, which prints the verdict name or the JSON response it got back.
+func runAsNobody(socketPath: String, user: String?) throws -> String {
+    // Frame bytes built here, sent by a process whose uid is nobody's.
+    var frame: [UInt8]
+    if let user {
+        frame = try FrameCodec.encode(.authStart(AuthStart(user: user, service: "sshd")))
+    } else {
+        frame = try FrameCodec.encode(.request(Array(try JSONEncoder().encode(ControlRequest.listUsers(after: nil, limit: 10)))))
+    }
+    let framePath = try makeTemporaryDirectory("nb") + "/frame.bin"
+    try Data(frame).write(to: URL(fileURLWithPath: framePath))
+    chmod(framePath, 0o644)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+    process.arguments = ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
+                         "/usr/bin/python3", "-c", """
+    import socket, sys
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(sys.argv[1])
+    s.sendall(open(sys.argv[2], 'rb').read())
+    data = b''
+    while True:
+        chunk = s.recv(65536)
+        if not chunk: break
+        data += chunk
+        if len(data) >= 4 and len(data) >= 4 + int.from_bytes(data[:4], 'big'): break
+    body = data[4:]
+    if body[1] == 0x20:
+        codes = {0:'SUCCESS',1:'FAILURE',2:'LOCKED',3:'IGNORE',4:'UNAVAILABLE',5:'BAD_REQUEST',6:'DENIED'}
+        print(codes[body[5]])
+    else:
+        print(body[5:].decode('utf-8', 'replace'))
+    """, socketPath, framePath]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
