@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+import TwofoldCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// pam_twofold.so through real libpam (pam_start_confdir, via pam/tests/pam_driver) against a real twofoldd.
+@Suite("PAM module with the real daemon")
+struct PAMWithDaemonTests {
+    @Test("each verdict of a real daemon maps to its PAM return code")
+    func returnCodes() throws {
+        try PAMBuild.require()
+        let daemon = try DaemonProcess(extraConfig: "max_failures = 2")
+        let pam = try PAMConfig(socket: daemon.socketPath)
+        let kim = try daemon.provision("kim")
+
+        let success = try pam.authenticate("kim", answers: [kim.code()])
+        #expect(success.result == "PAM_SUCCESS", "\(success.lines)")
+        #expect(success.lines.contains("ECHO_OFF Verification code: "))
+
+        #expect(try pam.authenticate("kim", answers: [kim.code()]).result == "PAM_AUTH_ERR", "replay")
+        #expect(try pam.authenticate("nobody-enrolled", answers: []).result == "PAM_IGNORE")
+        let locked = try pam.authenticate("kim", answers: [kim.wrongCode()])
+        #expect(locked.result == "PAM_MAXTRIES", "second failure with max_failures = 2: \(locked.lines)")
+        #expect(locked.lines.contains { $0.hasPrefix("ERROR ") && $0.contains("locked") })
+
+        let lee = try daemon.provision("lee")
+        #expect(try pam.authenticate("lee", answers: [], closeInput: true).result == "PAM_CONV_ERR")
+        #expect(try pam.authenticate("lee", answers: [lee.code()]).result == "PAM_SUCCESS")
+
+        daemon.stop()
+        #expect(try pam.authenticate("lee", answers: []).result == "PAM_AUTHINFO_UNAVAIL", "daemon down, fail closed")
+        let open = try PAMConfig(socket: daemon.socketPath, options: "failmode=open")
+        #expect(try open.authenticate("lee", answers: []).result == "PAM_IGNORE", "daemon down, fail open")
+    }
+
+    @Test("a required user who has not enrolled is refused with a message")
+    func requiredNotEnrolled() throws {
+        try PAMBuild.require()
+        let daemon = try DaemonProcess(extraConfig: "require = everyone")
+        let pam = try PAMConfig(socket: daemon.socketPath)
+        let outcome = try pam.authenticate("mallory", answers: [])
+        #expect(outcome.result == "PAM_AUTH_ERR")
+        #expect(outcome.lines.contains { $0.hasPrefix("ERROR ") && $0.contains("not set up") })
+    }
+
+    @Test("a screen locker running as the user may ask about itself, not about others")
+    func screenLocker() throws {
+        try PAMBuild.require()
+        let daemon = try DaemonProcess()
+        let pam = try PAMConfig(socket: daemon.socketPath)
+        let own = try daemon.provision("nobody")
+        _ = try daemon.provision("nina")
+        let asSelf = try pam.authenticate("nobody", answers: [own.code()], asNobody: true)
+        #expect(asSelf.result == "PAM_SUCCESS", "\(asSelf.lines)")
+        let asOther = try pam.authenticate("nina", answers: ["000000"], asNobody: true)
+        #expect(asOther.result == "PAM_AUTH_ERR", "\(asOther.lines)")
+        #expect(!asOther.lines.contains { $0.hasPrefix("ECHO_OFF") }, "no prompt for a foreign user")
+    }
+}
+
+/// A PAM configuration directory with one service that uses the module against `socket`.
+struct PAMConfig {
+    let directory: String
+    let service = "twofold-test"
+
+    init(socket: String, options: String = "") throws {
+        directory = try makeTemporaryDirectory("pamconf")
+        try "auth required \(PAMBuild.module) socket=\(socket) timeout=5 \(options)\n"
+            .write(toFile: directory + "/" + service, atomically: true, encoding: .utf8)
+        chmod(directory + "/" + service, 0o644)
+    }
+
+    struct Outcome {
+        var lines: [String]
+        var result: String
+    }
+
+    /// Runs pam_authenticate for `user`, feeding `answers` one per prompt.
+    func authenticate(_ user: String, answers: [String], closeInput: Bool = false, asNobody: Bool = false) throws -> Outcome {
+        var argv = [PAMBuild.driver, directory, service, user]
+        if asNobody { argv = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] + argv }
+        let input = closeInput ? "" : answers.map { $0 + "\n" }.joined()
+        let (_, output) = try run(argv, input: input)
+        let lines = output.split(separator: "\n").map(String.init)
+        let result = lines.last { $0.hasPrefix("RESULT ") }?.split(separator: " ").last.map(String.init) ?? "NO RESULT: \(output)"
+        return Outcome(lines: lines, result: result)
+    }
+}
