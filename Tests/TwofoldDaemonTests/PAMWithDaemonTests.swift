@@ -20,7 +20,16 @@ struct PAMWithDaemonTests {
         #expect(success.lines.contains("ECHO_OFF Verification code: "))
 
         #expect(try pam.authenticate("kim", answers: [kim.code()]).result == "PAM_AUTH_ERR", "replay")
-        #expect(try pam.authenticate("nobody-enrolled", answers: []).result == "PAM_IGNORE")
+        // PAM_IGNORE from the only module of a stack is libpam's "no decision": PAM_PERM_DENIED.
+        // Followed by `optional pam_permit.so` (the documented sshd stack) it lets the user in, unprompted.
+        let ignoredAlone = try pam.authenticate("nobody-enrolled", answers: [])
+        #expect(ignoredAlone.result == "PAM_PERM_DENIED")
+        #expect(!ignoredAlone.lines.contains { $0.hasPrefix("ECHO_OFF") })
+        let permitting = try PAMConfig(socket: daemon.socketPath, thenPermit: true)
+        let ignored = try permitting.authenticate("nobody-enrolled", answers: [])
+        #expect(ignored.result == "PAM_SUCCESS")
+        #expect(!ignored.lines.contains { $0.hasPrefix("ECHO_OFF") })
+        #expect(try permitting.authenticate("kim", answers: [kim.wrongCode()]).result == "PAM_AUTH_ERR", "pam_permit does not override a failure")
         let locked = try pam.authenticate("kim", answers: [kim.wrongCode()])
         #expect(locked.result == "PAM_MAXTRIES", "second failure with max_failures = 2: \(locked.lines)")
         #expect(locked.lines.contains { $0.hasPrefix("ERROR ") && $0.contains("locked") })
@@ -31,8 +40,10 @@ struct PAMWithDaemonTests {
 
         daemon.stop()
         #expect(try pam.authenticate("lee", answers: []).result == "PAM_AUTHINFO_UNAVAIL", "daemon down, fail closed")
-        let open = try PAMConfig(socket: daemon.socketPath, options: "failmode=open")
-        #expect(try open.authenticate("lee", answers: []).result == "PAM_IGNORE", "daemon down, fail open")
+        let open = try PAMConfig(socket: daemon.socketPath, options: "failmode=open", thenPermit: true)
+        #expect(try open.authenticate("lee", answers: []).result == "PAM_SUCCESS", "daemon down, fail open: the module steps aside")
+        let openAlone = try PAMConfig(socket: daemon.socketPath, options: "failmode=open")
+        #expect(try openAlone.authenticate("lee", answers: []).result == "PAM_PERM_DENIED", "fail open is PAM_IGNORE, not PAM_SUCCESS")
     }
 
     @Test("a required user who has not enrolled is refused with a message")
@@ -65,10 +76,11 @@ struct PAMConfig {
     let directory: String
     let service = "twofold-test"
 
-    init(socket: String, options: String = "") throws {
+    init(socket: String, options: String = "", thenPermit: Bool = false) throws {
         directory = try makeTemporaryDirectory("pamconf")
-        try "auth required \(PAMBuild.module) socket=\(socket) timeout=5 \(options)\n"
-            .write(toFile: directory + "/" + service, atomically: true, encoding: .utf8)
+        var stack = "auth required \(PAMBuild.module) socket=\(socket) timeout=5 \(options)\n"
+        if thenPermit { stack += "auth optional pam_permit.so\n" }
+        try stack.write(toFile: directory + "/" + service, atomically: true, encoding: .utf8)
         chmod(directory + "/" + service, 0o644)
     }
 
