@@ -1,0 +1,64 @@
+# Twofold: build, run, test and install.
+#   make run      set up (Debian packages, build) and run twofoldd in the foreground on ./state
+#   make check    the whole test suite (what CI runs)
+#   make install  binaries, PAM module, systemd units and a default config where Debian expects them
+
+SWIFT      ?= swift
+PREFIX     ?= /usr
+SBINDIR    ?= $(PREFIX)/sbin
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR    ?= /lib/systemd/system
+DOCDIR     ?= $(PREFIX)/share/doc/twofold
+DESTDIR    ?=
+STATE      ?= $(CURDIR)/state
+
+export PATH := /opt/swift/usr/bin:$(PATH)
+
+.PHONY: all deps build pam run check test install uninstall clean
+
+all: build pam
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build -c release --product twofoldd
+
+pam: deps
+	$(MAKE) -C pam all
+
+# Foreground daemon with a local state directory: socket $(STATE)/twofold.sock.
+run: build
+	@mkdir -p $(STATE)
+	@echo "twofoldd: state in $(STATE), socket $(STATE)/twofold.sock (Ctrl-C stops)"
+	$(CURDIR)/.build/release/twofoldd --config /dev/null --state-directory $(STATE) --socket $(STATE)/twofold.sock
+
+check: deps pam
+	$(MAKE) -C pam check-exports
+	$(SWIFT) test
+
+test: check
+
+install: build pam
+	install -D -m 0755 .build/release/twofoldd $(DESTDIR)$(SBINDIR)/twofoldd
+	$(MAKE) -C pam install DESTDIR=$(DESTDIR)
+	install -D -m 0644 systemd/twofoldd.service $(DESTDIR)$(UNITDIR)/twofoldd.service
+	install -D -m 0644 systemd/twofoldd.socket $(DESTDIR)$(UNITDIR)/twofoldd.socket
+	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/twofold/twofoldd.conf ]; then \
+		install -D -m 0644 systemd/twofoldd.conf $(DESTDIR)$(SYSCONFDIR)/twofold/twofoldd.conf; \
+	else echo "keeping existing $(SYSCONFDIR)/twofold/twofoldd.conf"; fi
+	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -D -m 0644 pam/examples/README.md $(DESTDIR)$(DOCDIR)/pam-examples.md
+	@echo "Installed. Next: systemctl daemon-reload && systemctl enable --now twofoldd.socket"
+
+# Leaves /etc/twofold (config, key) and /var/lib/twofold (state) in place: they hold secrets.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/twofoldd
+	$(MAKE) -C pam uninstall DESTDIR=$(DESTDIR)
+	rm -f $(DESTDIR)$(UNITDIR)/twofoldd.service $(DESTDIR)$(UNITDIR)/twofoldd.socket
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+clean:
+	$(MAKE) -C pam clean
+	rm -rf .build

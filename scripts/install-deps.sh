@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Twofold builds and tests with, if any is missing. Needs root (or sudo).
+set -euo pipefail
+packages=(
+  pkg-config libssl-dev libsqlite3-dev libpam0g-dev libqrencode-dev   # build
+  pamtester libpam-wrapper openssh-server openssh-client oathtool      # tests: real peers
+  zbar-tools libpam-google-authenticator libpam-oath python3 util-linux
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "Installing: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
