@@ -75,6 +75,7 @@ public enum RecoveryCodes {
     }
 
     /// Compares against EVERY candidate with a constant-time compare and no early return; the matching index or nil.
+    /// (Were one code stored twice, the last candidate would win: the scan never stops early.)
     public static func match(_ input: String, against candidates: [(index: Int, hash: RecoveryCodeHash)], pepper: SecretBytes) -> Int? {
         guard let code = canonical(input) else { return nil }
         var found: Int64 = 0

@@ -301,6 +301,30 @@ struct HOTPCheckerTests {
         }
     }
 
+    /// With one digit, codes collide often: the lowest matching counter at or above the counter wins,
+    /// and a match ahead wins over a match below (which alone would be a replay).
+    @Test("with several matches the lowest fresh counter wins")
+    func collisions() throws {
+        let secret = try OTPSecret.generate()
+        let parameters = OTPParameters(method: .hotp, digits: 1)
+        let policy = WindowPolicy(hotpLookAhead: 10)
+        var rng = SeededGenerator()
+        for _ in 0..<200 {
+            let counter = UInt64.random(in: 10...1_000_000, using: &rng)
+            let codes = (counter - 10...counter + 10).map { OneTimeCode.hotp(secret: secret, counter: $0, digits: 1, algorithm: .sha1) }
+            for digit in "0123456789" {
+                let code = String(digit)
+                let outcome = CodeChecker.check(code: code, secret: secret, parameters: parameters, state: VerifyState(counter: counter), nowMillis: 0, policy: policy)
+                if let first = codes[10...].firstIndex(of: code) {
+                    let matched = counter - 10 + UInt64(first)
+                    #expect(outcome == .accepted(step: Int64(matched), offset: first - 10, newState: VerifyState(counter: matched + 1)), "seed \(rng.seed)")
+                } else {
+                    #expect(outcome == (codes[..<10].contains(code) ? .replay : .rejected), "seed \(rng.seed)")
+                }
+            }
+        }
+    }
+
     @Test("malformed HOTP input is refused", arguments: ["", "12345", "abcdef", "1234567"])
     func malformed(input: String) throws {
         let secret = try OTPSecret.generate()
