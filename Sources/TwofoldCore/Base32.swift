@@ -46,9 +46,11 @@ public enum Base32 {
                 break
             }
             guard padding == 0 else {
+                Crypto.wipe(&out)
                 throw CoreError.invalidBase32("character at position \(position) follows '=' padding")
             }
             guard let value = symbolValue(scalar) else {
+                Crypto.wipe(&out)
                 throw CoreError.invalidBase32("character at position \(position) is not base32")
             }
             symbols += 1

@@ -38,7 +38,8 @@ public struct OTPAuthURI: Sendable {
     }
 
     /// Parses an otpauth URI, checking scheme, type, secret, issuer consistency, algorithm, digits (6...8),
-    /// period, the HOTP counter and the account. Throws `CoreError.invalidURI(reason)`; reasons never contain the secret.
+    /// period, the HOTP counter and the account. Names and type are case-insensitive, '+' in a query value is a space,
+    /// unknown parameters (e.g. image) are ignored. Throws `CoreError.invalidURI(reason)`; reasons never contain the secret.
     public static func parse(_ text: String) throws -> OTPAuthURI {
         var rest = Substring(text.trimmingASCIIWhitespace())
         let scheme = "otpauth://"

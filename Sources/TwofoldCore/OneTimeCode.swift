@@ -9,7 +9,7 @@ public enum OneTimeCode {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// The time step: floor(t / period) with T0 = 0, flooring for negative times too.
+    /// The time step: floor(t / period) with T0 = 0, flooring for negative times too. `period` must be positive.
     public static func step(unixTime: Int64, period: Int) -> Int64 {
         precondition(period > 0, "TOTP period must be positive")
         let p = Int64(period)
