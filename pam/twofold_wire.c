@@ -1,0 +1,267 @@
+/*
+ * twofold_wire.c - framing of the Twofold wire protocol, version 1.
+ * See twofold_wire.h and docs/protocol.md.
+ */
+#include "twofold_wire.h"
+
+#include <string.h>
+
+/* Bound of a known tag; 0 and *known = 0 for a tag this module does not know. */
+static size_t tag_bound(uint8_t tag, int *known)
+{
+	*known = 1;
+	switch (tag) {
+	case TF_TAG_USER: return TF_BOUND_USER;
+	case TF_TAG_SERVICE: return TF_BOUND_SERVICE;
+	case TF_TAG_RHOST: return TF_BOUND_RHOST;
+	case TF_TAG_TTY: return TF_BOUND_TTY;
+	case TF_TAG_RUSER: return TF_BOUND_RUSER;
+	case TF_TAG_PASSWORD: return TF_BOUND_PASSWORD;
+	case TF_TAG_TEXT: return TF_BOUND_TEXT;
+	case TF_TAG_RESULT: return TF_BOUND_RESULT;
+	case TF_TAG_JSON: return TF_BOUND_JSON;
+	default:
+		*known = 0;
+		return 0;
+	}
+}
+
+static int tag_is_text(uint8_t tag)
+{
+	return tag != TF_TAG_RESULT;
+}
+
+int tf_text_ok(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		uint32_t cp;
+
+		if (c == 0x00)
+			return 0;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1fu;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0fu;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07u;
+		} else {
+			return 0; /* continuation byte, overlong lead (c0, c1) or > f4 */
+		}
+		if (len - i - 1 < n)
+			return 0;
+		for (size_t k = 1; k <= n; k++) {
+			unsigned char cc = s[i + k];
+			if ((cc & 0xc0u) != 0x80u)
+				return 0;
+			cp = (cp << 6) | (cc & 0x3fu);
+		}
+		if ((n == 2 && cp < 0x800u) || (n == 3 && cp < 0x10000u))
+			return 0; /* overlong */
+		if (cp >= 0xd800u && cp <= 0xdfffu)
+			return 0; /* surrogate */
+		if (cp > 0x10ffffu)
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+void tf_out_begin(struct tf_out *out, uint8_t type)
+{
+	out->buf[0] = out->buf[1] = out->buf[2] = out->buf[3] = 0;
+	out->buf[4] = TF_VERSION;
+	out->buf[5] = type;
+	out->len = TF_LENGTH_BYTES + TF_MIN_FRAME;
+}
+
+int tf_out_field(struct tf_out *out, uint8_t tag, const void *value, size_t len)
+{
+	int known;
+	size_t bound = tag_bound(tag, &known);
+
+	if (!known || len > bound)
+		return -1;
+	if (tag_is_text(tag) && !tf_text_ok(value, len))
+		return -1;
+	if (sizeof(out->buf) - out->len < TF_FIELD_HEADER + len)
+		return -1;
+	out->buf[out->len] = tag;
+	out->buf[out->len + 1] = (unsigned char)(len >> 8);
+	out->buf[out->len + 2] = (unsigned char)(len & 0xffu);
+	if (len > 0)
+		memcpy(out->buf + out->len + TF_FIELD_HEADER, value, len);
+	out->len += TF_FIELD_HEADER + len;
+	return 0;
+}
+
+int tf_out_text(struct tf_out *out, uint8_t tag, const char *text)
+{
+	return tf_out_field(out, tag, text, strlen(text));
+}
+
+size_t tf_out_finish(struct tf_out *out)
+{
+	uint32_t n = (uint32_t)(out->len - TF_LENGTH_BYTES);
+
+	out->buf[0] = (unsigned char)(n >> 24);
+	out->buf[1] = (unsigned char)(n >> 16);
+	out->buf[2] = (unsigned char)(n >> 8);
+	out->buf[3] = (unsigned char)n;
+	return out->len;
+}
+
+uint32_t tf_get_length(const unsigned char w[TF_LENGTH_BYTES])
+{
+	return ((uint32_t)w[0] << 24) | ((uint32_t)w[1] << 16) | ((uint32_t)w[2] << 8) | (uint32_t)w[3];
+}
+
+int tf_length_ok(uint32_t length)
+{
+	return length >= TF_MIN_FRAME && length <= TF_MAX_FRAME;
+}
+
+const char *tf_type_name(uint8_t type)
+{
+	switch (type) {
+	case TF_AUTH_START: return "AUTH_START";
+	case TF_ANSWER: return "ANSWER";
+	case TF_PROMPT_ECHO_OFF: return "PROMPT_ECHO_OFF";
+	case TF_PROMPT_ECHO_ON: return "PROMPT_ECHO_ON";
+	case TF_INFO: return "INFO";
+	case TF_ERROR_MSG: return "ERROR_MSG";
+	case TF_VERDICT: return "VERDICT";
+	case TF_PROTOCOL_ERROR: return "PROTOCOL_ERROR";
+	default: return "?";
+	}
+}
+
+const char *tf_result_name(uint8_t result)
+{
+	switch (result) {
+	case TF_RESULT_SUCCESS: return "SUCCESS";
+	case TF_RESULT_FAILURE: return "FAILURE";
+	case TF_RESULT_LOCKED: return "LOCKED";
+	case TF_RESULT_IGNORE: return "IGNORE";
+	case TF_RESULT_UNAVAILABLE: return "UNAVAILABLE";
+	case TF_RESULT_BAD_REQUEST: return "BAD_REQUEST";
+	case TF_RESULT_DENIED: return "DENIED";
+	default: return "?";
+	}
+}
+
+int tf_parse(const unsigned char *body, size_t len, struct tf_msg *msg, const char **why)
+{
+	unsigned char seen[256];
+	size_t pos = TF_MIN_FRAME;
+
+	memset(msg, 0, sizeof(*msg));
+	memset(seen, 0, sizeof(seen));
+
+	if (len < TF_MIN_FRAME || len > TF_MAX_FRAME) {
+		*why = "bad frame length";
+		return -1;
+	}
+	if (body[0] != TF_VERSION) {
+		*why = "unsupported protocol version";
+		return -1;
+	}
+	msg->type = body[1];
+	switch (msg->type) {
+	case TF_PROMPT_ECHO_OFF:
+	case TF_PROMPT_ECHO_ON:
+	case TF_INFO:
+	case TF_ERROR_MSG:
+	case TF_VERDICT:
+	case TF_PROTOCOL_ERROR:
+		break;
+	default:
+		*why = "unexpected message type";
+		return -1;
+	}
+
+	while (pos < len) {
+		uint8_t tag;
+		size_t flen, bound;
+		int known;
+		const unsigned char *value;
+
+		if (len - pos < TF_FIELD_HEADER) {
+			*why = "truncated field header";
+			return -1;
+		}
+		tag = body[pos];
+		flen = ((size_t)body[pos + 1] << 8) | body[pos + 2];
+		pos += TF_FIELD_HEADER;
+		if (flen > len - pos) {
+			*why = "field runs past the end of the frame";
+			return -1;
+		}
+		value = body + pos;
+		pos += flen;
+
+		bound = tag_bound(tag, &known);
+		if (!known)
+			continue; /* room for later versions */
+		if (seen[tag]) {
+			*why = "duplicate field";
+			return -1;
+		}
+		seen[tag] = 1;
+		if (flen > bound) {
+			*why = "field longer than its bound";
+			return -1;
+		}
+		if (tag_is_text(tag) && !tf_text_ok(value, flen)) {
+			*why = "text field with NUL or invalid UTF-8";
+			return -1;
+		}
+		if (tag == TF_TAG_TEXT) {
+			msg->text = value;
+			msg->text_len = flen;
+			msg->has_text = 1;
+		} else if (tag == TF_TAG_RESULT) {
+			if (flen != 1) {
+				*why = "RESULT is not one byte";
+				return -1;
+			}
+			msg->result = value[0];
+			msg->has_result = 1;
+		}
+	}
+
+	switch (msg->type) {
+	case TF_PROMPT_ECHO_OFF:
+	case TF_PROMPT_ECHO_ON:
+	case TF_INFO:
+	case TF_ERROR_MSG:
+		if (!msg->has_text) {
+			*why = "message without TEXT";
+			return -1;
+		}
+		break;
+	case TF_VERDICT:
+		if (!msg->has_result) {
+			*why = "VERDICT without RESULT";
+			return -1;
+		}
+		if (msg->result > TF_RESULT_DENIED) {
+			*why = "unknown verdict code";
+			return -1;
+		}
+		break;
+	default:
+		break; /* PROTOCOL_ERROR: TEXT is optional here */
+	}
+	return 0;
+}
