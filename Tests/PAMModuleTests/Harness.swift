@@ -325,7 +325,8 @@ enum Build {
 
     /// `make -C pam`, once per test process. nil on success, else the output.
     static let failure: String? = {
-        let (status, output) = run("/usr/bin/make", ["-C", root.appendingPathComponent("pam").path])
+        // The same lock as the daemon tests' build of the module.
+        let (status, output) = run("/usr/bin/flock", ["/tmp/twofold-pam-build.lock", "make", "-C", root.appendingPathComponent("pam").path])
         return status == 0 ? nil : "make -C pam failed (\(status)):\n\(output)"
     }()
 
@@ -374,6 +375,13 @@ final class PAMConfig {
         }
         let text = (before + stack).joined(separator: "\n") + "\n"
         try text.write(toFile: dir + "/" + PAMConfig.service, atomically: true, encoding: .utf8)
+    }
+
+    /// A service file of exactly these lines.
+    init(lines: [String]) throws {
+        dir = NSTemporaryDirectory() + "tf-pam-conf-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try (lines.joined(separator: "\n") + "\n").write(toFile: dir + "/" + PAMConfig.service, atomically: true, encoding: .utf8)
     }
 
     deinit { try? FileManager.default.removeItem(atPath: dir) }

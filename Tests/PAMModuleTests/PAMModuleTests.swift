@@ -465,6 +465,39 @@ struct PAMModuleTests {
         #expect(run.stackResult == c.expected, "\(run)")
     }
 
+    /// The auth lines of pam/examples/sshd, with the module's path and test options filled in.
+    static func exampleSSHDAuthLines(socket: String) throws -> [String] {
+        let text = try String(contentsOfFile: Build.root.appendingPathComponent("pam/examples/sshd").path, encoding: .utf8)
+        return text.split(separator: "\n").map(String.init)
+            .filter { $0.hasPrefix("auth") }
+            .map { $0.replacingOccurrences(of: "pam_twofold.so", with: "\(Build.module) socket=\(socket) timeout=5") }
+    }
+
+    @Test("The auth lines of pam/examples/sshd: IGNORE lets the user in, a failure or a dead daemon does not",
+          arguments: [Verdict.ignore, Verdict.success, Verdict.failure, Verdict.denied])
+    func sshdExampleStack(_ verdict: UInt8) throws {
+        try Build.require()
+        let fake = try FakeDaemon { conn, fake in
+            fake.expectAuthStart(conn)
+            conn.send(verdictFrame(verdict))
+        }
+        let lines = try Self.exampleSSHDAuthLines(socket: fake.path)
+        #expect(lines.count == 2, "\(lines)")
+        let config = try PAMConfig(lines: lines)
+        let run = try runDriver(config)
+        #expect(fake.finish().isEmpty)
+        let expected = verdict == Verdict.ignore || verdict == Verdict.success ? "0 PAM_SUCCESS" : "7 PAM_AUTH_ERR"
+        #expect(run.stackResult == expected, "\(run)")
+    }
+
+    @Test("The auth lines of pam/examples/sshd with the daemon down: PAM_AUTHINFO_UNAVAIL")
+    func sshdExampleStackDaemonDown() throws {
+        try Build.require()
+        let config = try PAMConfig(lines: try Self.exampleSSHDAuthLines(socket: temporarySocketPath()))
+        let run = try runDriver(config)
+        #expect(run.stackResult == "9 PAM_AUTHINFO_UNAVAIL", "\(run)")
+    }
+
     // MARK: The shared object
 
     @Test("make -C pam check-exports: only pam_sm_* exported, only libpam and libc needed")
