@@ -1,0 +1,600 @@
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+import TwofoldCore
+import TwofoldCrypto
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The embedded store: one SQLite file in WAL mode with `synchronous = FULL`, secrets sealed with
+/// AES-256-GCM, and group commit for the verify path (concurrent `commit` calls share one transaction).
+///
+/// Opening checks, before anything is written to an existing database, that its schema is not newer
+/// than this code (`StoreError.schemaTooNew`) and that the key opens its key check (`StoreError.wrongKey`).
+public final class SQLiteStore: TwofoldStore {
+    private let pool: DatabasePool
+    private let sealer: Sealer
+    private let logger: Logger
+    private let committer: GroupCommitter
+    private let closed = Mutex(false)
+
+    /// Opens (or creates, mode 0600) the database at `path`, migrating it to the current schema.
+    public init(path: String, keys: SealingKeys, logger: Logger = Logger(label: "twofold.store")) throws {
+        let sealer = Sealer(keys: keys)
+        self.sealer = sealer
+        self.logger = logger
+
+        let existing = try Self.prepareFile(path)
+        if existing {
+            try Self.precheck(path: path, sealer: sealer)
+        }
+
+        var config = Configuration()
+        config.label = "twofold.store"
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(10)
+        config.maximumReaderCount = 4
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+        } catch {
+            throw Self.storeError(error)
+        }
+        do {
+            // GRDB switches the writer to synchronous = NORMAL when it enables WAL: set FULL again and check it.
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == 2 else {
+                    throw StoreError.database("could not set synchronous = FULL")
+                }
+            }
+            var plain = Schema.keyCheckPlaintext
+            defer { Crypto.wipe(&plain) }
+            let keyCheck = try plain.withUnsafeBytes { try sealer.seal($0, .keycheck, user: Schema.keyCheckOwner) }
+            let migrator = Schema.migrator(keyCheck: keyCheck)
+            try pool.read { try Schema.checkNotNewer($0) }
+            let before = try pool.read { try migrator.appliedMigrations($0) }
+            do {
+                try migrator.migrate(pool)
+            } catch {
+                // Another process may have created the schema at the same moment.
+                guard try pool.read({ try migrator.hasCompletedMigrations($0) }) else { throw error }
+            }
+            try pool.read { try Schema.checkKey($0, sealer: sealer, required: true) }
+            if before != migrator.migrations {
+                logger.info("store schema migrated", metadata: ["path": "\(path)", "from": "\(before.last ?? "empty")", "to": "\(Schema.supported)"])
+            }
+        } catch {
+            try? pool.close()
+            if case StoreError.wrongKey = error {
+                logger.error("store key check failed: wrong key for this database", metadata: ["path": "\(path)"])
+            }
+            throw Self.storeError(error)
+        }
+        self.pool = pool
+        self.committer = GroupCommitter { mutations in
+            do {
+                return try await pool.write { db in
+                    var results: [MutationResult] = []
+                    results.reserveCapacity(mutations.count)
+                    for mutation in mutations {
+                        results.append(try Self.apply(mutation, db))
+                    }
+                    return results
+                }
+            } catch {
+                let mapped = Self.storeError(error)
+                logger.error("store batch failed", metadata: ["mutations": "\(mutations.count)", "error": "\(mapped)"])
+                throw mapped
+            }
+        }
+        logger.debug("store opened", metadata: ["path": "\(path)"])
+    }
+
+    /// Number of group-commit batches (write transactions of `commit`) committed since opening.
+    public var batchesCommitted: Int { committer.batchesCommitted }
+
+    // MARK: - Verify path
+
+    public func commit(_ mutations: [StoreMutation]) async throws -> [MutationResult] {
+        try checkOpen()
+        return try await committer.submit(mutations)
+    }
+
+    private static func apply(_ mutation: StoreMutation, _ db: Database) throws -> MutationResult {
+        switch mutation {
+        case let .acceptTOTP(user, step, newVerify, atMillis):
+            try db.cachedStatement(sql: """
+                UPDATE users SET last_step = ?, drift = ?, last_offset = ?,
+                    failures = 0, not_before = NULL, locked_until = NULL, last_success = ?
+                WHERE name = ? AND status = 'active' AND (last_step IS NULL OR last_step < ?)
+                """).execute(arguments: [step, newVerify.drift, newVerify.lastOffset, atMillis, user, step])
+            return db.changesCount == 1 ? .applied : .conflict
+
+        case let .acceptHOTP(user, counter, atMillis):
+            guard counter < UInt64(Int64.max) else { return .conflict }
+            let value = Int64(counter)
+            try db.cachedStatement(sql: """
+                UPDATE users SET counter = ?, failures = 0, not_before = NULL, locked_until = NULL, last_success = ?
+                WHERE name = ? AND status = 'active' AND counter <= ?
+                """).execute(arguments: [value + 1, atMillis, user, value])
+            return db.changesCount == 1 ? .applied : .conflict
+
+        case let .recordFailure(user, atMillis, policy):
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT failures, not_before, locked_until FROM users WHERE name = ?"),
+                                             arguments: [user]) else {
+                return .conflict
+            }
+            let current = ThrottleState(failures: row[0], notBeforeMillis: row[1], lockedUntilMillis: row[2])
+            let next = Throttle.afterFailure(current, nowMillis: atMillis, policy: policy)
+            try db.cachedStatement(sql: "UPDATE users SET failures = ?, not_before = ?, locked_until = ? WHERE name = ?")
+                .execute(arguments: [next.failures, next.notBeforeMillis, next.lockedUntilMillis, user])
+            return .appliedFailure(next)
+
+        case let .consumeRecoveryCode(user, index, atMillis):
+            try db.cachedStatement(sql: "UPDATE recovery_codes SET used_at = ? WHERE user = ? AND idx = ? AND used_at IS NULL")
+                .execute(arguments: [atMillis, user, index])
+            guard db.changesCount == 1 else { return .conflict }
+            // A recovery code is a successful login: reset the throttle and record it.
+            try db.cachedStatement(sql: """
+                UPDATE users SET failures = 0, not_before = NULL, locked_until = NULL, last_success = ? WHERE name = ?
+                """).execute(arguments: [atMillis, user])
+            return .applied
+
+        case let .audit(record):
+            try insertAudit(record, db)
+            return .applied
+        }
+    }
+
+    private static func insertAudit(_ r: AuditRecord, _ db: Database) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO audit (time, action, user, service, rhost, tty, peer_uid, outcome, reason)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [r.timeMillis, r.action, r.user, r.service, r.rhost, r.tty,
+                                     r.peerUID.map { Int64($0) }, r.outcome, r.reason])
+    }
+
+    // MARK: - Users
+
+    private static let listColumns = """
+        name, status, method, algorithm, digits, period, pending_method, pending_algorithm, pending_digits,
+        pending_period, last_step, counter, drift, last_offset, failures, not_before, locked_until, requirement,
+        enrolled_at, last_success, first_required,
+        (SELECT count(*) FROM recovery_codes r WHERE r.user = users.name AND r.used_at IS NULL) AS codes_left
+        """
+
+    public func user(_ name: String) async throws -> UserRecord? {
+        try await guarded {
+            let sealer = self.sealer
+            return try await pool.read { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.listColumns), secret, pending_secret FROM users WHERE name = ?",
+                                                 arguments: [name]) else { return nil }
+                return try Self.decodeUser(row, sealer: sealer)
+            }
+        }
+    }
+
+    public func listUsers(after afterName: String?, limit: Int) async throws -> [UserRecord] {
+        try await guarded {
+            guard limit > 0 else { return [] }
+            return try await pool.read { db in
+                let rows: RowCursor
+                if let afterName {
+                    rows = try Row.fetchCursor(db, sql: "SELECT \(Self.listColumns) FROM users WHERE name > ? ORDER BY name LIMIT ?",
+                                               arguments: [afterName, limit])
+                } else {
+                    rows = try Row.fetchCursor(db, sql: "SELECT \(Self.listColumns) FROM users ORDER BY name LIMIT ?", arguments: [limit])
+                }
+                var users: [UserRecord] = []
+                while let row = try rows.next() {
+                    users.append(try Self.decodeUser(row, sealer: nil))
+                }
+                return users
+            }
+        }
+    }
+
+    /// Builds a record; opens the secret when `sealer` is given (the row must then hold the secret columns).
+    private static func decodeUser(_ row: Row, sealer: Sealer?) throws -> UserRecord {
+        let name: String = row["name"]
+        var record = UserRecord(name: name)
+        switch row["status"] as String? {
+        case nil:
+            break
+        case "active"?:
+            record.status = .active
+            record.parameters = try parameters(row, prefix: "", user: name)
+            if let sealer {
+                guard let blob = row["secret"] as Data? else {
+                    throw StoreError.corruptRecord(user: name, reason: "active enrollment without a secret")
+                }
+                record.secret = try sealer.open(Array(blob), .secret, user: name)
+            }
+        case "pending"?:
+            record.status = .pending
+            record.parameters = try parameters(row, prefix: "pending_", user: name)
+            if let sealer {
+                guard let blob = row["pending_secret"] as Data? else {
+                    throw StoreError.corruptRecord(user: name, reason: "pending enrollment without a secret")
+                }
+                record.secret = try sealer.open(Array(blob), .pending, user: name)
+            }
+        case let other?:
+            throw StoreError.corruptRecord(user: name, reason: "unknown status '\(other)'")
+        }
+        record.verify = VerifyState(lastStep: row["last_step"], counter: UInt64(bitPattern: row["counter"] as Int64),
+                                    drift: row["drift"], lastOffset: row["last_offset"])
+        record.throttle = ThrottleState(failures: row["failures"], notBeforeMillis: row["not_before"], lockedUntilMillis: row["locked_until"])
+        let requirement: String = row["requirement"]
+        guard let override = RequirementOverride(rawValue: requirement) else {
+            throw StoreError.corruptRecord(user: name, reason: "unknown requirement '\(requirement)'")
+        }
+        record.requirement = override
+        record.enrolledAtMillis = row["enrolled_at"]
+        record.lastSuccessMillis = row["last_success"]
+        record.firstRequiredMillis = row["first_required"]
+        record.recoveryCodesLeft = row["codes_left"]
+        return record
+    }
+
+    private static func parameters(_ row: Row, prefix: String, user: String) throws -> OTPParameters {
+        guard let methodText = row[prefix + "method"] as String?, let method = OTPMethod(rawValue: methodText),
+              let algorithmText = row[prefix + "algorithm"] as String?, let algorithm = HashAlgorithm(rawValue: algorithmText),
+              let digits = row[prefix + "digits"] as Int?, let period = row[prefix + "period"] as Int?
+        else {
+            throw StoreError.corruptRecord(user: user, reason: "missing or unknown OTP parameters")
+        }
+        return OTPParameters(method: method, algorithm: algorithm, digits: digits, period: period)
+    }
+
+    // MARK: - Enrollment
+
+    public func beginEnrollment(user: String, secret: SecretBytes, parameters: OTPParameters, atMillis: Int64) async throws {
+        try await guarded {
+            let sealed = try sealer.seal(secret, .pending, user: user)
+            try await pool.write { db in
+                try db.execute(sql: """
+                    INSERT INTO users (name, status, pending_secret, pending_method, pending_algorithm, pending_digits, pending_period)
+                    VALUES (?, 'pending', ?, ?, ?, ?, ?)
+                    ON CONFLICT (name) DO UPDATE SET
+                        status = CASE WHEN users.status = 'active' THEN 'active' ELSE 'pending' END,
+                        pending_secret = excluded.pending_secret, pending_method = excluded.pending_method,
+                        pending_algorithm = excluded.pending_algorithm, pending_digits = excluded.pending_digits,
+                        pending_period = excluded.pending_period
+                    """, arguments: [user, Data(sealed), parameters.method.rawValue, parameters.algorithm.rawValue,
+                                     parameters.digits, parameters.period])
+            }
+        }
+    }
+
+    public func activateEnrollment(user: String, recoveryCodes: [RecoveryCodeHash], verify: VerifyState, atMillis: Int64) async throws {
+        try await guarded {
+            let sealer = self.sealer
+            let codes = try sealCodes(recoveryCodes, user: user)
+            try await pool.write { db in
+                guard let row = try Row.fetchOne(db, sql: """
+                    SELECT pending_secret, pending_method, pending_algorithm, pending_digits, pending_period
+                    FROM users WHERE name = ?
+                    """, arguments: [user]),
+                      let pendingBlob = row["pending_secret"] as Data?
+                else {
+                    throw StoreError.notEnrolled(user)
+                }
+                let parameters = try Self.parameters(row, prefix: "pending_", user: user)
+                let secret = try sealer.open(Array(pendingBlob), .pending, user: user)
+                let sealed = try sealer.seal(secret, .secret, user: user)
+                try db.execute(sql: """
+                    UPDATE users SET status = 'active', method = ?, algorithm = ?, digits = ?, period = ?, secret = ?,
+                        pending_secret = NULL, pending_method = NULL, pending_algorithm = NULL, pending_digits = NULL,
+                        pending_period = NULL, last_step = ?, counter = ?, drift = ?, last_offset = ?,
+                        failures = 0, not_before = NULL, locked_until = NULL, enrolled_at = ?
+                    WHERE name = ?
+                    """, arguments: [parameters.method.rawValue, parameters.algorithm.rawValue, parameters.digits, parameters.period,
+                                     Data(sealed), verify.lastStep, Int64(bitPattern: verify.counter), verify.drift,
+                                     verify.lastOffset, atMillis, user])
+                try Self.storeCodes(codes, user: user, db)
+            }
+        }
+    }
+
+    public func importEnrollment(user: String, secret: SecretBytes, parameters: OTPParameters, verify: VerifyState,
+                                 recoveryCodes: [RecoveryCodeHash], atMillis: Int64) async throws {
+        try await guarded {
+            let sealed = try sealer.seal(secret, .secret, user: user)
+            let codes = try sealCodes(recoveryCodes, user: user)
+            try await pool.write { db in
+                try db.execute(sql: """
+                    INSERT INTO users (name, status, method, algorithm, digits, period, secret, last_step, counter, drift,
+                        last_offset, enrolled_at)
+                    VALUES (?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (name) DO UPDATE SET
+                        status = 'active', method = excluded.method, algorithm = excluded.algorithm,
+                        digits = excluded.digits, period = excluded.period, secret = excluded.secret,
+                        pending_secret = NULL, pending_method = NULL, pending_algorithm = NULL, pending_digits = NULL,
+                        pending_period = NULL, last_step = excluded.last_step, counter = excluded.counter,
+                        drift = excluded.drift, last_offset = excluded.last_offset,
+                        failures = 0, not_before = NULL, locked_until = NULL, enrolled_at = excluded.enrolled_at
+                    """, arguments: [user, parameters.method.rawValue, parameters.algorithm.rawValue, parameters.digits,
+                                     parameters.period, Data(sealed), verify.lastStep, Int64(bitPattern: verify.counter),
+                                     verify.drift, verify.lastOffset, atMillis])
+                try Self.storeCodes(codes, user: user, db)
+            }
+        }
+    }
+
+    // MARK: - Recovery codes
+
+    public func replaceRecoveryCodes(user: String, codes: [RecoveryCodeHash]) async throws {
+        try await guarded {
+            let sealed = try sealCodes(codes, user: user)
+            try await pool.write { db in
+                guard try String.fetchOne(db, sql: "SELECT status FROM users WHERE name = ?", arguments: [user]) == "active" else {
+                    throw StoreError.notEnrolled(user)
+                }
+                try Self.storeCodes(sealed, user: user, db)
+            }
+        }
+    }
+
+    public func recoveryCodes(user: String) async throws -> [(index: Int, hash: RecoveryCodeHash)] {
+        try await guarded {
+            let sealer = self.sealer
+            return try await pool.read { db in
+                let rows = try Row.fetchCursor(db, sql: "SELECT idx, sealed FROM recovery_codes WHERE user = ? AND used_at IS NULL ORDER BY idx",
+                                               arguments: [user])
+                var codes: [(index: Int, hash: RecoveryCodeHash)] = []
+                while let row = try rows.next() {
+                    let index: Int = row[0]
+                    let blob: Data = row[1]
+                    codes.append((index, try sealer.openRecovery(Array(blob), user: user, index: index)))
+                }
+                return codes
+            }
+        }
+    }
+
+    /// Seals codes for indexes 0..<n (outside the write transaction, to keep it short).
+    private func sealCodes(_ codes: [RecoveryCodeHash], user: String) throws -> [Data] {
+        try codes.enumerated().map { index, code in Data(try sealer.sealRecovery(code, user: user, index: index)) }
+    }
+
+    private static func storeCodes(_ sealed: [Data], user: String, _ db: Database) throws {
+        try db.execute(sql: "DELETE FROM recovery_codes WHERE user = ?", arguments: [user])
+        let insert = try db.makeStatement(sql: "INSERT INTO recovery_codes (user, idx, sealed) VALUES (?, ?, ?)")
+        for (index, blob) in sealed.enumerated() {
+            try insert.execute(arguments: [user, index, blob])
+        }
+    }
+
+    // MARK: - Admin
+
+    public func revoke(user: String) async throws -> Bool {
+        try await guarded {
+            try await pool.write { db in
+                let status = try String.fetchOne(db, sql: "SELECT status FROM users WHERE name = ?", arguments: [user])
+                try db.execute(sql: "DELETE FROM recovery_codes WHERE user = ?", arguments: [user])
+                let hadCodes = db.changesCount > 0
+                guard status != nil || hadCodes else { return false }
+                try db.execute(sql: """
+                    UPDATE users SET status = NULL, method = NULL, algorithm = NULL, digits = NULL, period = NULL, secret = NULL,
+                        pending_secret = NULL, pending_method = NULL, pending_algorithm = NULL, pending_digits = NULL,
+                        pending_period = NULL, last_step = NULL, counter = 0, drift = 0, last_offset = NULL, enrolled_at = NULL
+                    WHERE name = ?
+                    """, arguments: [user])
+                return true
+            }
+        }
+    }
+
+    public func unlock(user: String) async throws {
+        try await guarded {
+            try await pool.write { db in
+                try db.execute(sql: "UPDATE users SET failures = 0, not_before = NULL, locked_until = NULL WHERE name = ?", arguments: [user])
+            }
+        }
+    }
+
+    public func setRequirement(user: String, _ requirement: RequirementOverride) async throws {
+        try await guarded {
+            try await pool.write { db in
+                try db.execute(sql: """
+                    INSERT INTO users (name, requirement) VALUES (?, ?)
+                    ON CONFLICT (name) DO UPDATE SET requirement = excluded.requirement
+                    """, arguments: [user, requirement.rawValue])
+            }
+        }
+    }
+
+    public func markFirstRequired(user: String, atMillis: Int64) async throws -> Int64 {
+        try await guarded {
+            try await pool.write { db in
+                try db.execute(sql: """
+                    INSERT INTO users (name, first_required) VALUES (?, ?)
+                    ON CONFLICT (name) DO UPDATE SET first_required = coalesce(users.first_required, excluded.first_required)
+                    """, arguments: [user, atMillis])
+                guard let stored = try Int64.fetchOne(db, sql: "SELECT first_required FROM users WHERE name = ?", arguments: [user]) else {
+                    throw StoreError.database("first_required was not stored")
+                }
+                return stored
+            }
+        }
+    }
+
+    // MARK: - Settings
+
+    public func setting(_ key: String) async throws -> String? {
+        try await guarded {
+            try await pool.read { db in
+                try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key])
+            }
+        }
+    }
+
+    public func setSetting(_ key: String, value: String) async throws {
+        try await guarded {
+            try await pool.write { db in
+                try db.execute(sql: """
+                    INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value
+                    """, arguments: [key, value])
+            }
+        }
+    }
+
+    // MARK: - Audit
+
+    public func audit(_ query: AuditQuery) async throws -> [AuditRecord] {
+        try await guarded {
+            guard query.limit > 0 else { return [] }
+            var conditions: [String] = []
+            var arguments: StatementArguments = []
+            if let user = query.user {
+                conditions.append("user = ?")
+                arguments += [user]
+            }
+            if let since = query.sinceMillis {
+                conditions.append("time >= ?")
+                arguments += [since]
+            }
+            if let outcome = query.outcome {
+                conditions.append("outcome = ?")
+                arguments += [outcome]
+            }
+            arguments += [query.limit]
+            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            let sql = """
+                SELECT id, time, action, user, service, rhost, tty, peer_uid, outcome, reason FROM audit
+                \(whereClause) ORDER BY id DESC LIMIT ?
+                """
+            let frozen = arguments
+            return try await pool.read { db in
+                var records: [AuditRecord] = []
+                let rows = try Row.fetchCursor(db, sql: sql, arguments: frozen)
+                while let row = try rows.next() {
+                    records.append(AuditRecord(id: row["id"], timeMillis: row["time"], action: row["action"], user: row["user"],
+                                               service: row["service"], rhost: row["rhost"], tty: row["tty"],
+                                               peerUID: (row["peer_uid"] as Int64?).flatMap { UInt32(exactly: $0) },
+                                               outcome: row["outcome"], reason: row["reason"]))
+                }
+                return records.reversed()
+            }
+        }
+    }
+
+    // MARK: - Lifecycle
+
+    public func close() async throws {
+        let wasClosed = closed.withLock { c -> Bool in
+            defer { c = true }
+            return c
+        }
+        guard !wasClosed else { return }
+        await committer.close()
+        do {
+            // Fold the WAL into the main file so a stopped store is one self-contained file (best effort:
+            // a reader of another process may hold it back; the WAL is then kept and stays valid).
+            _ = try? await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+            try pool.close()
+        } catch {
+            throw Self.storeError(error)
+        }
+        logger.debug("store closed")
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (2 = FULL), for tests.
+    func writerSynchronousMode() throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    /// Runs raw SQL on the writer, for tests that tamper with rows.
+    func testingExecute(_ sql: String) throws {
+        try pool.write { db in try db.execute(sql: sql) }
+    }
+
+    /// The first column of the first row of raw SQL, as bytes, for tests.
+    func testingFetchBlob(_ sql: String) throws -> [UInt8]? {
+        try pool.read { db in try Data.fetchOne(db, sql: sql).map { Array($0) } }
+    }
+
+    /// The number of rows of a raw SQL count query, for tests.
+    func testingCount(_ sql: String) throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: sql) ?? 0 }
+    }
+
+    // MARK: - Helpers
+
+    private func checkOpen() throws {
+        if closed.withLock({ $0 }) { throw StoreError.database("the store is closed") }
+    }
+
+    private func guarded<T>(_ body: () async throws -> T) async throws -> T {
+        try checkOpen()
+        do {
+            return try await body()
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    static func storeError(_ error: any Error) -> StoreError {
+        switch error {
+        case let error as StoreError:
+            return error
+        case let error as DatabaseError:
+            // SQLite's own message; GRDB leaves statement arguments out of it.
+            return .database("SQLite error \(error.extendedResultCode.rawValue): \(error.message ?? "unknown")")
+        case let error as CryptoError:
+            return .database(error.description)
+        default:
+            return .database(String(describing: type(of: error)))
+        }
+    }
+
+    /// Creates an empty file with mode 0600 if there is none (SQLite gives its -wal and -shm files the same
+    /// mode). Returns true if a database may already exist (non-empty file or WAL).
+    private static func prepareFile(_ path: String) throws -> Bool {
+        let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+        if fd >= 0 {
+            closeDescriptor(fd)
+            return false
+        }
+        let err = errno
+        guard err == EEXIST else { throw StoreError.database("cannot create \(path): \(errorText(err))") }
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw StoreError.database("cannot stat \(path): \(errorText(errno))") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw StoreError.database("\(path) is not a regular file") }
+        if st.st_size > 0 { return true }
+        var walStat = stat()
+        return stat(path + "-wal", &walStat) == 0 && walStat.st_size > 0
+    }
+
+    /// Read-only checks of an existing database, before any connection that could write to it is opened.
+    private static func precheck(path: String, sealer: Sealer) throws {
+        var config = Configuration()
+        config.readonly = true
+        config.label = "twofold.store.precheck"
+        config.busyMode = .timeout(10)
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            defer { try? queue.close() }
+            try queue.read { db in
+                try Schema.checkNotNewer(db)
+                try Schema.checkKey(db, sealer: sealer, required: false)
+            }
+        } catch {
+            throw storeError(error)
+        }
+    }
+}
+
+private func closeDescriptor(_ fd: Int32) {
+    _ = close(fd)
+}

@@ -1,0 +1,126 @@
+import Foundation
+import GRDB
+import TwofoldCrypto
+
+/// The numbered schema migrations and the checks made before any of them runs.
+enum Schema {
+    /// Migration identifiers this code knows, oldest first. Append only.
+    static let migrationIdentifiers = ["v1"]
+
+    /// The newest schema this code understands.
+    static var supported: String { migrationIdentifiers.last! }
+
+    /// The plaintext sealed in `meta` under `keyCheckName`; it opens only with the right key.
+    static let keyCheckPlaintext = Array("twofold key check v1".utf8)
+    static let keyCheckName = "key_check"
+    /// The key check carries no user; its AAD names none.
+    static let keyCheckOwner = ""
+
+    static let v1 = """
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY NOT NULL,
+            value BLOB NOT NULL
+        ) WITHOUT ROWID;
+
+        -- One row per user the daemon knows: an enrollment (active and/or pending), an admin override,
+        -- throttle state, or the first time a policy applied. The active secret and the pending one are
+        -- sealed separately (purpose "secret" / "pending").
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY NOT NULL,
+            status TEXT CHECK (status IN ('pending', 'active')),
+            method TEXT,
+            algorithm TEXT,
+            digits INTEGER,
+            period INTEGER,
+            secret BLOB,
+            pending_secret BLOB,
+            pending_method TEXT,
+            pending_algorithm TEXT,
+            pending_digits INTEGER,
+            pending_period INTEGER,
+            last_step INTEGER,
+            counter INTEGER NOT NULL DEFAULT 0,
+            drift INTEGER NOT NULL DEFAULT 0,
+            last_offset INTEGER,
+            failures INTEGER NOT NULL DEFAULT 0,
+            not_before INTEGER,
+            locked_until INTEGER,
+            requirement TEXT NOT NULL DEFAULT 'policy' CHECK (requirement IN ('policy', 'required', 'exempt')),
+            enrolled_at INTEGER,
+            last_success INTEGER,
+            first_required INTEGER
+        ) WITHOUT ROWID;
+
+        -- Sealed (salt length ‖ salt ‖ hash) per code; AAD binds user and index.
+        CREATE TABLE recovery_codes (
+            user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            sealed BLOB NOT NULL,
+            used_at INTEGER,
+            PRIMARY KEY (user, idx)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY NOT NULL,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID;
+
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            time INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            user TEXT,
+            service TEXT,
+            rhost TEXT,
+            tty TEXT,
+            peer_uid INTEGER,
+            outcome TEXT NOT NULL,
+            reason TEXT
+        );
+        CREATE INDEX audit_by_user ON audit(user);
+        CREATE INDEX audit_by_time ON audit(time);
+        CREATE INDEX audit_by_outcome ON audit(outcome);
+        """
+
+    /// The migrator. `keyCheck` is the sealed known plaintext that "v1" stores with the schema, in the same transaction.
+    static func migrator(keyCheck: [UInt8]) -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: v1)
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?)", arguments: [keyCheckName, Data(keyCheck)])
+        }
+        precondition(migrator.migrations == migrationIdentifiers)
+        return migrator
+    }
+
+    /// Throws `schemaTooNew` if the database records migrations this code does not know.
+    static func checkNotNewer(_ db: Database) throws {
+        guard try db.tableExists("grdb_migrations") else { return }
+        let applied = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
+        let unknown = applied.filter { !migrationIdentifiers.contains($0) }
+        if !unknown.isEmpty {
+            throw StoreError.schemaTooNew(found: unknown.joined(separator: ","), supported: supported)
+        }
+    }
+
+    /// Throws `wrongKey` unless the stored key check opens with `sealer`. With `required` false a database
+    /// without the meta table (not yet migrated) passes.
+    static func checkKey(_ db: Database, sealer: Sealer, required: Bool) throws {
+        guard try db.tableExists("meta") else {
+            if required { throw StoreError.database("the key check table is missing; the database is damaged") }
+            return
+        }
+        guard let sealed = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [keyCheckName]) else {
+            throw StoreError.database("the key check record is missing; the database is damaged")
+        }
+        let opened: SecretBytes
+        do {
+            opened = try sealer.open(Array(sealed), .keycheck, user: keyCheckOwner)
+        } catch {
+            throw StoreError.wrongKey
+        }
+        guard Crypto.constantTimeEqual(opened.copyBytes(), keyCheckPlaintext) else {
+            throw StoreError.wrongKey
+        }
+    }
+}

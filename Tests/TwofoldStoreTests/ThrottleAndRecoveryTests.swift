@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+import TwofoldCore
+import TwofoldCrypto
+@testable import TwofoldStore
+
+@Suite struct ThrottleAndRecoveryTests {
+    let policy = ThrottlePolicy(maxFailures: 3, baseDelayMillis: 1_000, maxDelayMillis: 30_000, lockDurationMillis: 60_000)
+
+    @Test func failuresCountLockAndPersistAcrossReopen() async throws {
+        try await withTempDir { dir in
+            let keys = try makeKeys(in: dir)
+            var store = try openStore(dir, keys: keys)
+            try await enroll(store, "alice")
+            let t0: Int64 = 1_700_000_000_000
+
+            let first = try await store.commit([.recordFailure(user: "alice", atMillis: t0, policy: policy)])
+            #expect(first == [.appliedFailure(ThrottleState(failures: 1, notBeforeMillis: t0 + 1_000))])
+            // Two failures in one batch see each other's effect.
+            let more = try await store.commit([.recordFailure(user: "alice", atMillis: t0 + 2_000, policy: policy),
+                                               .recordFailure(user: "alice", atMillis: t0 + 5_000, policy: policy)])
+            #expect(more == [.appliedFailure(ThrottleState(failures: 2, notBeforeMillis: t0 + 4_000)),
+                             .appliedFailure(ThrottleState(failures: 3, lockedUntilMillis: t0 + 65_000))])
+
+            try await store.close()
+            store = try openStore(dir, keys: keys)
+            let locked = try #require(try await store.user("alice"))
+            #expect(locked.throttle == ThrottleState(failures: 3, lockedUntilMillis: t0 + 65_000))
+            #expect(Throttle.admit(locked.throttle, nowMillis: t0 + 6_000, policy: policy) == .locked(untilMillis: t0 + 65_000))
+
+            // Unlock clears it durably.
+            try await store.unlock(user: "alice")
+            try await store.close()
+            store = try openStore(dir, keys: keys)
+            #expect(try await store.user("alice")?.throttle == ThrottleState())
+
+            // A success resets the count.
+            _ = try await store.commit([.recordFailure(user: "alice", atMillis: t0 + 70_000, policy: policy)])
+            #expect(try await store.user("alice")?.throttle.failures == 1)
+            #expect(try await store.commit([accept("alice", step: 3, at: t0 + 71_000)]) == [.applied])
+            let reset = try #require(try await store.user("alice"))
+            #expect(reset.throttle == ThrottleState())
+            #expect(reset.lastSuccessMillis == t0 + 71_000)
+            try await store.close()
+        }
+    }
+
+    @Test func failureForUnknownUserIsConflictAndCreatesNothing() async throws {
+        try await withTempDir { dir in
+            let store = try openStore(dir, keys: try makeKeys(in: dir))
+            #expect(try await store.commit([.recordFailure(user: "mallory", atMillis: 1, policy: policy)]) == [.conflict])
+            #expect(try await store.user("mallory") == nil)
+            #expect(try await store.listUsers(after: nil, limit: 10).isEmpty)
+            // A bare row (an override) does count failures.
+            try await store.setRequirement(user: "mallory", .required)
+            #expect(try await store.commit([.recordFailure(user: "mallory", atMillis: 1, policy: policy)])
+                    == [.appliedFailure(ThrottleState(failures: 1, notBeforeMillis: 1_001))])
+            try await store.close()
+        }
+    }
+
+    @Test func recoveryCodesAreSingleUseAndReplaceable() async throws {
+        try await withTempDir { dir in
+            let keys = try makeKeys(in: dir)
+            let store = try openStore(dir, keys: keys)
+            let plain = try RecoveryCodes.generate(count: 4)
+            let hashes = try plain.map { try RecoveryCodes.makeHash(canonical: RecoveryCodes.canonical($0)!, pepper: keys.recoveryPepper) }
+            try await enroll(store, "alice", codes: hashes)
+            #expect(try await store.user("alice")?.recoveryCodesLeft == 4)
+
+            let stored = try await store.recoveryCodes(user: "alice")
+            #expect(stored.map(\.index) == [0, 1, 2, 3])
+            #expect(stored.map(\.hash) == hashes)
+            let index = try #require(RecoveryCodes.match(plain[2], against: stored, pepper: keys.recoveryPepper))
+            #expect(index == 2)
+
+            _ = try await store.commit([.recordFailure(user: "alice", atMillis: 10, policy: policy)])
+            #expect(try await store.commit([.consumeRecoveryCode(user: "alice", index: 2, atMillis: 20)]) == [.applied])
+            #expect(try await store.commit([.consumeRecoveryCode(user: "alice", index: 2, atMillis: 21)]) == [.conflict])
+            #expect(try await store.commit([.consumeRecoveryCode(user: "alice", index: 9, atMillis: 21)]) == [.conflict])
+            #expect(try await store.commit([.consumeRecoveryCode(user: "bob", index: 0, atMillis: 21)]) == [.conflict])
+            let alice = try #require(try await store.user("alice"))
+            #expect(alice.recoveryCodesLeft == 3)
+            #expect(alice.throttle == ThrottleState())
+            let left = try await store.recoveryCodes(user: "alice")
+            #expect(left.map(\.index) == [0, 1, 3])
+            #expect(RecoveryCodes.match(plain[2], against: left, pepper: keys.recoveryPepper) == nil)
+
+            // Two uses of one code at once: one wins.
+            async let a = store.commit([.consumeRecoveryCode(user: "alice", index: 0, atMillis: 30)])
+            async let b = store.commit([.consumeRecoveryCode(user: "alice", index: 0, atMillis: 30)])
+            let both = try await a + b
+            #expect(both.filter { $0 == .applied }.count == 1 && both.filter { $0 == .conflict }.count == 1, "\(both)")
+
+            // A new set replaces the old one entirely.
+            let newPlain = try RecoveryCodes.generate(count: 2)
+            let newHashes = try newPlain.map { try RecoveryCodes.makeHash(canonical: RecoveryCodes.canonical($0)!, pepper: keys.recoveryPepper) }
+            try await store.replaceRecoveryCodes(user: "alice", codes: newHashes)
+            let replaced = try await store.recoveryCodes(user: "alice")
+            #expect(replaced.map(\.hash) == newHashes)
+            #expect(try await store.user("alice")?.recoveryCodesLeft == 2)
+            for old in plain { #expect(RecoveryCodes.match(old, against: replaced, pepper: keys.recoveryPepper) == nil) }
+            #expect(RecoveryCodes.match(newPlain[1], against: replaced, pepper: keys.recoveryPepper) == 1)
+
+            await #expect(throws: StoreError.notEnrolled("bob")) { try await store.replaceRecoveryCodes(user: "bob", codes: newHashes) }
+            #expect(try await store.recoveryCodes(user: "bob").isEmpty)
+            try await store.close()
+        }
+    }
+}
