@@ -535,6 +535,8 @@ TF_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const
 		pam_syslog(pamh, LOG_NOTICE, "cannot determine the user name: %s", pam_strerror(pamh, ret));
 		if (ret == PAM_SUCCESS)
 			ret = PAM_USER_UNKNOWN;
+		else if (ret == PAM_CONV_AGAIN)
+			ret = PAM_INCOMPLETE; /* the convention: ask to be called again */
 		s.user = "?";
 		goto out;
 	}
