@@ -62,12 +62,14 @@ let package = Package(
         // Test helper: verifies one code against a store file, prints OK, then waits to be SIGKILLed.
         .executableTarget(name: "twofold-crashprobe", dependencies: ["TwofoldStore", "TwofoldCore"]),
 
-        .testTarget(name: "TwofoldCoreTests", dependencies: ["TwofoldCore", "TwofoldCrypto"]),
-        .testTarget(name: "TwofoldStoreTests", dependencies: ["TwofoldStore", "TwofoldCore", "TwofoldCrypto"]),
+        // Test helpers shared by the test targets (child processes without Foundation's Process).
+        .target(name: "TwofoldTestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TwofoldCoreTests", dependencies: ["TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
+        .testTarget(name: "TwofoldStoreTests", dependencies: ["TwofoldStore", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
         .testTarget(name: "TwofoldProtocolTests", dependencies: ["TwofoldProtocol", "TwofoldClient"]),
         // The C module through real libpam (pam_start_confdir) against fake daemons for faults that cannot be caused for real.
-        .testTarget(name: "PAMModuleTests", dependencies: ["TwofoldProtocol"]),
+        .testTarget(name: "PAMModuleTests", dependencies: ["TwofoldProtocol", "TwofoldTestSupport"]),
         // twofoldd over its real socket, the PAM module against the real daemon, a real sshd login.
-        .testTarget(name: "TwofoldDaemonTests", dependencies: ["TwofoldProtocol", "TwofoldClient", "TwofoldCore", "TwofoldCrypto"]),
+        .testTarget(name: "TwofoldDaemonTests", dependencies: ["TwofoldProtocol", "TwofoldClient", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
     ]
 )

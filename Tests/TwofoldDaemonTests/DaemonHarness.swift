@@ -4,6 +4,7 @@ import TwofoldClient
 import TwofoldCore
 import TwofoldCrypto
 import TwofoldProtocol
+import TwofoldTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -54,7 +55,7 @@ final class DaemonProcess: @unchecked Sendable {
     let socketPath: String
     let configPath: String
     let logPath: String
-    private(set) var process: Process?
+    private(set) var process: ChildProcess?
 
     /// Writes a config (defaults for tests plus `extraConfig`) and starts the daemon.
     init(extraConfig: String = "", directory: String? = nil, start: Bool = true) throws {
@@ -78,47 +79,33 @@ final class DaemonProcess: @unchecked Sendable {
         let notifyPath = directory + "/notify.\(UInt32.random(in: 0...UInt32.max)).sock"
         let notify = try NotifyListener(path: notifyPath)
         defer { notify.close() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Paths.twofoldd)
-        process.arguments = ["--config", configPath]
-        var environment = ProcessInfo.processInfo.environment
+        var environment = ChildProcess.currentEnvironment()
         environment["NOTIFY_SOCKET"] = notifyPath
         for (k, v) in extraEnvironment { environment[k] = v }
-        process.environment = environment
-        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        log.seekToEndOfFile()
-        process.standardError = log
-        process.standardOutput = log
-        try process.run()
+        let log = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard log >= 0 else { throw HarnessError("cannot open \(logPath)") }
+        defer { close(log) }
+        let process = try ChildProcess([Paths.twofoldd, "--config", configPath], environment: environment, fds: [1: log, 2: log])
         self.process = process
-        try notify.waitForReady(timeoutSeconds: 60, process: process, logPath: logPath)
+        try notify.waitForReady(timeoutSeconds: 60, isRunning: { process.isRunning }, logPath: logPath)
     }
 
     /// SIGTERM and wait; returns the exit status.
     @discardableResult
     func stop() -> Int32 {
-        guard let process, process.isRunning else { return process?.terminationStatus ?? 0 }
-        process.terminate()
-        process.waitUntilExit()
-        return process.terminationStatus
+        guard let process else { return 0 }
+        process.signal(SIGTERM)
+        return process.wait()
     }
 
     /// SIGKILL and wait: a crash.
     func kill() {
-        guard let process, process.isRunning else { return }
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        guard let process else { return }
+        process.signal(SIGKILL)
+        process.wait()
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
-    deinit {
-        if let process, process.isRunning {
-            Glibc.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
 
     // MARK: - Client conveniences
 
@@ -189,7 +176,7 @@ final class NotifyListener {
     }
 
     /// Blocks until a datagram containing READY=1 arrives (poll with a deadline; the daemon dying ends the wait).
-    func waitForReady(timeoutSeconds: Double, process: Process, logPath: String) throws {
+    func waitForReady(timeoutSeconds: Double, isRunning: () -> Bool, logPath: String) throws {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         var buffer = [UInt8](repeating: 0, count: 4096)
         while Date() < deadline {
@@ -198,9 +185,9 @@ final class NotifyListener {
             if ready > 0 {
                 let n = recv(fd, &buffer, buffer.count, 0)
                 if n > 0, String(decoding: buffer[0..<n], as: UTF8.self).split(separator: "\n").contains("READY=1") { return }
-            } else if !process.isRunning {
+            } else if !isRunning() {
                 let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-                throw HarnessError("twofoldd exited with \(process.terminationStatus) before it was ready:\n\(log)")
+                throw HarnessError("the process exited before it was ready:\n\(log)")
             }
         }
         throw HarnessError("twofoldd did not report READY=1 within \(timeoutSeconds) s")

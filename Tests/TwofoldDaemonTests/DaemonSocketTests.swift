@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TwofoldClient
 import TwofoldCore
+import TwofoldCrypto
 import TwofoldProtocol
 #if canImport(Glibc)
 import Glibc
@@ -35,8 +36,9 @@ struct DaemonSocketTests {
         #expect(outcome.transcript.contains { if case .errorMessage = $0 { true } else { false } })
     }
 
-    @Test("empty, malformed and over-long answers fail without crashing the daemon", arguments: ["", "12345", "12a456", "1234567", String(repeating: "9", count: 8000)])
-    func badAnswers(answer: String) throws {
+    @Test("empty, malformed and over-long answers fail without crashing the daemon", arguments: ["", "12345", "12a456", "1234567", "8000 nines"])
+    func badAnswers(answer label: String) throws {
+        let answer = label == "8000 nines" ? String(repeating: "9", count: 8000) : label
         let daemon = try DaemonProcess()
         let bob = try daemon.provision("bob")
         #expect(try daemon.login("bob", answer: answer).verdict == .failure)
@@ -158,12 +160,11 @@ struct DaemonSocketTests {
         defer { connection.close() }
         try connection.send(.authStart(AuthStart(user: "hank", service: "sshd")))
         #expect(try connection.receive() == .promptEchoOff("Verification code: "))
-        kill(daemon.process!.processIdentifier, SIGTERM)
+        daemon.process!.signal(SIGTERM)
         // The listener closes at once; the dialog in flight still gets its verdict.
         try connection.send(.answer(hank.code()))
         #expect(try connection.receive() == .verdict(.success, reason: nil))
-        daemon.process!.waitUntilExit()
-        #expect(daemon.process!.terminationStatus == 0)
+        #expect(daemon.process!.wait() == 0)
         #expect(daemon.log.contains("stopped"))
     }
 
@@ -192,7 +193,7 @@ struct DaemonSocketTests {
         let log = daemon.log
         var raw = judy.secret.copyBytes()
         let base32 = Base32.encode(raw)
-        raw.withUnsafeMutableBytes { _ = memset($0.baseAddress, 0, $0.count) }
+        Crypto.wipe(&raw)
         #expect(!log.isEmpty)
         #expect(!log.contains(base32))
         #expect(!log.contains(code))
@@ -213,9 +214,7 @@ func runAsNobody(socketPath: String, user: String?) throws -> String {
     let framePath = try makeTemporaryDirectory("nb") + "/frame.bin"
     try Data(frame).write(to: URL(fileURLWithPath: framePath))
     chmod(framePath, 0o644)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-    process.arguments = ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
+    let (_, output) = try run(["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
                          "/usr/bin/python3", "-c", """
     import socket, sys
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -234,12 +233,6 @@ func runAsNobody(socketPath: String, user: String?) throws -> String {
         print(codes[body[5]])
     else:
         print(body[5:].decode('utf-8', 'replace'))
-    """, socketPath, framePath]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    """, socketPath, framePath])
+    return output.trimmingCharacters(in: .whitespacesAndNewlines)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TwofoldTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,19 +11,12 @@ enum PAMBuild {
     static let driver = Paths.root + "/pam/tests/pam_driver"
 
     static let ready: Result<Void, HarnessError> = {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        process.arguments = ["/tmp/twofold-pam-build.lock", "make", "-s", "-C", Paths.root + "/pam", "all"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do { try process.run() } catch { return .failure(HarnessError("cannot run make: \(error)")) }
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            return .failure(HarnessError("make -C pam failed:\n\(String(decoding: output, as: UTF8.self))"))
+        do {
+            let (status, output) = try ChildProcess.run(["/usr/bin/flock", "/tmp/twofold-pam-build.lock", "/usr/bin/make", "-s", "-C", Paths.root + "/pam", "all"])
+            return status == 0 ? .success(()) : .failure(HarnessError("make -C pam failed:\n\(output)"))
+        } catch {
+            return .failure(HarnessError("cannot run make: \(error)"))
         }
-        return .success(())
     }()
 
     static func require() throws { try ready.get() }
@@ -31,19 +25,5 @@ enum PAMBuild {
 /// Runs a command, returning its exit status and combined output.
 @discardableResult
 func run(_ argv: [String], environment: [String: String]? = nil, input: String? = nil) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: argv[0])
-    process.arguments = Array(argv.dropFirst())
-    if let environment { process.environment = environment }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    let stdin = Pipe()
-    process.standardInput = stdin
-    try process.run()
-    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-    try stdin.fileHandleForWriting.close()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    try ChildProcess.run(argv, environment: environment, input: input)
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TwofoldCore
+import TwofoldTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,7 +34,7 @@ struct SSHLoginTests {
         #expect(good.status == 0, "ssh output: \(good.output)\nsshd log: \(sshd.log)")
         #expect(good.output.contains("twofold-ok"))
         #expect(good.output.contains(Self.testUser))
-        #expect(sshd.prompts.contains("Verification code: "), "prompts seen by ssh: \(sshd.prompts)")
+        #expect(sshd.prompts.contains { $0.hasSuffix("Verification code: ") }, "prompts seen by ssh: \(sshd.prompts)")
 
         let replay = try sshd.ssh(answer: code, command: "echo twofold-ok")
         #expect(replay.status != 0, "a replayed code must be refused")
@@ -56,7 +57,7 @@ final class PrivateSSHD {
     let port: Int
     let user: String
     let service: String
-    private let process: Process
+    private let process: ChildProcess
     private let pamFile: String
     private let promptLog: String
     private let answerFile: String
@@ -123,19 +124,14 @@ final class PrivateSSHD {
         let notifyPath = directory + "/notify.sock"
         let notify = try NotifyListener(path: notifyPath)
         defer { notify.close() }
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: link)
-        process.arguments = ["-D", "-e", "-f", directory + "/sshd_config"]
-        var environment = ProcessInfo.processInfo.environment
+        var environment = ChildProcess.currentEnvironment()
         environment["NOTIFY_SOCKET"] = notifyPath
-        process.environment = environment
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.standardError = log
-        process.standardOutput = log
-        try process.run()
+        let log = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        defer { close(log) }
+        let process = try ChildProcess([link, "-D", "-e", "-f", directory + "/sshd_config"], environment: environment, fds: [1: log, 2: log])
+        self.process = process
         // Debian's sshd sends READY=1 to NOTIFY_SOCKET once it listens.
-        try notify.waitForReady(timeoutSeconds: 30, process: process, logPath: logPath)
+        try notify.waitForReady(timeoutSeconds: 30, isRunning: { process.isRunning }, logPath: logPath)
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
@@ -146,7 +142,7 @@ final class PrivateSSHD {
     /// Logs in with the key, answers the keyboard-interactive prompt with `answer`, runs `command`.
     func ssh(answer: String, command: String) throws -> (status: Int32, output: String) {
         FileManager.default.createFile(atPath: answerFile, contents: Data((answer + "\n").utf8), attributes: [.posixPermissions: 0o600])
-        var environment = ProcessInfo.processInfo.environment
+        var environment = ChildProcess.currentEnvironment()
         environment["SSH_ASKPASS"] = askpass
         environment["SSH_ASKPASS_REQUIRE"] = "force"
         environment["DISPLAY"] = ":0"
@@ -159,10 +155,8 @@ final class PrivateSSHD {
     }
 
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        process.signal(SIGTERM)
+        process.wait()
         unlink(pamFile)
     }
 
