@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TwofoldCore
 import TwofoldCrypto
+import TwofoldTestSupport
 
 /// Cross-checks our HOTP/TOTP against the reference `oathtool` (OATH Toolkit) on random cases.
 ///
@@ -20,24 +21,12 @@ struct OathtoolPropertyTests {
         return paths.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    /// Runs oathtool with the hex key on stdin; returns the trimmed stdout.
+    /// Runs oathtool with the hex key on stdin (never in argv); returns the trimmed output
+    /// (stdout and stderr together: on success oathtool prints only the code).
     static func run(_ tool: String, _ arguments: [String], keyHex: String) throws -> (status: Int32, output: String, error: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments + ["-"]
-        let input = Pipe(), output = Pipe(), error = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        input.fileHandleForWriting.write(Data((keyHex + "\n").utf8))
-        try input.fileHandleForWriting.close()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus,
-                String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines),
-                String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        let (status, output) = try ChildProcess.run([tool] + arguments + ["-"], input: keyHex + "\n")
+        let trimmed = output.trimmingCharacters(in: .whitespacesAndNewlines)
+        return (status, trimmed, status == 0 ? "" : trimmed)
     }
 
     @Test("oathtool is installed")
