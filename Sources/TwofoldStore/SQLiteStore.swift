@@ -31,7 +31,12 @@ public final class SQLiteStore: TwofoldStore {
 
         let existing = try Self.prepareFile(path)
         if existing {
-            try Self.precheck(path: path, sealer: sealer)
+            do {
+                try Self.precheck(path: path, sealer: sealer)
+            } catch {
+                logger.error("store not opened; database left untouched", metadata: ["path": "\(path)", "error": "\(error)"])
+                throw error
+            }
         }
 
         var config = Configuration()
