@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "twofoldd", targets: ["twofoldd"]),
+        .executable(name: "twofoldctl", targets: ["twofoldctl"]),
         .library(name: "TwofoldCore", targets: ["TwofoldCore"]),
     ],
     dependencies: [
@@ -59,6 +60,22 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // libqrencode from Debian's libqrencode-dev, found with pkg-config.
+        .systemLibrary(
+            name: "CQRencode",
+            pkgConfig: "libqrencode",
+            providers: [.apt(["libqrencode-dev"])]
+        ),
+        // QR codes for enrollment (twofoldctl and enroll-at-login): libqrencode, rendered as Unicode half blocks or ANSI colours.
+        .target(name: "TwofoldQR", dependencies: ["CQRencode"]),
+        // The control CLI; talks to twofoldd over its socket only.
+        .executableTarget(
+            name: "twofoldctl",
+            dependencies: [
+                "TwofoldClient", "TwofoldProtocol", "TwofoldQR",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // Test helper: verifies one code against a store file, prints OK, then waits to be SIGKILLed.
         .executableTarget(name: "twofold-crashprobe", dependencies: ["TwofoldStore", "TwofoldCore"]),
 
@@ -71,5 +88,11 @@ let package = Package(
         .testTarget(name: "PAMModuleTests", dependencies: ["TwofoldProtocol", "TwofoldTestSupport"]),
         // twofoldd over its real socket, the PAM module against the real daemon, a real sshd login.
         .testTarget(name: "TwofoldDaemonTests", dependencies: ["TwofoldProtocol", "TwofoldClient", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
+        // twofoldctl (the real binary) against a real twofoldd; TwofoldQR decoded back with zbarimg; golden help texts.
+        .testTarget(
+            name: "TwofoldCLITests",
+            dependencies: ["TwofoldQR", "TwofoldProtocol", "TwofoldClient", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"],
+            exclude: ["Golden"]
+        ),
     ]
 )

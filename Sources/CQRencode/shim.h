@@ -1,0 +1,2 @@
+// libqrencode (Debian: libqrencode-dev), used by TwofoldQR to draw enrollment QR codes.
+#include <qrencode.h>

@@ -1,0 +1,4 @@
+@main
+struct Twofoldctl {
+    static func main() {}
+}
