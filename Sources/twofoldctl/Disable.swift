@@ -1,0 +1,36 @@
+import ArgumentParser
+import TwofoldProtocol
+
+extension Twofoldctl {
+    struct Disable: DaemonCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Turn 2FA off for your account (after a current code), where the policy allows it.",
+            discussion: """
+                Asks for a code from your authenticator app. The policy may refuse (allow-disable false, \
+                or 2FA is required for you); then ask an administrator.
+                """
+        )
+
+        @Option(help: ArgumentHelp("Act on this user instead of yourself (admins only; the code is still the user's).", valueName: "user"))
+        var user: String?
+
+        @OptionGroup var options: GlobalOptions
+
+        func execute(_ session: DaemonSession) throws(CLIFailure) {
+            let showPrompts = !options.json || Terminal.inputIsTerminal
+            let code = try Terminal.readCode(prompt: "Current code from your authenticator app: ", showPrompt: showPrompts)
+            let response = try session.send(.disable(user: user, code: code))
+            switch response {
+            case .ok, .status: break
+            default: throw unexpected(response)
+            }
+            let who = user ?? CallerAccount.name ?? "your account"
+            let message = "2FA is now off for \(who)."
+            if options.json {
+                Output.json(JSONDone(user: user ?? CallerAccount.name, message: message))
+            } else {
+                Output.line(message)
+            }
+        }
+    }
+}

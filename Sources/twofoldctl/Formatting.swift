@@ -1,0 +1,161 @@
+import Foundation
+import TwofoldProtocol
+
+/// Human output: times, tables, and the blocks `status`, `user show` and `policy show` print.
+enum Format {
+    /// Local time, e.g. `2026-01-02 10:00:00 +01:00`.
+    static func time(millis: Int64) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone.current
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss xxx"
+        return formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
+    }
+
+    /// The base32 secret in groups of four for typing.
+    static func grouped(_ secret: String, by size: Int = 4) -> String {
+        var groups: [String] = []
+        var index = secret.startIndex
+        while index < secret.endIndex {
+            let end = secret.index(index, offsetBy: size, limitedBy: secret.endIndex) ?? secret.endIndex
+            groups.append(String(secret[index ..< end]))
+            index = end
+        }
+        return groups.joined(separator: " ")
+    }
+
+    /// Left-aligned columns separated by two spaces; trailing spaces trimmed.
+    static func table(header: [String], rows: [[String]]) -> String {
+        var widths = header.map(\.count)
+        for row in rows {
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+        }
+        func render(_ cells: [String]) -> String {
+            var line = ""
+            for (i, cell) in cells.enumerated() {
+                line += cell
+                if i < cells.count - 1 { line += String(repeating: " ", count: widths[i] - cell.count + 2) }
+            }
+            while line.hasSuffix(" ") { line.removeLast() }
+            return line
+        }
+        return ([render(header)] + rows.map(render)).joined(separator: "\n") + "\n"
+    }
+
+    /// `label:  value` lines with the values aligned.
+    static func fields(_ pairs: [(String, String)]) -> String {
+        let width = (pairs.map(\.0.count).max() ?? 0) + 2
+        return pairs.map { label, value in
+            label + ":" + String(repeating: " ", count: width - label.count - 1) + value
+        }.joined(separator: "\n") + "\n"
+    }
+
+    static func yesNo(_ value: Bool) -> String { value ? "yes" : "no" }
+
+    static func required(_ status: UserStatus) -> String {
+        "\(yesNo(status.required)) (\(status.requiredBecause))"
+    }
+
+    static func locked(_ status: UserStatus) -> String {
+        guard let until = status.lockedUntilMillis else { return "no" }
+        return "until \(time(millis: until))"
+    }
+
+    static func enrollment(_ status: UserStatus) -> String {
+        switch status.enrollment {
+        case "active": return "active" + (status.method.map { " (\($0))" } ?? "")
+        case "pending": return "pending (not confirmed yet)"
+        case "none": return "not enrolled"
+        default: return status.enrollment
+        }
+    }
+
+    /// The block of `status` and `user show`.
+    static func status(_ status: UserStatus) -> String {
+        var pairs: [(String, String)] = [
+            ("User", status.user),
+            ("2FA", enrollment(status)),
+            ("Required", required(status)),
+            ("Override", status.override),
+        ]
+        if let grace = status.graceUntilMillis { pairs.append(("Grace until", time(millis: grace))) }
+        pairs += [
+            ("Recovery codes", "\(status.recoveryCodesLeft) left"),
+            ("Failures", "\(status.failures)"),
+            ("Locked", locked(status)),
+            ("Last success", status.lastSuccessMillis.map { time(millis: $0) } ?? "never"),
+        ]
+        return fields(pairs)
+    }
+
+    /// The block of `policy show` and `policy set`.
+    static func policy(_ policy: PolicyDocument) -> String {
+        let services = policy.services.isEmpty
+            ? "(none)"
+            : policy.services.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+        var grace: [String] = []
+        if let days = policy.graceDays { grace.append("\(days) days") }
+        if let deadline = policy.graceDeadlineMillis { grace.append("until \(time(millis: deadline))") }
+        return fields([
+            ("Require", policy.require),
+            ("Required groups", policy.requiredGroups.isEmpty ? "(none)" : policy.requiredGroups.joined(separator: ",")),
+            ("Services", services),
+            ("Unenrolled users", policy.unenrolled),
+            ("Grace", grace.isEmpty ? "(none)" : grace.joined(separator: ", whichever ends first: ")),
+            ("Self-enrollment", yesNo(policy.selfEnrollment)),
+            ("Allow disable", yesNo(policy.allowDisable)),
+            ("Enrollment codes", "\(policy.enrollmentCodes)"),
+            ("New secrets", "\(policy.algorithm), \(policy.digits) digits, \(policy.period) s period"),
+            ("Window", "±\(policy.window) steps, max drift \(policy.maxDrift)"),
+            ("Throttle", "delay \(policy.throttleDelayMillis) ms doubling to \(policy.throttleMaxDelayMillis) ms"),
+            ("Lock", "after \(policy.maxFailures) failures, for \(policy.lockSeconds) s"),
+        ])
+    }
+
+    /// Recovery codes, one per line, numbered.
+    static func recoveryCodes(_ codes: [String]) -> String {
+        let width = String(codes.count).count
+        return codes.enumerated().map { index, code in
+            let number = String(index + 1)
+            return "  " + String(repeating: " ", count: width - number.count) + number + ". " + code
+        }.joined(separator: "\n") + "\n"
+    }
+}
+
+/// Times the user types: `2026-01-01`, `2026-01-01 12:00`, `2026-01-01T12:00:00`, or an age such as `90m`, `1h`, `7d`.
+enum TimeArgument {
+    /// Milliseconds since the epoch, or nil if the text is not a time.
+    static func millis(_ text: String, now: Date = Date()) -> Int64? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if let unit = trimmed.last, let count = Int64(trimmed.dropLast()), count >= 0 {
+            let seconds: Int64?
+            switch unit {
+            case "s": seconds = 1
+            case "m": seconds = 60
+            case "h": seconds = 3600
+            case "d": seconds = 86_400
+            case "w": seconds = 7 * 86_400
+            default: seconds = nil
+            }
+            if let seconds {
+                let (product, overflow) = count.multipliedReportingOverflow(by: seconds * 1000)
+                guard !overflow else { return nil }
+                return Int64(now.timeIntervalSince1970 * 1000) - product
+            }
+        }
+        return date(trimmed)
+    }
+
+    /// A calendar date or date and time, in local time.
+    static func date(_ text: String) -> Int64? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone.current
+        formatter.isLenient = false
+        for format in ["yyyy-MM-dd", "yyyy-MM-dd HH:mm", "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss"] {
+            formatter.dateFormat = format
+            if let date = formatter.date(from: text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import TwofoldProtocol
+
+extension Twofoldctl {
+    struct Import: DaemonCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "import",
+            abstract: "Give a user an active enrollment from an existing secret (admins).",
+            discussion: """
+                Takes over a secret a user already has in their app: an otpauth:// URI, a \
+                ~/.google_authenticator file (its scratch codes become recovery codes), or a line of \
+                pam_oath's users.oath. twofoldctl only reads the file; twofoldd parses and checks it.
+
+                Command lines are visible to other users (ps, /proc): prefer --uri - and give the URI \
+                on standard input.
+                """
+        )
+
+        @Argument(help: "The user to enroll.")
+        var user: String
+
+        @Option(help: ArgumentHelp("An otpauth:// URI, or - to read it from standard input (the command line is visible to other users).", valueName: "uri"))
+        var uri: String?
+
+        @Option(name: .customLong("google-authenticator"), help: ArgumentHelp("A ~/.google_authenticator file.", valueName: "file"))
+        var googleAuthenticator: String?
+
+        @Option(name: .customLong("users-oath"), help: ArgumentHelp("pam_oath's users.oath file; the line for the user is sent.", valueName: "file"))
+        var usersOath: String?
+
+        @Option(name: .customLong("line-for"), help: ArgumentHelp("With --users-oath: take the line of this name (default: the user).", valueName: "name"))
+        var lineFor: String?
+
+        @OptionGroup var options: GlobalOptions
+
+        /// Files larger than this are not an authenticator file.
+        static let maxFileBytes = 64 << 10
+
+        func validate() throws {
+            try Twofoldctl.User.validateName(user)
+            let sources = [uri, googleAuthenticator, usersOath].compactMap { $0 }
+            guard sources.count == 1 else {
+                throw ValidationError("Give exactly one of --uri, --google-authenticator and --users-oath.")
+            }
+            if lineFor != nil && usersOath == nil { throw ValidationError("--line-for goes with --users-oath.") }
+        }
+
+        func execute(_ session: DaemonSession) throws(CLIFailure) {
+            let source: ImportSource
+            if let uri {
+                source = .uri(try uri == "-" ? readURI() : uri)
+            } else if let googleAuthenticator {
+                source = .googleAuthenticator(try Self.readFile(googleAuthenticator))
+            } else if let usersOath {
+                source = .usersOath(try Self.line(for: lineFor ?? user, in: try Self.readFile(usersOath), file: usersOath))
+            } else {
+                throw CLIFailure(ExitStatus.usage, "nothing to import")
+            }
+            let response = try session.send(.importEnrollment(user: user, source: source))
+            let recovery: Int
+            switch response {
+            case .imported(let count): recovery = count
+            case .ok: recovery = 0
+            default: throw unexpected(response)
+            }
+            if options.json {
+                Output.json(Imported(user: user, recoveryCodes: recovery))
+            } else {
+                Output.line("Imported 2FA for \(user): active" + (recovery > 0 ? ", with \(recovery) recovery codes." : "."))
+            }
+        }
+
+        private func readURI() throws(CLIFailure) -> String {
+            let line = Terminal.readLine(prompt: "otpauth URI: ", hidden: true, showPrompt: Terminal.inputIsTerminal)
+            let text = line?.trimmingSpaces() ?? ""
+            guard !text.isEmpty else { throw CLIFailure(ExitStatus.cancelled, "no URI given on standard input") }
+            return text
+        }
+
+        static func readFile(_ path: String) throws(CLIFailure) -> String {
+            let data: Data
+            do {
+                let url = URL(fileURLWithPath: path)
+                let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+                guard size <= maxFileBytes else { throw CLIFailure(ExitStatus.failure, "\(path) is too large (\(size) bytes) for an authenticator file") }
+                data = try Data(contentsOf: url)
+            } catch let error as CLIFailure {
+                throw error
+            } catch {
+                let reason = (error as NSError).localizedDescription
+                throw CLIFailure(ExitStatus.failure, "cannot read \(path): \(reason)")
+            }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw CLIFailure(ExitStatus.failure, "\(path) is not UTF-8 text")
+            }
+            return text
+        }
+
+        /// The users.oath line whose second field is `name` (comments and blank lines skipped).
+        static func line(for name: String, in text: String, file: String) throws(CLIFailure) -> String {
+            var found: [String] = []
+            for raw in text.split(whereSeparator: \.isNewline) {
+                let line = String(raw).trimmingSpaces()
+                if line.isEmpty || line.hasPrefix("#") { continue }
+                let fields = line.split(whereSeparator: \.isWhitespace)
+                if fields.count >= 2 && fields[1] == name { found.append(line) }
+            }
+            guard !found.isEmpty else { throw CLIFailure(ExitStatus.failure, "\(file) has no line for '\(name)'") }
+            guard found.count == 1 else { throw CLIFailure(ExitStatus.failure, "\(file) has \(found.count) lines for '\(name)'; keep one") }
+            return found[0]
+        }
+
+        struct Imported: Encodable {
+            var ok = true
+            var user: String
+            var recoveryCodes: Int
+        }
+    }
+}

@@ -1,0 +1,174 @@
+import ArgumentParser
+import TwofoldProtocol
+
+extension Twofoldctl.Policy {
+    struct Set: DaemonCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change some fields of the policy; the others keep their values.",
+            discussion: """
+                Reads the policy in force, changes only the fields given, sends it back whole, and \
+                prints the result. The daemon checks the values and refuses the whole change if one \
+                is out of range. Dates are midnight local time.
+
+                Examples:
+                  twofoldctl policy set --require groups --required-groups wheel,ssh-users
+                  twofoldctl policy set --service sshd=required --service sudo=optional
+                  twofoldctl policy set --unenrolled grace --grace-days 14 --grace-deadline 2026-03-01
+                """
+        )
+
+        enum Rule: String, ExpressibleByArgument, CaseIterable { case nobody, everyone, groups }
+        enum Unenrolled: String, ExpressibleByArgument, CaseIterable { case enroll, deny, grace }
+        enum Algorithm: String, ExpressibleByArgument, CaseIterable {
+            case sha1 = "SHA1", sha256 = "SHA256", sha512 = "SHA512"
+            init?(argument: String) { self.init(rawValue: argument.uppercased().filter { $0 != "-" }) }
+        }
+
+        @Option(help: ArgumentHelp("Who must use 2FA by default.", valueName: "rule"))
+        var require: Rule?
+
+        @Option(help: ArgumentHelp("Groups whose members must use 2FA with --require groups (comma-separated; \"\" for none).", valueName: "groups"))
+        var requiredGroups: String?
+
+        @Option(help: ArgumentHelp("Per PAM service: required, optional, or default to remove the entry (repeatable).", valueName: "name=required|optional|default"))
+        var service: [String] = []
+
+        @Option(help: ArgumentHelp("What a required user who has not enrolled gets at login.", valueName: "action"))
+        var unenrolled: Unenrolled?
+
+        @Option(help: ArgumentHelp("Grace period in days from when the rule first applied to a user, or none.", valueName: "days"))
+        var graceDays: String?
+
+        @Option(help: ArgumentHelp("End of every grace period (YYYY-MM-DD), or none.", valueName: "date"))
+        var graceDeadline: String?
+
+        @Option(help: ArgumentHelp("Whether users may turn 2FA on themselves.", valueName: "true|false"))
+        var selfEnrollment: Bool?
+
+        @Option(help: ArgumentHelp("Whether users who are not required may turn 2FA off.", valueName: "true|false"))
+        var allowDisable: Bool?
+
+        @Option(help: ArgumentHelp("Codes asked at enrollment: 1, or 2 consecutive codes.", valueName: "1|2"))
+        var enrollmentCodes: Int?
+
+        @Option(help: ArgumentHelp("Digits of new secrets' codes (6 to 8).", valueName: "n"))
+        var digits: Int?
+
+        @Option(help: ArgumentHelp("Hash of new secrets.", valueName: "algorithm"))
+        var algorithm: Algorithm?
+
+        @Option(help: ArgumentHelp("Seconds per code of new secrets.", valueName: "seconds"))
+        var period: Int?
+
+        @Option(help: ArgumentHelp("Steps accepted on each side of the current one.", valueName: "steps"))
+        var window: Int?
+
+        @Option(help: ArgumentHelp("Most steps a learned clock drift may move the window.", valueName: "steps"))
+        var maxDrift: Int?
+
+        @Option(help: ArgumentHelp("Consecutive failures before a lock.", valueName: "n"))
+        var maxFailures: Int?
+
+        @Option(help: ArgumentHelp("Delay after the first failure, doubling after each further one.", valueName: "ms"))
+        var throttleDelayMs: Int64?
+
+        @Option(help: ArgumentHelp("Cap of that delay.", valueName: "ms"))
+        var throttleMaxDelayMs: Int64?
+
+        @Option(help: ArgumentHelp("How long a lock lasts.", valueName: "seconds"))
+        var lockSeconds: Int?
+
+        @OptionGroup var options: GlobalOptions
+
+        func validate() throws {
+            let given: [Any?] = [require, requiredGroups, unenrolled, graceDays, graceDeadline, selfEnrollment, allowDisable,
+                                 enrollmentCodes, digits, algorithm, period, window, maxDrift, maxFailures,
+                                 throttleDelayMs, throttleMaxDelayMs, lockSeconds]
+            guard !service.isEmpty || given.contains(where: { $0 != nil }) else {
+                throw ValidationError("Give at least one field to change (see --help).")
+            }
+            for entry in service { _ = try Self.parseService(entry) }
+            if let graceDays { _ = try Self.parseGraceDays(graceDays) }
+            if let graceDeadline { _ = try Self.parseDeadline(graceDeadline) }
+            if let enrollmentCodes, !(1...2).contains(enrollmentCodes) { throw ValidationError("--enrollment-codes must be 1 or 2.") }
+            if let digits, !(6...8).contains(digits) { throw ValidationError("--digits must be 6, 7 or 8.") }
+            if let period, period <= 0 { throw ValidationError("--period must be positive.") }
+            if let window, window < 0 { throw ValidationError("--window must not be negative.") }
+            if let maxDrift, maxDrift < 0 { throw ValidationError("--max-drift must not be negative.") }
+            if let maxFailures, maxFailures <= 0 { throw ValidationError("--max-failures must be positive.") }
+            if let throttleDelayMs, throttleDelayMs < 0 { throw ValidationError("--throttle-delay-ms must not be negative.") }
+            if let throttleMaxDelayMs, throttleMaxDelayMs < 0 { throw ValidationError("--throttle-max-delay-ms must not be negative.") }
+            if let lockSeconds, lockSeconds <= 0 { throw ValidationError("--lock-seconds must be positive.") }
+        }
+
+        func execute(_ session: DaemonSession) throws(CLIFailure) {
+            let response = try session.send(.policyShow)
+            guard case .policy(var policy) = response else { throw unexpected(response) }
+            do {
+                try apply(to: &policy)
+            } catch {
+                throw CLIFailure(ExitStatus.usage, "\(error)")
+            }
+            let answer = try session.send(.policySet(policy))
+            switch answer {
+            case .ok: break
+            case .policy(let stored): policy = stored
+            default: throw unexpected(answer)
+            }
+            if options.json {
+                Output.json(policy)
+            } else {
+                Output.line("Policy updated:")
+                Output.raw(Format.policy(policy))
+            }
+        }
+
+        private func apply(to policy: inout PolicyDocument) throws {
+            if let require { policy.require = require.rawValue }
+            if let requiredGroups {
+                policy.requiredGroups = requiredGroups.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
+            }
+            for entry in service {
+                let (name, value) = try Self.parseService(entry)
+                if value == "default" { policy.services[name] = nil } else { policy.services[name] = value }
+            }
+            if let unenrolled { policy.unenrolled = unenrolled.rawValue }
+            if let graceDays { policy.graceDays = try Self.parseGraceDays(graceDays) }
+            if let graceDeadline { policy.graceDeadlineMillis = try Self.parseDeadline(graceDeadline) }
+            if let selfEnrollment { policy.selfEnrollment = selfEnrollment }
+            if let allowDisable { policy.allowDisable = allowDisable }
+            if let enrollmentCodes { policy.enrollmentCodes = enrollmentCodes }
+            if let digits { policy.digits = digits }
+            if let algorithm { policy.algorithm = algorithm.rawValue }
+            if let period { policy.period = period }
+            if let window { policy.window = window }
+            if let maxDrift { policy.maxDrift = maxDrift }
+            if let maxFailures { policy.maxFailures = maxFailures }
+            if let throttleDelayMs { policy.throttleDelayMillis = throttleDelayMs }
+            if let throttleMaxDelayMs { policy.throttleMaxDelayMillis = throttleMaxDelayMs }
+            if let lockSeconds { policy.lockSeconds = lockSeconds }
+        }
+
+        static func parseService(_ entry: String) throws -> (String, String) {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, ["required", "optional", "default"].contains(parts[1]) else {
+                throw ValidationError("--service takes NAME=required, NAME=optional or NAME=default, not '\(entry)'.")
+            }
+            return (parts[0], parts[1])
+        }
+
+        static func parseGraceDays(_ text: String) throws -> Int? {
+            if text == "none" { return nil }
+            guard let days = Int(text), days >= 0 else { throw ValidationError("--grace-days takes a number of days or none.") }
+            return days
+        }
+
+        static func parseDeadline(_ text: String) throws -> Int64? {
+            if text == "none" { return nil }
+            guard let millis = TimeArgument.date(text) else {
+                throw ValidationError("--grace-deadline takes a date (YYYY-MM-DD) or none, not '\(text)'.")
+            }
+            return millis
+        }
+    }
+}

@@ -1,0 +1,67 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The terminal settings to restore if a signal arrives while echo is off.
+nonisolated(unsafe) private var savedTerminal = termios()
+nonisolated(unsafe) private var echoIsOff = false
+
+/// Reads what the user types: codes (without echo on a terminal) and confirmations. When standard
+/// input is not a terminal, every answer is one line of standard input.
+enum Terminal {
+    static var inputIsTerminal: Bool { isatty(STDIN_FILENO) == 1 }
+
+    /// Shows `prompt` (on standard error, only when `showPrompt`) and reads one line; nil at end of input.
+    /// With `hidden`, echo is turned off while a terminal reads.
+    static func readLine(prompt: String, hidden: Bool, showPrompt: Bool = true) -> String? {
+        if showPrompt { Output.prompt(prompt) }
+        guard hidden, inputIsTerminal else {
+            return Swift.readLine(strippingNewline: true)
+        }
+        let restore = disableEcho()
+        defer {
+            if restore { enableEcho() }
+            Output.prompt("\n")
+        }
+        return Swift.readLine(strippingNewline: true)
+    }
+
+    /// A code: one line, spaces and dashes removed. Empty or end of input is a cancellation.
+    static func readCode(prompt: String, showPrompt: Bool = true) throws(CLIFailure) -> String {
+        guard let line = readLine(prompt: prompt, hidden: true, showPrompt: showPrompt) else {
+            throw CLIFailure(ExitStatus.cancelled, inputIsTerminal ? "no code given" : "no code given on standard input")
+        }
+        let code = String(line.filter { !$0.isWhitespace && $0 != "-" })
+        guard !code.isEmpty else { throw CLIFailure(ExitStatus.cancelled, "no code given") }
+        return code
+    }
+
+    private static func disableEcho() -> Bool {
+        var settings = termios()
+        guard tcgetattr(STDIN_FILENO, &settings) == 0 else { return false }
+        savedTerminal = settings
+        echoIsOff = true
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP] { signal(sig, restoreAndReraise) }
+        settings.c_lflag &= ~tcflag_t(ECHO)
+        guard tcsetattr(STDIN_FILENO, TCSAFLUSH, &settings) == 0 else {
+            echoIsOff = false
+            return false
+        }
+        return true
+    }
+
+    private static func enableEcho() {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &savedTerminal)
+        echoIsOff = false
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP] { signal(sig, SIG_DFL) }
+    }
+}
+
+/// Restores echo and dies of the same signal (async-signal-safe calls only).
+private func restoreAndReraise(_ sig: Int32) {
+    if echoIsOff { tcsetattr(STDIN_FILENO, TCSANOW, &savedTerminal) }
+    signal(sig, SIG_DFL)
+    raise(sig)
+}
