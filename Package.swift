@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "TwofoldDaemon",
             dependencies: [
-                "TwofoldCore", "TwofoldCrypto", "TwofoldStore", "TwofoldProtocol",
+                "TwofoldCore", "TwofoldCrypto", "TwofoldStore", "TwofoldProtocol", "TwofoldQR",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -76,7 +76,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // Test helper: verifies one code against a store file, prints OK, then waits to be SIGKILLed.
+        // Test helper: commits one accepted step to a store file, prints APPLIED or CONFLICT, then waits to be SIGKILLed.
         .executableTarget(name: "twofold-crashprobe", dependencies: ["TwofoldStore", "TwofoldCore"]),
 
         // Test helpers shared by the test targets (child processes without Foundation's Process).
@@ -87,7 +87,10 @@ let package = Package(
         // The C module through real libpam (pam_start_confdir) against fake daemons for faults that cannot be caused for real.
         .testTarget(name: "PAMModuleTests", dependencies: ["TwofoldProtocol", "TwofoldTestSupport"]),
         // twofoldd over its real socket, the PAM module against the real daemon, a real sshd login.
-        .testTarget(name: "TwofoldDaemonTests", dependencies: ["TwofoldProtocol", "TwofoldClient", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
+        .testTarget(name: "TwofoldDaemonTests", dependencies: [
+            "TwofoldDaemon", "TwofoldStore", "TwofoldProtocol", "TwofoldClient", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // twofoldctl (the real binary) against a real twofoldd; TwofoldQR decoded back with zbarimg; golden help texts.
         .testTarget(
             name: "TwofoldCLITests",

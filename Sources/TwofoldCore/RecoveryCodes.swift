@@ -76,8 +76,16 @@ public enum RecoveryCodes {
 
     /// Compares against EVERY candidate with a constant-time compare and no early return; the matching index or nil.
     /// (Were one code stored twice, the last candidate would win: the scan never stops early.)
+    /// The canonical form of an imported google-authenticator scratch code (exactly 8 digits,
+    /// spaces and dashes ignored), kept apart from native codes by a prefix; nil otherwise.
+    public static func scratchCanonical(_ input: String) -> String? {
+        let digits = input.unicodeScalars.filter { $0 != " " && $0 != "-" }
+        guard digits.count == 8, digits.allSatisfy({ ("0"..."9").contains($0) }) else { return nil }
+        return "scratch:" + String(String.UnicodeScalarView(digits))
+    }
+
     public static func match(_ input: String, against candidates: [(index: Int, hash: RecoveryCodeHash)], pepper: SecretBytes) -> Int? {
-        guard let code = canonical(input) else { return nil }
+        guard let code = canonical(input) ?? scratchCanonical(input) else { return nil }
         var found: Int64 = 0
         var hit: Int64 = 0
         for candidate in candidates {

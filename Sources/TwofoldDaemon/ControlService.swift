@@ -10,17 +10,21 @@ import TwofoldStore
 public final class ControlService: Sendable {
     let store: any TwofoldStore
     let authenticator: Authenticator
+    let enrollment: EnrollmentService
+    let policy: PolicyHolder
     let clock: any WallClock
-    let configuration: DaemonConfiguration
+    let adminGroup: String?
     let recoveryPepper: SecretBytes
     let logger: Logger
 
-    public init(store: any TwofoldStore, authenticator: Authenticator, clock: any WallClock,
-                configuration: DaemonConfiguration, recoveryPepper: SecretBytes, logger: Logger) {
+    init(store: any TwofoldStore, authenticator: Authenticator, enrollment: EnrollmentService, policy: PolicyHolder,
+         clock: any WallClock, adminGroup: String?, recoveryPepper: SecretBytes, logger: Logger) {
         self.store = store
         self.authenticator = authenticator
+        self.enrollment = enrollment
+        self.policy = policy
         self.clock = clock
-        self.configuration = configuration
+        self.adminGroup = adminGroup
         self.recoveryPepper = recoveryPepper
         self.logger = logger
     }
@@ -31,9 +35,10 @@ public final class ControlService: Sendable {
         if let request = try? JSONDecoder().decode(ControlRequest.self, from: Data(json)) {
             response = await handle(request, peer: peer)
         } else {
-            response = .error(code: .invalidRequest, message: "the request is not a valid control request")
+            response = .error(code: .invalidRequest, message: "the request is not a valid control request (is twofoldctl the same version as twofoldd?)")
         }
-        let bytes = (try? JSONEncoder().encode(response)).map { Array($0) } ?? Array(#"{"error":{"code":"unavailable","message":"encoding failed"}}"#.utf8)
+        let bytes = (try? JSONEncoder().encode(response)).map { Array($0) }
+            ?? Array(#"{"error":{"code":"unavailable","message":"encoding failed"}}"#.utf8)
         return .response(bytes)
     }
 
@@ -45,32 +50,73 @@ public final class ControlService: Sendable {
             switch request {
             case .ping:
                 return .ok
-            case .enrollBegin(let user):
+            case .enrollBegin(let user, let currentCode):
                 let target = try resolve(user, caller: caller, admin: admin)
-                return try await enrollBegin(target, peer: peer, admin: admin)
-            case .enrollConfirm(let user, let code):
+                return try await enrollBegin(target, currentCode: currentCode, peer: peer, admin: admin)
+            case .enrollVerify(let user, let codes):
                 let target = try resolve(user, caller: caller, admin: admin)
-                return try await enrollConfirm(target, code: code, peer: peer)
+                let recovery = try await enrollment.verify(user: target, codes: codes)
+                await audit("enroll", user: target, peer: peer, outcome: "verified", reason: "codes matched; waiting for the user to save recovery codes")
+                return .recoveryCodes(recovery)
+            case .enrollActivate(let user):
+                let target = try resolve(user, caller: caller, admin: admin)
+                try await enrollment.activate(user: target)
+                await audit("enroll", user: target, peer: peer, outcome: "success", reason: "enrollment active")
+                return .ok
             case .status(let user):
                 let target = try resolve(user, caller: caller, admin: admin)
                 return .status(try await status(of: target))
-            case .importURI(let user, let uri):
-                try requireAdmin(admin)
-                return try await importURI(user, uri: uri, peer: peer)
-            case .revoke(let user):
-                try requireAdmin(admin)
-                let removed = try await store.revoke(user: user)
-                await audit(action: "revoke", user: user, peer: peer, outcome: removed ? "success" : "noop", reason: removed ? nil : "nothing to revoke")
-                return removed ? .ok : .error(code: .notFound, message: "user '\(user)' has no enrollment")
-            case .unlock(let user):
-                try requireAdmin(admin)
-                try await store.unlock(user: user)
-                await audit(action: "unlock", user: user, peer: peer, outcome: "success", reason: nil)
-                return .ok
+            case .regenerateRecoveryCodes(let user, let code):
+                let target = try resolve(user, caller: caller, admin: admin)
+                try await requireCurrentCode(code, user: target, peer: peer, purpose: "new recovery codes")
+                let (codes, hashes) = try enrollment.makeRecoveryCodes()
+                try await store.replaceRecoveryCodes(user: target, codes: hashes)
+                await audit("recovery", user: target, peer: peer, outcome: "success", reason: "new set of \(codes.count) recovery codes")
+                return .recoveryCodes(codes)
+            case .disable(let user, let code):
+                let target = try resolve(user, caller: caller, admin: admin)
+                return try await disable(target, code: code, peer: peer, admin: admin)
+
             case .listUsers(let after, let limit):
                 try requireAdmin(admin)
                 let records = try await store.listUsers(after: after, limit: min(max(limit, 1), 10_000))
                 return .users(records.map(status(of:)))
+            case .showUser(let user):
+                try requireAdmin(admin)
+                return .status(try await status(of: try validName(user)))
+            case .setRequirement(let user, let setting):
+                try requireAdmin(admin)
+                let override: RequirementOverride = switch setting {
+                case .required: .required
+                case .exempt: .exempt
+                case .policy: .policy
+                }
+                try await store.setRequirement(user: try validName(user), override)
+                await audit("policy", user: user, peer: peer, outcome: "success", reason: "override set to \(setting.rawValue)")
+                return .ok
+            case .revoke(let user):
+                try requireAdmin(admin)
+                let removed = try await store.revoke(user: user)
+                await audit("revoke", user: user, peer: peer, outcome: removed ? "success" : "noop", reason: removed ? nil : "nothing to revoke")
+                return removed ? .ok : .error(code: .notFound, message: "user '\(user)' has no enrollment")
+            case .unlock(let user):
+                try requireAdmin(admin)
+                try await store.unlock(user: user)
+                await audit("unlock", user: user, peer: peer, outcome: "success", reason: nil)
+                return .ok
+            case .policyShow:
+                try requireAdmin(admin)
+                return .policy(policy.current.document)
+            case .policySet(let document):
+                try requireAdmin(admin)
+                do { try await policy.replace(with: document) } catch let error as ConfigurationError {
+                    throw ControlFailure(.invalidRequest, error.message)
+                }
+                await audit("policy", user: nil, peer: peer, outcome: "success", reason: "policy replaced")
+                return .ok
+            case .importEnrollment(let user, let source):
+                try requireAdmin(admin)
+                return try await importEnrollment(try validName(user), source: source, peer: peer)
             case .audit(let user, let since, let outcome, let limit):
                 try requireAdmin(admin)
                 let records = try await store.audit(AuditQuery(user: user, sinceMillis: since, outcome: outcome, limit: min(max(limit, 1), 100_000)))
@@ -87,7 +133,7 @@ public final class ControlService: Sendable {
         } catch let error as StoreError {
             logger.error("control request failed in the store", metadata: ["peer": "\(peer)", "error": "\(error)"])
             switch error {
-            case .notEnrolled(let u): return .error(code: .notFound, message: "user '\(u)' has no pending enrollment")
+            case .notEnrolled(let u): return .error(code: .notFound, message: "user '\(u)' has no enrollment in the needed state")
             default: return .error(code: .unavailable, message: error.description)
             }
         } catch let error as CoreError {
@@ -100,54 +146,86 @@ public final class ControlService: Sendable {
 
     // MARK: - Requests
 
-    private func enrollBegin(_ user: String, peer: PeerCredentials, admin: Bool) async throws -> ControlResponse {
-        if let record = try await store.user(user), record.status == .active, !admin {
-            throw ControlFailure(.conflict, "2FA is already active for '\(user)'; an administrator must revoke it before you enroll again")
+    private func enrollBegin(_ user: String, currentCode: String?, peer: PeerCredentials, admin: Bool) async throws -> ControlResponse {
+        let record = try await store.user(user)
+        let current = policy.current
+        if record?.status == .active {
+            // Re-enrolling needs the current second factor (or an admin): a stolen session alone
+            // must not be able to move 2FA to another phone.
+            if !admin {
+                guard let currentCode else {
+                    throw ControlFailure(.conflict, "2FA is already active for '\(user)': give a current code to re-enroll, or ask an administrator to revoke it")
+                }
+                try await requireCurrentCode(currentCode, user: user, peer: peer, purpose: "re-enrollment")
+            }
+        } else if !admin {
+            let (required, _) = current.requirement(user: user, service: nil, override: record?.requirement ?? .policy)
+            if !required && !current.document.selfEnrollment {
+                throw ControlFailure(.permissionDenied, "policy does not let users turn on 2FA themselves; ask an administrator")
+            }
         }
-        let parameters = configuration.newEnrollment
-        let secret = try OTPSecret.generate()
-        let now = clock.nowMillis()
-        try await store.beginEnrollment(user: user, secret: secret, parameters: parameters, atMillis: now)
-        let uri = OTPAuthURI(issuer: configuration.issuer, account: user, secret: secret, parameters: parameters)
-        var raw = secret.copyBytes()
-        defer { Crypto.wipe(&raw) }
-        await audit(action: "enroll", user: user, peer: peer, outcome: "pending", reason: "new secret issued")
-        return .enrollment(EnrollmentOffer(user: user, uri: uri.uriString(), secretBase32: Base32.encode(raw),
-                                           digits: parameters.digits, period: parameters.period, algorithm: parameters.algorithm.rawValue))
+        let offer = try await enrollment.begin(user: user)
+        await audit("enroll", user: user, peer: peer, outcome: "pending", reason: "new secret issued")
+        return .enrollment(offer)
     }
 
-    private func enrollConfirm(_ user: String, code: String, peer: PeerCredentials) async throws -> ControlResponse {
-        guard let pending = try await store.pendingEnrollment(user: user) else {
-            throw ControlFailure(.notFound, "no enrollment is waiting for confirmation; run 'twofoldctl enroll' first")
+    private func disable(_ user: String, code: String, peer: PeerCredentials, admin: Bool) async throws -> ControlResponse {
+        let record = try await store.user(user)
+        guard record?.status == .active else { throw ControlFailure(.notFound, "2FA is not active for '\(user)'") }
+        let current = policy.current
+        let (required, because) = current.requirement(user: user, service: nil, override: record?.requirement ?? .policy)
+        if !admin {
+            guard !required else { throw ControlFailure(.permissionDenied, "2FA is required for '\(user)' (\(because)); it cannot be turned off") }
+            guard current.document.allowDisable else { throw ControlFailure(.permissionDenied, "policy does not let users turn 2FA off; ask an administrator") }
         }
-        let outcome = CodeChecker.check(code: code, secret: pending.secret, parameters: pending.parameters,
-                                        state: VerifyState(), nowMillis: clock.nowMillis(), policy: configuration.windowPolicy)
-        guard case .accepted(let step, _, let newState) = outcome else {
-            await audit(action: "enroll", user: user, peer: peer, outcome: "failure", reason: "confirmation code did not match")
-            throw ControlFailure(.invalidCode, "that code does not match the new secret; check the app's clock and try the current code")
-        }
-        var verify = newState
-        if pending.parameters.method == .hotp { verify = VerifyState(counter: UInt64(step) + 1) }
-        let codes = try RecoveryCodes.generate()
-        let hashes = try codes.map { try RecoveryCodes.makeHash(canonical: RecoveryCodes.canonical($0)!, pepper: recoveryPepper) }
-        try await store.activateEnrollment(user: user, recoveryCodes: hashes, verify: verify, atMillis: clock.nowMillis())
-        await audit(action: "enroll", user: user, peer: peer, outcome: "success", reason: "enrollment confirmed")
-        return .recoveryCodes(codes)
-    }
-
-    private func importURI(_ user: String, uri text: String, peer: PeerCredentials) async throws -> ControlResponse {
-        let uri = try OTPAuthURI.parse(text)
-        try uri.parameters.validate()
-        let verify = uri.parameters.method == .hotp ? VerifyState(counter: uri.counter) : VerifyState()
-        try await store.importEnrollment(user: user, secret: uri.secret, parameters: uri.parameters, verify: verify,
-                                         recoveryCodes: [], atMillis: clock.nowMillis())
-        await audit(action: "import", user: user, peer: peer, outcome: "success", reason: "imported from otpauth URI")
+        try await requireCurrentCode(code, user: user, peer: peer, purpose: "disable")
+        _ = try await store.revoke(user: user)
+        await audit("disable", user: user, peer: peer, outcome: "success", reason: "2FA turned off by the user")
         return .ok
+    }
+
+    private func importEnrollment(_ user: String, source: ImportSource, peer: PeerCredentials) async throws -> ControlResponse {
+        let imported: ImportedEnrollment
+        let kind: String
+        switch source {
+        case .uri(let text):
+            let uri = try OTPAuthURI.parse(text)
+            imported = ImportedEnrollment(secret: uri.secret, parameters: uri.parameters, counter: uri.counter)
+            kind = "otpauth URI"
+        case .googleAuthenticator(let text):
+            imported = try GoogleAuthenticatorFile.parse(text)
+            kind = "google-authenticator file"
+        case .usersOath(let text):
+            guard let line = text.contains("\n") ? UsersOathLine.line(for: user, in: text) : text else {
+                throw ControlFailure(.notFound, "the users.oath text has no line for '\(user)'")
+            }
+            imported = try UsersOathLine.parse(line, user: user)
+            kind = "users.oath line"
+        }
+        try imported.parameters.validate()
+        let hashes = try imported.recoveryCodes.map { try RecoveryCodes.makeHash(canonical: $0, pepper: recoveryPepper) }
+        let verify = imported.parameters.method == .hotp ? VerifyState(counter: imported.counter) : VerifyState()
+        try await store.importEnrollment(user: user, secret: imported.secret, parameters: imported.parameters, verify: verify,
+                                         recoveryCodes: hashes, atMillis: clock.nowMillis())
+        let notes = imported.notes.isEmpty ? "" : "; " + imported.notes.joined(separator: "; ")
+        await audit("import", user: user, peer: peer, outcome: "success", reason: "imported from \(kind) with \(hashes.count) recovery codes\(notes)")
+        return .imported(recoveryCodes: hashes.count)
+    }
+
+    /// A current code (or recovery code) for `user`, checked like a login: throttled, single use, audited.
+    private func requireCurrentCode(_ code: String, user: String, peer: PeerCredentials, purpose: String) async throws {
+        let context = LoginContext(user: user, service: "twofoldctl:\(purpose)", peer: peer)
+        switch try await authenticator.verifyCode(code, context: context) {
+        case .success: return
+        case .failure: throw ControlFailure(.invalidCode, "that code is not valid now")
+        case .locked: throw ControlFailure(.locked, "too many failed attempts: the account is locked for now")
+        case .unavailable: throw ControlFailure(.unavailable, "the daemon cannot check codes right now")
+        }
     }
 
     func status(of user: String) async throws -> UserStatus {
         guard let record = try await store.user(user) else {
-            let (required, because) = authenticator.requirement(for: user, override: .policy)
+            let (required, because) = policy.current.requirement(user: user, service: nil, override: .policy)
             return UserStatus(user: user, enrollment: "none", method: nil, required: required, requiredBecause: because,
                               recoveryCodesLeft: 0, failures: 0, lockedUntilMillis: nil, lastSuccessMillis: nil)
         }
@@ -155,20 +233,23 @@ public final class ControlService: Sendable {
     }
 
     func status(of record: UserRecord) -> UserStatus {
-        let (required, because) = authenticator.requirement(for: record.name, override: record.requirement)
+        let current = policy.current
+        let (required, because) = current.requirement(user: record.name, service: nil, override: record.requirement)
         let locked = record.throttle.lockedUntilMillis.flatMap { $0 > clock.nowMillis() ? $0 : nil }
+        let grace = record.status == .active ? nil : record.firstRequiredMillis.flatMap(current.graceEnd(firstRequiredMillis:))
         return UserStatus(user: record.name, enrollment: record.status?.rawValue ?? "none",
                           method: record.status == .active ? record.parameters.method.rawValue : nil,
                           required: required, requiredBecause: because, recoveryCodesLeft: record.recoveryCodesLeft,
-                          failures: record.throttle.failures, lockedUntilMillis: locked, lastSuccessMillis: record.lastSuccessMillis)
+                          failures: record.throttle.failures, lockedUntilMillis: locked, lastSuccessMillis: record.lastSuccessMillis,
+                          override: record.requirement.rawValue, graceUntilMillis: grace)
     }
 
     // MARK: - Authorization
 
     private func isAdmin(peer: PeerCredentials, caller: String?) -> Bool {
         if peer.isRoot { return true }
-        guard let group = configuration.adminGroup, let caller else { return false }
-        return Accounts.groups(of: caller).contains(group)
+        guard let adminGroup, let caller else { return false }
+        return Accounts.groups(of: caller).contains(adminGroup)
     }
 
     private func requireAdmin(_ admin: Bool) throws {
@@ -180,13 +261,17 @@ public final class ControlService: Sendable {
         guard let caller else { throw ControlFailure(.permissionDenied, "your uid has no account name") }
         guard let user, user != caller else { return caller }
         guard admin else { throw ControlFailure(.permissionDenied, "you may only act on your own account") }
+        return try validName(user)
+    }
+
+    private func validName(_ user: String) throws -> String {
         guard LoginDialogRunner.isPlausibleName(user), user.utf8.count <= 256 else { throw ControlFailure(.invalidRequest, "invalid user name") }
         return user
     }
 
-    private func audit(action: String, user: String, peer: PeerCredentials, outcome: String, reason: String?) async {
+    private func audit(_ action: String, user: String?, peer: PeerCredentials, outcome: String, reason: String?) async {
         let record = AuditRecord(timeMillis: clock.nowMillis(), action: action, user: user, peerUID: peer.uid, outcome: outcome, reason: reason)
-        logger.info("\(action)", metadata: ["user": "\(user)", "peer_uid": "\(peer.uid)", "outcome": "\(outcome)", "reason": "\(reason ?? "")"])
+        logger.info("\(action)", metadata: ["user": "\(user ?? "")", "peer_uid": "\(peer.uid)", "outcome": "\(outcome)", "reason": "\(reason ?? "")"])
         do { _ = try await store.commit([.audit(record)]) } catch {
             logger.error("audit write failed", metadata: ["error": "\(error)"])
         }

@@ -16,7 +16,7 @@ public struct Daemon: Sendable {
     /// Opens (or creates) the state and prepares the server. Errors are for the operator: they name
     /// the file and the problem and never contain key material.
     public init(configuration: DaemonConfiguration, environment: [String: String], logger: Logger,
-                clock: any WallClock = SystemClock(), onListening: @escaping @Sendable () -> Void = {}) throws {
+                clock: any WallClock = SystemClock(), onListening: @escaping @Sendable () -> Void = {}) async throws {
         try Self.makeDirectory(configuration.stateDirectory, mode: 0o700)
         let keys: SealingKeys
         if configuration.keyFile == nil, let credentials = environment["CREDENTIALS_DIRECTORY"],
@@ -27,14 +27,16 @@ public struct Daemon: Sendable {
             keys = try SealingKeys.loadOrCreate(keyFile: configuration.resolvedKeyFile)
         }
         store = try SQLiteStore(path: configuration.resolvedDatabasePath, keys: keys, logger: logger)
-        let authenticator = Authenticator(store: store, clock: clock, configuration: configuration,
-                                          recoveryPepper: keys.recoveryPepper, logger: logger)
-        let control = ControlService(store: store, authenticator: authenticator, clock: clock, configuration: configuration,
-                                     recoveryPepper: keys.recoveryPepper, logger: logger)
+        let policy = try await PolicyHolder.load(store: store, configuration: configuration)
+        let authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: keys.recoveryPepper, logger: logger)
+        let enrollment = EnrollmentService(store: store, clock: clock, policy: policy, recoveryPepper: keys.recoveryPepper,
+                                           issuer: configuration.issuer, logger: logger)
+        let control = ControlService(store: store, authenticator: authenticator, enrollment: enrollment, policy: policy, clock: clock,
+                                     adminGroup: configuration.adminGroup, recoveryPepper: keys.recoveryPepper, logger: logger)
         let source: ListenSource = SystemdSocketActivation.listeningDescriptor(environment: environment).map { .descriptor($0) }
             ?? .path(configuration.socketPath)
-        server = SocketServer(source: source, configuration: configuration, authenticator: authenticator, control: control,
-                              logger: logger, environment: environment, onListening: onListening)
+        server = SocketServer(source: source, configuration: configuration, authenticator: authenticator, enrollment: enrollment,
+                              control: control, logger: logger, environment: environment, onListening: onListening)
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully and closes the store.

@@ -39,6 +39,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var require: RequirementRule = .nobody
     /// Groups whose members must use a second factor when `require = groups`.
     public var requiredGroups: [String] = []
+    /// What a required user without an enrollment gets at login: `enroll`, `deny` or `grace`.
+    public var unenrolled = "deny"
+    /// Days of grace from when a rule first applied to a user (with `unenrolled = grace`).
+    public var graceDays: Int?
     /// Digits, algorithm and period for new enrollments.
     public var newEnrollment = OTPParameters()
 
@@ -46,12 +50,6 @@ public struct DaemonConfiguration: Sendable, Equatable {
 
     public var resolvedDatabasePath: String { databasePath ?? stateDirectory + "/twofold.sqlite" }
     public var resolvedKeyFile: String { keyFile ?? stateDirectory + "/twofold.key" }
-
-    public var windowPolicy: WindowPolicy { WindowPolicy(window: window, maxDrift: maxDrift) }
-    public var throttlePolicy: ThrottlePolicy {
-        ThrottlePolicy(maxFailures: maxFailures, baseDelayMillis: throttleBaseDelayMillis,
-                       maxDelayMillis: throttleMaxDelayMillis, lockDurationMillis: Int64(lockSeconds) * 1000)
-    }
 }
 
 /// The default rule for who must use a second factor.
@@ -128,6 +126,10 @@ extension DaemonConfiguration {
             require = rule
         case "required_groups":
             requiredGroups = value.split(separator: ",").map { String($0.trimmingWhitespace()) }.filter { !$0.isEmpty }
+        case "unenrolled":
+            guard ["enroll", "deny", "grace"].contains(value.lowercased()) else { throw ConfigurationError("\(at): unenrolled must be enroll, deny or grace") }
+            unenrolled = value.lowercased()
+        case "grace_days": graceDays = try int(0...3650)
         case "digits": newEnrollment.digits = try int(6...8)
         case "period": newEnrollment.period = try int(15...120)
         case "algorithm":

@@ -49,12 +49,12 @@ public final class SocketServer: Service, Sendable {
     private let active = Atomic<Int>(0)
     private let onListening: @Sendable () -> Void
 
-    public init(source: ListenSource, configuration: DaemonConfiguration, authenticator: Authenticator, control: ControlService,
-                logger: Logger, group: MultiThreadedEventLoopGroup = .singleton, environment: [String: String] = [:],
+    init(source: ListenSource, configuration: DaemonConfiguration, authenticator: Authenticator, enrollment: EnrollmentService,
+                control: ControlService, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton, environment: [String: String] = [:],
                 shutdownGraceSeconds: Int64 = 10, onListening: @escaping @Sendable () -> Void = {}) {
         self.source = source
         self.configuration = configuration
-        self.dialogs = LoginDialogRunner(authenticator: authenticator, logger: logger)
+        self.dialogs = LoginDialogRunner(authenticator: authenticator, enrollment: enrollment, logger: logger)
         self.control = control
         self.logger = logger
         self.group = group

@@ -4,22 +4,117 @@
 public enum ControlRequest: Codable, Sendable, Equatable {
     /// Liveness check; any peer.
     case ping
-    /// Issue a new secret (pending until confirmed). `user` nil: the caller.
-    case enrollBegin(user: String?)
-    /// Confirm the pending secret with a current code; activates it and returns recovery codes.
-    case enrollConfirm(user: String?, code: String)
+
+    // MARK: User requests (the caller's own account; an admin may name another user)
+
+    /// Issue a new secret, pending until confirmed. Re-enrolling an active user needs `currentCode`
+    /// (a code of the active secret) unless the caller is an admin.
+    case enrollBegin(user: String?, currentCode: String?)
+    /// Check code(s) from the app against the pending secret (policy may ask for two consecutive
+    /// codes). On success returns fresh recovery codes; nothing changes for logins until `enrollActivate`.
+    case enrollVerify(user: String?, codes: [String])
+    /// The user confirmed the recovery codes are saved: the verified enrollment becomes active.
+    case enrollActivate(user: String?)
     /// Enrollment, requirement and lock state. `user` nil: the caller.
     case status(user: String?)
-    /// Admin: provision an active enrollment from an otpauth URI.
-    case importURI(user: String, uri: String)
-    /// Admin: remove the secret and recovery codes; the user must enroll again.
-    case revoke(user: String)
-    /// Admin: clear failures and any lock.
-    case unlock(user: String)
-    /// Admin: one page of users, by name.
+    /// A fresh set of recovery codes after a current code; the old set stops working.
+    case regenerateRecoveryCodes(user: String?, code: String)
+    /// Turn 2FA off after a current code, where policy allows it.
+    case disable(user: String?, code: String)
+
+    // MARK: Admin requests (root or the admin group)
+
+    /// One page of users, by name.
     case listUsers(after: String?, limit: Int)
-    /// Admin: audit records.
+    /// One user's full state.
+    case showUser(user: String)
+    /// Per-user override: required, exempt, or back to policy.
+    case setRequirement(user: String, requirement: RequirementSetting)
+    /// Remove the secret and recovery codes; the user must enroll again.
+    case revoke(user: String)
+    /// Clear failures and any lock.
+    case unlock(user: String)
+    /// The policy in force.
+    case policyShow
+    /// Replace the policy (the CLI reads, edits and sends it whole).
+    case policySet(PolicyDocument)
+    /// Provision an active enrollment from an otpauth URI, a google-authenticator file or a users.oath line.
+    case importEnrollment(user: String, source: ImportSource)
+    /// Audit records, newest last.
     case audit(user: String?, sinceMillis: Int64?, outcome: String?, limit: Int)
+}
+
+/// An admin's per-user override.
+public enum RequirementSetting: String, Codable, Sendable, Equatable, CaseIterable {
+    case required, exempt, policy
+}
+
+/// What an import reads. The daemon parses it (the CLI only reads the file the admin names).
+public enum ImportSource: Codable, Sendable, Equatable {
+    /// An otpauth:// URI.
+    case uri(String)
+    /// The contents of a `~/.google_authenticator` file: its secret, options and scratch codes.
+    case googleAuthenticator(String)
+    /// One line of pam_oath's users.oath (`HOTP/T30/6 user - hexsecret ...`).
+    case usersOath(String)
+}
+
+/// Who must use a second factor, and how; `twofoldctl policy show|set`.
+public struct PolicyDocument: Codable, Sendable, Equatable {
+    /// The default rule: `nobody`, `everyone`, or `groups` (members of `requiredGroups`).
+    public var require: String
+    public var requiredGroups: [String]
+    /// Per PAM service: "required" or "optional" (overrides the default rule for that service).
+    public var services: [String: String]
+    /// What a required user who has not enrolled gets at login: `enroll` (enroll at login), `deny`, or `grace`.
+    public var unenrolled: String
+    /// Grace period: days from when the rule first applied to the user ...
+    public var graceDays: Int?
+    /// ... and/or a fixed deadline (ms since the epoch); the earlier of the two ends the grace.
+    public var graceDeadlineMillis: Int64?
+    /// Whether users may turn 2FA on themselves when not required.
+    public var selfEnrollment: Bool
+    /// Whether users who are not required may turn 2FA off themselves.
+    public var allowDisable: Bool
+    /// Codes asked at enrollment: 1, or 2 consecutive codes.
+    public var enrollmentCodes: Int
+    /// New enrollments.
+    public var digits: Int
+    public var algorithm: String
+    public var period: Int
+    /// Checking.
+    public var window: Int
+    public var maxDrift: Int
+    /// Throttling.
+    public var maxFailures: Int
+    public var throttleDelayMillis: Int64
+    public var throttleMaxDelayMillis: Int64
+    public var lockSeconds: Int
+
+    public init(require: String = "nobody", requiredGroups: [String] = [], services: [String: String] = [:],
+                unenrolled: String = "deny", graceDays: Int? = nil, graceDeadlineMillis: Int64? = nil,
+                selfEnrollment: Bool = true, allowDisable: Bool = true, enrollmentCodes: Int = 1,
+                digits: Int = 6, algorithm: String = "SHA1", period: Int = 30, window: Int = 1, maxDrift: Int = 3,
+                maxFailures: Int = 10, throttleDelayMillis: Int64 = 1000, throttleMaxDelayMillis: Int64 = 30_000, lockSeconds: Int = 900) {
+        self.require = require
+        self.requiredGroups = requiredGroups
+        self.services = services
+        self.unenrolled = unenrolled
+        self.graceDays = graceDays
+        self.graceDeadlineMillis = graceDeadlineMillis
+        self.selfEnrollment = selfEnrollment
+        self.allowDisable = allowDisable
+        self.enrollmentCodes = enrollmentCodes
+        self.digits = digits
+        self.algorithm = algorithm
+        self.period = period
+        self.window = window
+        self.maxDrift = maxDrift
+        self.maxFailures = maxFailures
+        self.throttleDelayMillis = throttleDelayMillis
+        self.throttleMaxDelayMillis = throttleMaxDelayMillis
+        self.lockSeconds = lockSeconds
+    }
 }
 
 /// The daemon's answer to a `ControlRequest`.
@@ -34,6 +129,9 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case status(UserStatus)
     case users([UserStatus])
     case audit([AuditEntry])
+    case policy(PolicyDocument)
+    /// An import succeeded; how many recovery codes it brought (scratch codes of a google-authenticator file).
+    case imported(recoveryCodes: Int)
 }
 
 /// Why a control request failed.
@@ -49,14 +147,17 @@ public struct EnrollmentOffer: Codable, Sendable, Equatable {
     public var digits: Int
     public var period: Int
     public var algorithm: String
+    /// How many consecutive codes the policy asks for to confirm (1 or 2).
+    public var codesRequired: Int
 
-    public init(user: String, uri: String, secretBase32: String, digits: Int, period: Int, algorithm: String) {
+    public init(user: String, uri: String, secretBase32: String, digits: Int, period: Int, algorithm: String, codesRequired: Int = 1) {
         self.user = user
         self.uri = uri
         self.secretBase32 = secretBase32
         self.digits = digits
         self.period = period
         self.algorithm = algorithm
+        self.codesRequired = codesRequired
     }
 }
 
@@ -74,9 +175,14 @@ public struct UserStatus: Codable, Sendable, Equatable {
     public var failures: Int
     public var lockedUntilMillis: Int64?
     public var lastSuccessMillis: Int64?
+    /// The admin override: "required", "exempt" or "policy".
+    public var override: String
+    /// End of the grace period when one applies to this user.
+    public var graceUntilMillis: Int64?
 
     public init(user: String, enrollment: String, method: String?, required: Bool, requiredBecause: String,
-                recoveryCodesLeft: Int, failures: Int, lockedUntilMillis: Int64?, lastSuccessMillis: Int64?) {
+                recoveryCodesLeft: Int, failures: Int, lockedUntilMillis: Int64?, lastSuccessMillis: Int64?,
+                override: String = "policy", graceUntilMillis: Int64? = nil) {
         self.user = user
         self.enrollment = enrollment
         self.method = method
@@ -86,6 +192,8 @@ public struct UserStatus: Codable, Sendable, Equatable {
         self.failures = failures
         self.lockedUntilMillis = lockedUntilMillis
         self.lastSuccessMillis = lastSuccessMillis
+        self.override = override
+        self.graceUntilMillis = graceUntilMillis
     }
 }
 

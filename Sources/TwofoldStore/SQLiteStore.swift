@@ -188,6 +188,21 @@ public final class SQLiteStore: TwofoldStore {
         }
     }
 
+    public func pendingEnrollment(user: String) async throws -> (secret: SecretBytes, parameters: OTPParameters)? {
+        try await guarded {
+            let sealer = self.sealer
+            return try await pool.read { db in
+                guard let row = try Row.fetchOne(db, sql: """
+                    SELECT pending_secret, pending_method, pending_algorithm, pending_digits, pending_period
+                    FROM users WHERE name = ?
+                    """, arguments: [user]),
+                      let blob = row["pending_secret"] as Data?
+                else { return nil }
+                return (try sealer.open(Array(blob), .pending, user: user), try Self.parameters(row, prefix: "pending_", user: user))
+            }
+        }
+    }
+
     public func listUsers(after afterName: String?, limit: Int) async throws -> [UserRecord] {
         try await guarded {
             guard limit > 0 else { return [] }

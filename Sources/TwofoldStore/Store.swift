@@ -110,7 +110,7 @@ public enum StoreMutation: Sendable {
     /// becomes `counter + 1`. Resets the throttle, sets last success.
     case acceptHOTP(user: String, counter: UInt64, atMillis: Int64)
     /// Count a failure: the store reads the current throttle state inside the transaction and
-    /// stores `Throttle.afterFailure(...)` of it. Result `.applied(throttle:)` gives the new state.
+    /// stores `Throttle.afterFailure(...)` of it. Result `.appliedFailure(_)` gives the new state.
     case recordFailure(user: String, atMillis: Int64, policy: ThrottlePolicy)
     /// Use recovery code number `index` once: applied only if it is still unused. Resets the throttle.
     case consumeRecoveryCode(user: String, index: Int, atMillis: Int64)
@@ -212,9 +212,3 @@ public protocol TwofoldStore: Sendable {
     func close() async throws
 }
 
-extension TwofoldStore {
-    /// Transitional default until every backend implements it (remove once SQLiteStore does).
-    public func pendingEnrollment(user: String) async throws -> (secret: SecretBytes, parameters: OTPParameters)? {
-        throw StoreError.database("pending enrollments are not readable in this backend")
-    }
-}

@@ -50,7 +50,7 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
         let logger = Logger(label: "twofoldd")
         let environment = ProcessInfoEnvironment.current()
         do {
-            let daemon = try Daemon(configuration: settings, environment: environment, logger: logger)
+            let daemon = try await Daemon(configuration: settings, environment: environment, logger: logger)
             try await daemon.run(logger: logger)
         } catch {
             logger.critical("twofoldd cannot run: \(error)")

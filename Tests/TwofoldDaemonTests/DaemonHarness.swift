@@ -123,8 +123,8 @@ final class DaemonProcess: @unchecked Sendable {
     func provision(_ user: String, parameters: OTPParameters = OTPParameters()) throws -> TestAccount {
         let secret = try OTPSecret.generate()
         let uri = OTPAuthURI(issuer: "Test", account: user, secret: secret, parameters: parameters).uriString()
-        let response = try control(.importURI(user: user, uri: uri))
-        guard response == .ok else { throw HarnessError("import failed: \(response)") }
+        let response = try control(.importEnrollment(user: user, source: .uri(uri)))
+        guard response == .imported(recoveryCodes: 0) else { throw HarnessError("import failed: \(response)") }
         return TestAccount(user: user, secret: secret, parameters: parameters)
     }
 

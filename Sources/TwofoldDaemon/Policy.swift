@@ -1,0 +1,141 @@
+import Foundation
+import Synchronization
+import TwofoldCore
+import TwofoldCrypto
+import TwofoldProtocol
+import TwofoldStore
+
+/// The policy in force, validated: who must use a second factor, what an unenrolled required user
+/// gets, and the parameters for codes and throttling. Stored as a `PolicyDocument` (JSON) in the
+/// store once an admin sets it; until then built from the config file.
+public struct Policy: Sendable, Equatable {
+    public enum Unenrolled: String, Sendable { case enroll, deny, grace }
+    public enum ServiceRule: String, Sendable { case required, optional }
+
+    public let document: PolicyDocument
+    public let require: RequirementRule
+    public let unenrolled: Unenrolled
+    public let services: [String: ServiceRule]
+    public let newEnrollment: OTPParameters
+    public let windowPolicy: WindowPolicy
+    public let throttlePolicy: ThrottlePolicy
+
+    /// Validates a document; the error names the field.
+    public init(_ document: PolicyDocument) throws {
+        func fail(_ message: String) -> ConfigurationError { ConfigurationError("policy: \(message)") }
+        guard let require = RequirementRule(rawValue: document.require) else { throw fail("require must be nobody, everyone or groups") }
+        guard let unenrolled = Unenrolled(rawValue: document.unenrolled) else { throw fail("unenrolled must be enroll, deny or grace") }
+        var services: [String: ServiceRule] = [:]
+        for (name, rule) in document.services {
+            guard !name.isEmpty, name.count <= 64 else { throw fail("service names must be 1 to 64 characters") }
+            guard let parsed = ServiceRule(rawValue: rule) else { throw fail("service \(name) must be required or optional") }
+            services[name] = parsed
+        }
+        if require == .groups && document.requiredGroups.isEmpty { throw fail("require = groups needs at least one required group") }
+        if unenrolled == .grace && document.graceDays == nil && document.graceDeadlineMillis == nil {
+            throw fail("unenrolled = grace needs grace days or a grace deadline")
+        }
+        if let days = document.graceDays, !(0...3650).contains(days) { throw fail("grace days must be 0 to 3650") }
+        guard (1...2).contains(document.enrollmentCodes) else { throw fail("enrollment codes must be 1 or 2") }
+        guard let algorithm = HashAlgorithm(rawValue: document.algorithm.uppercased()) else { throw fail("algorithm must be SHA1, SHA256 or SHA512") }
+        let parameters = OTPParameters(method: .totp, algorithm: algorithm, digits: document.digits, period: document.period)
+        do { try parameters.validate() } catch { throw fail("\(error)") }
+        guard (0...10).contains(document.window) else { throw fail("window must be 0 to 10") }
+        guard (0...20).contains(document.maxDrift) else { throw fail("max drift must be 0 to 20") }
+        guard (1...100).contains(document.maxFailures) else { throw fail("max failures must be 1 to 100 (NIST SP 800-63B)") }
+        guard (0...60_000).contains(document.throttleDelayMillis), (0...600_000).contains(document.throttleMaxDelayMillis) else {
+            throw fail("throttle delays out of range")
+        }
+        guard (1...86_400 * 30).contains(document.lockSeconds) else { throw fail("lock seconds must be 1 to 2592000") }
+        self.document = document
+        self.require = require
+        self.unenrolled = unenrolled
+        self.services = services
+        self.newEnrollment = parameters
+        self.windowPolicy = WindowPolicy(window: document.window, maxDrift: document.maxDrift)
+        self.throttlePolicy = ThrottlePolicy(maxFailures: document.maxFailures, baseDelayMillis: document.throttleDelayMillis,
+                                             maxDelayMillis: document.throttleMaxDelayMillis,
+                                             lockDurationMillis: Int64(document.lockSeconds) * 1000)
+    }
+
+    /// The policy the config file describes (used until an admin stores one).
+    public static func document(from configuration: DaemonConfiguration) -> PolicyDocument {
+        PolicyDocument(require: configuration.require.rawValue, requiredGroups: configuration.requiredGroups,
+                       unenrolled: configuration.unenrolled, graceDays: configuration.graceDays,
+                       digits: configuration.newEnrollment.digits, algorithm: configuration.newEnrollment.algorithm.rawValue,
+                       period: configuration.newEnrollment.period, window: configuration.window, maxDrift: configuration.maxDrift,
+                       maxFailures: configuration.maxFailures, throttleDelayMillis: configuration.throttleBaseDelayMillis,
+                       throttleMaxDelayMillis: configuration.throttleMaxDelayMillis, lockSeconds: configuration.lockSeconds)
+    }
+
+    /// Whether `user` must use a second factor for `service`, and why. Precedence: the admin's
+    /// per-user override, then the service's rule, then the default rule.
+    public func requirement(user: String, service: String?, override: RequirementOverride,
+                            groups: (String) -> Set<String> = Accounts.groups(of:)) -> (required: Bool, because: String) {
+        switch override {
+        case .required: return (true, "admin override: required")
+        case .exempt: return (false, "admin override: exempt")
+        case .policy: break
+        }
+        if let service, let rule = services[service] {
+            return (rule == .required, "service \(service): \(rule.rawValue)")
+        }
+        switch require {
+        case .nobody: return (false, "policy: nobody is required")
+        case .everyone: return (true, "policy: everyone is required")
+        case .groups:
+            let member = groups(user)
+            if let group = document.requiredGroups.first(where: member.contains) {
+                return (true, "policy: member of group \(group)")
+            }
+            return (false, "policy: not in a required group")
+        }
+    }
+
+    /// For a required user without an enrollment: the end of their grace period (nil: no grace applies).
+    public func graceEnd(firstRequiredMillis: Int64) -> Int64? {
+        guard unenrolled == .grace else { return nil }
+        var end: Int64?
+        if let days = document.graceDays { end = firstRequiredMillis + Int64(days) * 86_400_000 }
+        if let deadline = document.graceDeadlineMillis { end = min(end ?? deadline, deadline) }
+        return end
+    }
+}
+
+/// The policy in force, replaceable at run time by `policy set`.
+public final class PolicyHolder: Sendable {
+    private let state: Mutex<Policy>
+    private let store: any TwofoldStore
+    static let settingKey = "policy"
+
+    init(initial: Policy, store: any TwofoldStore) {
+        state = Mutex(initial)
+        self.store = store
+    }
+
+    /// Loads the stored policy, or the config file's when none is stored.
+    static func load(store: any TwofoldStore, configuration: DaemonConfiguration) async throws -> PolicyHolder {
+        let document: PolicyDocument
+        if let text = try await store.setting(settingKey) {
+            guard let decoded = try? ControlCodec.decodeJSON(PolicyDocument.self, from: Array(text.utf8)) else {
+                throw ConfigurationError("the stored policy cannot be read; fix it with 'twofoldctl policy set' after starting with a clean policy")
+            }
+            document = decoded
+        } else {
+            document = Policy.document(from: configuration)
+        }
+        return PolicyHolder(initial: try Policy(document), store: store)
+    }
+
+    public var current: Policy { state.withLock { $0 } }
+
+    /// Validates, stores durably, then puts the policy in force.
+    func replace(with document: PolicyDocument) async throws {
+        let policy = try Policy(document)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let bytes = Array(try encoder.encode(document))
+        try await store.setSetting(Self.settingKey, value: String(decoding: bytes, as: UTF8.self))
+        state.withLock { $0 = policy }
+    }
+}
