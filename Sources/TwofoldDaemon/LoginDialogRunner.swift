@@ -107,7 +107,14 @@ struct LoginDialogRunner: Sendable {
             var list = "Two-factor authentication is now on. Save these recovery codes somewhere safe; each works once"
             list += " in place of a code if you lose your phone. They are shown only now:\n\n"
             list += recovery.map { "    " + $0 }.joined(separator: "\n")
+            // Shown with a prompt, not after the verdict: sshd prints trailing PAM info only for
+            // interactive shells, so a `ssh host command` login would never see them otherwise.
             try await outbound.write(.info(list))
+            try await outbound.write(.promptEchoOn("Press Enter when you have saved them: "))
+            guard try await messages.next() != nil else {
+                await authenticator.audit(context, outcome: "abandoned", reason: "closed before acknowledging the recovery codes", action: "enroll")
+                return
+            }
             try await outbound.write(.verdict(.success, reason: "enrolled at login"))
         } catch let failure as ControlFailure {
             await authenticator.audit(context, outcome: "failure", reason: "enroll at login: \(failure.message)", action: "enroll")

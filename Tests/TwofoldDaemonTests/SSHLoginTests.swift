@@ -49,6 +49,45 @@ struct SSHLoginTests {
     }
 }
 
+extension SSHLoginTests {
+    @Test("enroll at login over sshd with the key the session showed, then a recovery code at the sshd prompt")
+    func enrollAtLoginAndRecovery() throws {
+        try PAMBuild.require()
+        let daemon = try DaemonProcess(extraConfig: "require = everyone\nunenrolled = enroll")
+        let sshd = try PrivateSSHD(daemonSocket: daemon.socketPath, user: Self.testUser)
+        defer { sshd.stop() }
+        _ = try? daemon.control(.revoke(user: Self.testUser))
+
+        let enrolled = try sshd.ssh(answer: "@totp-from-prompt", command: "echo twofold-ok")
+        #expect(enrolled.status == 0, "ssh: \(enrolled.output)\nsshd: \(sshd.log)")
+        #expect(enrolled.output.contains("twofold-ok"))
+        let shown = sshd.promptText
+        #expect(shown.contains("Scan this QR code"), "\(shown)")
+        #expect(shown.contains("\u{2580}") || shown.contains("\u{2584}") || shown.contains("\u{2588}"), "the QR code is drawn with half blocks")
+        #expect(shown.contains("Code from the app: "))
+        guard case .status(let status) = try daemon.control(.status(user: Self.testUser)) else { Issue.record("status"); return }
+        #expect(status.enrollment == "active")
+        #expect(status.recoveryCodesLeft == 10)
+
+        // The recovery codes the session showed, with the prompt to acknowledge them.
+        #expect(shown.contains("Press Enter when you have saved them: "))
+        let codes = shown.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { $0.range(of: #"^[0-9a-hjkmnp-tv-z]{4}-[0-9a-hjkmnp-tv-z]{4}-[0-9a-hjkmnp-tv-z]{2}$"#, options: .regularExpression) != nil }
+        guard codes.count == 10 else {
+            Issue.record("the enrollment session did not show 10 recovery codes: \(shown)")
+            return
+        }
+        let recovery = codes[0]
+        let viaRecovery = try sshd.ssh(answer: recovery, command: "echo twofold-ok")
+        #expect(viaRecovery.status == 0, "\(viaRecovery.output)")
+        #expect(viaRecovery.output.contains("twofold-ok"))
+        let again = try sshd.ssh(answer: recovery, command: "echo twofold-ok")
+        #expect(again.status != 0, "a recovery code works once")
+        guard case .status(let after) = try daemon.control(.status(user: Self.testUser)) else { Issue.record("status"); return }
+        #expect(after.recoveryCodesLeft == 9)
+    }
+}
+
 /// A private sshd on a free loopback port, run in the foreground by absolute path, with a PAM
 /// service of its own (OpenSSH 9.2 takes the service name from the program name, so it runs
 /// through a link with that name).
@@ -112,10 +151,16 @@ final class PrivateSSHD {
         """.write(toFile: directory + "/sshd_config", atomically: true, encoding: .utf8)
 
         // The askpass helper records the prompt and prints the answer from a 0600 file (never argv).
+        // With the answer "@totp-from-prompt" it reads the key the session showed (sshd folds PAM
+        // info text into the next prompt) and asks oathtool, an independent generator, for the code.
         try """
         #!/bin/sh
         printf '%s\\n' "$1" >> \(promptLog)
-        cat \(answerFile)
+        if [ "$(cat \(answerFile))" = "@totp-from-prompt" ]; then
+            printf '%s\\n' "$1" | sed -n 's/.*type this key by hand: //p' | tr -d ' ' | /usr/bin/oathtool --totp -b -
+        else
+            cat \(answerFile)
+        fi
         """.write(toFile: askpass, atomically: true, encoding: .utf8)
         chmod(askpass, 0o700)
 
@@ -138,6 +183,7 @@ final class PrivateSSHD {
     var prompts: [String] {
         ((try? String(contentsOfFile: promptLog, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
+    var promptText: String { (try? String(contentsOfFile: promptLog, encoding: .utf8)) ?? "" }
 
     /// Logs in with the key, answers the keyboard-interactive prompt with `answer`, runs `command`.
     func ssh(answer: String, command: String) throws -> (status: Int32, output: String) {
