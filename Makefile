@@ -24,12 +24,14 @@ deps:
 
 build: deps
 	$(SWIFT) build -c release --product twofoldd
+	$(SWIFT) build -c release --product twofoldctl
 
 pam: deps
 	$(MAKE) -C pam all
 
 # Foreground daemon with a local state directory: socket $(STATE)/twofold.sock.
-run: build
+run: deps
+	$(SWIFT) build -c release --product twofoldd
 	@mkdir -p $(STATE)
 	@echo "twofoldd: state in $(STATE), socket $(STATE)/twofold.sock (Ctrl-C stops)"
 	$(CURDIR)/.build/release/twofoldd --config /dev/null --state-directory $(STATE) --socket $(STATE)/twofold.sock
@@ -42,6 +44,8 @@ test: check
 
 install: build pam
 	install -D -m 0755 .build/release/twofoldd $(DESTDIR)$(SBINDIR)/twofoldd
+	install -D -m 0755 .build/release/twofoldctl $(DESTDIR)$(BINDIR)/twofoldctl
+	@if [ -f docs/man/twofoldctl.1 ]; then install -D -m 0644 docs/man/twofoldctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/twofoldctl.1; fi
 	$(MAKE) -C pam install DESTDIR=$(DESTDIR)
 	install -D -m 0644 systemd/twofoldd.service $(DESTDIR)$(UNITDIR)/twofoldd.service
 	install -D -m 0644 systemd/twofoldd.socket $(DESTDIR)$(UNITDIR)/twofoldd.socket
@@ -54,7 +58,7 @@ install: build pam
 
 # Leaves /etc/twofold (config, key) and /var/lib/twofold (state) in place: they hold secrets.
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/twofoldd
+	rm -f $(DESTDIR)$(SBINDIR)/twofoldd $(DESTDIR)$(BINDIR)/twofoldctl $(DESTDIR)$(PREFIX)/share/man/man1/twofoldctl.1
 	$(MAKE) -C pam uninstall DESTDIR=$(DESTDIR)
 	rm -f $(DESTDIR)$(UNITDIR)/twofoldd.service $(DESTDIR)$(UNITDIR)/twofoldd.socket
 	rm -rf $(DESTDIR)$(DOCDIR)
