@@ -29,7 +29,7 @@ extension Twofoldctl {
         @Option(name: .customLong("users-oath"), help: ArgumentHelp("pam_oath's users.oath file; the line for the user is sent.", valueName: "file"))
         var usersOath: String?
 
-        @Option(name: .customLong("line-for"), help: ArgumentHelp("With --users-oath: take the line of this name (default: the user).", valueName: "name"))
+        @Option(name: .customLong("line-for"), help: ArgumentHelp("With --users-oath: take the line of this name instead of the user's (it is sent as the user's).", valueName: "name"))
         var lineFor: String?
 
         @OptionGroup var options: GlobalOptions
@@ -53,7 +53,9 @@ extension Twofoldctl {
             } else if let googleAuthenticator {
                 source = .googleAuthenticator(try Self.readFile(googleAuthenticator))
             } else if let usersOath {
-                source = .usersOath(try Self.line(for: lineFor ?? user, in: try Self.readFile(usersOath), file: usersOath))
+                var line = try Self.line(for: lineFor ?? user, in: try Self.readFile(usersOath), file: usersOath)
+                if let lineFor, lineFor != user { line = Self.renamed(line, to: user) }
+                source = .usersOath(line)
             } else {
                 throw CLIFailure(ExitStatus.usage, "nothing to import")
             }
@@ -109,6 +111,13 @@ extension Twofoldctl {
             guard !found.isEmpty else { throw CLIFailure(ExitStatus.failure, "\(file) has no line for '\(name)'") }
             guard found.count == 1 else { throw CLIFailure(ExitStatus.failure, "\(file) has \(found.count) lines for '\(name)'; keep one") }
             return found[0]
+        }
+
+        /// The line with its user field (the second) set to `user`: --line-for maps another name's line to the user.
+        static func renamed(_ line: String, to user: String) -> String {
+            var fields = line.split(whereSeparator: \.isWhitespace).map(String.init)
+            fields[1] = user
+            return fields.joined(separator: " ")
         }
 
         struct Imported: Encodable {

@@ -12,16 +12,21 @@ extension Twofoldctl {
                 """
         )
 
+        /// Users asked per listUsers request (hidden: for tests of the paging).
+        @Option(name: .customLong("page-size"), help: .hidden)
+        var pageSize: Int = 500
+
         @OptionGroup var options: GlobalOptions
 
-        /// Users asked per listUsers request.
-        static let pageSize = 500
+        func validate() throws {
+            guard pageSize > 0 else { throw ValidationError("--page-size must be positive.") }
+        }
 
         func execute(_ session: DaemonSession) throws(CLIFailure) {
             var all: [UserStatus] = []
             var after: String?
             while true {
-                let response = try session.send(.listUsers(after: after, limit: Self.pageSize))
+                let response = try session.send(.listUsers(after: after, limit: pageSize))
                 guard case .users(let page) = response else { throw unexpected(response) }
                 // Stop at an empty page, or if the daemon does not move forward.
                 guard let last = page.last?.user, last != after else { break }

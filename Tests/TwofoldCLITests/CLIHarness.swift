@@ -130,8 +130,13 @@ final class InteractiveCLI {
         directory = try makeTemporaryDirectory("tfint")
         errPath = directory + "/err"
         var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0]
-        guard pipe(&inPipe) == 0, pipe(&outPipe) == 0 else { throw HarnessError("pipe failed") }
-        for fd in inPipe + outPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        // Close-on-exec from the start, so that children started at the same time by other tests
+        // do not inherit an end (which would keep the pipe open after this child exits).
+        // (Glibc's module does not export pipe2; a socket pair can be made close-on-exec atomically.)
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        guard socketpair(AF_UNIX, type, 0, &inPipe) == 0, socketpair(AF_UNIX, type, 0, &outPipe) == 0 else {
+            throw HarnessError("socketpair failed")
+        }
         let errFd = open(errPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         var argv = [Paths.twofoldctl] + arguments
         if asNobody { argv = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] + argv }
