@@ -89,11 +89,12 @@ struct LoginDialogRunner: Sendable {
         text += " (Google Authenticator, Aegis, FreeOTP, 1Password, ...):\n\n"
         if let qr = try? QRCode.encode(offer.uri) { text += qr.renderUTF8() + "\n" }
         text += "or type this key by hand: \(Base32.grouped(offer.secretBase32))\n"
-        text += "(\(offer.algorithm), \(offer.digits) digits, every \(offer.period) seconds)"
-        try await outbound.write(.info(text))
+        text += "(\(offer.algorithm), \(offer.digits) digits, every \(offer.period) seconds)\n\n"
+        // The instructions travel inside the prompt, not as INFO: a PAM client may suppress INFO
+        // (sudo passes PAM_SILENT; some screen lockers show prompts only), never a prompt.
         var codes: [String] = []
         for index in 0..<offer.codesRequired {
-            try await outbound.write(.promptEchoOn(index == 0 ? "Code from the app: " : "Next code (after it changes): "))
+            try await outbound.write(.promptEchoOn(index == 0 ? text + "Code from the app: " : "Next code (after it changes): "))
             guard let reply = try await messages.next() else {
                 await authenticator.audit(context, outcome: "abandoned", reason: "enroll at login: connection closed", action: "enroll")
                 return
@@ -107,10 +108,9 @@ struct LoginDialogRunner: Sendable {
             var list = "Two-factor authentication is now on. Save these recovery codes somewhere safe; each works once"
             list += " in place of a code if you lose your phone. They are shown only now:\n\n"
             list += recovery.map { "    " + $0 }.joined(separator: "\n")
-            // Shown with a prompt, not after the verdict: sshd prints trailing PAM info only for
-            // interactive shells, so a `ssh host command` login would never see them otherwise.
-            try await outbound.write(.info(list))
-            try await outbound.write(.promptEchoOn("Press Enter when you have saved them: "))
+            // Part of a prompt, not INFO after the verdict: sshd prints trailing PAM info only for
+            // interactive shells, and PAM_SILENT callers drop INFO altogether.
+            try await outbound.write(.promptEchoOn(list + "\n\nPress Enter when you have saved them: "))
             guard try await messages.next() != nil else {
                 await authenticator.audit(context, outcome: "abandoned", reason: "closed before acknowledging the recovery codes", action: "enroll")
                 return

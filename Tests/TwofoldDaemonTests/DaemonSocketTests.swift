@@ -113,6 +113,32 @@ struct DaemonSocketTests {
         #expect(eof, "the idle connection is closed by the daemon")
     }
 
+    @Test("connections over max_connections are closed at once; capacity returns when one leaves")
+    func connectionCap() throws {
+        let daemon = try DaemonProcess(extraConfig: "max_connections = 2")
+        let olga = try daemon.provision("olga")
+        // Two silent clients hold both slots (accepted, never sending).
+        let first = try RawSocket.connect(daemon.socketPath)
+        let second = try RawSocket.connect(daemon.socketPath)
+        // The daemon counts a connection once it has accepted it: a ping on a third connection
+        // proves both are counted, because it must be refused.
+        let third = try RawSocket.connect(daemon.socketPath)
+        defer { close(third) }
+        RawSocket.send(third, try FrameCodec.encode(.request(Array(try JSONEncoder().encode(ControlRequest.ping)))))
+        let (reply, eof) = RawSocket.readToEOF(third, timeoutSeconds: 10)
+        #expect(eof && reply.isEmpty, "a connection over the cap is closed without an answer")
+        #expect(daemon.log.contains("too many connections"))
+        close(first)
+        close(second)
+        // Once they are gone the daemon serves again. Its count drops when it has seen the closes,
+        // so ask again (each try is a real request that is refused at once) until it answers.
+        var verdict: VerdictCode?
+        for _ in 0..<1000 where verdict == nil {
+            verdict = try? daemon.login("olga", answer: olga.code()).verdict
+        }
+        #expect(verdict == .success)
+    }
+
     @Test("many clients at once all get their verdicts")
     func manyClients() async throws {
         let daemon = try DaemonProcess()
