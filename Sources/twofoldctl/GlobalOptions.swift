@@ -11,7 +11,7 @@ struct GlobalOptions: ParsableArguments {
     static let defaultSocket = "/run/twofold/twofold.sock"
 
     @Option(name: .long, help: ArgumentHelp(
-        "twofoldd's socket (default: $TWOFOLD_SOCKET, else \(GlobalOptions.defaultSocket)).", valueName: "path"))
+        "twofoldd's socket (default: $TWOFOLD_SOCKET, else \(GlobalOptions.defaultSocket)).", valueName: "path"), completion: .file())
     var socket: String?
 
     @Flag(name: .long, help: "Print machine-readable JSON on standard output.")

@@ -23,10 +23,10 @@ extension Twofoldctl {
         @Option(help: ArgumentHelp("An otpauth:// URI, or - to read it from standard input (the command line is visible to other users).", valueName: "uri"))
         var uri: String?
 
-        @Option(name: .customLong("google-authenticator"), help: ArgumentHelp("A ~/.google_authenticator file.", valueName: "file"))
+        @Option(name: .customLong("google-authenticator"), help: ArgumentHelp("A ~/.google_authenticator file.", valueName: "file"), completion: .file())
         var googleAuthenticator: String?
 
-        @Option(name: .customLong("users-oath"), help: ArgumentHelp("pam_oath's users.oath file; the line for the user is sent.", valueName: "file"))
+        @Option(name: .customLong("users-oath"), help: ArgumentHelp("pam_oath's users.oath file; the line for the user is sent.", valueName: "file"), completion: .file())
         var usersOath: String?
 
         @Option(name: .customLong("line-for"), help: ArgumentHelp("With --users-oath: take the line of this name instead of the user's (it is sent as the user's).", valueName: "name"))

@@ -17,9 +17,13 @@ enum Terminal {
     /// With `hidden`, echo is turned off while a terminal reads.
     static func readLine(prompt: String, hidden: Bool, showPrompt: Bool = true) -> String? {
         if showPrompt { Output.prompt(prompt) }
-        guard hidden, inputIsTerminal else {
-            return Swift.readLine(strippingNewline: true)
+        guard inputIsTerminal else {
+            // Nothing is echoed from a pipe or file: end the prompt's line ourselves.
+            let line = Swift.readLine(strippingNewline: true)
+            if showPrompt { Output.prompt("\n") }
+            return line
         }
+        guard hidden else { return Swift.readLine(strippingNewline: true) }
         let restore = disableEcho()
         defer {
             if restore { enableEcho() }
