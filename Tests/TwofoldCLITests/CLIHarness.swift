@@ -293,10 +293,10 @@ struct Authenticator: Sendable {
 
     var base32: String { Base32.encode(secret.copyBytes()) }
 
-    /// The code for now plus `offset` steps.
-    func code(offset: Int = 0) -> String {
-        let now = Int64(Date().timeIntervalSince1970) + Int64(offset * parameters.period)
-        return OneTimeCode.totp(secret: secret, unixTime: now, parameters: parameters)
+    /// The code for `at` (default now) plus `offset` steps.
+    func code(offset: Int = 0, at date: Date = Date()) -> String {
+        let time = Int64(date.timeIntervalSince1970) + Int64(offset * parameters.period)
+        return OneTimeCode.totp(secret: secret, unixTime: time, parameters: parameters)
     }
 
     /// A code that matches no step near now.

@@ -40,8 +40,9 @@ extension DaemonProcess {
         let printed = try session.read(until: EnrollTranscript.hasOffer)
         let (uri, key) = try EnrollTranscript.offer(in: printed)
         let app = try Authenticator(base32: key.replacingOccurrences(of: " ", with: ""))
-        session.send(app.code())
-        if twoCodes { session.send(app.code(offset: 1)) }
+        let now = Date()
+        session.send(app.code(at: now))
+        if twoCodes { session.send(app.code(offset: 1, at: now)) }
         try session.read(until: EnrollTranscript.hasRecoveryCodes)
         // Shown, not yet confirmed: logins are unchanged.
         let before = try status(user)
