@@ -185,4 +185,28 @@ import TwofoldQR
         #expect(disabled.stdout.contains("2FA is now off for gail"))
         #expect(try daemon.status("gail").enrollment == "none")
     }
+
+    @Test func selfEnrollmentRefusedByPolicyExitsFour() throws {
+        let daemon = try DaemonProcess()
+        #expect(try daemon.ctl(["policy", "set", "--self-enrollment", "false"]).status == 0)
+        let refused = try daemon.ctl(["enroll", "--qr", "none"], input: "123456\nyes\n", asNobody: true)
+        #expect(refused.status == 4, "\(refused)")
+        #expect(refused.stderr.contains("policy"), "\(refused)")
+        #expect(try daemon.status("nobody").enrollment == "none")
+    }
+
+    @Test func lockedUserExitsSix() throws {
+        let daemon = try DaemonProcess()
+        #expect(try daemon.ctl(["policy", "set", "--max-failures", "2"]).status == 0)
+        let app = try Authenticator.random()
+        #expect(try daemon.ctl(["import", "lou", "--uri", "-"], input: app.uri(account: "lou") + "\n").status == 0)
+        let first = try daemon.ctl(["recovery-codes", "--user", "lou"], input: app.wrongCode() + "\n")
+        #expect(first.status == 5, "\(first)")
+        let second = try daemon.ctl(["recovery-codes", "--user", "lou"], input: app.wrongCode() + "\n")
+        #expect([5, 6].contains(second.status), "\(second)")
+        // Locked now: even the right code is refused, with exit 6.
+        let locked = try daemon.ctl(["recovery-codes", "--user", "lou", "--json"], input: app.code() + "\n")
+        #expect(locked.status == 6, "\(locked)")
+        #expect(locked.stdout.contains("\"code\" : \"locked\""), "\(locked)")
+    }
 }
