@@ -26,10 +26,10 @@ public enum GoogleAuthenticatorFile {
     public static func parse(_ text: String) throws -> ImportedEnrollment {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters() }
         while lines.last?.isEmpty == true { lines.removeLast() }
-        guard let first = lines.first, !first.isEmpty else { throw CoreError.invalidURI("google-authenticator file: no secret on the first line") }
+        guard let first = lines.first, !first.isEmpty else { throw CoreError.invalidImport("google-authenticator file: no secret on the first line") }
         var raw = try Base32.decode(first)
         defer { Crypto.wipe(&raw) }
-        guard raw.count >= 10 else { throw CoreError.invalidURI("google-authenticator file: the secret is shorter than 80 bits") }
+        guard raw.count >= 10 else { throw CoreError.invalidImport("google-authenticator file: the secret is shorter than 80 bits") }
         var parameters = OTPParameters()
         var counter: UInt64 = 0
         var scratch: [String] = []
@@ -44,15 +44,15 @@ public enum GoogleAuthenticatorFile {
                     parameters.method = .totp
                     sawType = true
                 case "HOTP_COUNTER":
-                    guard words.count == 2, let value = UInt64(words[1]) else { throw CoreError.invalidURI("google-authenticator file: bad HOTP_COUNTER on line \(number + 2)") }
+                    guard words.count == 2, let value = UInt64(words[1]) else { throw CoreError.invalidImport("google-authenticator file: bad HOTP_COUNTER on line \(number + 2)") }
                     parameters.method = .hotp
                     counter = value
                     sawType = true
                 case "STEP_SIZE":
-                    guard words.count == 2, let value = Int(words[1]), (1...300).contains(value) else { throw CoreError.invalidURI("google-authenticator file: bad STEP_SIZE on line \(number + 2)") }
+                    guard words.count == 2, let value = Int(words[1]), (1...300).contains(value) else { throw CoreError.invalidImport("google-authenticator file: bad STEP_SIZE on line \(number + 2)") }
                     parameters.period = value
                 case "WINDOW_SIZE":
-                    guard words.count == 2, let value = Int(words[1]), value >= 1 else { throw CoreError.invalidURI("google-authenticator file: bad WINDOW_SIZE on line \(number + 2)") }
+                    guard words.count == 2, let value = Int(words[1]), value >= 1 else { throw CoreError.invalidImport("google-authenticator file: bad WINDOW_SIZE on line \(number + 2)") }
                     if value != 3 {
                         notes.append("WINDOW_SIZE \(value) is not per-user in Twofold: the policy's window (±window steps) applies")
                     }
@@ -64,7 +64,7 @@ public enum GoogleAuthenticatorFile {
             } else if RecoveryCodes.scratchCanonical(line) != nil {
                 scratch.append(line)
             } else {
-                throw CoreError.invalidURI("google-authenticator file: line \(number + 2) is neither an option nor an 8-digit scratch code")
+                throw CoreError.invalidImport("google-authenticator file: line \(number + 2) is neither an option nor an 8-digit scratch code")
             }
         }
         if !sawType { parameters.method = .totp }
@@ -79,12 +79,12 @@ public enum UsersOathLine {
     /// Parses the line; `user` must match its user field.
     public static func parse(_ line: String, user: String) throws -> ImportedEnrollment {
         let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-        guard fields.count >= 4 else { throw CoreError.invalidURI("users.oath: a line needs type, user, PIN and secret") }
-        guard fields[1] == user else { throw CoreError.invalidURI("users.oath: the line is for another user") }
-        guard fields[2] == "-" else { throw CoreError.invalidURI("users.oath: lines with a PIN are not supported (Twofold checks the password in its own PAM module)") }
+        guard fields.count >= 4 else { throw CoreError.invalidImport("users.oath: a line needs type, user, PIN and secret") }
+        guard fields[1] == user else { throw CoreError.invalidImport("users.oath: the line is for another user") }
+        guard fields[2] == "-" else { throw CoreError.invalidImport("users.oath: lines with a PIN are not supported (Twofold checks the password in its own PAM module)") }
         var parameters = OTPParameters(method: .hotp)
         let type = fields[0].split(separator: "/").map(String.init)
-        guard type.first == "HOTP", type.count <= 3 else { throw CoreError.invalidURI("users.oath: unknown token type") }
+        guard type.first == "HOTP", type.count <= 3 else { throw CoreError.invalidImport("users.oath: unknown token type") }
         if type.count >= 2 {
             let mode = type[1]
             if mode == "E" {
@@ -93,19 +93,19 @@ public enum UsersOathLine {
                 parameters.method = .totp
                 parameters.period = period
             } else {
-                throw CoreError.invalidURI("users.oath: unknown token mode")
+                throw CoreError.invalidImport("users.oath: unknown token mode")
             }
         }
         if type.count == 3 {
-            guard let digits = Int(type[2]), (6...8).contains(digits) else { throw CoreError.invalidURI("users.oath: digits must be 6, 7 or 8") }
+            guard let digits = Int(type[2]), (6...8).contains(digits) else { throw CoreError.invalidImport("users.oath: digits must be 6, 7 or 8") }
             parameters.digits = digits
         }
         var raw = try hexDecode(fields[3])
         defer { Crypto.wipe(&raw) }
-        guard raw.count >= 10 else { throw CoreError.invalidURI("users.oath: the secret is shorter than 80 bits") }
+        guard raw.count >= 10 else { throw CoreError.invalidImport("users.oath: the secret is shorter than 80 bits") }
         var counter: UInt64 = 0
         if parameters.method == .hotp, fields.count >= 5 {
-            guard let value = UInt64(fields[4]) else { throw CoreError.invalidURI("users.oath: bad counter") }
+            guard let value = UInt64(fields[4]) else { throw CoreError.invalidImport("users.oath: bad counter") }
             counter = value
         }
         return ImportedEnrollment(secret: SecretBytes(raw), parameters: parameters, counter: counter)
@@ -121,7 +121,7 @@ public enum UsersOathLine {
 
     static func hexDecode(_ text: String) throws -> [UInt8] {
         let chars = Array(text.utf8)
-        guard chars.count % 2 == 0, !chars.isEmpty else { throw CoreError.invalidURI("users.oath: the secret is not hex") }
+        guard chars.count % 2 == 0, !chars.isEmpty else { throw CoreError.invalidImport("users.oath: the secret is not hex") }
         var out = [UInt8]()
         out.reserveCapacity(chars.count / 2)
         func nibble(_ c: UInt8) -> UInt8? {
@@ -136,7 +136,7 @@ public enum UsersOathLine {
         while i < chars.count {
             guard let hi = nibble(chars[i]), let lo = nibble(chars[i + 1]) else {
                 Crypto.wipe(&out)
-                throw CoreError.invalidURI("users.oath: the secret is not hex")
+                throw CoreError.invalidImport("users.oath: the secret is not hex")
             }
             out.append(hi << 4 | lo)
             i += 2

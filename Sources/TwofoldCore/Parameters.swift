@@ -36,12 +36,15 @@ public enum CoreError: Error, Equatable, CustomStringConvertible {
     case invalidParameters(String)
     case invalidBase32(String)
     case invalidURI(String)
+    /// A google-authenticator file or users.oath line that cannot be imported.
+    case invalidImport(String)
 
     public var description: String {
         switch self {
         case .invalidParameters(let r): return "invalid OTP parameters: \(r)"
         case .invalidBase32(let r): return "invalid base32 secret: \(r)"
         case .invalidURI(let r): return "invalid otpauth URI: \(r)"
+        case .invalidImport(let r): return "cannot import: \(r)"
         }
     }
 }

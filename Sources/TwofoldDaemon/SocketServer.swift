@@ -76,9 +76,11 @@ public final class SocketServer: Service, Sendable {
                     for try await connection in inbound {
                         let (before, _) = active.add(1, ordering: .relaxed)
                         guard before < configuration.maxConnections else {
-                            active.subtract(1, ordering: .relaxed)
+                            self.active.subtract(1, ordering: .relaxed)
                             logger.warning("connection refused: too many connections", metadata: ["peer": "\(connection.peer)"])
-                            connection.channel.channel.close(promise: nil)
+                            // Close through the async channel: dropping it unfinished is a fatal
+                            // error in NIO (a client opening too many connections must not crash us).
+                            tasks.addTask { try? await connection.channel.executeThenClose { _, _ in } }
                             continue
                         }
                         tasks.addTask {

@@ -62,7 +62,7 @@ extension Twofoldctl {
             }
 
             // 3. Code(s) from the app.
-            let recoveryCodes = try verify(session, showPrompts: showPrompts)
+            let recoveryCodes = try verify(session, showPrompts: showPrompts, codesRequired: offer.codesRequired)
             if options.json {
                 Output.json(RecoveryCodesStep(recoveryCodes: recoveryCodes), compact: true)
             } else {
@@ -95,12 +95,12 @@ extension Twofoldctl {
             }
         }
 
-        /// Reads code(s) and sends enrollVerify until the daemon accepts them. A second, consecutive
-        /// code is asked when the daemon says one is not enough (invalidRequest); a wrong code may be
-        /// typed again (three tries) on a terminal.
-        private func verify(_ session: DaemonSession, showPrompts: Bool) throws(CLIFailure) -> [String] {
+        /// Reads code(s) and sends enrollVerify until the daemon accepts them: as many consecutive
+        /// codes as the offer says the policy wants (and a second one if the daemon says one is not
+        /// enough); a wrong code may be typed again (three tries) on a terminal.
+        private func verify(_ session: DaemonSession, showPrompts: Bool, codesRequired: Int) throws(CLIFailure) -> [String] {
             var tries = 0
-            var needsTwo = false
+            var needsTwo = codesRequired >= 2
             var codes: [String] = []
             while true {
                 session.disconnect()
