@@ -80,7 +80,7 @@ let package = Package(
         .executableTarget(name: "twofold-crashprobe", dependencies: ["TwofoldStore", "TwofoldCore"]),
 
         // Test helpers shared by the test targets (child processes without Foundation's Process).
-        .target(name: "TwofoldTestSupport", path: "Tests/TestSupport"),
+        .target(name: "TwofoldTestSupport", dependencies: ["TwofoldClient", "TwofoldProtocol", "TwofoldCore", "TwofoldCrypto"], path: "Tests/TestSupport"),
         .testTarget(name: "TwofoldCoreTests", dependencies: ["TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
         .testTarget(name: "TwofoldStoreTests", dependencies: ["TwofoldStore", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
         .testTarget(name: "TwofoldProtocolTests", dependencies: ["TwofoldProtocol", "TwofoldClient"]),

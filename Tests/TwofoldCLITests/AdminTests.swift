@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TwofoldTestSupport
 import TwofoldClient
 import TwofoldCore
 import TwofoldProtocol

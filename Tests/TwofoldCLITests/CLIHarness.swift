@@ -13,45 +13,12 @@ import Glibc
 // TwofoldDaemonTests' DaemonHarness, which another test target cannot import), and the real
 // twofoldctl binary run as a child process (never Foundation's Process).
 
-/// Locations of the repository and of the built products.
-enum Paths {
-    /// The package root, from this file's path.
-    static let root: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+typealias Paths = TestPaths
+/// The authenticator app stand-in shared by the test targets.
+typealias Authenticator = TestAuthenticator
 
-    /// The directory holding the test bundle and the built executables.
-    static let products: String = {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        precondition(n > 0, "cannot read /proc/self/exe")
-        let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        while url.path != "/" && !FileManager.default.fileExists(atPath: url.appendingPathComponent("twofoldctl").path) {
-            url.deleteLastPathComponent()
-        }
-        return url.path
-    }()
-
-    static var twofoldd: String { products + "/twofoldd" }
-    static var twofoldctl: String { products + "/twofoldctl" }
+extension TestPaths {
     static var golden: String { root + "/Tests/TwofoldCLITests/Golden" }
-}
-
-struct HarnessError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// A fresh temporary directory with a short path (socket paths are limited to 107 bytes), mode 0755
-/// so that `nobody` can reach the socket in it.
-func makeTemporaryDirectory(_ prefix: String = "tfctl") throws -> String {
-    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
-    guard let made = mkdtemp(&template) else { throw HarnessError("mkdtemp failed: \(String(cString: strerror(errno)))") }
-    chmod(made, 0o755)
-    return String(cString: made)
 }
 
 /// What a twofoldctl run printed, with standard output and standard error apart.
@@ -195,60 +162,7 @@ final class InteractiveCLI {
     var stderr: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
 }
 
-/// A real `twofoldd` on a socket in a temporary directory; ready when it sends READY=1 to NOTIFY_SOCKET.
-final class DaemonProcess: @unchecked Sendable {
-    let directory: String
-    let socketPath: String
-    let configPath: String
-    let logPath: String
-    private(set) var process: ChildProcess?
-
-    init(extraConfig: String = "") throws {
-        directory = try makeTemporaryDirectory()
-        socketPath = directory + "/twofold.sock"
-        configPath = directory + "/twofoldd.conf"
-        logPath = directory + "/daemon.log"
-        let config = """
-        socket = \(socketPath)
-        state_directory = \(directory)/state
-        log_level = debug
-        throttle_delay_ms = 0
-        issuer = TwofoldTest
-        \(extraConfig)
-        """
-        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-        try start()
-    }
-
-    deinit {
-        stop()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    func start() throws {
-        let notifyPath = directory + "/notify.\(UInt32.random(in: 0...UInt32.max)).sock"
-        let notify = try NotifyListener(path: notifyPath)
-        defer { notify.close() }
-        var environment = ChildProcess.currentEnvironment()
-        environment["NOTIFY_SOCKET"] = notifyPath
-        let log = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard log >= 0 else { throw HarnessError("cannot open \(logPath)") }
-        defer { close(log) }
-        let process = try ChildProcess([Paths.twofoldd, "--config", configPath], environment: environment, fds: [1: log, 2: log])
-        self.process = process
-        try notify.waitForReady(timeoutSeconds: 60, isRunning: { process.isRunning }, logPath: logPath)
-    }
-
-    /// SIGTERM and wait.
-    @discardableResult
-    func stop() -> Int32 {
-        guard let process else { return 0 }
-        process.signal(SIGTERM)
-        return process.wait()
-    }
-
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
+extension DaemonProcess {
     /// Runs twofoldctl against this daemon (`--socket` added after the subcommand words).
     func ctl(_ arguments: [String], input: String? = nil, asNobody: Bool = false) throws -> CLIResult {
         try CLI.run(arguments + ["--socket", socketPath], input: input, asNobody: asNobody)
@@ -258,97 +172,5 @@ final class DaemonProcess: @unchecked Sendable {
         try InteractiveCLI(arguments + ["--socket", socketPath], asNobody: asNobody)
     }
 
-    /// A control request straight over the socket (to set up or check state independently of the CLI).
-    func control(_ request: ControlRequest) throws -> ControlResponse {
-        let connection = try TwofoldConnection(socketPath: socketPath, timeoutSeconds: 10)
-        defer { connection.close() }
-        return try connection.request(request, as: ControlResponse.self)
-    }
-
-    func status(_ user: String) throws -> UserStatus {
-        let response = try control(.status(user: user))
-        guard case .status(let status) = response else { throw HarnessError("status: \(response)") }
-        return status
-    }
 }
 
-/// An authenticator app: codes for a base32 secret.
-struct Authenticator: Sendable {
-    var secret: SecretBytes
-    var parameters = OTPParameters()
-
-    init(base32: String, parameters: OTPParameters = OTPParameters()) throws {
-        secret = SecretBytes(try Base32.decode(base32))
-        self.parameters = parameters
-    }
-
-    init(secret: SecretBytes, parameters: OTPParameters = OTPParameters()) {
-        self.secret = secret
-        self.parameters = parameters
-    }
-
-    static func random() throws -> Authenticator {
-        Authenticator(secret: try OTPSecret.generate())
-    }
-
-    var base32: String { Base32.encode(secret.copyBytes()) }
-
-    /// The code for `at` (default now) plus `offset` steps.
-    func code(offset: Int = 0, at date: Date = Date()) -> String {
-        let time = Int64(date.timeIntervalSince1970) + Int64(offset * parameters.period)
-        return OneTimeCode.totp(secret: secret, unixTime: time, parameters: parameters)
-    }
-
-    /// A code that matches no step near now.
-    func wrongCode() -> String {
-        let valid = Set((-12...12).map { code(offset: $0) })
-        var candidate = 0
-        while valid.contains(String(format: "%06d", candidate)) { candidate += 1 }
-        return String(format: "%06d", candidate)
-    }
-
-    func uri(account: String, issuer: String = "Imported") -> String {
-        OTPAuthURI(issuer: issuer, account: account, secret: secret, parameters: parameters).uriString()
-    }
-}
-
-/// A datagram socket standing in for systemd's notify socket.
-final class NotifyListener {
-    let fd: Int32
-    let path: String
-
-    init(path: String) throws {
-        self.path = path
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else { throw HarnessError("bind \(path): \(String(cString: strerror(errno)))") }
-    }
-
-    func waitForReady(timeoutSeconds: Double, isRunning: () -> Bool, logPath: String) throws {
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while Date() < deadline {
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&pfd, 1, 250) > 0 {
-                let n = recv(fd, &buffer, buffer.count, 0)
-                if n > 0, String(decoding: buffer[0..<n], as: UTF8.self).split(separator: "\n").contains("READY=1") { return }
-            } else if !isRunning() {
-                let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-                throw HarnessError("twofoldd exited before it was ready:\n\(log)")
-            }
-        }
-        throw HarnessError("twofoldd did not report READY=1 within \(timeoutSeconds) s")
-    }
-
-    func close() {
-        Glibc.close(fd)
-        unlink(path)
-    }
-}

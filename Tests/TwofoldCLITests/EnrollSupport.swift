@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TwofoldTestSupport
 import TwofoldProtocol
 
 /// What `twofoldctl enroll` printed in human mode.

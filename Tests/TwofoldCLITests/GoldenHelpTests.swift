@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TwofoldTestSupport
 
 /// `twofoldctl --help` and every subcommand's `--help`, compared with the committed texts in
 /// Golden/ (COLUMNS=100). Rewrite them after an intended change with:

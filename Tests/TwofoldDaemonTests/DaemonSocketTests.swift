@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TwofoldTestSupport
 import TwofoldClient
 import TwofoldCore
 import TwofoldCrypto
@@ -246,31 +247,30 @@ struct DaemonSocketTests {
 }
 
 /// Sends one frame from a process running as `nobody` (the test itself runs as root): a few lines of
-/// Python under `setpriv`, which prints the verdict name or the JSON response it got back.
+/// Python under `setpriv`, which print the verdict name, or the JSON of a RESPONSE.
 func runAsNobody(socketPath: String, user: String?) throws -> String {
-    // Frame bytes built here, sent by a process whose uid is nobody's.
-    var frame: [UInt8]
-    if let user {
-        frame = try FrameCodec.encode(.authStart(AuthStart(user: user, service: "sshd")))
-    } else {
-        frame = try FrameCodec.encode(.request(Array(try JSONEncoder().encode(ControlRequest.listUsers(after: nil, limit: 10)))))
-    }
+    let frame = user != nil
+        ? try FrameCodec.encode(.authStart(AuthStart(user: user!, service: "sshd")))
+        : try FrameCodec.encode(.request(Array(try JSONEncoder().encode(ControlRequest.listUsers(after: nil, limit: 10)))))
+    return try runAsNobody(socketPath: socketPath, frame: frame)
+}
+
+func runAsNobody(socketPath: String, frame: [UInt8]) throws -> String {
     let framePath = try makeTemporaryDirectory("nb") + "/frame.bin"
     try Data(frame).write(to: URL(fileURLWithPath: framePath))
     chmod(framePath, 0o644)
     let (_, output) = try run(["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
-                         "/usr/bin/python3", "-c", """
+                               "/usr/bin/python3", "-c", """
     import socket, sys
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(10)
     s.connect(sys.argv[1])
     s.sendall(open(sys.argv[2], 'rb').read())
     data = b''
-    while True:
+    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], 'big'):
         chunk = s.recv(65536)
         if not chunk: break
         data += chunk
-        if len(data) >= 4 and len(data) >= 4 + int.from_bytes(data[:4], 'big'): break
     body = data[4:]
     if body[1] == 0x20:
         codes = {0:'SUCCESS',1:'FAILURE',2:'LOCKED',3:'IGNORE',4:'UNAVAILABLE',5:'BAD_REQUEST',6:'DENIED'}

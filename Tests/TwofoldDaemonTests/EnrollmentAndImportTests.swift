@@ -144,31 +144,11 @@ struct EnrollmentAndImportTests {
 extension TestAccount {
     /// An account from a base32 secret as an app would hold it (default TOTP parameters).
     init(base32: String, user: String) throws {
-        var raw = try Base32.decode(base32)
-        defer { Crypto.wipe(&raw) }
-        self.init(user: user, secret: SecretBytes(raw), parameters: OTPParameters())
+        self.init(user: user, app: try TestAuthenticator(base32: base32))
     }
 }
 
 /// Sends one control request from a process running as `nobody`; returns the JSON it got.
 func runAsNobodyRequest(socketPath: String, _ request: ControlRequest) throws -> String {
-    let frame = try FrameCodec.encode(.request(Array(try JSONEncoder().encode(request))))
-    let framePath = try makeTemporaryDirectory("nb") + "/frame.bin"
-    try Data(frame).write(to: URL(fileURLWithPath: framePath))
-    chmod(framePath, 0o644)
-    let (_, output) = try ChildProcess.run(["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
-        "/usr/bin/python3", "-c", """
-    import socket, sys
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(sys.argv[1])
-    s.sendall(open(sys.argv[2], 'rb').read())
-    data = b''
-    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], 'big'):
-        chunk = s.recv(65536)
-        if not chunk: break
-        data += chunk
-    print(data[9:].decode('utf-8', 'replace'))
-    """, socketPath, framePath])
-    return output
+    try runAsNobody(socketPath: socketPath, frame: try FrameCodec.encode(.request(Array(try JSONEncoder().encode(request)))))
 }

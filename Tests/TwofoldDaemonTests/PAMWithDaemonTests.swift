@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TwofoldTestSupport
 import TwofoldCore
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import TwofoldTestSupport
 @testable import TwofoldDaemon
 import TwofoldCore
 import TwofoldCrypto
