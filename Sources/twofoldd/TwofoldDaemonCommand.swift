@@ -3,6 +3,8 @@ import Glibc
 #endif
 import ArgumentParser
 import Logging
+import NIOCore
+import NIOPosix
 import TwofoldDaemon
 
 /// `twofoldd`: the Twofold daemon. Reads its config file, then flags override it.
@@ -45,6 +47,9 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
             print("configuration OK")
             return
         }
+        // Run Swift concurrency on NIO's event loops: a dialog's awaits then stay on one thread
+        // instead of hopping between the event loop and the cooperative pool.
+        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         let level = settings.logLevel
         LoggingSystem.bootstrap { JournalLogHandler(label: $0, level: level) }
         let logger = Logger(label: "twofoldd")
