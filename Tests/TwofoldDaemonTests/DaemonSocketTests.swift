@@ -256,10 +256,15 @@ func runAsNobody(socketPath: String, user: String?) throws -> String {
 }
 
 func runAsNobody(socketPath: String, frame: [UInt8]) throws -> String {
+    try runAs(["--reuid=nobody", "--regid=nogroup", "--clear-groups"], socketPath: socketPath, frame: frame)
+}
+
+/// Sends one frame from a process with the given `setpriv` identity options.
+func runAs(_ identity: [String], socketPath: String, frame: [UInt8]) throws -> String {
     let framePath = try makeTemporaryDirectory("nb") + "/frame.bin"
     try Data(frame).write(to: URL(fileURLWithPath: framePath))
     chmod(framePath, 0o644)
-    let (_, output) = try run(["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
+    let (_, output) = try run(["/usr/bin/setpriv"] + identity + ["--",
                                "/usr/bin/python3", "-c", """
     import socket, sys
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

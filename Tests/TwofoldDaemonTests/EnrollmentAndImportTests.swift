@@ -128,6 +128,28 @@ struct EnrollmentAndImportTests {
         }
     }
 
+    @Test("members of admin_group may run admin requests; other users may not")
+    func adminGroup() throws {
+        // A real account in a real group, as an admin team would have (the tests run as root, as CI does).
+        for (command, name) in [("/usr/sbin/groupadd", "twofold-admins")] where getgrnam(name) == nil {
+            _ = try run([command, name])
+        }
+        if getpwnam("twofold-admin") == nil {
+            _ = try run(["/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "--groups", "twofold-admins", "twofold-admin"])
+        }
+        let daemon = try DaemonProcess(extraConfig: "admin_group = twofold-admins")
+        _ = try daemon.provision("pat")
+        let list = try FrameCodec.encode(.request(Array(try JSONEncoder().encode(ControlRequest.listUsers(after: nil, limit: 5)))))
+        let asAdmin = try runAs(["--reuid=twofold-admin", "--regid=twofold-admin", "--init-groups"], socketPath: daemon.socketPath, frame: list)
+        #expect(asAdmin.contains("\"user\":\"pat\""), "\(asAdmin)")
+        let asNobody = try runAsNobody(socketPath: daemon.socketPath, frame: list)
+        #expect(asNobody.contains("permissionDenied"), "\(asNobody)")
+        guard case .audit(let entries) = try daemon.control(.audit(user: nil, sinceMillis: nil, outcome: nil, limit: 50)) else {
+            Issue.record("audit"); return
+        }
+        #expect(entries.contains { $0.action == "import" && $0.peerUID == 0 })
+    }
+
     @Test("users may not run admin requests or act on other accounts")
     func userIsNotAdmin() throws {
         let daemon = try DaemonProcess()
