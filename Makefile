@@ -66,3 +66,4 @@ uninstall:
 clean:
 	$(MAKE) -C pam clean
 	rm -rf .build
+bench bench-smoke: ; bash benchmarks/run.sh $(if $(filter bench-smoke,$@),--smoke,$(BENCH_ARGS))  # benchmarks/README.md
