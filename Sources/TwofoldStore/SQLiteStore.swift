@@ -180,9 +180,9 @@ public final class SQLiteStore: TwofoldStore {
     public func user(_ name: String) async throws -> UserRecord? {
         try await guarded {
             let sealer = self.sealer
-            // The hot path of every login: a point read on a local WAL database takes microseconds,
-            // so it runs on the calling thread (no hop to a reader queue and back) with a cached statement.
-            return try pool.read { db in
+            // The hot path of every login: a cached statement, so SQLite does not compile (and GRDB's
+            // authorizer does not inspect) the query on each login.
+            return try await pool.read { db in
                 guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.listColumns), secret, pending_secret FROM users WHERE name = ?"),
                                                  arguments: [name]) else { return nil }
                 return try Self.decodeUser(row, sealer: sealer)

@@ -47,8 +47,9 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
             print("configuration OK")
             return
         }
-        // Run Swift concurrency on NIO's event loops: a dialog's awaits then stay on one thread
-        // instead of hopping between the event loop and the cooperative pool.
+        // Run Swift concurrency on NIO's event loops: a dialog's awaits then stay on the loop's
+        // threads instead of hopping to the cooperative pool. (A single loop was tried: it stalls
+        // under the enroll load, so the loop count stays NIO's default, one per core.)
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         let level = settings.logLevel
         LoggingSystem.bootstrap { JournalLogHandler(label: $0, level: level) }
