@@ -36,8 +36,12 @@ run: deps
 	@echo "twofoldd: state in $(STATE), socket $(STATE)/twofold.sock (Ctrl-C stops)"
 	$(CURDIR)/.build/release/twofoldd --config /dev/null --state-directory $(STATE) --socket $(STATE)/twofold.sock
 
+# The smoke benchmark (a few seconds, on the debug build) runs first so the harness never rots;
+# swift test's summary stays the last line.
 check: deps pam
 	$(MAKE) -C pam check-exports
+	$(SWIFT) build
+	TWOFOLDD=$$($(SWIFT) build --show-bin-path)/twofoldd bash benchmarks/run.sh --smoke
 	$(SWIFT) test
 
 test: check
