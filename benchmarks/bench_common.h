@@ -332,6 +332,8 @@ static __attribute__((unused)) long conn_read_frame(struct conn *c, unsigned cha
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				errno = ETIMEDOUT;
 			return -1;
 		}
 		if (r == 0)
@@ -361,12 +363,19 @@ static __attribute__((unused)) long frame_field(const unsigned char *body, long 
 	return -1;
 }
 
+/* Every send and receive on a daemon connection gives up after this many seconds (a hung daemon
+ * must fail a run, not hang it). */
+static int io_timeout_s = 20;
+
 static __attribute__((unused)) int unix_connect(const char *path)
 {
 	struct sockaddr_un sa;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	struct timeval tv = { .tv_sec = io_timeout_s, .tv_usec = 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	memset(&sa, 0, sizeof sa);
 	sa.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof sa.sun_path) {

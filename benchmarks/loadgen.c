@@ -2,7 +2,7 @@
  * loadgen - load generator for twofoldd over its Unix socket.
  *
  *   loadgen -s SOCKET -N USERS [-m verify|wrong|enroll] [-c CLIENTS] [-n OPS]
- *           [-w WARMUP] [-d MAX_SECONDS] [-p DAEMON_PID] [-S STATE_FILE]
+ *           [-w WARMUP] [-d MAX_SECONDS] [-p DAEMON_PID] [-S STATE_FILE] [-T IO_TIMEOUT_S]
  *           [--seed SEED] [--prefix PREFIX] [--label TEXT] [--allow-failures]
  *
  * One thread per client, blocking sockets (64 threads on this machine cost
@@ -27,6 +27,10 @@
  * the run starts, if any of the users it needs was already used in the
  * current step, loadgen waits for the next step, so no run ever mixes in a
  * wait.  Hence OPS + WARMUP <= N.
+ *
+ * Every socket send/receive gives up after IO_TIMEOUT_S (default 20): a daemon that stops
+ * answering fails the run (a connection error) instead of hanging it; the run itself stops
+ * handing out operations after MAX_SECONDS.
  *
  * Latency is per dialog, from connect() to the verdict (or, for enroll,
  * to the last response).  With -p it reads the daemon's utime+stime and
@@ -175,7 +179,10 @@ static int verify_dialog(struct conn *c, long index, int wrong)
 		unsigned char *body;
 		long n = conn_read_frame(c, &body);
 		if (n <= 0) {
-			note_error("user %s: connection closed before the verdict", user);
+			if (n < 0 && errno == ETIMEDOUT)
+				note_error("user %s: no answer from the daemon within %d s", user, io_timeout_s);
+			else
+				note_error("user %s: connection closed before the verdict", user);
 			goto out;
 		}
 		switch (body[1]) {
@@ -242,8 +249,13 @@ static int control(struct conn *c, const char *json, char *out, size_t cap)
 	if (write_all(c->fd, f.buf, f.len) != 0)
 		return -1;
 	long n = conn_read_frame(c, &body);
-	if (n <= 0)
+	if (n <= 0) {
+		if (n < 0 && errno == ETIMEDOUT)
+			note_error("control request: no response from the daemon within %d s", io_timeout_s);
+		else
+			note_error("control request: connection closed before the response");
 		return -1;
+	}
 	if (body[1] != T_RESPONSE) {
 		long len = frame_field(body, n, F_TEXT, &v);
 		note_error("control: got message 0x%02x %.*s", body[1], (int)(len > 0 ? len : 0), len > 0 ? (const char *)v : "");
@@ -381,7 +393,7 @@ static void *worker(void *arg)
 				latency_ns[k] = t1 - t0;
 				atomic_fetch_add(ok ? &done_ok : &done_bad, 1);
 			}
-			if ((k & 63) == 0 && now_mono() > phase_deadline)
+			if (now_mono() > phase_deadline)
 				phase_stop = 1;
 		}
 		pthread_barrier_wait(&barrier); /* phase ends */
@@ -393,7 +405,7 @@ static void *worker(void *arg)
 static void usage(void)
 {
 	fprintf(stderr, "usage: loadgen -s SOCKET -N USERS [-m verify|wrong|enroll] [-c CLIENTS] [-n OPS] [-w WARMUP]\n"
-			"               [-d MAX_SECONDS] [-p DAEMON_PID] [-S STATE_FILE] [--seed S] [--prefix P]\n"
+			"               [-d MAX_SECONDS] [-p DAEMON_PID] [-S STATE_FILE] [-T IO_TIMEOUT_S] [--seed S] [--prefix P]\n"
 			"               [--label TEXT] [--allow-failures]\n");
 	exit(2);
 }
@@ -408,7 +420,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "s:m:c:N:n:w:d:p:S:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:m:c:N:n:w:d:p:S:T:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's': opt.socket = optarg; break;
 		case 'm':
@@ -424,6 +436,7 @@ int main(int argc, char **argv)
 		case 'd': opt.max_seconds = atof(optarg); break;
 		case 'p': opt.pid = atoi(optarg); break;
 		case 'S': opt.state_path = optarg; break;
+		case 'T': io_timeout_s = atoi(optarg) > 0 ? atoi(optarg) : 20; break;
 		case 1: opt.seed = optarg; break;
 		case 2: opt.prefix = optarg; break;
 		case 3: opt.label = optarg; break;
@@ -540,10 +553,10 @@ int main(int argc, char **argv)
 			atomic_load(&done_conn_err));
 
 	printf("RESULT mode=%s label=%s clients=%d users=%ld ops=%ld secs=%.3f rate=%.1f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f "
-	       "cpu_ms_per_op=%.4f daemon_cpu_pct=%.1f hwm_kib=%ld hwm_reset=%d rss_kib=%ld lg_cpu_ms_per_op=%.4f lg_cpu_pct=%.1f unexpected=%ld\n",
+	       "cpu_ms_per_op=%.4f daemon_cpu_pct=%.1f hwm_kib=%ld hwm_reset=%d rss_kib=%ld lg_cpu_ms_per_op=%.4f lg_cpu_pct=%.1f unexpected=%ld warmup=%ld\n",
 	       mode_name, opt.label[0] ? opt.label : "-", opt.clients, opt.nusers, n, secs, rate, pct_ms(lat, m, 50), pct_ms(lat, m, 99),
 	       pct_ms(lat, m, 99.9), m ? (double)lat[m - 1] / 1e6 : 0.0, dcpu >= 0 ? 1000 * dcpu / (double)(n ? n : 1) : -1.0,
-	       dcpu >= 0 ? 100 * dcpu / secs : -1.0, hwm, hwm_reset, rss, 1000 * lg_cpu / (double)(n ? n : 1), 100 * lg_cpu / secs, bad);
+	       dcpu >= 0 ? 100 * dcpu / secs : -1.0, hwm, hwm_reset, rss, 1000 * lg_cpu / (double)(n ? n : 1), 100 * lg_cpu / secs, bad, opt.warmup);
 	fflush(stdout);
 	return (bad > 0 && !opt.allow_failures) || n == 0 ? 1 : 0;
 }

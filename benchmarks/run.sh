@@ -153,11 +153,25 @@ provision() {
 
 # lg TAG ARGS... : one loadgen run, its RESULT line tagged. A run with unexpected outcomes (a wrong
 # verdict, a dropped connection) is counted in FAILED; the smoke run stops at the first.
+# With PERF_PID set (and perf's syscall tracepoints usable), the daemon's fdatasync+fsync calls during
+# the run (warmup included) are counted: syncs per operation shows how well group commit batches.
 FAILED=0
+PERF_OK=0
+perf stat -x, -e syscalls:sys_enter_fdatasync true > /dev/null 2>&1 && PERF_OK=1
 lg() {
   local tag=$1; shift
-  local line rc=0
+  local line rc=0 pstat="" syncs=""
+  if [ -n "${PERF_PID:-}" ] && [ "$PERF_OK" = 1 ]; then
+    perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -p "$PERF_PID" -o "$WORK/perf-stat.csv" &
+    pstat=$!
+    sleep 0.3
+  fi
   line=$("$BIN/loadgen" "$@") || rc=$?
+  if [ -n "$pstat" ]; then
+    kill -INT "$pstat" 2>/dev/null; wait "$pstat" 2>/dev/null || true
+    syncs=$(awk -F, '$3 ~ /sys_enter_f/ { s += $1 } END { print s + 0 }' "$WORK/perf-stat.csv")
+    line="$line syncs=$syncs"
+  fi
   [ -n "$line" ] && echo "LG store=$tag $line" >> "$RAW"
   if [ "$rc" != 0 ]; then
     log "loadgen exited $rc: $*"
@@ -178,6 +192,7 @@ FS=$(df -T "$WORK" | awk 'NR==2 { print $2 " on " $1 }')
 log "machine: $NPROC cpus, $CPU, kernel $KERNEL, $MEM; $WORK on $FS"
 FSYNC=$("$BIN/tfprov" fsync-probe "$WORK" $([ "$SMOKE" = 1 ] && echo 50 || echo 500))
 echo "FSYNC $FSYNC" >> "$RAW"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------------------------------------------
 # Smoke: a few seconds; fails if the harness breaks.
@@ -255,6 +270,7 @@ daemon_suite() {
   start_daemon "$D"
   echo "IDLE store=$tag rss_kib=$(awk '/VmRSS/ { print $2 }' /proc/$DPID/status) db_bytes=$(stat -c %s "$D/state/twofold.sqlite")" >> "$RAW"
   local S="-s $D/twofold.sock -p $DPID -S $D/lg.state -N $n"
+  PERF_PID=$DPID
   if [ "$n" -ge 1000000 ]; then
     lg "$tag" $S -m verify -c 1 -n 3000 -w 200 -d 60 --label "$tag"
     lg "$tag" $S -m verify -c 8 -n 15000 -w 500 -d 60 --label "$tag"
@@ -268,6 +284,7 @@ daemon_suite() {
     lg "$tag" $S -m wrong -c 64 -n 5000 -w 200 -d 60 --label "$tag"
     lg "$tag" $S -m enroll -c 8 -n 1000 -w 50 -d 60 --label "$tag"
   fi
+  PERF_PID=
   echo "LOG store=$tag lines=$(wc -l < "$D/daemon.log") bytes=$(stat -c %s "$D/daemon.log")" >> "$RAW"
   stop_daemon "$DPID"
 }
@@ -306,6 +323,7 @@ fi
 # Tables
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$OUT/results"
 TABLES=$OUT/results/$STAMP.md
 cp "$RAW" "$OUT/results/$STAMP.raw"
@@ -315,7 +333,8 @@ cp "$RAW" "$OUT/results/$STAMP.raw"
   echo
   echo "**Machine:** $NPROC CPUs ($CPU), $MEM, Linux $KERNEL, store on $FS."\
        "Disk sync latency (4 KiB overwrite + fdatasync, as SQLite's WAL): p50 $(field "$FSYNC" fsync_p50_ms) ms,"\
-       "p99 $(field "$FSYNC" fsync_p99_ms) ms (append + fsync: p50 $(field "$FSYNC" append_p50_ms) ms)."
+       "p99 $(field "$FSYNC" fsync_p99_ms) ms (append + fsync: p50 $(field "$FSYNC" append_p50_ms) ms)."\
+       "Load average (1/5/15 min) at the start: $LOAD_START; at the end: $LOAD_END (other work on the machine shows here)."
   echo
   if grep -q '^LG store=stub' "$RAW"; then
     echo "### Load generator ceiling (loadgen against \`stubd\`, a C server with no store)"
@@ -343,13 +362,14 @@ cp "$RAW" "$OUT/results/$STAMP.raw"
   if grep -q '^LG store=[0-9]' "$RAW" || grep -q '^LG store=1M\|^LG store=10k' "$RAW"; then
     echo "### twofoldd: full dialogs over the Unix socket (one connection per dialog, every success fsync'd before its verdict)"
     echo
-    echo "| users in store | run | clients | ops | ops/s | p50 ms | p99 ms | p99.9 ms | daemon CPU ms/op | daemon CPU % | peak RSS MiB | loadgen CPU % | unexpected |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| users in store | run | clients | ops | ops/s | p50 ms | p99 ms | p99.9 ms | daemon CPU ms/op | daemon CPU % | peak RSS MiB | loadgen CPU % | syncs/op | unexpected |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     grep '^LG store=10k\|^LG store=1M' "$RAW" | while read -r l; do
-      printf '| %s | %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %.3f | %.0f | %.1f | %.0f | %s |\n' "$(field "$l" store)" \
+      spo=$(awk -v s="$(field "$l" syncs)" -v n="$(field "$l" ops)" -v w="$(field "$l" warmup)" 'BEGIN { if (s != "") printf "%.3f", s / (n + w); else print "-" }')
+      printf '| %s | %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %.3f | %.0f | %.1f | %.0f | %s | %s |\n' "$(field "$l" store)" \
         "$(field "$l" mode)" "$(field "$l" clients)" "$(field "$l" ops)" "$(field "$l" rate)" "$(field "$l" p50_ms)" \
         "$(field "$l" p99_ms)" "$(field "$l" p999_ms)" "$(field "$l" cpu_ms_per_op)" "$(field "$l" daemon_cpu_pct)" \
-        "$(awk -v x="$(field "$l" hwm_kib)" 'BEGIN { print x / 1024 }')" "$(field "$l" lg_cpu_pct)" "$(field "$l" unexpected)"
+        "$(awk -v x="$(field "$l" hwm_kib)" 'BEGIN { print x / 1024 }')" "$(field "$l" lg_cpu_pct)" "$spo" "$(field "$l" unexpected)"
     done
     echo
     grep '^IDLE' "$RAW" | while read -r l; do

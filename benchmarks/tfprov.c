@@ -129,7 +129,8 @@ static void *import_worker(void *arg)
 		}
 		int r = read_import_response(&c, resp, sizeof resp);
 		if (r < 0) {
-			note("connection closed at", first_user + t + got * nconns, "");
+			note(errno == ETIMEDOUT ? "no response within the I/O timeout at" : "connection closed at",
+			     first_user + t + got * nconns, "");
 			goto out;
 		}
 		if (r == 0)
@@ -356,7 +357,7 @@ static int cmd_start_daemon(int argc, char **argv)
 		int devnull = open("/dev/null", O_RDONLY);
 		dup2(devnull, 0);
 		setenv("NOTIFY_SOCKET", notify, 1);
-		execv(prog[0], prog);
+		execvp(prog[0], prog);
 		fprintf(stderr, "exec %s: %s\n", prog[0], strerror(errno));
 		_exit(127);
 	}
