@@ -210,6 +210,7 @@ if [ "$SMOKE" = 1 ]; then
     mkdir -p "$P"
     "$BIN/tfprov" ga-files "$WORK/ga" 1000 200
     "$BIN/tfprov" oath-file "$WORK/users.oath" 1000 200
+    echo "auth required pam_deny.so" > "$P/other"   # as /etc/pam.d/other; without it libpam logs a complaint per pam_start
     echo "auth required pam_permit.so" > "$P/bench-permit"
     echo "auth required $WORK/pam_twofold.so socket=$D/twofold.sock" > "$P/bench-twofold"
     echo "auth required pam_google_authenticator.so secret=$WORK/ga/\${USER} user=root" > "$P/bench-google-auth"
@@ -308,6 +309,7 @@ if [ "$DO_PAM" = 1 ]; then
   "$BIN/tfprov" oath-file "$WORK/users20k.oath" 0 "$U"
   P=$WORK/pam.d
   mkdir -p "$P"
+  echo "auth required pam_deny.so" > "$P/other"   # as /etc/pam.d/other; without it libpam logs a complaint per pam_start
   echo "auth required pam_permit.so" > "$P/pam_permit"
   echo "auth required $WORK/pam_twofold.so socket=$D/twofold.sock" > "$P/pam_twofold"
   echo "auth required pam_google_authenticator.so secret=$WORK/ga/\${USER} user=root" > "$P/pam_google_authenticator"
