@@ -32,14 +32,18 @@ public final class ControlService: Sendable {
     /// Decodes, authorizes and runs one request; always returns a RESPONSE frame.
     func handle(json: [UInt8], peer: PeerCredentials) async -> Message {
         let response: ControlResponse
-        if let request = try? JSONDecoder().decode(ControlRequest.self, from: Data(json)) {
+        if let request = try? ControlCodec.decodeJSON(ControlRequest.self, from: json) {
             response = await handle(request, peer: peer)
         } else {
             response = .error(code: .invalidRequest, message: "the request is not a valid control request (is twofoldctl the same version as twofoldd?)")
         }
-        let bytes = (try? JSONEncoder().encode(response)).map { Array($0) }
-            ?? Array(#"{"error":{"code":"unavailable","message":"encoding failed"}}"#.utf8)
-        return .response(bytes)
+        do {
+            return try ControlCodec.encodeResponse(response)
+        } catch {
+            // Only a response over the 4 MiB frame bound gets here (a very large audit or user page).
+            let tooLarge = ControlResponse.error(code: .invalidRequest, message: "the answer is larger than 4 MiB; ask for fewer records (--limit, --since)")
+            return (try? ControlCodec.encodeResponse(tooLarge)) ?? .protocolError("response encoding failed")
+        }
     }
 
     /// Runs one decoded request for `peer`.

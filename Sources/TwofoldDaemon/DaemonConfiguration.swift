@@ -1,5 +1,6 @@
 import Logging
 import TwofoldCore
+import TwofoldCrypto
 
 /// Everything `twofoldd` can be configured with. Every key of the config file maps to one field;
 /// `docs/configuration.md` lists them with their defaults.
@@ -133,18 +134,12 @@ extension DaemonConfiguration {
         case "digits": newEnrollment.digits = try int(6...8)
         case "period": newEnrollment.period = try int(15...120)
         case "algorithm":
-            guard let alg = HashAlgorithmName(value) else { throw ConfigurationError("\(at): algorithm must be SHA1, SHA256 or SHA512") }
+            guard let alg = HashAlgorithm(rawValue: value.uppercased().filter { $0 != "-" }) else { throw ConfigurationError("\(at): algorithm must be SHA1, SHA256 or SHA512") }
             newEnrollment.algorithm = alg
         default:
             throw ConfigurationError("\(at): unknown key '\(key)'")
         }
     }
-}
-
-import TwofoldCrypto
-
-private func HashAlgorithmName(_ text: String) -> HashAlgorithm? {
-    HashAlgorithm(rawValue: text.uppercased().replacingOccurrences(of: "-", with: ""))
 }
 
 extension StringProtocol {
@@ -156,8 +151,3 @@ extension StringProtocol {
     }
 }
 
-extension String {
-    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
-        split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
-    }
-}

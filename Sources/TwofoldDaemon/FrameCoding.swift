@@ -12,14 +12,13 @@ final class MessageDecoder: ByteToMessageDecoder {
     }
 
     func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        guard length >= 2 else { throw ProtocolError.frameTooShort }
-        guard length <= maxFrame else { throw ProtocolError.frameTooLarge(announced: Int(length), max: maxFrame) }
-        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
-        buffer.moveReaderIndex(forwardBy: 4)
+        guard buffer.readableBytes >= FrameCodec.lengthPrefixSize else { return .needMoreData }
+        let length = try buffer.withUnsafeReadableBytes { try FrameCodec.frameLength(prefix: $0, maxFrame: maxFrame) }
+        guard buffer.readableBytes >= FrameCodec.lengthPrefixSize + length else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: FrameCodec.lengthPrefixSize)
         let message = try buffer.readWithUnsafeReadableBytes { raw -> (Int, Message) in
-            let body = UnsafeRawBufferPointer(rebasing: raw[0..<Int(length)])
-            return (Int(length), try FrameCodec.decodeBody(body))
+            let body = UnsafeRawBufferPointer(rebasing: raw[0..<length])
+            return (length, try FrameCodec.decodeBody(body))
         }
         context.fireChannelRead(Self.wrapInboundOut(message))
         return .continue

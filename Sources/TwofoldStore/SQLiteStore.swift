@@ -225,6 +225,14 @@ public final class SQLiteStore: TwofoldStore {
         }
     }
 
+    /// Opens the sealed secret in `column`; a missing one is a corrupt row.
+    private static func openSecret(_ row: Row, column: String, purpose: SealPurpose, sealer: Sealer, user: String) throws -> SecretBytes {
+        guard let blob = row[column] as Data? else {
+            throw StoreError.corruptRecord(user: user, reason: "\(purpose == .secret ? "active" : "pending") enrollment without a secret")
+        }
+        return try sealer.open(Array(blob), purpose, user: user)
+    }
+
     /// Builds a record; opens the secret when `sealer` is given (the row must then hold the secret columns).
     private static func decodeUser(_ row: Row, sealer: Sealer?) throws -> UserRecord {
         let name: String = row["name"]
@@ -235,21 +243,11 @@ public final class SQLiteStore: TwofoldStore {
         case "active"?:
             record.status = .active
             record.parameters = try parameters(row, prefix: "", user: name)
-            if let sealer {
-                guard let blob = row["secret"] as Data? else {
-                    throw StoreError.corruptRecord(user: name, reason: "active enrollment without a secret")
-                }
-                record.secret = try sealer.open(Array(blob), .secret, user: name)
-            }
+            if let sealer { record.secret = try openSecret(row, column: "secret", purpose: .secret, sealer: sealer, user: name) }
         case "pending"?:
             record.status = .pending
             record.parameters = try parameters(row, prefix: "pending_", user: name)
-            if let sealer {
-                guard let blob = row["pending_secret"] as Data? else {
-                    throw StoreError.corruptRecord(user: name, reason: "pending enrollment without a secret")
-                }
-                record.secret = try sealer.open(Array(blob), .pending, user: name)
-            }
+            if let sealer { record.secret = try openSecret(row, column: "pending_secret", purpose: .pending, sealer: sealer, user: name) }
         case let other?:
             throw StoreError.corruptRecord(user: name, reason: "unknown status '\(other)'")
         }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -54,7 +55,7 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
         let level = settings.logLevel
         LoggingSystem.bootstrap { JournalLogHandler(label: $0, level: level) }
         let logger = Logger(label: "twofoldd")
-        let environment = ProcessInfoEnvironment.current()
+        let environment = ProcessInfo.processInfo.environment
         do {
             let daemon = try await Daemon(configuration: settings, environment: environment, logger: logger)
             try await daemon.run(logger: logger)
@@ -79,20 +80,5 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
             if bytes.count > 1 << 20 { throw ValidationError("config file \(path) is larger than 1 MiB") }
         }
         return String(decoding: bytes, as: UTF8.self)
-    }
-}
-
-enum ProcessInfoEnvironment {
-    static func current() -> [String: String] {
-        var result: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let eq = text.firstIndex(of: "=") {
-                result[String(text[..<eq])] = String(text[text.index(after: eq)...])
-            }
-            pointer += 1
-        }
-        return result
     }
 }
