@@ -4,6 +4,7 @@
 
 import Foundation
 import Testing
+import TwofoldTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -296,44 +297,10 @@ final class FakeDaemon: @unchecked Sendable {
     }
 }
 
-struct HarnessError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}
 
 // MARK: - Building and running the driver
 
 enum Build {
-    static let root: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static var module: String { root.appendingPathComponent("pam/pam_twofold.so").path }
-    static var driver: String { root.appendingPathComponent("pam/tests/pam_driver").path }
-
-    /// Runs a command, returns (status, combined output).
-    static func run(_ exe: String, _ args: [String]) -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        do { try p.run() } catch { return (-1, "\(exe): \(error)") }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
-    /// `make -C pam`, once per test process. nil on success, else the output.
-    static let failure: String? = {
-        // The same lock as the daemon tests' build of the module.
-        let (status, output) = run("/usr/bin/flock", ["/tmp/twofold-pam-build.lock", "make", "-C", root.appendingPathComponent("pam").path])
-        return status == 0 ? nil : "make -C pam failed (\(status)):\n\(output)"
-    }()
-
-    static func require() throws {
-        if let failure = Build.failure { throw HarnessError(failure) }
-    }
-
     /// pam_wrapper's pam_set_items.so (sets PAM_AUTHTOK from the environment).
     static let setItemsModule: String? = {
         let fm = FileManager.default
@@ -365,7 +332,7 @@ final class PAMConfig {
         dir = NSTemporaryDirectory() + "tf-pam-conf-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let args = rawOptions ?? "socket=\(socket) timeout=\(timeout) \(options)"
-        let module = "\(Build.module) \(args)"
+        let module = "\(PAMBuild.module) \(args)"
         let stack: [String]
         if let control {
             stack = ["auth \(control) \(module)"] + after
@@ -410,48 +377,47 @@ struct DriverRun: CustomStringConvertible {
     var description: String { "status \(status), stdout \(lines), stderr:\n\(stderr)" }
 }
 
-private final class ProcessBox: @unchecked Sendable {
-    let process: Process
-    init(_ p: Process) { process = p }
-}
-
 /// Runs pam_driver CONFDIR twofold-test USER with `stdin` (nil: closed at once).
 func runDriver(_ config: PAMConfig, user: String = "alice", stdin: [UInt8]? = nil,
                environment: [String: String] = [:]) throws -> DriverRun {
-    try Build.require()
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: Build.driver)
-    p.arguments = [config.dir, PAMConfig.service, user]
-    p.environment = ["PATH": "/usr/bin:/bin"].merging(environment) { $1 }
-
-    // All input is written before launch and the pipe closed: no interleaving, no SIGPIPE.
-    let input = Pipe()
-    if let stdin, !stdin.isEmpty { input.fileHandleForWriting.write(Data(stdin)) }
-    try input.fileHandleForWriting.close()
-    p.standardInput = input
-
-    let output = Pipe()
-    p.standardOutput = output
+    try PAMBuild.require()
+    // All input is in the pipe before launch and its write end closed: no interleaving, no SIGPIPE.
+    var input: [Int32] = [0, 0]
+    var output: [Int32] = [0, 0]
+    guard pipe(&input) == 0, pipe(&output) == 0 else { throw HarnessError("pipe: \(String(cString: strerror(errno)))") }
+    for fd in input + output { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+    if let stdin, !stdin.isEmpty { _ = stdin.withUnsafeBytes { write(input[1], $0.baseAddress, $0.count) } }
+    close(input[1])
     let errPath = config.dir + "/driver.stderr"
-    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-    let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-    p.standardError = errHandle
-
+    let err = open(errPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     let start = DispatchTime.now()
-    try p.run()
-    try errHandle.close()
-    // A backstop only: the module's own timeouts end every dialog long before this.
-    let box = ProcessBox(p)
-    DispatchQueue.global().asyncAfter(deadline: .now() + 60) {
-        if box.process.isRunning { box.process.terminate() }
+    let child: ChildProcess
+    do {
+        child = try ChildProcess([PAMBuild.driver, config.dir, PAMConfig.service, user],
+                                 environment: ["PATH": "/usr/bin:/bin"].merging(environment) { $1 },
+                                 fds: [0: input[0], 1: output[1], 2: err])
+    } catch {
+        [input[0], output[0], output[1], err].forEach { close($0) }
+        throw error
     }
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
+    [input[0], output[1], err].forEach { close($0) }
+    // A backstop only: the module's own timeouts end every dialog long before this.
+    DispatchQueue.global().asyncAfter(deadline: .now() + 60) { child.signal(SIGKILL) }
+    var data: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = read(output[0], &chunk, chunk.count)
+        if n > 0 { data += chunk[0..<n]; continue }
+        if n < 0 && errno == EINTR { continue }
+        break
+    }
+    close(output[0])
+    let status = child.wait()
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
     let text = String(decoding: data, as: UTF8.self)
     let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
-    let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-    return DriverRun(lines: lines, stderr: err, status: p.terminationStatus, seconds: seconds)
+    let stderrText = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+    return DriverRun(lines: lines, stderr: stderrText, status: status, seconds: seconds)
 }
 
 /// Answer lines for the driver's stdin.

@@ -4,6 +4,7 @@
 
 import Foundation
 import Testing
+import TwofoldTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +14,7 @@ import Glibc
 private func dialog(options: String = "", timeout: Int = 5, before: [String] = [], stdin: [UInt8]? = nil,
                     environment: [String: String] = [:],
                     _ script: @escaping @Sendable (Connection, FakeDaemon) -> Void) throws -> DriverRun {
-    try Build.require()
+    try PAMBuild.require()
     let fake = try FakeDaemon(script)
     let config = try PAMConfig(socket: fake.path, timeout: timeout, options: options, before: before)
     let run = try runDriver(config, stdin: stdin, environment: environment)
@@ -452,7 +453,7 @@ struct PAMModuleTests {
               StackCase(verdict: Verdict.locked, withPermit: true, expected: "11 PAM_MAXTRIES"),
           ])
     func requiredStack(_ c: StackCase) throws {
-        try Build.require()
+        try PAMBuild.require()
         let fake = try FakeDaemon { conn, fake in
             fake.expectAuthStart(conn)
             conn.send(verdictFrame(c.verdict))
@@ -467,16 +468,16 @@ struct PAMModuleTests {
 
     /// The auth lines of pam/examples/sshd, with the module's path and test options filled in.
     static func exampleSSHDAuthLines(socket: String) throws -> [String] {
-        let text = try String(contentsOfFile: Build.root.appendingPathComponent("pam/examples/sshd").path, encoding: .utf8)
+        let text = try String(contentsOfFile: TestPaths.root + "/pam/examples/sshd", encoding: .utf8)
         return text.split(separator: "\n").map(String.init)
             .filter { $0.hasPrefix("auth") }
-            .map { $0.replacingOccurrences(of: "pam_twofold.so", with: "\(Build.module) socket=\(socket) timeout=5") }
+            .map { $0.replacingOccurrences(of: "pam_twofold.so", with: "\(PAMBuild.module) socket=\(socket) timeout=5") }
     }
 
     @Test("The auth lines of pam/examples/sshd: IGNORE lets the user in, a failure or a dead daemon does not",
           arguments: [Verdict.ignore, Verdict.success, Verdict.failure, Verdict.denied])
     func sshdExampleStack(_ verdict: UInt8) throws {
-        try Build.require()
+        try PAMBuild.require()
         let fake = try FakeDaemon { conn, fake in
             fake.expectAuthStart(conn)
             conn.send(verdictFrame(verdict))
@@ -492,7 +493,7 @@ struct PAMModuleTests {
 
     @Test("The auth lines of pam/examples/sshd with the daemon down: PAM_AUTHINFO_UNAVAIL")
     func sshdExampleStackDaemonDown() throws {
-        try Build.require()
+        try PAMBuild.require()
         let config = try PAMConfig(lines: try Self.exampleSSHDAuthLines(socket: temporarySocketPath()))
         let run = try runDriver(config)
         #expect(run.stackResult == "9 PAM_AUTHINFO_UNAVAIL", "\(run)")
@@ -502,9 +503,8 @@ struct PAMModuleTests {
 
     @Test("make -C pam check-exports: only pam_sm_* exported, only libpam and libc needed")
     func checkExports() throws {
-        try Build.require()
-        let (status, output) = Build.run("/usr/bin/flock", ["/tmp/twofold-pam-build.lock", "make", "-s", "-C",
-                                                            Build.root.appendingPathComponent("pam").path, "check-exports"])
+        try PAMBuild.require()
+        let (status, output) = try PAMBuild.make("check-exports")
         #expect(status == 0, "\(output)")
         #expect(output.contains("check-exports: OK"), "\(output)")
     }

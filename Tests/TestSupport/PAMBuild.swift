@@ -1,0 +1,26 @@
+/// Builds `pam/pam_twofold.so` and the test driver once per test process, under a file lock
+/// (several test targets may ask at once), and gives their paths.
+public enum PAMBuild {
+    public static let directory = TestPaths.root + "/pam"
+    public static let module = directory + "/pam_twofold.so"
+    public static let driver = directory + "/tests/pam_driver"
+
+    private static let failure: String? = {
+        do {
+            let (status, output) = try ChildProcess.run(["/usr/bin/flock", "/tmp/twofold-pam-build.lock", "/usr/bin/make", "-s", "-C", directory, "all"])
+            return status == 0 ? nil : "make -C pam failed (\(status)):\n\(output)"
+        } catch {
+            return "cannot run make: \(error)"
+        }
+    }()
+
+    /// Throws with make's output if the module or driver did not build.
+    public static func require() throws {
+        if let failure { throw HarnessError(failure) }
+    }
+
+    /// `make -C pam TARGET` under the same lock.
+    public static func make(_ target: String) throws -> (status: Int32, output: String) {
+        try ChildProcess.run(["/usr/bin/flock", "/tmp/twofold-pam-build.lock", "/usr/bin/make", "-s", "-C", directory, target])
+    }
+}
