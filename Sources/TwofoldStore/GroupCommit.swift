@@ -1,91 +1,138 @@
-import Synchronization
+import Foundation
 
-/// Group commit: callers enqueue mutations; one writer task at a time takes everything pending and
-/// applies it with `apply` in a single transaction (one sync to disk), then resumes each caller with
-/// its own slice of the results, or with the transaction's error. Calls that arrive while a batch is
-/// being written wait for the next one. Every enqueued caller is resumed exactly once.
-final class GroupCommitter: Sendable {
+/// Group commit on a dedicated writer thread: callers enqueue mutations; the thread takes
+/// everything pending and applies it with `apply` in a single transaction (one sync to disk), then
+/// hands each caller its own slice of the results, or the transaction's error. Calls that arrive
+/// while a batch is being written go into the next one. Every enqueued caller is completed exactly
+/// once, on the writer thread, after its batch is durable.
+///
+/// A plain thread (not a task) so that a batch costs no executor hops: the submitting event loop
+/// wakes the thread once, and the thread wakes each waiting loop once when the batch is on disk.
+final class GroupCommitter: @unchecked Sendable {
     /// Applies all the mutations in one durable transaction; returns one result per mutation, in order.
-    typealias Apply = @Sendable ([StoreMutation]) async throws -> [MutationResult]
+    typealias Apply = @Sendable ([StoreMutation]) throws -> [MutationResult]
+    /// Receives a caller's results (or the batch's error) on the writer thread.
+    typealias Completion = @Sendable (Result<[MutationResult], StoreError>) -> Void
 
     private struct Request {
         let mutations: [StoreMutation]
-        let continuation: CheckedContinuation<[MutationResult], any Error>
+        let completion: Completion
     }
 
-    private struct State {
-        var pending: [Request] = []
-        var writer: Task<Void, Never>?
-        var closed = false
-        var batchesCommitted = 0
-    }
+    // Guarded by `condition`.
+    private var pending: [Request] = []
+    private var closed = false
+    private var started = false
+    private var finished = false
+    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    private var committed = 0
 
-    private let state = Mutex(State())
+    private let condition = NSCondition()
     private let apply: Apply
+    private let mapError: @Sendable (any Error) -> StoreError
 
-    init(apply: @escaping Apply) {
+    init(apply: @escaping Apply, mapError: @escaping @Sendable (any Error) -> StoreError) {
         self.apply = apply
+        self.mapError = mapError
     }
 
     /// Number of batches (transactions) committed so far.
-    var batchesCommitted: Int { state.withLock { $0.batchesCommitted } }
+    var batchesCommitted: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return committed
+    }
 
-    /// Queues `mutations` for the next batch and returns their results once that batch is durable.
-    func submit(_ mutations: [StoreMutation]) async throws -> [MutationResult] {
-        if mutations.isEmpty {
-            if state.withLock({ $0.closed }) { throw StoreError.database("the store is closed") }
-            return []
+    /// Queues `mutations` for the next batch; `completion` runs on the writer thread once that batch is durable.
+    func submit(_ mutations: [StoreMutation], completion: @escaping Completion) {
+        condition.lock()
+        if closed {
+            condition.unlock()
+            completion(.failure(.database("the store is closed")))
+            return
         }
-        return try await withCheckedThrowingContinuation { continuation in
-            let accepted = state.withLock { s -> Bool in
-                if s.closed { return false }
-                s.pending.append(Request(mutations: mutations, continuation: continuation))
-                if s.writer == nil {
-                    // Assigned under the lock, so the task cannot observe a stale nil and exit early.
-                    s.writer = Task { await self.drain() }
-                }
-                return true
-            }
-            if !accepted { continuation.resume(throwing: StoreError.database("the store is closed")) }
+        if mutations.isEmpty {
+            condition.unlock()
+            completion(.success([]))
+            return
+        }
+        pending.append(Request(mutations: mutations, completion: completion))
+        if !started {
+            started = true
+            let thread = Thread { [self] in drain() }
+            thread.name = "twofold-commit"
+            thread.start()
+        }
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Queues `mutations` and returns their results once their batch is durable.
+    func submit(_ mutations: [StoreMutation]) async throws -> [MutationResult] {
+        try await withCheckedThrowingContinuation { continuation in
+            submit(mutations) { continuation.resume(with: $0) }
         }
     }
 
     /// Stops accepting calls and waits until everything already queued has been written.
     func close() async {
-        let writer = state.withLock { s -> Task<Void, Never>? in
-            s.closed = true
-            return s.writer
+        await withCheckedContinuation { continuation in
+            condition.lock()
+            closed = true
+            if !started || finished {
+                condition.unlock()
+                continuation.resume()
+                return
+            }
+            closeWaiters.append(continuation)
+            condition.signal()
+            condition.unlock()
         }
-        await writer?.value
     }
 
-    private func drain() async {
+    private func drain() {
         while true {
-            let batch = state.withLock { s -> [Request] in
-                let taken = s.pending
-                s.pending = []
-                if taken.isEmpty { s.writer = nil }
-                return taken
+            condition.lock()
+            while pending.isEmpty && !closed { condition.wait() }
+            let batch = pending
+            pending = []
+            if batch.isEmpty {
+                // Closed and nothing left: wake whoever waits in close().
+                finished = true
+                let waiters = closeWaiters
+                closeWaiters = []
+                condition.unlock()
+                for waiter in waiters { waiter.resume() }
+                return
             }
-            if batch.isEmpty { return }
-            var all: [StoreMutation] = []
-            all.reserveCapacity(batch.reduce(0) { $0 + $1.mutations.count })
-            for request in batch { all += request.mutations }
-            do {
-                let results = try await apply(all)
-                guard results.count == all.count else {
-                    throw StoreError.database("internal error: \(results.count) results for \(all.count) mutations")
-                }
-                state.withLock { $0.batchesCommitted += 1 }
-                var offset = 0
-                for request in batch {
-                    let end = offset + request.mutations.count
-                    request.continuation.resume(returning: Array(results[offset..<end]))
-                    offset = end
-                }
-            } catch {
-                for request in batch { request.continuation.resume(throwing: error) }
+            condition.unlock()
+            write(batch)
+        }
+    }
+
+    private func write(_ batch: [Request]) {
+        var all: [StoreMutation] = []
+        all.reserveCapacity(batch.reduce(0) { $0 + $1.mutations.count })
+        for request in batch { all += request.mutations }
+        let results: [MutationResult]
+        do {
+            results = try apply(all)
+            guard results.count == all.count else {
+                throw StoreError.database("internal error: \(results.count) results for \(all.count) mutations")
             }
+        } catch {
+            let mapped = mapError(error)
+            for request in batch { request.completion(.failure(mapped)) }
+            return
+        }
+        condition.lock()
+        committed += 1
+        condition.unlock()
+        var offset = 0
+        for request in batch {
+            let end = offset + request.mutations.count
+            request.completion(.success(Array(results[offset..<end])))
+            offset = end
         }
     }
 }

@@ -22,6 +22,8 @@ public final class SQLiteStore: TwofoldStore {
     private let logger: Logger
     private let committer: GroupCommitter
     private let closed = Mutex(false)
+    private let path: String
+    private let readers = Mutex<[DatabaseQueue]>([])
 
     /// Opens (or creates, mode 0600) the database at `path`, migrating it to the current schema.
     public init(path: String, keys: SealingKeys, logger: Logger = Logger(label: "twofold.store")) throws {
@@ -43,7 +45,9 @@ public final class SQLiteStore: TwofoldStore {
         config.label = "twofold.store"
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(10)
-        config.maximumReaderCount = 4
+        // Logins read through their loops' own connections (makeLoginReader); the pool's readers
+        // serve admin requests only.
+        config.maximumReaderCount = 2
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
@@ -85,9 +89,10 @@ public final class SQLiteStore: TwofoldStore {
             throw Self.storeError(error)
         }
         self.pool = pool
-        self.committer = GroupCommitter { mutations in
+        self.path = path
+        self.committer = GroupCommitter(apply: { mutations in
             do {
-                return try await pool.write { db in
+                return try pool.write { db in
                     var results: [MutationResult] = []
                     results.reserveCapacity(mutations.count)
                     for mutation in mutations {
@@ -100,7 +105,7 @@ public final class SQLiteStore: TwofoldStore {
                 logger.error("store batch failed", metadata: ["mutations": "\(mutations.count)", "error": "\(mapped)"])
                 throw mapped
             }
-        }
+        }, mapError: { Self.storeError($0) })
         logger.debug("store opened", metadata: ["path": "\(path)"])
     }
 
@@ -112,6 +117,33 @@ public final class SQLiteStore: TwofoldStore {
     public func commit(_ mutations: [StoreMutation]) async throws -> [MutationResult] {
         try checkOpen()
         return try await committer.submit(mutations)
+    }
+
+    public func commit(_ mutations: [StoreMutation], completion: @escaping @Sendable (Result<[MutationResult], StoreError>) -> Void) {
+        if closed.withLock({ $0 }) {
+            completion(.failure(.database("the store is closed")))
+            return
+        }
+        committer.submit(mutations, completion: completion)
+    }
+
+    public func makeLoginReader() throws -> (any LoginReader)? {
+        try checkOpen()
+        var config = Configuration()
+        config.readonly = true
+        config.label = "twofold.store.login-reader"
+        config.busyMode = .timeout(10)
+        // A login touches one leaf page per B-tree level; 1 MiB keeps the inner pages of a
+        // million-user table cached, and the OS page cache has the rest.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA cache_size = -1024") }
+        let queue: DatabaseQueue
+        do {
+            queue = try DatabaseQueue(path: path, configuration: config)
+        } catch {
+            throw Self.storeError(error)
+        }
+        readers.withLock { $0.append(queue) }
+        return SQLiteLoginReader(queue: queue, sealer: sealer, isClosed: { self.closed.withLock { $0 } })
     }
 
     private static func apply(_ mutation: StoreMutation, _ db: Database) throws -> MutationResult {
@@ -170,12 +202,18 @@ public final class SQLiteStore: TwofoldStore {
 
     // MARK: - Users
 
-    private static let listColumns = """
+    /// The columns of a user record, in the order `decodeUser` reads them by index.
+    private static let recordColumns = """
         name, status, method, algorithm, digits, period, pending_method, pending_algorithm, pending_digits,
         pending_period, last_step, counter, drift, last_offset, failures, not_before, locked_until, requirement,
-        enrolled_at, last_success, first_required,
-        (SELECT count(*) FROM recovery_codes r WHERE r.user = users.name AND r.used_at IS NULL) AS codes_left
+        enrolled_at, last_success, first_required, secret, pending_secret
         """
+    /// `recordColumns` plus the count of unused recovery codes (index 23).
+    private static let listColumns = recordColumns + """
+        , (SELECT count(*) FROM recovery_codes r WHERE r.user = users.name AND r.used_at IS NULL) AS codes_left
+        """
+    /// The login read: everything but the recovery-code count, which a login does not need.
+    static let loginSQL = "SELECT \(recordColumns) FROM users WHERE name = ?"
 
     public func user(_ name: String) async throws -> UserRecord? {
         try await guarded {
@@ -183,9 +221,9 @@ public final class SQLiteStore: TwofoldStore {
             // The hot path of every login: a cached statement, so SQLite does not compile (and GRDB's
             // authorizer does not inspect) the query on each login.
             return try await pool.read { db in
-                guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.listColumns), secret, pending_secret FROM users WHERE name = ?"),
+                guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.listColumns) FROM users WHERE name = ?"),
                                                  arguments: [name]) else { return nil }
-                return try Self.decodeUser(row, sealer: sealer)
+                return try Self.decodeUser(row, sealer: sealer, countsCodes: true)
             }
         }
     }
@@ -200,7 +238,7 @@ public final class SQLiteStore: TwofoldStore {
                     """, arguments: [user]),
                       let blob = row["pending_secret"] as Data?
                 else { return nil }
-                return (try sealer.open(Array(blob), .pending, user: user), try Self.parameters(row, prefix: "pending_", user: user))
+                return (try sealer.open(Array(blob), .pending, user: user), try Self.parameters(row, at: 1, user: user))
             }
         }
     }
@@ -218,58 +256,59 @@ public final class SQLiteStore: TwofoldStore {
                 }
                 var users: [UserRecord] = []
                 while let row = try rows.next() {
-                    users.append(try Self.decodeUser(row, sealer: nil))
+                    users.append(try Self.decodeUser(row, sealer: nil, countsCodes: true))
                 }
                 return users
             }
         }
     }
 
-    /// Opens the sealed secret in `column`; a missing one is a corrupt row.
-    private static func openSecret(_ row: Row, column: String, purpose: SealPurpose, sealer: Sealer, user: String) throws -> SecretBytes {
+    /// Opens the sealed secret at `column`; a missing one is a corrupt row.
+    private static func openSecret(_ row: Row, column: Int, purpose: SealPurpose, sealer: Sealer, user: String) throws -> SecretBytes {
         guard let blob = row[column] as Data? else {
             throw StoreError.corruptRecord(user: user, reason: "\(purpose == .secret ? "active" : "pending") enrollment without a secret")
         }
         return try sealer.open(Array(blob), purpose, user: user)
     }
 
-    /// Builds a record; opens the secret when `sealer` is given (the row must then hold the secret columns).
-    private static func decodeUser(_ row: Row, sealer: Sealer?) throws -> UserRecord {
-        let name: String = row["name"]
+    /// Builds a record from a row of `recordColumns` (and `codes_left` when `countsCodes`), reading
+    /// columns by index; opens the secret when `sealer` is given.
+    static func decodeUser(_ row: Row, sealer: Sealer?, countsCodes: Bool) throws -> UserRecord {
+        let name: String = row[0]
         var record = UserRecord(name: name)
-        switch row["status"] as String? {
+        switch row[1] as String? {
         case nil:
             break
         case "active"?:
             record.status = .active
-            record.parameters = try parameters(row, prefix: "", user: name)
-            if let sealer { record.secret = try openSecret(row, column: "secret", purpose: .secret, sealer: sealer, user: name) }
+            record.parameters = try parameters(row, at: 2, user: name)
+            if let sealer { record.secret = try openSecret(row, column: 21, purpose: .secret, sealer: sealer, user: name) }
         case "pending"?:
             record.status = .pending
-            record.parameters = try parameters(row, prefix: "pending_", user: name)
-            if let sealer { record.secret = try openSecret(row, column: "pending_secret", purpose: .pending, sealer: sealer, user: name) }
+            record.parameters = try parameters(row, at: 6, user: name)
+            if let sealer { record.secret = try openSecret(row, column: 22, purpose: .pending, sealer: sealer, user: name) }
         case let other?:
             throw StoreError.corruptRecord(user: name, reason: "unknown status '\(other)'")
         }
-        record.verify = VerifyState(lastStep: row["last_step"], counter: UInt64(bitPattern: row["counter"] as Int64),
-                                    drift: row["drift"], lastOffset: row["last_offset"])
-        record.throttle = ThrottleState(failures: row["failures"], notBeforeMillis: row["not_before"], lockedUntilMillis: row["locked_until"])
-        let requirement: String = row["requirement"]
+        record.verify = VerifyState(lastStep: row[10], counter: UInt64(bitPattern: row[11] as Int64), drift: row[12], lastOffset: row[13])
+        record.throttle = ThrottleState(failures: row[14], notBeforeMillis: row[15], lockedUntilMillis: row[16])
+        let requirement: String = row[17]
         guard let override = RequirementOverride(rawValue: requirement) else {
             throw StoreError.corruptRecord(user: name, reason: "unknown requirement '\(requirement)'")
         }
         record.requirement = override
-        record.enrolledAtMillis = row["enrolled_at"]
-        record.lastSuccessMillis = row["last_success"]
-        record.firstRequiredMillis = row["first_required"]
-        record.recoveryCodesLeft = row["codes_left"]
+        record.enrolledAtMillis = row[18]
+        record.lastSuccessMillis = row[19]
+        record.firstRequiredMillis = row[20]
+        if countsCodes { record.recoveryCodesLeft = row[23] }
         return record
     }
 
-    private static func parameters(_ row: Row, prefix: String, user: String) throws -> OTPParameters {
-        guard let methodText = row[prefix + "method"] as String?, let method = OTPMethod(rawValue: methodText),
-              let algorithmText = row[prefix + "algorithm"] as String?, let algorithm = HashAlgorithm(rawValue: algorithmText),
-              let digits = row[prefix + "digits"] as Int?, let period = row[prefix + "period"] as Int?
+    /// OTP parameters from the four columns method, algorithm, digits, period starting at `index`.
+    private static func parameters(_ row: Row, at index: Int, user: String) throws -> OTPParameters {
+        guard let methodText = row[index] as String?, let method = OTPMethod(rawValue: methodText),
+              let algorithmText = row[index + 1] as String?, let algorithm = HashAlgorithm(rawValue: algorithmText),
+              let digits = row[index + 2] as Int?, let period = row[index + 3] as Int?
         else {
             throw StoreError.corruptRecord(user: user, reason: "missing or unknown OTP parameters")
         }
@@ -309,7 +348,7 @@ public final class SQLiteStore: TwofoldStore {
                 else {
                     throw StoreError.notEnrolled(user)
                 }
-                let parameters = try Self.parameters(row, prefix: "pending_", user: user)
+                let parameters = try Self.parameters(row, at: 1, user: user)
                 let secret = try sealer.open(Array(pendingBlob), .pending, user: user)
                 let sealed = try sealer.seal(secret, .secret, user: user)
                 try db.execute(sql: """
@@ -518,6 +557,7 @@ public final class SQLiteStore: TwofoldStore {
         }
         guard !wasClosed else { return }
         await committer.close()
+        for reader in readers.withLock({ $0 }) { try? reader.close() }
         do {
             // Fold the WAL into the main file so a stopped store is one self-contained file (best effort:
             // a reader of another process may hold it back; the WAL is then kept and stays valid).
@@ -611,6 +651,33 @@ public final class SQLiteStore: TwofoldStore {
             }
         } catch {
             throw storeError(error)
+        }
+    }
+}
+
+/// The login read on a connection of its own, used synchronously by one thread (an event loop):
+/// no executor hop and no shared reader pool to wait for. Each read is a single SELECT in
+/// autocommit mode, so it sees every transaction committed before it started.
+final class SQLiteLoginReader: LoginReader {
+    private let queue: DatabaseQueue
+    private let sealer: Sealer
+    private let isClosed: @Sendable () -> Bool
+
+    init(queue: DatabaseQueue, sealer: Sealer, isClosed: @escaping @Sendable () -> Bool) {
+        self.queue = queue
+        self.sealer = sealer
+        self.isClosed = isClosed
+    }
+
+    func loginRecord(_ name: String) throws -> UserRecord? {
+        if isClosed() { throw StoreError.database("the store is closed") }
+        do {
+            return try queue.inDatabase { db in
+                guard let row = try Row.fetchOne(db.cachedStatement(sql: SQLiteStore.loginSQL), arguments: [name]) else { return nil }
+                return try SQLiteStore.decodeUser(row, sealer: sealer, countsCodes: false)
+            }
+        } catch {
+            throw SQLiteStore.storeError(error)
         }
     }
 }

@@ -5,7 +5,7 @@ import TwofoldCrypto
 /// The numbered schema migrations and the checks made before any of them runs.
 enum Schema {
     /// Migration identifiers this code knows, oldest first. Append only.
-    static let migrationIdentifiers = ["v1"]
+    static let migrationIdentifiers = ["v1", "v2"]
 
     /// The newest schema this code understands.
     static var supported: String { migrationIdentifiers.last! }
@@ -82,12 +82,40 @@ enum Schema {
         CREATE INDEX audit_by_outcome ON audit(outcome);
         """
 
+    /// v2 slims the audit table, which every verify appends to in its commit: a plain rowid key
+    /// instead of AUTOINCREMENT (no sqlite_sequence page to rewrite) and no indexes on time or outcome
+    /// (newest-first reads walk the rowid backwards). Each verify commit then writes three pages to
+    /// the WAL (the user's row, the audit row, the by-user index) instead of six. Rows keep their ids.
+    static let v2 = """
+        CREATE TABLE audit_v2 (
+            id INTEGER PRIMARY KEY,
+            time INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            user TEXT,
+            service TEXT,
+            rhost TEXT,
+            tty TEXT,
+            peer_uid INTEGER,
+            outcome TEXT NOT NULL,
+            reason TEXT
+        );
+        INSERT INTO audit_v2 (id, time, action, user, service, rhost, tty, peer_uid, outcome, reason)
+            SELECT id, time, action, user, service, rhost, tty, peer_uid, outcome, reason FROM audit ORDER BY id;
+        DROP TABLE audit;
+        ALTER TABLE audit_v2 RENAME TO audit;
+        CREATE INDEX audit_by_user ON audit(user);
+        DELETE FROM sqlite_sequence WHERE name = 'audit';
+        """
+
     /// The migrator. `keyCheck` is the sealed known plaintext that "v1" stores with the schema, in the same transaction.
     static func migrator(keyCheck: [UInt8]) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: v1)
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?)", arguments: [keyCheckName, Data(keyCheck)])
+        }
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: v2)
         }
         precondition(migrator.migrations == migrationIdentifiers)
         return migrator

@@ -154,6 +154,28 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// Reads the record a login needs, synchronously, on the one thread that owns the reader (an event
+/// loop). Not thread-safe: make one per thread with `TwofoldStore.makeLoginReader()`.
+public protocol LoginReader: AnyObject {
+    /// As `TwofoldStore.user(_:)`, with the secret opened, except that `recoveryCodesLeft` is not
+    /// counted (it is 0): a login does not need it.
+    func loginRecord(_ name: String) throws -> UserRecord?
+}
+
+extension TwofoldStore {
+    public func commit(_ mutations: [StoreMutation], completion: @escaping @Sendable (Result<[MutationResult], StoreError>) -> Void) {
+        Task {
+            do {
+                completion(.success(try await commit(mutations)))
+            } catch {
+                completion(.failure(error as? StoreError ?? .database(String(describing: type(of: error)))))
+            }
+        }
+    }
+
+    public func makeLoginReader() throws -> (any LoginReader)? { nil }
+}
+
 /// Everything the daemon keeps. The daemon, the CLI handlers and the tests use only this
 /// interface, so a PostgreSQL backend can stand in for the embedded SQLite one.
 public protocol TwofoldStore: Sendable {
@@ -163,6 +185,14 @@ public protocol TwofoldStore: Sendable {
     /// Applies a batch of verify-path mutations in one transaction that is durable on disk
     /// (synchronous=FULL) before this returns. Results are in the order of `mutations`.
     func commit(_ mutations: [StoreMutation]) async throws -> [MutationResult]
+
+    /// `commit` for callers that are not async (an event loop): `completion` runs, on a thread of
+    /// the store's choosing, once the batch holding `mutations` is durable, or with its error.
+    func commit(_ mutations: [StoreMutation], completion: @escaping @Sendable (Result<[MutationResult], StoreError>) -> Void)
+
+    /// A reader for the login path to use synchronously on one thread, or nil if this store has none
+    /// (callers then use `user(_:)`).
+    func makeLoginReader() throws -> (any LoginReader)?
 
     /// Stores a new pending enrollment (replacing any earlier pending one); an active one stays in force.
     func beginEnrollment(user: String, secret: SecretBytes, parameters: OTPParameters, atMillis: Int64) async throws

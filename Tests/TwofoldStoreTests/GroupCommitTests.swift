@@ -154,3 +154,52 @@ import TwofoldCrypto
         }
     }
 }
+
+@Suite struct LoginReaderTests {
+    @Test func seesEveryCommittedChangeAndOpensTheSecret() async throws {
+        try await withTempDir { dir in
+            let store = try openStore(dir, keys: try makeKeys(in: dir))
+            let secret = try await enroll(store, "alice")
+            guard let reader = try store.makeLoginReader() else {
+                Issue.record("the SQLite store has a login reader")
+                return
+            }
+            let first = try reader.loginRecord("alice")
+            #expect(first?.status == .active)
+            #expect(first?.secret?.copyBytes() == secret.copyBytes())
+            #expect(first?.verify.lastStep == nil)
+            #expect(try reader.loginRecord("nobody") == nil)
+            // A commit through the completion API, then the reader sees it at once.
+            let results: [MutationResult] = try await withCheckedThrowingContinuation { continuation in
+                store.commit([accept("alice", step: 42)]) { continuation.resume(with: $0) }
+            }
+            #expect(results == [.applied])
+            #expect(try reader.loginRecord("alice")?.verify.lastStep == 42)
+            // The same record as the async read, but for the recovery-code count, which a login does not need.
+            let full = try await store.user("alice")
+            #expect(full?.verify == (try reader.loginRecord("alice"))?.verify)
+            try await store.close()
+            #expect(throws: StoreError.database("the store is closed")) { try reader.loginRecord("alice") }
+        }
+    }
+
+    @Test func aTamperedRowIsACorruptRecordNotACrash() async throws {
+        try await withTempDir { dir in
+            let store = try openStore(dir, keys: try makeKeys(in: dir))
+            try await enroll(store, "alice")
+            try await enroll(store, "bob")
+            let reader = try #require(try store.makeLoginReader())
+            // bob's sealed secret copied onto alice: the AAD names bob, so it must not open for alice.
+            try store.testingExecute("UPDATE users SET secret = (SELECT secret FROM users WHERE name = 'bob') WHERE name = 'alice'")
+            #expect(throws: StoreError.self) { try reader.loginRecord("alice") }
+            try store.testingExecute("UPDATE users SET digits = NULL WHERE name = 'bob'")
+            let error = #expect(throws: StoreError.self) { try reader.loginRecord("bob") }
+            guard case .corruptRecord(let user, _)? = error else {
+                Issue.record("expected corruptRecord, got \(String(describing: error))")
+                return
+            }
+            #expect(user == "bob")
+            try await store.close()
+        }
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import TwofoldCore
 import TwofoldCrypto
@@ -10,37 +11,71 @@ import TwofoldCrypto
             let keys = try makeKeys(in: dir)
             let store = try openStore(dir, keys: keys)
             try await enroll(store, "alice")
-            try store.testingExecute("INSERT INTO grdb_migrations (identifier) VALUES ('v2')")
+            try store.testingExecute("INSERT INTO grdb_migrations (identifier) VALUES ('v9')")
             try await store.close()
             let before = databaseFiles(dir)
 
-            #expect(throws: StoreError.schemaTooNew(found: "v2", supported: "v1")) { try openStore(dir, keys: keys) }
+            #expect(throws: StoreError.schemaTooNew(found: "v9", supported: "v2")) { try openStore(dir, keys: keys) }
             #expect(databaseFiles(dir)[""] == before[""])
             #expect((databaseFiles(dir)["-wal"]?.count ?? 0) == 0)
             // A wrong key on a newer schema reports the schema first: the key check format may have changed.
             let other = try makeKeys(in: dir, name: "other")
-            #expect(throws: StoreError.schemaTooNew(found: "v2", supported: "v1")) { try openStore(dir, keys: other) }
+            #expect(throws: StoreError.schemaTooNew(found: "v9", supported: "v2")) { try openStore(dir, keys: other) }
             #expect(databaseFiles(dir)[""] == before[""])
             #expect((databaseFiles(dir)["-wal"]?.count ?? 0) == 0)
         }
     }
 
-    @Test func writerIsFullSyncWALWithSchemaV1() async throws {
+    @Test func writerIsFullSyncWALWithCurrentSchema() async throws {
         try await withTempDir { dir in
             let store = try openStore(dir, keys: try makeKeys(in: dir))
             // GRDB sets NORMAL when it enables WAL; the store must have put FULL back.
             #expect(try store.writerSynchronousMode() == 2)
             #expect(try store.testingCount("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'") == 1)
-            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier = 'v1'") == 1)
+            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2')") == 2)
             #expect(try store.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await store.close()
 
-            // Reopening keeps one v1 and one key check, and the file is private.
+            // Reopening migrates nothing again, keeps one key check, and the file is private.
             let again = try openStore(dir, keys: try makeKeys(in: dir))
-            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 1)
+            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 2)
+            #expect(try again.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await again.close()
             let mode = try FileManager.default.attributesOfItem(atPath: dir + "/twofold.db")[.posixPermissions] as? Int
             #expect(mode == 0o600)
+        }
+    }
+
+    @Test func v1DatabaseMigratesToTheSlimAuditTableKeepingEveryRecord() async throws {
+        try await withTempDir { dir in
+            let keys = try makeKeys(in: dir)
+            // A database as a v1 twofoldd left it: schema v1 only, with audit records and an enrollment.
+            var plain = Schema.keyCheckPlaintext
+            let keyCheck = try plain.withUnsafeBytes { try Sealer(keys: keys).seal($0, .keycheck, user: Schema.keyCheckOwner) }
+            Crypto.wipe(&plain)
+            let queue = try DatabaseQueue(path: dir + "/twofold.db")
+            try await queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+            try Schema.migrator(keyCheck: keyCheck).migrate(queue, upTo: "v1")
+            try await queue.write { db in
+                for i in 0..<50 {
+                    try db.execute(sql: "INSERT INTO audit (time, action, user, outcome, reason) VALUES (?, 'verify', ?, ?, ?)",
+                                   arguments: [1_000 + i, i % 2 == 0 ? "alice" : "bob", i % 3 == 0 ? "failure" : "success", "r\(i)"])
+                }
+            }
+            try queue.close()
+
+            let store = try openStore(dir, keys: keys)
+            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier = 'v2'") == 1)
+            #expect(try store.testingCount("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' AND name NOT LIKE 'sqlite_%'") == 1)
+            #expect(try store.testingCount("SELECT count(*) FROM sqlite_master WHERE name = 'audit' AND sql LIKE '%AUTOINCREMENT%'") == 0)
+            let all = try await store.audit(AuditQuery(limit: 100))
+            #expect(all.map(\.timeMillis) == (0..<50).map { Int64(1_000 + $0) })
+            #expect(all.map(\.id) == (1...50).map { Int64($0) })
+            #expect(try await store.audit(AuditQuery(user: "bob", outcome: "failure")).map(\.reason) == ["r3", "r9", "r15", "r21", "r27", "r33", "r39", "r45"])
+            // New records continue after the old ids.
+            _ = try await store.commit([.audit(AuditRecord(timeMillis: 2_000, action: "verify", user: "carol", outcome: "success"))])
+            #expect(try await store.audit(AuditQuery(limit: 1)).map(\.id) == [51])
+            try await store.close()
         }
     }
 
