@@ -50,6 +50,20 @@ public enum LoginResult: Sendable, Equatable {
     case unavailable
 }
 
+/// A decision that may need the store, or time, before it is final. `Authenticator.run(_:)` drives
+/// one in async code; the connection handler drives it on its event loop without leaving it
+/// except for the commit (and the rare `.async` path).
+public enum LoginStep<Result: Sendable>: Sendable {
+    /// Decided.
+    case done(Result)
+    /// Commit `mutations` durably (group commit), then continue with their results (nil: the store failed).
+    case commit([StoreMutation], then: @Sendable ([MutationResult]?) -> LoginStep<Result>)
+    /// Wait `millis` (a throttle delay), then continue.
+    case delay(millis: Int64, then: @Sendable () -> LoginStep<Result>)
+    /// A rare path that only exists as async code (recovery codes, grace bookkeeping).
+    case async(@Sendable () async -> Result)
+}
+
 /// Decides logins: whether a code is needed, and whether an answer proves the second factor.
 /// Every state change goes through one `TwofoldStore.commit` (group-committed, durable before
 /// return) together with its audit record.
@@ -70,70 +84,96 @@ public final class Authenticator: Sendable {
 
     /// Starts a login: looks the user up and decides what to ask.
     public func begin(_ context: LoginContext) async -> LoginStart {
-        let record: UserRecord?
+        let read: Result<UserRecord?, StoreError>
         do {
-            record = try await store.user(context.user)
+            read = .success(try await store.user(context.user))
         } catch {
+            read = .failure(error as? StoreError ?? .database(Self.reason(error)))
+        }
+        return await run(startStep(context, read: read))
+    }
+
+    /// Decides what a login asks, given the outcome of reading the user's record. Returns the
+    /// decision with the audit record it needs committed first.
+    public func startStep(_ context: LoginContext, read: Result<UserRecord?, StoreError>) -> LoginStep<LoginStart> {
+        let record: UserRecord?
+        switch read {
+        case .success(let found):
+            record = found
+        case .failure(let error):
             logger.error("cannot read user state", metadata: ["user": "\(context.user)", "error": "\(error)"])
-            await audit(context, outcome: "error", reason: "store: \(Self.reason(error))")
-            return .unavailable
+            return audited(context, outcome: "error", reason: "store: \(error.description)", then: .unavailable)
         }
         let policy = self.policy.current
         guard let record, record.status == .active, record.secret != nil else {
             let (required, because) = policy.requirement(user: context.user, service: context.service, override: record?.requirement ?? .policy)
             guard required else {
-                await audit(context, outcome: "ignored", reason: "not enrolled, not required (\(because))")
-                return .ignore
+                return audited(context, outcome: "ignored", reason: "not enrolled, not required (\(because))", then: .ignore)
             }
-            return await unenrolledRequired(context, because: because, policy: policy)
+            return unenrolledRequired(context, because: because, policy: policy)
         }
         if case .locked(let until) = Throttle.admit(record.throttle, nowMillis: clock.nowMillis(), policy: policy.throttlePolicy) {
-            await audit(context, outcome: "locked", reason: "locked")
-            return .locked(untilMillis: until)
+            return audited(context, outcome: "locked", reason: "locked", then: .locked(untilMillis: until))
         }
-        return .askCode(record)
+        return .done(.askCode(record))
     }
 
-    private func unenrolledRequired(_ context: LoginContext, because: String, policy: Policy) async -> LoginStart {
+    private func unenrolledRequired(_ context: LoginContext, because: String, policy: Policy) -> LoginStep<LoginStart> {
         switch policy.unenrolled {
         case .deny:
-            await audit(context, outcome: "denied", reason: "required but not enrolled (\(because))")
-            return .denied(userMessage: "Two-factor authentication is required for this account, but it is not set up. Ask your administrator.")
+            return audited(context, outcome: "denied", reason: "required but not enrolled (\(because))",
+                           then: .denied(userMessage: "Two-factor authentication is required for this account, but it is not set up. Ask your administrator."))
         case .enroll:
-            return .enroll
+            return .done(.enroll)
         case .grace:
-            let now = clock.nowMillis()
-            let first: Int64
-            do {
-                first = try await store.markFirstRequired(user: context.user, atMillis: now)
-            } catch {
-                logger.error("cannot record when 2FA became required", metadata: ["user": "\(context.user)", "error": "\(error)"])
-                return .unavailable
-            }
-            guard let end = policy.graceEnd(firstRequiredMillis: first), now < end else {
-                await audit(context, outcome: "denied", reason: "required, not enrolled, grace period over (\(because))")
-                return .denied(userMessage: "Two-factor authentication is required for this account and the grace period is over. Ask your administrator.")
-            }
-            let days = Int((end - now + 86_399_999) / 86_400_000)
-            let date = Date(timeIntervalSince1970: Double(end) / 1000).formatted(.iso8601.year().month().day())
-            await audit(context, outcome: "grace", reason: "required, not enrolled, \(days) day(s) of grace left")
-            return .grace(notice: "Two-factor authentication will be required for this account in \(days) day\(days == 1 ? "" : "s") (from \(date)). Set it up now with: twofoldctl enroll")
+            return .async { await self.graceStart(context, because: because, policy: policy) }
         }
+    }
+
+    private func graceStart(_ context: LoginContext, because: String, policy: Policy) async -> LoginStart {
+        let now = clock.nowMillis()
+        let first: Int64
+        do {
+            first = try await store.markFirstRequired(user: context.user, atMillis: now)
+        } catch {
+            logger.error("cannot record when 2FA became required", metadata: ["user": "\(context.user)", "error": "\(error)"])
+            return .unavailable
+        }
+        guard let end = policy.graceEnd(firstRequiredMillis: first), now < end else {
+            await audit(context, outcome: "denied", reason: "required, not enrolled, grace period over (\(because))")
+            return .denied(userMessage: "Two-factor authentication is required for this account and the grace period is over. Ask your administrator.")
+        }
+        let days = Int((end - now + 86_399_999) / 86_400_000)
+        let date = Date(timeIntervalSince1970: Double(end) / 1000).formatted(.iso8601.year().month().day())
+        await audit(context, outcome: "grace", reason: "required, not enrolled, \(days) day(s) of grace left")
+        return .grace(notice: "Two-factor authentication will be required for this account in \(days) day\(days == 1 ? "" : "s") (from \(date)). Set it up now with: twofoldctl enroll")
     }
 
     /// Checks an answer to the code prompt: a one-time code of the enrollment's length, or a recovery code.
     public func check(answer: String, record: UserRecord, context: LoginContext) async -> LoginResult {
+        await run(answerStep(answer: answer, record: record, context: context))
+    }
+
+    /// `check` as steps: the throttle delay, the check itself, and the commit that makes an
+    /// accepted code (or a counted failure) durable before the result is known.
+    public func answerStep(answer: String, record: UserRecord, context: LoginContext) -> LoginStep<LoginResult> {
         let policy = self.policy.current
         // A throttle delay from an earlier failure must pass before this answer is looked at.
         if let notBefore = record.throttle.notBeforeMillis {
             let wait = min(notBefore - clock.nowMillis(), policy.throttlePolicy.maxDelayMillis)
-            if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
+            if wait > 0 {
+                return .delay(millis: wait) { self.evaluate(answer: answer, record: record, context: context, policy: policy) }
+            }
         }
+        return evaluate(answer: answer, record: record, context: context, policy: policy)
+    }
+
+    private func evaluate(answer: String, record: UserRecord, context: LoginContext, policy: Policy) -> LoginStep<LoginResult> {
         if CodeInput.normalize(answer, digits: record.parameters.digits) == nil,
            RecoveryCodes.canonical(answer) != nil || RecoveryCodes.scratchCanonical(answer) != nil {
-            return await checkRecoveryCode(answer, context: context, policy: policy)
+            return .async { await self.checkRecoveryCode(answer, context: context, policy: policy) }
         }
-        guard let secret = record.secret else { return .failure }
+        guard let secret = record.secret else { return .done(.failure) }
         let now = clock.nowMillis()
         let outcome = CodeChecker.check(code: answer, secret: secret, parameters: record.parameters,
                                         state: record.verify, nowMillis: now, policy: policy.windowPolicy)
@@ -142,19 +182,20 @@ public final class Authenticator: Sendable {
             let mutation: StoreMutation = record.parameters.method == .totp
                 ? .acceptTOTP(user: context.user, step: step, newVerify: newState, atMillis: now)
                 : .acceptHOTP(user: context.user, counter: UInt64(step), atMillis: now)
-            let results = await commit([mutation, auditMutation(context, outcome: "success", reason: "code at offset \(offset)", at: now)])
-            switch results?.first {
-            case .applied?: return .success(info: nil)
-            case nil: return .unavailable
-            // Another login took this step first (or the user was revoked meanwhile): a replay.
-            default: return await fail(context, reason: "replayed code (concurrent use)", policy: policy)
+            return .commit([mutation, auditMutation(context, outcome: "success", reason: "code at offset \(offset)", at: now)]) { results in
+                switch results?.first {
+                case .applied?: return .done(.success(info: nil))
+                case nil: return .done(.unavailable)
+                // Another login took this step first (or the user was revoked meanwhile): a replay.
+                default: return self.failStep(context, reason: "replayed code (concurrent use)", policy: policy)
+                }
             }
         case .replay:
-            return await fail(context, reason: "replayed code", policy: policy)
+            return failStep(context, reason: "replayed code", policy: policy)
         case .rejected:
-            return await fail(context, reason: "wrong code", policy: policy)
+            return failStep(context, reason: "wrong code", policy: policy)
         case .malformed:
-            return await fail(context, reason: answer.isEmpty ? "empty answer" : "malformed code", policy: policy)
+            return failStep(context, reason: answer.isEmpty ? "empty answer" : "malformed code", policy: policy)
         }
     }
 
@@ -179,7 +220,7 @@ public final class Authenticator: Sendable {
             return .unavailable
         }
         guard let index = RecoveryCodes.match(answer, against: candidates, pepper: recoveryPepper) else {
-            return await fail(context, reason: "wrong recovery code", policy: policy)
+            return await run(failStep(context, reason: "wrong recovery code", policy: policy))
         }
         let now = clock.nowMillis()
         let left = candidates.count - 1
@@ -195,21 +236,62 @@ public final class Authenticator: Sendable {
         case nil:
             return .unavailable
         default:
-            return await fail(context, reason: "recovery code already used", policy: policy)
+            return await run(failStep(context, reason: "recovery code already used", policy: policy))
         }
     }
 
-    private func fail(_ context: LoginContext, reason: String, policy: Policy) async -> LoginResult {
+    /// Counts a failure (durably, with its audit record); the result says whether it locked the user.
+    private func failStep(_ context: LoginContext, reason: String, policy: Policy) -> LoginStep<LoginResult> {
         let now = clock.nowMillis()
-        let results = await commit([
+        return .commit([
             .recordFailure(user: context.user, atMillis: now, policy: policy.throttlePolicy),
             auditMutation(context, outcome: "failure", reason: reason, at: now),
-        ])
-        if case .appliedFailure(let state)? = results?.first, let until = state.lockedUntilMillis, until > now {
-            logger.warning("user locked after repeated failures", metadata: ["user": "\(context.user)", "failures": "\(state.failures)"])
-            return .locked(untilMillis: until)
+        ]) { results in
+            if case .appliedFailure(let state)? = results?.first, let until = state.lockedUntilMillis, until > now {
+                self.logger.warning("user locked after repeated failures", metadata: ["user": "\(context.user)", "failures": "\(state.failures)"])
+                return .done(.locked(untilMillis: until))
+            }
+            return .done(results == nil ? .unavailable : .failure)
         }
-        return results == nil ? .unavailable : .failure
+    }
+
+    /// `result`, once the audit record of the event is committed (a failed audit commit is logged, not fatal).
+    public func audited<Result>(_ context: LoginContext, outcome: String, reason: String?, action: String = "verify",
+                                then result: Result) -> LoginStep<Result> {
+        .commit([auditMutation(context, outcome: outcome, reason: reason, at: clock.nowMillis(), action: action)]) { _ in .done(result) }
+    }
+
+    /// Drives `step` to its result in async code.
+    public func run<Result>(_ step: LoginStep<Result>) async -> Result {
+        var step = step
+        while true {
+            switch step {
+            case .done(let result):
+                return result
+            case .commit(let mutations, let then):
+                step = then(await commit(mutations))
+            case .delay(let millis, let then):
+                try? await Task.sleep(for: .milliseconds(millis))
+                step = then()
+            case .async(let work):
+                return await work()
+            }
+        }
+    }
+
+    /// Commits for a caller that is not async; `completion` gets the results, or nil when the store
+    /// failed (logged). It runs on the store's thread.
+    public func commit(_ mutations: [StoreMutation], completion: @escaping @Sendable ([MutationResult]?) -> Void) {
+        let logger = self.logger
+        store.commit(mutations) { result in
+            switch result {
+            case .success(let results):
+                completion(results)
+            case .failure(let error):
+                logger.error("store commit failed", metadata: ["error": "\(error)"])
+                completion(nil)
+            }
+        }
     }
 
     /// Commits; nil when the store failed (logged).

@@ -29,6 +29,16 @@ public final class ControlService: Sendable {
         self.logger = logger
     }
 
+    /// Serves a control connection: each REQUEST gets its RESPONSE, in order, until the peer closes.
+    func serve(dialog: AsyncDialog, peer: PeerCredentials) async throws {
+        while let message = try await dialog.receive() {
+            guard case .request(let json) = message else {
+                throw ProtocolError.unexpectedMessage("a control connection may only send REQUEST")
+            }
+            try await dialog.send(await handle(json: json, peer: peer))
+        }
+    }
+
     /// Decodes, authorizes and runs one request; always returns a RESPONSE frame.
     func handle(json: [UInt8], peer: PeerCredentials) async -> Message {
         let response: ControlResponse

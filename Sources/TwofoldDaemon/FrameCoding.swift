@@ -54,3 +54,12 @@ final class IdleCloseHandler: ChannelInboundHandler {
         }
     }
 }
+
+/// Closes a connection as soon as it is active (one over the connection cap).
+final class CloseOnActiveHandler: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.close(promise: nil)
+    }
+}

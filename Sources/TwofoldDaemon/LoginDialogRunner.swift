@@ -4,8 +4,9 @@ import TwofoldCore
 import TwofoldProtocol
 import TwofoldQR
 
-/// Runs one login dialog on a connection: checks the peer may ask about the user, then sends the
-/// prompts and the verdict the `Authenticator` decides. Every text the user sees is made here.
+/// The texts of a login dialog, and the enroll-at-login dialog, which awaits the store between
+/// messages and so runs as a task over `AsyncDialog` (the verify dialog runs on the event loop in
+/// `ConnectionHandler`).
 struct LoginDialogRunner: Sendable {
     let authenticator: Authenticator
     let enrollment: EnrollmentService
@@ -13,75 +14,16 @@ struct LoginDialogRunner: Sendable {
 
     static let codePrompt = "Verification code: "
 
-    func run(start: AuthStart, peer: PeerCredentials,
-             messages: inout NIOAsyncChannelInboundStream<Message>.AsyncIterator,
-             outbound: NIOAsyncChannelOutboundWriter<Message>) async throws {
-        let context = LoginContext(user: start.user, service: start.service, rhost: start.rhost, tty: start.tty, peer: peer)
-        guard Self.isPlausibleName(start.user), Self.isPlausibleName(start.service) else {
-            logger.warning("bad login request", metadata: ["peer": "\(peer)"])
-            try await outbound.write(.verdict(.badRequest, reason: "user and service must be non-empty names without control characters"))
-            return
-        }
-        // sshd, login, su and sudo run PAM as root; a screen locker runs as the user itself.
-        if !peer.isRoot && Accounts.uid(of: start.user) != peer.uid {
-            await authenticator.audit(context, outcome: "denied", reason: "peer uid \(peer.uid) may not ask about this user")
-            logger.warning("login dialog refused: peer is neither root nor the user", metadata: ["peer": "\(peer)", "user": "\(start.user)"])
-            try await outbound.write(.verdict(.denied, reason: "peer not allowed"))
-            return
-        }
-
-        switch await authenticator.begin(context) {
-        case .ignore:
-            try await outbound.write(.verdict(.ignore, reason: "not enrolled"))
-        case .grace(let notice):
-            try await outbound.write(.info(notice))
-            try await outbound.write(.verdict(.ignore, reason: "grace period"))
-        case .enroll:
-            try await enrollAtLogin(context, messages: &messages, outbound: outbound)
-        case .denied(let text):
-            if let text { try await outbound.write(.errorMessage(text)) }
-            try await outbound.write(.verdict(.denied, reason: "required but not enrolled"))
-        case .locked:
-            try await outbound.write(.errorMessage(Self.lockedText))
-            try await outbound.write(.verdict(.locked, reason: "locked"))
-        case .unavailable:
-            try await outbound.write(.verdict(.unavailable, reason: "store unavailable"))
-        case .askCode(let record):
-            try await outbound.write(.promptEchoOff(Self.codePrompt))
-            guard let reply = try await messages.next() else {
-                await authenticator.audit(context, outcome: "abandoned", reason: "connection closed at the code prompt")
-                return
-            }
-            guard case .answer(let answer) = reply else {
-                throw ProtocolError.unexpectedMessage("expected ANSWER after a prompt")
-            }
-            switch await authenticator.check(answer: answer, record: record, context: context) {
-            case .success(let info):
-                if let info { try await outbound.write(.info(info)) }
-                try await outbound.write(.verdict(.success, reason: nil))
-            case .failure:
-                try await outbound.write(.verdict(.failure, reason: "wrong code"))
-            case .locked:
-                try await outbound.write(.errorMessage(Self.lockedText))
-                try await outbound.write(.verdict(.locked, reason: "locked"))
-            case .unavailable:
-                try await outbound.write(.verdict(.unavailable, reason: "store unavailable"))
-            }
-        }
-    }
-
     /// A required user without an enrollment, under "enroll at login": show the QR code and the
     /// secret, ask for code(s) from the app, activate, show the recovery codes once.
-    private func enrollAtLogin(_ context: LoginContext,
-                               messages: inout NIOAsyncChannelInboundStream<Message>.AsyncIterator,
-                               outbound: NIOAsyncChannelOutboundWriter<Message>) async throws {
+    func enrollAtLogin(_ context: LoginContext, dialog: AsyncDialog) async throws {
         let offer: EnrollmentOffer
         do {
             // Show the same pending secret again if the user scanned it at an earlier attempt.
             offer = try await enrollment.begin(user: context.user, reuse: true)
         } catch {
             logger.error("enroll at login failed", metadata: ["user": "\(context.user)", "error": "\(error)"])
-            try await outbound.write(.verdict(.unavailable, reason: "store unavailable"))
+            try await dialog.send(.verdict(.unavailable, reason: "store unavailable"))
             return
         }
         await authenticator.audit(context, outcome: "pending", reason: "enroll at login: secret shown", action: "enroll")
@@ -94,8 +36,8 @@ struct LoginDialogRunner: Sendable {
         // (sudo passes PAM_SILENT; some screen lockers show prompts only), never a prompt.
         var codes: [String] = []
         for index in 0..<offer.codesRequired {
-            try await outbound.write(.promptEchoOn(index == 0 ? text + "Code from the app: " : "Next code (after it changes): "))
-            guard let reply = try await messages.next() else {
+            try await dialog.send(.promptEchoOn(index == 0 ? text + "Code from the app: " : "Next code (after it changes): "))
+            guard let reply = try await dialog.receive() else {
                 await authenticator.audit(context, outcome: "abandoned", reason: "enroll at login: connection closed", action: "enroll")
                 return
             }
@@ -110,19 +52,19 @@ struct LoginDialogRunner: Sendable {
             list += recovery.map { "    " + $0 }.joined(separator: "\n")
             // Part of a prompt, not INFO after the verdict: sshd prints trailing PAM info only for
             // interactive shells, and PAM_SILENT callers drop INFO altogether.
-            try await outbound.write(.promptEchoOn(list + "\n\nPress Enter when you have saved them: "))
-            guard try await messages.next() != nil else {
+            try await dialog.send(.promptEchoOn(list + "\n\nPress Enter when you have saved them: "))
+            guard try await dialog.receive() != nil else {
                 await authenticator.audit(context, outcome: "abandoned", reason: "closed before acknowledging the recovery codes", action: "enroll")
                 return
             }
-            try await outbound.write(.verdict(.success, reason: "enrolled at login"))
+            try await dialog.send(.verdict(.success, reason: "enrolled at login"))
         } catch let failure as ControlFailure {
             await authenticator.audit(context, outcome: "failure", reason: "enroll at login: \(failure.message)", action: "enroll")
-            try await outbound.write(.errorMessage("That code does not match. Log in again to retry with the same key."))
-            try await outbound.write(.verdict(.failure, reason: "enrollment code did not match"))
+            try await dialog.send(.errorMessage("That code does not match. Log in again to retry with the same key."))
+            try await dialog.send(.verdict(.failure, reason: "enrollment code did not match"))
         } catch {
             logger.error("enroll at login failed", metadata: ["user": "\(context.user)", "error": "\(error)"])
-            try await outbound.write(.verdict(.unavailable, reason: "store unavailable"))
+            try await dialog.send(.verdict(.unavailable, reason: "store unavailable"))
         }
     }
 

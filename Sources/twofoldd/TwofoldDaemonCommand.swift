@@ -8,6 +8,12 @@ import NIOCore
 import NIOPosix
 import TwofoldDaemon
 
+/// glibc's mallopt(3); <malloc.h> is not part of Swift's Glibc module.
+@_silgen_name("mallopt")
+private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+/// M_ARENA_MAX from <malloc.h>.
+private let mallocArenaMax: Int32 = -8
+
 /// `twofoldd`: the Twofold daemon. Reads its config file, then flags override it.
 @main
 struct TwofoldDaemonCommand: AsyncParsableCommand {
@@ -48,9 +54,11 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
             print("configuration OK")
             return
         }
-        // Run Swift concurrency on NIO's event loops: a dialog's awaits then stay on the loop's
-        // threads instead of hopping to the cooperative pool. (A single loop was tried: it stalls
-        // under the enroll load, so the loop count stays NIO's default, one per core.)
+        // Two malloc arenas are plenty for two event loops and the commit thread; glibc's default
+        // (eight per core) only adds resident memory.
+        _ = glibcMallopt(mallocArenaMax, 2)
+        // Run Swift concurrency (control requests, enroll at login) on NIO's event loops instead of
+        // a second thread pool. Logins do not use it: they run on the loops as handlers.
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         let level = settings.logLevel
         LoggingSystem.bootstrap { JournalLogHandler(label: $0, level: level) }
