@@ -186,6 +186,91 @@ struct DaemonSocketTests {
         }
     }
 
+    @Test("5,000 pipelined control requests on one connection are all answered, in order, while logins go on")
+    func pipelinedControlRequests() throws {
+        let daemon = try DaemonProcess()
+        let hana = try daemon.provision("hana")
+        // Far more than the daemon buffers before it stops reading, and more than the socket buffers
+        // hold: it must pause reading and resume, or the sender stalls and the count falls short.
+        let count = 5_000
+        var bytes: [UInt8] = []
+        for i in 0..<count {
+            let request: ControlRequest = i % 2 == 0 ? .ping : .showUser(user: "hana")
+            bytes += try FrameCodec.encode(.request(Array(try JSONEncoder().encode(request))))
+        }
+        let fd = try RawSocket.connect(daemon.socketPath)
+        defer { close(fd) }
+        let payload = bytes
+        let sender = Thread { RawSocket.send(fd, payload) }
+        sender.start()
+        #expect(try daemon.login("hana", answer: hana.code()).verdict == .success, "a login is served while the control connection is busy")
+        var decoder = FrameDecoder(maxFrame: ProtocolLimits.maxResponseFrame)
+        var responses: [ControlResponse] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while responses.count < count, poll(&pfd, 1, 10_000) > 0 {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            decoder.append(buffer[0..<n])
+            while let message = try decoder.next() {
+                guard case .response(let json) = message else { Issue.record("unexpected \(message)"); return }
+                responses.append(try JSONDecoder().decode(ControlResponse.self, from: Data(json)))
+            }
+        }
+        #expect(responses.count == count)
+        for (i, response) in responses.enumerated() {
+            if i % 2 == 0 {
+                #expect(response == .ok, "response \(i)")
+            } else if case .status(let status) = response {
+                #expect(status.user == "hana", "response \(i)")
+            } else {
+                Issue.record("response \(i): \(response)")
+            }
+        }
+    }
+
+    @Test("a client that leaves at the code prompt is audited as abandoned; one that speaks out of turn gets a protocol error")
+    func abandonedAndOutOfTurn() throws {
+        let daemon = try DaemonProcess()
+        _ = try daemon.provision("ivan")
+        let start = try FrameCodec.encode(.authStart(AuthStart(user: "ivan", service: "sshd", rhost: nil, tty: nil)))
+        let fd = try RawSocket.connect(daemon.socketPath)
+        RawSocket.send(fd, start)
+        var decoder = FrameDecoder(maxFrame: ProtocolLimits.maxResponseFrame)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var prompt: Message?
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while prompt == nil, poll(&pfd, 1, 10_000) > 0 {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            decoder.append(buffer[0..<n])
+            prompt = try decoder.next()
+        }
+        #expect(prompt == .promptEchoOff("Verification code: "))
+        close(fd)
+        // The audit record is committed after the close is noticed: ask until it is there.
+        var abandoned = false
+        for _ in 0..<500 where !abandoned {
+            if case .audit(let entries) = try daemon.control(.audit(user: "ivan", sinceMillis: nil, outcome: "abandoned", limit: 10)) {
+                abandoned = !entries.isEmpty
+            }
+        }
+        #expect(abandoned, "\(daemon.log.suffix(2000))")
+
+        // A second AUTH_START instead of the answer.
+        let rude = try RawSocket.connect(daemon.socketPath)
+        defer { close(rude) }
+        RawSocket.send(rude, start + start)
+        let (bytes, eof) = RawSocket.readToEOF(rude, timeoutSeconds: 10)
+        #expect(eof)
+        var replies = FrameDecoder(maxFrame: ProtocolLimits.maxResponseFrame)
+        replies.append(bytes[...])
+        var messages: [Message] = []
+        while let message = try replies.next() { messages.append(message) }
+        #expect(messages.first == .promptEchoOff("Verification code: "))
+        #expect(messages.contains { if case .protocolError = $0 { true } else { false } }, "\(messages)")
+    }
+
     @Test("a success is durable: after SIGKILL and restart the code is still refused")
     func crashAfterSuccess() throws {
         let daemon = try DaemonProcess()
