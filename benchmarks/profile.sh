@@ -59,7 +59,7 @@ trap 'exit 130' INT TERM
 
 make -s -C "$BENCH" >&2
 if [ -z "${TWOFOLDD:-}" ]; then
-  (cd "$ROOT" && swift build -c release --product twofoldd) > "$WORK/swift-build.log" 2>&1 || { tail -20 "$WORK/swift-build.log"; exit 1; }
+  (cd "$ROOT" && swift build -c release --static-swift-stdlib --product twofoldd) > "$WORK/swift-build.log" 2>&1 || { tail -20 "$WORK/swift-build.log"; exit 1; }
   TWOFOLDD=$ROOT/.build/release/twofoldd
 fi
 cp "$TWOFOLDD" "$WORK/twofoldd"

@@ -91,7 +91,7 @@ else
   log "building twofoldd (release)"
   ok=0
   for attempt in 1 2 3 4 5; do
-    if (cd "$ROOT" && swift build -c release --product twofoldd) > "$WORK/swift-build.log" 2>&1; then ok=1; break; fi
+    if (cd "$ROOT" && swift build -c release --static-swift-stdlib --product twofoldd) > "$WORK/swift-build.log" 2>&1; then ok=1; break; fi
     log "swift build failed (attempt $attempt; someone may be mid-edit): retrying in 60 s; see $WORK/swift-build.log"
     tail -5 "$WORK/swift-build.log" >&2
     sleep 60
