@@ -59,7 +59,8 @@ public final class DaemonProcess: @unchecked Sendable {
     public private(set) var process: ChildProcess?
 
     /// Writes a config (test defaults plus `extraConfig` lines) and, unless `start` is false, starts the daemon.
-    public init(extraConfig: String = "", start: Bool = true) throws {
+    /// The tests' default throttle delay is 0 (no waiting after a failure); `throttleDelayMillis` sets one.
+    public init(extraConfig: String = "", throttleDelayMillis: Int = 0, start: Bool = true) throws {
         directory = try makeTemporaryDirectory()
         socketPath = directory + "/twofold.sock"
         configPath = directory + "/twofoldd.conf"
@@ -68,7 +69,7 @@ public final class DaemonProcess: @unchecked Sendable {
         socket = \(socketPath)
         state_directory = \(directory)/state
         log_level = debug
-        throttle_delay_ms = 0
+        throttle_delay_ms = \(throttleDelayMillis)
         issuer = TwofoldTest
         \(extraConfig)
         """

@@ -55,6 +55,19 @@ enum RawSocket {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
+    /// The next message from the daemon (nil at EOF or after 10 s of silence).
+    static func nextMessage(_ fd: Int32, _ decoder: inout FrameDecoder) throws -> Message? {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            if let message = try decoder.next() { return message }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 10_000) > 0 else { return nil }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { return nil }
+            decoder.append(buffer[0..<n])
+        }
+    }
+
     /// Reads until EOF or until `timeoutSeconds` pass; returns the bytes and whether EOF was seen.
     static func readToEOF(_ fd: Int32, timeoutSeconds: Double) -> (bytes: [UInt8], eof: Bool) {
         var out: [UInt8] = []

@@ -271,6 +271,31 @@ struct DaemonSocketTests {
         #expect(messages.contains { if case .protocolError = $0 { true } else { false } }, "\(messages)")
     }
 
+    @Test("after a failure the next answer waits out the throttle delay without holding up other logins")
+    func throttleDelayDoesNotBlockOthers() throws {
+        let daemon = try DaemonProcess(throttleDelayMillis: 3000)
+        let jack = try daemon.provision("jack")
+        let kate = try daemon.provision("kate")
+        #expect(try daemon.login("jack", answer: jack.wrongCode()).verdict == .failure)
+        // jack answers; the daemon holds that answer for the delay.
+        let fd = try RawSocket.connect(daemon.socketPath)
+        defer { close(fd) }
+        var decoder = FrameDecoder(maxFrame: ProtocolLimits.maxResponseFrame)
+        RawSocket.send(fd, try FrameCodec.encode(.authStart(AuthStart(user: "jack", service: "sshd"))))
+        #expect(try RawSocket.nextMessage(fd, &decoder) == .promptEchoOff("Verification code: "))
+        RawSocket.send(fd, try FrameCodec.encode(.answer(jack.code())))
+        // Meanwhile kate logs in from start to verdict...
+        #expect(try daemon.login("kate", answer: kate.code()).verdict == .success)
+        // ...while jack's verdict is still held back.
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&pfd, 1, 0) == 0, "jack's verdict came before kate's login finished: the delay blocked the daemon")
+        guard case .verdict(let verdict, _)? = try RawSocket.nextMessage(fd, &decoder) else {
+            Issue.record("no verdict for jack")
+            return
+        }
+        #expect(verdict == .success, "the right code works once the delay has passed")
+    }
+
     @Test("a success is durable: after SIGKILL and restart the code is still refused")
     func crashAfterSuccess() throws {
         let daemon = try DaemonProcess()
