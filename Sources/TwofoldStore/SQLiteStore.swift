@@ -132,7 +132,10 @@ public final class SQLiteStore: TwofoldStore {
         var config = Configuration()
         config.readonly = true
         config.label = "twofold.store.login-reader"
-        config.busyMode = .timeout(10)
+        // A WAL reader waits only in rare cases (recovery after a crash, a TRUNCATE checkpoint at
+        // shutdown). Its caller is an event loop: wait at most a second, then fail (the login gets
+        // UNAVAILABLE and the module fails closed) rather than hold every other connection.
+        config.busyMode = .timeout(1)
         // A login touches one leaf page per B-tree level; 1 MiB keeps the inner pages of a
         // million-user table cached, and the OS page cache has the rest.
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA cache_size = -1024") }
