@@ -280,15 +280,16 @@ public final class Authenticator: Sendable {
     }
 
     /// Commits for a caller that is not async; `completion` gets the results, or nil when the store
-    /// failed (logged). It runs on the store's thread.
+    /// failed (logged). It runs on the store's thread, which also logs the batch's audit records:
+    /// the event loop neither formats nor writes log lines.
     public func commit(_ mutations: [StoreMutation], completion: @escaping @Sendable ([MutationResult]?) -> Void) {
-        let logger = self.logger
         store.commit(mutations) { result in
             switch result {
             case .success(let results):
+                self.logAudits(mutations, error: nil)
                 completion(results)
             case .failure(let error):
-                logger.error("store commit failed", metadata: ["error": "\(error)"])
+                self.logAudits(mutations, error: error)
                 completion(nil)
             }
         }
@@ -297,19 +298,35 @@ public final class Authenticator: Sendable {
     /// Commits; nil when the store failed (logged).
     func commit(_ mutations: [StoreMutation]) async -> [MutationResult]? {
         do {
-            return try await store.commit(mutations)
+            let results = try await store.commit(mutations)
+            logAudits(mutations, error: nil)
+            return results
         } catch {
-            logger.error("store commit failed", metadata: ["error": "\(error)"])
+            logAudits(mutations, error: error)
             return nil
         }
     }
 
-    /// An audit record for the verify path, also written to the log.
+    /// Every audit record also goes to the log, once its commit is durable (so the log never shows
+    /// an outcome the store does not have); after a failed commit, with the error, as not recorded.
+    private func logAudits(_ mutations: [StoreMutation], error: (any Error)?) {
+        if let error { logger.error("store commit failed", metadata: ["error": "\(error)"]) }
+        for case .audit(let r) in mutations {
+            var metadata: Logger.Metadata = ["user": "\(r.user ?? "")", "service": "\(r.service ?? "")", "rhost": "\(r.rhost ?? "")",
+                                             "peer_uid": "\(r.peerUID.map(String.init) ?? "")", "outcome": "\(r.outcome)", "reason": "\(r.reason ?? "")"]
+            if error == nil {
+                logger.info("\(r.action)", metadata: metadata)
+            } else {
+                metadata["recorded"] = "no"
+                logger.error("\(r.action)", metadata: metadata)
+            }
+        }
+    }
+
+    /// An audit record for the verify path (logged when committed).
     func auditMutation(_ context: LoginContext, outcome: String, reason: String?, at now: Int64, action: String = "verify") -> StoreMutation {
-        logger.info("\(action)", metadata: ["user": "\(context.user)", "service": "\(context.service)", "rhost": "\(context.rhost ?? "")",
-                                            "peer_uid": "\(context.peer.uid)", "outcome": "\(outcome)", "reason": "\(reason ?? "")"])
-        return .audit(AuditRecord(timeMillis: now, action: action, user: context.user, service: context.service,
-                                  rhost: context.rhost, tty: context.tty, peerUID: context.peer.uid, outcome: outcome, reason: reason))
+        .audit(AuditRecord(timeMillis: now, action: action, user: context.user, service: context.service,
+                           rhost: context.rhost, tty: context.tty, peerUID: context.peer.uid, outcome: outcome, reason: reason))
     }
 
     /// Records an event that changes no other state (denied, ignored, abandoned, enrollment steps).

@@ -1,4 +1,5 @@
 import Foundation
+@testable import TwofoldStore
 import Logging
 import Testing
 import TwofoldTestSupport
@@ -6,7 +7,6 @@ import TwofoldTestSupport
 import TwofoldCore
 import TwofoldCrypto
 import TwofoldProtocol
-import TwofoldStore
 
 /// The policy matrix: required/optional (by default rule and by service rule) × enrolled or not ×
 /// what an unenrolled required user gets (deny, enroll at login, grace before and after its end)
@@ -116,6 +116,8 @@ final class InProcessDaemon: @unchecked Sendable {
     let policy: PolicyHolder
     let authenticator: Authenticator
     let keys: SealingKeys
+    /// What the authenticator logged.
+    let log = RecordingLogHandler.Records()
 
     init(policy document: PolicyDocument, now: Int64 = 1_800_000_000_000) async throws {
         let directory = try makeTemporaryDirectory("pol")
@@ -124,7 +126,7 @@ final class InProcessDaemon: @unchecked Sendable {
         clock = ManualClock(millis: now)
         policy = PolicyHolder(initial: try Policy(document), store: store)
         authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: keys.recoveryPepper,
-                                      logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+                                      logger: Logger(label: "test", factory: { [log] _ in RecordingLogHandler(records: log) }))
     }
 
     func enroll(_ user: String) async throws {
@@ -135,5 +137,68 @@ final class InProcessDaemon: @unchecked Sendable {
     func close() {
         let store = self.store
         Task { try? await store.close() }
+    }
+}
+
+/// A log handler that keeps what it is given, for tests (swift-log's in-memory pattern).
+struct RecordingLogHandler: LogHandler {
+    struct Entry: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: [String: String]
+    }
+
+    final class Records: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stored: [Entry] = []
+        var entries: [Entry] { lock.withLock { stored } }
+        func append(_ entry: Entry) { lock.withLock { stored.append(entry) } }
+    }
+
+    let records: Records
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        records.append(Entry(level: event.level, message: "\(event.message)", metadata: merged.mapValues { "\($0)" }))
+    }
+}
+
+@Suite("audit records in the log")
+struct AuditLogTests {
+    @Test("each audit record is logged once its commit is durable; after a failed commit it is logged as not recorded")
+    func auditLinesFollowTheCommit() async throws {
+        let world = try await InProcessDaemon(policy: PolicyDocument(require: "nobody"))
+        defer { world.close() }
+        try await world.enroll("mia")
+        let context = LoginContext(user: "mia", service: "sshd", rhost: "10.0.0.7", peer: PeerCredentials(pid: 1, uid: 0, gid: 0))
+        guard case .askCode(let record) = await world.authenticator.begin(context) else {
+            Issue.record("expected a code prompt")
+            return
+        }
+        #expect(await world.authenticator.check(answer: "000000x", record: record, context: context) == .failure)
+        let lines = world.log.entries.filter { $0.message == "verify" }
+        #expect(lines.count == 1)
+        #expect(lines.first?.level == .info)
+        #expect(lines.first?.metadata["outcome"] == "failure")
+        #expect(lines.first?.metadata["user"] == "mia")
+        #expect(lines.first?.metadata["rhost"] == "10.0.0.7")
+        #expect(lines.first?.metadata["recorded"] == nil)
+        #expect(try await world.store.audit(AuditQuery(user: "mia")).map(\.outcome) == ["failure"])
+
+        // Make the audit insert fail: the failure is not recorded, and the log says so.
+        try world.store.testingExecute("CREATE TRIGGER boom BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'boom'); END")
+        #expect(await world.authenticator.check(answer: "000000x", record: record, context: context) == .unavailable)
+        let after = world.log.entries.filter { $0.message == "verify" }
+        #expect(after.count == 2)
+        #expect(after.last?.level == .error)
+        #expect(after.last?.metadata["recorded"] == "no")
+        #expect(world.log.entries.contains { $0.message == "store commit failed" })
     }
 }
