@@ -75,7 +75,8 @@ struct Base32Tests {
             try Base32.decode(text)
         } throws: { error in
             guard case CoreError.invalidBase32(let reason) = error else { return false }
-            return reason.contains("length \(symbols)") && !String(describing: error).contains(text)
+            // (A text of one or two symbols may well occur in any message, e.g. "3" in "base32".)
+            return reason.contains("length \(symbols)") && (symbols < 3 || !String(describing: error).contains(text))
         }
         #expect(throws: CoreError.self) { try Base32.decode(Self.padded(text)) }
     }
