@@ -40,6 +40,9 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case policySet(PolicyDocument)
     /// Provision an active enrollment from an otpauth URI, a google-authenticator file or a users.oath line.
     case importEnrollment(user: String, source: ImportSource)
+    /// Many imports at once (at most `ControlLimits.maxImportsPerRequest`), stored in one
+    /// transaction: each item succeeds or fails on its own (`ControlResponse.importedMany`).
+    case importEnrollments([EnrollmentImport])
     /// Audit records, newest last.
     case audit(user: String?, sinceMillis: Int64?, outcome: String?, limit: Int)
 }
@@ -47,6 +50,38 @@ public enum ControlRequest: Codable, Sendable, Equatable {
 /// An admin's per-user override.
 public enum RequirementSetting: String, Codable, Sendable, Equatable, CaseIterable {
     case required, exempt, policy
+}
+
+/// Bounds of control requests.
+public enum ControlLimits {
+    /// Items of one `importEnrollments` request (the 64 KiB frame holds about 250 URIs anyway).
+    public static let maxImportsPerRequest = 1_000
+}
+
+/// One user of a bulk import.
+public struct EnrollmentImport: Codable, Sendable, Equatable {
+    public var user: String
+    public var source: ImportSource
+
+    public init(user: String, source: ImportSource) {
+        self.user = user
+        self.source = source
+    }
+}
+
+/// What became of one item of a bulk import: imported (with its recovery codes) or refused (with why).
+public struct ImportOutcome: Codable, Sendable, Equatable {
+    public var user: String
+    /// Recovery codes the import brought; nil when the item was refused.
+    public var recoveryCodes: Int?
+    /// Why the item was refused; nil when it was imported. Never holds the secret.
+    public var error: String?
+
+    public init(user: String, recoveryCodes: Int? = nil, error: String? = nil) {
+        self.user = user
+        self.recoveryCodes = recoveryCodes
+        self.error = error
+    }
 }
 
 /// What an import reads. The daemon parses it (the CLI only reads the file the admin names).
@@ -132,6 +167,8 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case policy(PolicyDocument)
     /// An import succeeded; how many recovery codes it brought (scratch codes of a google-authenticator file).
     case imported(recoveryCodes: Int)
+    /// The outcome of each item of a bulk import, in request order.
+    case importedMany([ImportOutcome])
 }
 
 /// Why a control request failed.

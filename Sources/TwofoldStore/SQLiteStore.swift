@@ -370,11 +370,19 @@ public final class SQLiteStore: TwofoldStore {
 
     public func importEnrollment(user: String, secret: SecretBytes, parameters: OTPParameters, verify: VerifyState,
                                  recoveryCodes: [RecoveryCodeHash], atMillis: Int64) async throws {
+        try await importEnrollments([EnrollmentImportRecord(user: user, secret: secret, parameters: parameters, verify: verify,
+                                                            recoveryCodes: recoveryCodes, atMillis: atMillis)])
+    }
+
+    public func importEnrollments(_ imports: [EnrollmentImportRecord]) async throws {
         try await guarded {
-            let sealed = try sealer.seal(secret, .secret, user: user)
-            let codes = try sealCodes(recoveryCodes, user: user)
+            guard !imports.isEmpty else { return }
+            // Seal outside the write transaction, to keep it short.
+            let sealed = try imports.map { item in
+                (item, Data(try sealer.seal(item.secret, .secret, user: item.user)), try sealCodes(item.recoveryCodes, user: item.user))
+            }
             try await pool.write { db in
-                try db.execute(sql: """
+                let upsert = try db.cachedStatement(sql: """
                     INSERT INTO users (name, status, method, algorithm, digits, period, secret, last_step, counter, drift,
                         last_offset, enrolled_at)
                     VALUES (?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -385,10 +393,13 @@ public final class SQLiteStore: TwofoldStore {
                         pending_period = NULL, last_step = excluded.last_step, counter = excluded.counter,
                         drift = excluded.drift, last_offset = excluded.last_offset,
                         failures = 0, not_before = NULL, locked_until = NULL, enrolled_at = excluded.enrolled_at
-                    """, arguments: [user, parameters.method.rawValue, parameters.algorithm.rawValue, parameters.digits,
-                                     parameters.period, Data(sealed), verify.lastStep, Int64(bitPattern: verify.counter),
-                                     verify.drift, verify.lastOffset, atMillis])
-                try Self.storeCodes(codes, user: user, db)
+                    """)
+                for (item, secret, codes) in sealed {
+                    let p = item.parameters, v = item.verify
+                    try upsert.execute(arguments: [item.user, p.method.rawValue, p.algorithm.rawValue, p.digits, p.period, secret,
+                                                   v.lastStep, Int64(bitPattern: v.counter), v.drift, v.lastOffset, item.atMillis])
+                    try Self.storeCodes(codes, user: item.user, db)
+                }
             }
         }
     }
@@ -430,8 +441,8 @@ public final class SQLiteStore: TwofoldStore {
     }
 
     private static func storeCodes(_ sealed: [Data], user: String, _ db: Database) throws {
-        try db.execute(sql: "DELETE FROM recovery_codes WHERE user = ?", arguments: [user])
-        let insert = try db.makeStatement(sql: "INSERT INTO recovery_codes (user, idx, sealed) VALUES (?, ?, ?)")
+        try db.cachedStatement(sql: "DELETE FROM recovery_codes WHERE user = ?").execute(arguments: [user])
+        let insert = try db.cachedStatement(sql: "INSERT INTO recovery_codes (user, idx, sealed) VALUES (?, ?, ?)")
         for (index, blob) in sealed.enumerated() {
             try insert.execute(arguments: [user, index, blob])
         }

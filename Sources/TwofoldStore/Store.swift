@@ -55,6 +55,26 @@ public struct UserRecord: Sendable {
     }
 }
 
+/// An active enrollment to import (admin provisioning, migration).
+public struct EnrollmentImportRecord: Sendable {
+    public var user: String
+    public var secret: SecretBytes
+    public var parameters: OTPParameters
+    public var verify: VerifyState
+    public var recoveryCodes: [RecoveryCodeHash]
+    public var atMillis: Int64
+
+    public init(user: String, secret: SecretBytes, parameters: OTPParameters, verify: VerifyState,
+                recoveryCodes: [RecoveryCodeHash], atMillis: Int64) {
+        self.user = user
+        self.secret = secret
+        self.parameters = parameters
+        self.verify = verify
+        self.recoveryCodes = recoveryCodes
+        self.atMillis = atMillis
+    }
+}
+
 /// One audit record. Never holds a code or a secret.
 public struct AuditRecord: Codable, Sendable, Equatable {
     public var id: Int64?
@@ -207,6 +227,9 @@ public protocol TwofoldStore: Sendable {
     /// Imports an active enrollment directly (admin provisioning, migration).
     func importEnrollment(user: String, secret: SecretBytes, parameters: OTPParameters, verify: VerifyState,
                           recoveryCodes: [RecoveryCodeHash], atMillis: Int64) async throws
+
+    /// Imports many active enrollments in one durable transaction (all or none).
+    func importEnrollments(_ imports: [EnrollmentImportRecord]) async throws
 
     /// Replaces the user's recovery codes (the old set stops working).
     func replaceRecoveryCodes(user: String, codes: [RecoveryCodeHash]) async throws

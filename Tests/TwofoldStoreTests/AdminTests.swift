@@ -165,6 +165,32 @@ import TwofoldCrypto
         }
     }
 
+    @Test func bulkImportStoresEveryUserInOneTransactionOrNone() async throws {
+        try await withTempDir { dir in
+            let store = try openStore(dir, keys: try makeKeys(in: dir))
+            let secrets = try (0..<50).map { _ in try SecretBytes(randomCount: 20) }
+            let records = secrets.enumerated().map { i, secret in
+                EnrollmentImportRecord(user: "bulk\(i)", secret: secret, parameters: OTPParameters(), verify: VerifyState(),
+                                       recoveryCodes: [], atMillis: 1_000)
+            }
+            try await store.importEnrollments(records)
+            for (i, secret) in secrets.enumerated() {
+                let record = try await store.user("bulk\(i)")
+                #expect(record?.status == .active)
+                #expect(record?.secret?.copyBytes() == secret.copyBytes())
+            }
+            // One bad row fails the whole batch: nothing of it is stored.
+            try store.testingExecute("CREATE TRIGGER boom BEFORE INSERT ON users WHEN NEW.name = 'bad' BEGIN SELECT RAISE(ABORT, 'boom'); END")
+            let batch = ["fresh1", "bad", "fresh2"].map {
+                EnrollmentImportRecord(user: $0, secret: secrets[0], parameters: OTPParameters(), verify: VerifyState(), recoveryCodes: [], atMillis: 2_000)
+            }
+            await #expect(throws: StoreError.self) { try await store.importEnrollments(batch) }
+            #expect(try await store.user("fresh1") == nil)
+            #expect(try await store.user("fresh2") == nil)
+            try await store.close()
+        }
+    }
+
     @Test func auditFiltersAndOrder() async throws {
         try await withTempDir { dir in
             let store = try openStore(dir, keys: try makeKeys(in: dir))
