@@ -131,6 +131,9 @@ public final class ControlService: Sendable {
             case .importEnrollment(let user, let source):
                 try requireAdmin(admin)
                 return try await importEnrollment(try validName(user), source: source, peer: peer)
+            case .importEnrollments(let items):
+                try requireAdmin(admin)
+                return try await importEnrollments(items, peer: peer)
             case .audit(let user, let since, let outcome, let limit):
                 try requireAdmin(admin)
                 let records = try await store.audit(AuditQuery(user: user, sinceMillis: since, outcome: outcome, limit: min(max(limit, 1), 100_000)))
@@ -199,6 +202,45 @@ public final class ControlService: Sendable {
     }
 
     private func importEnrollment(_ user: String, source: ImportSource, peer: PeerCredentials) async throws -> ControlResponse {
+        let prepared = try prepareImport(user, source: source)
+        try await store.importEnrollment(user: user, secret: prepared.record.secret, parameters: prepared.record.parameters,
+                                         verify: prepared.record.verify, recoveryCodes: prepared.record.recoveryCodes,
+                                         atMillis: prepared.record.atMillis)
+        await audit("import", user: user, peer: peer, outcome: "success", reason: prepared.auditReason)
+        return .imported(recoveryCodes: prepared.record.recoveryCodes.count)
+    }
+
+    /// Many imports: each item is checked on its own; the good ones are stored in one transaction
+    /// and audited in one commit.
+    private func importEnrollments(_ items: [EnrollmentImport], peer: PeerCredentials) async throws -> ControlResponse {
+        guard items.count <= ControlLimits.maxImportsPerRequest else {
+            throw ControlFailure(.invalidRequest, "at most \(ControlLimits.maxImportsPerRequest) users per bulk import request")
+        }
+        var outcomes: [ImportOutcome] = []
+        var records: [EnrollmentImportRecord] = []
+        var audits: [StoreMutation] = []
+        outcomes.reserveCapacity(items.count)
+        for item in items {
+            do {
+                let prepared = try prepareImport(try validName(item.user), source: item.source)
+                records.append(prepared.record)
+                audits.append(.audit(AuditRecord(timeMillis: prepared.record.atMillis, action: "import", user: item.user, peerUID: peer.uid,
+                                                  outcome: "success", reason: prepared.auditReason)))
+                outcomes.append(ImportOutcome(user: item.user, recoveryCodes: prepared.record.recoveryCodes.count))
+            } catch let failure as ControlFailure {
+                outcomes.append(ImportOutcome(user: item.user, error: failure.message))
+            } catch let error as CoreError {
+                outcomes.append(ImportOutcome(user: item.user, error: error.description))
+            }
+        }
+        try await store.importEnrollments(records)
+        if !audits.isEmpty { _ = await authenticator.commit(audits) }
+        logger.info("bulk import", metadata: ["peer_uid": "\(peer.uid)", "imported": "\(records.count)", "refused": "\(items.count - records.count)"])
+        return .importedMany(outcomes)
+    }
+
+    /// Parses and checks one import; the record to store and the audit reason (never the secret).
+    private func prepareImport(_ user: String, source: ImportSource) throws -> (record: EnrollmentImportRecord, auditReason: String) {
         let imported: ImportedEnrollment
         let kind: String
         switch source {
@@ -219,11 +261,10 @@ public final class ControlService: Sendable {
         try imported.parameters.validate()
         let hashes = try imported.recoveryCodes.map { try RecoveryCodes.makeHash(canonical: $0, pepper: recoveryPepper) }
         let verify = imported.parameters.method == .hotp ? VerifyState(counter: imported.counter) : VerifyState()
-        try await store.importEnrollment(user: user, secret: imported.secret, parameters: imported.parameters, verify: verify,
-                                         recoveryCodes: hashes, atMillis: clock.nowMillis())
         let notes = imported.notes.isEmpty ? "" : "; " + imported.notes.joined(separator: "; ")
-        await audit("import", user: user, peer: peer, outcome: "success", reason: "imported from \(kind) with \(hashes.count) recovery codes\(notes)")
-        return .imported(recoveryCodes: hashes.count)
+        let record = EnrollmentImportRecord(user: user, secret: imported.secret, parameters: imported.parameters, verify: verify,
+                                            recoveryCodes: hashes, atMillis: clock.nowMillis())
+        return (record, "imported from \(kind) with \(hashes.count) recovery codes\(notes)")
     }
 
     /// A current code (or recovery code) for `user`, checked like a login: throttled, single use, audited.

@@ -84,6 +84,7 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
     case .audit: name = "audit"
     case .policy: name = "policy"
     case .imported: name = "imported"
+    case .importedMany: name = "importedMany"
     }
     return CLIFailure(ExitStatus.failure, "unexpected answer from twofoldd: \(name)")
 }

@@ -43,7 +43,7 @@ struct Twofoldctl: ParsableCommand {
                 Enroll.self, Status.self, RecoveryCodes.self, Disable.self,
             ]),
             CommandGroup(name: "Admin", subcommands: [
-                Users.self, User.self, Policy.self, Import.self, Audit.self,
+                Users.self, User.self, Policy.self, Import.self, BulkImport.self, Audit.self,
             ]),
         ]
     )

@@ -174,6 +174,52 @@ import TwofoldProtocol
         #expect(bad.status == 1, "\(bad)")
     }
 
+    @Test func bulkImportFromAListImportsTheGoodLinesAndReportsTheRest() throws {
+        let daemon = try DaemonProcess()
+        // 450 users: three requests at the default batch of 200; among them two lines the daemon
+        // refuses and one the CLI cannot split, each reported with its line number.
+        var apps: [String: Authenticator] = [:]
+        var list = "# user otpauth-uri\n\n"
+        for i in 0..<450 {
+            let user = "bulk\(i)"
+            let app = try Authenticator.random()
+            apps[user] = app
+            list += "\(user)\t\(app.uri(account: user))\n"
+        }
+        list += "badscheme https://example.com/\n"     // line 453
+        list += "lonely\n"                              // line 454
+        list += "bad\u{7}name \(try Authenticator.random().uri(account: "x"))\n"   // line 455
+        let file = daemon.directory + "/list"
+        try list.write(toFile: file, atomically: true, encoding: .utf8)
+
+        let result = try daemon.ctl(["bulk-import", file, "--json"])
+        #expect(result.status == 1, "\(result)")
+        struct Refused: Decodable { var line: Int; var user: String?; var error: String }
+        struct Summary: Decodable { var ok: Bool; var imported: Int; var refused: [Refused] }
+        let summary = try result.json(Summary.self)
+        #expect(!summary.ok)
+        #expect(summary.imported == 450)
+        #expect(summary.refused.map(\.line) == [453, 454, 455])
+        #expect(summary.refused.first?.user == "badscheme")
+        #expect(!result.stdout.contains("secret="), "the output never echoes a secret")
+
+        // Every imported user logs in with the app's code, and each import is audited.
+        for user in ["bulk0", "bulk199", "bulk200", "bulk449"] {
+            let login = try LoginDialog.run(socketPath: daemon.socketPath, start: AuthStart(user: user, service: "sshd")) { _, _ in apps[user]!.code() }
+            #expect(login.verdict == .success, "\(user)")
+        }
+        let audit = try daemon.ctl(["audit", "--user", "bulk449", "--json"])
+        #expect(audit.stdout.contains("\"import\""), "\(audit)")
+
+        // From standard input, all good: exit 0 and a one-line summary.
+        let again = try daemon.ctl(["bulk-import", "-", "--batch", "7"], input: "bulk0 \(apps["bulk0"]!.uri(account: "bulk0"))\n")
+        #expect(again.status == 0, "\(again)")
+        #expect(again.stdout == "Imported 2FA for 1 user.\n")
+        // Not for users.
+        let denied = try daemon.ctl(["bulk-import", file], asNobody: true)
+        #expect(denied.status == 4, "\(denied)")
+    }
+
     @Test func importGoogleAuthenticatorFile() throws {
         let daemon = try DaemonProcess()
         let app = try Authenticator.random()
