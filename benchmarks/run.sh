@@ -2,8 +2,8 @@
 # Twofold benchmarks: the daemon under load (10,000 and 1,000,000 users), the PAM path side by side
 # with pam_permit, pam_google_authenticator and pam_oath, and the load generator's own ceiling.
 #
-#   benchmarks/run.sh              everything (about 15 minutes with a cached 1M-user store; provisioning
-#                                  1,000,000 users through the daemon takes much longer the first time)
+#   benchmarks/run.sh              everything (about 3 minutes with a cached 1M-user store; provisioning
+#                                  1,000,000 users through the daemon adds about a minute the first time)
 #   benchmarks/run.sh --smoke      a few seconds, 1,000 users, 8 clients: checks that the harness works
 #                                  (exit status non-zero if it breaks; speed is not judged)
 #   options: --no-1m               skip the 1,000,000-user store
@@ -139,16 +139,19 @@ stop_daemon() {
   PIDS=("${kept[@]:-}")
 }
 
-# provision SOCKET FIRST COUNT TAG -> RESULT lines tagged; sequential sample first, then pipelined
+# provision SOCKET FIRST COUNT TAG -> RESULT lines tagged: a sequential sample (one request at a time,
+# as `twofoldctl import`), a pipelined sample (4 connections x 32 requests in flight), then the rest
+# in bulk requests of 200 users (importEnrollments, as `twofoldctl bulk-import`).
 provision() {
-  local sock=$1 first=$2 count=$3 tag=$4 seq_n line
-  seq_n=$(( count < 2000 ? count : 2000 ))
+  local sock=$1 first=$2 count=$3 tag=$4 seq_n pipe_n line
+  seq_n=$(( count / 3 < 2000 ? count / 3 : 2000 ))
+  pipe_n=$(( count / 3 < 3000 ? count / 3 : 3000 ))
   line=$("$BIN/tfprov" import -s "$sock" -o "$first" -N "$seq_n" -c 1 -w 1)
   echo "PROV store=$tag kind=sequential $line" >> "$RAW"
-  if [ "$count" -gt "$seq_n" ]; then
-    line=$("$BIN/tfprov" import -s "$sock" -o $(( first + seq_n )) -N $(( count - seq_n )) -c 4 -w 32)
-    echo "PROV store=$tag kind=pipelined $line" >> "$RAW"
-  fi
+  line=$("$BIN/tfprov" import -s "$sock" -o $(( first + seq_n )) -N "$pipe_n" -c 4 -w 32)
+  echo "PROV store=$tag kind=pipelined $line" >> "$RAW"
+  line=$("$BIN/tfprov" import -s "$sock" -o $(( first + seq_n + pipe_n )) -N $(( count - seq_n - pipe_n )) -c 2 -w 2 -b 200)
+  echo "PROV store=$tag kind=bulk $line" >> "$RAW"
 }
 
 # lg TAG ARGS... : one loadgen run, its RESULT line tagged. A run with unexpected outcomes (a wrong
@@ -253,7 +256,7 @@ daemon_suite() {
     chmod 600 "$D/state/"*
     grep -h '^PROV' "$CACHE/prov.raw" | sed 's/kind=/cached=1 kind=/' >> "$RAW" || true
   else
-    log "$tag: provisioning $n users through the daemon (importEnrollment, admin requests)"
+    log "$tag: provisioning $n users through the daemon (admin import requests)"
     start_daemon "$D"
     local t0=$SECONDS
     provision "$D/twofold.sock" 0 "$n" "$tag"
@@ -350,14 +353,14 @@ cp "$RAW" "$OUT/results/$STAMP.raw"
     echo
   fi
   if grep -q '^PROV' "$RAW"; then
-    echo "### Provisioning through the daemon (admin \`importEnrollment\` requests)"
+    echo "### Provisioning through the daemon (admin \`importEnrollment\` / \`importEnrollments\` requests)"
     echo
-    echo "| store | how | users | connections × in flight | users/s | seconds |"
-    echo "|---|---|---:|---|---:|---:|"
+    echo "| store | how | users | connections × in flight | users per request | users/s | seconds |"
+    echo "|---|---|---:|---|---:|---:|---:|"
     grep '^PROV' "$RAW" | while read -r l; do
       how=$(field "$l" kind); [ -n "$(field "$l" cached)" ] && how="$how (cached store: measured when it was made)"
-      printf '| %s | %s | %s | %s × %s | %.0f | %.1f |\n' "$(field "$l" store)" "$how" "$(field "$l" users)" \
-        "$(field "$l" conns)" "$(field "$l" depth)" "$(field "$l" rate)" "$(field "$l" secs)"
+      printf '| %s | %s | %s | %s × %s | %s | %.0f | %.1f |\n' "$(field "$l" store)" "$how" "$(field "$l" users)" \
+        "$(field "$l" conns)" "$(field "$l" depth)" "$(field "$l" batch)" "$(field "$l" rate)" "$(field "$l" secs)"
     done
     echo
   fi

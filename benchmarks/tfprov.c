@@ -1,12 +1,14 @@
 /*
  * tfprov - provisioning and process helpers for the Twofold benchmarks.
  *
- *   tfprov import -s SOCKET -N COUNT [-o FIRST] [-c CONNECTIONS] [-w DEPTH] [--seed S] [--prefix P]
+ *   tfprov import -s SOCKET -N COUNT [-o FIRST] [-c CONNECTIONS] [-w DEPTH] [-b BATCH] [--seed S] [--prefix P]
  *       Enrolls users FIRST..FIRST+COUNT-1 through the daemon's admin request
  *       importEnrollment(user, source: .uri(otpauth://...)) (or importURI on
  *       daemons that predate it), CONNECTIONS connections, each keeping up to
  *       DEPTH requests in flight (pipelined; the daemon answers them in turn).
  *       -c 1 -w 1 is what `twofoldctl import` would do, one at a time.
+ *       -b BATCH > 1 sends importEnrollments requests of BATCH users each (what
+ *       `twofoldctl bulk-import` does; one transaction per request).
  *       Prints "RESULT users=... secs=... rate=... errors=...".
  *
  *   tfprov ga-files DIR FIRST COUNT [--seed S] [--prefix P]
@@ -49,20 +51,46 @@ static const char *sock_path;
 static long first_user, count_users;
 static int nconns = 4, depth = 16;
 static int import_api = 1; /* 1 importEnrollment, 0 importURI */
+static int batch = 1;     /* users per request; > 1: importEnrollments */
 static atomic_long errors;
 static char first_error[512];
 static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void build_import(struct frame_out *f, long index)
+static void bench_uri(long index, char *user, size_t user_cap, char *uri, size_t uri_cap)
 {
-	char user[64], b32[64], json[600];
+	char b32[64];
 	unsigned char secret[SECRET_LEN];
 
-	user_name(user, sizeof user, prefix, index);
+	user_name(user, user_cap, prefix, index);
 	user_secret(seed, index, secret);
 	base32_encode(secret, SECRET_LEN, b32, sizeof b32);
-	char uri[300];
-	snprintf(uri, sizeof uri, "otpauth://totp/Bench:%s?secret=%s&issuer=Bench&algorithm=SHA1&digits=6&period=30", user, b32);
+	snprintf(uri, uri_cap, "otpauth://totp/Bench:%s?secret=%s&issuer=Bench&algorithm=SHA1&digits=6&period=30", user, b32);
+}
+
+/* One importEnrollments request for the n users at index, index+stride, ... */
+static void build_bulk_import(struct frame_out *f, long index, long stride, long n)
+{
+	static _Thread_local char json[66000];
+	size_t len = (size_t)snprintf(json, sizeof json, "{\"importEnrollments\":{\"_0\":[");
+	for (long k = 0; k < n; k++) {
+		char user[64], uri[300];
+		bench_uri(index + k * stride, user, sizeof user, uri, sizeof uri);
+		len += (size_t)snprintf(json + len, sizeof json - len, "%s{\"user\":\"%s\",\"source\":{\"uri\":{\"_0\":\"%s\"}}}",
+					k ? "," : "", user, uri);
+		if (len >= sizeof json - 2)
+			die("bulk import request too large: lower -b");
+	}
+	snprintf(json + len, sizeof json - len, "]}}");
+	fo_begin(f, T_REQUEST);
+	fo_text(f, F_JSON, json);
+	fo_end(f);
+}
+
+static void build_import(struct frame_out *f, long index)
+{
+	char user[64], json[600], uri[300];
+
+	bench_uri(index, user, sizeof user, uri, sizeof uri);
 	if (import_api)
 		snprintf(json, sizeof json, "{\"importEnrollment\":{\"user\":\"%s\",\"source\":{\"uri\":{\"_0\":\"%s\"}}}}", user, uri);
 	else
@@ -89,6 +117,8 @@ static int read_import_response(struct conn *c, char *out, size_t cap)
 	out[m] = '\0';
 	if (body[1] != T_RESPONSE)
 		return 0;
+	if (strncmp(out, "{\"importedMany\"", 15) == 0)
+		return ((size_t)len < cap - 1 && strstr(out, "\"error\"") == NULL) ? 1 : 0;
 	return (strncmp(out, "{\"ok\"", 5) == 0 || strncmp(out, "{\"imported\"", 11) == 0) ? 1 : 0;
 }
 
@@ -106,41 +136,51 @@ static void *import_worker(void *arg)
 	long t = (long)(intptr_t)arg;
 	struct conn c = { 0 };
 	struct frame_out *f = malloc(sizeof *f);
-	char resp[2048];
+	size_t resp_cap = 1 << 20;
+	char *resp = malloc(resp_cap);
 	int fd = unix_connect(sock_path);
 	if (fd < 0) {
 		note("connect", -1, strerror(errno));
+		free(f);
+		free(resp);
 		return NULL;
 	}
 	conn_init(&c, fd);
-	/* Stripe t: indices first + t + k*nconns. */
-	long total = 0;
+	/* Stripe t: indices first + t + k*nconns, in requests of `batch` users. */
+	long users = 0;
 	for (long k = t; k < count_users; k += nconns)
-		total++;
+		users++;
+	long total = (users + batch - 1) / batch;
 	long sent = 0, got = 0;
 	while (got < total) {
 		while (sent < total && sent - got < depth) {
-			build_import(f, first_user + t + sent * nconns);
+			long index = first_user + t + sent * batch * nconns;
+			long n = users - sent * batch < batch ? users - sent * batch : batch;
+			if (batch > 1)
+				build_bulk_import(f, index, nconns, n);
+			else
+				build_import(f, index);
 			if (write_all(fd, f->buf, f->len) != 0) {
-				note("send", first_user + t + sent * nconns, strerror(errno));
+				note("send", index, strerror(errno));
 				goto out;
 			}
 			sent++;
 		}
-		int r = read_import_response(&c, resp, sizeof resp);
+		long index = first_user + t + got * batch * nconns;
+		int r = read_import_response(&c, resp, resp_cap);
 		if (r < 0) {
-			note(errno == ETIMEDOUT ? "no response within the I/O timeout at" : "connection closed at",
-			     first_user + t + got * nconns, "");
+			note(errno == ETIMEDOUT ? "no response within the I/O timeout at" : "connection closed at", index, "");
 			goto out;
 		}
 		if (r == 0)
-			note("import refused for", first_user + t + got * nconns, resp);
+			note(batch > 1 ? "bulk import refused at least one user of the request starting at" : "import refused for", index, resp);
 		got++;
 	}
 out:
 	close(fd);
 	free(c.in);
 	free(f);
+	free(resp);
 	return NULL;
 }
 
@@ -150,20 +190,21 @@ static int cmd_import(int argc, char **argv)
 		{ "seed", required_argument, NULL, 1 }, { "prefix", required_argument, NULL, 2 }, { NULL, 0, NULL, 0 },
 	};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "s:N:o:c:w:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:N:o:c:w:b:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's': sock_path = optarg; break;
 		case 'N': count_users = atol(optarg); break;
 		case 'o': first_user = atol(optarg); break;
 		case 'c': nconns = atoi(optarg); break;
 		case 'w': depth = atoi(optarg); break;
+		case 'b': batch = atoi(optarg); break;
 		case 1: seed = optarg; break;
 		case 2: prefix = optarg; break;
-		default: die("usage: tfprov import -s SOCKET -N COUNT [-o FIRST] [-c CONNECTIONS] [-w DEPTH]");
+		default: die("usage: tfprov import -s SOCKET -N COUNT [-o FIRST] [-c CONNECTIONS] [-w DEPTH] [-b BATCH]");
 		}
 	}
-	if (sock_path == NULL || count_users <= 0 || nconns < 1 || depth < 1)
-		die("usage: tfprov import -s SOCKET -N COUNT [-o FIRST] [-c CONNECTIONS] [-w DEPTH]");
+	if (sock_path == NULL || count_users <= 0 || nconns < 1 || depth < 1 || batch < 1 || batch > 300)
+		die("usage: tfprov import -s SOCKET -N COUNT [-o FIRST] [-c CONNECTIONS] [-w DEPTH] [-b BATCH (1..300)]");
 	double t0 = now_mono();
 	/* The first user on its own connection finds out which import request the daemon knows. */
 	{
@@ -204,12 +245,13 @@ static int cmd_import(int argc, char **argv)
 		pthread_join(th[t], NULL);
 	double secs = now_mono() - t0;
 	long n = count_users + 1;
-	fprintf(stderr, "tfprov import: %ld users (%s) over %d connection(s), depth %d: %.1f s = %.0f users/s, %ld errors\n",
-		n, import_api ? "importEnrollment" : "importURI", nconns, depth, secs, (double)n / secs, atomic_load(&errors));
+	const char *api = batch > 1 ? "importEnrollments" : import_api ? "importEnrollment" : "importURI";
+	fprintf(stderr, "tfprov import: %ld users (%s, %d per request) over %d connection(s), depth %d: %.1f s = %.0f users/s, %ld errors\n",
+		n, api, batch, nconns, depth, secs, (double)n / secs, atomic_load(&errors));
 	if (first_error[0])
 		fprintf(stderr, "tfprov import: first error: %s\n", first_error);
-	printf("RESULT users=%ld conns=%d depth=%d secs=%.3f rate=%.1f errors=%ld api=%s\n", n, nconns, depth, secs,
-	       (double)n / secs, atomic_load(&errors), import_api ? "importEnrollment" : "importURI");
+	printf("RESULT users=%ld conns=%d depth=%d batch=%d secs=%.3f rate=%.1f errors=%ld api=%s\n", n, nconns, depth, batch, secs,
+	       (double)n / secs, atomic_load(&errors), api);
 	return atomic_load(&errors) ? 1 : 0;
 }
 
