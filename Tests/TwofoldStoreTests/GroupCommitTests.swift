@@ -203,3 +203,30 @@ import TwofoldCrypto
         }
     }
 }
+
+@Suite struct CheckpointTests {
+    @Test func theWALIsCopiedBackWithoutACommitDoingIt() async throws {
+        try await withTempDir { dir in
+            let store = try openStore(dir, keys: try makeKeys(in: dir))
+            // The commit's own checkpoint is only a safety net at 10,000 pages.
+            #expect(try store.writerAutocheckpointPages() == 10_000)
+            func mainFileSize() -> Int {
+                (try? FileManager.default.attributesOfItem(atPath: dir + "/twofold.db")[.size] as? Int) ?? 0
+            }
+            let before = mainFileSize()
+            // About 2 MiB of audit rows in one commit: far below the inline threshold, so only the
+            // background checkpointer copies them into the main file.
+            let reason = String(repeating: "r", count: 4_000)
+            let rows = (0..<500).map { StoreMutation.audit(AuditRecord(timeMillis: Int64($0), action: "verify", user: "u", outcome: "success", reason: reason)) }
+            _ = try await store.commit(rows)
+            var grown = false
+            let deadline = ContinuousClock.now + .seconds(20)
+            while !grown && ContinuousClock.now < deadline {
+                grown = mainFileSize() >= before + 2_000_000
+                if !grown { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(grown, "main file \(before) → \(mainFileSize()) bytes")
+            try await store.close()
+        }
+    }
+}
