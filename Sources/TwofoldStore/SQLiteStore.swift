@@ -215,17 +215,20 @@ public final class SQLiteStore: TwofoldStore {
 
     // MARK: - Users
 
-    /// The columns of a user record, in the order `decodeUser` reads them by index.
-    private static let recordColumns = """
+    /// The columns of a user record, in the order `decodeUser` reads them by index; the sealed
+    /// secrets last (21, 22).
+    private static let stateColumns = """
         name, status, method, algorithm, digits, period, pending_method, pending_algorithm, pending_digits,
         pending_period, last_step, counter, drift, last_offset, failures, not_before, locked_until, requirement,
-        enrolled_at, last_success, first_required, secret, pending_secret
+        enrolled_at, last_success, first_required
         """
-    /// `recordColumns` plus the count of unused recovery codes (index 23).
-    private static let listColumns = recordColumns + """
-        , (SELECT count(*) FROM recovery_codes r WHERE r.user = users.name AND r.used_at IS NULL) AS codes_left
+    private static let recordColumns = stateColumns + ", secret, pending_secret"
+    /// The count of unused recovery codes (index 23).
+    private static let codesLeftColumn = """
+        (SELECT count(*) FROM recovery_codes r WHERE r.user = users.name AND r.used_at IS NULL) AS codes_left
         """
-    /// The login read: everything but the recovery-code count, which a login does not need.
+    /// For listings: the sealed secrets are not even read (NULL in their places).
+    private static let listColumns = stateColumns + ", NULL, NULL, " + codesLeftColumn
     static let loginSQL = "SELECT \(recordColumns) FROM users WHERE name = ?"
 
     public func user(_ name: String) async throws -> UserRecord? {
@@ -234,7 +237,7 @@ public final class SQLiteStore: TwofoldStore {
             // The hot path of every login: a cached statement, so SQLite does not compile (and GRDB's
             // authorizer does not inspect) the query on each login.
             return try await pool.read { db in
-                guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.listColumns) FROM users WHERE name = ?"),
+                guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.recordColumns), \(Self.codesLeftColumn) FROM users WHERE name = ?"),
                                                  arguments: [name]) else { return nil }
                 return try Self.decodeUser(row, sealer: sealer, countsCodes: true)
             }
