@@ -12,6 +12,8 @@ import TwofoldStore
 public struct Daemon: Sendable {
     public let server: SocketServer
     public let store: SQLiteStore
+    /// Deletes audit records past `audit_retention_days`.
+    public let pruner: AuditPruner
 
     /// Opens (or creates) the state and prepares the server. Errors are for the operator: they name
     /// the file and the problem and never contain key material.
@@ -35,6 +37,7 @@ public struct Daemon: Sendable {
                                      adminGroup: configuration.adminGroup, recoveryPepper: keys.recoveryPepper, logger: logger)
         let source: ListenSource = SystemdSocketActivation.listeningDescriptor(environment: environment).map { .descriptor($0) }
             ?? .path(configuration.socketPath)
+        pruner = AuditPruner(store: store, clock: clock, retentionDays: configuration.auditRetentionDays, logger: logger)
         server = SocketServer(source: source, configuration: configuration, authenticator: authenticator, enrollment: enrollment,
                               control: control, logger: logger, environment: environment, onListening: onListening)
     }
@@ -42,7 +45,7 @@ public struct Daemon: Sendable {
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully and closes the store.
     public func run(logger: Logger) async throws {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: [server, pruner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {

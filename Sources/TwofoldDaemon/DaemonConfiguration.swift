@@ -3,7 +3,8 @@ import TwofoldCore
 import TwofoldCrypto
 
 /// Everything `twofoldd` can be configured with. Every key of the config file maps to one field;
-/// `docs/configuration.md` lists them with their defaults.
+/// `systemd/twofoldd.conf` (installed as /etc/twofold/twofoldd.conf) lists them with their defaults,
+/// which a test holds to the code's.
 public struct DaemonConfiguration: Sendable, Equatable {
     /// Unix socket to listen on (ignored when systemd passes a socket).
     public var socketPath = "/run/twofold/twofold.sock"
@@ -46,6 +47,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var graceDays: Int?
     /// Digits, algorithm and period for new enrollments.
     public var newEnrollment = OTPParameters()
+    /// Days audit records are kept; older ones are deleted (hourly, in small batches). 0 keeps them all.
+    public var auditRetentionDays = 365
 
     public init() {}
 
@@ -131,6 +134,7 @@ extension DaemonConfiguration {
             guard ["enroll", "deny", "grace"].contains(value.lowercased()) else { throw ConfigurationError("\(at): unenrolled must be enroll, deny or grace") }
             unenrolled = value.lowercased()
         case "grace_days": graceDays = try int(0...3650)
+        case "audit_retention_days": auditRetentionDays = try int(0...36_500)
         case "digits": newEnrollment.digits = try int(6...8)
         case "period": newEnrollment.period = try int(15...120)
         case "algorithm":

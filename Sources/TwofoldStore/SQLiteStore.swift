@@ -575,6 +575,20 @@ public final class SQLiteStore: TwofoldStore {
         }
     }
 
+    public func pruneAudit(before beforeMillis: Int64, limit: Int) async throws -> Int {
+        try await guarded {
+            guard limit > 0 else { return 0 }
+            return try await pool.write { db in
+                // Oldest first by id (ids grow with time): the scan stops once `limit` old records are
+                // found; with fewer, it reads the whole table (~0.1 s per million records).
+                try db.execute(sql: """
+                    DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE time < ? ORDER BY id LIMIT ?)
+                    """, arguments: [beforeMillis, limit])
+                return db.changesCount
+            }
+        }
+    }
+
     // MARK: - Lifecycle
 
     public func close() async throws {

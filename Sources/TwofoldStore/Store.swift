@@ -261,6 +261,10 @@ public protocol TwofoldStore: Sendable {
     /// Audit records matching `query`, newest last.
     func audit(_ query: AuditQuery) async throws -> [AuditRecord]
 
+    /// Deletes at most `limit` of the oldest audit records from before `beforeMillis`, in one short
+    /// transaction; returns how many it deleted.
+    func pruneAudit(before beforeMillis: Int64, limit: Int) async throws -> Int
+
     /// Closes the store; further calls fail.
     func close() async throws
 }

@@ -20,7 +20,7 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "twofoldd",
         abstract: "The Twofold second-factor daemon: owns every secret and answers login and enrollment requests on a Unix socket.",
-        discussion: "Configuration is read from --config (default /etc/twofold/twofoldd.conf; a missing default file means built-in defaults). Flags override the file. See docs/configuration.md.")
+        discussion: "Configuration is read from --config (default /etc/twofold/twofoldd.conf; a missing default file means built-in defaults). Flags override the file. Every key, with its default, is in the shipped twofoldd.conf (systemd/twofoldd.conf in the source).")
 
     @Option(name: .long, help: "Config file.")
     var config: String?

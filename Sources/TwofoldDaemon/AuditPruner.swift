@@ -1,0 +1,62 @@
+import Logging
+import ServiceLifecycle
+import TwofoldCore
+import TwofoldStore
+
+/// Keeps the audit table to `retentionDays`: at start and then every `interval`, deletes the
+/// records older than that, `batch` at a time, each batch its own short transaction (so logins'
+/// commits are never held up for long). Does nothing when `retentionDays` is 0.
+public struct AuditPruner: Service {
+    let store: any TwofoldStore
+    let clock: any WallClock
+    let retentionDays: Int
+    let interval: Duration
+    let batch: Int
+    let logger: Logger
+
+    public init(store: any TwofoldStore, clock: any WallClock, retentionDays: Int, interval: Duration = .seconds(3600),
+                batch: Int = 5_000, logger: Logger) {
+        self.store = store
+        self.clock = clock
+        self.retentionDays = retentionDays
+        self.interval = interval
+        self.batch = batch
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        guard retentionDays > 0 else {
+            try? await gracefulShutdown()
+            return
+        }
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            await pruneNow()
+            // Ends early on graceful shutdown or cancellation.
+            let interval = self.interval
+            _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+
+    /// Deletes every record older than the retention period; returns how many.
+    @discardableResult
+    public func pruneNow() async -> Int {
+        guard retentionDays > 0 else { return 0 }
+        let cutoff = clock.nowMillis() - Int64(retentionDays) * 86_400_000
+        var total = 0
+        while !Task.isShuttingDownGracefully {
+            let deleted: Int
+            do {
+                deleted = try await store.pruneAudit(before: cutoff, limit: batch)
+            } catch {
+                logger.error("audit pruning failed", metadata: ["error": "\(error)"])
+                break
+            }
+            total += deleted
+            if deleted < batch { break }
+        }
+        if total > 0 {
+            logger.info("audit records pruned", metadata: ["deleted": "\(total)", "retention_days": "\(retentionDays)"])
+        }
+        return total
+    }
+}
