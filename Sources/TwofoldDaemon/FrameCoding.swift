@@ -42,15 +42,53 @@ final class MessageEncoder: MessageToByteEncoder {
     }
 }
 
-/// Closes the connection when it has been silent for too long (a person has `idle_timeout` to type).
-final class IdleCloseHandler: ChannelInboundHandler {
+/// Closes a connection that has been silent for `idle` (a person has that long to type a code) or
+/// open for `total`, with one timer per connection. First in the pipeline, it sees every read.
+final class ConnectionTimeoutHandler: ChannelInboundHandler {
     typealias InboundIn = NIOAny
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
+    private let idle: TimeAmount
+    private let total: TimeAmount
+    private var opened = NIODeadline.now()
+    private var lastRead = NIODeadline.now()
+    private var timer: Scheduled<Void>?
+
+    init(idle: TimeAmount, total: TimeAmount) {
+        self.idle = idle
+        self.total = total
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        opened = .now()
+        lastRead = opened
+        schedule(context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastRead = .now()
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    private func schedule(_ context: ChannelHandlerContext) {
+        let due = min(opened + total, lastRead + idle)
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: due) { [self] in
+            if NIODeadline.now() >= min(opened + total, lastRead + idle) {
+                timer = nil
+                context.close(promise: nil)
+            } else {
+                schedule(context)   // read meanwhile: wait for the new deadline
+            }
         }
     }
 }

@@ -164,13 +164,10 @@ public final class SocketServer: Service, Sendable {
                 }
                 return PeerCredentials.of(channel).flatMapThrowing { peer in
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(IdleStateHandler(readTimeout: idle))
-                    try sync.addHandler(IdleCloseHandler())
+                    try sync.addHandler(ConnectionTimeoutHandler(idle: idle, total: total))
                     try sync.addHandler(ByteToMessageHandler(MessageDecoder()))
                     try sync.addHandler(MessageToByteHandler(MessageEncoder()))
                     try sync.addHandler(ConnectionHandler(services: services, peer: peer))
-                    let deadline = channel.eventLoop.scheduleTask(in: total) { channel.close(promise: nil) }
-                    channel.closeFuture.whenComplete { _ in deadline.cancel() }
                 }
             }
         switch source {

@@ -114,6 +114,30 @@ struct DaemonSocketTests {
         #expect(eof, "the idle connection is closed by the daemon")
     }
 
+    @Test("a client that trickles bytes is never idle, but is closed at the connection timeout")
+    func trickleIsClosedAtTheTotalTimeout() throws {
+        let daemon = try DaemonProcess(extraConfig: "idle_timeout = 2\nconnection_timeout = 4")
+        let fd = try RawSocket.connect(daemon.socketPath)
+        defer { close(fd) }
+        RawSocket.send(fd, [0x00, 0x00, 0x00, 0x40])   // a 64-byte frame, sent a byte at a time
+        var sent = 0
+        var closed = false
+        var buffer = [UInt8](repeating: 0, count: 64)
+        // One byte every half second (the poll is the pacing) until the daemon closes, at most 20 s.
+        while !closed && sent < 40 {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, 500) > 0 {
+                closed = recv(fd, &buffer, buffer.count, 0) <= 0
+            } else {
+                RawSocket.send(fd, [0x01])
+                sent += 1
+            }
+        }
+        #expect(closed, "the daemon closes a connection past connection_timeout")
+        // Reads kept it open past the 2 s idle timeout: ~8 bytes went out before the 4 s limit.
+        #expect(sent >= 6, "closed after \(sent) bytes: the reads did not count as activity")
+    }
+
     @Test("connections over max_connections are closed at once; capacity returns when one leaves")
     func connectionCap() throws {
         let daemon = try DaemonProcess(extraConfig: "max_connections = 2")
