@@ -44,7 +44,7 @@ final class BackgroundCheckpointer: @unchecked Sendable {
             condition.unlock()
             // Best effort: a busy or failed checkpoint is tried again next time, and the writer's
             // automatic checkpoint bounds the WAL meanwhile.
-            try? queue.inDatabase { db in try db.checkpoint(.passive) }
+            _ = try? queue.inDatabase { db in try db.checkpoint(.passive) }
             condition.lock()
         }
         finished = true
