@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOPosix
 import TwofoldProtocol
 import TwofoldStore
 
@@ -158,22 +159,43 @@ final class ConnectionHandler: ChannelInboundHandler {
             finish(.verdict(.badRequest, reason: "user and service must be non-empty names without control characters"))
             return
         }
-        // sshd, login, su and sudo run PAM as root; a screen locker runs as the user itself.
-        if !peer.isRoot && Accounts.uid(of: start.user) != peer.uid {
-            services.logger.warning("login dialog refused: peer is neither root nor the user", metadata: ["peer": "\(peer)", "user": "\(start.user)"])
+        // sshd, login, su and sudo run PAM as root; a screen locker runs as the user itself. Its
+        // account lookup goes through NSS (possibly LDAP or sssd), so it runs on NIO's thread pool,
+        // not on the loop that serves every other login.
+        if !peer.isRoot, let loop = eventLoop {
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            let user = start.user
+            NIOThreadPool.singleton.runIfActive(eventLoop: loop) { Accounts.uid(of: user) }.whenComplete { result in
+                bound.value.peerLookedUp(login, uid: (try? result.get()) ?? nil)
+            }
+            return
+        }
+        readAndStart(login)
+    }
+
+    /// A non-root peer may ask only about its own account.
+    private func peerLookedUp(_ login: LoginContext, uid: UInt32?) {
+        guard case .starting = state else { return }
+        guard uid == peer.uid else {
+            services.logger.warning("login dialog refused: peer is neither root nor the user", metadata: ["peer": "\(peer)", "user": "\(login.user)"])
             let step = services.authenticator.audited(login, outcome: "denied", reason: "peer uid \(peer.uid) may not ask about this user",
                                                       then: Message.verdict(.denied, reason: "peer not allowed"))
             drive(step) { handler, verdict in handler.finish(verdict) }
             return
         }
-        guard let loop = context?.eventLoop, let reader = services.readers.reader(for: loop) else {
+        readAndStart(login)
+    }
+
+    /// Reads the user's record on this loop and decides what to ask.
+    private func readAndStart(_ login: LoginContext) {
+        guard let loop = eventLoop, let reader = services.readers.reader(for: loop) else {
             let authenticator = services.authenticator
             drive(.async { await authenticator.begin(login) }) { handler, start in handler.started(login, start) }
             return
         }
         let read: Result<UserRecord?, StoreError>
         do {
-            read = .success(try reader.loginRecord(start.user))
+            read = .success(try reader.loginRecord(login.user))
         } catch {
             read = .failure(error as? StoreError ?? .database(String(describing: type(of: error))))
         }
