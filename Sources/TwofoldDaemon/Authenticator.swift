@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import TwofoldCore
 import TwofoldCrypto
 import TwofoldStore
@@ -106,16 +107,32 @@ public final class Authenticator: Sendable {
         }
         let policy = self.policy.current
         guard let record, record.status == .active, record.secret != nil else {
-            let (required, because) = policy.requirement(user: context.user, service: context.service, override: record?.requirement ?? .policy)
-            guard required else {
-                return audited(context, outcome: "ignored", reason: "not enrolled, not required (\(because))", then: .ignore)
+            let override = record?.requirement ?? .policy
+            if policy.needsGroups(service: context.service, override: override) {
+                // Group membership comes from NSS (maybe LDAP or sssd): look it up on NIO's thread
+                // pool, not on the event loop that serves every other login.
+                return .async {
+                    let user = context.user
+                    let groups = (try? await NIOThreadPool.singleton.runIfActive { Accounts.groups(of: user) }) ?? []
+                    return await self.run(self.notEnrolled(context, override: override, policy: policy, groups: { _ in groups }))
+                }
             }
-            return unenrolledRequired(context, because: because, policy: policy)
+            return notEnrolled(context, override: override, policy: policy, groups: Accounts.groups(of:))
         }
         if case .locked(let until) = Throttle.admit(record.throttle, nowMillis: clock.nowMillis(), policy: policy.throttlePolicy) {
             return audited(context, outcome: "locked", reason: "locked", then: .locked(untilMillis: until))
         }
         return .done(.askCode(record))
+    }
+
+    /// A user without an active enrollment: ignored unless required.
+    private func notEnrolled(_ context: LoginContext, override: RequirementOverride, policy: Policy,
+                             groups: (String) -> Set<String>) -> LoginStep<LoginStart> {
+        let (required, because) = policy.requirement(user: context.user, service: context.service, override: override, groups: groups)
+        guard required else {
+            return audited(context, outcome: "ignored", reason: "not enrolled, not required (\(because))", then: .ignore)
+        }
+        return unenrolledRequired(context, because: because, policy: policy)
     }
 
     private func unenrolledRequired(_ context: LoginContext, because: String, policy: Policy) -> LoginStep<LoginStart> {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import TwofoldCore
 import TwofoldCrypto
 import TwofoldProtocol
@@ -58,8 +59,12 @@ public final class ControlService: Sendable {
 
     /// Runs one decoded request for `peer`.
     public func handle(_ request: ControlRequest, peer: PeerCredentials) async -> ControlResponse {
-        let caller = Accounts.name(of: peer.uid)
-        let admin = isAdmin(peer: peer, caller: caller)
+        // NSS lookups (maybe LDAP or sssd) run on NIO's thread pool, not on an event loop.
+        let adminGroup = self.adminGroup
+        let (caller, admin) = (try? await NIOThreadPool.singleton.runIfActive { () -> (String?, Bool) in
+            let caller = Accounts.name(of: peer.uid)
+            return (caller, Self.isAdmin(peer: peer, caller: caller, adminGroup: adminGroup))
+        }) ?? (nil, peer.isRoot)
         do {
             switch request {
             case .ping:
@@ -301,7 +306,7 @@ public final class ControlService: Sendable {
 
     // MARK: - Authorization
 
-    private func isAdmin(peer: PeerCredentials, caller: String?) -> Bool {
+    private static func isAdmin(peer: PeerCredentials, caller: String?, adminGroup: String?) -> Bool {
         if peer.isRoot { return true }
         guard let adminGroup, let caller else { return false }
         return Accounts.groups(of: caller).contains(adminGroup)

@@ -68,6 +68,11 @@ public struct Policy: Sendable, Equatable {
                        throttleMaxDelayMillis: configuration.throttleMaxDelayMillis, lockSeconds: configuration.lockSeconds)
     }
 
+    /// Whether `requirement` would look up the user's groups (so the caller can do that off the event loop).
+    public func needsGroups(service: String?, override: RequirementOverride) -> Bool {
+        override == .policy && (service.map { services[$0] == nil } ?? true) && require == .groups
+    }
+
     /// Whether `user` must use a second factor for `service`, and why. Precedence: the admin's
     /// per-user override, then the service's rule, then the default rule.
     public func requirement(user: String, service: String?, override: RequirementOverride,

@@ -150,6 +150,23 @@ struct EnrollmentAndImportTests {
         #expect(entries.contains { $0.action == "import" && $0.peerUID == 0 })
     }
 
+    @Test("require = groups: a member of a required group is asked (here: refused, not enrolled), a non-member is not")
+    func requiredGroupsAtLogin() throws {
+        // The membership is looked up through NSS off the event loop; a real group with a real member.
+        if getgrnam("twofold-req") == nil { _ = try run(["/usr/sbin/groupadd", "twofold-req"]) }
+        if getpwnam("twofold-member") == nil {
+            _ = try run(["/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "--groups", "twofold-req", "twofold-member"])
+        }
+        let daemon = try DaemonProcess(extraConfig: "require = groups\nrequired_groups = twofold-req")
+        let member = try daemon.login("twofold-member", answer: nil)
+        #expect(member.verdict == .denied, "\(member)")
+        #expect(try daemon.login("nobody", answer: nil).verdict == .ignore)
+        guard case .audit(let entries) = try daemon.control(.audit(user: "twofold-member", sinceMillis: nil, outcome: "denied", limit: 5)) else {
+            Issue.record("audit"); return
+        }
+        #expect(entries.contains { $0.reason?.contains("member of group twofold-req") == true }, "\(entries)")
+    }
+
     @Test("users may not run admin requests or act on other accounts")
     func userIsNotAdmin() throws {
         let daemon = try DaemonProcess()
