@@ -329,12 +329,10 @@ public final class ControlService: Sendable {
         return user
     }
 
+    /// Commits an audit record; the authenticator logs it once it is durable (or as not recorded).
     private func audit(_ action: String, user: String?, peer: PeerCredentials, outcome: String, reason: String?) async {
         let record = AuditRecord(timeMillis: clock.nowMillis(), action: action, user: user, peerUID: peer.uid, outcome: outcome, reason: reason)
-        logger.info("\(action)", metadata: ["user": "\(user ?? "")", "peer_uid": "\(peer.uid)", "outcome": "\(outcome)", "reason": "\(reason ?? "")"])
-        do { _ = try await store.commit([.audit(record)]) } catch {
-            logger.error("audit write failed", metadata: ["error": "\(error)"])
-        }
+        _ = await authenticator.commit([.audit(record)])
     }
 }
 
