@@ -10,23 +10,24 @@ struct ConnectionServices: Sendable {
     let dialogs: LoginDialogRunner
     let control: ControlService
     let logger: Logger
-    /// One synchronous login reader per event loop, or none (the store has no such reader).
-    let readers: LoginReaders
+    /// The socket loop's synchronous login reader, or nil (the store has no such reader).
+    let reader: LoopLoginReader?
 }
 
-/// The login readers of the event loops, each used only on its own loop.
-final class LoginReaders: @unchecked Sendable {
-    // Written once before the server accepts; read-only afterwards. Each reader is used only on
-    // the loop whose identifier keys it.
-    private let byLoop: [ObjectIdentifier: any LoginReader]
+/// A login reader and the one event loop allowed to use it.
+final class LoopLoginReader: @unchecked Sendable {
+    // Used only on `loop` (checked), so never from two threads.
+    private let reader: any LoginReader
+    let loop: any EventLoop
 
-    init(byLoop: [ObjectIdentifier: any LoginReader]) {
-        self.byLoop = byLoop
+    init(_ reader: any LoginReader, loop: any EventLoop) {
+        self.reader = reader
+        self.loop = loop
     }
 
-    func reader(for loop: any EventLoop) -> (any LoginReader)? {
+    func loginRecord(_ name: String) throws -> UserRecord? {
         loop.preconditionInEventLoop()
-        return byLoop[ObjectIdentifier(loop)]
+        return try reader.loginRecord(name)
     }
 }
 
@@ -68,6 +69,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var queued: [Message] = []
     private var waiter: CheckedContinuation<Message?, any Error>?
     private var inputClosed = false
+    /// A protocol error that arrived while the task was not waiting; thrown at its next read.
+    private var pendingError: ProtocolError?
     private var readingPaused = false
     private static let pauseReadingAt = 16
 
@@ -122,9 +125,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         switch state {
         case .awaitingAnswer(let login, _):
             state = .finished
-            services.authenticator.commit([services.authenticator.auditMutation(
-                login, outcome: "abandoned", reason: "connection closed at the code prompt",
-                at: services.authenticator.clock.nowMillis())]) { _ in }
+            drive(services.authenticator.audited(login, outcome: "abandoned", reason: "connection closed at the code prompt", then: ())) { _, _ in }
         case .bridged:
             inputClosed = true
             resumeWaiter()
@@ -188,7 +189,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// Reads the user's record on this loop and decides what to ask.
     private func readAndStart(_ login: LoginContext) {
-        guard let loop = eventLoop, let reader = services.readers.reader(for: loop) else {
+        guard let reader = services.reader, let loop = eventLoop, reader.loop === loop else {
             let authenticator = services.authenticator
             drive(.async { await authenticator.begin(login) }) { handler, start in handler.started(login, start) }
             return
@@ -328,7 +329,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Gives the task the next message (nil once the peer closed), or parks it until one arrives.
+    /// Gives the task the next message (nil once the peer closed; a protocol error once it sent
+    /// garbage), or parks it until one arrives.
     fileprivate func take(_ continuation: CheckedContinuation<Message?, any Error>) {
         if !queued.isEmpty {
             continuation.resume(returning: queued.removeFirst())
@@ -337,6 +339,9 @@ final class ConnectionHandler: ChannelInboundHandler {
                 try? context.channel.syncOptions?.setOption(.autoRead, value: true)
                 context.read()
             }
+        } else if let error = pendingError {
+            pendingError = nil
+            continuation.resume(throwing: error)
         } else if inputClosed {
             continuation.resume(returning: nil)
         } else {
@@ -360,18 +365,6 @@ final class ConnectionHandler: ChannelInboundHandler {
             pendingError = error
         }
     }
-
-    /// A protocol error that arrived while the task was not waiting; thrown at its next read.
-    private var pendingError: ProtocolError?
-
-    fileprivate func takeOrThrow(_ continuation: CheckedContinuation<Message?, any Error>) {
-        if queued.isEmpty, let error = pendingError {
-            pendingError = nil
-            continuation.resume(throwing: error)
-            return
-        }
-        take(continuation)
-    }
 }
 
 /// The connection as seen from a task: receive the next message, send messages.
@@ -384,7 +377,7 @@ struct AsyncDialog: Sendable {
         let loop = handler.eventLoop
         let handler = self.handler
         return try await withCheckedThrowingContinuation { continuation in
-            loop.execute { handler.value.takeOrThrow(continuation) }
+            loop.execute { handler.value.take(continuation) }
         }
     }
 

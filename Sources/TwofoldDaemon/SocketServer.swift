@@ -75,10 +75,9 @@ public final class SocketServer: Service, Sendable {
 
     public func run() async throws {
         // The login reader of the socket loop, so a login reads its record without leaving the loop.
-        var readers: [ObjectIdentifier: any LoginReader] = [:]
-        if let reader = try authenticator.store.makeLoginReader() { readers[ObjectIdentifier(socketLoop)] = reader }
+        let reader = try authenticator.store.makeLoginReader().map { LoopLoginReader($0, loop: socketLoop) }
         let services = ConnectionServices(authenticator: authenticator, dialogs: dialogs, control: control, logger: logger,
-                                          readers: LoginReaders(byLoop: readers))
+                                          reader: reader)
         let listener = try await bind(services)
         state.withLock { $0 = .listening(listener) }
         logger.notice("listening", metadata: ["socket": "\(describe(source))", "max_connections": "\(configuration.maxConnections)"])
