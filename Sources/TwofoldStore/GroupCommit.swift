@@ -10,7 +10,7 @@ import Foundation
 /// wakes the thread once, and the thread wakes each waiting loop once when the batch is on disk.
 final class GroupCommitter: @unchecked Sendable {
     /// Applies all the mutations in one durable transaction; returns one result per mutation, in order.
-    typealias Apply = @Sendable ([StoreMutation]) throws -> [MutationResult]
+    typealias Apply = @Sendable ([StoreMutation]) throws(StoreError) -> [MutationResult]
     /// Receives a caller's results (or the batch's error) on the writer thread.
     typealias Completion = @Sendable (Result<[MutationResult], StoreError>) -> Void
 
@@ -29,11 +29,9 @@ final class GroupCommitter: @unchecked Sendable {
 
     private let condition = NSCondition()
     private let apply: Apply
-    private let mapError: @Sendable (any Error) -> StoreError
 
-    init(apply: @escaping Apply, mapError: @escaping @Sendable (any Error) -> StoreError) {
+    init(apply: @escaping Apply) {
         self.apply = apply
-        self.mapError = mapError
     }
 
     /// Number of batches (transactions) committed so far.
@@ -115,14 +113,13 @@ final class GroupCommitter: @unchecked Sendable {
         all.reserveCapacity(batch.reduce(0) { $0 + $1.mutations.count })
         for request in batch { all += request.mutations }
         let results: [MutationResult]
-        do {
+        do throws(StoreError) {
             results = try apply(all)
             guard results.count == all.count else {
                 throw StoreError.database("internal error: \(results.count) results for \(all.count) mutations")
             }
         } catch {
-            let mapped = mapError(error)
-            for request in batch { request.completion(.failure(mapped)) }
+            for request in batch { request.completion(.failure(error)) }
             return
         }
         condition.lock()

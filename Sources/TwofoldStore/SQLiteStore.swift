@@ -100,7 +100,7 @@ public final class SQLiteStore: TwofoldStore {
             try? pool.close()
             throw Self.storeError(error)
         }
-        self.committer = GroupCommitter(apply: { mutations in
+        self.committer = GroupCommitter { mutations throws(StoreError) in
             do {
                 return try pool.write { db in
                     var results: [MutationResult] = []
@@ -115,7 +115,7 @@ public final class SQLiteStore: TwofoldStore {
                 logger.error("store batch failed", metadata: ["mutations": "\(mutations.count)", "error": "\(mapped)"])
                 throw mapped
             }
-        }, mapError: { Self.storeError($0) })
+        }
         logger.debug("store opened", metadata: ["path": "\(path)"])
     }
 
