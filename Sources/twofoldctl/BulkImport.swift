@@ -52,32 +52,20 @@ extension Twofoldctl {
             var refused: [Refused]
         }
 
-        mutating func run() throws {
-            let session = DaemonSession(options)
-            defer { session.disconnect() }
-            do {
-                let summary = try importAll(session)
-                if options.json {
-                    Output.json(summary)
-                } else {
-                    for r in summary.refused {
-                        Output.error("line \(r.line)\(r.user.map { " (\($0))" } ?? ""): \(r.error)")
-                    }
-                    Output.line("Imported 2FA for \(summary.imported) user\(summary.imported == 1 ? "" : "s")"
-                                + (summary.refused.isEmpty ? "." : "; \(summary.refused.count) line\(summary.refused.count == 1 ? "" : "s") refused."))
-                }
-                if !summary.ok { throw ExitCode(ExitStatus.failure) }
-            } catch let error as CLIFailure {
-                Output.error("twofoldctl: \(error.message)")
-                if options.json {
-                    Output.json(JSONError(error: .init(code: error.codeName, message: error.message, exitCode: error.exitCode)))
-                }
-                throw ExitCode(error.exitCode)
-            }
-        }
-
         func execute(_ session: DaemonSession) throws(CLIFailure) {
-            _ = try importAll(session)
+            let summary = try importAll(session)
+            if options.json {
+                Output.json(summary)
+            } else {
+                for r in summary.refused {
+                    Output.error("line \(r.line)\(r.user.map { " (\($0))" } ?? ""): \(r.error)")
+                }
+                Output.line("Imported 2FA for \(summary.imported) user\(summary.imported == 1 ? "" : "s")"
+                            + (summary.refused.isEmpty ? "." : "; \(summary.refused.count) line\(summary.refused.count == 1 ? "" : "s") refused."))
+            }
+            if !summary.ok {
+                throw CLIFailure(ExitStatus.failure, "\(summary.refused.count) lines not imported", reported: true)
+            }
         }
 
         private func importAll(_ session: DaemonSession) throws(CLIFailure) -> Summary {

@@ -104,6 +104,7 @@ extension DaemonCommand {
         do {
             try execute(session)
         } catch {
+            if error.reported { throw ExitCode(error.exitCode) }
             Output.error("twofoldctl: \(error.message)")
             if options.json {
                 Output.json(JSONError(error: .init(code: error.codeName, message: error.message, exitCode: error.exitCode)))

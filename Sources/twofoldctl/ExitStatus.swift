@@ -32,11 +32,15 @@ struct CLIFailure: Error, CustomStringConvertible {
     var exitCode: Int32
     var message: String
     var daemonCode: ControlErrorCode?
+    /// The command already reported the failure in its output (e.g. a partial bulk import):
+    /// only the exit code remains to be given.
+    var reported = false
 
-    init(_ exitCode: Int32, _ message: String, daemonCode: ControlErrorCode? = nil) {
+    init(_ exitCode: Int32, _ message: String, daemonCode: ControlErrorCode? = nil, reported: Bool = false) {
         self.exitCode = exitCode
         self.message = message
         self.daemonCode = daemonCode
+        self.reported = reported
     }
 
     var description: String { message }
