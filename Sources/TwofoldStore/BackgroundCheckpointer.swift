@@ -13,6 +13,7 @@ final class BackgroundCheckpointer: @unchecked Sendable {
     // Guarded by `condition`.
     private var stopped = false
     private var finished = false
+    private var passes = 0
 
     /// Opens the checkpoint connection on the database at `path` and starts the thread.
     init(path: String, interval: TimeInterval = 0.25) throws {
@@ -36,6 +37,15 @@ final class BackgroundCheckpointer: @unchecked Sendable {
         try? queue.close()
     }
 
+    /// Blocks until `count` more checkpoint passes have run (for tests; false if stopped first).
+    func waitForPasses(_ count: Int) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let target = passes + count
+        while passes < target && !finished { condition.wait() }
+        return passes >= target
+    }
+
     private func run() {
         condition.lock()
         while !stopped {
@@ -46,6 +56,8 @@ final class BackgroundCheckpointer: @unchecked Sendable {
             // automatic checkpoint bounds the WAL meanwhile.
             _ = try? queue.inDatabase { db in try db.checkpoint(.passive) }
             condition.lock()
+            passes += 1
+            condition.broadcast()
         }
         finished = true
         condition.broadcast()

@@ -616,6 +616,11 @@ public final class SQLiteStore: TwofoldStore {
         try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
+    /// Waits for `count` more passes of the background checkpointer, for tests.
+    func testingWaitForCheckpoints(_ count: Int) -> Bool {
+        checkpointer.waitForPasses(count)
+    }
+
     /// The writer connection's `PRAGMA wal_autocheckpoint`, for tests.
     func writerAutocheckpointPages() throws -> Int {
         try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint") ?? -1 }
