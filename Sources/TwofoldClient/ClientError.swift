@@ -19,6 +19,8 @@ public struct ClientError: Error, Equatable, Sendable, CustomStringConvertible {
         case closedByDaemon
         /// The daemon broke the protocol (bad frame, unexpected message); the connection is closed.
         case `protocol`(ProtocolError)
+        /// The daemon refused the connection (a limit, e.g. too many connections from this uid).
+        case refused(String)
         /// The daemon sent `PROTOCOL_ERROR` with this reason; the connection is closed.
         case daemonProtocolError(String)
         /// A message could not be encoded (a field over its bound, a NUL in a text).
@@ -68,6 +70,8 @@ public struct ClientError: Error, Equatable, Sendable, CustomStringConvertible {
             return "twofoldd closed the connection"
         case .protocol(let error):
             return "protocol error from twofoldd: \(error)"
+        case .refused(let reason):
+            return "twofoldd refused the connection: \(reason)"
         case .daemonProtocolError(let reason):
             return "twofoldd reported a protocol error: \(reason)"
         case .invalidMessage(let error):

@@ -45,6 +45,9 @@ public struct LoginDialog {
                            answer: (_ prompt: String, _ echo: Bool) throws -> String?) throws -> Outcome {
         let connection = try TwofoldConnection(socketPath: socketPath, timeoutSeconds: timeoutSeconds)
         defer { connection.close() }
+        var start = start
+        // Like the module: tell the daemon how long this client waits for each of its messages.
+        if start.deadlineMillis == nil { start.deadlineMillis = UInt32(min(max(timeoutSeconds, 0), 4_000_000) * 1000) }
         try connection.send(.authStart(start))
         var transcript: [Message] = []
         while true {

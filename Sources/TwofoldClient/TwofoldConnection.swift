@@ -173,8 +173,13 @@ public final class TwofoldConnection {
             throw ClientError(.invalidRequest("\(error)"))
         }
         try send(message)
-        let reply = try receive()
+        var reply = try receive()
+        // A connection refused by a limit gets an ERROR_MSG and VERDICT DENIED in place of a response.
+        while case .errorMessage = reply { reply = try receive() }
         switch reply {
+        case .verdict(.denied, let reason):
+            close()
+            throw ClientError(.refused(reason ?? "refused"))
         case .response(let json):
             do {
                 return try ControlCodec.decodeJSON(Res.self, from: json)

@@ -8,6 +8,14 @@ public enum Admission: Sendable, Equatable {
     case locked(untilMillis: Int64)
 }
 
+/// What the store does with an attempt at commit time.
+public enum CommitDecision: Sendable, Equatable {
+    /// No lock or delay is in force: apply the attempt (it may still be a replay).
+    case proceed
+    /// A lock or delay is in force: do not apply it; store this throttle state instead.
+    case refuse(ThrottleState)
+}
+
 /// Pure decisions on failed-attempt throttling: exponential back-off, then a timed lock.
 public enum Throttle {
     /// Decides whether an attempt at `nowMillis` may be checked.
@@ -23,9 +31,12 @@ public enum Throttle {
 
     /// The state after a failed attempt at `nowMillis`: counts it, then locks at `maxFailures`
     /// or sets the next back-off delay. An expired lock has cleared, so counting restarts from zero.
+    /// A failure while a lock is in force changes nothing: the lock is not extended (so an attacker
+    /// cannot keep a user locked past `lockDuration` by hammering) and the count stays.
     public static func afterFailure(_ state: ThrottleState, nowMillis: Int64, policy: ThrottlePolicy) -> ThrottleState {
         var next = state
-        if let until = state.lockedUntilMillis, until <= nowMillis {
+        if let until = state.lockedUntilMillis {
+            if until > nowMillis { return state }
             next = ThrottleState()
         }
         next.failures = next.failures < Int.max ? max(next.failures, 0) + 1 : Int.max
@@ -46,6 +57,20 @@ public enum Throttle {
         guard shift < 62 else { return cap }
         let (product, overflow) = policy.baseDelayMillis.multipliedReportingOverflow(by: Int64(1) << Int64(shift))
         return overflow ? cap : min(product, cap)
+    }
+
+    /// Decides, where an attempt is committed (in the same transaction as the replay check, from the
+    /// state read there), whether it may take effect. Parallel dialogs each read the throttle state
+    /// when they started; only this decision sees the failures their siblings committed meanwhile.
+    /// An attempt that may not take effect, right or wrong, counts as a failure (unless a lock is in
+    /// force), so a burst reveals nothing about which of its codes was right.
+    public static func commitDecision(_ state: ThrottleState, nowMillis: Int64, policy: ThrottlePolicy) -> CommitDecision {
+        switch admit(state, nowMillis: nowMillis, policy: policy) {
+        case .allowed:
+            return .proceed
+        case .tooSoon, .locked:
+            return .refuse(afterFailure(state, nowMillis: nowMillis, policy: policy))
+        }
     }
 
     /// The state after a successful attempt: failures, delay and lock all cleared.

@@ -45,6 +45,10 @@ public enum FrameCodec {
             if let tty = start.tty { try appendText(.tty, tty, into: &buffer) }
             if let ruser = start.ruser { try appendText(.ruser, ruser, into: &buffer) }
             if let password = start.password { try appendText(.password, password, into: &buffer) }
+            if let deadline = start.deadlineMillis {
+                appendHeader(.deadline, length: 4, into: &buffer)
+                for shift in [24, 16, 8, 0] { buffer.append(UInt8(truncatingIfNeeded: deadline >> UInt32(shift))) }
+            }
         case .answer(let text), .promptEchoOff(let text), .promptEchoOn(let text), .info(let text),
              .errorMessage(let text), .protocolError(let text):
             try appendText(.text, text, into: &buffer)
@@ -72,7 +76,7 @@ public enum FrameCodec {
     private static func sizeHint(_ message: Message) -> Int {
         switch message {
         case .authStart(let s):
-            return 18 + s.user.utf8.count + s.service.utf8.count + (s.rhost?.utf8.count ?? 0)
+            return 25 + s.user.utf8.count + s.service.utf8.count + (s.rhost?.utf8.count ?? 0)
                 + (s.tty?.utf8.count ?? 0) + (s.ruser?.utf8.count ?? 0) + (s.password?.utf8.count ?? 0)
         case .answer(let text), .promptEchoOff(let text), .promptEchoOn(let text), .info(let text),
              .errorMessage(let text), .protocolError(let text):
@@ -162,6 +166,7 @@ public enum FrameCodec {
                 bound = ProtocolLimits.maxResponseJSON
                 if length == ProtocolLimits.jsonLengthEscape { length = count - index }
             }
+            guard type.allowedTags.contains(tag) else { throw ProtocolError.fieldNotAllowed(tag: raw, type: type.rawValue) }
             guard fields[tag] == nil else { throw ProtocolError.duplicateField(raw) }
             guard length <= bound else { throw ProtocolError.fieldTooLong(tag: raw, length: length) }
             guard length <= count - index else { throw ProtocolError.fieldOverrun }
@@ -186,9 +191,15 @@ public enum FrameCodec {
 
         switch type {
         case .authStart:
+            var deadline: UInt32?
+            if let range = fields[.deadline] {
+                guard range.count == 4 else { throw ProtocolError.invalidField(FieldTag.deadline.rawValue) }
+                deadline = range.reduce(UInt32(0)) { $0 << 8 | UInt32(body[$1]) }
+            }
             return .authStart(AuthStart(
                 user: try text(.user), service: try text(.service), rhost: optionalText(.rhost),
-                tty: optionalText(.tty), ruser: optionalText(.ruser), password: optionalText(.password)))
+                tty: optionalText(.tty), ruser: optionalText(.ruser), password: optionalText(.password),
+                deadlineMillis: deadline))
         case .answer: return .answer(try text(.text))
         case .promptEchoOff: return .promptEchoOff(try text(.text))
         case .promptEchoOn: return .promptEchoOn(try text(.text))
@@ -215,7 +226,7 @@ public enum FrameCodec {
 
 /// Where each known field sits in the body; no heap allocation.
 private struct FieldSlots {
-    private var user, service, rhost, tty, ruser, password, text, result, json: Range<Int>?
+    private var user, service, rhost, tty, ruser, password, deadline, text, result, json: Range<Int>?
 
     subscript(tag: FieldTag) -> Range<Int>? {
         get {
@@ -226,6 +237,7 @@ private struct FieldSlots {
             case .tty: return tty
             case .ruser: return ruser
             case .password: return password
+            case .deadline: return deadline
             case .text: return text
             case .result: return result
             case .json: return json
@@ -239,6 +251,7 @@ private struct FieldSlots {
             case .tty: tty = newValue
             case .ruser: ruser = newValue
             case .password: password = newValue
+            case .deadline: deadline = newValue
             case .text: text = newValue
             case .result: result = newValue
             case .json: json = newValue

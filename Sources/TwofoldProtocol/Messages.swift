@@ -46,6 +46,17 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
         }
     }
 
+    /// The known tags this type may carry; any other known tag in it is a protocol error (an
+    /// unknown tag is skipped, room for later versions).
+    public var allowedTags: Set<FieldTag> {
+        switch self {
+        case .authStart: return [.user, .service, .rhost, .tty, .ruser, .password, .deadline]
+        case .answer, .promptEchoOff, .promptEchoOn, .info, .errorMessage, .protocolError: return [.text]
+        case .verdict: return [.result, .text]
+        case .request, .response: return [.json]
+        }
+    }
+
     /// The largest frame (length after the prefix) allowed for this type.
     public var maxFrame: Int {
         self == .response ? ProtocolLimits.maxResponseFrame : ProtocolLimits.maxRequestFrame
@@ -60,6 +71,8 @@ public enum FieldTag: UInt8, Sendable, CaseIterable {
     case tty = 0x04
     case ruser = 0x05
     case password = 0x06
+    /// Binary u32 (big-endian): how long the client waits for each daemon message, in milliseconds.
+    case deadline = 0x07
     case text = 0x10
     case result = 0x20
     case json = 0x30
@@ -71,14 +84,15 @@ public enum FieldTag: UInt8, Sendable, CaseIterable {
         case .user, .rhost, .ruser: return 256
         case .service, .tty: return 64
         case .password: return 512
+        case .deadline: return 4
         case .text: return 8_192
         case .result: return 1
         case .json: return ProtocolLimits.maxRequestJSON
         }
     }
 
-    /// Whether the value is text (UTF-8 without NUL). Only `RESULT` is binary.
-    public var isText: Bool { self != .result }
+    /// Whether the value is text (UTF-8 without NUL). `RESULT` and `DEADLINE` are binary.
+    public var isText: Bool { self != .result && self != .deadline }
 
     /// The name used in `docs/protocol.md`, e.g. `USER`.
     public var name: String {
@@ -89,6 +103,7 @@ public enum FieldTag: UInt8, Sendable, CaseIterable {
         case .tty: return "TTY"
         case .ruser: return "RUSER"
         case .password: return "PASSWORD"
+        case .deadline: return "DEADLINE"
         case .text: return "TEXT"
         case .result: return "RESULT"
         case .json: return "JSON"
@@ -141,15 +156,18 @@ public struct AuthStart: Sendable, Equatable {
     public var ruser: String?
     /// `PAM_AUTHTOK`, only with the module's `forward_password` option. Never described or logged.
     public var password: String?
+    /// How long the client waits for each message of the daemon (the module's `timeout=`), in ms.
+    public var deadlineMillis: UInt32?
 
     public init(user: String, service: String, rhost: String? = nil, tty: String? = nil,
-                ruser: String? = nil, password: String? = nil) {
+                ruser: String? = nil, password: String? = nil, deadlineMillis: UInt32? = nil) {
         self.user = user
         self.service = service
         self.rhost = rhost
         self.tty = tty
         self.ruser = ruser
         self.password = password
+        self.deadlineMillis = deadlineMillis
     }
 }
 
@@ -160,6 +178,7 @@ extension AuthStart: CustomStringConvertible, CustomDebugStringConvertible, Cust
         if let tty { parts.append("tty: \(String(reflecting: tty))") }
         if let ruser { parts.append("ruser: \(String(reflecting: ruser))") }
         if password != nil { parts.append("password: <redacted>") }
+        if let deadlineMillis { parts.append("deadline: \(deadlineMillis) ms") }
         return "AuthStart(" + parts.joined(separator: ", ") + ")"
     }
 
@@ -168,7 +187,7 @@ extension AuthStart: CustomStringConvertible, CustomDebugStringConvertible, Cust
     public var customMirror: Mirror {
         Mirror(self, children: [
             "user": user, "service": service, "rhost": rhost as Any, "tty": tty as Any, "ruser": ruser as Any,
-            "password": (password == nil ? "nil" : "<redacted>") as Any,
+            "password": (password == nil ? "nil" : "<redacted>") as Any, "deadlineMillis": deadlineMillis as Any,
         ], displayStyle: .struct)
     }
 }

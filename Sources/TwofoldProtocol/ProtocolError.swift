@@ -13,11 +13,13 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
     case duplicateField(UInt8)
     /// A field is longer than its tag's bound.
     case fieldTooLong(tag: UInt8, length: Int)
+    /// A known tag in a message type that does not list it (e.g. `RESULT` outside `VERDICT`).
+    case fieldNotAllowed(tag: UInt8, type: UInt8)
     /// A field the message type requires is absent.
     case missingField(UInt8)
     /// A text field holds a NUL byte or is not valid UTF-8.
     case invalidText(UInt8)
-    /// `RESULT` is not exactly one byte.
+    /// `RESULT` is not exactly one byte, or `DEADLINE` not exactly four.
     case invalidField(UInt8)
     /// `RESULT` holds a verdict code this version does not know.
     case unknownVerdictCode(UInt8)
@@ -41,6 +43,9 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
         case .fieldTooLong(let tag, let length):
             let bound = FieldTag(rawValue: tag).map { " (bound \($0.bound))" } ?? ""
             return "field \(FieldTag.describe(tag)) of \(length) bytes is too long\(bound)"
+        case .fieldNotAllowed(let tag, let type):
+            let name = MessageType(rawValue: type)?.name ?? hexByte(type)
+            return "field \(FieldTag.describe(tag)) is not allowed in \(name)"
         case .missingField(let tag):
             return "required field \(FieldTag.describe(tag)) is missing"
         case .invalidText(let tag):

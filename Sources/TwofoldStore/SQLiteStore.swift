@@ -106,7 +106,7 @@ public final class SQLiteStore: TwofoldStore {
                     var results: [MutationResult] = []
                     results.reserveCapacity(mutations.count)
                     for mutation in mutations {
-                        results.append(try Self.apply(mutation, db))
+                        results.append(try Self.apply(mutation, previous: results.last, db))
                     }
                     return results
                 }
@@ -159,9 +159,14 @@ public final class SQLiteStore: TwofoldStore {
         return SQLiteLoginReader(queue: queue, sealer: sealer, isClosed: { self.closed.withLock { $0 } })
     }
 
-    private static func apply(_ mutation: StoreMutation, _ db: Database) throws -> MutationResult {
+    /// Applies one mutation; `previous` is the result of the one before it (for `auditAttempt`).
+    private static func apply(_ mutation: StoreMutation, previous: MutationResult?, _ db: Database) throws -> MutationResult {
         switch mutation {
-        case let .acceptTOTP(user, step, newVerify, atMillis):
+        case let .acceptTOTP(user, step, newVerify, atMillis, policy):
+            if let refused = try refuseIfThrottled(user: user, atMillis: atMillis, policy: policy, db) {
+                try useUpStep(user: user, step: step, isHOTP: false, db)
+                return refused
+            }
             try db.cachedStatement(sql: """
                 UPDATE users SET last_step = ?, drift = ?, last_offset = ?,
                     failures = 0, not_before = NULL, locked_until = NULL, last_success = ?
@@ -169,8 +174,12 @@ public final class SQLiteStore: TwofoldStore {
                 """).execute(arguments: [step, newVerify.drift, newVerify.lastOffset, atMillis, user, step])
             return db.changesCount == 1 ? .applied : .conflict
 
-        case let .acceptHOTP(user, counter, atMillis):
+        case let .acceptHOTP(user, counter, atMillis, policy):
             guard counter < UInt64(Int64.max) else { return .conflict }
+            if let refused = try refuseIfThrottled(user: user, atMillis: atMillis, policy: policy, db) {
+                try useUpStep(user: user, step: Int64(counter), isHOTP: true, db)
+                return refused
+            }
             let value = Int64(counter)
             try db.cachedStatement(sql: """
                 UPDATE users SET counter = ?, failures = 0, not_before = NULL, locked_until = NULL, last_success = ?
@@ -178,18 +187,18 @@ public final class SQLiteStore: TwofoldStore {
                 """).execute(arguments: [value + 1, atMillis, user, value])
             return db.changesCount == 1 ? .applied : .conflict
 
+        case let .consumeStep(user, step, isHOTP):
+            try useUpStep(user: user, step: step, isHOTP: isHOTP, db)
+            return db.changesCount == 1 ? .applied : .conflict
+
         case let .recordFailure(user, atMillis, policy):
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT failures, not_before, locked_until FROM users WHERE name = ?"),
-                                             arguments: [user]) else {
-                return .conflict
-            }
-            let current = ThrottleState(failures: row[0], notBeforeMillis: row[1], lockedUntilMillis: row[2])
+            guard let current = try throttleState(user: user, db) else { return .conflict }
             let next = Throttle.afterFailure(current, nowMillis: atMillis, policy: policy)
-            try db.cachedStatement(sql: "UPDATE users SET failures = ?, not_before = ?, locked_until = ? WHERE name = ?")
-                .execute(arguments: [next.failures, next.notBeforeMillis, next.lockedUntilMillis, user])
+            try storeThrottle(next, user: user, db)
             return .appliedFailure(next)
 
-        case let .consumeRecoveryCode(user, index, atMillis):
+        case let .consumeRecoveryCode(user, index, atMillis, policy):
+            if let refused = try refuseIfThrottled(user: user, atMillis: atMillis, policy: policy, db) { return refused }
             try db.cachedStatement(sql: "UPDATE recovery_codes SET used_at = ? WHERE user = ? AND idx = ? AND used_at IS NULL")
                 .execute(arguments: [atMillis, user, index])
             guard db.changesCount == 1 else { return .conflict }
@@ -202,6 +211,47 @@ public final class SQLiteStore: TwofoldStore {
         case let .audit(record):
             try insertAudit(record, db)
             return .applied
+
+        case let .auditAttempt(record):
+            try insertAudit(record.resolved(after: previous), db)
+            return .applied
+        }
+    }
+
+    /// The lock and delay decided where the attempt commits, from the state this transaction reads:
+    /// nil to go on, or the refusal (counted as a failure).
+    private static func refuseIfThrottled(user: String, atMillis: Int64, policy: ThrottlePolicy, _ db: Database) throws -> MutationResult? {
+        guard let current = try throttleState(user: user, db) else { return nil }
+        switch Throttle.commitDecision(current, nowMillis: atMillis, policy: policy) {
+        case .proceed:
+            return nil
+        case .refuse(let next):
+            if next != current { try storeThrottle(next, user: user, db) }
+            return .throttled(next)
+        }
+    }
+
+    private static func throttleState(user: String, _ db: Database) throws -> ThrottleState? {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT failures, not_before, locked_until FROM users WHERE name = ?"),
+                                         arguments: [user]) else { return nil }
+        return ThrottleState(failures: row[0], notBeforeMillis: row[1], lockedUntilMillis: row[2])
+    }
+
+    private static func storeThrottle(_ state: ThrottleState, user: String, _ db: Database) throws {
+        try db.cachedStatement(sql: "UPDATE users SET failures = ?, not_before = ?, locked_until = ? WHERE name = ?")
+            .execute(arguments: [state.failures, state.notBeforeMillis, state.lockedUntilMillis, user])
+    }
+
+    /// Moves the replay watermark past `step` (TOTP) or `counter` (HOTP) and nothing else.
+    private static func useUpStep(user: String, step: Int64, isHOTP: Bool, _ db: Database) throws {
+        if isHOTP {
+            guard step < Int64.max else { return }
+            try db.cachedStatement(sql: "UPDATE users SET counter = ? WHERE name = ? AND status = 'active' AND counter <= ?")
+                .execute(arguments: [step + 1, user, step])
+        } else {
+            try db.cachedStatement(sql: """
+                UPDATE users SET last_step = ? WHERE name = ? AND status = 'active' AND (last_step IS NULL OR last_step < ?)
+                """).execute(arguments: [step, user, step])
         }
     }
 

@@ -125,17 +125,50 @@ public struct AuditQuery: Sendable, Equatable {
 public enum StoreMutation: Sendable {
     /// Accept a TOTP code at `step`: applied only if the stored last step is earlier (or none), so a
     /// code is never accepted twice. Also stores `newVerify` (drift), resets the throttle, sets last success.
-    case acceptTOTP(user: String, step: Int64, newVerify: VerifyState, atMillis: Int64)
+    /// Like every accepting mutation, it first reads the throttle state in the transaction: while a
+    /// lock or delay is in force it is refused (`.throttled`) and counted as a failure under `policy`.
+    /// A step refused that way is still used up: a right code whose dialog was refused must not
+    /// work later.
+    case acceptTOTP(user: String, step: Int64, newVerify: VerifyState, atMillis: Int64, policy: ThrottlePolicy = ThrottlePolicy())
     /// Accept an HOTP code at `counter`: applied only if the stored counter is ≤ `counter`; the counter
-    /// becomes `counter + 1`. Resets the throttle, sets last success.
-    case acceptHOTP(user: String, counter: UInt64, atMillis: Int64)
+    /// becomes `counter + 1`. Resets the throttle, sets last success. Throttled as `acceptTOTP`.
+    case acceptHOTP(user: String, counter: UInt64, atMillis: Int64, policy: ThrottlePolicy = ThrottlePolicy())
+    /// Use up a TOTP step or HOTP counter without logging in: a right code whose client gave up
+    /// before the verdict. Changes neither the throttle nor the last success.
+    case consumeStep(user: String, step: Int64, isHOTP: Bool)
     /// Count a failure: the store reads the current throttle state inside the transaction and
     /// stores `Throttle.afterFailure(...)` of it. Result `.appliedFailure(_)` gives the new state.
     case recordFailure(user: String, atMillis: Int64, policy: ThrottlePolicy)
     /// Use recovery code number `index` once: applied only if it is still unused. Resets the throttle.
-    case consumeRecoveryCode(user: String, index: Int, atMillis: Int64)
+    /// Throttled as `acceptTOTP` (a refused recovery code stays unused).
+    case consumeRecoveryCode(user: String, index: Int, atMillis: Int64, policy: ThrottlePolicy = ThrottlePolicy())
     /// Append to the audit log.
     case audit(AuditRecord)
+    /// The audit record of the attempt (accept or recovery code) placed just before it in the same
+    /// `commit` call: stored as given when the attempt applied, otherwise as the store's refusal
+    /// (`AuditRecord.resolved(after:)`), so the log never says "success" for a refused code.
+    case auditAttempt(AuditRecord)
+}
+
+extension AuditRecord {
+    /// This record as it stands after the attempt it describes had `result`: unchanged when applied;
+    /// "locked" or "failure" with the reason when the store refused it at commit (a lock or delay in
+    /// force, or another login that used the step first).
+    public func resolved(after result: MutationResult?) -> AuditRecord {
+        var record = self
+        switch result {
+        case .applied?, .appliedFailure?, nil:
+            return record
+        case .throttled(let state)?:
+            let locked = state.lockedUntilMillis.map { $0 > timeMillis } ?? false
+            record.outcome = locked ? "locked" : "failure"
+            record.reason = locked ? "refused at commit: the account is locked" : "refused at commit: a throttle delay was in force"
+        case .conflict?:
+            record.outcome = "failure"
+            record.reason = action == "verify" ? "replayed code (concurrent use)" : "refused at commit: already used"
+        }
+        return record
+    }
 }
 
 /// What a mutation did.
@@ -143,6 +176,9 @@ public enum MutationResult: Sendable, Equatable {
     case applied
     /// A failure was counted; the user's new throttle state.
     case appliedFailure(ThrottleState)
+    /// An accepting mutation found a lock or delay in force when it committed: not applied, counted
+    /// as a failure; the user's new throttle state.
+    case throttled(ThrottleState)
     /// The condition did not hold (a replay, an already used recovery code, or no such user).
     case conflict
 }

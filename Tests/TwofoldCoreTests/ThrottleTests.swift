@@ -129,3 +129,19 @@ struct ThrottleTests {
         #expect(clock.nowMillis() == -7)
     }
 }
+
+extension ThrottleTests {
+    @Test("at commit: allowed proceeds; a delay or lock refuses, counted as a failure but never extending a lock")
+    func commitDecision() {
+        let now: Int64 = 1_700_000_000_000
+        #expect(Throttle.commitDecision(ThrottleState(), nowMillis: now, policy: Self.policy) == .proceed)
+        let delayed = ThrottleState(failures: 1, notBeforeMillis: now + 500)
+        #expect(Throttle.commitDecision(delayed, nowMillis: now, policy: Self.policy)
+                == .refuse(ThrottleState(failures: 2, notBeforeMillis: now + 2_000)))
+        #expect(Throttle.commitDecision(delayed, nowMillis: now + 500, policy: Self.policy) == .proceed)
+        let locked = ThrottleState(failures: 10, lockedUntilMillis: now + 60_000)
+        #expect(Throttle.commitDecision(locked, nowMillis: now, policy: Self.policy) == .refuse(locked))
+        #expect(Throttle.afterFailure(locked, nowMillis: now + 1, policy: Self.policy) == locked)
+        #expect(Throttle.commitDecision(locked, nowMillis: now + 60_000, policy: Self.policy) == .proceed)
+    }
+}

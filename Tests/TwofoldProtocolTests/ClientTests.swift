@@ -151,7 +151,8 @@ struct ClientTests {
 
     @Test("a whole login dialog: info, prompts, answers, error, verdict")
     func loginDialog() throws {
-        let start = AuthStart(user: "alice", service: "sshd", rhost: "192.0.2.1", tty: "ssh", password: "pw")
+        // The client says how long it waits (its timeout, 10 s by default), as the module does.
+        let start = AuthStart(user: "alice", service: "sshd", rhost: "192.0.2.1", tty: "ssh", password: "pw", deadlineMillis: 10_000)
         let server = try TestServer { connection in
             guard try connection.receive() == .authStart(start) else { throw ClientError.protocol(.unexpectedMessage("start")) }
             try connection.send(.info("Two-factor authentication"))

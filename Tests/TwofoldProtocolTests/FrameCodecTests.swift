@@ -5,7 +5,7 @@ import Testing
 let sampleMessages: [Message] = [
     .authStart(AuthStart(user: "alice", service: "sshd")),
     .authStart(AuthStart(user: "bob", service: "login", rhost: "192.0.2.7", tty: "pts/3", ruser: "carol",
-                         password: "correct horse battery staple")),
+                         password: "correct horse battery staple", deadlineMillis: 10_000)),
     .authStart(AuthStart(user: "", service: "")),
     .answer("123456"),
     .answer(""),
@@ -78,7 +78,7 @@ struct FrameCodecTests {
         #expect(try decodeBody(Array(bytes.dropFirst(4))) == message)
     }
 
-    @Test("encoding a field over its bound throws and leaves the buffer alone", arguments: FieldTag.allCases.filter { $0 != .result })
+    @Test("encoding a field over its bound throws and leaves the buffer alone", arguments: FieldTag.allCases.filter { $0 != .result && $0 != .deadline })
     func encodeOverBound(_ tag: FieldTag) throws {
         var buffer: [UInt8] = [1, 2, 3]
         #expect(throws: ProtocolError.fieldTooLong(tag: tag.rawValue, length: tag.bound + 1)) {
@@ -133,6 +133,7 @@ func messageWith(_ tag: FieldTag, length: Int) -> Message {
     case .password: return .authStart(AuthStart(user: "u", service: "s", password: text))
     case .text: return .info(text)
     case .result: return .verdict(.failure, reason: nil)
+    case .deadline: return .authStart(AuthStart(user: "u", service: "s", deadlineMillis: .max))
     case .json: return .request(Array(text.utf8))
     }
 }

@@ -33,7 +33,8 @@ let rejections: [Rejection] = [
     Rejection(name: "TEXT twice", body: body(type: 0x13, [text, text]), error: .duplicateField(0x10)),
     Rejection(name: "USER twice", body: body(type: 0x01, [user, service, user]), error: .duplicateField(0x01)),
     Rejection(name: "RESULT twice", body: body(type: 0x20, [RawField(0x20, [0]), RawField(0x20, [0])]), error: .duplicateField(0x20)),
-    Rejection(name: "known tag twice where the type does not use it", body: body(type: 0x13, [text, user, user]), error: .duplicateField(0x01)),
+    Rejection(name: "known tag where the type does not list it", body: body(type: 0x13, [text, user]), error: .fieldNotAllowed(tag: 0x01, type: 0x13)),
+    Rejection(name: "RESULT in an ANSWER", body: body(type: 0x02, [text, RawField(0x20, [0])]), error: .fieldNotAllowed(tag: 0x20, type: 0x02)),
     // Over the bound (u16 lengths over the bound with the bytes present).
     Rejection(name: "USER of 257", body: body(type: 0x01, [RawField(0x01, [UInt8](repeating: 0x61, count: 257)), service]), error: .fieldTooLong(tag: 0x01, length: 257)),
     Rejection(name: "SERVICE of 65", body: body(type: 0x01, [user, RawField(0x02, [UInt8](repeating: 0x61, count: 65))]), error: .fieldTooLong(tag: 0x02, length: 65)),
@@ -49,15 +50,15 @@ let rejections: [Rejection] = [
     // Missing required fields.
     Rejection(name: "AUTH_START without USER", body: body(type: 0x01, [service]), error: .missingField(0x01)),
     Rejection(name: "AUTH_START without SERVICE", body: body(type: 0x01, [user, RawField(0x03, "host")]), error: .missingField(0x02)),
-    Rejection(name: "AUTH_START with USER only under an unknown tag", body: body(type: 0x01, [RawField(0x07, "alice"), service]), error: .missingField(0x01)),
+    Rejection(name: "AUTH_START with USER only under an unknown tag", body: body(type: 0x01, [RawField(0x08, "alice"), service]), error: .missingField(0x01)),
     Rejection(name: "ANSWER without TEXT", body: body(type: 0x02), error: .missingField(0x10)),
-    Rejection(name: "PROMPT_ECHO_OFF without TEXT", body: body(type: 0x11, [user]), error: .missingField(0x10)),
+    Rejection(name: "PROMPT_ECHO_OFF without TEXT", body: body(type: 0x11, [RawField(0x4F, "x")]), error: .missingField(0x10)),
     Rejection(name: "PROMPT_ECHO_ON without TEXT", body: body(type: 0x12), error: .missingField(0x10)),
     Rejection(name: "INFO without TEXT", body: body(type: 0x13, [RawField(0x11, "hello")]), error: .missingField(0x10)),
     Rejection(name: "ERROR_MSG without TEXT", body: body(type: 0x14), error: .missingField(0x10)),
     Rejection(name: "VERDICT without RESULT", body: body(type: 0x20, [text]), error: .missingField(0x20)),
     Rejection(name: "REQUEST without JSON", body: body(type: 0x30), error: .missingField(0x30)),
-    Rejection(name: "RESPONSE without JSON", body: body(type: 0x31, [text]), error: .missingField(0x30)),
+    Rejection(name: "RESPONSE without JSON", body: body(type: 0x31, [RawField(0x4F, "x")]), error: .missingField(0x30)),
     Rejection(name: "PROTOCOL_ERROR without TEXT", body: body(type: 0x7F), error: .missingField(0x10)),
     // RESULT.
     Rejection(name: "empty RESULT", body: body(type: 0x20, [RawField(0x20, [])]), error: .invalidField(0x20)),
@@ -128,15 +129,45 @@ struct RejectionTests {
         #expect(throws: ProtocolError.frameTooShort) { try decoder.next() }
     }
 
-    @Test("unknown tags are skipped, known tags a type does not use are ignored")
+    @Test("unknown tags are skipped (and may repeat)")
     func unknownTagsSkipped() throws {
         let bytes = body(type: 0x01, [
-            RawField(0x00, []), RawField(0x07, "future"), user, RawField(0xFF, [0xFF, 0x00, 0xFE]),
-            RawField(0x10, "ignored text"), service, RawField(0x42, [UInt8](repeating: 0, count: 300)),
+            RawField(0x00, []), RawField(0x08, "future"), user, RawField(0xFF, [0xFF, 0x00, 0xFE]),
+            service, RawField(0x42, [UInt8](repeating: 0, count: 300)),
             RawField(0x42, [1]),  // an unknown tag may repeat
         ])
         #expect(try decodeBody(bytes) == .authStart(AuthStart(user: "alice", service: "sshd")))
-        #expect(try decodeBody(body(type: 0x20, [RawField(0x30, "{}"), RawField(0x20, [3])])) == .verdict(.ignore, reason: nil))
+    }
+
+    @Test("a known tag in a type that does not list it is a protocol error (RESULT outside VERDICT, TEXT in AUTH_START, JSON in VERDICT)")
+    func knownTagsOutOfPlace() {
+        #expect(throws: ProtocolError.fieldNotAllowed(tag: 0x20, type: 0x02)) {
+            try decodeBody(body(type: 0x02, [RawField(0x10, "123456"), RawField(0x20, [0])]))
+        }
+        #expect(throws: ProtocolError.fieldNotAllowed(tag: 0x20, type: 0x01)) {
+            try decodeBody(body(type: 0x01, [user, service, RawField(0x20, [0])]))
+        }
+        #expect(throws: ProtocolError.fieldNotAllowed(tag: 0x10, type: 0x01)) {
+            try decodeBody(body(type: 0x01, [user, RawField(0x10, "x"), service]))
+        }
+        #expect(throws: ProtocolError.fieldNotAllowed(tag: 0x30, type: 0x20)) {
+            try decodeBody(body(type: 0x20, [RawField(0x30, "{}"), RawField(0x20, [3])]))
+        }
+        #expect(throws: ProtocolError.fieldNotAllowed(tag: 0x07, type: 0x11)) {
+            try decodeBody(body(type: 0x11, [RawField(0x10, "Code: "), RawField(0x07, [0, 0, 0, 1])]))
+        }
+    }
+
+    @Test("DEADLINE is a binary u32 in AUTH_START: decoded, and refused at any other length")
+    func deadlineField() throws {
+        let start = body(type: 0x01, [user, service, RawField(0x07, [0x00, 0x01, 0x86, 0xA0])])
+        #expect(try decodeBody(start) == .authStart(AuthStart(user: "alice", service: "sshd", deadlineMillis: 100_000)))
+        #expect(throws: ProtocolError.invalidField(0x07)) { try decodeBody(body(type: 0x01, [user, service, RawField(0x07, [0, 1])])) }
+        #expect(throws: ProtocolError.fieldTooLong(tag: 0x07, length: 5)) {
+            try decodeBody(body(type: 0x01, [user, service, RawField(0x07, [0, 0, 0, 0, 1])]))
+        }
+        let encoded = try FrameCodec.encode(.authStart(AuthStart(user: "alice", service: "sshd", deadlineMillis: 0xDEADBEEF)))
+        #expect(Array(encoded.suffix(7)) == [0x07, 0x00, 0x04, 0xDE, 0xAD, 0xBE, 0xEF])
     }
 
     @Test("valid multi-byte UTF-8 is accepted")

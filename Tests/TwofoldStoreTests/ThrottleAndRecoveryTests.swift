@@ -45,6 +45,67 @@ import TwofoldCrypto
         }
     }
 
+    /// Parallel dialogs each read the throttle state when they start; the lock and the delay are
+    /// decided again where an attempt commits, from the state the transaction reads.
+    @Test func lockAndDelayAreDecidedAtCommit() async throws {
+        try await withTempDir { dir in
+            let store = try openStore(dir, keys: try makeKeys(in: dir))
+            try await enroll(store, "alice")
+            let t0: Int64 = 1_700_000_000_000
+            // A burst committed in one batch: the first failure sets a delay, so the right code behind
+            // it is refused and counted; the third failure locks; the count is exact.
+            let burst = try await store.commit([
+                .recordFailure(user: "alice", atMillis: t0, policy: policy),
+                .acceptTOTP(user: "alice", step: 10, newVerify: VerifyState(lastStep: 10), atMillis: t0, policy: policy),
+                .auditAttempt(AuditRecord(timeMillis: t0, action: "verify", user: "alice", outcome: "success", reason: "code at offset 0")),
+                .recordFailure(user: "alice", atMillis: t0, policy: policy),
+            ])
+            let locked = ThrottleState(failures: 3, lockedUntilMillis: t0 + 60_000)
+            #expect(burst == [.appliedFailure(ThrottleState(failures: 1, notBeforeMillis: t0 + 1_000)),
+                              .throttled(ThrottleState(failures: 2, notBeforeMillis: t0 + 2_000)),
+                              .applied,
+                              .appliedFailure(locked)])
+            // The audit says what happened, not what was hoped for.
+            let audit = try await store.audit(AuditQuery(user: "alice"))
+            #expect(audit.map(\.outcome) == ["failure"])
+            #expect(audit.first?.reason == "refused at commit: a throttle delay was in force")
+            // The refused right code is used up all the same: no replay once the lock is over.
+            #expect(try await store.user("alice")?.verify.lastStep == 10)
+
+            // While locked, a right code is refused and changes nothing (the lock is not extended).
+            let during = try await store.commit([
+                .acceptTOTP(user: "alice", step: 11, newVerify: VerifyState(lastStep: 11), atMillis: t0 + 30_000, policy: policy),
+                .auditAttempt(AuditRecord(timeMillis: t0 + 30_000, action: "verify", user: "alice", outcome: "success")),
+                .consumeRecoveryCode(user: "alice", index: 0, atMillis: t0 + 30_000, policy: policy),
+                .recordFailure(user: "alice", atMillis: t0 + 30_000, policy: policy),
+            ])
+            #expect(during == [.throttled(locked), .applied, .throttled(locked), .appliedFailure(locked)])
+            #expect(try await store.audit(AuditQuery(user: "alice")).last?.outcome == "locked")
+            #expect(try await store.user("alice")?.throttle == locked)
+
+            // Once the lock is over, a later step is accepted and clears everything.
+            #expect(try await store.commit([.acceptTOTP(user: "alice", step: 12, newVerify: VerifyState(lastStep: 12), atMillis: t0 + 60_000,
+                                                        policy: policy)]) == [.applied])
+            #expect(try await store.user("alice")?.throttle == ThrottleState())
+            try await store.close()
+        }
+    }
+
+    @Test func consumeStepUsesUpACodeWithoutALogin() async throws {
+        try await withTempDir { dir in
+            let store = try openStore(dir, keys: try makeKeys(in: dir))
+            try await enroll(store, "alice")
+            #expect(try await store.commit([.consumeStep(user: "alice", step: 40, isHOTP: false)]) == [.applied])
+            #expect(try await store.commit([.consumeStep(user: "alice", step: 40, isHOTP: false)]) == [.conflict])
+            let alice = try #require(try await store.user("alice"))
+            #expect(alice.verify.lastStep == 40)
+            #expect(alice.lastSuccessMillis == nil)
+            #expect(try await store.commit([accept("alice", step: 40, at: 5)]) == [.conflict])
+            #expect(try await store.commit([accept("alice", step: 41, at: 5)]) == [.applied])
+            try await store.close()
+        }
+    }
+
     @Test func failureForUnknownUserIsConflictAndCreatesNothing() async throws {
         try await withTempDir { dir in
             let store = try openStore(dir, keys: try makeKeys(in: dir))
@@ -75,10 +136,12 @@ import TwofoldCrypto
             #expect(index == 2)
 
             _ = try await store.commit([.recordFailure(user: "alice", atMillis: 10, policy: policy)])
-            #expect(try await store.commit([.consumeRecoveryCode(user: "alice", index: 2, atMillis: 20)]) == [.applied])
-            #expect(try await store.commit([.consumeRecoveryCode(user: "alice", index: 2, atMillis: 21)]) == [.conflict])
-            #expect(try await store.commit([.consumeRecoveryCode(user: "alice", index: 9, atMillis: 21)]) == [.conflict])
-            #expect(try await store.commit([.consumeRecoveryCode(user: "bob", index: 0, atMillis: 21)]) == [.conflict])
+            // After the failure's delay (base delay of `policy`) has run out.
+            let later = 10 + policy.baseDelayMillis
+            #expect(try await store.commit([.consumeRecoveryCode(user: "alice", index: 2, atMillis: later, policy: policy)]) == [.applied])
+            #expect(try await store.commit([.consumeRecoveryCode(user: "alice", index: 2, atMillis: later + 1, policy: policy)]) == [.conflict])
+            #expect(try await store.commit([.consumeRecoveryCode(user: "alice", index: 9, atMillis: later + 1, policy: policy)]) == [.conflict])
+            #expect(try await store.commit([.consumeRecoveryCode(user: "bob", index: 0, atMillis: later + 1, policy: policy)]) == [.conflict])
             let alice = try #require(try await store.user("alice"))
             #expect(alice.recoveryCodesLeft == 3)
             #expect(alice.throttle == ThrottleState())
@@ -87,8 +150,8 @@ import TwofoldCrypto
             #expect(RecoveryCodes.match(plain[2], against: left, pepper: keys.recoveryPepper) == nil)
 
             // Two uses of one code at once: one wins.
-            async let a = store.commit([.consumeRecoveryCode(user: "alice", index: 0, atMillis: 30)])
-            async let b = store.commit([.consumeRecoveryCode(user: "alice", index: 0, atMillis: 30)])
+            async let a = store.commit([.consumeRecoveryCode(user: "alice", index: 0, atMillis: later + 10, policy: policy)])
+            async let b = store.commit([.consumeRecoveryCode(user: "alice", index: 0, atMillis: later + 10, policy: policy)])
             let both = try await a + b
             #expect(both.filter { $0 == .applied }.count == 1 && both.filter { $0 == .conflict }.count == 1, "\(both)")
 
