@@ -97,6 +97,17 @@ public final class TwofoldConnection {
         } catch let error as ProtocolError {
             throw ClientError(.invalidMessage(error))
         }
+        try writeBuffer()
+    }
+
+    /// Sends bytes as they are, framed or not (tests: what no well-behaved client sends).
+    public func sendRaw(_ bytes: [UInt8]) throws {
+        guard fd >= 0 else { throw ClientError.notConnected }
+        sendBuffer = bytes
+        try writeBuffer()
+    }
+
+    private func writeBuffer() throws {
         let deadline = Deadline(seconds: timeoutSeconds)
         var offset = 0
         while offset < sendBuffer.count {

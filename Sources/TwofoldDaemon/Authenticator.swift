@@ -1,25 +1,55 @@
 import Foundation
 import Logging
 import NIOPosix
+import Synchronization
 import TwofoldCore
 import TwofoldCrypto
 import TwofoldStore
 
-/// Who is logging in, where from, and which process asked.
+/// Who is logging in, where from, which process asked, and how long it waits for an answer.
 public struct LoginContext: Sendable {
     public var user: String
     public var service: String
     public var rhost: String?
     public var tty: String?
+    public var ruser: String?
     public var peer: PeerCredentials
+    /// How long the client waits for each message of the daemon (AUTH_START's DEADLINE): no answer
+    /// is held longer than that, so a wait never turns into "daemon unavailable" at the module.
+    public var clientWaitMillis: Int64
+    /// Whether the client is still there to hear the verdict (nil: a caller that always is).
+    public var liveness: DialogLiveness?
 
-    public init(user: String, service: String, rhost: String? = nil, tty: String? = nil, peer: PeerCredentials) {
+    /// What the module waits by default (its `timeout=10`), for clients that do not say.
+    public static let defaultClientWaitMillis: Int64 = 10_000
+
+    public init(user: String, service: String, rhost: String? = nil, tty: String? = nil, ruser: String? = nil,
+                peer: PeerCredentials, clientWaitMillis: Int64 = LoginContext.defaultClientWaitMillis, liveness: DialogLiveness? = nil) {
         self.user = user
         self.service = service
         self.rhost = rhost
         self.tty = tty
+        self.ruser = ruser
         self.peer = peer
+        self.clientWaitMillis = clientWaitMillis
+        self.liveness = liveness
     }
+
+    /// The longest the daemon may hold an answer (a throttle delay) and still answer in time: the
+    /// client's wait less a second for the commit and the trip back.
+    var holdBudgetMillis: Int64 { max(0, clientWaitMillis - 1_000) }
+
+    /// True once the client has gone (closed, or the daemon gave up on its deadline).
+    var clientGone: Bool { liveness?.isGone ?? false }
+}
+
+/// Whether a dialog's client is still there to hear the verdict. Set on the connection's loop when
+/// it closes; read wherever the answer is evaluated.
+public final class DialogLiveness: Sendable {
+    private let gone = Atomic<Bool>(false)
+    public init() {}
+    public func markGone() { gone.store(true, ordering: .relaxed) }
+    public var isGone: Bool { gone.load(ordering: .relaxed) }
 }
 
 /// What a login needs once the dialog has started.
@@ -48,6 +78,8 @@ public enum LoginResult: Sendable, Equatable {
     case failure
     /// This failure locked the user, or the user was locked.
     case locked(untilMillis: Int64)
+    /// A throttle delay had longer to run than the client waits: not checked, not counted.
+    case tooSoon(retryAfterMillis: Int64)
     case unavailable
 }
 
@@ -172,12 +204,18 @@ public final class Authenticator: Sendable {
     }
 
     /// `check` as steps: the throttle delay, the check itself, and the commit that makes an
-    /// accepted code (or a counted failure) durable before the result is known.
+    /// accepted code (or a counted failure) durable before the result is known. The delay is held
+    /// only as long as the client waits; a longer one is answered at once (`tooSoon`), unchecked.
+    /// The store decides the lock and the delay again where the attempt commits (parallel dialogs).
     public func answerStep(answer: String, record: UserRecord, context: LoginContext) -> LoginStep<LoginResult> {
         let policy = self.policy.current
-        // A throttle delay from an earlier failure must pass before this answer is looked at.
         if let notBefore = record.throttle.notBeforeMillis {
             let wait = min(notBefore - clock.nowMillis(), policy.throttlePolicy.maxDelayMillis)
+            if wait > context.holdBudgetMillis {
+                return audited(context, outcome: "throttled",
+                               reason: "answer came \(wait) ms before the throttle delay ended; not checked",
+                               then: .tooSoon(retryAfterMillis: wait))
+            }
             if wait > 0 {
                 return .delay(millis: wait) { self.evaluate(answer: answer, record: record, context: context, policy: policy) }
             }
@@ -196,16 +234,20 @@ public final class Authenticator: Sendable {
                                         state: record.verify, nowMillis: now, policy: policy.windowPolicy)
         switch outcome {
         case .accepted(let step, let offset, let newState):
-            let mutation: StoreMutation = record.parameters.method == .totp
-                ? .acceptTOTP(user: context.user, step: step, newVerify: newState, atMillis: now)
-                : .acceptHOTP(user: context.user, counter: UInt64(step), atMillis: now)
-            return .commit([mutation, auditMutation(context, outcome: "success", reason: "code at offset \(offset)", at: now)]) { results in
-                switch results?.first {
-                case .applied?: return .done(.success(info: nil))
-                case nil: return .done(.unavailable)
-                // Another login took this step first (or the user was revoked meanwhile): a replay.
-                default: return self.failStep(context, reason: "replayed code (concurrent use)", policy: policy)
+            let isHOTP = record.parameters.method == .hotp
+            if context.clientGone {
+                // Nobody hears a verdict: no login, but the code is used up (no replay later).
+                return .commit([.consumeStep(user: context.user, step: step, isHOTP: isHOTP),
+                                auditMutation(context, outcome: "abandoned", reason: "right code, but the client gave up before the verdict; code used up", at: now)]) { results in
+                    .done(results == nil ? .unavailable : .failure)
                 }
+            }
+            let throttle = policy.throttlePolicy
+            let mutation: StoreMutation = isHOTP
+                ? .acceptHOTP(user: context.user, counter: UInt64(step), atMillis: now, policy: throttle)
+                : .acceptTOTP(user: context.user, step: step, newVerify: newState, atMillis: now, policy: throttle)
+            return .commit([mutation, .auditAttempt(attemptRecord(context, reason: "code at offset \(offset)", at: now))]) { results in
+                self.attemptResult(results, context: context, policy: policy, success: .success(info: nil))
             }
         case .replay:
             return failStep(context, reason: "replayed code", policy: policy)
@@ -213,6 +255,23 @@ public final class Authenticator: Sendable {
             return failStep(context, reason: "wrong code", policy: policy)
         case .malformed:
             return failStep(context, reason: answer.isEmpty ? "empty answer" : "malformed code", policy: policy)
+        }
+    }
+
+    /// What an accepting commit means for the login. Its audit record was resolved in the store.
+    private func attemptResult(_ results: [MutationResult]?, context: LoginContext, policy: Policy, success: LoginResult) -> LoginStep<LoginResult> {
+        switch results?.first {
+        case .applied?:
+            return .done(success)
+        case nil:
+            return .done(.unavailable)
+        case .throttled(let state)?:
+            if let until = state.lockedUntilMillis, until > clock.nowMillis() { return .done(.locked(untilMillis: until)) }
+            return .done(.failure)
+        case .appliedFailure?, .conflict?:
+            // Another login took this step first (or the user was revoked meanwhile): a replay,
+            // counted as a failure (already audited as one).
+            return failStep(context, reason: "replayed code (concurrent use)", policy: policy, audit: false)
         }
     }
 
@@ -240,30 +299,29 @@ public final class Authenticator: Sendable {
             return await run(failStep(context, reason: "wrong recovery code", policy: policy))
         }
         let now = clock.nowMillis()
-        let left = candidates.count - 1
-        let results = await commit([
-            .consumeRecoveryCode(user: context.user, index: index, atMillis: now),
-            auditMutation(context, outcome: "success", reason: "recovery code used, \(left) left", at: now),
-        ])
-        switch results?.first {
-        case .applied?:
-            let plural = left == 1 ? "code" : "codes"
-            let hint = left <= 3 ? " Make a new set with: twofoldctl recovery-codes" : ""
-            return .success(info: "Recovery code accepted. You have \(left) recovery \(plural) left.\(hint)")
-        case nil:
-            return .unavailable
-        default:
-            return await run(failStep(context, reason: "recovery code already used", policy: policy))
+        if context.clientGone {
+            // A recovery code is long-lived and unguessable: it stays unused for its owner.
+            await audit(context, outcome: "abandoned", reason: "right recovery code, but the client gave up before the verdict; not used")
+            return .failure
         }
+        let left = candidates.count - 1
+        let plural = left == 1 ? "code" : "codes"
+        let hint = left <= 3 ? " Make a new set with: twofoldctl recovery-codes" : ""
+        let success = LoginResult.success(info: "Recovery code accepted. You have \(left) recovery \(plural) left.\(hint)")
+        let results = await commit([
+            .consumeRecoveryCode(user: context.user, index: index, atMillis: now, policy: policy.throttlePolicy),
+            .auditAttempt(attemptRecord(context, reason: "recovery code used, \(left) left", at: now)),
+        ])
+        return await run(attemptResult(results, context: context, policy: policy, success: success))
     }
 
-    /// Counts a failure (durably, with its audit record); the result says whether it locked the user.
-    private func failStep(_ context: LoginContext, reason: String, policy: Policy) -> LoginStep<LoginResult> {
+    /// Counts a failure durably, with its audit record unless the caller's commit already wrote one;
+    /// the result says whether it locked the user.
+    private func failStep(_ context: LoginContext, reason: String, policy: Policy, audit: Bool = true) -> LoginStep<LoginResult> {
         let now = clock.nowMillis()
-        return .commit([
-            .recordFailure(user: context.user, atMillis: now, policy: policy.throttlePolicy),
-            auditMutation(context, outcome: "failure", reason: reason, at: now),
-        ]) { results in
+        var mutations: [StoreMutation] = [.recordFailure(user: context.user, atMillis: now, policy: policy.throttlePolicy)]
+        if audit { mutations.append(auditMutation(context, outcome: "failure", reason: reason, at: now)) }
+        return .commit(mutations) { results in
             if case .appliedFailure(let state)? = results?.first, let until = state.lockedUntilMillis, until > now {
                 self.logger.warning("user locked after repeated failures", metadata: ["user": "\(context.user)", "failures": "\(state.failures)"])
                 return .done(.locked(untilMillis: until))
@@ -303,10 +361,10 @@ public final class Authenticator: Sendable {
         store.commit(mutations) { result in
             switch result {
             case .success(let results):
-                self.logAudits(mutations, error: nil)
+                self.logAudits(mutations, results: results, error: nil)
                 completion(results)
             case .failure(let error):
-                self.logAudits(mutations, error: error)
+                self.logAudits(mutations, results: nil, error: error)
                 completion(nil)
             }
         }
@@ -316,19 +374,25 @@ public final class Authenticator: Sendable {
     func commit(_ mutations: [StoreMutation]) async -> [MutationResult]? {
         do {
             let results = try await store.commit(mutations)
-            logAudits(mutations, error: nil)
+            logAudits(mutations, results: results, error: nil)
             return results
         } catch {
-            logAudits(mutations, error: error)
+            logAudits(mutations, results: nil, error: error)
             return nil
         }
     }
 
     /// Every audit record also goes to the log, once its commit is durable (so the log never shows
     /// an outcome the store does not have); after a failed commit, with the error, as not recorded.
-    private func logAudits(_ mutations: [StoreMutation], error: (any Error)?) {
+    private func logAudits(_ mutations: [StoreMutation], results: [MutationResult]?, error: (any Error)?) {
         if let error { logger.error("store commit failed", metadata: ["error": "\(error)"]) }
-        for case .audit(let r) in mutations {
+        for (index, mutation) in mutations.enumerated() {
+            let r: AuditRecord
+            switch mutation {
+            case .audit(let record): r = record
+            case .auditAttempt(let record): r = record.resolved(after: index > 0 ? results?[index - 1] : nil)
+            default: continue
+            }
             var metadata: Logger.Metadata = ["user": "\(r.user ?? "")", "service": "\(r.service ?? "")", "rhost": "\(r.rhost ?? "")",
                                              "peer_uid": "\(r.peerUID.map(String.init) ?? "")", "outcome": "\(r.outcome)", "reason": "\(r.reason ?? "")"]
             if error == nil {
@@ -340,10 +404,20 @@ public final class Authenticator: Sendable {
         }
     }
 
+    /// The audit record of an attempt that succeeds unless the store refuses it (`auditAttempt`).
+    func attemptRecord(_ context: LoginContext, reason: String, at now: Int64) -> AuditRecord {
+        AuditRecord(timeMillis: now, action: "verify", user: context.user, service: context.service,
+                    rhost: context.rhost, tty: context.tty, peerUID: context.peer.uid, outcome: "success", reason: reason)
+    }
+
     /// An audit record for the verify path (logged when committed).
     func auditMutation(_ context: LoginContext, outcome: String, reason: String?, at now: Int64, action: String = "verify") -> StoreMutation {
-        .audit(AuditRecord(timeMillis: now, action: action, user: context.user, service: context.service,
-                           rhost: context.rhost, tty: context.tty, peerUID: context.peer.uid, outcome: outcome, reason: reason))
+        .audit(auditRecord(context, outcome: outcome, reason: reason, at: now, action: action))
+    }
+
+    func auditRecord(_ context: LoginContext, outcome: String, reason: String?, at now: Int64? = nil, action: String = "verify") -> AuditRecord {
+        AuditRecord(timeMillis: now ?? clock.nowMillis(), action: action, user: context.user, service: context.service,
+                    rhost: context.rhost, tty: context.tty, peerUID: context.peer.uid, outcome: outcome, reason: reason)
     }
 
     /// Records an event that changes no other state (denied, ignored, abandoned, enrollment steps).

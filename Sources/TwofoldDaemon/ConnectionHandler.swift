@@ -9,6 +9,8 @@ struct ConnectionServices: Sendable {
     let authenticator: Authenticator
     let dialogs: LoginDialogRunner
     let control: ControlService
+    let admission: AdmissionControl
+    let refusals: RefusalAuditor
     let logger: Logger
     /// The socket loop's synchronous login reader, or nil (the store has no such reader).
     let reader: LoopLoginReader?
@@ -31,14 +33,21 @@ final class LoopLoginReader: @unchecked Sendable {
     }
 }
 
+/// Sent through a connection's pipeline when the daemon ends it (a timeout, or shutdown): a started
+/// login dialog gets this verdict before the connection closes, never a bare close.
+struct DialogCutOff: Sendable {
+    let verdict: VerdictCode
+    let reason: String
+}
+
 /// One connection as a state machine on its event loop.
 ///
 /// A login dialog (AUTH_START → PROMPT → ANSWER → VERDICT) runs entirely on the loop: the user's
 /// record is read synchronously with the loop's own reader, the code is checked in place, and the
 /// only thing that leaves the loop is the group commit, whose completion brings the dialog back.
-/// No task, no async channel, no executor hop. The rare paths that await the store between
-/// messages (enroll at login, control requests) run as a task that talks to the connection through
-/// `AsyncDialog`, with backpressure (reading stops while messages wait unconsumed).
+/// The rare paths that await the store between messages (enroll at login, control requests) run
+/// as a task over a `TaskBridge`. Once a dialog has started, it always ends with a VERDICT (or a
+/// PROTOCOL_ERROR), whatever ends it: a timeout, shutdown, a limit.
 final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = Message
     typealias OutboundOut = Message
@@ -52,8 +61,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         case awaitingAnswer(LoginContext, UserRecord)
         /// The answer is being checked (a commit or a throttle delay in flight).
         case checking(LoginContext)
-        /// A task drives the connection through `AsyncDialog`.
-        case bridged
+        /// A task drives a login dialog (enroll at login) through the bridge.
+        case bridgedLogin(LoginContext)
+        /// A task serves control requests through the bridge.
+        case bridgedControl
         /// The verdict is out; the connection is closing.
         case finished
     }
@@ -64,15 +75,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     /// The channel's loop (kept after the handler is removed, so a step in flight still completes).
     private var eventLoop: (any EventLoop)?
-
-    // The bridge to a task: messages received and not yet taken, and a task waiting for one.
-    private var queued: [Message] = []
-    private var waiter: CheckedContinuation<Message?, any Error>?
-    private var inputClosed = false
-    /// A protocol error that arrived while the task was not waiting; thrown at its next read.
-    private var pendingError: ProtocolError?
-    private var readingPaused = false
-    private static let pauseReadingAt = 16
+    private var bridge: TaskBridge?
+    private var ticket: AdmissionControl.DialogTicket?
+    /// Fires shortly before the client's deadline while an answer is being checked.
+    private var verdictWatchdog: Scheduled<Void>?
 
     init(services: ConnectionServices, peer: PeerCredentials) {
         self.services = services
@@ -86,6 +92,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        releaseTicket()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -97,8 +104,9 @@ final class ConnectionHandler: ChannelInboundHandler {
                 beginLogin(start)
             case .request:
                 let (control, peer) = (services.control, self.peer)
+                state = .bridgedControl
                 openBridge { dialog in try await control.serve(dialog: dialog, peer: peer) }
-                enqueue(message)
+                bridge?.enqueue(message)
             default:
                 protocolError(.unexpectedMessage("a connection must start with AUTH_START or REQUEST"))
             }
@@ -108,13 +116,21 @@ final class ConnectionHandler: ChannelInboundHandler {
                 return
             }
             state = .checking(login)
+            armVerdictWatchdog(login)
             drive(services.authenticator.answerStep(answer: answer, record: record, context: login)) { handler, result in
-                handler.finishCheck(result)
+                handler.finishCheck(login, result)
             }
-        case .bridged:
-            enqueue(message)
+        case .bridgedLogin:
+            // The client speaks only when asked: one ANSWER per prompt, nothing else.
+            guard case .answer = message, bridge?.promptOutstanding == true else {
+                bridge?.fail(.unexpectedMessage("no prompt is outstanding"))
+                protocolError(.unexpectedMessage("no prompt is outstanding"))
+                return
+            }
+            bridge?.enqueue(message)
+        case .bridgedControl:
+            bridge?.enqueue(message)
         case .starting, .checking:
-            // The client spoke out of turn (nothing was asked).
             protocolError(.unexpectedMessage("no prompt is outstanding"))
         case .finished:
             break
@@ -125,24 +141,53 @@ final class ConnectionHandler: ChannelInboundHandler {
         switch state {
         case .awaitingAnswer(let login, _):
             state = .finished
+            login.liveness?.markGone()
             drive(services.authenticator.audited(login, outcome: "abandoned", reason: "connection closed at the code prompt", then: ())) { _, _ in }
-        case .bridged:
-            inputClosed = true
-            resumeWaiter()
-        default:
+        case .starting(let login), .checking(let login):
+            // The answer in flight is still decided, as abandoned: a right code is used up, a wrong one counted.
+            login.liveness?.markGone()
+        case .bridgedLogin(let login):
+            login.liveness?.markGone()
+            bridge?.closeInput()
+        case .bridgedControl:
+            bridge?.closeInput()
+        case .awaitingFirst, .finished:
             break
         }
+        releaseTicket()
         context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let cut = event as? DialogCutOff else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        switch state {
+        case .awaitingFirst, .bridgedControl:
+            state = .finished
+            context.close(promise: nil)
+        case .awaitingAnswer(let login, _):
+            login.liveness?.markGone()
+            let step = services.authenticator.audited(login, outcome: "abandoned", reason: "no answer at the code prompt: \(cut.reason)",
+                                                      then: Message.verdict(cut.verdict, reason: cut.reason))
+            state = .checking(login)
+            drive(step) { handler, verdict in handler.finish(verdict) }
+        case .starting(let login), .checking(let login), .bridgedLogin(let login):
+            login.liveness?.markGone()
+            finish(.verdict(cut.verdict, reason: cut.reason))
+        case .finished:
+            break
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? ProtocolError {
-            if case .bridged = state {
-                // The task learns of it at its next read.
-                inputClosed = true
-                failWaiter(error)
+            if case .bridgedControl = state {
+                bridge?.fail(error)   // the task learns of it at its next read
                 return
             }
+            bridge?.fail(error)
             protocolError(error)
         } else {
             services.logger.debug("connection error", metadata: ["peer": "\(peer)", "error": "\(error)"])
@@ -153,12 +198,21 @@ final class ConnectionHandler: ChannelInboundHandler {
     // MARK: - Login on the loop
 
     private func beginLogin(_ start: AuthStart) {
-        let login = LoginContext(user: start.user, service: start.service, rhost: start.rhost, tty: start.tty, peer: peer)
+        let wait = Int64(start.deadlineMillis ?? UInt32(LoginContext.defaultClientWaitMillis))
+        let login = LoginContext(user: start.user, service: start.service, rhost: start.rhost, tty: start.tty, ruser: start.ruser,
+                                 peer: peer, clientWaitMillis: wait, liveness: DialogLiveness())
         state = .starting(login)
         guard LoginDialogRunner.isPlausibleName(start.user), LoginDialogRunner.isPlausibleName(start.service) else {
             services.logger.warning("bad login request", metadata: ["peer": "\(peer)"])
             finish(.verdict(.badRequest, reason: "user and service must be non-empty names without control characters"))
             return
+        }
+        switch services.admission.admitDialog(user: start.user, ruser: start.ruser, rhost: start.rhost) {
+        case .failure(let refusal):
+            refuse(login, refusal.description, userText: "Too many login attempts are in progress for this account. Try again later.")
+            return
+        case .success(let ticket):
+            self.ticket = ticket
         }
         // sshd, login, su and sudo run PAM as root; a screen locker runs as the user itself. Its
         // account lookup goes through NSS (possibly LDAP or sssd), so it runs on NIO's thread pool,
@@ -178,13 +232,17 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func peerLookedUp(_ login: LoginContext, uid: UInt32?) {
         guard case .starting = state else { return }
         guard uid == peer.uid else {
-            services.logger.warning("login dialog refused: peer is neither root nor the user", metadata: ["peer": "\(peer)", "user": "\(login.user)"])
-            let step = services.authenticator.audited(login, outcome: "denied", reason: "peer uid \(peer.uid) may not ask about this user",
-                                                      then: Message.verdict(.denied, reason: "peer not allowed"))
-            drive(step) { handler, verdict in handler.finish(verdict) }
+            refuse(login, "peer uid \(peer.uid) may not ask about this user", userText: nil, verdict: .denied)
             return
         }
         readAndStart(login)
+    }
+
+    /// Ends a dialog refused before anything was asked: audited through the refusal auditor (at
+    /// most a few records a minute per uid), then ERROR_MSG and VERDICT DENIED.
+    private func refuse(_ login: LoginContext, _ reason: String, userText: String?, verdict: VerdictCode = .denied) {
+        services.refusals.refused(services.authenticator.auditRecord(login, outcome: "refused", reason: reason))
+        finish((userText.map { [Message.errorMessage($0)] } ?? []) + [.verdict(verdict, reason: "refused: \(reason)")])
     }
 
     /// Reads the user's record on this loop and decides what to ask.
@@ -212,6 +270,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             finish(.info(notice), .verdict(.ignore, reason: "grace period"))
         case .enroll:
             let dialogs = services.dialogs
+            state = .bridgedLogin(login)
             openBridge { dialog in try await dialogs.enrollAtLogin(login, dialog: dialog) }
         case .denied(let text):
             finish((text.map { [Message.errorMessage($0)] } ?? []) + [.verdict(.denied, reason: "required but not enrolled")])
@@ -225,8 +284,32 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    private func finishCheck(_ result: LoginResult) {
-        guard case .checking = state else { return }
+    /// The commit of an answer can stall (a slow disk): shortly before the client stops waiting,
+    /// give it a verdict it maps to a failure, and treat what the commit decides later as abandoned.
+    private func armVerdictWatchdog(_ login: LoginContext) {
+        guard let loop = eventLoop else { return }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let due = TimeAmount.milliseconds(max(login.clientWaitMillis - 250, 0))
+        verdictWatchdog = loop.scheduleTask(in: due) {
+            let handler = bound.value
+            guard case .checking = handler.state else { return }
+            login.liveness?.markGone()
+            handler.services.logger.warning("no decision within the client's deadline", metadata: ["user": "\(login.user)"])
+            handler.finish(.verdict(.unavailable, reason: "no decision within the client's deadline"))
+        }
+    }
+
+    private func finishCheck(_ login: LoginContext, _ result: LoginResult) {
+        verdictWatchdog?.cancel()
+        verdictWatchdog = nil
+        guard case .checking = state else {
+            if case .success = result {
+                // Accepted after the watchdog answered: the login did not happen; say so in the audit.
+                drive(services.authenticator.audited(login, outcome: "abandoned", reason: "code accepted after the client's deadline had passed; no login",
+                                                     then: ())) { _, _ in }
+            }
+            return
+        }
         switch result {
         case .success(let info):
             finish((info.map { [Message.info($0)] } ?? []) + [.verdict(.success, reason: nil)])
@@ -234,6 +317,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             finish(.verdict(.failure, reason: "wrong code"))
         case .locked:
             finish(.errorMessage(LoginDialogRunner.lockedText), .verdict(.locked, reason: "locked"))
+        case .tooSoon(let wait):
+            let seconds = (wait + 999) / 1000
+            finish(.errorMessage("Too many failed attempts: wait \(seconds) second\(seconds == 1 ? "" : "s") before trying again."),
+                   .verdict(.failure, reason: "throttle delay in force"))
         case .unavailable:
             finish(.verdict(.unavailable, reason: "store unavailable"))
         }
@@ -280,6 +367,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func finish(_ messages: [Message]) {
         if case .finished = state { return }
         state = .finished
+        verdictWatchdog?.cancel()
         guard let context else { return }
         for message in messages.dropLast() {
             context.write(wrapOutboundOut(message), promise: nil)
@@ -295,12 +383,20 @@ final class ConnectionHandler: ChannelInboundHandler {
         finish(.protocolError(error.description))
     }
 
+    private func releaseTicket() {
+        if let ticket {
+            services.admission.release(ticket)
+            self.ticket = nil
+        }
+    }
+
     // MARK: - The bridge to a task
 
     private func openBridge(_ body: @escaping @Sendable (AsyncDialog) async throws -> Void) {
         guard let context else { return }
-        state = .bridged
-        let dialog = AsyncDialog(handler: NIOLoopBound(self, eventLoop: context.eventLoop), channel: context.channel)
+        let bridge = TaskBridge(channel: context.channel)
+        self.bridge = bridge
+        let dialog = AsyncDialog(bridge: NIOLoopBound(bridge, eventLoop: context.eventLoop), channel: context.channel)
         let logger = services.logger
         let peer = self.peer
         Task {
@@ -314,74 +410,5 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
             try? await dialog.channel.close()
         }
-    }
-
-    private func enqueue(_ message: Message) {
-        if let waiter {
-            self.waiter = nil
-            waiter.resume(returning: message)
-            return
-        }
-        queued.append(message)
-        if queued.count >= Self.pauseReadingAt, !readingPaused, let context {
-            readingPaused = true
-            try? context.channel.syncOptions?.setOption(.autoRead, value: false)
-        }
-    }
-
-    /// Gives the task the next message (nil once the peer closed; a protocol error once it sent
-    /// garbage), or parks it until one arrives.
-    fileprivate func take(_ continuation: CheckedContinuation<Message?, any Error>) {
-        if !queued.isEmpty {
-            continuation.resume(returning: queued.removeFirst())
-            if readingPaused && queued.count < Self.pauseReadingAt / 2, let context {
-                readingPaused = false
-                try? context.channel.syncOptions?.setOption(.autoRead, value: true)
-                context.read()
-            }
-        } else if let error = pendingError {
-            pendingError = nil
-            continuation.resume(throwing: error)
-        } else if inputClosed {
-            continuation.resume(returning: nil)
-        } else {
-            waiter = continuation
-        }
-    }
-
-    private func resumeWaiter() {
-        if let waiter, queued.isEmpty {
-            self.waiter = nil
-            waiter.resume(returning: nil)
-        }
-    }
-
-    private func failWaiter(_ error: ProtocolError) {
-        if let waiter {
-            self.waiter = nil
-            waiter.resume(throwing: error)
-        } else {
-            queued.removeAll()
-            pendingError = error
-        }
-    }
-}
-
-/// The connection as seen from a task: receive the next message, send messages.
-struct AsyncDialog: Sendable {
-    fileprivate let handler: NIOLoopBound<ConnectionHandler>
-    let channel: any Channel
-
-    /// The next message from the peer; nil when it closed the connection.
-    func receive() async throws -> Message? {
-        let loop = handler.eventLoop
-        let handler = self.handler
-        return try await withCheckedThrowingContinuation { continuation in
-            loop.execute { handler.value.take(continuation) }
-        }
-    }
-
-    func send(_ message: Message) async throws {
-        try await channel.writeAndFlush(message)
     }
 }

@@ -16,10 +16,11 @@ public final class ControlService: Sendable {
     let clock: any WallClock
     let adminGroup: String?
     let recoveryPepper: SecretBytes
+    let refusals: RefusalAuditor
     let logger: Logger
 
     init(store: any TwofoldStore, authenticator: Authenticator, enrollment: EnrollmentService, policy: PolicyHolder,
-         clock: any WallClock, adminGroup: String?, recoveryPepper: SecretBytes, logger: Logger) {
+         clock: any WallClock, adminGroup: String?, recoveryPepper: SecretBytes, refusals: RefusalAuditor, logger: Logger) {
         self.store = store
         self.authenticator = authenticator
         self.enrollment = enrollment
@@ -27,6 +28,7 @@ public final class ControlService: Sendable {
         self.clock = clock
         self.adminGroup = adminGroup
         self.recoveryPepper = recoveryPepper
+        self.refusals = refusals
         self.logger = logger
     }
 
@@ -60,11 +62,15 @@ public final class ControlService: Sendable {
     /// Runs one decoded request for `peer`.
     public func handle(_ request: ControlRequest, peer: PeerCredentials) async -> ControlResponse {
         // NSS lookups (maybe LDAP or sssd) run on NIO's thread pool, not on an event loop.
+        // A named user is taken as the system spells it (NSS may accept "Alice" for "alice"), so one
+        // account has one record whatever case an admin types.
         let adminGroup = self.adminGroup
-        let (caller, admin) = (try? await NIOThreadPool.singleton.runIfActive { () -> (String?, Bool) in
+        let named = request.targetUser
+        let (caller, admin, canonical) = (try? await NIOThreadPool.singleton.runIfActive { () -> (String?, Bool, String?) in
             let caller = Accounts.name(of: peer.uid)
-            return (caller, Self.isAdmin(peer: peer, caller: caller, adminGroup: adminGroup))
-        }) ?? (nil, peer.isRoot)
+            return (caller, Self.isAdmin(peer: peer, caller: caller, adminGroup: adminGroup), named.flatMap(Accounts.canonicalName(of:)))
+        }) ?? (nil, peer.isRoot, nil)
+        let request = canonical.map { request.naming($0) } ?? request
         do {
             switch request {
             case .ping:
@@ -149,7 +155,9 @@ public final class ControlService: Sendable {
             }
         } catch let error as ControlFailure {
             if error.code == .permissionDenied {
-                logger.warning("control request refused", metadata: ["peer": "\(peer)", "reason": "\(error.message)"])
+                // Audited (and logged) like every refusal: a few records a minute per uid, then one aggregate.
+                refusals.refused(AuditRecord(timeMillis: clock.nowMillis(), action: request.auditAction, user: request.targetUser,
+                                             peerUID: peer.uid, outcome: "refused", reason: error.message))
             }
             return .error(code: error.code, message: error.message)
         } catch let error as StoreError {
@@ -279,6 +287,7 @@ public final class ControlService: Sendable {
         case .success: return
         case .failure: throw ControlFailure(.invalidCode, "that code is not valid now")
         case .locked: throw ControlFailure(.locked, "too many failed attempts: the account is locked for now")
+        case .tooSoon(let wait): throw ControlFailure(.invalidCode, "too many failed attempts: wait \((wait + 999) / 1000) s and try again")
         case .unavailable: throw ControlFailure(.unavailable, "the daemon cannot check codes right now")
         }
     }
@@ -343,5 +352,58 @@ struct ControlFailure: Error {
     init(_ code: ControlErrorCode, _ message: String) {
         self.code = code
         self.message = message
+    }
+}
+
+extension ControlRequest {
+    /// The audit action of a refused request: "control", with the request's name in the reason's place.
+    var auditAction: String {
+        switch self {
+        case .ping: "ping"
+        case .enrollBegin, .enrollVerify, .enrollActivate: "enroll"
+        case .status, .showUser: "status"
+        case .regenerateRecoveryCodes: "recovery"
+        case .disable: "disable"
+        case .listUsers: "users"
+        case .setRequirement, .policyShow, .policySet: "policy"
+        case .revoke: "revoke"
+        case .unlock: "unlock"
+        case .importEnrollment, .importEnrollments: "import"
+        case .audit: "audit"
+        }
+    }
+
+    /// The same request naming `user` in place of the account it named.
+    func naming(_ user: String) -> ControlRequest {
+        switch self {
+        case .enrollBegin(.some, let code): .enrollBegin(user: user, currentCode: code)
+        case .enrollVerify(.some, let codes): .enrollVerify(user: user, codes: codes)
+        case .enrollActivate(.some): .enrollActivate(user: user)
+        case .status(.some): .status(user: user)
+        case .regenerateRecoveryCodes(.some, let code): .regenerateRecoveryCodes(user: user, code: code)
+        case .disable(.some, let code): .disable(user: user, code: code)
+        case .showUser: .showUser(user: user)
+        case .setRequirement(_, let setting): .setRequirement(user: user, requirement: setting)
+        case .revoke: .revoke(user: user)
+        case .unlock: .unlock(user: user)
+        case .importEnrollment(_, let source): .importEnrollment(user: user, source: source)
+        case .audit(.some, let since, let outcome, let limit): .audit(user: user, sinceMillis: since, outcome: outcome, limit: limit)
+        default: self
+        }
+    }
+
+    /// The account the request names, if any.
+    var targetUser: String? {
+        switch self {
+        case .enrollBegin(let user, _), .enrollVerify(let user, _), .enrollActivate(let user), .status(let user),
+             .regenerateRecoveryCodes(let user, _), .disable(let user, _):
+            user
+        case .showUser(let user), .setRequirement(let user, _), .revoke(let user), .unlock(let user), .importEnrollment(let user, _):
+            user
+        case .audit(let user, _, _, _):
+            user
+        case .ping, .listUsers, .policyShow, .policySet, .importEnrollments:
+            nil
+        }
     }
 }

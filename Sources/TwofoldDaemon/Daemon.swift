@@ -20,6 +20,7 @@ public struct Daemon: Sendable {
     public init(configuration: DaemonConfiguration, environment: [String: String], logger: Logger,
                 clock: any WallClock = SystemClock(), onListening: @escaping @Sendable () -> Void = {}) async throws {
         try Self.makeDirectory(configuration.stateDirectory, mode: 0o700)
+        Self.raiseDescriptorLimit(logger: logger)
         let keys: SealingKeys
         if configuration.keyFile == nil, let credentials = environment["CREDENTIALS_DIRECTORY"],
            access(credentials + "/twofold.key", R_OK) == 0 {
@@ -33,13 +34,16 @@ public struct Daemon: Sendable {
         let authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: keys.recoveryPepper, logger: logger)
         let enrollment = EnrollmentService(store: store, clock: clock, policy: policy, recoveryPepper: keys.recoveryPepper,
                                            issuer: configuration.issuer, logger: logger)
+        let refusals = RefusalAuditor(clock: clock, perMinute: configuration.refusalsAuditedPerMinute) { mutations in
+            authenticator.commit(mutations) { _ in }
+        }
         let control = ControlService(store: store, authenticator: authenticator, enrollment: enrollment, policy: policy, clock: clock,
-                                     adminGroup: configuration.adminGroup, recoveryPepper: keys.recoveryPepper, logger: logger)
+                                     adminGroup: configuration.adminGroup, recoveryPepper: keys.recoveryPepper, refusals: refusals, logger: logger)
         let source: ListenSource = SystemdSocketActivation.listeningDescriptor(environment: environment).map { .descriptor($0) }
             ?? .path(configuration.socketPath)
         pruner = AuditPruner(store: store, clock: clock, retentionDays: configuration.auditRetentionDays, logger: logger)
         server = SocketServer(source: source, configuration: configuration, authenticator: authenticator, enrollment: enrollment,
-                              control: control, logger: logger, environment: environment, onListening: onListening)
+                              control: control, refusals: refusals, logger: logger, environment: environment, onListening: onListening)
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully and closes the store.
@@ -53,6 +57,17 @@ public struct Daemon: Sendable {
             throw error
         }
         try await store.close()
+    }
+
+    /// Every connection is a descriptor, refused ones too while they get their verdict: the soft
+    /// limit (often 1,024) is raised to the hard one, so a flood meets our limits, not EMFILE.
+    static func raiseDescriptorLimit(logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = min(limit.rlim_max, 65_536)
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 {
+            logger.warning("cannot raise the open-files limit", metadata: ["error": "\(String(cString: strerror(errno)))"])
+        }
     }
 
     static func makeDirectory(_ path: String, mode: mode_t) throws {

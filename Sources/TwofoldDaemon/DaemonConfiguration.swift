@@ -19,8 +19,19 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var idleTimeoutSeconds = 120
     /// Seconds a connection may last in all.
     public var connectionTimeoutSeconds = 300
-    /// Connections served at once; further ones are closed at once.
+    /// Connections served at once; further ones get a refusal verdict.
     public var maxConnections = 512
+    /// Of those, the slots only root's connections (sshd, login, su, sudo) may take.
+    public var reservedRootConnections = 128
+    /// Connections one non-root uid may hold at once.
+    public var maxConnectionsPerUID = 16
+    /// Login dialogs in progress at once for one user, for one requesting user (PAM_RUSER), and from
+    /// one remote host (PAM_RHOST).
+    public var maxDialogsPerUser = 4
+    public var maxDialogsPerRUser = 8
+    public var maxDialogsPerRHost = 32
+    /// Refused requests from one uid recorded one by one each minute; the rest as one aggregate record.
+    public var refusalsAuditedPerMinute = 10
     /// Group whose members may run admin commands (root always may).
     public var adminGroup: String?
     /// Issuer shown in authenticator apps.
@@ -51,6 +62,12 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var auditRetentionDays = 365
 
     public init() {}
+
+    var admissionLimits: AdmissionControl.Limits {
+        AdmissionControl.Limits(maxConnections: maxConnections, reservedForRoot: min(reservedRootConnections, maxConnections - 1),
+                                perUID: maxConnectionsPerUID, perUser: maxDialogsPerUser, perRUser: maxDialogsPerRUser,
+                                perRHost: maxDialogsPerRHost)
+    }
 
     public var resolvedDatabasePath: String { databasePath ?? stateDirectory + "/twofold.sqlite" }
     public var resolvedKeyFile: String { keyFile ?? stateDirectory + "/twofold.key" }
@@ -114,7 +131,13 @@ extension DaemonConfiguration {
             logLevel = level
         case "idle_timeout": idleTimeoutSeconds = try int(1...3600)
         case "connection_timeout": connectionTimeoutSeconds = try int(1...86_400)
-        case "max_connections": maxConnections = try int(1...65_536)
+        case "max_connections": maxConnections = try int(2...65_536)
+        case "reserved_root_connections": reservedRootConnections = try int(1...65_535)
+        case "max_connections_per_uid": maxConnectionsPerUID = try int(1...65_536)
+        case "max_dialogs_per_user": maxDialogsPerUser = try int(1...1_000)
+        case "max_dialogs_per_ruser": maxDialogsPerRUser = try int(1...1_000)
+        case "max_dialogs_per_rhost": maxDialogsPerRHost = try int(1...10_000)
+        case "refusals_audited_per_minute": refusalsAuditedPerMinute = try int(1...10_000)
         case "admin_group": adminGroup = value.isEmpty ? nil : value
         case "issuer":
             guard !value.isEmpty, value.count <= 64, !value.contains(":") else { throw ConfigurationError("\(at): issuer must be 1 to 64 characters without ':'") }

@@ -35,12 +35,9 @@ final class EnrollmentService: Sendable {
         self.logger = logger
     }
 
-    /// Issues a new pending secret (or, with `reuse`, shows the pending one again) and describes it.
-    func begin(user: String, reuse: Bool = false) async throws -> EnrollmentOffer {
+    /// Issues a new pending secret (replacing any pending one, which is never shown again) and describes it.
+    func begin(user: String) async throws -> EnrollmentOffer {
         verified.withLock { _ = $0.removeValue(forKey: user) }
-        if reuse, let pending = try await store.pendingEnrollment(user: user) {
-            return offer(user: user, secret: pending.secret, parameters: pending.parameters)
-        }
         let parameters = policy.current.newEnrollment
         let secret = try OTPSecret.generate()
         try await store.beginEnrollment(user: user, secret: secret, parameters: parameters, atMillis: clock.nowMillis())

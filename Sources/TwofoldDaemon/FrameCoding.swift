@@ -42,8 +42,11 @@ final class MessageEncoder: MessageToByteEncoder {
     }
 }
 
-/// Closes a connection that has been silent for `idle` (a person has that long to type a code) or
-/// open for `total`, with one timer per connection. First in the pipeline, it sees every read.
+/// Ends a connection that has been silent for `idle` (a person has that long to type a code) or
+/// open for `total`, with one timer per connection. First in the pipeline, it sees every read. It
+/// does not close a started dialog bare: it sends `DialogCutOff` down the pipeline, so the
+/// connection handler can give the verdict, and closes itself only if that has not happened a
+/// second later.
 final class ConnectionTimeoutHandler: ChannelInboundHandler {
     typealias InboundIn = NIOAny
 
@@ -83,9 +86,13 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
     private func schedule(_ context: ChannelHandlerContext) {
         let due = min(opened + total, lastRead + idle)
         timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: due) { [self] in
-            if NIODeadline.now() >= min(opened + total, lastRead + idle) {
+            let now = NIODeadline.now()
+            if now >= min(opened + total, lastRead + idle) {
                 timer = nil
-                context.close(promise: nil)
+                let reason = now >= opened + total ? "connection_timeout reached" : "idle_timeout reached"
+                context.fireUserInboundEventTriggered(DialogCutOff(verdict: .failure, reason: reason))
+                let channel = context.channel
+                context.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
             } else {
                 schedule(context)   // read meanwhile: wait for the new deadline
             }
@@ -93,7 +100,48 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
     }
 }
 
-/// Closes a connection as soon as it is active (one over the connection cap).
+/// Answers a connection refused by a limit: a VERDICT DENIED with the reason (never a bare close,
+/// which a module with failmode=open would take for a daemon that is down), then drains what the
+/// client sends until it closes, or for a second at most, so its AUTH_START never meets a closed
+/// socket. A control client reads the same VERDICT as a refusal.
+final class RefusedConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let reason: String
+    private let onClose: @Sendable () -> Void
+
+    init(reason: String, onClose: @escaping @Sendable () -> Void) {
+        self.reason = reason
+        self.onClose = onClose
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        var bytes: [UInt8] = []
+        try? FrameCodec.encode(.errorMessage("Too many connections to twofoldd from this account. Try again later."), into: &bytes)
+        try? FrameCodec.encode(.verdict(.denied, reason: "refused: \(reason)"), into: &bytes)
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Whatever the client sends is read and dropped.
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        onClose()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// Closes a connection as soon as it is active: one refused while the refusing ones are already
+/// at their cap (a non-root flood; root's connections are never refused before the total is full).
 final class CloseOnActiveHandler: ChannelInboundHandler {
     typealias InboundIn = NIOAny
 

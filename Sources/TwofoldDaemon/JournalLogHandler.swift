@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Logging
+import TwofoldProtocol
 
 /// Writes one line per record to stderr in the form journald understands: a `<N>` syslog priority
 /// prefix, then the message and its metadata as `key=value`. No timestamps (journald adds them).
@@ -25,7 +26,7 @@ public struct JournalLogHandler: LogHandler {
                     source: String, file: String, function: String, line: UInt) {
         var all = metadata
         if let extra { all.merge(extra) { $1 } }
-        var text = "<\(Self.priority(level))>\(message)"
+        var text = "<\(Self.priority(level))>" + DisplayText.escaped("\(message)")
         for (key, value) in all.sorted(by: { $0.key < $1.key }) {
             text += " \(key)=\(Self.quote("\(value)"))"
         }
@@ -45,19 +46,14 @@ public struct JournalLogHandler: LogHandler {
         }
     }
 
+    /// A metadata value as one token: as it is when it is plain ASCII, else quoted with every control,
+    /// format or spoofing character escaped (`DisplayText`), so a client-sent name cannot forge a log
+    /// line or a terminal sequence in `journalctl`.
     static func quote(_ value: String) -> String {
         let safe = value.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "\\" }
         if safe && !value.isEmpty { return value }
         var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F { out += "\\x" + String(scalar.value, radix: 16) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
+        for character in DisplayText.escaped(value) { out += character == "\"" ? "\\\"" : String(character) }
         return out + "\""
     }
 }

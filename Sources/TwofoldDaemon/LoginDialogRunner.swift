@@ -19,8 +19,9 @@ struct LoginDialogRunner: Sendable {
     func enrollAtLogin(_ context: LoginContext, dialog: AsyncDialog) async throws {
         let offer: EnrollmentOffer
         do {
-            // Show the same pending secret again if the user scanned it at an earlier attempt.
-            offer = try await enrollment.begin(user: context.user, reuse: true)
+            // Always a new secret: a pending one may have been started by `twofoldctl enroll` in the
+            // user's own session, and whoever holds the password must not be shown it here.
+            offer = try await enrollment.begin(user: context.user)
         } catch {
             logger.error("enroll at login failed", metadata: ["user": "\(context.user)", "error": "\(error)"])
             try await dialog.send(.verdict(.unavailable, reason: "store unavailable"))

@@ -47,6 +47,12 @@ public enum Accounts {
         withPasswd(name: name) { $0.pointee.pw_uid }
     }
 
+    /// The account's name as the system spells it (`pw_name`), or nil if there is no such user.
+    /// With case-insensitive NSS sources (sssd, LDAP) "Alice" finds "alice".
+    public static func canonicalName(of name: String) -> String? {
+        withPasswd(name: name) { String(cString: $0.pointee.pw_name) }
+    }
+
     /// The name of the user with `uid`, or nil.
     public static func name(of uid: UInt32) -> String? {
         var pwd = passwd()

@@ -49,6 +49,8 @@ public final class SocketServer: Service, Sendable {
     private let state = Mutex<State>(.initial)
     private let connections = Mutex(Connections())
     private let onListening: @Sendable () -> Void
+    private let admission: AdmissionControl
+    private let refusals: RefusalAuditor
     /// The one loop that accepts and serves every connection. With connections spread over several
     /// loops, NIO hops each accepted connection between the accepting loop and its own three times
     /// (three thread wake-ups); measured on 2 cores, one socket loop gave more verifies/s at 64
@@ -58,14 +60,16 @@ public final class SocketServer: Service, Sendable {
     private let socketLoop: any EventLoop
 
     init(source: ListenSource, configuration: DaemonConfiguration, authenticator: Authenticator, enrollment: EnrollmentService,
-                control: ControlService, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton, environment: [String: String] = [:],
-                shutdownGraceSeconds: Int64 = 10, onListening: @escaping @Sendable () -> Void = {}) {
+                control: ControlService, refusals: RefusalAuditor, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton,
+                environment: [String: String] = [:], shutdownGraceSeconds: Int64 = 10, onListening: @escaping @Sendable () -> Void = {}) {
         self.source = source
         self.configuration = configuration
         self.authenticator = authenticator
         self.dialogs = LoginDialogRunner(authenticator: authenticator, enrollment: enrollment, logger: logger)
         self.control = control
         self.logger = logger
+        self.admission = AdmissionControl(limits: configuration.admissionLimits)
+        self.refusals = refusals
 
         self.environment = environment
         self.shutdownGraceSeconds = shutdownGraceSeconds
@@ -76,13 +80,16 @@ public final class SocketServer: Service, Sendable {
     public func run() async throws {
         // The login reader of the socket loop, so a login reads its record without leaving the loop.
         let reader = try authenticator.store.makeLoginReader().map { LoopLoginReader($0, loop: socketLoop) }
-        let services = ConnectionServices(authenticator: authenticator, dialogs: dialogs, control: control, logger: logger,
-                                          reader: reader)
+        let services = ConnectionServices(authenticator: authenticator, dialogs: dialogs, control: control, admission: admission,
+                                          refusals: refusals, logger: logger, reader: reader)
         let listener = try await bind(services)
         state.withLock { $0 = .listening(listener) }
         logger.notice("listening", metadata: ["socket": "\(describe(source))", "max_connections": "\(configuration.maxConnections)"])
         SystemdNotify.send("READY=1\nSTATUS=listening on \(describe(source))\nMAINPID=\(getpid())", environment: environment)
         onListening()
+        // Aggregated refusal records are written once their minute is over.
+        let refusals = self.refusals
+        let sweep = socketLoop.scheduleRepeatedTask(initialDelay: .seconds(60), delay: .seconds(60)) { _ in refusals.flush() }
 
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
@@ -95,6 +102,8 @@ public final class SocketServer: Service, Sendable {
             self.beginShutdown()
             self.closeAll()
         }
+        sweep.cancel()
+        refusals.flush(all: true)
         state.withLock { $0 = .stopped }
         logger.notice("stopped")
     }
@@ -113,9 +122,13 @@ public final class SocketServer: Service, Sendable {
         listener.eventLoop.scheduleTask(in: .seconds(shutdownGraceSeconds)) { self.closeAll() }
     }
 
+    /// Ends every connection still open: a started login dialog gets a verdict first.
     private func closeAll() {
         let remaining = connections.withLock { Array($0.open.values) }
-        for channel in remaining { channel.close(promise: nil) }
+        for channel in remaining {
+            channel.pipeline.fireUserInboundEventTriggered(DialogCutOff(verdict: .unavailable, reason: "twofoldd is shutting down"))
+            channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
+        }
     }
 
     /// Returns once no connection is open.
@@ -130,14 +143,15 @@ public final class SocketServer: Service, Sendable {
         }
     }
 
-    /// Tracks a new connection; false if it is over the cap.
-    private func admit(_ channel: Channel) -> Bool {
+    /// Tracks a new connection (so shutdown can wait for it) and admits it under the limits of
+    /// its peer: nil, or why it is refused. Whatever it is, its close gives everything back.
+    private func admit(_ channel: Channel, peer: PeerCredentials) -> AdmissionControl.Refusal? {
         let id = ObjectIdentifier(channel)
-        let count = connections.withLock { c -> Int in
-            c.open[id] = channel
-            return c.open.count
-        }
+        connections.withLock { c in c.open[id] = channel }
+        let refusal = admission.admitConnection(uid: peer.uid)
+        let admission = self.admission
         channel.closeFuture.whenComplete { _ in
+            if refusal == nil { admission.releaseConnection(uid: peer.uid) }
             let waiters = self.connections.withLock { c -> [CheckedContinuation<Void, Never>] in
                 c.open.removeValue(forKey: id)
                 guard c.open.isEmpty else { return [] }
@@ -146,22 +160,33 @@ public final class SocketServer: Service, Sendable {
             }
             for waiter in waiters { waiter.resume() }
         }
-        return count <= configuration.maxConnections
+        return refusal
+    }
+
+    /// The pipeline of a connection refused by a limit: a verdict, then closed; audited at most a few
+    /// times a minute per uid. Past the cap on connections being refused, closed at once.
+    private func refuse(_ channel: Channel, peer: PeerCredentials, _ refusal: AdmissionControl.Refusal) throws {
+        refusals.refused(AuditRecord(timeMillis: refusals.nowMillis, action: "connect", peerUID: peer.uid, outcome: "refused",
+                                     reason: refusal.description))
+        let sync = channel.pipeline.syncOperations
+        guard admission.beginRefusing() else {
+            try sync.addHandler(CloseOnActiveHandler())
+            return
+        }
+        let admission = self.admission
+        try sync.addHandler(RefusedConnectionHandler(reason: refusal.description) { admission.endRefusing() })
     }
 
     private func bind(_ services: ConnectionServices) async throws -> Channel {
         let idle = TimeAmount.seconds(Int64(configuration.idleTimeoutSeconds))
         let total = TimeAmount.seconds(Int64(configuration.connectionTimeoutSeconds))
-        let logger = self.logger
         let bootstrap = ServerBootstrap(group: socketLoop, childGroup: socketLoop)
             .serverChannelOption(.backlog, value: 256)
             .childChannelInitializer { channel in
-                guard self.admit(channel) else {
-                    logger.warning("connection refused: too many connections")
-                    // Closed once registered, so its close future completes and the count drops as for any other.
-                    return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(CloseOnActiveHandler()) }
-                }
-                return PeerCredentials.of(channel).flatMapThrowing { peer in
+                PeerCredentials.of(channel).flatMapThrowing { peer in
+                    if let refusal = self.admit(channel, peer: peer) {
+                        return try self.refuse(channel, peer: peer, refusal)
+                    }
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(ConnectionTimeoutHandler(idle: idle, total: total))
                     try sync.addHandler(ByteToMessageHandler(MessageDecoder()))

@@ -61,6 +61,8 @@ final class DaemonSession {
             return CLIFailure(ExitStatus.unreachable, "twofoldd at \(socketPath) did not answer within \(formatSeconds(timeout)) s")
         case .closedByDaemon:
             return CLIFailure(ExitStatus.unreachable, "twofoldd at \(socketPath) closed the connection")
+        case .refused:
+            return CLIFailure(ExitStatus.permissionDenied, error.description)
         default:
             return CLIFailure(ExitStatus.failure, error.description)
         }

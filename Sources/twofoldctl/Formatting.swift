@@ -24,8 +24,11 @@ enum Format {
         return groups.joined(separator: " ")
     }
 
-    /// Left-aligned columns separated by two spaces; trailing spaces trimmed.
+    /// Left-aligned columns separated by two spaces; trailing spaces trimmed. Cells hold what
+    /// clients sent (user names, PAM_RHOST, PAM_TTY): each is escaped, so no terminal control
+    /// sequence or spoofing character reaches the admin's terminal.
     static func table(header: [String], rows: [[String]]) -> String {
+        let rows = rows.map { $0.map(DisplayText.escaped) }
         var widths = header.map(\.count)
         for row in rows {
             for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
@@ -42,11 +45,11 @@ enum Format {
         return ([render(header)] + rows.map(render)).joined(separator: "\n") + "\n"
     }
 
-    /// `label:  value` lines with the values aligned.
+    /// `label:  value` lines with the values aligned; values escaped as in `table`.
     static func fields(_ pairs: [(String, String)]) -> String {
         let width = (pairs.map(\.0.count).max() ?? 0) + 2
         return pairs.map { label, value in
-            label + ":" + String(repeating: " ", count: width - label.count - 1) + value
+            label + ":" + String(repeating: " ", count: width - label.count - 1) + DisplayText.escaped(value)
         }.joined(separator: "\n") + "\n"
     }
 

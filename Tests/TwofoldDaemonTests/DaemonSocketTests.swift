@@ -138,7 +138,7 @@ struct DaemonSocketTests {
         #expect(sent >= 6, "closed after \(sent) bytes: the reads did not count as activity")
     }
 
-    @Test("connections over max_connections are closed at once; capacity returns when one leaves")
+    @Test("connections over max_connections get a refusal verdict at once (never a bare close); capacity returns when one leaves")
     func connectionCap() throws {
         let daemon = try DaemonProcess(extraConfig: "max_connections = 2")
         let olga = try daemon.provision("olga")
@@ -148,8 +148,8 @@ struct DaemonSocketTests {
         // daemon counts no connection when the three below arrive.
         #expect(try daemon.login("pete", answer: pete.code()).verdict == .success)
         // Three clients at once, each asking for a ping. Control connections stay open after an
-        // answer, so two of them hold both slots; the third (whichever the daemon counted last:
-        // connections are set up on several event loops) is closed without an answer.
+        // answer, so two of them hold both slots; the third (whichever the daemon counted last) gets
+        // ERROR_MSG and VERDICT DENIED without being read, then is closed.
         let ping = try FrameCodec.encode(.request(Array(try JSONEncoder().encode(ControlRequest.ping))))
         let clients = try (0..<3).map { _ in try RawSocket.connect(daemon.socketPath) }
         defer { clients.forEach { close($0) } }
@@ -162,17 +162,18 @@ struct DaemonSocketTests {
             var bytes: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 4096)
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            while reply == nil, poll(&pfd, 1, 10_000) > 0 {
+            while poll(&pfd, 1, 10_000) > 0 {
                 let n = recv(fd, &buffer, buffer.count, 0)
                 if n <= 0 { break }
                 bytes.append(contentsOf: buffer[0..<n])
                 decoder.append(buffer[0..<n])
-                reply = try decoder.next()
+                while let message = try decoder.next() { if case .errorMessage = message { continue }; reply = message }
+                if reply != nil { break }
             }
-            if case .response? = reply { answered += 1 } else if bytes.isEmpty { refused += 1 }
+            if case .response? = reply { answered += 1 } else if case .verdict(.denied, let reason)? = reply, reason?.contains("connections") == true { refused += 1 }
         }
         #expect(answered == 2 && refused == 1, "answered \(answered), refused \(refused)")
-        #expect(daemon.log.contains("too many connections"))
+        #expect(daemon.log.contains("all 2 connections are in use"))
         // Half-close each and wait for the daemon to close its side: then it has left those connections.
         for fd in clients {
             shutdown(fd, Int32(SHUT_WR))
@@ -359,7 +360,7 @@ struct DaemonSocketTests {
         // A client running as 'nobody' asks about ivan: the daemon must refuse from SO_PEERCRED alone.
         let result = try runAsNobody(socketPath: daemon.socketPath, user: "ivan")
         #expect(result == "DENIED", "got \(result)")
-        #expect(daemon.log.contains("peer is neither root nor the user"))
+        #expect(daemon.log.contains("may not ask about this user"))
         // And an admin request from nobody is refused too.
         let admin = try runAsNobody(socketPath: daemon.socketPath, user: nil)
         #expect(admin.contains("permissionDenied"), "got \(admin)")

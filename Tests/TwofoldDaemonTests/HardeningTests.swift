@@ -1,0 +1,258 @@
+import Foundation
+import Logging
+import Testing
+import TwofoldClient
+import TwofoldCore
+import TwofoldProtocol
+@testable import TwofoldDaemon
+import TwofoldStore
+import TwofoldTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The holes of the hardening issue, each attacked the way it was found, against a real daemon over
+/// its socket (and, where the module decides, through the real module and libpam).
+@Suite("hardening: the ways past the second factor and the ways to lock everyone out")
+struct HardeningTests {
+    /// A dialog held open by hand: AUTH_START sent, the prompt received.
+    static func openDialog(_ daemon: DaemonProcess, user: String, ruser: String? = nil, rhost: String? = "192.0.2.9",
+                           deadlineMillis: UInt32 = 10_000) throws -> (TwofoldConnection, Message) {
+        let connection = try daemon.connect(timeout: 15)
+        try connection.send(.authStart(AuthStart(user: user, service: "sshd", rhost: rhost, tty: "ssh", ruser: ruser,
+                                                 deadlineMillis: deadlineMillis)))
+        var message = try connection.receive()
+        while case .errorMessage = message { message = try connection.receive() }
+        return (connection, message)
+    }
+
+    static func audit(_ daemon: DaemonProcess, user: String? = nil) throws -> [AuditEntry] {
+        guard case .audit(let entries) = try daemon.control(.audit(user: user, sinceMillis: nil, outcome: nil, limit: 1000)) else {
+            throw HarnessError("audit request failed")
+        }
+        return entries
+    }
+
+    // MARK: 1. A wait never turns into a pass
+
+    @Test("a throttle delay longer than the client waits is answered at once with a failure, not held past its deadline")
+    func delayLongerThanTheClientWaits() throws {
+        let daemon = try DaemonProcess(throttleDelayMillis: 16_000)
+        let tom = try daemon.provision("tom")
+        #expect(try daemon.login("tom", answer: tom.wrongCode()).verdict == .failure)
+        // The client waits 3 s: the daemon must not hold the next answer for the 16 s delay.
+        let started = Date()
+        let outcome = try LoginDialog.run(socketPath: daemon.socketPath, start: AuthStart(user: "tom", service: "sshd"),
+                                          timeoutSeconds: 3) { _, _ in tom.code() }
+        #expect(outcome.verdict == .failure)
+        #expect(outcome.shownTexts.contains { $0.contains("wait") && $0.contains("second") }, "\(outcome.shownTexts)")
+        #expect(Date().timeIntervalSince(started) < 3, "answered within the client's deadline")
+        let records = try Self.audit(daemon, user: "tom")
+        #expect(records.last?.outcome == "throttled", "\(records.map(\.outcome))")
+        #expect(!records.contains { $0.action == "verify" && $0.outcome == "success" })
+    }
+
+    @Test("a right code whose client gave up during the delay is used up and audited as abandoned, not as a login")
+    func abandonedRightCode() throws {
+        let daemon = try DaemonProcess(throttleDelayMillis: 2_000)
+        let una = try daemon.provision("una")
+        #expect(try daemon.login("una", answer: una.wrongCode()).verdict == .failure)
+        let code = una.code()
+        // The client answers, then leaves while the daemon holds the answer for the delay.
+        let (gone, prompt) = try Self.openDialog(daemon, user: "una")
+        #expect(prompt == .promptEchoOff("Verification code: "))
+        try gone.send(.answer(code))
+        gone.close()
+        // The daemon decides the answer once the delay is over, as abandoned (waited for on its audit).
+        let deadline = Date().addingTimeInterval(15)
+        while try !Self.audit(daemon, user: "una").contains(where: { $0.outcome == "abandoned" }), Date() < deadline {}
+        // The same code at a new dialog is a replay: the step was used up.
+        let again = try daemon.login("una", answer: code)
+        #expect(again.verdict == .failure)
+        let outcomes = try Self.audit(daemon, user: "una").filter { $0.action == "verify" }.map { "\($0.outcome): \($0.reason ?? "")" }
+        #expect(outcomes.contains { $0.hasPrefix("abandoned: right code, but the client gave up") }, "\(outcomes)")
+        #expect(!outcomes.contains { $0.hasPrefix("success") }, "\(outcomes)")
+    }
+
+    @Test("a prompt left unanswered past idle_timeout ends with a VERDICT, not a bare close, and is audited")
+    func idleTimeoutGivesAVerdict() throws {
+        let daemon = try DaemonProcess(extraConfig: "idle_timeout = 1")
+        _ = try daemon.provision("vera")
+        let (connection, prompt) = try Self.openDialog(daemon, user: "vera")
+        defer { connection.close() }
+        #expect(prompt == .promptEchoOff("Verification code: "))
+        let verdict = try connection.receive()
+        guard case .verdict(.failure, let reason) = verdict else {
+            Issue.record("expected VERDICT FAILURE, got \(verdict)")
+            return
+        }
+        #expect(reason?.contains("idle_timeout") == true)
+        #expect(throws: ClientError.closedByDaemon) { try connection.receive() }
+        #expect(try Self.audit(daemon, user: "vera").last?.outcome == "abandoned")
+    }
+
+    // MARK: 2. A flood costs the flooder
+
+    @Test("dialogs are capped per target user, per PAM_RUSER and per PAM_RHOST, and a refused one gets a verdict")
+    func dialogCaps() throws {
+        let daemon = try DaemonProcess(extraConfig: "max_dialogs_per_user = 2\nmax_dialogs_per_ruser = 3\nmax_dialogs_per_rhost = 5")
+        for name in ["wes", "wim", "wyn"] { _ = try daemon.provision(name) }
+        // Two dialogs for wes are at the prompt; the third is refused before any prompt.
+        let held = try (0..<2).map { _ in try Self.openDialog(daemon, user: "wes") }
+        #expect(held.allSatisfy { $0.1 == .promptEchoOff("Verification code: ") })
+        let (third, refusal) = try Self.openDialog(daemon, user: "wes")
+        third.close()
+        guard case .verdict(.denied, let reason) = refusal else { Issue.record("expected DENIED, got \(refusal)"); return }
+        #expect(reason?.contains("login dialogs for 'wes'") == true)
+        // Another user is not affected; capacity comes back when a dialog ends.
+        #expect(try daemon.login("wim", answer: "000000").verdict == .failure)
+        held[0].0.close()
+        #expect(try Self.openDialog(daemon, user: "wes").1 == .promptEchoOff("Verification code: "))
+
+        // su/sudo as one requesting user against many targets: capped by PAM_RUSER.
+        let byMallory = try ["wim", "wyn", "wes"].map { try Self.openDialog(daemon, user: $0, ruser: "mallory", rhost: nil) }
+        #expect(byMallory.prefix(2).allSatisfy { $0.1 == .promptEchoOff("Verification code: ") })
+        // (wes already has two dialogs: refused for the target; the PAM_RUSER cap is checked next.)
+        let (fourth, byRUser) = try Self.openDialog(daemon, user: "wyn", ruser: "mallory", rhost: nil)
+        fourth.close()
+        #expect(byRUser == .verdict(.denied, reason: "refused: 3 login dialogs requested by 'mallory' are already in progress")
+                || byRUser == .verdict(.denied, reason: "refused: 2 login dialogs requested by 'mallory' are already in progress"),
+                "\(byRUser)")
+        _ = held
+        #expect(try Self.audit(daemon).contains { $0.outcome == "refused" })
+    }
+
+    // MARK: 4. Parallel attempts
+
+    @Test("20 dialogs at once, 19 wrong codes then the right one: the 10th failure locks and the right code is refused")
+    func parallelAttemptsHitTheLock() throws {
+        let daemon = try DaemonProcess(extraConfig: "max_dialogs_per_user = 32\nmax_dialogs_per_rhost = 64")
+        let zoe = try daemon.provision("zoe")
+        let dialogs = try (0..<20).map { _ in try Self.openDialog(daemon, user: "zoe") }
+        #expect(dialogs.allSatisfy { $0.1 == .promptEchoOff("Verification code: ") }, "all 20 were asked before any failure")
+        let wrong = zoe.wrongCode()
+        var verdicts: [VerdictCode] = []
+        for (connection, _) in dialogs.dropLast() {
+            try connection.send(.answer(wrong))
+            var message = try connection.receive()
+            while case .errorMessage = message { message = try connection.receive() }
+            guard case .verdict(let code, _) = message else { throw HarnessError("no verdict: \(message)") }
+            verdicts.append(code)
+            connection.close()
+        }
+        #expect(verdicts.filter { $0 == .failure }.count == 9)
+        #expect(verdicts.filter { $0 == .locked }.count == 10)
+        let (last, _) = dialogs[19]
+        try last.send(.answer(zoe.code()))
+        var message = try last.receive()
+        while case .errorMessage = message { message = try last.receive() }
+        #expect(message == .verdict(.locked, reason: "locked"), "the right code while locked: \(message)")
+        let status = try daemon.status("zoe")
+        #expect(status.failures == 10, "failures while locked neither count nor extend the lock")
+        #expect(status.lockedUntilMillis != nil)
+        #expect(!(try Self.audit(daemon, user: "zoe")).contains { $0.action == "verify" && $0.outcome == "success" })
+    }
+
+    @Test("two dialogs at once: a failure's delay set by one refuses the right code the other commits within it")
+    func parallelAttemptsHitTheDelay() throws {
+        let daemon = try DaemonProcess(throttleDelayMillis: 5_000)
+        let yan = try daemon.provision("yan")
+        let (first, _) = try Self.openDialog(daemon, user: "yan")
+        let (second, _) = try Self.openDialog(daemon, user: "yan")
+        try first.send(.answer(yan.wrongCode()))
+        #expect(try first.receive() == .verdict(.failure, reason: "wrong code"))
+        try second.send(.answer(yan.code()))
+        #expect(try second.receive() == .verdict(.failure, reason: "wrong code"), "refused at commit: the delay was in force")
+        let records = try Self.audit(daemon, user: "yan")
+        #expect(records.last?.reason == "refused at commit: a throttle delay was in force", "\(records.map { $0.reason ?? "" })")
+        #expect(try daemon.status("yan").failures == 2)
+    }
+
+    // MARK: 6. Audit flooding and control characters
+
+    @Test("client texts with terminal escapes reach neither the CLI's audit table nor the log as they are")
+    func escapes() throws {
+        let daemon = try DaemonProcess()
+        let evil = "\u{1B}]0;owned\u{07}\u{1B}[2J\u{202E}gnp.exe"
+        _ = try LoginDialog.run(socketPath: daemon.socketPath, start: AuthStart(user: "xena", service: "sshd", rhost: evil, tty: "pts/\u{1B}[31m")) { _, _ in nil }
+        let (status, output) = try run([Paths.twofoldctl, "audit", "--socket", daemon.socketPath, "--user", "xena"], input: "")
+        #expect(status == 0, "\(output)")
+        #expect(!output.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" || $0 == "\u{202E}" }, "\(output.debugDescription)")
+        #expect(output.contains("\\x1B]0;owned\\x07\\x1B[2J\\u{202E}gnp.exe"), "\(output)")
+        #expect(!daemon.log.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{202E}" })
+        #expect(daemon.log.contains("\\x1B]0;owned"))
+    }
+
+    @Test("refused requests from one uid are recorded a few a minute, then as one aggregate (injected clock)")
+    func refusalAggregation() throws {
+        let clock = ManualClock(millis: 1_800_000_000_000)
+        let written = RecordedMutations()
+        let auditor = RefusalAuditor(clock: clock, perMinute: 3) { written.append($0) }
+        for _ in 0..<10 {
+            auditor.refused(AuditRecord(timeMillis: clock.nowMillis(), action: "verify", user: "ivan", peerUID: 1234, outcome: "refused", reason: "peer uid 1234 may not ask about this user"))
+        }
+        auditor.refused(AuditRecord(timeMillis: clock.nowMillis(), action: "verify", user: "ivan", peerUID: 99, outcome: "refused", reason: "x"))
+        #expect(written.records.filter { $0.peerUID == 1234 }.count == 3)
+        #expect(written.records.filter { $0.peerUID == 99 }.count == 1, "another uid has its own allowance")
+        auditor.flush()
+        #expect(written.records.count == 4, "nothing is aggregated before the minute is over")
+        clock.advance(millis: 60_000)
+        auditor.flush()
+        let aggregate = written.records.last
+        #expect(aggregate?.reason == "7 more refused requests from uid 1234 in the minute before (not recorded one by one)")
+        #expect(written.records.count == 5)
+        // A new minute has a new allowance.
+        auditor.refused(AuditRecord(timeMillis: clock.nowMillis(), action: "verify", peerUID: 1234, outcome: "refused"))
+        #expect(written.records.count == 6)
+    }
+
+    // MARK: 7. Smaller ones
+
+    @Test("enroll at login never shows the pending secret that twofoldctl enroll started")
+    func enrollAtLoginDoesNotShowACLISecret() throws {
+        let daemon = try DaemonProcess(extraConfig: "require = everyone\nunenrolled = enroll")
+        guard case .enrollment(let offer) = try daemon.control(.enrollBegin(user: "yuri", currentCode: nil)) else {
+            throw HarnessError("enrollBegin failed")
+        }
+        let (connection, prompt) = try Self.openDialog(daemon, user: "yuri")
+        defer { connection.close() }
+        guard case .promptEchoOn(let text) = prompt else { Issue.record("expected the enrollment prompt, got \(prompt)"); return }
+        #expect(!text.contains(Base32.grouped(offer.secretBase32)), "the CLI's pending key must not be shown to a login session")
+        #expect(text.contains("type this key by hand"))
+    }
+
+    @Test("an ANSWER nobody asked for during enroll at login, and a RESULT field in an ANSWER, are protocol errors")
+    func outOfTurnDuringEnrollAtLogin() throws {
+        let daemon = try DaemonProcess(extraConfig: "require = everyone\nunenrolled = enroll")
+        let (connection, prompt) = try Self.openDialog(daemon, user: "zack")
+        defer { connection.close() }
+        guard case .promptEchoOn = prompt else { Issue.record("expected the enrollment prompt, got \(prompt)"); return }
+        // Two answers in one write: the second is out of turn.
+        try connection.sendRaw(try FrameCodec.encode(.answer("000000")) + FrameCodec.encode(.answer("000000")))
+        var message = try connection.receive()
+        while case .errorMessage = message { message = try connection.receive() }
+        #expect(message == .protocolError("unexpected message: no prompt is outstanding"), "\(message)")
+
+        _ = try daemon.provision("zed")
+        let (plain, _) = try Self.openDialog(daemon, user: "zed")
+        defer { plain.close() }
+        let resultInAnswer: [UInt8] = [1, 0x02, 0x10, 0, 6] + Array("123456".utf8) + [0x20, 0, 1, 0]
+        try plain.sendRaw(be32(resultInAnswer.count) + resultInAnswer)
+        guard case .protocolError(let reason) = try plain.receive() else { Issue.record("expected PROTOCOL_ERROR"); return }
+        #expect(reason.contains("RESULT (0x20) is not allowed in ANSWER"))
+    }
+}
+
+/// Mutations a test's commit closure was handed, in order.
+final class RecordedMutations: @unchecked Sendable {
+    private let lock = NSLock()
+    private var all: [StoreMutation] = []
+    func append(_ mutations: [StoreMutation]) { lock.withLock { all += mutations } }
+    var records: [AuditRecord] {
+        lock.withLock { all.compactMap { if case .audit(let r) = $0 { r } else { nil } } }
+    }
+}
+
+func be32(_ n: Int) -> [UInt8] {
+    [UInt8(truncatingIfNeeded: n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
+}
