@@ -3,20 +3,38 @@
  * TOTP daemon.
  *
  * The module is deliberately thin: it owns no secret and makes no
- * decision.  It opens a Unix socket to the daemon, sends AUTH_START with
- * the PAM items, relays the daemon's prompts and messages through the PAM
- * conversation, sends back the answers, and maps the daemon's VERDICT to a
- * PAM return code (docs/protocol.md has the table).  Anything that keeps
- * the daemon from giving a verdict (no socket, timeout, malformed frame,
- * early close) makes it "unavailable": PAM_AUTHINFO_UNAVAIL, or PAM_IGNORE
- * with failmode=open.
+ * decision.  It checks that the socket belongs to the daemon, opens it,
+ * sends AUTH_START with the PAM items, relays the daemon's prompts and
+ * messages through the PAM conversation, sends back the answers, and maps
+ * the daemon's VERDICT to a PAM return code (docs/protocol.md has the
+ * table).
+ *
+ * "Unavailable" (PAM_AUTHINFO_UNAVAIL, or PAM_IGNORE with failmode=open)
+ * only means that no dialog could start: no socket directory or socket,
+ * connect refused or timed out, AUTH_START not sent, no complete first
+ * frame before the timeout or EOF, or VERDICT UNAVAILABLE as the very
+ * first message.  Once the daemon has answered, every failure (timeout,
+ * EOF, malformed frame, PROTOCOL_ERROR, a later VERDICT UNAVAILABLE) is
+ * PAM_AUTH_ERR whatever failmode: a daemon made to stall must not turn
+ * failmode=open into a pass.  A socket that is not the daemon's (wrong
+ * directory owner or mode, wrong peer uid) is PAM_AUTH_ERR too.
  *
  * Options:
- *   socket=PATH      daemon socket (absolute), default /run/twofold/twofold.sock
+ *   socket=PATH      daemon socket (absolute), default /run/twofold/twofold.sock;
+ *                    its directory must be owned by root or daemon_user and
+ *                    not writable by group or others, every ancestor owned by
+ *                    root or daemon_user and, if writable by group or others,
+ *                    sticky; no symlink on the way
+ *   daemon_user=NAME the daemon's account: its uid may own the socket
+ *                    directory and the listening socket (root always may)
  *   timeout=SECONDS  1..3600, default 10: limit for connecting, for sending
  *                    each frame and for waiting for each daemon message
- *                    (time the user spends answering a prompt is not counted)
- *   failmode=closed|open   default closed
+ *                    (time the user spends answering a prompt is not counted);
+ *                    sent to the daemon as DEADLINE (milliseconds)
+ *   dialog_timeout=SECONDS  1..86400, default 900: limit for the whole
+ *                    dialog, the user's answers included
+ *   failmode=closed|open   default closed; open applies only when no
+ *                    dialog could start (see above)
  *   forward_password send PAM_AUTHTOK to the daemon (PASSWORD field)
  *   debug            log the dialog steps (message types only)
  * An unknown or malformed option is logged and the module returns
@@ -39,12 +57,15 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 
 #include <security/pam_modules.h>
 #include <security/pam_ext.h>
+#include <security/pam_modutil.h>
 
 #include "twofold_wire.h"
 
@@ -53,21 +74,30 @@
 #define DEFAULT_SOCKET "/run/twofold/twofold.sock"
 #define DEFAULT_TIMEOUT_S 10
 #define MAX_TIMEOUT_S 3600
+#define DEFAULT_DIALOG_TIMEOUT_S 900
+#define MAX_DIALOG_TIMEOUT_S 86400
+#define MAX_MESSAGES 64          /* daemon messages in one dialog, the verdict included */
 
 struct options {
 	const char *socket_path;
 	int timeout_s;
+	int dialog_timeout_s;
 	int fail_open;
 	int forward_password;
 	int debug;
+	const char *daemon_user; /* NULL: only root may own the socket */
+	uid_t daemon_uid;
 };
 
 /* Everything pam_sm_authenticate must release, in one place. */
 struct session {
 	pam_handle_t *pamh;
 	const struct options *opt;
-	const char *user;
+	int flags;
+	const char *user;        /* canonical name when the account exists */
 	int fd;
+	int64_t dialog_deadline; /* set when connecting */
+	int messages;            /* complete, valid daemon messages so far */
 	struct tf_out *out;      /* outgoing frame; may hold the password or an answer */
 	unsigned char *frame;    /* last received frame body */
 	size_t frame_len;
@@ -78,7 +108,7 @@ struct session {
 /* ------------------------------------------------------------------ */
 /* Options                                                             */
 
-static int parse_timeout(const char *s, int *out)
+static int parse_seconds(const char *s, long max, int *out)
 {
 	char *end = NULL;
 	long v;
@@ -87,9 +117,48 @@ static int parse_timeout(const char *s, int *out)
 		return -1;
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < 1 || v > MAX_TIMEOUT_S)
+	if (errno != 0 || *end != '\0' || v < 1 || v > max)
 		return -1;
 	*out = (int)v;
+	return 0;
+}
+
+/* One option; returns 0, or -1 after logging why it is bad. */
+static int parse_option(pam_handle_t *pamh, const char *a, struct options *opt)
+{
+	const size_t sun_path_size = sizeof(((struct sockaddr_un *)0)->sun_path);
+
+	if (strncmp(a, "socket=", 7) == 0) {
+		if (a[7] != '/' || strlen(a + 7) >= sun_path_size) {
+			pam_syslog(pamh, LOG_ERR, "bad option \"%s\": the socket must be an absolute path shorter than %zu bytes",
+				   a, sun_path_size);
+			return -1;
+		}
+		opt->socket_path = a + 7;
+	} else if (strncmp(a, "timeout=", 8) == 0) {
+		if (parse_seconds(a + 8, MAX_TIMEOUT_S, &opt->timeout_s) != 0) {
+			pam_syslog(pamh, LOG_ERR, "bad option \"%s\": the timeout must be whole seconds from 1 to %d",
+				   a, MAX_TIMEOUT_S);
+			return -1;
+		}
+	} else if (strncmp(a, "dialog_timeout=", 15) == 0) {
+		if (parse_seconds(a + 15, MAX_DIALOG_TIMEOUT_S, &opt->dialog_timeout_s) != 0) {
+			pam_syslog(pamh, LOG_ERR, "bad option \"%s\": dialog_timeout must be whole seconds from 1 to %d",
+				   a, MAX_DIALOG_TIMEOUT_S);
+			return -1;
+		}
+	} else if (strncmp(a, "daemon_user=", 12) == 0 && a[12] != '\0') {
+		opt->daemon_user = a + 12; /* resolved once every option is read */
+	} else if (strcmp(a, "failmode=closed") == 0 || strcmp(a, "failmode=open") == 0) {
+		opt->fail_open = a[9] == 'o';
+	} else if (strcmp(a, "forward_password") == 0) {
+		opt->forward_password = 1;
+	} else if (strcmp(a, "debug") == 0) {
+		opt->debug = 1;
+	} else {
+		pam_syslog(pamh, LOG_ERR, "unknown or malformed option \"%s\"", a);
+		return -1;
+	}
 	return 0;
 }
 
@@ -100,42 +169,23 @@ static int parse_options(pam_handle_t *pamh, int argc, const char **argv, struct
 
 	opt->socket_path = DEFAULT_SOCKET;
 	opt->timeout_s = DEFAULT_TIMEOUT_S;
+	opt->dialog_timeout_s = DEFAULT_DIALOG_TIMEOUT_S;
 	opt->fail_open = 0;
 	opt->forward_password = 0;
 	opt->debug = 0;
+	opt->daemon_user = NULL;
+	opt->daemon_uid = 0;
 
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
+	for (int i = 0; i < argc; i++)
+		bad |= parse_option(pamh, argv[i], opt) != 0;
+	if (!bad && opt->daemon_user != NULL) {
+		const struct passwd *pw = pam_modutil_getpwnam(pamh, opt->daemon_user);
 
-		if (strncmp(a, "socket=", 7) == 0) {
-			const char *p = a + 7;
-			if (p[0] != '/' || strlen(p) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-				pam_syslog(pamh, LOG_ERR, "bad option \"%s\": the socket must be an absolute path shorter than %zu bytes",
-					   a, sizeof(((struct sockaddr_un *)0)->sun_path));
-				bad = 1;
-			} else {
-				opt->socket_path = p;
-			}
-		} else if (strncmp(a, "timeout=", 8) == 0) {
-			if (parse_timeout(a + 8, &opt->timeout_s) != 0) {
-				pam_syslog(pamh, LOG_ERR, "bad option \"%s\": the timeout must be whole seconds from 1 to %d",
-					   a, MAX_TIMEOUT_S);
-				bad = 1;
-			}
-		} else if (strcmp(a, "failmode=closed") == 0) {
-			opt->fail_open = 0;
-		} else if (strcmp(a, "failmode=open") == 0) {
-			opt->fail_open = 1;
-		} else if (strncmp(a, "failmode=", 9) == 0) {
-			pam_syslog(pamh, LOG_ERR, "bad option \"%s\": failmode is closed or open", a);
+		if (pw == NULL) {
+			pam_syslog(pamh, LOG_ERR, "bad option \"daemon_user=%s\": no such account", opt->daemon_user);
 			bad = 1;
-		} else if (strcmp(a, "forward_password") == 0) {
-			opt->forward_password = 1;
-		} else if (strcmp(a, "debug") == 0) {
-			opt->debug = 1;
 		} else {
-			pam_syslog(pamh, LOG_ERR, "unknown option \"%s\"", a);
-			bad = 1;
+			opt->daemon_uid = pw->pw_uid;
 		}
 	}
 	if (bad)
@@ -164,6 +214,14 @@ static int64_t now_ms(void)
 static int64_t deadline_after(const struct options *opt)
 {
 	return now_ms() + (int64_t)opt->timeout_s * 1000;
+}
+
+/* The per-message deadline, but never past the end of the dialog. */
+static int64_t message_deadline(const struct session *s)
+{
+	int64_t d = deadline_after(s->opt);
+
+	return d < s->dialog_deadline ? d : s->dialog_deadline;
 }
 
 /* Waits until fd is ready for events or the deadline passes. */
@@ -365,7 +423,7 @@ static void drop_frame(struct session *s)
 	s->frame_len = 0;
 }
 
-/* The daemon gave no verdict: fail closed, or open when so configured. */
+/* No dialog could start: fail closed, or open when so configured. */
 __attribute__((format(printf, 2, 3)))
 static int unavailable(const struct session *s, const char *fmt, ...)
 {
@@ -385,21 +443,48 @@ static int unavailable(const struct session *s, const char *fmt, ...)
 	return PAM_AUTHINFO_UNAVAIL;
 }
 
+/*
+ * The daemon answered, then failed or misbehaved.  Never "unavailable":
+ * an attacker who can make the daemon stall (wrong codes, throttle delay)
+ * must not reach failmode=open.
+ */
+__attribute__((format(printf, 2, 3)))
+static int dialog_failed(const struct session *s, const char *fmt, ...)
+{
+	char reason[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+
+	pam_syslog(s->pamh, LOG_ERR, "twofoldd dialog failed for user %s (%s); dialog started: failing closed whatever failmode",
+		   s->user, reason);
+	return PAM_AUTH_ERR;
+}
+
 /* Sends the frame in s->out, then wipes it.  Returns an io_status. */
 static int send_frame(struct session *s)
 {
 	size_t n = tf_out_finish(s->out);
-	int st = send_all(s->fd, s->out->buf, n, deadline_after(s->opt));
+	int st = send_all(s->fd, s->out->buf, n, message_deadline(s));
 
 	explicit_bzero(s->out, sizeof(*s->out));
 	return st;
 }
 
+enum read_status {
+	RF_OK,
+	RF_NONE,      /* timeout, EOF or I/O error before a complete frame */
+	RF_MALFORMED, /* the length word is out of bounds */
+	RF_NOMEM,
+};
+
 /* Reads one frame body into s->frame, checking its length before allocating. */
 static int read_frame(struct session *s, const char **why, char *errbuf, size_t errsize)
 {
 	unsigned char word[TF_LENGTH_BYTES];
-	int64_t deadline = deadline_after(s->opt);
+	int64_t deadline = message_deadline(s);
 	uint32_t len;
 	int st;
 
@@ -407,25 +492,25 @@ static int read_frame(struct session *s, const char **why, char *errbuf, size_t 
 	st = recv_all(s->fd, word, sizeof(word), deadline);
 	if (st != IO_OK) {
 		*why = io_reason(st, errbuf, errsize);
-		return -1;
+		return RF_NONE;
 	}
 	len = tf_get_length(word);
 	if (!tf_length_ok(len)) {
 		*why = "frame length out of bounds";
-		return -1;
+		return RF_MALFORMED;
 	}
 	s->frame = malloc(len);
 	if (s->frame == NULL) {
 		*why = "out of memory";
-		return -1;
+		return RF_NOMEM;
 	}
 	s->frame_len = len;
 	st = recv_all(s->fd, s->frame, len, deadline);
 	if (st != IO_OK) {
 		*why = st == IO_EOF ? "connection closed inside a frame" : io_reason(st, errbuf, errsize);
-		return -1;
+		return RF_NONE;
 	}
-	return 0;
+	return RF_OK;
 }
 
 /*
@@ -466,6 +551,113 @@ static int converse(pam_handle_t *pamh, int style, const char *text, char **answ
 	return r == PAM_SUCCESS ? PAM_SUCCESS : PAM_CONV_ERR;
 }
 
+/* ------------------------------------------------------------------ */
+/* Who we talk to                                                      */
+
+static int owner_ok(const struct options *opt, uid_t uid)
+{
+	return uid == 0 || (opt->daemon_user != NULL && uid == opt->daemon_uid);
+}
+
+/*
+ * The socket's directory and its ancestors must be out of reach of other
+ * local users, or one of them could put a socket of their own in the
+ * daemon's place.  Returns 0, 1 when the directory does not exist (the
+ * daemon is not installed or not running), or -1 after logging why not.
+ * No symlink is followed: lstat on every component.
+ */
+static int check_socket_dir(const struct session *s)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *path = s->opt->socket_path;
+	size_t len = (size_t)(strrchr(path, '/') - path); /* path is absolute */
+	struct stat st;
+	int is_dir = 1;
+
+	memcpy(dir, path, len == 0 ? 1 : len);
+	dir[len == 0 ? 1 : len] = '\0';
+
+	for (;;) {
+		char *slash;
+
+		if (lstat(dir, &st) != 0) {
+			if (is_dir && (errno == ENOENT || errno == ENOTDIR))
+				return 1;
+			pam_syslog(s->pamh, LOG_ERR, "refusing socket %s: cannot check %s: %m", path, dir);
+			return -1;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			pam_syslog(s->pamh, LOG_ERR, "refusing socket %s: %s is %s", path, dir,
+				   S_ISLNK(st.st_mode) ? "a symlink (give the real path)" : "not a directory");
+			return -1;
+		}
+		if (!owner_ok(s->opt, st.st_uid)) {
+			pam_syslog(s->pamh, LOG_ERR, "refusing socket %s: %s is owned by uid %u, not root or daemon_user",
+				   path, dir, (unsigned)st.st_uid);
+			return -1;
+		}
+		/* The directory itself: nobody else may add or rename entries.
+		 * An ancestor may be shared (/tmp) if sticky. */
+		if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (is_dir || (st.st_mode & S_ISVTX) == 0)) {
+			pam_syslog(s->pamh, LOG_ERR, "refusing socket %s: %s is writable by group or others (mode %04o)",
+				   path, dir, (unsigned)(st.st_mode & 07777));
+			return -1;
+		}
+		if (strcmp(dir, "/") == 0)
+			return 0;
+		slash = strrchr(dir, '/');
+		slash[slash == dir ? 1 : 0] = '\0';
+		is_dir = 0;
+	}
+}
+
+/* The listening socket must be root's or daemon_user's. */
+static int check_peer(const struct session *s)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(s->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred)) {
+		pam_syslog(s->pamh, LOG_ERR, "refusing socket %s: cannot read the peer's credentials: %m",
+			   s->opt->socket_path);
+		return -1;
+	}
+	if (!owner_ok(s->opt, cred.uid)) {
+		pam_syslog(s->pamh, LOG_ERR, "refusing socket %s: it is served by uid %u (pid %d), not root or daemon_user; "
+			   "not talking to an impostor (PAM_AUTH_ERR whatever failmode)",
+			   s->opt->socket_path, (unsigned)cred.uid, (int)cred.pid);
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Phases of pam_sm_authenticate; each returns a PAM code.             */
+
+/* PAM_USER, canonical: sssd or LDAP may accept "Alice" for "alice", and
+ * the daemon must see one name per account. */
+static int get_user(struct session *s)
+{
+	const char *user = NULL;
+	const struct passwd *pw;
+	int ret = pam_get_user(s->pamh, &user, NULL);
+
+	if (ret != PAM_SUCCESS || user == NULL) {
+		pam_syslog(s->pamh, LOG_NOTICE, "cannot determine the user name: %s", pam_strerror(s->pamh, ret));
+		if (ret == PAM_SUCCESS)
+			return PAM_USER_UNKNOWN;
+		return ret == PAM_CONV_AGAIN ? PAM_INCOMPLETE : ret; /* the convention: ask to be called again */
+	}
+	s->user = user;
+	pw = pam_modutil_getpwnam(s->pamh, user);
+	if (pw != NULL && pw->pw_name != NULL) {
+		if (s->opt->debug && strcmp(pw->pw_name, user) != 0)
+			pam_syslog(s->pamh, LOG_DEBUG, "user %s is account %s", user, pw->pw_name);
+		s->user = pw->pw_name; /* lives as long as the PAM handle */
+	}
+	return PAM_SUCCESS;
+}
+
 /* Appends an optional string item; one that cannot be sent is an error. */
 static int add_item(struct session *s, int item_type, uint8_t tag, const char *name)
 {
@@ -478,6 +670,105 @@ static int add_item(struct session *s, int item_type, uint8_t tag, const char *n
 		return -1;
 	}
 	return 0;
+}
+
+/* AUTH_START.  Items that cannot be sent faithfully are refused here,
+ * never truncated or dropped, and never turned into fail-open. */
+static int build_auth_start(struct session *s)
+{
+	const void *item = NULL;
+
+	s->out = calloc(1, sizeof(*s->out));
+	if (s->out == NULL)
+		return PAM_BUF_ERR;
+	tf_out_begin(s->out, TF_AUTH_START);
+	if (tf_out_text(s->out, TF_TAG_USER, s->user) != 0) {
+		pam_syslog(s->pamh, LOG_NOTICE, "user name too long or not UTF-8; refusing");
+		return PAM_USER_UNKNOWN;
+	}
+	if (pam_get_item(s->pamh, PAM_SERVICE, &item) != PAM_SUCCESS || item == NULL ||
+	    tf_out_text(s->out, TF_TAG_SERVICE, item) != 0) {
+		pam_syslog(s->pamh, LOG_ERR, "PAM_SERVICE missing, too long or not UTF-8; refusing");
+		return PAM_SERVICE_ERR;
+	}
+	if (add_item(s, PAM_RHOST, TF_TAG_RHOST, "PAM_RHOST") != 0 ||
+	    add_item(s, PAM_TTY, TF_TAG_TTY, "PAM_TTY") != 0 ||
+	    add_item(s, PAM_RUSER, TF_TAG_RUSER, "PAM_RUSER") != 0)
+		return PAM_SERVICE_ERR;
+	/* The daemon must answer within our wait, or its answer is lost. */
+	if (tf_out_u32(s->out, TF_TAG_DEADLINE, (uint32_t)s->opt->timeout_s * 1000u) != 0)
+		return PAM_SERVICE_ERR;
+	if (s->opt->forward_password) {
+		/* The password is an extra for the daemon: one that cannot be
+		 * sent (none yet, over 512 bytes, not UTF-8) is left out. */
+		item = NULL;
+		if (pam_get_item(s->pamh, PAM_AUTHTOK, &item) != PAM_SUCCESS || item == NULL) {
+			if (s->opt->debug)
+				pam_syslog(s->pamh, LOG_DEBUG, "forward_password: no PAM_AUTHTOK to forward");
+		} else if (tf_out_text(s->out, TF_TAG_PASSWORD, item) != 0) {
+			pam_syslog(s->pamh, LOG_NOTICE, "forward_password: PAM_AUTHTOK is too long or not UTF-8; not forwarded");
+		}
+	}
+	return PAM_SUCCESS;
+}
+
+/* Checks the socket, connects, checks the peer, sends AUTH_START. */
+static int open_dialog(struct session *s)
+{
+	const char *path = s->opt->socket_path;
+	char errbuf[128];
+	int st = check_socket_dir(s);
+
+	if (st > 0)
+		return unavailable(s, "connect %s: its directory does not exist", path);
+	if (st < 0)
+		return PAM_AUTH_ERR; /* logged; a planted socket must not reach failmode=open */
+	s->dialog_deadline = now_ms() + (int64_t)s->opt->dialog_timeout_s * 1000;
+	st = connect_daemon(path, message_deadline(s), &s->fd);
+	if (st != IO_OK)
+		return unavailable(s, "connect %s: %s", path, io_reason(st, errbuf, sizeof(errbuf)));
+	if (check_peer(s) != 0)
+		return PAM_AUTH_ERR;
+	if (s->opt->debug)
+		pam_syslog(s->pamh, LOG_DEBUG, "connected to %s", path);
+	st = send_frame(s);
+	if (st != IO_OK)
+		return unavailable(s, "sending AUTH_START: %s", io_reason(st, errbuf, sizeof(errbuf)));
+	if (s->opt->debug)
+		pam_syslog(s->pamh, LOG_DEBUG, "sent AUTH_START for user %s", s->user);
+	return PAM_SUCCESS;
+}
+
+static int dialog_expired(const struct session *s)
+{
+	return now_ms() >= s->dialog_deadline;
+}
+
+/*
+ * Reads and checks the next daemon message.  Only when no complete frame
+ * came before the first one is the daemon "unavailable"; any bad frame,
+ * and any failure after the first message, is PAM_AUTH_ERR.
+ */
+static int read_message(struct session *s, struct tf_msg *m)
+{
+	const char *why = NULL;
+	char errbuf[128];
+	int st = read_frame(s, &why, errbuf, sizeof(errbuf));
+
+	if (st == RF_NOMEM)
+		return PAM_BUF_ERR;
+	if (st == RF_NONE && s->messages == 0)
+		return unavailable(s, "%s", why);
+	if (st == RF_NONE && dialog_expired(s))
+		return dialog_failed(s, "the dialog lasted longer than dialog_timeout=%d s", s->opt->dialog_timeout_s);
+	if (st != RF_OK || tf_parse(s->frame, s->frame_len, m, &why) != 0)
+		return dialog_failed(s, "%s", why);
+	s->messages++;
+	if (s->opt->debug)
+		pam_syslog(s->pamh, LOG_DEBUG, "received %s", tf_type_name(m->type));
+	if (dialog_expired(s))
+		return dialog_failed(s, "the dialog lasted longer than dialog_timeout=%d s", s->opt->dialog_timeout_s);
+	return PAM_SUCCESS;
 }
 
 static int verdict_to_pam(struct session *s, const struct tf_msg *m)
@@ -494,7 +785,10 @@ static int verdict_to_pam(struct session *s, const struct tf_msg *m)
 			pam_syslog(s->pamh, LOG_DEBUG, "received VERDICT %s for user %s%s%.*s", name, s->user, sep, len, text);
 		return m->result == TF_RESULT_SUCCESS ? PAM_SUCCESS : PAM_IGNORE;
 	case TF_RESULT_UNAVAILABLE:
-		return unavailable(s, "VERDICT UNAVAILABLE%s%.*s", sep, len, text);
+		/* Only as the first message does it mean "cannot decide". */
+		if (s->messages == 1)
+			return unavailable(s, "VERDICT UNAVAILABLE%s%.*s", sep, len, text);
+		return dialog_failed(s, "VERDICT UNAVAILABLE, not as the first message%s%.*s", sep, len, text);
 	default:
 		break;
 	}
@@ -506,6 +800,77 @@ static int verdict_to_pam(struct session *s, const struct tf_msg *m)
 	}
 }
 
+/* Shows or asks one prompt or message; sends the answer to a prompt. */
+static int relay_message(struct session *s, const struct tf_msg *m)
+{
+	char errbuf[128];
+	int style, ret, st;
+
+	wipe_free_string(&s->text); /* may hold an enrollment key or recovery codes */
+	s->text = strndup((const char *)m->text, m->text_len); /* tf_parse: no NUL inside */
+	if (s->text == NULL)
+		return PAM_BUF_ERR;
+	if ((m->type == TF_INFO || m->type == TF_ERROR_MSG) && (s->flags & PAM_SILENT)) {
+		if (s->opt->debug)
+			pam_syslog(s->pamh, LOG_DEBUG, "PAM_SILENT: not showing %s", tf_type_name(m->type));
+		return PAM_SUCCESS;
+	}
+	switch (m->type) {
+	case TF_INFO: style = PAM_TEXT_INFO; break;
+	case TF_ERROR_MSG: style = PAM_ERROR_MSG; break;
+	case TF_PROMPT_ECHO_OFF: style = PAM_PROMPT_ECHO_OFF; break;
+	default: style = PAM_PROMPT_ECHO_ON; break;
+	}
+	ret = converse(s->pamh, style, s->text, style == PAM_TEXT_INFO || style == PAM_ERROR_MSG ? NULL : &s->answer);
+	if (ret != PAM_SUCCESS) {
+		pam_syslog(s->pamh, LOG_ERR, "conversation failed; abandoning the dialog");
+		return ret;
+	}
+	if (dialog_expired(s))
+		return dialog_failed(s, "the dialog lasted longer than dialog_timeout=%d s", s->opt->dialog_timeout_s);
+	if (s->answer == NULL)
+		return PAM_SUCCESS;
+	tf_out_begin(s->out, TF_ANSWER);
+	st = tf_out_text(s->out, TF_TAG_TEXT, s->answer);
+	wipe_free_string(&s->answer);
+	if (st != 0) {
+		/* Sending it would make the daemon see a protocol error. */
+		pam_syslog(s->pamh, LOG_NOTICE, "answer too long or not UTF-8; refusing");
+		return PAM_AUTH_ERR;
+	}
+	st = send_frame(s);
+	if (st != IO_OK)
+		return dialog_failed(s, "sending ANSWER: %s", io_reason(st, errbuf, sizeof(errbuf)));
+	if (s->opt->debug)
+		pam_syslog(s->pamh, LOG_DEBUG, "sent ANSWER");
+	return PAM_SUCCESS;
+}
+
+/* Relays daemon messages until the verdict or a failure. */
+static int run_dialog(struct session *s)
+{
+	for (;;) {
+		struct tf_msg m;
+		int ret;
+
+		/* The verdict must come within MAX_MESSAGES: a daemon that
+		 * talks forever is broken or not ours. */
+		if (s->messages == MAX_MESSAGES)
+			return dialog_failed(s, "no verdict within %d messages", MAX_MESSAGES);
+		ret = read_message(s, &m);
+		if (ret != PAM_SUCCESS)
+			return ret;
+		if (m.type == TF_VERDICT)
+			return verdict_to_pam(s, &m);
+		if (m.type == TF_PROTOCOL_ERROR)
+			return dialog_failed(s, "PROTOCOL_ERROR from the daemon: %.*s",
+					     m.has_text ? (int)m.text_len : 0, m.has_text ? (const char *)m.text : "");
+		ret = relay_message(s, &m);
+		if (ret != PAM_SUCCESS)
+			return ret;
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* PAM entry points                                                    */
 
@@ -513,164 +878,30 @@ TF_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const
 {
 	struct options opt;
 	struct session s;
-	const void *item = NULL;
-	const char *why = NULL;
-	char errbuf[128];
-	int ret = PAM_SERVICE_ERR;
-	int st;
+	int ret;
 
 	memset(&s, 0, sizeof(s));
 	s.pamh = pamh;
 	s.opt = &opt;
+	s.flags = flags;
 	s.fd = -1;
 	s.user = "?";
 
-	if (parse_options(pamh, argc, argv, &opt) != 0) {
-		ret = PAM_SERVICE_ERR;
-		goto out;
-	}
+	/* Each phase runs only if the one before it succeeded. */
+	ret = parse_options(pamh, argc, argv, &opt) == 0 ? PAM_SUCCESS : PAM_SERVICE_ERR;
+	if (ret == PAM_SUCCESS)
+		ret = get_user(&s);
+	if (ret == PAM_SUCCESS)
+		ret = build_auth_start(&s);
+	if (ret == PAM_SUCCESS)
+		ret = open_dialog(&s);
+	if (ret == PAM_SUCCESS)
+		ret = run_dialog(&s);
 
-	ret = pam_get_user(pamh, &s.user, NULL);
-	if (ret != PAM_SUCCESS || s.user == NULL) {
-		pam_syslog(pamh, LOG_NOTICE, "cannot determine the user name: %s", pam_strerror(pamh, ret));
-		if (ret == PAM_SUCCESS)
-			ret = PAM_USER_UNKNOWN;
-		else if (ret == PAM_CONV_AGAIN)
-			ret = PAM_INCOMPLETE; /* the convention: ask to be called again */
-		s.user = "?";
-		goto out;
-	}
-	ret = PAM_SERVICE_ERR; /* every path below sets its own code */
-
-	s.out = calloc(1, sizeof(*s.out));
-	if (s.out == NULL) {
-		ret = PAM_BUF_ERR;
-		goto out;
-	}
-
-	/* AUTH_START.  Items that cannot be sent faithfully are refused here,
-	 * never truncated or dropped, and never turned into fail-open. */
-	tf_out_begin(s.out, TF_AUTH_START);
-	if (tf_out_text(s.out, TF_TAG_USER, s.user) != 0) {
-		pam_syslog(pamh, LOG_NOTICE, "user name too long or not UTF-8; refusing");
-		ret = PAM_USER_UNKNOWN;
-		goto out;
-	}
-	if (pam_get_item(pamh, PAM_SERVICE, &item) != PAM_SUCCESS || item == NULL ||
-	    tf_out_text(s.out, TF_TAG_SERVICE, item) != 0) {
-		pam_syslog(pamh, LOG_ERR, "PAM_SERVICE missing, too long or not UTF-8; refusing");
-		ret = PAM_SERVICE_ERR;
-		goto out;
-	}
-	if (add_item(&s, PAM_RHOST, TF_TAG_RHOST, "PAM_RHOST") != 0 ||
-	    add_item(&s, PAM_TTY, TF_TAG_TTY, "PAM_TTY") != 0 ||
-	    add_item(&s, PAM_RUSER, TF_TAG_RUSER, "PAM_RUSER") != 0) {
-		ret = PAM_SERVICE_ERR;
-		goto out;
-	}
-	if (opt.forward_password) {
-		/* The password is an extra for the daemon: one that cannot be
-		 * sent (none yet, over 512 bytes, not UTF-8) is left out. */
-		item = NULL;
-		if (pam_get_item(pamh, PAM_AUTHTOK, &item) != PAM_SUCCESS || item == NULL) {
-			if (opt.debug)
-				pam_syslog(pamh, LOG_DEBUG, "forward_password: no PAM_AUTHTOK to forward");
-		} else if (tf_out_text(s.out, TF_TAG_PASSWORD, item) != 0) {
-			pam_syslog(pamh, LOG_NOTICE, "forward_password: PAM_AUTHTOK is too long or not UTF-8; not forwarded");
-		}
-	}
-
-	st = connect_daemon(opt.socket_path, deadline_after(&opt), &s.fd);
-	if (st != IO_OK) {
-		ret = unavailable(&s, "connect %s: %s", opt.socket_path, io_reason(st, errbuf, sizeof(errbuf)));
-		goto out;
-	}
-	if (opt.debug)
-		pam_syslog(pamh, LOG_DEBUG, "connected to %s", opt.socket_path);
-
-	st = send_frame(&s);
-	if (st != IO_OK) {
-		ret = unavailable(&s, "sending AUTH_START: %s", io_reason(st, errbuf, sizeof(errbuf)));
-		goto out;
-	}
-	if (opt.debug)
-		pam_syslog(pamh, LOG_DEBUG, "sent AUTH_START for user %s", s.user);
-
-	for (;;) {
-		struct tf_msg m;
-		int style;
-
-		if (read_frame(&s, &why, errbuf, sizeof(errbuf)) != 0 ||
-		    tf_parse(s.frame, s.frame_len, &m, &why) != 0) {
-			ret = unavailable(&s, "%s", why);
-			goto out;
-		}
-		if (opt.debug)
-			pam_syslog(pamh, LOG_DEBUG, "received %s", tf_type_name(m.type));
-
-		if (m.type == TF_VERDICT) {
-			ret = verdict_to_pam(&s, &m);
-			goto out;
-		}
-		if (m.type == TF_PROTOCOL_ERROR) {
-			ret = unavailable(&s, "PROTOCOL_ERROR from the daemon: %.*s",
-					  m.has_text ? (int)m.text_len : 0, m.has_text ? (const char *)m.text : "");
-			goto out;
-		}
-
-		/* A prompt or a message: its text, NUL-terminated (tf_parse
-		 * checked it has no NUL). */
-		free(s.text);
-		s.text = strndup((const char *)m.text, m.text_len);
-		if (s.text == NULL) {
-			ret = PAM_BUF_ERR;
-			goto out;
-		}
-
-		if (m.type == TF_INFO || m.type == TF_ERROR_MSG) {
-			if (flags & PAM_SILENT) {
-				if (opt.debug)
-					pam_syslog(pamh, LOG_DEBUG, "PAM_SILENT: not showing %s", tf_type_name(m.type));
-				continue;
-			}
-			style = m.type == TF_INFO ? PAM_TEXT_INFO : PAM_ERROR_MSG;
-			ret = converse(pamh, style, s.text, NULL);
-			if (ret != PAM_SUCCESS) {
-				pam_syslog(pamh, LOG_ERR, "conversation failed; abandoning the dialog");
-				goto out;
-			}
-			continue;
-		}
-
-		style = m.type == TF_PROMPT_ECHO_OFF ? PAM_PROMPT_ECHO_OFF : PAM_PROMPT_ECHO_ON;
-		ret = converse(pamh, style, s.text, &s.answer);
-		if (ret != PAM_SUCCESS) {
-			pam_syslog(pamh, LOG_ERR, "conversation failed; abandoning the dialog");
-			goto out;
-		}
-		tf_out_begin(s.out, TF_ANSWER);
-		if (tf_out_text(s.out, TF_TAG_TEXT, s.answer) != 0) {
-			/* Sending it would make the daemon see a protocol error,
-			 * and that must not become fail-open. */
-			pam_syslog(pamh, LOG_NOTICE, "answer too long or not UTF-8; refusing");
-			ret = PAM_AUTH_ERR;
-			goto out;
-		}
-		wipe_free_string(&s.answer);
-		st = send_frame(&s);
-		if (st != IO_OK) {
-			ret = unavailable(&s, "sending ANSWER: %s", io_reason(st, errbuf, sizeof(errbuf)));
-			goto out;
-		}
-		if (opt.debug)
-			pam_syslog(pamh, LOG_DEBUG, "sent ANSWER");
-	}
-
-out:
 	if (s.fd >= 0)
 		close(s.fd);
 	wipe_free_string(&s.answer);
-	free(s.text);
+	wipe_free_string(&s.text);
 	drop_frame(&s);
 	wipe_free(s.out, sizeof(*s.out));
 	return ret;

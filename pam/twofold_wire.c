@@ -17,6 +17,7 @@ static size_t tag_bound(uint8_t tag, int *known)
 	case TF_TAG_TTY: return TF_BOUND_TTY;
 	case TF_TAG_RUSER: return TF_BOUND_RUSER;
 	case TF_TAG_PASSWORD: return TF_BOUND_PASSWORD;
+	case TF_TAG_DEADLINE: return TF_BOUND_DEADLINE;
 	case TF_TAG_TEXT: return TF_BOUND_TEXT;
 	case TF_TAG_RESULT: return TF_BOUND_RESULT;
 	case TF_TAG_JSON: return TF_BOUND_JSON;
@@ -28,7 +29,15 @@ static size_t tag_bound(uint8_t tag, int *known)
 
 static int tag_is_text(uint8_t tag)
 {
-	return tag != TF_TAG_RESULT;
+	return tag != TF_TAG_RESULT && tag != TF_TAG_DEADLINE;
+}
+
+/* Whether a message type the module receives lists this known tag. */
+static int tag_listed(uint8_t type, uint8_t tag)
+{
+	if (tag == TF_TAG_TEXT)
+		return 1; /* every type the module receives has TEXT */
+	return type == TF_VERDICT && tag == TF_TAG_RESULT;
 }
 
 int tf_text_ok(const unsigned char *s, size_t len)
@@ -108,6 +117,17 @@ int tf_out_field(struct tf_out *out, uint8_t tag, const void *value, size_t len)
 int tf_out_text(struct tf_out *out, uint8_t tag, const char *text)
 {
 	return tf_out_field(out, tag, text, strlen(text));
+}
+
+int tf_out_u32(struct tf_out *out, uint8_t tag, uint32_t value)
+{
+	unsigned char be[4];
+
+	be[0] = (unsigned char)(value >> 24);
+	be[1] = (unsigned char)(value >> 16);
+	be[2] = (unsigned char)(value >> 8);
+	be[3] = (unsigned char)value;
+	return tf_out_field(out, tag, be, sizeof(be));
 }
 
 size_t tf_out_finish(struct tf_out *out)
@@ -224,6 +244,12 @@ int tf_parse(const unsigned char *body, size_t len, struct tf_msg *msg, const ch
 		}
 		if (tag_is_text(tag) && !tf_text_ok(value, flen)) {
 			*why = "text field with NUL or invalid UTF-8";
+			return -1;
+		}
+		/* Checked above like any field, then refused: a daemon that
+		 * sends a field where none belongs does not speak our protocol. */
+		if (!tag_listed(msg->type, tag)) {
+			*why = "a known field the message type does not list";
 			return -1;
 		}
 		if (tag == TF_TAG_TEXT) {

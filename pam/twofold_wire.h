@@ -38,6 +38,7 @@ enum tf_tag {
 	TF_TAG_TTY = 0x04,
 	TF_TAG_RUSER = 0x05,
 	TF_TAG_PASSWORD = 0x06,
+	TF_TAG_DEADLINE = 0x07,
 	TF_TAG_TEXT = 0x10,
 	TF_TAG_RESULT = 0x20,
 	TF_TAG_JSON = 0x30,
@@ -50,6 +51,7 @@ enum tf_tag {
 #define TF_BOUND_TTY 64u
 #define TF_BOUND_RUSER 256u
 #define TF_BOUND_PASSWORD 512u
+#define TF_BOUND_DEADLINE 4u     /* binary: u32 big-endian milliseconds, exactly 4 bytes */
 #define TF_BOUND_TEXT 8192u
 #define TF_BOUND_RESULT 1u
 #define TF_BOUND_JSON 65000u
@@ -68,7 +70,8 @@ enum tf_result {
 /*
  * The largest frame the module sends: an ANSWER with a full TEXT
  * (4 + 2 + 3 + 8192 = 8201 bytes).  AUTH_START with every field at its
- * bound is 4 + 2 + 6 * 3 + 1408 = 1432 bytes.
+ * bound (USER, SERVICE, RHOST, TTY, RUSER, PASSWORD and the 4-byte
+ * DEADLINE) is 4 + 2 + 7 * 3 + 1412 = 1439 bytes.
  */
 #define TF_OUT_MAX (TF_LENGTH_BYTES + TF_MIN_FRAME + TF_FIELD_HEADER + TF_BOUND_TEXT)
 
@@ -90,6 +93,9 @@ int tf_out_field(struct tf_out *out, uint8_t tag, const void *value, size_t len)
 
 /* Same, for a NUL-terminated string. */
 int tf_out_text(struct tf_out *out, uint8_t tag, const char *text);
+
+/* Same, for a binary u32 (big-endian, 4 bytes): DEADLINE. */
+int tf_out_u32(struct tf_out *out, uint8_t tag, uint32_t value);
 
 /* Writes the length word; returns the number of bytes to send. */
 size_t tf_out_finish(struct tf_out *out);
@@ -121,8 +127,9 @@ struct tf_msg {
  * Checks a frame body (the bytes after the length word) the module
  * received, per docs/protocol.md: version, a type the daemon may send to
  * the module, every field inside the frame and within its tag's bound, no
- * known tag twice, text that is UTF-8 without NUL, the fields the type
- * requires present, a known verdict code.  Unknown tags are skipped.
+ * known tag twice, text that is UTF-8 without NUL, no known tag the type
+ * does not list, the fields the type requires present, a known verdict
+ * code.  Unknown tags are skipped.
  * Returns 0 and fills *msg, or -1 and sets *why to a static reason.
  */
 int tf_parse(const unsigned char *body, size_t len, struct tf_msg *msg, const char **why);

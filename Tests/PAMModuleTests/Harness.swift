@@ -30,6 +30,7 @@ enum Tag {
     static let tty: UInt8 = 0x04
     static let ruser: UInt8 = 0x05
     static let password: UInt8 = 0x06
+    static let deadline: UInt8 = 0x07
     static let text: UInt8 = 0x10
     static let result: UInt8 = 0x20
 }
@@ -180,8 +181,16 @@ final class Connection {
     }
 }
 
-func temporarySocketPath() -> String {
-    "/tmp/tf-pam-\(UUID().uuidString.prefix(12)).sock"
+/// A socket path in a fresh directory the module accepts: root's, mode 0755
+/// (the module refuses a socket whose directory others may write to).
+func temporarySocketPath() throws -> String {
+    try makeTemporaryDirectory("tf-pam") + "/twofold.sock"
+}
+
+/// Removes the socket (if any) and its directory (if empty).
+func removeSocketPath(_ path: String) {
+    unlink(path)
+    rmdir((path as NSString).deletingLastPathComponent)
 }
 
 func makeUnixAddress(_ path: String) -> sockaddr_un {
@@ -218,9 +227,9 @@ final class FakeDaemon: @unchecked Sendable {
     private var problems: [String] = []
     private let done = DispatchSemaphore(value: 0)
 
-    init(_ script: @escaping @Sendable (Connection, FakeDaemon) -> Void) throws {
-        path = temporarySocketPath()
-        listenFD = try boundSocket(path, backlog: 8)
+    init(path: String? = nil, _ script: @escaping @Sendable (Connection, FakeDaemon) -> Void) throws {
+        self.path = try path ?? temporarySocketPath()
+        listenFD = try boundSocket(self.path, backlog: 8)
         let thread = Thread { [self] in
             defer { done.signal() }
             var pfd = pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)
@@ -251,7 +260,7 @@ final class FakeDaemon: @unchecked Sendable {
     func finish() -> [String] {
         let timedOut = done.wait(timeout: .now() + 60) == .timedOut
         close(listenFD)
-        unlink(path)
+        removeSocketPath(path)
         lock.lock()
         defer { lock.unlock() }
         return timedOut ? problems + ["the fake daemon's script did not finish"] : problems
@@ -276,6 +285,8 @@ final class FakeDaemon: @unchecked Sendable {
                "RUSER is \(f.values(Tag.ruser))")
         expect(f.values(Tag.password).count == (password == nil ? 0 : 1) && f.text(Tag.password) == password,
                "PASSWORD field mismatch: \(f.values(Tag.password).count) field(s)")
+        expect(f.values(Tag.deadline).count == 1 && f.values(Tag.deadline).first?.count == 4,
+               "DEADLINE is \(f.values(Tag.deadline)), not one 4-byte field")
         let tags = f.fields.map(\.tag)
         expect(Set(tags).count == tags.count, "a tag appears twice in AUTH_START")
         return f
@@ -302,6 +313,9 @@ final class FakeDaemon: @unchecked Sendable {
 
 enum Build {
     /// pam_wrapper's pam_set_items.so (sets PAM_AUTHTOK from the environment).
+    /// pam/tests/casefold_preload.so (built with the module): a case-insensitive getpwnam_r.
+    static let casefoldPreload = PAMBuild.directory + "/tests/casefold_preload.so"
+
     static let setItemsModule: String? = {
         let fm = FileManager.default
         let dirs = ((try? fm.contentsOfDirectory(atPath: "/usr/lib")) ?? []).map { "/usr/lib/\($0)" } + ["/usr/lib", "/usr/lib64"]
@@ -423,4 +437,27 @@ func runDriver(_ config: PAMConfig, user: String = "alice", stdin: [UInt8]? = ni
 /// Answer lines for the driver's stdin.
 func answers(_ lines: String...) -> [UInt8] {
     Array(lines.map { $0 + "\n" }.joined().utf8)
+}
+
+/// Reads one line (without the newline) from `fd`, waiting at most `millis`; nil on EOF or timeout.
+func readLine(_ fd: Int32, millis: Int32 = 20_000) -> String? {
+    var bytes: [UInt8] = []
+    while true {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let r = poll(&pfd, 1, millis)
+        if r < 0 && errno == EINTR { continue }
+        guard r > 0 else { return nil }
+        var byte: UInt8 = 0
+        let n = read(fd, &byte, 1)
+        if n < 0 && errno == EINTR { continue }
+        guard n == 1 else { return nil }
+        if byte == 0x0A { return String(decoding: bytes, as: UTF8.self) }
+        bytes.append(byte)
+    }
+}
+
+/// True when a connection is waiting in the listen queue of `listener` (the module connected).
+func hasPendingConnection(_ listener: Int32) -> Bool {
+    var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+    return poll(&pfd, 1, 0) == 1
 }

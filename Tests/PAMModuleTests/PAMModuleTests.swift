@@ -11,7 +11,7 @@ import Glibc
 #endif
 
 /// Runs a fake daemon with `script`, the driver against it, and checks the fake found nothing wrong.
-private func dialog(options: String = "", timeout: Int = 5, before: [String] = [], stdin: [UInt8]? = nil,
+func dialog(options: String = "", timeout: Int = 5, before: [String] = [], stdin: [UInt8]? = nil,
                     environment: [String: String] = [:],
                     _ script: @escaping @Sendable (Connection, FakeDaemon) -> Void) throws -> DriverRun {
     try PAMBuild.require()
@@ -78,11 +78,13 @@ struct PAMModuleTests {
         VerdictCase(code: Verdict.failure, options: "", expected: "7 PAM_AUTH_ERR"),
         VerdictCase(code: Verdict.locked, options: "", expected: "11 PAM_MAXTRIES"),
         VerdictCase(code: Verdict.ignore, options: "", expected: "25 PAM_IGNORE"),
-        VerdictCase(code: Verdict.unavailable, options: "", expected: "9 PAM_AUTHINFO_UNAVAIL"),
+        // UNAVAILABLE after other messages: the dialog had started, so it fails closed
+        // whatever failmode (as the first message it is "unavailable": HardeningTests).
+        VerdictCase(code: Verdict.unavailable, options: "", expected: "7 PAM_AUTH_ERR"),
         VerdictCase(code: Verdict.badRequest, options: "", expected: "3 PAM_SERVICE_ERR"),
         VerdictCase(code: Verdict.denied, options: "", expected: "7 PAM_AUTH_ERR"),
         // failmode=open changes only "unavailable", never a decision.
-        VerdictCase(code: Verdict.unavailable, options: "failmode=open", expected: "25 PAM_IGNORE"),
+        VerdictCase(code: Verdict.unavailable, options: "failmode=open", expected: "7 PAM_AUTH_ERR"),
         VerdictCase(code: Verdict.failure, options: "failmode=open", expected: "7 PAM_AUTH_ERR"),
         VerdictCase(code: Verdict.denied, options: "failmode=open", expected: "7 PAM_AUTH_ERR"),
         VerdictCase(code: Verdict.locked, options: "failmode=open", expected: "11 PAM_MAXTRIES"),
@@ -127,7 +129,9 @@ struct PAMModuleTests {
 
     @Test("No socket file → PAM_AUTHINFO_UNAVAIL; failmode=open → PAM_IGNORE", arguments: ["", "failmode=open"])
     func noSocketFile(options: String) throws {
-        let config = try PAMConfig(socket: temporarySocketPath(), options: options)
+        let path = try temporarySocketPath()
+        defer { removeSocketPath(path) }
+        let config = try PAMConfig(socket: path, options: options)
         let run = try runDriver(config)
         #expect(run.result == (options.isEmpty ? "9 PAM_AUTHINFO_UNAVAIL" : "25 PAM_IGNORE"), "\(run)")
         #expect(run.stderr.contains("No such file or directory"), "\(run)")
@@ -139,9 +143,9 @@ struct PAMModuleTests {
     @Test("A socket file nobody listens on → PAM_AUTHINFO_UNAVAIL; failmode=open → PAM_IGNORE",
           arguments: ["", "failmode=open"])
     func staleSocketFile(options: String) throws {
-        let path = temporarySocketPath()
+        let path = try temporarySocketPath()
+        defer { removeSocketPath(path) }
         close(try boundSocket(path, backlog: nil))
-        defer { unlink(path) }
         let config = try PAMConfig(socket: path, options: options)
         let run = try runDriver(config)
         #expect(run.result == (options.isEmpty ? "9 PAM_AUTHINFO_UNAVAIL" : "25 PAM_IGNORE"), "\(run)")
@@ -159,7 +163,7 @@ struct PAMModuleTests {
         #expect(run.seconds < 8, "took \(run.seconds) s with timeout=1")
     }
 
-    @Test("A daemon that hangs after the answer: the timeout fires; failmode=open → PAM_IGNORE")
+    @Test("A daemon that hangs after the answer: the timeout fires → PAM_AUTH_ERR, even with failmode=open")
     func hungAfterAnswer() throws {
         let run = try dialog(options: "failmode=open", timeout: 1, stdin: answers("111111")) { conn, fake in
             fake.expectAuthStart(conn)
@@ -167,20 +171,21 @@ struct PAMModuleTests {
             _ = fake.expectAnswer(conn)
             fake.expect(conn.closedWithoutData(), "the module did not close after its timeout")
         }
-        #expect(run.result == "25 PAM_IGNORE", "\(run)")
+        #expect(run.result == "7 PAM_AUTH_ERR", "\(run)")
         #expect(run.stderr.contains("timed out"), "\(run)")
+        #expect(run.stderr.contains("dialog started: failing closed whatever failmode"), "\(run)")
         #expect(run.seconds < 8, "took \(run.seconds) s with timeout=1")
     }
 
     @Test("A daemon that never accepts, backlog full: connect times out → PAM_AUTHINFO_UNAVAIL")
     func backlogFull() throws {
-        let path = temporarySocketPath()
+        let path = try temporarySocketPath()
         let listener = try boundSocket(path, backlog: 0)
         var fillers: [Int32] = []
         defer {
             fillers.forEach { close($0) }
             close(listener)
-            unlink(path)
+            removeSocketPath(path)
         }
         // Fill the listen queue until a non-blocking connect would wait.
         var sa = makeUnixAddress(path)
@@ -208,15 +213,21 @@ struct PAMModuleTests {
         let name: String
         let answersFirst: Bool
         let sendBeforeClose: [UInt8]
-        var testDescription: String { name }
+        let expected: String
+        var testDescription: String { "\(name) → \(expected)" }
     }
 
-    @Test("The daemon closes before the verdict → PAM_AUTHINFO_UNAVAIL", arguments: [
-        CloseCase(name: "right after AUTH_START", answersFirst: false, sendBeforeClose: []),
-        CloseCase(name: "after the prompt and its answer", answersFirst: true, sendBeforeClose: []),
-        CloseCase(name: "inside a frame's length word", answersFirst: true, sendBeforeClose: [0, 0]),
+    // Before the first complete frame the daemon is "unavailable"; after it, the dialog had started.
+    @Test("The daemon closes before the verdict: unavailable before its first message, PAM_AUTH_ERR after", arguments: [
+        CloseCase(name: "right after AUTH_START", answersFirst: false, sendBeforeClose: [], expected: "9 PAM_AUTHINFO_UNAVAIL"),
+        CloseCase(name: "inside the first frame's length word", answersFirst: false, sendBeforeClose: [0, 0],
+                  expected: "9 PAM_AUTHINFO_UNAVAIL"),
+        CloseCase(name: "inside the first frame's body", answersFirst: false,
+                  sendBeforeClose: Array(verdictFrame(Verdict.success).prefix(7)), expected: "9 PAM_AUTHINFO_UNAVAIL"),
+        CloseCase(name: "after the prompt and its answer", answersFirst: true, sendBeforeClose: [], expected: "7 PAM_AUTH_ERR"),
+        CloseCase(name: "inside a frame's length word", answersFirst: true, sendBeforeClose: [0, 0], expected: "7 PAM_AUTH_ERR"),
         CloseCase(name: "inside a frame body", answersFirst: true,
-                  sendBeforeClose: Array(verdictFrame(Verdict.success).prefix(7))),
+                  sendBeforeClose: Array(verdictFrame(Verdict.success).prefix(7)), expected: "7 PAM_AUTH_ERR"),
     ])
     func closesEarly(_ c: CloseCase) throws {
         let run = try dialog(stdin: answers("222222")) { conn, fake in
@@ -229,7 +240,7 @@ struct PAMModuleTests {
             shutdown(conn.fd, Int32(SHUT_WR))
             fake.expect(conn.closedWithoutData(), "the module sent something after the daemon closed")
         }
-        #expect(run.result == "9 PAM_AUTHINFO_UNAVAIL", "\(run)")
+        #expect(run.result == c.expected, "\(run)")
         #expect(run.stderr.contains("closed"), "\(run)")
     }
 
@@ -287,26 +298,44 @@ struct PAMModuleTests {
         ]
         cases.append(BadFrame(name: "PROTOCOL_ERROR without a reason", bytes: frame(MsgType.protocolError),
                               reason: "PROTOCOL_ERROR"))
+        // A known tag where the message type does not list it.
+        let notListed = "does not list"
+        cases += [
+            BadFrame(name: "RESULT inside a prompt",
+                     bytes: frame(MsgType.promptEchoOff, field(text, "Code: ") + field(Tag.result, [0])), reason: notListed),
+            BadFrame(name: "RESULT inside INFO", bytes: frame(MsgType.info, field(Tag.result, [0]) + field(text, "hi")),
+                     reason: notListed),
+            BadFrame(name: "USER inside a prompt",
+                     bytes: frame(MsgType.promptEchoOn, field(text, "Code: ") + field(Tag.user, "root")), reason: notListed),
+            BadFrame(name: "DEADLINE inside a VERDICT",
+                     bytes: frame(MsgType.verdict, field(Tag.result, [0]) + field(Tag.deadline, be32(1000))), reason: notListed),
+            BadFrame(name: "DEADLINE over its 4-byte bound in a VERDICT",
+                     bytes: frame(MsgType.verdict, field(Tag.result, [0]) + field(Tag.deadline, [0, 0, 0, 0, 0])), reason: "bound"),
+            BadFrame(name: "PASSWORD inside PROTOCOL_ERROR",
+                     bytes: frame(MsgType.protocolError, field(text, "x") + field(Tag.password, "pw")), reason: notListed),
+        ]
         return cases
     }()
 
-    @Test("Invalid frames make the daemon unavailable → PAM_AUTHINFO_UNAVAIL", arguments: badFrames)
+    @Test("An invalid first frame or PROTOCOL_ERROR → PAM_AUTH_ERR, even with failmode=open (the daemon answered)",
+          arguments: badFrames)
     func invalidFrame(_ bad: BadFrame) throws {
         // The fake keeps the connection open: the module must give up on the
         // frame itself, not by running into its timeout or an EOF.
-        let run = try dialog(timeout: 30) { conn, fake in
+        let run = try dialog(options: "failmode=open", timeout: 30) { conn, fake in
             fake.expectAuthStart(conn)
             conn.send(bad.bytes)
             fake.expect(conn.closedWithoutData(), "the module answered an invalid frame")
         }
-        #expect(run.result == "9 PAM_AUTHINFO_UNAVAIL", "\(run)")
+        #expect(run.result == "7 PAM_AUTH_ERR", "\(run)")
         #expect(run.dialog.isEmpty, "\(run)")
-        #expect(run.stderr.contains("twofoldd unavailable"), "\(run)")
+        #expect(run.stderr.contains("dialog started: failing closed whatever failmode"), "\(run)")
+        #expect(!run.stderr.contains("twofoldd unavailable"), "\(run)")
         #expect(run.stderr.contains(bad.reason), "expected reason \"\(bad.reason)\": \(run)")
         #expect(!run.stderr.contains("timed out"), "\(run)")
     }
 
-    @Test("An invalid frame after a valid prompt, with failmode=open → PAM_IGNORE")
+    @Test("An invalid frame after a valid prompt, with failmode=open → PAM_AUTH_ERR")
     func invalidFrameFailOpen() throws {
         let run = try dialog(options: "failmode=open", stdin: answers("333333")) { conn, fake in
             fake.expectAuthStart(conn)
@@ -316,8 +345,8 @@ struct PAMModuleTests {
             fake.expect(conn.closedWithoutData(), "the module answered garbage")
         }
         #expect(run.dialog == ["ECHO_OFF Code: "], "\(run)")
-        #expect(run.result == "25 PAM_IGNORE", "\(run)")
-        #expect(run.stderr.contains("NOT checking the second factor"), "\(run)")
+        #expect(run.result == "7 PAM_AUTH_ERR", "\(run)")
+        #expect(!run.stderr.contains("NOT checking the second factor"), "\(run)")
     }
 
     // MARK: Conversation
@@ -369,10 +398,14 @@ struct PAMModuleTests {
 
     @Test("Unknown or malformed options are logged → PAM_SERVICE_ERR, and the daemon is not asked",
           arguments: ["bogus", "timeout=abc", "timeout=0", "timeout=", "timeout=-5", "timeout=99999",
-                      "failmode=maybe", "socket=relative.sock", "debug=1"])
+                      "failmode=maybe", "socket=relative.sock", "debug=1",
+                      "dialog_timeout=0", "dialog_timeout=86401", "dialog_timeout=x", "daemon_user=",
+                      "daemon_user=no-such-account-twofold"])
     func badOption(_ option: String) throws {
         // The socket does not exist: were the option ignored, the result would be 9.
-        let config = try PAMConfig(socket: temporarySocketPath(), rawOptions: "socket=\(temporarySocketPath()) \(option)")
+        let path = try temporarySocketPath()
+        defer { removeSocketPath(path) }
+        let config = try PAMConfig(socket: path, rawOptions: "socket=\(path) \(option)")
         let run = try runDriver(config)
         #expect(run.result == "3 PAM_SERVICE_ERR", "\(run)")
         #expect(run.stderr.contains("\"\(option)\""), "the option is not logged: \(run)")
@@ -430,7 +463,7 @@ struct PAMModuleTests {
 
     @Test("A user name over 256 bytes is refused locally → PAM_USER_UNKNOWN, even with failmode=open")
     func userTooLong() throws {
-        let config = try PAMConfig(socket: temporarySocketPath(), options: "failmode=open")
+        let config = try PAMConfig(socket: "/nonexistent/twofold.sock", options: "failmode=open")
         let run = try runDriver(config, user: String(repeating: "u", count: 257))
         #expect(run.result == "10 PAM_USER_UNKNOWN", "\(run)")
     }
@@ -494,7 +527,9 @@ struct PAMModuleTests {
     @Test("The auth lines of pam/examples/sshd with the daemon down: PAM_AUTHINFO_UNAVAIL")
     func sshdExampleStackDaemonDown() throws {
         try PAMBuild.require()
-        let config = try PAMConfig(lines: try Self.exampleSSHDAuthLines(socket: temporarySocketPath()))
+        let path = try temporarySocketPath()
+        defer { removeSocketPath(path) }
+        let config = try PAMConfig(lines: try Self.exampleSSHDAuthLines(socket: path))
         let run = try runDriver(config)
         #expect(run.stackResult == "9 PAM_AUTHINFO_UNAVAIL", "\(run)")
     }
