@@ -48,7 +48,7 @@ one() { # one SIDE ROUND
   local side=$1 round=$2 D=$WORK/$1$2 extra
   extra=$([ "$side" = a ] && echo "$CONF_A" || echo "$CONF_B")
   mkdir -p "$D"
-  { echo "socket = $D/s"; echo "state_directory = $D/state"; echo "throttle_delay_ms = 0"; tr ';' '\n' <<< "$extra"; } > "$D/twofoldd.conf"
+  { echo "socket = $D/s"; echo "state_directory = $D/state"; echo "throttle_delay_ms = 0"; echo "max_dialogs_per_rhost = 10000"; tr ';' '\n' <<< "$extra"; } > "$D/twofoldd.conf"
   DPID=$("$BIN/tfprov" start-daemon "$D/n" "$D/log" "$D/pid" 60 -- "$WORK/$side" --config "$D/twofoldd.conf")
   "$BIN/tfprov" import -s "$D/s" -N "$USERS" -c 4 -w 32 > /dev/null 2>&1
   for spec in "1 2000" "64 9000"; do

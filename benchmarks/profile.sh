@@ -70,6 +70,7 @@ socket = $D/twofold.sock
 state_directory = $D/state
 throttle_delay_ms = 0
 max_failures = 100
+max_dialogs_per_rhost = 10000
 EOF
 
 start() { # start [WRAPPER...]

@@ -125,6 +125,8 @@ state_directory = $dir/state
 # The wrong-code run must measure the bookkeeping, not the back-off: no delay, and room for failures.
 throttle_delay_ms = 0
 max_failures = 100
+# Every load client says PAM_RHOST=127.0.0.1, like a bastion behind one NAT address: no per-host cap.
+max_dialogs_per_rhost = 10000
 $extra
 EOF
   fi
