@@ -122,6 +122,24 @@ struct HardeningTests {
         #expect(try Self.audit(daemon).contains { $0.outcome == "refused" })
     }
 
+    @Test("through the real module with failmode=open and pam_permit: wrong codes then anything, and a flood of dialogs, never let anyone in")
+    func failOpenNeverPassesAStartedOrRefusedDialog() throws {
+        try PAMBuild.require()
+        let daemon = try DaemonProcess(extraConfig: "max_dialogs_per_user = 2", throttleDelayMillis: 16_000)
+        let abe = try daemon.provision("abe")
+        let open = try PAMConfig(socket: daemon.socketPath, options: "failmode=open", thenPermit: true)
+        #expect(try open.authenticate("abe", answers: [abe.wrongCode()]).result == "PAM_AUTH_ERR")
+        let anything = try open.authenticate("abe", answers: ["123456"])
+        #expect(anything.result == "PAM_AUTH_ERR", "\(anything.lines)")
+        #expect(anything.lines.contains { $0.hasPrefix("ERROR ") && $0.contains("wait") })
+        // Two dialogs for abe held at the prompt (the cap): the module's own dialog is refused with a
+        // verdict, which it maps to a failure, not to "daemon unavailable".
+        let held = try (0..<2).map { _ in try Self.openDialog(daemon, user: "abe") }
+        let flooded = try open.authenticate("abe", answers: [abe.code()])
+        #expect(flooded.result == "PAM_AUTH_ERR", "\(flooded.lines)")
+        held.forEach { $0.0.close() }
+    }
+
     // MARK: 4. Parallel attempts
 
     @Test("20 dialogs at once, 19 wrong codes then the right one: the 10th failure locks and the right code is refused")
