@@ -330,12 +330,6 @@ public final class Authenticator: Sendable {
         }
     }
 
-    /// `result`, once the audit record of the event is committed (a failed audit commit is logged, not fatal).
-    public func audited<Result>(_ context: LoginContext, outcome: String, reason: String?, action: String = "verify",
-                                then result: Result) -> LoginStep<Result> {
-        .commit([auditMutation(context, outcome: outcome, reason: reason, at: clock.nowMillis(), action: action)]) { _ in .done(result) }
-    }
-
     /// Drives `step` to its result in async code.
     public func run<Result>(_ step: LoginStep<Result>) async -> Result {
         var step = step
@@ -352,77 +346,6 @@ public final class Authenticator: Sendable {
                 return await work()
             }
         }
-    }
-
-    /// Commits for a caller that is not async; `completion` gets the results, or nil when the store
-    /// failed (logged). It runs on the store's thread, which also logs the batch's audit records:
-    /// the event loop neither formats nor writes log lines.
-    public func commit(_ mutations: [StoreMutation], completion: @escaping @Sendable ([MutationResult]?) -> Void) {
-        store.commit(mutations) { result in
-            switch result {
-            case .success(let results):
-                self.logAudits(mutations, results: results, error: nil)
-                completion(results)
-            case .failure(let error):
-                self.logAudits(mutations, results: nil, error: error)
-                completion(nil)
-            }
-        }
-    }
-
-    /// Commits; nil when the store failed (logged).
-    func commit(_ mutations: [StoreMutation]) async -> [MutationResult]? {
-        do {
-            let results = try await store.commit(mutations)
-            logAudits(mutations, results: results, error: nil)
-            return results
-        } catch {
-            logAudits(mutations, results: nil, error: error)
-            return nil
-        }
-    }
-
-    /// Every audit record also goes to the log, once its commit is durable (so the log never shows
-    /// an outcome the store does not have); after a failed commit, with the error, as not recorded.
-    private func logAudits(_ mutations: [StoreMutation], results: [MutationResult]?, error: (any Error)?) {
-        if let error { logger.error("store commit failed", metadata: ["error": "\(error)"]) }
-        for (index, mutation) in mutations.enumerated() {
-            let r: AuditRecord
-            switch mutation {
-            case .audit(let record): r = record
-            case .auditAttempt(let record): r = record.resolved(after: index > 0 ? results?[index - 1] : nil)
-            default: continue
-            }
-            var metadata: Logger.Metadata = ["user": "\(r.user ?? "")", "service": "\(r.service ?? "")", "rhost": "\(r.rhost ?? "")",
-                                             "peer_uid": "\(r.peerUID.map(String.init) ?? "")", "outcome": "\(r.outcome)", "reason": "\(r.reason ?? "")"]
-            if error == nil {
-                logger.info("\(r.action)", metadata: metadata)
-            } else {
-                metadata["recorded"] = "no"
-                logger.error("\(r.action)", metadata: metadata)
-            }
-        }
-    }
-
-    /// The audit record of an attempt that succeeds unless the store refuses it (`auditAttempt`).
-    func attemptRecord(_ context: LoginContext, reason: String, at now: Int64) -> AuditRecord {
-        AuditRecord(timeMillis: now, action: "verify", user: context.user, service: context.service,
-                    rhost: context.rhost, tty: context.tty, peerUID: context.peer.uid, outcome: "success", reason: reason)
-    }
-
-    /// An audit record for the verify path (logged when committed).
-    func auditMutation(_ context: LoginContext, outcome: String, reason: String?, at now: Int64, action: String = "verify") -> StoreMutation {
-        .audit(auditRecord(context, outcome: outcome, reason: reason, at: now, action: action))
-    }
-
-    func auditRecord(_ context: LoginContext, outcome: String, reason: String?, at now: Int64? = nil, action: String = "verify") -> AuditRecord {
-        AuditRecord(timeMillis: now ?? clock.nowMillis(), action: action, user: context.user, service: context.service,
-                    rhost: context.rhost, tty: context.tty, peerUID: context.peer.uid, outcome: outcome, reason: reason)
-    }
-
-    /// Records an event that changes no other state (denied, ignored, abandoned, enrollment steps).
-    public func audit(_ context: LoginContext, outcome: String, reason: String?, action: String = "verify") async {
-        _ = await commit([auditMutation(context, outcome: outcome, reason: reason, at: clock.nowMillis(), action: action)])
     }
 
     static func reason(_ error: any Error) -> String {
