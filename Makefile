@@ -41,8 +41,9 @@ run: deps
 	$(CURDIR)/.build/release/twofoldd --config /dev/null --state-directory $(STATE) --socket $(STATE)/twofold.sock
 
 # The smoke benchmark (a few seconds, on the debug build) runs first so the harness never rots;
-# swift test's summary stays the last line.
+# swift test's summary stays the last line. test-setup.sh creates the accounts the tests run as.
 check: deps pam
+	@bash scripts/test-setup.sh
 	$(MAKE) -C pam check-exports
 	$(SWIFT) build
 	TWOFOLDD=$$($(SWIFT) build --show-bin-path)/twofoldd bash benchmarks/run.sh --smoke

@@ -5,6 +5,7 @@ packages=(
   pkg-config libssl-dev libsqlite3-dev libpam0g-dev libqrencode-dev   # build
   pamtester libpam-wrapper openssh-server openssh-client oathtool      # tests: real peers
   zbar-tools libpam-google-authenticator libpam-oath python3 util-linux
+  systemd                                                              # tests: systemd-analyze on the units
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -51,6 +51,9 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
         if let keyFile { try settings.set(key: "key_file", value: keyFile, at: "--key-file") }
         if let logLevel { try settings.set(key: "log_level", value: logLevel, at: "--log-level") }
         if checkConfig {
+            // A config that is fine but a daemon that would authorize every caller as the wrong
+            // user is not "OK": the check reports a user namespace too (an error, exit 1).
+            try UserNamespace.requireInitialNamespace()
             print("configuration OK")
             return
         }
@@ -65,6 +68,9 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
         let logger = Logger(label: "twofoldd")
         let environment = ProcessInfo.processInfo.environment
         do {
+            // Before anything is opened: in a user namespace (PrivateUsers=yes) SO_PEERCRED would
+            // show most callers as uid 65534, and every authorization would be about the wrong user.
+            try UserNamespace.requireInitialNamespace()
             let daemon = try await Daemon(configuration: settings, environment: environment, logger: logger)
             try await daemon.run(logger: logger)
         } catch {

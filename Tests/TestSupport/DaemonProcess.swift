@@ -41,7 +41,7 @@ public struct HarnessError: Error, CustomStringConvertible {
 }
 
 /// A fresh temporary directory with a short path (Unix socket paths are limited to 107 bytes),
-/// mode 0755 so that `nobody` can reach a socket in it.
+/// mode 0755 so that the test users (TestUser) can reach a socket in it.
 public func makeTemporaryDirectory(_ prefix: String = "tf") throws -> String {
     var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
     guard let made = mkdtemp(&template) else { throw HarnessError("mkdtemp failed: \(String(cString: strerror(errno)))") }
@@ -82,8 +82,9 @@ public final class DaemonProcess: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// Starts (or restarts) the daemon and waits for READY=1.
-    public func start(extraEnvironment: [String: String] = [:]) throws {
+    /// Starts (or restarts) the daemon and waits for READY=1. `prefix` runs it under another
+    /// command (`unshare ... --`, `setpriv ... --`), which must exec twofoldd in the end.
+    public func start(extraEnvironment: [String: String] = [:], prefix: [String] = []) throws {
         let notifyPath = directory + "/notify.\(UInt32.random(in: 0...UInt32.max)).sock"
         let notify = try NotifyListener(path: notifyPath)
         defer { notify.close() }
@@ -93,7 +94,7 @@ public final class DaemonProcess: @unchecked Sendable {
         let log = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard log >= 0 else { throw HarnessError("cannot open \(logPath)") }
         defer { close(log) }
-        let process = try ChildProcess([TestPaths.twofoldd, "--config", configPath], environment: environment, fds: [1: log, 2: log])
+        let process = try ChildProcess(prefix + [TestPaths.twofoldd, "--config", configPath], environment: environment, fds: [1: log, 2: log])
         self.process = process
         try notify.waitForReady(timeoutSeconds: 60, isRunning: { process.isRunning }, logPath: logPath)
     }

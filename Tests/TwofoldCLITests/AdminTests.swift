@@ -216,7 +216,7 @@ import TwofoldProtocol
         #expect(again.status == 0, "\(again)")
         #expect(again.stdout == "Imported 2FA for 1 user.\n")
         // Not for users.
-        let denied = try daemon.ctl(["bulk-import", file], asNobody: true)
+        let denied = try daemon.ctlAsTestUser(["bulk-import", file])
         #expect(denied.status == 4, "\(denied)")
     }
 
@@ -323,12 +323,12 @@ import TwofoldProtocol
     @Test func ordinaryUserIsRefusedAdminCommands() throws {
         let daemon = try DaemonProcess()
         for arguments in [["users"], ["user", "show", "root"], ["policy", "show"], ["policy", "set", "--window", "2"],
-                          ["user", "revoke", "root"], ["audit"], ["import", "nobody", "--uri", "-"]] {
-            let result = try daemon.ctl(arguments, input: "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP\n", asNobody: true)
+                          ["user", "revoke", "root"], ["audit"], ["import", "twofold-test", "--uri", "-"]] {
+            let result = try daemon.ctlAsTestUser(arguments, input: "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP\n")
             #expect(result.status == 4, "\(arguments): \(result)")
             #expect(result.stderr.contains("twofoldctl: this command needs root or membership of the admin group"), "\(arguments): \(result)")
         }
-        let json = try daemon.ctl(["users", "--json"], asNobody: true)
+        let json = try daemon.ctlAsTestUser(["users", "--json"])
         #expect(json.status == 4)
         #expect(json.stdout.contains("\"code\" : \"permissionDenied\""), "\(json)")
     }

@@ -49,12 +49,10 @@ enum CLI {
         return env
     }
 
-    /// Runs `twofoldctl arguments...` (as `nobody` with `asNobody`).
-    static func run(_ arguments: [String], input: String? = nil, environment: [String: String] = [:], asNobody: Bool = false) throws -> CLIResult {
+    /// Runs `twofoldctl arguments...` (as `user`, a TestUser, when given; as root otherwise).
+    static func run(_ arguments: [String], input: String? = nil, environment: [String: String] = [:], as user: TestUser? = nil) throws -> CLIResult {
         var argv = [Paths.twofoldctl] + arguments
-        if asNobody {
-            argv = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] + argv
-        }
+        if let user { argv = user.setpriv + argv }
         return try runProgram(argv, input: input, environment: Self.environment(environment))
     }
 
@@ -93,7 +91,7 @@ final class InteractiveCLI {
     private(set) var stdout = ""
     private var buffer: [UInt8] = []
 
-    init(_ arguments: [String], environment: [String: String] = [:], asNobody: Bool = false) throws {
+    init(_ arguments: [String], environment: [String: String] = [:], as user: TestUser? = nil) throws {
         directory = try makeTemporaryDirectory("tfint")
         errPath = directory + "/err"
         var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0]
@@ -106,7 +104,7 @@ final class InteractiveCLI {
         }
         let errFd = open(errPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         var argv = [Paths.twofoldctl] + arguments
-        if asNobody { argv = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] + argv }
+        if let user { argv = user.setpriv + argv }
         child = try ChildProcess(argv, environment: CLI.environment(environment), fds: [0: inPipe[0], 1: outPipe[1], 2: errFd])
         close(inPipe[0]); close(outPipe[1]); close(errFd)
         input = inPipe[1]
@@ -163,13 +161,19 @@ final class InteractiveCLI {
 }
 
 extension DaemonProcess {
-    /// Runs twofoldctl against this daemon (`--socket` added after the subcommand words).
-    func ctl(_ arguments: [String], input: String? = nil, asNobody: Bool = false) throws -> CLIResult {
-        try CLI.run(arguments + ["--socket", socketPath], input: input, asNobody: asNobody)
+    /// Runs twofoldctl against this daemon (`--socket` added after the subcommand words), as root
+    /// or as a test user.
+    func ctl(_ arguments: [String], input: String? = nil, as user: TestUser? = nil) throws -> CLIResult {
+        try CLI.run(arguments + ["--socket", socketPath], input: input, as: user)
     }
 
-    func interactive(_ arguments: [String], asNobody: Bool = false) throws -> InteractiveCLI {
-        try InteractiveCLI(arguments + ["--socket", socketPath], asNobody: asNobody)
+    /// Runs twofoldctl as the test user (TestUser.user): an ordinary, non-root account.
+    func ctlAsTestUser(_ arguments: [String], input: String? = nil) throws -> CLIResult {
+        try ctl(arguments, input: input, as: try TestUser.user)
+    }
+
+    func interactive(_ arguments: [String], as user: TestUser? = nil) throws -> InteractiveCLI {
+        try InteractiveCLI(arguments + ["--socket", socketPath], as: user)
     }
 
 }

@@ -34,9 +34,9 @@ extension DaemonProcess {
     /// Runs `twofoldctl enroll` interactively to the end, as a person would: types `currentCode`
     /// first when given, reads the printed secret, types the app's code (two consecutive ones with
     /// `twoCodes`), checks that nothing is active before the confirmation, and answers `confirm`.
-    func enroll(_ arguments: [String] = [], asNobody: Bool = false, currentCode: String? = nil, twoCodes: Bool = false,
+    func enroll(_ arguments: [String] = [], as runAs: TestUser? = nil, currentCode: String? = nil, twoCodes: Bool = false,
                 confirm: String = "yes", user: String) throws -> (result: CLIResult, app: Authenticator, transcript: EnrollTranscript) {
-        let session = try interactive(["enroll"] + arguments, asNobody: asNobody)
+        let session = try interactive(["enroll"] + arguments, as: runAs)
         if let currentCode { session.send(currentCode) }
         let printed = try session.read(until: EnrollTranscript.hasOffer)
         let (uri, key) = try EnrollTranscript.offer(in: printed)

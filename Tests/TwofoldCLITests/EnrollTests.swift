@@ -129,46 +129,48 @@ import TwofoldQR
         #expect(try daemon.status("fay").enrollment == "active")
     }
 
-    /// The whole life of a self-service user (nobody, not root): enroll, re-enroll with a current
+    /// The whole life of a self-service user (the test user, not root): enroll, re-enroll with a current
     /// code, new recovery codes, disable refused by policy, then allowed.
     @Test func selfServiceAsAnOrdinaryUser() throws {
         let daemon = try DaemonProcess()
-        let first = try daemon.enroll(["--qr", "none"], asNobody: true, user: "nobody")
+        let me = try TestUser.user
+        let first = try daemon.enroll(["--qr", "none"], as: me, user: me.name)
         #expect(first.result.status == 0, "\(first.result)\n\(daemon.log)")
-        #expect(try daemon.status("nobody").enrollment == "active")
+        #expect(try daemon.status(me.name).enrollment == "active")
 
         // Status of one's own account, without --user; another's is refused.
-        let own = try daemon.ctl(["status"], asNobody: true)
+        let own = try daemon.ctl(["status"], as: me)
         #expect(own.status == 0, "\(own)")
-        #expect(own.stdout.contains("User:") && own.stdout.contains("nobody"))
-        let other = try daemon.ctl(["status", "--user", "root"], asNobody: true)
+        #expect(own.stdout.split(separator: "\n").contains { $0.hasPrefix("User:") && $0.dropFirst(5).trimmingCharacters(in: .whitespaces) == me.name },
+                "the caller's own account, found by its real uid: \(own)")
+        let other = try daemon.ctl(["status", "--user", "root"], as: me)
         #expect(other.status == 4, "\(other)")
 
         // Re-enrolling asks for a code of the current secret first; a wrong one is refused.
-        let wrong = try daemon.ctl(["enroll", "--qr", "none"], input: first.app.wrongCode() + "\n", asNobody: true)
+        let wrong = try daemon.ctl(["enroll", "--qr", "none"], input: first.app.wrongCode() + "\n", as: me)
         #expect(wrong.status == 5, "\(wrong)")
-        let second = try daemon.enroll(["--qr", "none"], asNobody: true, currentCode: first.app.code(offset: 1), user: "nobody")
+        let second = try daemon.enroll(["--qr", "none"], as: me, currentCode: first.app.code(offset: 1), user: me.name)
         #expect(second.result.status == 0, "\(second.result)\n\(daemon.log)")
         #expect(second.app.base32 != first.app.base32)
 
         // The new secret's codes work from now on (the enrollment used step 0; use the next ones).
-        let recovery = try daemon.ctl(["recovery-codes"], input: second.app.code(offset: 1) + "\n", asNobody: true)
+        let recovery = try daemon.ctl(["recovery-codes"], input: second.app.code(offset: 1) + "\n", as: me)
         #expect(recovery.status == 0, "\(recovery)\n\(daemon.log)")
         let codes = EnrollTranscript.recoveryCodes(in: recovery.stdout)
         #expect(!codes.isEmpty)
         #expect(Set(codes).isDisjoint(with: second.transcript.recoveryCodes))
-        #expect(try daemon.status("nobody").recoveryCodesLeft == codes.count)
+        #expect(try daemon.status(me.name).recoveryCodesLeft == codes.count)
 
         // Disable: refused while policy forbids it (exit 4), then allowed with a current code.
         #expect(try daemon.ctl(["policy", "set", "--allow-disable", "false"]).status == 0)
-        let refused = try daemon.ctl(["disable"], input: second.app.code() + "\n", asNobody: true)
+        let refused = try daemon.ctl(["disable"], input: second.app.code() + "\n", as: me)
         #expect(refused.status == 4, "\(refused)")
         #expect(refused.stderr.contains("policy"), "\(refused)")
         #expect(try daemon.ctl(["policy", "set", "--allow-disable", "true", "--window", "3"]).status == 0)
-        let disabled = try daemon.ctl(["disable", "--json"], input: second.app.code(offset: 2) + "\n", asNobody: true)
+        let disabled = try daemon.ctl(["disable", "--json"], input: second.app.code(offset: 2) + "\n", as: me)
         #expect(disabled.status == 0, "\(disabled)\n\(daemon.log)")
         #expect(disabled.stdout.contains("\"ok\" : true"))
-        #expect(try daemon.status("nobody").enrollment == "none")
+        #expect(try daemon.status(me.name).enrollment == "none")
     }
 
     @Test func recoveryCodesAndDisableAsAdminForAUser() throws {
@@ -192,10 +194,11 @@ import TwofoldQR
     @Test func selfEnrollmentRefusedByPolicyExitsFour() throws {
         let daemon = try DaemonProcess()
         #expect(try daemon.ctl(["policy", "set", "--self-enrollment", "false"]).status == 0)
-        let refused = try daemon.ctl(["enroll", "--qr", "none"], input: "123456\nyes\n", asNobody: true)
+        let me = try TestUser.user
+        let refused = try daemon.ctl(["enroll", "--qr", "none"], input: "123456\nyes\n", as: me)
         #expect(refused.status == 4, "\(refused)")
         #expect(refused.stderr.contains("policy"), "\(refused)")
-        #expect(try daemon.status("nobody").enrollment == "none")
+        #expect(try daemon.status(me.name).enrollment == "none")
     }
 
     @Test func lockedUserExitsSix() throws {

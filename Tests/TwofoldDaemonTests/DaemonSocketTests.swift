@@ -356,13 +356,15 @@ struct DaemonSocketTests {
     @Test("a peer that is neither root nor the user is refused")
     func foreignPeer() throws {
         let daemon = try DaemonProcess()
-        _ = try daemon.provision("ivan")
-        // A client running as 'nobody' asks about ivan: the daemon must refuse from SO_PEERCRED alone.
-        let result = try runAsNobody(socketPath: daemon.socketPath, user: "ivan")
+        let other = try TestUser.other
+        _ = try daemon.provision(other.name)
+        // A client running as the test user asks about another real, enrolled account: the daemon
+        // must refuse from SO_PEERCRED alone.
+        let result = try runAsTestUser(socketPath: daemon.socketPath, user: other.name)
         #expect(result == "DENIED", "got \(result)")
         #expect(daemon.log.contains("may not ask about this user"))
-        // And an admin request from nobody is refused too.
-        let admin = try runAsNobody(socketPath: daemon.socketPath, user: nil)
+        // And an admin request from the test user is refused too.
+        let admin = try runAsTestUser(socketPath: daemon.socketPath, user: nil)
         #expect(admin.contains("permissionDenied"), "got \(admin)")
     }
 
@@ -386,25 +388,26 @@ struct DaemonSocketTests {
     }
 }
 
-/// Sends one frame from a process running as `nobody` (the test itself runs as root): a few lines of
-/// Python under `setpriv`, which print the verdict name, or the JSON of a RESPONSE.
-func runAsNobody(socketPath: String, user: String?) throws -> String {
+/// Sends one frame from a process running as the test user (TestUser.user; the test itself runs as
+/// root): a login dialog's AUTH_START for `user`, or an admin request (list users) when nil.
+func runAsTestUser(socketPath: String, user: String?) throws -> String {
     let frame = user != nil
         ? try FrameCodec.encode(.authStart(AuthStart(user: user!, service: "sshd")))
         : try FrameCodec.encode(.request(Array(try JSONEncoder().encode(ControlRequest.listUsers(after: nil, limit: 10)))))
-    return try runAsNobody(socketPath: socketPath, frame: frame)
+    return try runAsTestUser(socketPath: socketPath, frame: frame)
 }
 
-func runAsNobody(socketPath: String, frame: [UInt8]) throws -> String {
-    try runAs(["--reuid=nobody", "--regid=nogroup", "--clear-groups"], socketPath: socketPath, frame: frame)
+func runAsTestUser(socketPath: String, frame: [UInt8]) throws -> String {
+    try runAs(try TestUser.user, socketPath: socketPath, frame: frame)
 }
 
-/// Sends one frame from a process with the given `setpriv` identity options.
-func runAs(_ identity: [String], socketPath: String, frame: [UInt8]) throws -> String {
-    let framePath = try makeTemporaryDirectory("nb") + "/frame.bin"
+/// Sends one frame from a process running as `account`: a few lines of Python under `setpriv`,
+/// which print the verdict name, or the text of any other first message (a RESPONSE's JSON).
+func runAs(_ account: TestUser, socketPath: String, frame: [UInt8]) throws -> String {
+    let framePath = try makeTemporaryDirectory("tu") + "/frame.bin"
     try Data(frame).write(to: URL(fileURLWithPath: framePath))
     chmod(framePath, 0o644)
-    let (_, output) = try run(["/usr/bin/setpriv"] + identity + ["--",
+    let (_, output) = try run(account.setpriv + [
                                "/usr/bin/python3", "-c", """
     import socket, sys
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

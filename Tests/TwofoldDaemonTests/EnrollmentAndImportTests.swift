@@ -130,20 +130,15 @@ struct EnrollmentAndImportTests {
 
     @Test("members of admin_group may run admin requests; other users may not")
     func adminGroup() throws {
-        // A real account in a real group, as an admin team would have (the tests run as root, as CI does).
-        for (command, name) in [("/usr/sbin/groupadd", "twofold-admins")] where getgrnam(name) == nil {
-            _ = try run([command, name])
-        }
-        if getpwnam("twofold-admin") == nil {
-            _ = try run(["/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "--groups", "twofold-admins", "twofold-admin"])
-        }
-        let daemon = try DaemonProcess(extraConfig: "admin_group = twofold-admins")
+        // A real account in a real group, as an admin team would have (scripts/test-setup.sh makes them).
+        let admin = try TestUser.admin
+        let daemon = try DaemonProcess(extraConfig: "admin_group = \(TestUser.adminGroup)")
         _ = try daemon.provision("pat")
         let list = try FrameCodec.encode(.request(Array(try JSONEncoder().encode(ControlRequest.listUsers(after: nil, limit: 5)))))
-        let asAdmin = try runAs(["--reuid=twofold-admin", "--regid=twofold-admin", "--init-groups"], socketPath: daemon.socketPath, frame: list)
+        let asAdmin = try runAs(admin, socketPath: daemon.socketPath, frame: list)
         #expect(asAdmin.contains("\"user\":\"pat\""), "\(asAdmin)")
-        let asNobody = try runAsNobody(socketPath: daemon.socketPath, frame: list)
-        #expect(asNobody.contains("permissionDenied"), "\(asNobody)")
+        let asUser = try runAsTestUser(socketPath: daemon.socketPath, frame: list)
+        #expect(asUser.contains("permissionDenied"), "\(asUser)")
         guard case .audit(let entries) = try daemon.control(.audit(user: nil, sinceMillis: nil, outcome: nil, limit: 50)) else {
             Issue.record("audit"); return
         }
@@ -152,31 +147,32 @@ struct EnrollmentAndImportTests {
 
     @Test("require = groups: a member of a required group is asked (here: refused, not enrolled), a non-member is not")
     func requiredGroupsAtLogin() throws {
-        // The membership is looked up through NSS off the event loop; a real group with a real member.
-        if getgrnam("twofold-req") == nil { _ = try run(["/usr/sbin/groupadd", "twofold-req"]) }
-        if getpwnam("twofold-member") == nil {
-            _ = try run(["/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "--groups", "twofold-req", "twofold-member"])
-        }
-        let daemon = try DaemonProcess(extraConfig: "require = groups\nrequired_groups = twofold-req")
-        let member = try daemon.login("twofold-member", answer: nil)
-        #expect(member.verdict == .denied, "\(member)")
-        #expect(try daemon.login("nobody", answer: nil).verdict == .ignore)
-        guard case .audit(let entries) = try daemon.control(.audit(user: "twofold-member", sinceMillis: nil, outcome: "denied", limit: 5)) else {
+        // The membership is looked up through NSS off the event loop; a real group with a real member
+        // (scripts/test-setup.sh makes them).
+        let member = try TestUser.groupMember
+        let daemon = try DaemonProcess(extraConfig: "require = groups\nrequired_groups = \(TestUser.requiredGroup)")
+        let asked = try daemon.login(member.name, answer: nil)
+        #expect(asked.verdict == .denied, "\(asked)")
+        #expect(try daemon.login(try TestUser.user.name, answer: nil).verdict == .ignore, "a real account outside the group")
+        guard case .audit(let entries) = try daemon.control(.audit(user: member.name, sinceMillis: nil, outcome: "denied", limit: 5)) else {
             Issue.record("audit"); return
         }
-        #expect(entries.contains { $0.reason?.contains("member of group twofold-req") == true }, "\(entries)")
+        #expect(entries.contains { $0.reason?.contains("member of group \(TestUser.requiredGroup)") == true }, "\(entries)")
     }
 
     @Test("users may not run admin requests or act on other accounts")
     func userIsNotAdmin() throws {
         let daemon = try DaemonProcess()
-        _ = try daemon.provision("nobody")
+        let me = try TestUser.user
+        _ = try daemon.provision(me.name)
         for request in [ControlRequest.listUsers(after: nil, limit: 5), .policyShow, .unlock(user: "root"), .status(user: "root")] {
-            let answer = try runAsNobodyRequest(socketPath: daemon.socketPath, request)
+            let answer = try runAsTestUserRequest(socketPath: daemon.socketPath, request)
             #expect(answer.contains("permissionDenied"), "\(request): \(answer)")
         }
-        let own = try runAsNobodyRequest(socketPath: daemon.socketPath, .status(user: nil))
+        // Its own status, found by its real uid (enrolled, so not a fresh account by accident).
+        let own = try runAsTestUserRequest(socketPath: daemon.socketPath, .status(user: nil))
         #expect(own.contains("\"enrollment\":\"active\""), "\(own)")
+        #expect(own.contains("\"user\":\"\(me.name)\""), "\(own)")
     }
 }
 
@@ -187,7 +183,7 @@ extension TestAccount {
     }
 }
 
-/// Sends one control request from a process running as `nobody`; returns the JSON it got.
-func runAsNobodyRequest(socketPath: String, _ request: ControlRequest) throws -> String {
-    try runAsNobody(socketPath: socketPath, frame: try FrameCodec.encode(.request(Array(try JSONEncoder().encode(request)))))
+/// Sends one control request from a process running as the test user; returns the JSON it got.
+func runAsTestUserRequest(socketPath: String, _ request: ControlRequest) throws -> String {
+    try runAsTestUser(socketPath: socketPath, frame: try FrameCodec.encode(.request(Array(try JSONEncoder().encode(request)))))
 }

@@ -63,11 +63,13 @@ struct PAMWithDaemonTests {
         try PAMBuild.require()
         let daemon = try DaemonProcess()
         let pam = try PAMConfig(socket: daemon.socketPath)
-        let own = try daemon.provision("nobody")
-        _ = try daemon.provision("nina")
-        let asSelf = try pam.authenticate("nobody", answers: [own.code()], asNobody: true)
+        let me = try TestUser.user, other = try TestUser.other
+        let own = try daemon.provision(me.name)
+        _ = try daemon.provision(other.name)
+        // Both real, enrolled accounts: only the peer's real uid tells them apart.
+        let asSelf = try pam.authenticate(me.name, answers: [own.code()], as: me)
         #expect(asSelf.result == "PAM_SUCCESS", "\(asSelf.lines)")
-        let asOther = try pam.authenticate("nina", answers: ["000000"], asNobody: true)
+        let asOther = try pam.authenticate(other.name, answers: ["000000"], as: me)
         #expect(asOther.result == "PAM_AUTH_ERR", "\(asOther.lines)")
         #expect(!asOther.lines.contains { $0.hasPrefix("ECHO_OFF") }, "no prompt for a foreign user")
     }
@@ -91,10 +93,11 @@ struct PAMConfig {
         var result: String
     }
 
-    /// Runs pam_authenticate for `user`, feeding `answers` one per prompt.
-    func authenticate(_ user: String, answers: [String], closeInput: Bool = false, asNobody: Bool = false) throws -> Outcome {
+    /// Runs pam_authenticate for `user`, feeding `answers` one per prompt; in a process running as
+    /// `account` (a screen locker) when given, as root (sshd, login) otherwise.
+    func authenticate(_ user: String, answers: [String], closeInput: Bool = false, as account: TestUser? = nil) throws -> Outcome {
         var argv = [PAMBuild.driver, directory, service, user]
-        if asNobody { argv = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] + argv }
+        if let account { argv = account.setpriv + argv }
         let input = closeInput ? "" : answers.map { $0 + "\n" }.joined()
         let (_, output) = try run(argv, input: input)
         let lines = output.split(separator: "\n").map(String.init)
