@@ -140,6 +140,23 @@ struct HardeningTests {
         held.forEach { $0.0.close() }
     }
 
+    @Test("a local user's flood of connections costs that user: per-uid caps, and the slots reserved for root keep root's logins going")
+    func connectionFloodCostsTheFlooder() throws {
+        let daemon = try DaemonProcess(extraConfig: "max_connections = 6\nreserved_root_connections = 3\nmax_connections_per_uid = 2")
+        let ada = try daemon.provision("ada")
+        let first = try Flooder(as: try TestUser.user, socket: daemon.socketPath, connections: 3)
+        defer { first.release() }
+        #expect(first.results == ["RESPONSE", "RESPONSE", "DENIED refused: uid \(try TestUser.user.uid) already holds 2 connections"],
+                "\(first.results)")
+        let second = try Flooder(as: try TestUser.other, socket: daemon.socketPath, connections: 2)
+        defer { second.release() }
+        #expect(second.results == ["RESPONSE", "DENIED refused: the remaining connections are reserved for root's login dialogs"],
+                "\(second.results)")
+        // Three non-root connections are held, the non-root share is full: root still logs in.
+        #expect(try daemon.login("ada", answer: ada.code()).verdict == .success)
+        #expect(try daemon.status("ada").enrollment == "active")
+    }
+
     // MARK: 4. Parallel attempts
 
     @Test("20 dialogs at once, 19 wrong codes then the right one: the 10th failure locks and the right code is refused")
@@ -273,4 +290,72 @@ final class RecordedMutations: @unchecked Sendable {
 
 func be32(_ n: Int) -> [UInt8] {
     [UInt8(truncatingIfNeeded: n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
+}
+
+/// A process running as a test user that opens connections to the daemon, sends a ping on each,
+/// reports what each got ("RESPONSE", or "DENIED <reason>"), and holds them all open until released.
+final class Flooder {
+    let results: [String]
+    private let process: ChildProcess
+    private var stdinWrite: Int32
+
+    init(as account: TestUser, socket: String, connections: Int) throws {
+        let script = """
+        import socket, sys
+        ping = bytes.fromhex(sys.argv[3])
+        held = []
+        for _ in range(int(sys.argv[2])):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(10)
+            s.connect(sys.argv[1])
+            s.sendall(ping)
+            data, result = b'', None
+            while result is None:
+                chunk = s.recv(65536)
+                if not chunk:
+                    result = 'EOF'
+                    break
+                data += chunk
+                while len(data) >= 4 and len(data) >= 4 + int.from_bytes(data[:4], 'big'):
+                    n = int.from_bytes(data[:4], 'big'); body = data[4:4 + n]; data = data[4 + n:]
+                    if body[1] == 0x31:
+                        result = 'RESPONSE'
+                    elif body[1] == 0x20:
+                        text = body[9:].decode() if len(body) > 9 else ''
+                        result = 'DENIED ' + text
+            held.append(s)
+            print(result, flush=True)
+        print('HOLDING', flush=True)
+        sys.stdin.read()
+        """
+        let ping = try FrameCodec.encode(.request(Array(try JSONEncoder().encode(ControlRequest.ping))))
+        var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
+        // Close-on-exec: the child must hold only its own ends, or its stdin never sees EOF.
+        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw HarnessError("pipe failed") }
+        for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        defer { close(toChild[0]); close(fromChild[1]) }
+        process = try ChildProcess(account.setpriv + ["/usr/bin/python3", "-c", script, socket, String(connections),
+                                                       ping.map { String(format: "%02x", $0) }.joined()],
+                                   fds: [0: toChild[0], 1: fromChild[1]])
+        stdinWrite = toChild[1]
+        var lines: [String] = []
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        let reader = fromChild[0]
+        defer { close(reader) }
+        while lines.last != "HOLDING" {
+            var pfd = pollfd(fd: reader, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 20_000) > 0, read(reader, &byte, 1) == 1 else {
+                throw HarnessError("the flooder stopped after \(lines)")
+            }
+            if byte == 0x0A { lines.append(String(decoding: line, as: UTF8.self)); line = [] } else { line.append(byte) }
+        }
+        results = Array(lines.dropLast())
+    }
+
+    /// Closes its standard input: it exits and its connections close.
+    func release() {
+        if stdinWrite >= 0 { close(stdinWrite); stdinWrite = -1 }
+        process.wait()
+    }
 }
