@@ -41,12 +41,15 @@ run: deps
 	$(CURDIR)/.build/release/twofoldd --config /dev/null --state-directory $(STATE) --socket $(STATE)/twofold.sock
 
 # The smoke benchmark (a few seconds, on the debug build) runs first so the harness never rots;
-# swift test's summary stays the last line. test-setup.sh creates the accounts the tests run as.
-check: deps pam
-	@bash scripts/test-setup.sh
-	$(MAKE) -C pam check-exports
-	$(SWIFT) build
-	TWOFOLDD=$$($(SWIFT) build --show-bin-path)/twofoldd bash benchmarks/run.sh --smoke
+# swift test's summary stays the last line (it prints its own time). test-setup.sh creates the
+# accounts the tests run as. Each other stage prints how long it took (scripts/stage.sh).
+check:
+	@bash scripts/stage.sh deps bash scripts/install-deps.sh
+	@bash scripts/stage.sh pam $(MAKE) -C pam all
+	@bash scripts/stage.sh test-setup bash scripts/test-setup.sh
+	@bash scripts/stage.sh check-exports $(MAKE) -C pam check-exports
+	@bash scripts/stage.sh build $(SWIFT) build --build-tests
+	@bash scripts/stage.sh bench-smoke env TWOFOLDD=$$($(SWIFT) build --show-bin-path)/twofoldd bash benchmarks/run.sh --smoke
 	$(SWIFT) test
 
 test: check
