@@ -241,8 +241,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Ends a dialog refused before anything was asked: audited through the refusal auditor (at
     /// most a few records a minute per uid), then ERROR_MSG and VERDICT DENIED.
     private func refuse(_ login: LoginContext, _ reason: String, userText: String?, verdict: VerdictCode = .denied) {
-        services.refusals.refused(services.authenticator.auditRecord(login, outcome: "refused", reason: reason))
-        finish((userText.map { [Message.errorMessage($0)] } ?? []) + [.verdict(verdict, reason: "refused: \(reason)")])
+        let mutations = services.refusals.refused(services.authenticator.auditRecord(login, outcome: "refused", reason: reason))
+        let messages = (userText.map { [Message.errorMessage($0)] } ?? []) + [Message.verdict(verdict, reason: "refused: \(reason)")]
+        guard !mutations.isEmpty else { return finish(messages) }
+        drive(LoginStep<Void>.commit(mutations) { _ in .done(()) }) { handler, _ in handler.finish(messages) }
     }
 
     /// Reads the user's record on this loop and decides what to ask.

@@ -156,8 +156,9 @@ public final class ControlService: Sendable {
         } catch let error as ControlFailure {
             if error.code == .permissionDenied {
                 // Audited (and logged) like every refusal: a few records a minute per uid, then one aggregate.
-                refusals.refused(AuditRecord(timeMillis: clock.nowMillis(), action: request.auditAction, user: request.targetUser,
-                                             peerUID: peer.uid, outcome: "refused", reason: error.message))
+                let mutations = refusals.refused(AuditRecord(timeMillis: clock.nowMillis(), action: request.auditAction, user: request.targetUser,
+                                                             peerUID: peer.uid, outcome: "refused", reason: error.message))
+                if !mutations.isEmpty { _ = await authenticator.commit(mutations) }
             }
             return .error(code: error.code, message: error.message)
         } catch let error as StoreError {

@@ -29,8 +29,10 @@ final class RefusalAuditor: Sendable {
 
     var nowMillis: Int64 { clock.nowMillis() }
 
-    /// Audits `record` (its `peerUID` says who was refused) unless that uid used up its minute.
-    func refused(_ record: AuditRecord) {
+    /// What to commit for `record` (its `peerUID` says who was refused): the record unless that uid
+    /// used up its minute, and the aggregate of a minute that is over; often nothing. The caller
+    /// commits it (and may answer once it is durable, as for any audited event).
+    func refused(_ record: AuditRecord) -> [StoreMutation] {
         let uid = record.peerUID ?? 0
         let now = clock.nowMillis()
         let (write, aggregate) = windows.withLock { w -> (Bool, AuditRecord?) in
@@ -47,6 +49,12 @@ final class RefusalAuditor: Sendable {
         }
         var mutations: [StoreMutation] = aggregate.map { [.audit($0)] } ?? []
         if write { mutations.append(.audit(record)) }
+        return mutations
+    }
+
+    /// `refused(_:)`, committed in the background.
+    func record(_ record: AuditRecord) {
+        let mutations = refused(record)
         if !mutations.isEmpty { commit(mutations) }
     }
 

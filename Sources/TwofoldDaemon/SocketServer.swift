@@ -166,7 +166,7 @@ public final class SocketServer: Service, Sendable {
     /// The pipeline of a connection refused by a limit: a verdict, then closed; audited at most a few
     /// times a minute per uid. Past the cap on connections being refused, closed at once.
     private func refuse(_ channel: Channel, peer: PeerCredentials, _ refusal: AdmissionControl.Refusal) throws {
-        refusals.refused(AuditRecord(timeMillis: refusals.nowMillis, action: "connect", peerUID: peer.uid, outcome: "refused",
+        refusals.record(AuditRecord(timeMillis: refusals.nowMillis, action: "connect", peerUID: peer.uid, outcome: "refused",
                                      reason: refusal.description))
         let sync = channel.pipeline.syncOperations
         guard admission.beginRefusing() else {

@@ -163,29 +163,35 @@ public final class SQLiteStore: TwofoldStore {
     private static func apply(_ mutation: StoreMutation, previous: MutationResult?, _ db: Database) throws -> MutationResult {
         switch mutation {
         case let .acceptTOTP(user, step, newVerify, atMillis, policy):
-            if let refused = try refuseIfThrottled(user: user, atMillis: atMillis, policy: policy, db) {
-                try useUpStep(user: user, step: step, isHOTP: false, db)
-                return refused
-            }
+            // One statement in the common case: the throttle condition is part of the UPDATE, and
+            // only an attempt it refuses reads the row to learn why.
             try db.cachedStatement(sql: """
                 UPDATE users SET last_step = ?, drift = ?, last_offset = ?,
                     failures = 0, not_before = NULL, locked_until = NULL, last_success = ?
                 WHERE name = ? AND status = 'active' AND (last_step IS NULL OR last_step < ?)
-                """).execute(arguments: [step, newVerify.drift, newVerify.lastOffset, atMillis, user, step])
-            return db.changesCount == 1 ? .applied : .conflict
+                    AND (locked_until IS NULL OR locked_until <= ?) AND (not_before IS NULL OR not_before <= ?)
+                """).execute(arguments: [step, newVerify.drift, newVerify.lastOffset, atMillis, user, step, atMillis, atMillis])
+            if db.changesCount == 1 { return .applied }
+            if let refused = try refuseIfThrottled(user: user, atMillis: atMillis, policy: policy, db) {
+                try useUpStep(user: user, step: step, isHOTP: false, db)
+                return refused
+            }
+            return .conflict
 
         case let .acceptHOTP(user, counter, atMillis, policy):
             guard counter < UInt64(Int64.max) else { return .conflict }
-            if let refused = try refuseIfThrottled(user: user, atMillis: atMillis, policy: policy, db) {
-                try useUpStep(user: user, step: Int64(counter), isHOTP: true, db)
-                return refused
-            }
             let value = Int64(counter)
             try db.cachedStatement(sql: """
                 UPDATE users SET counter = ?, failures = 0, not_before = NULL, locked_until = NULL, last_success = ?
                 WHERE name = ? AND status = 'active' AND counter <= ?
-                """).execute(arguments: [value + 1, atMillis, user, value])
-            return db.changesCount == 1 ? .applied : .conflict
+                    AND (locked_until IS NULL OR locked_until <= ?) AND (not_before IS NULL OR not_before <= ?)
+                """).execute(arguments: [value + 1, atMillis, user, value, atMillis, atMillis])
+            if db.changesCount == 1 { return .applied }
+            if let refused = try refuseIfThrottled(user: user, atMillis: atMillis, policy: policy, db) {
+                try useUpStep(user: user, step: value, isHOTP: true, db)
+                return refused
+            }
+            return .conflict
 
         case let .consumeStep(user, step, isHOTP):
             try useUpStep(user: user, step: step, isHOTP: isHOTP, db)

@@ -173,6 +173,9 @@ struct DaemonSocketTests {
             if case .response? = reply { answered += 1 } else if case .verdict(.denied, let reason)? = reply, reason?.contains("connections") == true { refused += 1 }
         }
         #expect(answered == 2 && refused == 1, "answered \(answered), refused \(refused)")
+        // The refusal is audited (and logged) in the background, so as not to hold the connection.
+        let logged = Date().addingTimeInterval(10)
+        while !daemon.log.contains("all 2 connections are in use"), Date() < logged {}
         #expect(daemon.log.contains("all 2 connections are in use"))
         // Half-close each and wait for the daemon to close its side: then it has left those connections.
         for fd in clients {

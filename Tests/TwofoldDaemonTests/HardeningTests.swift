@@ -224,9 +224,9 @@ struct HardeningTests {
         let written = RecordedMutations()
         let auditor = RefusalAuditor(clock: clock, perMinute: 3) { written.append($0) }
         for _ in 0..<10 {
-            auditor.refused(AuditRecord(timeMillis: clock.nowMillis(), action: "verify", user: "ivan", peerUID: 1234, outcome: "refused", reason: "peer uid 1234 may not ask about this user"))
+            auditor.record(AuditRecord(timeMillis: clock.nowMillis(), action: "verify", user: "ivan", peerUID: 1234, outcome: "refused", reason: "peer uid 1234 may not ask about this user"))
         }
-        auditor.refused(AuditRecord(timeMillis: clock.nowMillis(), action: "verify", user: "ivan", peerUID: 99, outcome: "refused", reason: "x"))
+        auditor.record(AuditRecord(timeMillis: clock.nowMillis(), action: "verify", user: "ivan", peerUID: 99, outcome: "refused", reason: "x"))
         #expect(written.records.filter { $0.peerUID == 1234 }.count == 3)
         #expect(written.records.filter { $0.peerUID == 99 }.count == 1, "another uid has its own allowance")
         auditor.flush()
@@ -237,7 +237,7 @@ struct HardeningTests {
         #expect(aggregate?.reason == "7 more refused requests from uid 1234 in the minute before (not recorded one by one)")
         #expect(written.records.count == 5)
         // A new minute has a new allowance.
-        auditor.refused(AuditRecord(timeMillis: clock.nowMillis(), action: "verify", peerUID: 1234, outcome: "refused"))
+        auditor.record(AuditRecord(timeMillis: clock.nowMillis(), action: "verify", peerUID: 1234, outcome: "refused"))
         #expect(written.records.count == 6)
     }
 
