@@ -166,7 +166,7 @@ public enum FrameCodec {
                 bound = ProtocolLimits.maxResponseJSON
                 if length == ProtocolLimits.jsonLengthEscape { length = count - index }
             }
-            guard type.allowedTags.contains(tag) else { throw ProtocolError.fieldNotAllowed(tag: raw, type: type.rawValue) }
+            guard type.allows(tag) else { throw ProtocolError.fieldNotAllowed(tag: raw, type: type.rawValue) }
             guard fields[tag] == nil else { throw ProtocolError.duplicateField(raw) }
             guard length <= bound else { throw ProtocolError.fieldTooLong(tag: raw, length: length) }
             guard length <= count - index else { throw ProtocolError.fieldOverrun }

@@ -46,14 +46,20 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
         }
     }
 
-    /// The known tags this type may carry; any other known tag in it is a protocol error (an
-    /// unknown tag is skipped, room for later versions).
-    public var allowedTags: Set<FieldTag> {
+    /// Whether this type may carry the known tag `tag`; any other known tag in it is a protocol
+    /// error (an unknown tag is skipped, room for later versions). A switch, not a set: it runs for
+    /// every field of every frame.
+    @inline(__always)
+    public func allows(_ tag: FieldTag) -> Bool {
         switch self {
-        case .authStart: return [.user, .service, .rhost, .tty, .ruser, .password, .deadline]
-        case .answer, .promptEchoOff, .promptEchoOn, .info, .errorMessage, .protocolError: return [.text]
-        case .verdict: return [.result, .text]
-        case .request, .response: return [.json]
+        case .authStart:
+            switch tag {
+            case .user, .service, .rhost, .tty, .ruser, .password, .deadline: return true
+            case .text, .result, .json: return false
+            }
+        case .answer, .promptEchoOff, .promptEchoOn, .info, .errorMessage, .protocolError: return tag == .text
+        case .verdict: return tag == .result || tag == .text
+        case .request, .response: return tag == .json
         }
     }
 
