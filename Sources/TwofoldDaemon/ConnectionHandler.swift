@@ -11,6 +11,8 @@ struct ConnectionServices: Sendable {
     let control: ControlService
     let admission: AdmissionControl
     let refusals: RefusalAuditor
+    /// Verdicts owed by a client's deadline, swept on the socket loop.
+    let deadlines: VerdictDeadlines
     let logger: Logger
     /// The socket loop's synchronous login reader, or nil (the store has no such reader).
     let reader: LoopLoginReader?
@@ -77,8 +79,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var eventLoop: (any EventLoop)?
     private var bridge: TaskBridge?
     private var ticket: AdmissionControl.DialogTicket?
-    /// Fires shortly before the client's deadline while an answer is being checked.
-    private var verdictWatchdog: Scheduled<Void>?
+    /// An answer is being checked under a verdict deadline (`VerdictDeadlines`).
+    private var watched = false
 
     init(services: ConnectionServices, peer: PeerCredentials) {
         self.services = services
@@ -93,6 +95,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         releaseTicket()
+        disarmVerdictWatchdog()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -288,12 +291,14 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// The commit of an answer can stall (a slow disk): shortly before the client stops waiting,
     /// give it a verdict it maps to a failure, and treat what the commit decides later as abandoned.
+    /// The sweep runs every 250 ms, so the deadline is set 500 ms before the client's.
     private func armVerdictWatchdog(_ login: LoginContext) {
-        guard let loop = eventLoop else { return }
+        guard let loop = eventLoop, services.deadlines.loop === loop else { return }
         let bound = NIOLoopBound(self, eventLoop: loop)
-        let due = TimeAmount.milliseconds(max(login.clientWaitMillis - 250, 0))
-        verdictWatchdog = loop.scheduleTask(in: due) {
+        watched = true
+        services.deadlines.watch(ObjectIdentifier(self), until: .now() + .milliseconds(max(login.clientWaitMillis - 500, 0))) {
             let handler = bound.value
+            handler.watched = false
             guard case .checking = handler.state else { return }
             login.liveness?.markGone()
             handler.services.logger.warning("no decision within the client's deadline", metadata: ["user": "\(login.user)"])
@@ -301,9 +306,14 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    private func disarmVerdictWatchdog() {
+        guard watched else { return }
+        watched = false
+        services.deadlines.clear(ObjectIdentifier(self))
+    }
+
     private func finishCheck(_ login: LoginContext, _ result: LoginResult) {
-        verdictWatchdog?.cancel()
-        verdictWatchdog = nil
+        disarmVerdictWatchdog()
         guard case .checking = state else {
             if case .success = result {
                 // Accepted after the watchdog answered: the login did not happen; say so in the audit.
@@ -369,7 +379,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func finish(_ messages: [Message]) {
         if case .finished = state { return }
         state = .finished
-        verdictWatchdog?.cancel()
+        disarmVerdictWatchdog()
         guard let context else { return }
         for message in messages.dropLast() {
             context.write(wrapOutboundOut(message), promise: nil)

@@ -80,8 +80,11 @@ public final class SocketServer: Service, Sendable {
     public func run() async throws {
         // The login reader of the socket loop, so a login reads its record without leaving the loop.
         let reader = try authenticator.store.makeLoginReader().map { LoopLoginReader($0, loop: socketLoop) }
+        let deadlines = VerdictDeadlines(loop: socketLoop)
         let services = ConnectionServices(authenticator: authenticator, dialogs: dialogs, control: control, admission: admission,
-                                          refusals: refusals, logger: logger, reader: reader)
+                                          refusals: refusals, deadlines: deadlines, logger: logger, reader: reader)
+        let deadlineSweep = socketLoop.scheduleRepeatedTask(initialDelay: VerdictDeadlines.sweepInterval,
+                                                            delay: VerdictDeadlines.sweepInterval) { _ in deadlines.sweep() }
         let listener = try await bind(services)
         state.withLock { $0 = .listening(listener) }
         logger.notice("listening", metadata: ["socket": "\(describe(source))", "max_connections": "\(configuration.maxConnections)"])
@@ -103,6 +106,7 @@ public final class SocketServer: Service, Sendable {
             self.closeAll()
         }
         sweep.cancel()
+        deadlineSweep.cancel()
         refusals.flush(all: true)
         state.withLock { $0 = .stopped }
         logger.notice("stopped")
