@@ -52,8 +52,12 @@ public struct JournalLogHandler: LogHandler {
     static func quote(_ value: String) -> String {
         let safe = value.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "\\" }
         if safe && !value.isEmpty { return value }
+        let escaped = DisplayText.escaped(value)
+        guard escaped.utf8.contains(UInt8(ascii: "\"")) else { return "\"" + escaped + "\"" }
         var out = "\""
-        for character in DisplayText.escaped(value) { out += character == "\"" ? "\\\"" : String(character) }
+        for scalar in escaped.unicodeScalars {
+            if scalar == "\"" { out += "\\\"" } else { out.unicodeScalars.append(scalar) }
+        }
         return out + "\""
     }
 }

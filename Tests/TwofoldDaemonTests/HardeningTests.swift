@@ -218,6 +218,15 @@ struct HardeningTests {
         #expect(daemon.log.contains("\\x1B]0;owned"))
     }
 
+    @Test("a log value is one token: plain ASCII as it is, else quoted with quotes and controls escaped")
+    func logQuoting() {
+        #expect(JournalLogHandler.quote("plain") == "plain")
+        #expect(JournalLogHandler.quote("") == "\"\"")
+        #expect(JournalLogHandler.quote("a b") == "\"a b\"")
+        #expect(JournalLogHandler.quote("say \"hi\"\u{1B}[0m") == "\"say \\\"hi\\\"\\x1B[0m\"")
+        #expect(JournalLogHandler.quote("x\nuser=root") == "\"x\\x0Auser=root\"", "no forged key=value on a new line")
+    }
+
     @Test("refused requests from one uid are recorded a few a minute, then as one aggregate (injected clock)")
     func refusalAggregation() throws {
         let clock = ManualClock(millis: 1_800_000_000_000)
