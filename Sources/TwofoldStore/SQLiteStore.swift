@@ -171,12 +171,7 @@ public final class SQLiteStore: TwofoldStore {
                 WHERE name = ? AND status = 'active' AND (last_step IS NULL OR last_step < ?)
                     AND (locked_until IS NULL OR locked_until <= ?) AND (not_before IS NULL OR not_before <= ?)
                 """).execute(arguments: [step, newVerify.drift, newVerify.lastOffset, atMillis, user, step, atMillis, atMillis])
-            if db.changesCount == 1 { return .applied }
-            if let refused = try refuseIfThrottled(user: user, atMillis: atMillis, policy: policy, db) {
-                try useUpStep(user: user, step: step, isHOTP: false, db)
-                return refused
-            }
-            return .conflict
+            return try acceptOutcome(user: user, step: step, isHOTP: false, atMillis: atMillis, policy: policy, db)
 
         case let .acceptHOTP(user, counter, atMillis, policy):
             guard counter < UInt64(Int64.max) else { return .conflict }
@@ -186,12 +181,7 @@ public final class SQLiteStore: TwofoldStore {
                 WHERE name = ? AND status = 'active' AND counter <= ?
                     AND (locked_until IS NULL OR locked_until <= ?) AND (not_before IS NULL OR not_before <= ?)
                 """).execute(arguments: [value + 1, atMillis, user, value, atMillis, atMillis])
-            if db.changesCount == 1 { return .applied }
-            if let refused = try refuseIfThrottled(user: user, atMillis: atMillis, policy: policy, db) {
-                try useUpStep(user: user, step: value, isHOTP: true, db)
-                return refused
-            }
-            return .conflict
+            return try acceptOutcome(user: user, step: value, isHOTP: true, atMillis: atMillis, policy: policy, db)
 
         case let .consumeStep(user, step, isHOTP):
             try useUpStep(user: user, step: step, isHOTP: isHOTP, db)
@@ -222,6 +212,16 @@ public final class SQLiteStore: TwofoldStore {
             try insertAudit(record.resolved(after: previous), db)
             return .applied
         }
+    }
+
+    /// After an accepting UPDATE: applied, or why not. A refusal for a lock or delay in force still
+    /// uses up the step (a right code must not work later); anything else is a replay (or no such user).
+    private static func acceptOutcome(user: String, step: Int64, isHOTP: Bool, atMillis: Int64, policy: ThrottlePolicy,
+                                      _ db: Database) throws -> MutationResult {
+        if db.changesCount == 1 { return .applied }
+        guard let refused = try refuseIfThrottled(user: user, atMillis: atMillis, policy: policy, db) else { return .conflict }
+        try useUpStep(user: user, step: step, isHOTP: isHOTP, db)
+        return refused
     }
 
     /// The lock and delay decided where the attempt commits, from the state this transaction reads:

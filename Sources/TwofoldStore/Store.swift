@@ -165,7 +165,7 @@ extension AuditRecord {
             record.reason = locked ? "refused at commit: the account is locked" : "refused at commit: a throttle delay was in force"
         case .conflict?:
             record.outcome = "failure"
-            record.reason = action == "verify" ? "replayed code (concurrent use)" : "refused at commit: already used"
+            record.reason = "refused at commit: already used by another login (concurrent use)"
         }
         return record
     }
