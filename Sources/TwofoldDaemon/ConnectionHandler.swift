@@ -186,11 +186,9 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? ProtocolError {
-            if case .bridgedControl = state {
-                bridge?.fail(error)   // the task learns of it at its next read
-                return
-            }
-            bridge?.fail(error)
+            bridge?.fail(error)   // a task learns of it at its next read
+            // A control task answers it itself; everything else ends here.
+            if case .bridgedControl = state { return }
             protocolError(error)
         } else {
             services.logger.debug("connection error", metadata: ["peer": "\(peer)", "error": "\(error)"])
@@ -209,13 +207,6 @@ final class ConnectionHandler: ChannelInboundHandler {
             services.logger.warning("bad login request", metadata: ["peer": "\(peer)"])
             finish(.verdict(.badRequest, reason: "user and service must be non-empty names without control characters"))
             return
-        }
-        switch services.admission.admitDialog(user: start.user, ruser: start.ruser, rhost: start.rhost) {
-        case .failure(let refusal):
-            refuse(login, refusal.description, userText: "Too many login attempts are in progress for this account. Try again later.")
-            return
-        case .success(let ticket):
-            self.ticket = ticket
         }
         // sshd, login, su and sudo run PAM as root; a screen locker runs as the user itself. Its
         // account lookup goes through NSS (possibly LDAP or sssd), so it runs on NIO's thread pool,
@@ -250,8 +241,20 @@ final class ConnectionHandler: ChannelInboundHandler {
         drive(LoginStep<Void>.commit(mutations) { _ in .done(()) }) { handler, _ in handler.finish(messages) }
     }
 
-    /// Reads the user's record on this loop and decides what to ask.
+    /// Counts the dialog under the caps per party, then reads the user's record on this loop and
+    /// decides what to ask. It runs only once the peer may ask about the user, so a peer that is
+    /// refused never holds a slot of the user it named. PAM_RUSER and PAM_RHOST count only from
+    /// root (PAM filled them in); a non-root peer could name anyone there, and its own dialogs are
+    /// already bounded by its uid's connection cap.
     private func readAndStart(_ login: LoginContext) {
+        let trusted = peer.isRoot
+        switch services.admission.admitDialog(user: login.user, ruser: trusted ? login.ruser : nil, rhost: trusted ? login.rhost : nil) {
+        case .failure(let refusal):
+            refuse(login, refusal.description, userText: "Too many login attempts are in progress for this account. Try again later.")
+            return
+        case .success(let ticket):
+            self.ticket = ticket
+        }
         guard let reader = services.reader, let loop = eventLoop, reader.loop === loop else {
             let authenticator = services.authenticator
             drive(.async { await authenticator.begin(login) }) { handler, start in handler.started(login, start) }

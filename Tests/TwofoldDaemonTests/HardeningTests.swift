@@ -157,6 +157,24 @@ struct HardeningTests {
         #expect(try daemon.status("ada").enrollment == "active")
     }
 
+    @Test("PAM_RUSER and PAM_RHOST from a non-root peer are not counted: a local user cannot use up root's dialogs for another user or host")
+    func spoofedRUserDoesNotCount() throws {
+        let daemon = try DaemonProcess(extraConfig: "max_dialogs_per_ruser = 1\nmax_dialogs_per_rhost = 1")
+        let me = try TestUser.user
+        _ = try daemon.provision(me.name)
+        let bob = try daemon.provision("bob")
+        // The test user's own screen-locker dialog, claiming to come from alice at 192.0.2.50.
+        let claim = try FrameCodec.encode(.authStart(AuthStart(user: me.name, service: "xscreensaver", rhost: "192.0.2.50", ruser: "alice",
+                                                              deadlineMillis: 10_000)))
+        let spoofer = try Flooder(as: me, socket: daemon.socketPath, connections: 1, request: claim)
+        defer { spoofer.release() }
+        #expect(spoofer.results == ["PROMPT"], "\(spoofer.results)")
+        // alice's sudo from that host (root, PAM filled the items in) still gets its dialog.
+        let outcome = try LoginDialog.run(socketPath: daemon.socketPath,
+                                          start: AuthStart(user: "bob", service: "sudo", rhost: "192.0.2.50", ruser: "alice")) { _, _ in bob.code() }
+        #expect(outcome.verdict == .success, "\(outcome)")
+    }
+
     // MARK: 4. Parallel attempts
 
     @Test("20 dialogs at once, 19 wrong codes then the right one: the 10th failure locks and the right code is refused")
@@ -301,14 +319,15 @@ func be32(_ n: Int) -> [UInt8] {
     [UInt8(truncatingIfNeeded: n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
 }
 
-/// A process running as a test user that opens connections to the daemon, sends a ping on each,
-/// reports what each got ("RESPONSE", or "DENIED <reason>"), and holds them all open until released.
+/// A process running as a test user that opens connections to the daemon, sends `request` (a ping by
+/// default) on each, reports what each got ("RESPONSE", "PROMPT", or "DENIED <reason>"), and holds
+/// them all open until released.
 final class Flooder {
     let results: [String]
     private let process: ChildProcess
     private var stdinWrite: Int32
 
-    init(as account: TestUser, socket: String, connections: Int) throws {
+    init(as account: TestUser, socket: String, connections: Int, request: [UInt8]? = nil) throws {
         let script = """
         import socket, sys
         ping = bytes.fromhex(sys.argv[3])
@@ -329,6 +348,8 @@ final class Flooder {
                     n = int.from_bytes(data[:4], 'big'); body = data[4:4 + n]; data = data[4 + n:]
                     if body[1] == 0x31:
                         result = 'RESPONSE'
+                    elif body[1] in (0x11, 0x12):
+                        result = 'PROMPT'
                     elif body[1] == 0x20:
                         text = body[9:].decode() if len(body) > 9 else ''
                         result = 'DENIED ' + text
@@ -337,7 +358,7 @@ final class Flooder {
         print('HOLDING', flush=True)
         sys.stdin.read()
         """
-        let ping = try FrameCodec.encode(.request(Array(try JSONEncoder().encode(ControlRequest.ping))))
+        let ping = try request ?? FrameCodec.encode(.request(Array(try JSONEncoder().encode(ControlRequest.ping))))
         var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
         // Close-on-exec: the child must hold only its own ends, or its stdin never sees EOF.
         guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw HarnessError("pipe failed") }
