@@ -357,7 +357,7 @@ struct ControlFailure: Error {
 }
 
 extension ControlRequest {
-    /// The audit action of a refused request: "control", with the request's name in the reason's place.
+    /// The audit action under which a refused request is recorded (the same words as its granted form).
     var auditAction: String {
         switch self {
         case .ping: "ping"
