@@ -40,13 +40,11 @@ struct HardeningTests {
         let daemon = try DaemonProcess(throttleDelayMillis: 16_000)
         let tom = try daemon.provision("tom")
         #expect(try daemon.login("tom", answer: tom.wrongCode()).verdict == .failure)
-        // The client waits 3 s: the daemon must not hold the next answer for the 16 s delay.
-        let started = Date()
+        // The client waits 3 s: held for the 16 s delay, this dialog would throw timedOut.
         let outcome = try LoginDialog.run(socketPath: daemon.socketPath, start: AuthStart(user: "tom", service: "sshd"),
                                           timeoutSeconds: 3) { _, _ in tom.code() }
         #expect(outcome.verdict == .failure)
         #expect(outcome.shownTexts.contains { $0.contains("wait") && $0.contains("second") }, "\(outcome.shownTexts)")
-        #expect(Date().timeIntervalSince(started) < 3, "answered within the client's deadline")
         let records = try Self.audit(daemon, user: "tom")
         #expect(records.last?.outcome == "throttled", "\(records.map(\.outcome))")
         #expect(!records.contains { $0.action == "verify" && $0.outcome == "success" })
