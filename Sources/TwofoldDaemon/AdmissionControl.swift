@@ -48,6 +48,7 @@ final class AdmissionControl: Sendable {
     }
 
     private struct Counts {
+        var limits: Limits
         var total = 0
         var nonRoot = 0
         var refusing = 0
@@ -57,21 +58,27 @@ final class AdmissionControl: Sendable {
         var perRHost: [String: Int] = [:]
     }
 
-    let limits: Limits
-    private let counts = Mutex(Counts())
+    private let counts: Mutex<Counts>
 
     init(limits: Limits) {
-        self.limits = limits
+        counts = Mutex(Counts(limits: limits))
+    }
+
+    /// The caps in force. A reload may lower them below what is held: nothing open is cut, new
+    /// connections and dialogs wait until the counts are under the new caps.
+    var limits: Limits {
+        get { counts.withLock { $0.limits } }
+        set { counts.withLock { $0.limits = newValue } }
     }
 
     /// Counts a new connection of `uid`, or says why it may not have one.
     func admitConnection(uid: UInt32) -> Refusal? {
         counts.withLock { c in
-            guard c.total < limits.maxConnections else { return .connections(total: limits.maxConnections) }
+            guard c.total < c.limits.maxConnections else { return .connections(total: c.limits.maxConnections) }
             if uid != 0 {
-                guard c.nonRoot < limits.maxConnections - limits.reservedForRoot else { return .reservedForRoot }
+                guard c.nonRoot < c.limits.maxConnections - c.limits.reservedForRoot else { return .reservedForRoot }
                 let held = c.perUID[uid, default: 0]
-                guard held < limits.perUID else { return .uid(uid, held) }
+                guard held < c.limits.perUID else { return .uid(uid, held) }
                 c.perUID[uid] = held + 1
                 c.nonRoot += 1
             }
@@ -92,7 +99,7 @@ final class AdmissionControl: Sendable {
     /// Whether one more refused connection may be answered with a verdict (and counted).
     func beginRefusing() -> Bool {
         counts.withLock { c in
-            guard c.refusing < limits.refusing else { return false }
+            guard c.refusing < c.limits.refusing else { return false }
             c.refusing += 1
             return true
         }
@@ -106,14 +113,14 @@ final class AdmissionControl: Sendable {
     func admitDialog(user: String, ruser: String?, rhost: String?) -> Result<DialogTicket, Refusal> {
         counts.withLock { c in
             let u = c.perUser[user, default: 0]
-            guard u < limits.perUser else { return .failure(.user(user, u)) }
+            guard u < c.limits.perUser else { return .failure(.user(user, u)) }
             if let ruser {
                 let n = c.perRUser[ruser, default: 0]
-                guard n < limits.perRUser else { return .failure(.ruser(ruser, n)) }
+                guard n < c.limits.perRUser else { return .failure(.ruser(ruser, n)) }
             }
             if let rhost {
                 let n = c.perRHost[rhost, default: 0]
-                guard n < limits.perRHost else { return .failure(.rhost(rhost, n)) }
+                guard n < c.limits.perRHost else { return .failure(.rhost(rhost, n)) }
             }
             c.perUser[user] = u + 1
             if let ruser { c.perRUser[ruser, default: 0] += 1 }

@@ -5,17 +5,23 @@ import TwofoldStore
 
 /// Keeps the audit table to `retentionDays`: at start and then every `interval`, deletes the
 /// records older than that, `batch` at a time, each batch its own short transaction (so logins'
-/// commits are never held up for long). Does nothing when `retentionDays` is 0.
+/// commits are never held up for long). Does nothing while `retentionDays` is 0 (read at each
+/// pass, so a reload that changes it applies from the next one).
 public struct AuditPruner: Service {
     let store: any TwofoldStore
     let clock: any WallClock
-    let retentionDays: Int
+    let retentionDays: @Sendable () -> Int
     let interval: Duration
     let batch: Int
     let logger: Logger
 
     public init(store: any TwofoldStore, clock: any WallClock, retentionDays: Int, interval: Duration = .seconds(3600),
                 batch: Int = 5_000, logger: Logger) {
+        self.init(store: store, clock: clock, retentionDays: { retentionDays }, interval: interval, batch: batch, logger: logger)
+    }
+
+    public init(store: any TwofoldStore, clock: any WallClock, retentionDays: @escaping @Sendable () -> Int,
+                interval: Duration = .seconds(3600), batch: Int = 5_000, logger: Logger) {
         self.store = store
         self.clock = clock
         self.retentionDays = retentionDays
@@ -25,10 +31,6 @@ public struct AuditPruner: Service {
     }
 
     public func run() async throws {
-        guard retentionDays > 0 else {
-            try? await gracefulShutdown()
-            return
-        }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await pruneNow()
             // Ends early on graceful shutdown or cancellation.
@@ -40,6 +42,7 @@ public struct AuditPruner: Service {
     /// Deletes every record older than the retention period; returns how many.
     @discardableResult
     public func pruneNow() async -> Int {
+        let retentionDays = self.retentionDays()
         guard retentionDays > 0 else { return 0 }
         let cutoff = clock.nowMillis() - Int64(retentionDays) * 86_400_000
         var total = 0

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Logging
 import NIOPosix
@@ -14,19 +17,23 @@ public final class ControlService: Sendable {
     let enrollment: EnrollmentService
     let policy: PolicyHolder
     let clock: any WallClock
-    let adminGroup: String?
+    let live: LiveConfiguration
+    /// "file" or "credential": where the sealing key came from (for `serverInfo`).
+    let keySource: String
     let recoveryPepper: SecretBytes
     let refusals: RefusalAuditor
     let logger: Logger
 
     init(store: any TwofoldStore, authenticator: Authenticator, enrollment: EnrollmentService, policy: PolicyHolder,
-         clock: any WallClock, adminGroup: String?, recoveryPepper: SecretBytes, refusals: RefusalAuditor, logger: Logger) {
+         clock: any WallClock, live: LiveConfiguration, keySource: String, recoveryPepper: SecretBytes, refusals: RefusalAuditor,
+         logger: Logger) {
         self.store = store
         self.authenticator = authenticator
         self.enrollment = enrollment
         self.policy = policy
         self.clock = clock
-        self.adminGroup = adminGroup
+        self.live = live
+        self.keySource = keySource
         self.recoveryPepper = recoveryPepper
         self.refusals = refusals
         self.logger = logger
@@ -64,7 +71,7 @@ public final class ControlService: Sendable {
         // NSS lookups (maybe LDAP or sssd) run on NIO's thread pool, not on an event loop.
         // A named user is taken as the system spells it (NSS may accept "Alice" for "alice"), so one
         // account has one record whatever case an admin types.
-        let adminGroup = self.adminGroup
+        let adminGroup = live.current.adminGroup
         let named = request.targetUser
         let (caller, admin, canonical) = (try? await NIOThreadPool.singleton.runIfActive { () -> (String?, Bool, String?) in
             let caller = Accounts.name(of: peer.uid)
@@ -152,6 +159,17 @@ public final class ControlService: Sendable {
                     AuditEntry(timeMillis: $0.timeMillis, action: $0.action, user: $0.user, service: $0.service, rhost: $0.rhost,
                                tty: $0.tty, peerUID: $0.peerUID, outcome: $0.outcome, reason: $0.reason)
                 })
+            case .serverInfo:
+                try requireAdmin(admin)
+                return .serverInfo(serverInfo())
+            case .policyImpact(let proposed):
+                try requireAdmin(admin)
+                let current = policy.current
+                let evaluated: Policy
+                do { evaluated = try proposed.map(Policy.init) ?? current } catch let error as ConfigurationError {
+                    throw ControlFailure(.invalidRequest, error.message)
+                }
+                return .policyImpact(try await PolicyImpactSurvey(store: store, clock: clock).survey(current: current, proposed: evaluated))
             }
         } catch let error as ControlFailure {
             if error.code == .permissionDenied {
@@ -314,6 +332,22 @@ public final class ControlService: Sendable {
                           override: record.requirement.rawValue, graceUntilMillis: grace)
     }
 
+    /// The daemon's setup as it sees it: the files it uses and the key file's mode and owner.
+    private func serverInfo() -> ServerInfo {
+        let configuration = live.current
+        var mode: UInt32?
+        var owner: UInt32?
+        let keyFile = keySource == "file" ? configuration.resolvedKeyFile : nil
+        var info = stat()
+        if let keyFile, stat(keyFile, &info) == 0 {
+            mode = UInt32(info.st_mode & 0o7777)
+            owner = info.st_uid
+        }
+        return ServerInfo(version: TwofoldVersion.string, configFile: live.fileRead, database: configuration.resolvedDatabasePath,
+                          keySource: keySource, keyFile: keyFile, keyFileMode: mode, keyFileOwnerUID: owner,
+                          daemonUID: getuid(), adminGroup: configuration.adminGroup)
+    }
+
     // MARK: - Authorization
 
     private static func isAdmin(peer: PeerCredentials, caller: String?, adminGroup: String?) -> Bool {
@@ -366,7 +400,8 @@ extension ControlRequest {
         case .regenerateRecoveryCodes: "recovery"
         case .disable: "disable"
         case .listUsers: "users"
-        case .setRequirement, .policyShow, .policySet: "policy"
+        case .setRequirement, .policyShow, .policySet, .policyImpact: "policy"
+        case .serverInfo: "info"
         case .revoke: "revoke"
         case .unlock: "unlock"
         case .importEnrollment, .importEnrollments: "import"
@@ -403,7 +438,7 @@ extension ControlRequest {
             user
         case .audit(let user, _, _, _):
             user
-        case .ping, .listUsers, .policyShow, .policySet, .importEnrollments:
+        case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact:
             nil
         }
     }

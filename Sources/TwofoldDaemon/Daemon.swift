@@ -6,6 +6,7 @@ import NIOPosix
 import ServiceLifecycle
 import TwofoldCore
 import TwofoldStore
+import UnixSignals
 
 /// Builds the running daemon from a configuration: the state directory, the key, the store, the
 /// authenticator and the socket server, ready to hand to a `ServiceGroup`.
@@ -14,42 +15,59 @@ public struct Daemon: Sendable {
     public let store: SQLiteStore
     /// Deletes audit records past `audit_retention_days`.
     public let pruner: AuditPruner
+    /// The configuration in force (a SIGHUP reloads it when it came from a source).
+    public let live: LiveConfiguration
+    let policy: PolicyHolder
 
     /// Opens (or creates) the state and prepares the server. Errors are for the operator: they name
     /// the file and the problem and never contain key material.
-    public init(configuration: DaemonConfiguration, environment: [String: String], logger: Logger,
+    /// `live` carries where the configuration came from (a reload reads it again); without it the
+    /// daemon runs on `configuration` and ignores SIGHUP's reload.
+    public init(configuration: DaemonConfiguration, live: LiveConfiguration? = nil, environment: [String: String], logger: Logger,
                 clock: any WallClock = SystemClock(), onListening: @escaping @Sendable () -> Void = {}) async throws {
+        let live = live ?? LiveConfiguration(configuration)
+        self.live = live
         try Self.makeDirectory(configuration.stateDirectory, mode: 0o700)
         Self.raiseDescriptorLimit(logger: logger)
         let keys: SealingKeys
+        var keySource = "file"
         if configuration.keyFile == nil, let credentials = environment["CREDENTIALS_DIRECTORY"],
            access(credentials + "/twofold.key", R_OK) == 0 {
             keys = try SealingKeys.fromCredential(directory: credentials, name: "twofold.key")
             logger.info("sealing key from systemd credential")
+            keySource = "credential"
         } else {
             keys = try SealingKeys.loadOrCreate(keyFile: configuration.resolvedKeyFile)
         }
         store = try SQLiteStore(path: configuration.resolvedDatabasePath, keys: keys, logger: logger)
         let policy = try await PolicyHolder.load(store: store, configuration: configuration)
+        self.policy = policy
         let authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: keys.recoveryPepper, logger: logger)
         let enrollment = EnrollmentService(store: store, clock: clock, policy: policy, recoveryPepper: keys.recoveryPepper,
-                                           issuer: configuration.issuer, logger: logger)
-        let refusals = RefusalAuditor(clock: clock, perMinute: configuration.refusalsAuditedPerMinute) { mutations in
+                                           issuer: live.current.issuer, logger: logger)
+        let refusals = RefusalAuditor(clock: clock, perMinute: live.current.refusalsAuditedPerMinute) { mutations in
             authenticator.commit(mutations) { _ in }
         }
         let control = ControlService(store: store, authenticator: authenticator, enrollment: enrollment, policy: policy, clock: clock,
-                                     adminGroup: configuration.adminGroup, recoveryPepper: keys.recoveryPepper, refusals: refusals, logger: logger)
+                                     live: live, keySource: keySource, recoveryPepper: keys.recoveryPepper, refusals: refusals, logger: logger)
         let source: ListenSource = SystemdSocketActivation.listeningDescriptor(environment: environment).map { .descriptor($0) }
             ?? .path(configuration.socketPath)
-        pruner = AuditPruner(store: store, clock: clock, retentionDays: configuration.auditRetentionDays, logger: logger)
-        server = SocketServer(source: source, configuration: configuration, authenticator: authenticator, enrollment: enrollment,
+        pruner = AuditPruner(store: store, clock: clock, retentionDays: { live.current.auditRetentionDays }, logger: logger)
+        server = SocketServer(source: source, live: live, authenticator: authenticator, enrollment: enrollment,
                               control: control, refusals: refusals, logger: logger, environment: environment, onListening: onListening)
     }
 
-    /// Runs until SIGTERM or SIGINT, then shuts down gracefully and closes the store.
+    /// Runs until SIGTERM or SIGINT, then shuts down gracefully and closes the store. SIGHUP reloads
+    /// the configuration when it came from a source (a file).
     public func run(logger: Logger) async throws {
+        var services: [any Service] = [server, pruner]
+        if live.source != nil {
+            // Trapped before the group starts, so an early SIGHUP never terminates the daemon.
+            let signals = await UnixSignalsSequence(trapping: .sighup)
+            services.append(ConfigurationReloader(live: live, policy: policy, signals: signals, logger: logger))
+        }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [server, pruner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {

@@ -21,12 +21,13 @@ final class EnrollmentService: Sendable {
     let clock: any WallClock
     let policy: PolicyHolder
     let recoveryPepper: SecretBytes
-    let issuer: String
+    /// Read at each enrollment (a reload may change it).
+    let issuer: @Sendable () -> String
     let logger: Logger
     private let verified = Mutex<[String: Verified]>([:])
     static let confirmationWindowMillis: Int64 = 15 * 60_000
 
-    init(store: any TwofoldStore, clock: any WallClock, policy: PolicyHolder, recoveryPepper: SecretBytes, issuer: String, logger: Logger) {
+    init(store: any TwofoldStore, clock: any WallClock, policy: PolicyHolder, recoveryPepper: SecretBytes, issuer: @escaping @Sendable @autoclosure () -> String, logger: Logger) {
         self.store = store
         self.clock = clock
         self.policy = policy
@@ -45,7 +46,7 @@ final class EnrollmentService: Sendable {
     }
 
     private func offer(user: String, secret: SecretBytes, parameters: OTPParameters) -> EnrollmentOffer {
-        let uri = OTPAuthURI(issuer: issuer, account: user, secret: secret, parameters: parameters)
+        let uri = OTPAuthURI(issuer: issuer(), account: user, secret: secret, parameters: parameters)
         var raw = secret.copyBytes()
         defer { Crypto.wipe(&raw) }
         return EnrollmentOffer(user: user, uri: uri.uriString(), secretBase32: Base32.encode(raw),

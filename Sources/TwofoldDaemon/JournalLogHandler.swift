@@ -2,19 +2,30 @@
 import Glibc
 #endif
 import Logging
+import Synchronization
 import TwofoldProtocol
 
 /// Writes one line per record to stderr in the form journald understands: a `<N>` syslog priority
 /// prefix, then the message and its metadata as `key=value`. No timestamps (journald adds them).
 /// Callers never put codes or secrets in messages or metadata.
 public struct JournalLogHandler: LogHandler {
-    public var logLevel: Logger.Level
+    /// Shared by every logger of the process, so a reload (SIGHUP) changes the level of them all.
+    private let levelSwitch: LogLevelSwitch
     public var metadata: Logger.Metadata = [:]
     private let label: String
 
+    public var logLevel: Logger.Level {
+        get { levelSwitch.level }
+        set { levelSwitch.level = newValue }
+    }
+
     public init(label: String, level: Logger.Level) {
+        self.init(label: label, levelSwitch: LogLevelSwitch(level))
+    }
+
+    public init(label: String, levelSwitch: LogLevelSwitch) {
         self.label = label
-        self.logLevel = level
+        self.levelSwitch = levelSwitch
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -59,5 +70,19 @@ public struct JournalLogHandler: LogHandler {
             if scalar == "\"" { out += "\\\"" } else { out.unicodeScalars.append(scalar) }
         }
         return out + "\""
+    }
+}
+
+/// The log level in force, read on every log call (one atomic load) and set by a reload.
+public final class LogLevelSwitch: Sendable {
+    private let index: Atomic<Int>
+
+    public init(_ level: Logger.Level) {
+        index = Atomic(Logger.Level.allCases.firstIndex(of: level) ?? 0)
+    }
+
+    public var level: Logger.Level {
+        get { Logger.Level.allCases[index.load(ordering: .relaxed)] }
+        set { index.store(Logger.Level.allCases.firstIndex(of: newValue) ?? 0, ordering: .relaxed) }
     }
 }

@@ -107,32 +107,32 @@ public struct Policy: Sendable, Equatable {
     }
 }
 
-/// The policy in force, replaceable at run time by `policy set`.
+/// The policy in force, replaceable at run time by `policy set`. Until an admin stores one it is
+/// the config file's, which a reload (SIGHUP) replaces; once stored, the stored one always wins.
 public final class PolicyHolder: Sendable {
-    private let state: Mutex<Policy>
+    private let state: Mutex<(policy: Policy, stored: Bool)>
     private let store: any TwofoldStore
     static let settingKey = "policy"
 
-    init(initial: Policy, store: any TwofoldStore) {
-        state = Mutex(initial)
+    init(initial: Policy, store: any TwofoldStore, stored: Bool = true) {
+        state = Mutex((initial, stored))
         self.store = store
     }
 
     /// Loads the stored policy, or the config file's when none is stored.
     static func load(store: any TwofoldStore, configuration: DaemonConfiguration) async throws -> PolicyHolder {
-        let document: PolicyDocument
-        if let text = try await store.setting(settingKey) {
-            guard let decoded = try? ControlCodec.decodeJSON(PolicyDocument.self, from: Array(text.utf8)) else {
-                throw ConfigurationError("the stored policy cannot be read; fix it with 'twofoldctl policy set' after starting with a clean policy")
-            }
-            document = decoded
-        } else {
-            document = Policy.document(from: configuration)
+        guard let text = try await store.setting(settingKey) else {
+            return PolicyHolder(initial: try Policy(Policy.document(from: configuration)), store: store, stored: false)
         }
-        return PolicyHolder(initial: try Policy(document), store: store)
+        guard let decoded = try? ControlCodec.decodeJSON(PolicyDocument.self, from: Array(text.utf8)) else {
+            throw ConfigurationError("the stored policy cannot be read; fix it with 'twofoldctl policy set' after starting with a clean policy")
+        }
+        return PolicyHolder(initial: try Policy(decoded), store: store, stored: true)
     }
 
-    public var current: Policy { state.withLock { $0 } }
+    public var current: Policy { state.withLock { $0.policy } }
+    /// Whether an admin stored the policy in force (else it comes from the config file).
+    public var isStored: Bool { state.withLock { $0.stored } }
 
     /// Validates, stores durably, then puts the policy in force.
     func replace(with document: PolicyDocument) async throws {
@@ -141,6 +141,11 @@ public final class PolicyHolder: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         let bytes = Array(try encoder.encode(document))
         try await store.setSetting(Self.settingKey, value: String(decoding: bytes, as: UTF8.self))
-        state.withLock { $0 = policy }
+        state.withLock { $0 = (policy, true) }
+    }
+
+    /// The config file's policy after a reload: in force unless an admin has stored one.
+    func configured(_ policy: Policy) {
+        state.withLock { if !$0.stored { $0.policy = policy } }
     }
 }

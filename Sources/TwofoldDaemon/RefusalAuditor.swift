@@ -16,12 +16,12 @@ final class RefusalAuditor: Sendable {
 
     private let commit: @Sendable ([StoreMutation]) -> Void
     private let clock: any WallClock
-    private let perMinute: Int
+    private let perMinute: @Sendable () -> Int
     private let windows = Mutex<[UInt32: Window]>([:])
     static let windowMillis: Int64 = 60_000
 
     /// `commit` makes records durable and logs them (the authenticator's audited commit).
-    init(clock: any WallClock, perMinute: Int, commit: @escaping @Sendable ([StoreMutation]) -> Void) {
+    init(clock: any WallClock, perMinute: @escaping @Sendable @autoclosure () -> Int, commit: @escaping @Sendable ([StoreMutation]) -> Void) {
         self.clock = clock
         self.perMinute = perMinute
         self.commit = commit
@@ -42,7 +42,7 @@ final class RefusalAuditor: Sendable {
                 aggregate = Self.aggregate(window, uid: uid, at: now)
                 window = Window(startMillis: now)
             }
-            let write = window.recorded < perMinute
+            let write = window.recorded < perMinute()
             if write { window.recorded += 1 } else { window.suppressed += 1 }
             w[uid] = window
             return (write, aggregate)

@@ -39,7 +39,7 @@ public final class SocketServer: Service, Sendable {
     }
 
     private let source: ListenSource
-    private let configuration: DaemonConfiguration
+    private let live: LiveConfiguration
     private let authenticator: Authenticator
     private let dialogs: LoginDialogRunner
     private let control: ControlService
@@ -59,16 +59,18 @@ public final class SocketServer: Service, Sendable {
     /// commit runs on its own thread.
     private let socketLoop: any EventLoop
 
-    init(source: ListenSource, configuration: DaemonConfiguration, authenticator: Authenticator, enrollment: EnrollmentService,
+    init(source: ListenSource, live: LiveConfiguration, authenticator: Authenticator, enrollment: EnrollmentService,
                 control: ControlService, refusals: RefusalAuditor, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton,
                 environment: [String: String] = [:], shutdownGraceSeconds: Int64 = 10, onListening: @escaping @Sendable () -> Void = {}) {
         self.source = source
-        self.configuration = configuration
+        self.live = live
         self.authenticator = authenticator
         self.dialogs = LoginDialogRunner(authenticator: authenticator, enrollment: enrollment, logger: logger)
         self.control = control
         self.logger = logger
-        self.admission = AdmissionControl(limits: configuration.admissionLimits)
+        let admission = AdmissionControl(limits: live.current.admissionLimits)
+        self.admission = admission
+        live.onChange { admission.limits = $0.admissionLimits }
         self.refusals = refusals
 
         self.environment = environment
@@ -87,7 +89,7 @@ public final class SocketServer: Service, Sendable {
                                                             delay: VerdictDeadlines.sweepInterval) { _ in deadlines.sweep() }
         let listener = try await bind(services)
         state.withLock { $0 = .listening(listener) }
-        logger.notice("listening", metadata: ["socket": "\(describe(source))", "max_connections": "\(configuration.maxConnections)"])
+        logger.notice("listening", metadata: ["socket": "\(describe(source))", "max_connections": "\(live.current.maxConnections)"])
         SystemdNotify.send("READY=1\nSTATUS=listening on \(describe(source))\nMAINPID=\(getpid())", environment: environment)
         onListening()
         // Aggregated refusal records are written once their minute is over.
@@ -182,8 +184,7 @@ public final class SocketServer: Service, Sendable {
     }
 
     private func bind(_ services: ConnectionServices) async throws -> Channel {
-        let idle = TimeAmount.seconds(Int64(configuration.idleTimeoutSeconds))
-        let total = TimeAmount.seconds(Int64(configuration.connectionTimeoutSeconds))
+        let live = self.live
         let bootstrap = ServerBootstrap(group: socketLoop, childGroup: socketLoop)
             .serverChannelOption(.backlog, value: 256)
             .childChannelInitializer { channel in
@@ -192,7 +193,10 @@ public final class SocketServer: Service, Sendable {
                         return try self.refuse(channel, peer: peer, refusal)
                     }
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(ConnectionTimeoutHandler(idle: idle, total: total))
+                    // Taken per connection, so a reload applies from the next one on.
+                    let timeouts = live.current
+                    try sync.addHandler(ConnectionTimeoutHandler(idle: .seconds(Int64(timeouts.idleTimeoutSeconds)),
+                                                                 total: .seconds(Int64(timeouts.connectionTimeoutSeconds))))
                     try sync.addHandler(ByteToMessageHandler(MessageDecoder()))
                     try sync.addHandler(MessageToByteHandler(MessageEncoder()))
                     try sync.addHandler(ConnectionHandler(services: services, peer: peer))

@@ -45,6 +45,12 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case importEnrollments([EnrollmentImport])
     /// Audit records, newest last.
     case audit(user: String?, sinceMillis: Int64?, outcome: String?, limit: Int)
+    /// The daemon's version and setup (files, key, admin group) for `twofoldctl doctor`.
+    case serverInfo
+    /// Who a policy requires and what each of them gets at the next login, over every user the
+    /// system can list: `proposed` nil for the policy in force (`doctor`), else the policy a
+    /// `policy set` would store (`--dry-run`, and the lock-out check before a real change).
+    case policyImpact(proposed: PolicyDocument?)
 }
 
 /// An admin's per-user override.
@@ -169,6 +175,111 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case imported(recoveryCodes: Int)
     /// The outcome of each item of a bulk import, in request order.
     case importedMany([ImportOutcome])
+    case serverInfo(ServerInfo)
+    case policyImpact(PolicyImpact)
+}
+
+/// What `twofoldctl doctor` learns from the daemon about its own setup (admin request).
+public struct ServerInfo: Codable, Sendable, Equatable {
+    public var version: String
+    /// The config file read at start or at the last reload (nil: built-in defaults, no file).
+    public var configFile: String?
+    public var database: String
+    /// "file" (`keyFile`) or "credential" (systemd's LoadCredential).
+    public var keySource: String
+    public var keyFile: String?
+    /// Permission bits and owner of the key file as the daemon sees them (nil with a credential).
+    public var keyFileMode: UInt32?
+    public var keyFileOwnerUID: UInt32?
+    /// The uid the daemon runs as (a DynamicUser one under systemd).
+    public var daemonUID: UInt32
+    public var adminGroup: String?
+
+    public init(version: String, configFile: String?, database: String, keySource: String, keyFile: String?,
+                keyFileMode: UInt32?, keyFileOwnerUID: UInt32?, daemonUID: UInt32, adminGroup: String?) {
+        self.version = version
+        self.configFile = configFile
+        self.database = database
+        self.keySource = keySource
+        self.keyFile = keyFile
+        self.keyFileMode = keyFileMode
+        self.keyFileOwnerUID = keyFileOwnerUID
+        self.daemonUID = daemonUID
+        self.adminGroup = adminGroup
+    }
+}
+
+/// Who a policy requires, over the users the daemon could list (`ControlRequest.policyImpact`).
+/// Counts cover every user considered; `users` lists only those a change affects or who would be
+/// refused (at most `PolicyImpact.maxListed`, then `truncated`).
+public struct PolicyImpact: Codable, Sendable, Equatable {
+    public static let maxListed = 1_000
+
+    /// What a user gets at the next login under the evaluated policy.
+    public enum AtLogin: String, Codable, Sendable, Equatable {
+        /// Not required for any service.
+        case notRequired
+        /// Required and enrolled: asked for a code.
+        case code
+        /// Required, not enrolled, and the policy enrolls at login.
+        case enroll
+        /// Required, not enrolled, within a grace period (`graceUntilMillis`).
+        case grace
+        /// Required, not enrolled, no grace: refused. These are the users a change locks out.
+        case refused
+    }
+
+    public struct Entry: Codable, Sendable, Equatable {
+        public var user: String
+        /// "none", "pending" or "active".
+        public var enrollment: String
+        /// Required (for the default rule or any service) under the policy in force, and under the evaluated one.
+        public var requiredBefore: Bool
+        public var requiredAfter: Bool
+        /// Why, under the evaluated policy.
+        public var because: String
+        public var atLogin: AtLogin
+        public var graceUntilMillis: Int64?
+
+        public init(user: String, enrollment: String, requiredBefore: Bool, requiredAfter: Bool, because: String,
+                    atLogin: AtLogin, graceUntilMillis: Int64? = nil) {
+            self.user = user
+            self.enrollment = enrollment
+            self.requiredBefore = requiredBefore
+            self.requiredAfter = requiredAfter
+            self.because = because
+            self.atLogin = atLogin
+            self.graceUntilMillis = graceUntilMillis
+        }
+    }
+
+    /// Users considered, and where they came from ("twofold database", "passwd", "group wheel").
+    public var usersConsidered: Int
+    public var sources: [String]
+    /// What the daemon could not see, e.g. a passwd source (sss, ldap) that may not enumerate.
+    public var notes: [String]
+    public var requiredBefore: Int
+    public var requiredAfter: Int
+    public var newlyRequired: Int
+    public var noLongerRequired: Int
+    /// Of the users required after, how many would be refused at their next login.
+    public var refused: Int
+    public var users: [Entry]
+    public var truncated: Bool
+
+    public init(usersConsidered: Int, sources: [String], notes: [String], requiredBefore: Int, requiredAfter: Int,
+                newlyRequired: Int, noLongerRequired: Int, refused: Int, users: [Entry], truncated: Bool) {
+        self.usersConsidered = usersConsidered
+        self.sources = sources
+        self.notes = notes
+        self.requiredBefore = requiredBefore
+        self.requiredAfter = requiredAfter
+        self.newlyRequired = newlyRequired
+        self.noLongerRequired = noLongerRequired
+        self.refused = refused
+        self.users = users
+        self.truncated = truncated
+    }
 }
 
 /// Why a control request failed.

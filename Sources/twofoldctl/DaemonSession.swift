@@ -87,6 +87,8 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
     case .policy: name = "policy"
     case .imported: name = "imported"
     case .importedMany: name = "importedMany"
+    case .serverInfo: name = "serverInfo"
+    case .policyImpact: name = "policyImpact"
     }
     return CLIFailure(ExitStatus.failure, "unexpected answer from twofoldd: \(name)")
 }

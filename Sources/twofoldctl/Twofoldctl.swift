@@ -1,4 +1,5 @@
 import ArgumentParser
+import TwofoldProtocol
 
 #if canImport(Glibc)
 import Glibc
@@ -22,7 +23,8 @@ struct Twofoldctl: ParsableCommand {
             echo) or, when standard input is not a terminal, one per line from standard input. \
             Every command that prints data accepts --json.
 
-            The socket is --socket, else $TWOFOLD_SOCKET, else /run/twofold/twofold.sock.
+            The socket is --socket, else $TWOFOLD_SOCKET, else /run/twofold/twofold.sock. The \
+            options --socket, --timeout and --json may come before the command as well as after it.
 
             EXIT STATUS
               0  success
@@ -38,6 +40,7 @@ struct Twofoldctl: ParsableCommand {
 
             Shell completion: twofoldctl --generate-completion-script bash|zsh|fish.
             """,
+        version: "twofoldctl \(TwofoldVersion.string)",
         groupedSubcommands: [
             CommandGroup(name: "User", subcommands: [
                 Enroll.self, Status.self, RecoveryCodes.self, Disable.self,
@@ -52,7 +55,7 @@ struct Twofoldctl: ParsableCommand {
     /// become 2; a `CLIFailure` has already been reported by the command and exits with its own code.
     static func main() {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst()), root: Twofoldctl.self))
             try command.run()
         } catch {
             let code = exitCode(for: error)

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import TwofoldDaemon
+import TwofoldProtocol
 
 /// glibc's mallopt(3); <malloc.h> is not part of Swift's Glibc module.
 @_silgen_name("mallopt")
@@ -20,7 +21,8 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "twofoldd",
         abstract: "The Twofold second-factor daemon: owns every secret and answers login and enrollment requests on a Unix socket.",
-        discussion: "Configuration is read from --config (default /etc/twofold/twofoldd.conf; a missing default file means built-in defaults). Flags override the file. Every key, with its default, is in the shipped twofoldd.conf (systemd/twofoldd.conf in the source).")
+        discussion: "Configuration is read from --config (default /etc/twofold/twofoldd.conf; a missing default file means built-in defaults). Flags override the file. SIGHUP reads the file again (see twofoldd(8)). Every key, with its default, is in twofoldd.conf(5) and the shipped twofoldd.conf.",
+        version: "twofoldd \(TwofoldVersion.string)")
 
     @Option(name: .long, help: "Config file.")
     var config: String?
@@ -41,15 +43,13 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
     var checkConfig = false
 
     mutating func run() async throws {
-        var settings = DaemonConfiguration()
-        let path = config ?? "/etc/twofold/twofoldd.conf"
-        if let text = try readFile(path, required: config != nil) {
-            settings = try DaemonConfiguration.parse(text, source: path)
-        }
-        if let socket { try settings.set(key: "socket", value: socket, at: "--socket") }
-        if let stateDirectory { try settings.set(key: "state_directory", value: stateDirectory, at: "--state-directory") }
-        if let keyFile { try settings.set(key: "key_file", value: keyFile, at: "--key-file") }
-        if let logLevel { try settings.set(key: "log_level", value: logLevel, at: "--log-level") }
+        var overrides: [ConfigurationSource.Override] = []
+        if let socket { overrides.append(.init(key: "socket", value: socket, flag: "--socket")) }
+        if let stateDirectory { overrides.append(.init(key: "state_directory", value: stateDirectory, flag: "--state-directory")) }
+        if let keyFile { overrides.append(.init(key: "key_file", value: keyFile, flag: "--key-file")) }
+        if let logLevel { overrides.append(.init(key: "log_level", value: logLevel, flag: "--log-level")) }
+        let source = ConfigurationSource(file: config, overrides: overrides)
+        let (settings, fileRead) = try source.load()
         if checkConfig {
             // A config that is fine but a daemon that would authorize every caller as the wrong
             // user is not "OK": the check reports a user namespace too (an error, exit 1).
@@ -63,36 +63,20 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
         // Run Swift concurrency (control requests, enroll at login) on NIO's event loops instead of
         // a second thread pool. Logins do not use it: they run on the loops as handlers.
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-        let level = settings.logLevel
-        LoggingSystem.bootstrap { JournalLogHandler(label: $0, level: level) }
+        let level = LogLevelSwitch(settings.logLevel)
+        LoggingSystem.bootstrap { JournalLogHandler(label: $0, levelSwitch: level) }
         let logger = Logger(label: "twofoldd")
         let environment = ProcessInfo.processInfo.environment
         do {
             // Before anything is opened: in a user namespace (PrivateUsers=yes) SO_PEERCRED would
             // show most callers as uid 65534, and every authorization would be about the wrong user.
             try UserNamespace.requireInitialNamespace()
-            let daemon = try await Daemon(configuration: settings, environment: environment, logger: logger)
+            let live = LiveConfiguration(settings, fileRead: fileRead, source: source, logLevel: level)
+            let daemon = try await Daemon(configuration: settings, live: live, environment: environment, logger: logger)
             try await daemon.run(logger: logger)
         } catch {
             logger.critical("twofoldd cannot run: \(error)")
             throw ExitCode(1)
         }
-    }
-
-    private func readFile(_ path: String, required: Bool) throws -> String? {
-        guard let file = fopen(path, "r") else {
-            if !required && errno == ENOENT { return nil }
-            throw ValidationError("cannot read config file \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, file)
-            if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
-            if n < chunk.count { break }
-            if bytes.count > 1 << 20 { throw ValidationError("config file \(path) is larger than 1 MiB") }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -1,0 +1,98 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// The configuration in force, replaced whole by a reload (SIGHUP). Readers take `current` when
+/// they act (a new connection, an enrollment, a pruning pass), so a reload applies from the next
+/// one on; what a running connection was given stays.
+public final class LiveConfiguration: Sendable {
+    /// Keys that need a restart: a changed value is logged and the running one kept.
+    static let restartOnlyKeys = ["socket", "state_directory", "database", "key_file"]
+
+    public let source: ConfigurationSource?
+    let logLevel: LogLevelSwitch?
+    private let state: Mutex<(configuration: DaemonConfiguration, fileRead: String?)>
+    private let observers = Mutex<[@Sendable (DaemonConfiguration) -> Void]>([])
+
+    public init(_ configuration: DaemonConfiguration, fileRead: String? = nil, source: ConfigurationSource? = nil,
+                logLevel: LogLevelSwitch? = nil) {
+        state = Mutex((configuration, fileRead))
+        self.source = source
+        self.logLevel = logLevel
+    }
+
+    public var current: DaemonConfiguration { state.withLock { $0.configuration } }
+
+    /// Calls `observer` with each configuration a reload puts in force (for what is not read per use).
+    func onChange(_ observer: @escaping @Sendable (DaemonConfiguration) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
+    /// The config file last read (nil: built-in defaults, no file).
+    public var fileRead: String? { state.withLock { $0.fileRead } }
+
+    public enum ReloadOutcome: Sendable, Equatable {
+        /// In force; the restart-only keys whose new value waits for a restart.
+        case reloaded(restartNeeded: [String])
+        /// The new file was refused (the message says why); the running configuration is kept.
+        case refused(String)
+    }
+
+    /// Reads the source again and puts it in force, or keeps the running configuration when the
+    /// file does not parse or its policy keys do not make a valid policy.
+    func reload(policy: PolicyHolder) -> ReloadOutcome {
+        guard let source else { return .refused("no configuration source to reload from") }
+        let loaded: (configuration: DaemonConfiguration, fileRead: String?)
+        let configuredPolicy: Policy
+        do {
+            loaded = try source.load()
+            configuredPolicy = try Policy(Policy.document(from: loaded.configuration))
+        } catch {
+            return .refused("\(error)")
+        }
+        var next = loaded.configuration
+        let running = current
+        var restartNeeded: [String] = []
+        if next.socketPath != running.socketPath { restartNeeded.append("socket"); next.socketPath = running.socketPath }
+        if next.stateDirectory != running.stateDirectory { restartNeeded.append("state_directory"); next.stateDirectory = running.stateDirectory }
+        if next.resolvedDatabasePath != running.resolvedDatabasePath { restartNeeded.append("database") }
+        if next.resolvedKeyFile != running.resolvedKeyFile { restartNeeded.append("key_file") }
+        next.databasePath = running.databasePath
+        next.keyFile = running.keyFile
+        let final = next
+        state.withLock { $0 = (final, loaded.fileRead) }
+        logLevel?.level = final.logLevel
+        for observer in observers.withLock({ $0 }) { observer(final) }
+        policy.configured(configuredPolicy)
+        return .reloaded(restartNeeded: restartNeeded)
+    }
+}
+
+/// Reloads the configuration at each SIGHUP (`systemctl reload twofoldd`) and logs the outcome.
+struct ConfigurationReloader: Service {
+    let live: LiveConfiguration
+    let policy: PolicyHolder
+    /// Made before the service group starts, so a SIGHUP that comes before this service runs is
+    /// queued here and never takes the default action (terminate).
+    let signals: UnixSignalsSequence
+    let logger: Logger
+    /// Called after each reload (tests wait on it).
+    var onReload: @Sendable (LiveConfiguration.ReloadOutcome) -> Void = { _ in }
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                let outcome = live.reload(policy: policy)
+                switch outcome {
+                case .reloaded(let restartNeeded):
+                    var metadata: Logger.Metadata = ["file": "\(live.fileRead ?? "none (built-in defaults)")"]
+                    if !restartNeeded.isEmpty { metadata["needs_restart"] = "\(restartNeeded.joined(separator: ","))" }
+                    logger.notice("configuration reloaded", metadata: metadata)
+                case .refused(let reason):
+                    logger.error("configuration reload refused; the running configuration is kept", metadata: ["reason": "\(reason)"])
+                }
+                onReload(outcome)
+            }
+        }
+    }
+}
