@@ -18,6 +18,7 @@ public struct Daemon: Sendable {
     /// The configuration in force (a SIGHUP reloads it when it came from a source).
     public let live: LiveConfiguration
     let policy: PolicyHolder
+    let environment: [String: String]
 
     /// Opens (or creates) the state and prepares the server. Errors are for the operator: they name
     /// the file and the problem and never contain key material.
@@ -27,6 +28,7 @@ public struct Daemon: Sendable {
                 clock: any WallClock = SystemClock(), onListening: @escaping @Sendable () -> Void = {}) async throws {
         let live = live ?? LiveConfiguration(configuration)
         self.live = live
+        self.environment = environment
         try Self.makeDirectory(configuration.stateDirectory, mode: 0o700)
         Self.raiseDescriptorLimit(logger: logger)
         let keys: SealingKeys
@@ -64,7 +66,7 @@ public struct Daemon: Sendable {
         if live.source != nil {
             // Trapped before the group starts, so an early SIGHUP never terminates the daemon.
             let signals = await UnixSignalsSequence(trapping: .sighup)
-            services.append(ConfigurationReloader(live: live, policy: policy, signals: signals, logger: logger))
+            services.append(ConfigurationReloader(live: live, policy: policy, environment: environment, signals: signals, logger: logger))
         }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

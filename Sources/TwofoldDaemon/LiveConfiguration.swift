@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -69,9 +72,12 @@ public final class LiveConfiguration: Sendable {
 }
 
 /// Reloads the configuration at each SIGHUP (`systemctl reload twofoldd`) and logs the outcome.
+/// systemd hears of it the sd_notify way: RELOADING=1, then READY=1 with a STATUS= saying whether
+/// the new file is in force or was refused (the daemon stays ready either way).
 struct ConfigurationReloader: Service {
     let live: LiveConfiguration
     let policy: PolicyHolder
+    let environment: [String: String]
     /// Made before the service group starts, so a SIGHUP that comes before this service runs is
     /// queued here and never takes the default action (terminate).
     let signals: UnixSignalsSequence
@@ -82,15 +88,25 @@ struct ConfigurationReloader: Service {
     func run() async throws {
         try await cancelWhenGracefulShutdown {
             for await _ in signals {
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                SystemdNotify.send("RELOADING=1\nMONOTONIC_USEC=\(Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000)",
+                                   environment: environment)
                 let outcome = live.reload(policy: policy)
+                let status: String
                 switch outcome {
                 case .reloaded(let restartNeeded):
-                    var metadata: Logger.Metadata = ["file": "\(live.fileRead ?? "none (built-in defaults)")"]
+                    let file = live.fileRead ?? "none (built-in defaults)"
+                    var metadata: Logger.Metadata = ["file": "\(file)"]
+                    status = "configuration reloaded from \(file)"
+                        + (restartNeeded.isEmpty ? "" : "; needs a restart: \(restartNeeded.joined(separator: ", "))")
                     if !restartNeeded.isEmpty { metadata["needs_restart"] = "\(restartNeeded.joined(separator: ","))" }
                     logger.notice("configuration reloaded", metadata: metadata)
                 case .refused(let reason):
+                    status = "configuration reload refused, running configuration kept: \(reason)"
                     logger.error("configuration reload refused; the running configuration is kept", metadata: ["reason": "\(reason)"])
                 }
+                SystemdNotify.send("READY=1\nSTATUS=\(status)", environment: environment)
                 onReload(outcome)
             }
         }

@@ -33,7 +33,7 @@ struct PolicyImpactSurvey {
 
         let now = clock.nowMillis()
         var impact = PolicyImpact(usersConsidered: 0, sources: sources, notes: notes, requiredBefore: 0, requiredAfter: 0,
-                                  newlyRequired: 0, noLongerRequired: 0, refused: 0, users: [], truncated: false)
+                                  newlyRequired: 0, noLongerRequired: 0, refused: 0, newlyRefused: 0, users: [], truncated: false)
         let candidates = known.union(system.names).sorted()
         impact.usersConsidered = candidates.count
         for user in candidates {
@@ -42,17 +42,20 @@ struct PolicyImpactSurvey {
             let memberOf = { (_: String) in groups[user] ?? [] }
             let before = Self.requiredAnywhere(current, user: user, override: override, groups: memberOf)
             let after = Self.requiredAnywhere(proposed, user: user, override: override, groups: memberOf)
+            let (atLoginBefore, _) = Self.atLogin(current, required: before.required, record: record, now: now)
             let (atLogin, graceEnd) = Self.atLogin(proposed, required: after.required, record: record, now: now)
             if before.required { impact.requiredBefore += 1 }
             if after.required { impact.requiredAfter += 1 }
             if after.required && !before.required { impact.newlyRequired += 1 }
             if before.required && !after.required { impact.noLongerRequired += 1 }
             if atLogin == .refused { impact.refused += 1 }
-            guard before.required != after.required || atLogin == .refused else { continue }
+            if atLogin == .refused && atLoginBefore != .refused { impact.newlyRefused += 1 }
+            guard before.required != after.required || atLogin != atLoginBefore || atLogin == .refused else { continue }
             guard impact.users.count < PolicyImpact.maxListed else { impact.truncated = true; continue }
             impact.users.append(PolicyImpact.Entry(user: user, enrollment: record?.status?.rawValue ?? "none",
                                                    requiredBefore: before.required, requiredAfter: after.required,
-                                                   because: after.because, atLogin: atLogin, graceUntilMillis: graceEnd))
+                                                   because: after.because, atLoginBefore: atLoginBefore, atLogin: atLogin,
+                                                   graceUntilMillis: graceEnd))
         }
         return impact
     }

@@ -238,16 +238,19 @@ public struct PolicyImpact: Codable, Sendable, Equatable {
         public var requiredAfter: Bool
         /// Why, under the evaluated policy.
         public var because: String
+        /// What the next login gives under the policy in force, and under the evaluated one.
+        public var atLoginBefore: AtLogin
         public var atLogin: AtLogin
         public var graceUntilMillis: Int64?
 
         public init(user: String, enrollment: String, requiredBefore: Bool, requiredAfter: Bool, because: String,
-                    atLogin: AtLogin, graceUntilMillis: Int64? = nil) {
+                    atLoginBefore: AtLogin, atLogin: AtLogin, graceUntilMillis: Int64? = nil) {
             self.user = user
             self.enrollment = enrollment
             self.requiredBefore = requiredBefore
             self.requiredAfter = requiredAfter
             self.because = because
+            self.atLoginBefore = atLoginBefore
             self.atLogin = atLogin
             self.graceUntilMillis = graceUntilMillis
         }
@@ -262,13 +265,15 @@ public struct PolicyImpact: Codable, Sendable, Equatable {
     public var requiredAfter: Int
     public var newlyRequired: Int
     public var noLongerRequired: Int
-    /// Of the users required after, how many would be refused at their next login.
+    /// Of the users required after, how many would be refused at their next login ...
     public var refused: Int
+    /// ... and how many of those are not refused under the policy in force: the users the change locks out.
+    public var newlyRefused: Int
     public var users: [Entry]
     public var truncated: Bool
 
     public init(usersConsidered: Int, sources: [String], notes: [String], requiredBefore: Int, requiredAfter: Int,
-                newlyRequired: Int, noLongerRequired: Int, refused: Int, users: [Entry], truncated: Bool) {
+                newlyRequired: Int, noLongerRequired: Int, refused: Int, newlyRefused: Int, users: [Entry], truncated: Bool) {
         self.usersConsidered = usersConsidered
         self.sources = sources
         self.notes = notes
@@ -277,6 +282,7 @@ public struct PolicyImpact: Codable, Sendable, Equatable {
         self.newlyRequired = newlyRequired
         self.noLongerRequired = noLongerRequired
         self.refused = refused
+        self.newlyRefused = newlyRefused
         self.users = users
         self.truncated = truncated
     }

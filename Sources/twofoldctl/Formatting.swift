@@ -93,13 +93,42 @@ enum Format {
 
     /// The block of `policy show` and `policy set`.
     static func policy(_ policy: PolicyDocument) -> String {
+        fields(policyFields(policy))
+    }
+
+    /// What `policy set` changes, as the lines of `policy show` that differ.
+    static func policyChanges(from old: PolicyDocument, to new: PolicyDocument) -> [PolicyChange] {
+        zip(policyFields(old), policyFields(new)).compactMap { before, after in
+            before.1 == after.1 ? nil : PolicyChange(field: before.0, from: before.1, to: after.1)
+        }
+    }
+
+    /// Who a policy change affects (`policy set --dry-run`, and before a change that locks users out).
+    static func impact(_ impact: PolicyImpact) -> String {
+        var text = "Users considered: \(impact.usersConsidered) (\(impact.sources.joined(separator: ", ")))\n"
+        for note in impact.notes { text += "Note: \(note)\n" }
+        text += "Required: \(impact.requiredBefore) now, \(impact.requiredAfter) after "
+        text += "(\(impact.newlyRequired) newly required, \(impact.noLongerRequired) no longer required)\n"
+        text += "Refused at their next login after the change: \(impact.refused) (\(impact.newlyRefused) who are not refused now)\n"
+        guard !impact.users.isEmpty else { return text }
+        let rows = impact.users.map { entry -> [String] in
+            var after = entry.atLogin.rawValue
+            if let end = entry.graceUntilMillis { after += " until \(time(millis: end))" }
+            return [entry.user, entry.enrollment, entry.atLoginBefore.rawValue, after, entry.because]
+        }
+        text += "\n" + table(header: ["USER", "ENROLLMENT", "NOW", "AFTER", "WHY (AFTER)"], rows: rows)
+        if impact.truncated { text += "(only the first \(impact.users.count) users are listed)\n" }
+        return text
+    }
+
+    private static func policyFields(_ policy: PolicyDocument) -> [(String, String)] {
         let services = policy.services.isEmpty
             ? "(none)"
             : policy.services.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
         var grace: [String] = []
         if let days = policy.graceDays { grace.append("\(days) days") }
         if let deadline = policy.graceDeadlineMillis { grace.append("until \(time(millis: deadline))") }
-        return fields([
+        return [
             ("Require", policy.require),
             ("Required groups", policy.requiredGroups.isEmpty ? "(none)" : policy.requiredGroups.joined(separator: ",")),
             ("Services", services),
@@ -112,7 +141,7 @@ enum Format {
             ("Window", "±\(policy.window) steps, max drift \(policy.maxDrift)"),
             ("Throttle", "delay \(policy.throttleDelayMillis) ms doubling to \(policy.throttleMaxDelayMillis) ms"),
             ("Lock", "after \(policy.maxFailures) failures, for \(policy.lockSeconds) s"),
-        ])
+        ]
     }
 
     /// Recovery codes, one per line, numbered.
@@ -161,4 +190,11 @@ enum TimeArgument {
         }
         return nil
     }
+}
+
+/// One field `policy set` changes.
+struct PolicyChange: Encodable {
+    var field: String
+    var from: String
+    var to: String
 }

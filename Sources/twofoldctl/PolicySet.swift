@@ -10,7 +10,16 @@ extension Twofoldctl.Policy {
                 prints the result. The daemon checks the values and refuses the whole change if one \
                 is out of range. Dates are midnight local time.
 
+                Before changing anything, the daemon works out who the new policy would affect, over \
+                every user the system can list (the users Twofold knows, the accounts in passwd that \
+                can log in, the members of required groups). --dry-run prints that and the fields \
+                that would change, and changes nothing. A change that would refuse users at their \
+                next login who are not refused now (required, not enrolled, no enrollment at login \
+                and no grace) asks for confirmation on a terminal, and otherwise is refused (exit \
+                status 7) unless --yes is given.
+
                 Examples:
+                  twofoldctl policy set --require everyone --dry-run
                   twofoldctl policy set --require groups --required-groups wheel,ssh-users
                   twofoldctl policy set --service sshd=required --service sudo=optional
                   twofoldctl policy set --unenrolled grace --grace-days 14 --grace-deadline 2026-03-01
@@ -78,9 +87,16 @@ extension Twofoldctl.Policy {
         @Option(help: ArgumentHelp("How long a lock lasts.", valueName: "seconds"))
         var lockSeconds: Int?
 
+        @Flag(help: "Print what would change and who it would affect; change nothing.")
+        var dryRun = false
+
+        @Flag(help: "Apply the change even if it refuses users at their next login (no question asked).")
+        var yes = false
+
         @OptionGroup var options: GlobalOptions
 
         func validate() throws {
+            if dryRun && yes { throw ValidationError("--dry-run and --yes do not go together.") }
             let given: [Any?] = [require, requiredGroups, unenrolled, graceDays, graceDeadline, selfEnrollment, allowDisable,
                                  enrollmentCodes, digits, algorithm, period, window, maxDrift, maxFailures,
                                  throttleDelayMs, throttleMaxDelayMs, lockSeconds]
@@ -103,23 +119,75 @@ extension Twofoldctl.Policy {
 
         func execute(_ session: DaemonSession) throws(CLIFailure) {
             let response = try session.send(.policyShow)
-            guard case .policy(var policy) = response else { throw unexpected(response) }
+            guard case .policy(let current) = response else { throw unexpected(response) }
+            var policy = current
             do {
                 try apply(to: &policy)
             } catch {
                 throw CLIFailure(ExitStatus.usage, "\(error)")
             }
-            let answer = try session.send(.policySet(policy))
-            switch answer {
+            let answer = try session.send(.policyImpact(proposed: policy))
+            guard case .policyImpact(let impact) = answer else { throw unexpected(answer) }
+            let changes = Format.policyChanges(from: current, to: policy)
+            if dryRun {
+                report(DryRun(changes: changes, policy: policy, impact: impact))
+                return
+            }
+            if impact.newlyRefused > 0 && !yes { try confirmLockOut(impact, session: session) }
+            let stored = try session.send(.policySet(policy))
+            switch stored {
             case .ok: break
-            case .policy(let stored): policy = stored
-            default: throw unexpected(answer)
+            case .policy(let document): policy = document
+            default: throw unexpected(stored)
             }
             if options.json {
                 Output.json(policy)
             } else {
                 Output.line("Policy updated:")
                 Output.raw(Format.policy(policy))
+            }
+        }
+
+        /// What `--dry-run` prints (`--json`: this object).
+        struct DryRun: Encodable {
+            var dryRun = true
+            var changes: [PolicyChange]
+            var policy: PolicyDocument
+            var impact: PolicyImpact
+        }
+
+        private func report(_ dryRun: DryRun) {
+            if options.json {
+                Output.json(dryRun)
+                return
+            }
+            Output.line("Dry run: nothing is changed.")
+            if dryRun.changes.isEmpty {
+                Output.line("The policy would not change.")
+            } else {
+                Output.line("Would change:")
+                for change in dryRun.changes { Output.line("  \(change.field): \(change.from) -> \(change.to)") }
+            }
+            Output.line()
+            Output.raw(Format.impact(dryRun.impact))
+        }
+
+        /// A change that refuses users who are not refused now goes ahead only when confirmed: by
+        /// typing yes on a terminal, or with --yes.
+        private func confirmLockOut(_ impact: PolicyImpact, session: DaemonSession) throws(CLIFailure) {
+            let names = impact.users.filter { $0.atLogin == .refused && $0.atLoginBefore != .refused }.map(\.user)
+            let shown = names.prefix(10).map(DisplayText.escaped).joined(separator: ", ") + (names.count > 10 ? ", ..." : "")
+            let summary = "this change would refuse \(impact.newlyRefused) user(s) at their next login who are not refused now (\(shown))"
+            guard Terminal.inputIsTerminal, !options.json else {
+                throw CLIFailure(ExitStatus.cancelled, "\(summary); see them with --dry-run, then run again with --yes to apply it")
+            }
+            Output.raw(Format.impact(impact))
+            Output.line()
+            // The daemon closes a silent connection: do not hold it while a person reads.
+            session.disconnect()
+            let answer = Terminal.readLine(prompt: "Refuse them at their next login? Type yes to apply the change: ", hidden: false)
+            guard answer?.trimmingSpaces().lowercased() == "yes" else {
+                throw CLIFailure(ExitStatus.cancelled, "not changed: \(summary)")
             }
         }
 

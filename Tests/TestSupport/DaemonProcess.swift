@@ -57,6 +57,8 @@ public final class DaemonProcess: @unchecked Sendable {
     public let configPath: String
     public let logPath: String
     public private(set) var process: ChildProcess?
+    /// The daemon's NOTIFY_SOCKET, kept open while it runs (READY=1 after start and after each reload).
+    private var notify: NotifyListener?
 
     /// Writes a config (test defaults plus `extraConfig` lines) and, unless `start` is false, starts the daemon.
     /// The tests' default throttle delay is 0 (no waiting after a failure); `throttleDelayMillis` sets one.
@@ -79,6 +81,7 @@ public final class DaemonProcess: @unchecked Sendable {
 
     deinit {
         kill()
+        notify?.close()
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -86,8 +89,9 @@ public final class DaemonProcess: @unchecked Sendable {
     /// command (`unshare ... --`, `setpriv ... --`), which must exec twofoldd in the end.
     public func start(extraEnvironment: [String: String] = [:], prefix: [String] = []) throws {
         let notifyPath = directory + "/notify.\(UInt32.random(in: 0...UInt32.max)).sock"
+        self.notify?.close()
         let notify = try NotifyListener(path: notifyPath)
-        defer { notify.close() }
+        self.notify = notify
         var environment = ChildProcess.currentEnvironment()
         environment["NOTIFY_SOCKET"] = notifyPath
         for (k, v) in extraEnvironment { environment[k] = v }
@@ -97,6 +101,16 @@ public final class DaemonProcess: @unchecked Sendable {
         let process = try ChildProcess(prefix + [TestPaths.twofoldd, "--config", configPath], environment: environment, fds: [1: log, 2: log])
         self.process = process
         try notify.waitForReady(timeoutSeconds: 60, isRunning: { process.isRunning }, logPath: logPath)
+    }
+
+    /// SIGHUP, then waits for the READY=1 that ends the reload; returns its STATUS= text (whether
+    /// the new file is in force or was refused).
+    @discardableResult
+    public func reload() throws -> String {
+        guard let process, let notify else { throw HarnessError("the daemon is not running") }
+        process.signal(SIGHUP)
+        let message = try notify.waitForReady(timeoutSeconds: 30, isRunning: { process.isRunning }, logPath: logPath)
+        return message.split(separator: "\n").first { $0.hasPrefix("STATUS=") }.map { String($0.dropFirst(7)) } ?? ""
     }
 
     /// SIGTERM and wait; returns the exit status.
@@ -199,14 +213,16 @@ public final class NotifyListener {
 
     /// Blocks until a datagram containing READY=1 arrives (poll with a deadline); the process
     /// exiting first ends the wait with its log.
-    public func waitForReady(timeoutSeconds: Double, isRunning: () -> Bool, logPath: String) throws {
+    @discardableResult
+    public func waitForReady(timeoutSeconds: Double, isRunning: () -> Bool, logPath: String) throws -> String {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         var buffer = [UInt8](repeating: 0, count: 4096)
         while Date() < deadline {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             if poll(&pfd, 1, 250) > 0 {
                 let n = recv(fd, &buffer, buffer.count, 0)
-                if n > 0, String(decoding: buffer[0..<n], as: UTF8.self).split(separator: "\n").contains("READY=1") { return }
+                let message = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
+                if message.split(separator: "\n").contains("READY=1") { return message }
             } else if !isRunning() {
                 let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
                 throw HarnessError("the process exited before it was ready:\n\(log)")

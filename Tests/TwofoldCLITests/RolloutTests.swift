@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+import TwofoldProtocol
+import TwofoldTestSupport
+
+/// A safe rollout: `policy set --dry-run` changes nothing and says who a change affects; a change
+/// that locks users out needs --yes. And the CLI conventions: global options before the command,
+/// --version.
+@Suite struct RolloutTests {
+    /// Every row of the daemon's database, in SQLite's own dump form (read-only, beside the running daemon).
+    func dump(_ daemon: DaemonProcess) throws -> String {
+        let script = "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); print('\\n'.join(c.iterdump()))"
+        let result = try CLI.runProgram(["/usr/bin/python3", "-c", script, daemon.directory + "/state/twofold.sqlite"])
+        #expect(result.status == 0, "\(result)")
+        return result.stdout
+    }
+
+    func impact(_ result: CLIResult) throws -> PolicyImpact {
+        struct DryRun: Decodable { var dryRun: Bool; var policy: PolicyDocument; var impact: PolicyImpact }
+        let decoded = try result.json(DryRun.self)
+        #expect(decoded.dryRun)
+        return decoded.impact
+    }
+
+    @Test func dryRunChangesNothingAndNamesWhoWouldBeLockedOut() throws {
+        let daemon = try DaemonProcess()
+        let app = try TestAuthenticator.random()
+        #expect(try daemon.ctl(["import", "twofold-test", "--uri", "-"], input: app.uri(account: "twofold-test") + "\n").status == 0)
+        let member = try TestUser.groupMember.name
+        let before = try dump(daemon)
+
+        let arguments = ["policy", "set", "--require", "groups", "--required-groups", TestUser.requiredGroup]
+        let human = try daemon.ctl(arguments + ["--dry-run"])
+        #expect(human.status == 0, "\(human)")
+        #expect(human.stdout.contains("Dry run: nothing is changed."), "\(human)")
+        #expect(human.stdout.contains("Require: nobody -> groups"), "\(human)")
+        #expect(human.stdout.contains(member) && human.stdout.contains("refused"), "\(human)")
+
+        let json = try impact(try daemon.ctl(arguments + ["--dry-run", "--json"]))
+        let entry = try #require(json.users.first { $0.user == member })
+        #expect(entry.requiredAfter && !entry.requiredBefore && entry.atLogin == .refused && entry.atLoginBefore == .notRequired)
+        #expect(json.newlyRefused >= 1 && json.newlyRequired >= 1)
+        #expect(json.sources.contains { $0.hasPrefix("group \(TestUser.requiredGroup)") }, "\(json.sources)")
+        #expect(!json.users.contains { $0.user == "twofold-test" }, "not required before or after: not listed")
+        #expect(try dump(daemon) == before, "a dry run changed the database")
+
+        // The real change refuses to lock anyone out without --yes when nobody can be asked.
+        let refused = try daemon.ctl(arguments)
+        #expect(refused.status == 7, "\(refused)")
+        #expect(refused.stderr.contains("would refuse") && refused.stderr.contains(member) && refused.stderr.contains("--yes"), "\(refused)")
+        #expect(try dump(daemon) == before, "a refused change changed the database")
+        #expect(try daemon.ctl(["policy", "show", "--json"]).json(PolicyDocument.self).require == "nobody")
+
+        // With --yes it is applied; once the member is enrolled nobody is refused any more.
+        let applied = try daemon.ctl(arguments + ["--yes"])
+        #expect(applied.status == 0, "\(applied)")
+        #expect(try daemon.ctl(["policy", "show", "--json"]).json(PolicyDocument.self).require == "groups")
+        let memberApp = try TestAuthenticator.random()
+        #expect(try daemon.ctl(["import", member, "--uri", "-"], input: memberApp.uri(account: member) + "\n").status == 0)
+        let after = try impact(try daemon.ctl(["policy", "set", "--unenrolled", "enroll", "--dry-run", "--json"]))
+        #expect(after.refused == 0 && after.newlyRefused == 0, "\(after)")
+        // A change that locks nobody out needs no --yes.
+        #expect(try daemon.ctl(["policy", "set", "--window", "2"]).status == 0)
+    }
+
+    @Test func graceAndEnrollAtLoginAreNotLockOuts() throws {
+        let daemon = try DaemonProcess()
+        let member = try TestUser.groupMember.name
+        let grace = try impact(try daemon.ctl(["policy", "set", "--require", "groups", "--required-groups", TestUser.requiredGroup,
+                                               "--unenrolled", "grace", "--grace-days", "7", "--dry-run", "--json"]))
+        let entry = try #require(grace.users.first { $0.user == member })
+        #expect(entry.atLogin == .grace && entry.graceUntilMillis != nil)
+        #expect(grace.newlyRefused == 0)
+        let enroll = try impact(try daemon.ctl(["policy", "set", "--require", "groups", "--required-groups", TestUser.requiredGroup,
+                                                "--unenrolled", "enroll", "--dry-run", "--json"]))
+        #expect(enroll.users.first { $0.user == member }?.atLogin == .enroll)
+        #expect(enroll.newlyRefused == 0)
+        // An exempt user is never required.
+        #expect(try daemon.ctl(["user", "exempt", member]).status == 0)
+        let exempt = try impact(try daemon.ctl(["policy", "set", "--require", "everyone", "--dry-run", "--json"]))
+        #expect(!exempt.users.contains { $0.user == member }, "\(exempt.users)")
+    }
+
+    @Test func dryRunIsAnAdminRequest() throws {
+        let daemon = try DaemonProcess()
+        let result = try daemon.ctl(["policy", "set", "--require", "everyone", "--dry-run"], as: try TestUser.user)
+        #expect(result.status == 4, "\(result)")
+    }
+
+    @Test(arguments: [
+        [["--socket", "S", "users", "--json"], ["users", "--socket", "S", "--json"], ["--json", "--socket=S", "users"],
+         ["--timeout", "5", "--socket", "S", "--json", "users"]],
+        [["--socket", "S", "user", "show", "twofold-test", "--json"], ["user", "show", "twofold-test", "--socket", "S", "--json"],
+         ["--socket", "S", "--json", "user", "show", "twofold-test"]],
+        [["--socket", "S", "--json", "policy", "show"], ["policy", "show", "--json", "--socket", "S"]],
+    ])
+    func globalOptionsWorkBeforeAndAfterTheCommand(forms: [[String]]) throws {
+        let daemon = try DaemonProcess()
+        var outputs: [String] = []
+        for form in forms {
+            let arguments = form.map { $0.replacingOccurrences(of: "S", with: daemon.socketPath) }
+            let result = try CLI.run(arguments)
+            #expect(result.status == 0, "\(arguments): \(result)")
+            outputs.append(result.stdout)
+        }
+        #expect(Set(outputs).count == 1, "every position gives the same answer: \(outputs)")
+    }
+
+    @Test func anUnknownOptionBeforeTheCommandIsStillAnError() throws {
+        let result = try CLI.run(["--nope", "users"])
+        #expect(result.status == 2, "\(result)")
+        #expect(result.stderr.contains("--nope"), "\(result)")
+        // A global option's value is not taken for the command.
+        let missing = try CLI.run(["--socket"])
+        #expect(missing.status == 2, "\(missing)")
+    }
+
+    @Test func versions() throws {
+        let ctl = try CLI.run(["--version"])
+        #expect(ctl.status == 0 && ctl.stdout == "twofoldctl \(TwofoldVersion.string)\n", "\(ctl)")
+        let daemon = try CLI.runProgram([TestPaths.twofoldd, "--version"])
+        #expect(daemon.status == 0 && daemon.stdout == "twofoldd \(TwofoldVersion.string)\n", "\(daemon)")
+    }
+}
