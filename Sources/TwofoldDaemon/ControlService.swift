@@ -141,10 +141,13 @@ public final class ControlService: Sendable {
                 return .policy(policy.current.document)
             case .policySet(let document):
                 try requireAdmin(admin)
+                let previous = policy.current.document
                 do { try await policy.replace(with: document) } catch let error as ConfigurationError {
                     throw ControlFailure(.invalidRequest, error.message)
                 }
-                await audit("policy", user: nil, peer: peer, outcome: "success", reason: "policy replaced")
+                let changed = PolicyDocument.changedFields(from: previous, to: document)
+                await audit("policy", user: nil, peer: peer, outcome: "success",
+                            reason: "policy replaced" + (changed.isEmpty ? " (no field changed)" : "; changed: " + changed.joined(separator: ", ")))
                 return .ok
             case .importEnrollment(let user, let source):
                 try requireAdmin(admin)

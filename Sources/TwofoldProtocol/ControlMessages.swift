@@ -158,6 +158,21 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     }
 }
 
+extension PolicyDocument {
+    /// The names of the fields (as in the JSON) whose values differ, sorted: for the audit record.
+    public static func changedFields(from old: PolicyDocument, to new: PolicyDocument) -> [String] {
+        func fields(_ document: PolicyDocument) -> [String: String] {
+            var result: [String: String] = [:]
+            for child in Mirror(reflecting: document).children {
+                if let label = child.label { result[label] = String(describing: child.value) }
+            }
+            return result
+        }
+        let before = fields(old), after = fields(new)
+        return after.keys.filter { before[$0] != after[$0] }.sorted()
+    }
+}
+
 /// The daemon's answer to a `ControlRequest`.
 public enum ControlResponse: Codable, Sendable, Equatable {
     case ok

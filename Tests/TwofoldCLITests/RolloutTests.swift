@@ -61,6 +61,9 @@ import TwofoldTestSupport
         #expect(after.refused == 0 && after.newlyRefused == 0, "\(after)")
         // A change that locks nobody out needs no --yes.
         #expect(try daemon.ctl(["policy", "set", "--window", "2"]).status == 0)
+        // The audit says what each change changed.
+        let audit = try daemon.ctl(["audit", "--json"]).json([AuditEntry].self).filter { $0.action == "policy" }
+        #expect(audit.map(\.reason) == ["policy replaced; changed: require, requiredGroups", "policy replaced; changed: window"], "\(audit)")
     }
 
     @Test func graceAndEnrollAtLoginAreNotLockOuts() throws {
