@@ -156,6 +156,26 @@ struct ManPageDriftTests {
         }
     }
 
+    @Test("twofoldd(8) says for every key of twofoldd.conf(5) what SIGHUP does with it, as twofoldd.conf(5) does")
+    func reloadListsMatchConfigPage() throws {
+        let config = try ManPage(Self.read("docs/man/twofoldd.conf.5")).items(section: "KEYS")
+        let keys = Set(config.compactMap { $0.head.split(separator: " ").dropFirst().first.map(String.init) })
+        let restartKeys = Set(config.filter { $0.body.joined(separator: " ").contains("Needs a restart") }
+            .compactMap { $0.head.split(separator: " ").dropFirst().first.map(String.init) })
+        guard let hup = try ManPage(Self.read("docs/man/twofoldd.8")).items(section: "SIGNALS").first(where: { $0.head == "Dv SIGHUP" }) else {
+            Issue.record("twofoldd.8: no '.It Dv SIGHUP' in SIGNALS")
+            return
+        }
+        // The keys are named on ".Cm" lines; the last paragraph names those that need a restart.
+        func named(_ lines: some Sequence<String>) -> Set<String> {
+            Set(lines.filter { $0.hasPrefix(".Cm ") }.flatMap { $0.split(separator: " ").dropFirst() }
+                .map(String.init).filter { $0.allSatisfy { $0.isLowercase || $0 == "_" } })
+        }
+        let lastParagraph = hup.body.lastIndex(of: ".Pp").map { hup.body[$0...] } ?? []
+        #expect(named(hup.body) == keys, "SIGHUP in twofoldd.8 names \(named(hup.body).sorted()); the keys are \(keys.sorted())")
+        #expect(named(lastParagraph) == restartKeys, "twofoldd.8 says \(named(lastParagraph).sorted()) need a restart, twofoldd.conf.5 \(restartKeys.sorted())")
+    }
+
     @Test("every page in docs/man lints clean under mandoc -T lint and groff -ww")
     func pagesLintClean() throws {
         let pages = try FileManager.default.contentsOfDirectory(atPath: Self.manDirectory)
