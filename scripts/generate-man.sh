@@ -27,6 +27,15 @@ else
     bin=$(swift build --show-bin-path)
     "$bin/generate-manual" "$bin/twofoldctl" --date "$date" --authors "$authors" --output-directory docs/man
 fi
-# Blank lines (paragraph breaks of the help texts) are not valid mdoc: make them .Pp.
-sed -i 's/^$/.Pp/' docs/man/twofoldctl.1
+# Make the page lint clean (mandoc -T lint -W warning, groff -ww; ManPageLintTests checks it):
+# - blank lines (paragraph breaks of the help texts) are not valid mdoc: make them .Pp, but drop a
+#   .Pp right before .It or .El (a help text that ends in a blank line), where mdoc skips it anyway;
+# - each sentence of a text line on a line of its own ("new sentence, new line"), so that mdoc
+#   sees where sentences end. Macro lines (starting with . or ') are left as they are.
+sed -i -e 's/^$/.Pp/' -e "/^[.']/!s/\([.?!]\) \+\([^ .']\)/\1\n\2/g" docs/man/twofoldctl.1
+awk 'pending { if ($0 !~ /^\.(It|El)( |$)/) print ".Pp"; pending = 0 }
+     $0 == ".Pp" { pending = 1; next }
+     { print }
+     END { if (pending) print ".Pp" }' docs/man/twofoldctl.1 > docs/man/twofoldctl.1.tmp
+mv docs/man/twofoldctl.1.tmp docs/man/twofoldctl.1
 echo "wrote docs/man/twofoldctl.1"

@@ -6,6 +6,7 @@ packages=(
   pamtester libpam-wrapper openssh-server openssh-client oathtool      # tests: real peers
   zbar-tools libpam-google-authenticator libpam-oath python3 util-linux
   systemd                                                              # tests: systemd-analyze on the units
+  mandoc groff-base                                                    # tests: man pages lint clean
 )
 missing=()
 for p in "${packages[@]}"; do
