@@ -54,6 +54,9 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
             // A config that is fine but a daemon that would authorize every caller as the wrong
             // user is not "OK": the check reports a user namespace too (an error, exit 1).
             try UserNamespace.requireInitialNamespace()
+            // The file's policy keys as a whole (require = groups needs required_groups...): the
+            // daemon would refuse to start on what only each value's check lets through.
+            _ = try Policy(Policy.document(from: settings))
             print("configuration OK")
             return
         }

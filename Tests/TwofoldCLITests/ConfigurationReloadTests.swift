@@ -67,4 +67,18 @@ import TwofoldTestSupport
         #expect(try policy(daemon).maxFailures == 7)
         #expect(!FileManager.default.fileExists(atPath: daemon.directory + "/elsewhere.sock"))
     }
+
+    @Test(arguments: [("require = groups", "require = groups needs at least one required group"),
+                      ("unenrolled = grace", "unenrolled = grace needs grace days")])
+    func checkConfigJudgesThePolicyKeysTogether(line: String, complaint: String) throws {
+        let directory = try makeTemporaryDirectory("chk")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "\(line)\n".write(toFile: directory + "/bad.conf", atomically: true, encoding: .utf8)
+        let bad = try CLI.runProgram([TestPaths.twofoldd, "--config", directory + "/bad.conf", "--check-config"])
+        #expect(bad.status == 1, "\(bad)")
+        #expect((bad.stdout + bad.stderr).contains(complaint), "\(bad)")
+        try "\(line)\nrequired_groups = wheel\ngrace_days = 3\n".write(toFile: directory + "/good.conf", atomically: true, encoding: .utf8)
+        let good = try CLI.runProgram([TestPaths.twofoldd, "--config", directory + "/good.conf", "--check-config"])
+        #expect(good.status == 0 && good.stdout == "configuration OK\n", "\(good)")
+    }
 }
