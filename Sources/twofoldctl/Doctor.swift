@@ -41,7 +41,7 @@ extension Twofoldctl {
                 """
         )
 
-        @Option(name: .customLong("pam-dir"), help: ArgumentHelp("The PAM configuration directory (default: /etc/pam.d).", valueName: "dir"),
+        @Option(name: .customLong("pam-dir"), help: ArgumentHelp("The PAM configuration directory.", valueName: "dir"),
                 completion: .directory)
         var pamDirectory = "/etc/pam.d"
 

@@ -70,11 +70,9 @@ struct PAMServiceAnalysis {
         run(Case(twofold: twofold, passwordRight: false, unknown: PAMCode.authErr))
     }
 
-    /// The index of the first line that checks a password and runs when pam_twofold succeeds,
-    /// fails or steps aside.
+    /// The index of the first line of the stack that checks a password.
     var firstFactorIndex: Int? {
-        let ran = Set([PAMCode.success, PAMCode.ignore, PAMCode.authErr].flatMap { happy($0).executed })
-        return stack.items.indices.first { behaviours[$0] == .firstFactor && ran.contains($0) }
+        stack.items.indices.first { stack.items[$0].role == .module && behaviours[$0] == .firstFactor && isInstalled(stack.items[$0]) }
     }
 
     var firstFactor: PAMStackItem? { firstFactorIndex.map { stack.items[$0] } }
