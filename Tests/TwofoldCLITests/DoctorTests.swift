@@ -199,6 +199,53 @@ import Glibc
     }
 }
 
+/// The other PAM mistakes doctor names, each in a service file of its own.
+extension DoctorTests {
+    struct PAMCase: CustomTestStringConvertible, Sendable {
+        var name: String
+        /// The sshd file; TWOFOLD stands for the module's line (`auth required <module> socket=...`).
+        var lines: [String]
+        var commonAuthWithModule = false
+        var check: String
+        var severity: String
+        var testDescription: String { name }
+    }
+
+    static let pamCases: [PAMCase] = [
+        PAMCase(name: "the module in the account stack", lines: ["TWOFOLD", "auth optional pam_permit.so", "account required MODULE"],
+                check: "pam.wrong-type", severity: "error"),
+        PAMCase(name: "an @include of a missing file", lines: ["TWOFOLD", "auth optional pam_permit.so", "@include common-nothing"],
+                check: "pam.include-missing", severity: "error"),
+        PAMCase(name: "a control libpam cannot read", lines: ["TWOFOLD", "auth requird pam_permit.so"], check: "pam.syntax", severity: "error"),
+        PAMCase(name: "a password check that ends the stack before the module",
+                lines: ["auth sufficient pam_unix.so", "TWOFOLD", "auth optional pam_permit.so"], check: "pam.skipped", severity: "error"),
+        PAMCase(name: "the module twice (common-auth has it too)", lines: ["@include common-auth", "TWOFOLD"], commonAuthWithModule: true,
+                check: "pam.twice", severity: "warning"),
+        PAMCase(name: "another module's success ends the stack first",
+                lines: ["auth [success=done default=ignore] pam_succeed_if.so user ingroup nosuchgroup", "@include common-auth", "TWOFOLD"],
+                check: "pam.bypass", severity: "warning"),
+        PAMCase(name: "a stack nothing passes", lines: ["TWOFOLD", "auth required pam_deny.so"], check: "pam.never-succeeds", severity: "error"),
+    ]
+
+    @Test("other PAM mistakes, each named", arguments: pamCases)
+    func pamMistake(_ pamCase: PAMCase) throws {
+        let fixture = try DoctorFixture()
+        if pamCase.commonAuthWithModule {
+            var commonAuth = DoctorFixture.commonAuth
+            commonAuth.insert(fixture.twofold(), at: 3)
+            try fixture.file("common-auth", commonAuth)
+        }
+        try fixture.file("sshd", pamCase.lines.map {
+            $0 == "TWOFOLD" ? fixture.twofold() : $0.replacingOccurrences(of: "MODULE", with: PAMBuild.module)
+        })
+        let (status, report) = try fixture.report()
+        #expect(report.has(pamCase.check, pamCase.severity), "\(report)")
+        #expect(status == (report.problems.contains { $0.severity == "error" } ? 1 : 0))
+        #expect(status == (pamCase.severity == "error" ? 1 : 0), "\(report)")
+        for finding in report.named(pamCase.check) { #expect(finding.fix?.isEmpty == false, "\(finding)") }
+    }
+}
+
 /// sshd's effective settings, from a real `sshd -T -f CONFIG` (with a host key made for the test).
 extension DoctorTests {
     struct SSHDCase: CustomTestStringConvertible, Sendable {
