@@ -13,7 +13,7 @@ extension SSHDCheck {
             let password = settings.password && list.contains("password")
             let other = list.contains(where: Self.firstFactors.contains)
             if interactive {
-                if !other && !password && pam.acceptsAnyPassword { withoutFirstFactor.append(list.joined(separator: ",")) }
+                if !other && !password && (pam.acceptsAnyPassword || pam.codeAloneLogsIn) { withoutFirstFactor.append(list.joined(separator: ",")) }
             } else if password {
                 passwordLists.append(list)
             } else {
@@ -24,7 +24,7 @@ extension SSHDCheck {
         var findings: [Finding] = []
         if !withoutFirstFactor.isEmpty {
             findings.append(.error("sshd.no-first-factor", subject: "\(configName): \(methods)",
-                                   "the auth stack of \(pamFile) checks no password (it expects sshd to check a public key first), yet keyboard-interactive alone\(settings.authenticationMethods == "any" ? "" : " (\(withoutFirstFactor.joined(separator: " ")))") completes a login: users without 2FA get in with no password at all, enrolled users with a code alone",
+                                   "the auth stack of \(pamFile) checks no password (it expects sshd to check a public key first), yet keyboard-interactive alone\(settings.authenticationMethods == "any" ? "" : " (\(withoutFirstFactor.joined(separator: " ")))") completes a login: \(whoGetsIn(pam))",
                                    fix: "`\(Self.recommended)` in \(configName), then `systemctl reload ssh`"))
         }
         if let finding = passwordFinding(passwordLists, settings: settings, pam: pam) { findings.append(finding) }
@@ -34,6 +34,14 @@ extension SSHDCheck {
                                      fix: "`\(Self.recommended)` in \(configName), then `systemctl reload ssh`"))
         }
         return findings
+    }
+
+    /// Who keyboard-interactive alone lets in when sshd's PAM stack checks no password.
+    private func whoGetsIn(_ pam: PAMServiceAnalysis) -> String {
+        var who: [String] = []
+        if pam.acceptsAnyPassword { who.append("users without 2FA get in with no password at all") }
+        if pam.codeAloneLogsIn { who.append("enrolled users get in with a code alone") }
+        return who.joined(separator: ", ")
     }
 
     /// The password method answers the code prompt with the password.
