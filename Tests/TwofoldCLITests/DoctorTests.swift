@@ -299,6 +299,19 @@ extension DoctorTests {
         }
     }
 
+    @Test("keyboard-interactive alone with a stack that lets a code alone in (and refuses users without 2FA)")
+    func codeAloneOverSSH() throws {
+        let fixture = try DoctorFixture()
+        try fixture.file("sshd", [fixture.twofold()])
+        let config = try fixture.sshdConfig("sshd_config", ["UsePAM yes", "KbdInteractiveAuthentication yes", "PasswordAuthentication no",
+                                                            "PubkeyAuthentication no"])
+        let (status, report) = try fixture.report(["--sshd-config", config])
+        #expect(status == 1)
+        let finding = try #require(report.named("sshd.no-first-factor").first, "\(report)")
+        #expect(finding.message.hasSuffix("enrolled users get in with a code alone"), "\(finding.message)")
+        #expect(report.has("pam.ignore-falls-through", "error"))
+    }
+
     @Test("sshd not installed where --sshd points: a note, not an error; --no-sshd skips it")
     func sshdAbsent() throws {
         let fixture = try DoctorFixture()
