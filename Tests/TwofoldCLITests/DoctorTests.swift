@@ -158,7 +158,7 @@ import Glibc
     func includedCommonAuth() throws {
         let fixture = try DoctorFixture()
         var commonAuth = DoctorFixture.commonAuth
-        commonAuth.insert(fixture.twofold("required", "failmode=open"), at: 3)
+        commonAuth.insert(fixture.twofold(), at: 3)
         try fixture.file("common-auth", commonAuth)
         try fixture.file("sudo", ["#%PAM-1.0", "@include common-auth", "@include common-account"])
         try fixture.file("chsh", ["auth sufficient pam_rootok.so", "@include common-auth"])
@@ -166,11 +166,18 @@ import Glibc
         let (status, report) = try fixture.report()
         #expect(status == 0, "\(report)")
         #expect(Set(report.named("pam.service").map(\.subject)) == ["service sudo", "service chsh"], "\(report)")
-        let open = try #require(report.named("pam.failmode-open").first, "\(report)")
-        #expect(open.severity == "warning")
-        #expect(open.subject == "\(fixture.pamDir)/common-auth:4")
-        #expect(open.message.contains("chsh, sudo"), "\(open.message)")
-        #expect(report.named("pam.failmode-open").count == 1, "one finding per line, not per service")
+        #expect(report.problems.isEmpty, "\(report)")
+
+        commonAuth[3] = fixture.twofold("required", "failmode=open")
+        try fixture.file("common-auth", commonAuth)
+        let (open, weakened) = try fixture.report()
+        #expect(open == 0, "\(weakened)")
+        let finding = try #require(weakened.named("pam.failmode-open").first, "\(weakened)")
+        #expect(finding.severity == "warning")
+        #expect(finding.subject == "\(fixture.pamDir)/common-auth:4")
+        #expect(finding.message.contains("chsh, sudo"), "\(finding.message)")
+        #expect(weakened.named("pam.failmode-open").count == 1, "one finding per line, not per service")
+        #expect(weakened.named("pam.service").isEmpty, "a service with a problem is not reported as passing")
     }
 
     @Test("no service runs the module: a warning, an error once the policy requires someone")

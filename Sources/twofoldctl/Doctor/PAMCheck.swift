@@ -26,6 +26,7 @@ struct PAMCheck {
             return result
         }
         var twofoldLines: [String: PAMLine] = [:]
+        var sound: [String] = []
         for service in services {
             let file = directory.filePath(service)
             let lines = directory.allLines(file).filter { $0.moduleName == PAMModuleBehaviour.twofoldModule }
@@ -38,9 +39,17 @@ struct PAMCheck {
             let failOpen = TwofoldModuleOptions(analysis.stack.items[analysis.twofold[0]].line.arguments).failOpen
             let stackFindings = PAMStackCheck(analysis: analysis, failOpen: failOpen).findings()
             result.findings += stackFindings
-            if stackFindings.isEmpty { result.findings.append(.ok("pam.service", subject: "service \(service)", summary(analysis))) }
+            if stackFindings.isEmpty { sound.append(service) }
         }
-        result.findings += lineFindings(Array(twofoldLines.values), analyses: Array(result.analyses.values))
+        let lineFindings = lineFindings(Array(twofoldLines.values), analyses: Array(result.analyses.values))
+        // A service passes when neither its stack nor one of its pam_twofold lines has a problem.
+        for service in sound {
+            guard let analysis = result.analyses[service] else { continue }
+            let lines = analysis.twofold.map { analysis.stack.items[$0].line.location }
+            let troubled = lineFindings.contains { finding in finding.severity != .ok && lines.contains { finding.subject.contains($0) } }
+            if !troubled { result.findings.append(.ok("pam.service", subject: "service \(service)", summary(analysis))) }
+        }
+        result.findings += lineFindings
         return result
     }
 
