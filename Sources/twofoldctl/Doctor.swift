@@ -30,7 +30,7 @@ extension Twofoldctl {
                 docs/cli.md says what each one means.
 
                 --json prints {"ok", "exitCode", "findings": [{"check", "severity", "subject",
-                "message", "fix"}], "users", "daemon"}.
+                "message", "fix"}], "services", "users", "daemon"}.
 
                 EXIT STATUS
                   0  no error (warnings allowed)
@@ -78,7 +78,9 @@ extension Twofoldctl {
             findings += CoverageCheck(pam: pam, pamDirectory: pamDirectory, policy: users?.policy, impact: users?.impact).findings()
             findings += users?.findings ?? []
             let failure = daemon.failure ?? users?.failure
-            let report = DoctorReport(findings: findings, users: users?.report, daemon: daemon.info, exitCode: exitCode(findings, failure))
+            let services = pam.unreadable ? nil : pam.analyses.keys.sorted()
+            let report = DoctorReport(findings: findings, services: services, users: users?.report, daemon: daemon.info,
+                                      exitCode: exitCode(findings, failure))
             print(report)
             if let failure, report.exitCode == failure.exitCode { Output.error("twofoldctl: \(failure.message)") }
             if report.exitCode != ExitStatus.ok { throw ExitCode(report.exitCode) }
@@ -104,7 +106,8 @@ extension Twofoldctl {
                 return
             }
             let sshdHeading = noSSHD ? nil : ([sshd ?? SSHDCheck.defaultSSHD, "-T"] + (sshdConfig.map { ["-f", $0] } ?? [])).joined(separator: " ")
-            Output.raw(report.text(headings: ["Daemon": options.socketPath, "PAM": pamDirectory, "sshd": sshdHeading].compactMapValues { $0 }))
+            let using = report.services.map { $0.isEmpty ? "; no service runs pam_twofold" : "; pam_twofold in " + $0.joined(separator: ", ") } ?? ""
+            Output.raw(report.text(headings: ["Daemon": options.socketPath, "PAM": pamDirectory + using, "sshd": sshdHeading].compactMapValues { $0 }))
         }
     }
 }

@@ -28,6 +28,7 @@ struct DoctorOutput: Decodable, CustomStringConvertible {
     var ok: Bool
     var exitCode: Int32
     var findings: [Item]
+    var services: [String]?
     var users: Users?
 
     func named(_ check: String) -> [Item] { findings.filter { $0.check == check } }

@@ -24,13 +24,14 @@ import Glibc
         #expect(report.ok)
         #expect(report.problems.isEmpty, "\(report)")
         #expect(Set(report.named("pam.service").map(\.subject)) == ["service sshd", "service login"], "\(report)")
+        #expect(report.services == ["login", "sshd"])
         #expect(report.has("daemon.reachable", "ok") && report.has("key.mode", "ok") && report.has("key.owner", "ok"))
         #expect(report.named("sshd.settings").first?.message.contains("AuthenticationMethods publickey,keyboard-interactive") == true)
         #expect(try fixture.libpam("sshd", user: TestUser.user.name) == "0 PAM_SUCCESS")
 
         let (text, _) = try fixture.doctor(["--sshd-config", config], json: false)
         #expect(text.status == 0, "\(text)")
-        for heading in ["Daemon (\(fixture.daemon.socketPath))", "Key", "PAM (\(fixture.pamDir))", "sshd (/usr/sbin/sshd -T -f \(config))", "Users"] {
+        for heading in ["Daemon (\(fixture.daemon.socketPath))", "Key", "PAM (\(fixture.pamDir); pam_twofold in login, sshd)", "sshd (/usr/sbin/sshd -T -f \(config))", "Users"] {
             #expect(text.stdout.contains("\n\(heading)\n") || text.stdout.hasPrefix("\(heading)\n"), "\(heading) missing:\n\(text.stdout)")
         }
         #expect(text.stdout.contains("  ok    service sshd: runs pam_twofold at \(fixture.pamDir)/sshd:2"), "\(text.stdout)")
@@ -178,6 +179,7 @@ import Glibc
         #expect(finding.message.contains("chsh, sudo"), "\(finding.message)")
         #expect(weakened.named("pam.failmode-open").count == 1, "one finding per line, not per service")
         #expect(weakened.named("pam.service").isEmpty, "a service with a problem is not reported as passing")
+        #expect(weakened.services == ["chsh", "sudo"], "but it is listed as using the module")
     }
 
     @Test("no service runs the module: a warning, an error once the policy requires someone")

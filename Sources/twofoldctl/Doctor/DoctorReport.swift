@@ -6,12 +6,15 @@ struct DoctorReport: Encodable {
     var ok: Bool
     var exitCode: Int32
     var findings: [Finding]
+    /// The PAM services whose auth stack runs pam_twofold (nil when --pam-dir could not be read).
+    var services: [String]?
     var users: UsersCheck.Report?
     var daemon: ServerInfo?
 
     static let sections = ["Daemon", "Key", "PAM", "sshd", "Users"]
 
-    init(findings: [Finding], users: UsersCheck.Report?, daemon: ServerInfo?, exitCode: Int32) {
+    init(findings: [Finding], services: [String]?, users: UsersCheck.Report?, daemon: ServerInfo?, exitCode: Int32) {
+        self.services = services
         // Stable order: by section, then as the checks found them.
         self.findings = Self.sections.flatMap { section in findings.filter { $0.section == section } }
         self.users = users
