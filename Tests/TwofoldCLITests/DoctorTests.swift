@@ -407,6 +407,7 @@ extension DoctorTests {
         #expect(output.has("pam.sufficient", "error"), "the local checks ran: \(output)")
         #expect(output.named("pam.socket").contains { $0.message.contains("no socket at \(fixture.daemon.socketPath)") }, "\(output)")
         #expect(output.users == nil)
+        #expect(result.stdout.contains("\"users\" : null") && result.stdout.contains("\"daemon\" : null"), "null, not left out: \(result.stdout)")
         #expect(result.stderr.contains("cannot reach twofoldd"), "\(result)")
     }
 

@@ -23,6 +23,19 @@ struct DoctorReport: Encodable {
         ok = exitCode == ExitStatus.ok
     }
 
+    private enum CodingKeys: String, CodingKey { case ok, exitCode, findings, services, users, daemon }
+
+    /// `services`, `users` and `daemon` are written as null when unknown (not left out).
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(ok, forKey: .ok)
+        try container.encode(exitCode, forKey: .exitCode)
+        try container.encode(findings, forKey: .findings)
+        try container.encode(services, forKey: .services)
+        try container.encode(users, forKey: .users)
+        try container.encode(daemon, forKey: .daemon)
+    }
+
     var errors: Int { findings.filter { $0.severity == .error }.count }
     var warnings: Int { findings.filter { $0.severity == .warning }.count }
 
