@@ -17,7 +17,7 @@ extension Twofoldctl {
                 group, and sshd -T reads the host keys. PAM includes are read from --pam-dir.
 
                 CHECKS (each finding: ok, warning or error; subject; what is wrong; the fix)
-                  daemon.reachable daemon.permission daemon.version   key.mode key.owner key.source
+                  daemon.reachable daemon.permission daemon.version key.mode key.owner key.source
                   pam.service pam.not-used pam.unreadable pam.module-missing pam.unknown-option
                   pam.nullok pam.bad-option pam.failmode-open pam.wrong-type pam.socket pam.syntax
                   pam.include-missing pam.never-succeeds pam.optional pam.sufficient pam.not-enforced
