@@ -14,7 +14,7 @@ import TwofoldTestSupport
         ["user"], ["user", "show"], ["user", "require"], ["user", "exempt"], ["user", "default"],
         ["user", "revoke"], ["user", "unlock"],
         ["policy"], ["policy", "show"], ["policy", "set"],
-        ["import"], ["bulk-import"], ["audit"],
+        ["import"], ["bulk-import"], ["audit"], ["doctor"],
     ]
 
     static var updating: Bool { ProcessInfo.processInfo.environment["TWOFOLD_UPDATE_GOLDEN"] == "1" }
