@@ -33,7 +33,7 @@ struct PolicyImpactSurvey {
 
         let now = clock.nowMillis()
         var impact = PolicyImpact(usersConsidered: 0, sources: sources, notes: notes, requiredBefore: 0, requiredAfter: 0,
-                                  newlyRequired: 0, noLongerRequired: 0, refused: 0, newlyRefused: 0, users: [], truncated: false)
+                                  newlyRequired: 0, noLongerRequired: 0, refused: 0, newlyRefused: 0, grace: 0, users: [], truncated: false)
         let candidates = known.union(system.names).sorted()
         impact.usersConsidered = candidates.count
         for user in candidates {
@@ -50,7 +50,8 @@ struct PolicyImpactSurvey {
             if before.required && !after.required { impact.noLongerRequired += 1 }
             if atLogin == .refused { impact.refused += 1 }
             if atLogin == .refused && atLoginBefore != .refused { impact.newlyRefused += 1 }
-            guard before.required != after.required || atLogin != atLoginBefore || atLogin == .refused else { continue }
+            if atLogin == .grace { impact.grace += 1 }
+            guard before.required != after.required || atLogin != atLoginBefore || atLogin == .refused || atLogin == .grace else { continue }
             guard impact.users.count < PolicyImpact.maxListed else { impact.truncated = true; continue }
             impact.users.append(PolicyImpact.Entry(user: user, enrollment: record?.status?.rawValue ?? "none",
                                                    requiredBefore: before.required, requiredAfter: after.required,

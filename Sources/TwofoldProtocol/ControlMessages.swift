@@ -225,8 +225,8 @@ public struct ServerInfo: Codable, Sendable, Equatable {
 }
 
 /// Who a policy requires, over the users the daemon could list (`ControlRequest.policyImpact`).
-/// Counts cover every user considered; `users` lists only those a change affects or who would be
-/// refused (at most `PolicyImpact.maxListed`, then `truncated`).
+/// Counts cover every user considered; `users` lists only those a change affects, who would be
+/// refused or who are in a grace period (at most `PolicyImpact.maxListed`, then `truncated`).
 public struct PolicyImpact: Codable, Sendable, Equatable {
     public static let maxListed = 1_000
 
@@ -284,11 +284,13 @@ public struct PolicyImpact: Codable, Sendable, Equatable {
     public var refused: Int
     /// ... and how many of those are not refused under the policy in force: the users the change locks out.
     public var newlyRefused: Int
+    /// Of the users required after, how many are let in without a code until their grace ends.
+    public var grace: Int
     public var users: [Entry]
     public var truncated: Bool
 
     public init(usersConsidered: Int, sources: [String], notes: [String], requiredBefore: Int, requiredAfter: Int,
-                newlyRequired: Int, noLongerRequired: Int, refused: Int, newlyRefused: Int, users: [Entry], truncated: Bool) {
+                newlyRequired: Int, noLongerRequired: Int, refused: Int, newlyRefused: Int, grace: Int, users: [Entry], truncated: Bool) {
         self.usersConsidered = usersConsidered
         self.sources = sources
         self.notes = notes
@@ -298,6 +300,7 @@ public struct PolicyImpact: Codable, Sendable, Equatable {
         self.noLongerRequired = noLongerRequired
         self.refused = refused
         self.newlyRefused = newlyRefused
+        self.grace = grace
         self.users = users
         self.truncated = truncated
     }

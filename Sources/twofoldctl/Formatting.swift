@@ -110,6 +110,7 @@ enum Format {
         text += "Required: \(impact.requiredBefore) now, \(impact.requiredAfter) after "
         text += "(\(impact.newlyRequired) newly required, \(impact.noLongerRequired) no longer required)\n"
         text += "Refused at their next login after the change: \(impact.refused) (\(impact.newlyRefused) who are not refused now)\n"
+        if impact.grace > 0 { text += "In a grace period (let in without a code until it ends): \(impact.grace)\n" }
         guard !impact.users.isEmpty else { return text }
         let rows = impact.users.map { entry -> [String] in
             var after = entry.atLogin.rawValue

@@ -189,7 +189,7 @@ import Glibc
         let (status, report) = try fixture.report()
         #expect(status == 0, "\(report)")
         #expect(report.has("pam.not-used", "warning"), "\(report)")
-        #expect(try fixture.daemon.ctl(["policy", "set", "--require", "everyone"]).status == 0)
+        #expect(try fixture.daemon.ctl(["policy", "set", "--require", "everyone", "--yes"]).status == 0)
         let (required, again) = try fixture.report()
         #expect(required == 1, "\(again)")
         #expect(again.has("pam.not-used", "error"), "\(again)")
@@ -342,7 +342,7 @@ extension DoctorTests {
         let fixture = try DoctorFixture()
         try fixture.file("sshd", fixture.exampleSSHD)
         #expect(try fixture.daemon.ctl(["policy", "set", "--require", "groups", "--required-groups", TestUser.requiredGroup,
-                                        "--unenrolled", "deny"]).status == 0)
+                                        "--unenrolled", "deny", "--yes"]).status == 0)
         let member = try TestUser.groupMember.name
         let (status, report) = try fixture.report()
         #expect(status == 1, "\(report)")

@@ -37,7 +37,7 @@ struct UsersCheck {
             guard case .policy(let policy) = policyResponse else { throw unexpected(policyResponse) }
             let impactResponse = try session.send(.policyImpact(proposed: nil))
             guard case .policyImpact(let impact) = impactResponse else { throw unexpected(impactResponse) }
-            let grace = policy.unenrolled == "grace" ? try graceUsers() : []
+            let grace = impact.users.filter { $0.atLogin == .grace }
             result.policy = policy
             result.impact = impact
             result.report = report(impact, grace: grace)
@@ -50,21 +50,7 @@ struct UsersCheck {
         return result
     }
 
-    /// Required users the daemon knows who are not enrolled and within a grace period.
-    private func graceUsers() throws(CLIFailure) -> [UserStatus] {
-        var found: [UserStatus] = []
-        var after: String?
-        while true {
-            let response = try session.send(.listUsers(after: after, limit: 500))
-            guard case .users(let page) = response else { throw unexpected(response) }
-            guard let last = page.last?.user, last != after else { break }
-            found += page.filter { $0.required && $0.enrollment != "active" && $0.graceUntilMillis != nil }
-            after = last
-        }
-        return found
-    }
-
-    private func report(_ impact: PolicyImpact, grace: [UserStatus]) -> Report {
+    private func report(_ impact: PolicyImpact, grace: [PolicyImpact.Entry]) -> Report {
         Report(considered: impact.usersConsidered, required: impact.requiredAfter, refused: impact.refused,
                sources: impact.sources, notes: impact.notes,
                refusedUsers: impact.users.filter { $0.atLogin == .refused }.map { .init(user: $0.user, enrollment: $0.enrollment, because: $0.because) },
@@ -72,7 +58,7 @@ struct UsersCheck {
                truncated: impact.truncated)
     }
 
-    private func findings(_ impact: PolicyImpact, grace: [UserStatus]) -> [Finding] {
+    private func findings(_ impact: PolicyImpact, grace: [PolicyImpact.Entry]) -> [Finding] {
         var findings: [Finding] = [.ok("users.summary", subject: "policy in force",
                                        "\(impact.usersConsidered) users considered (\(impact.sources.joined(separator: ", "))); \(impact.requiredAfter) required; \(impact.refused == 0 ? "none" : String(impact.refused)) refused at the next login")]
         for entry in impact.users where entry.atLogin == .refused {
@@ -86,11 +72,11 @@ struct UsersCheck {
                                      "more users would be refused than the daemon lists (\(PolicyImpact.maxListed)); the rest are counted, not named",
                                      fix: "`twofoldctl users --json` lists every user Twofold knows"))
         }
-        for status in grace {
-            let until = Format.time(millis: status.graceUntilMillis ?? 0)
-            findings.append(.warning("users.grace", subject: status.user,
-                                     "required (\(status.requiredBecause)) and not enrolled: let in without a code until \(until), refused after",
-                                     fix: Self.enrollFix.replacingOccurrences(of: "USER", with: status.user).components(separatedBy: "; or exempt")[0] + ", before then"))
+        for entry in grace {
+            let until = Format.time(millis: entry.graceUntilMillis ?? 0)
+            findings.append(.warning("users.grace", subject: entry.user,
+                                     "required (\(entry.because)) and not enrolled: let in without a code until \(until), refused after",
+                                     fix: Self.enrollFix.replacingOccurrences(of: "USER", with: entry.user).components(separatedBy: "; or exempt")[0] + ", before then"))
         }
         for note in impact.notes {
             let fix = note.contains("does not exist")
