@@ -2,6 +2,7 @@
 #   make run      set up (Debian packages, build) and run twofoldd in the foreground on ./state
 #   make check    the whole test suite (what CI runs)
 #   make install  binaries, PAM module, systemd units and a default config where Debian expects them
+#   make deb      the Debian package: dist/twofold_<version>_<arch>.deb (docs/packaging.md)
 
 SWIFT      ?= swift
 PREFIX     ?= /usr
@@ -19,18 +20,21 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 # installed), and a static twofoldd also maps less: 31 instead of 34 MiB resident at start.
 RELEASE    = $(SWIFT) build -c release --static-swift-stdlib
 
-.PHONY: all deps build pam run check test install uninstall clean
+.PHONY: all deps build pam run check test install uninstall clean deb
+
+# NO_DEPS=1 skips scripts/install-deps.sh (debian/rules sets it: a package build installs nothing).
+DEPS = $(if $(NO_DEPS),,deps)
 
 all: build pam
 
 deps:
 	@bash scripts/install-deps.sh
 
-build: deps
+build: $(DEPS)
 	$(RELEASE) --product twofoldd
 	$(RELEASE) --product twofoldctl
 
-pam: deps
+pam: $(DEPS)
 	$(MAKE) -C pam all
 
 # Foreground daemon with a local state directory: socket $(STATE)/twofold.sock.
@@ -53,6 +57,23 @@ check:
 	$(SWIFT) test
 
 test: check
+
+# dpkg-buildpackage writes its results next to the source tree (..); they are moved to dist/.
+# The release build in .build/release is reused (debian/rules runs `make build pam`).
+DEB_VERSION  = $(shell dpkg-parsechangelog -S Version 2>/dev/null)
+DEB_ARCH     = $(shell dpkg-architecture -qDEB_HOST_ARCH 2>/dev/null)
+DEB_OUTPUTS  = twofold_$(DEB_VERSION)_$(DEB_ARCH).deb twofold_$(DEB_VERSION)_$(DEB_ARCH).buildinfo \
+	twofold_$(DEB_VERSION)_$(DEB_ARCH).changes
+DEB_DBGSYM   = twofold-dbgsym_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+# The debug symbols (twofold-dbgsym) are built unless DEB_BUILD_OPTIONS has noautodbgsym.
+deb: $(DEPS)
+	rm -f $(addprefix dist/,$(DEB_OUTPUTS) $(DEB_DBGSYM)) $(addprefix ../,$(DEB_OUTPUTS) $(DEB_DBGSYM))
+	dpkg-buildpackage -us -uc -b
+	mkdir -p dist
+	mv $(addprefix ../,$(DEB_OUTPUTS)) dist/
+	if [ -e ../$(DEB_DBGSYM) ]; then mv ../$(DEB_DBGSYM) dist/; fi
+	@echo "built dist/twofold_$(DEB_VERSION)_$(DEB_ARCH).deb"
 
 install: build pam
 	install -D -s -m 0755 .build/release/twofoldd $(DESTDIR)$(SBINDIR)/twofoldd

@@ -6,6 +6,8 @@ packages=(
   pamtester libpam-wrapper openssh-server openssh-client oathtool      # tests: real peers
   zbar-tools libpam-google-authenticator libpam-oath python3 util-linux
   systemd                                                              # tests: systemd-analyze on the units
+  debhelper dpkg-dev lintian                                           # make deb (Rules-Requires-Root: no, so no fakeroot)
+  openssl                                                              # deb-test: a password hash for pam_unix
 )
 missing=()
 for p in "${packages[@]}"; do
