@@ -3,6 +3,7 @@
 #   make check    the whole test suite (what CI runs)
 #   make install  binaries, PAM module, systemd units and a default config where Debian expects them
 #   make deb      the Debian package: dist/twofold_<version>_<arch>.deb (docs/packaging.md)
+#   make deb-test build it, install it, log in through it, upgrade, remove and purge it (as root)
 
 SWIFT      ?= swift
 PREFIX     ?= /usr
@@ -20,7 +21,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 # installed), and a static twofoldd also maps less: 31 instead of 34 MiB resident at start.
 RELEASE    = $(SWIFT) build -c release --static-swift-stdlib
 
-.PHONY: all deps build pam run check test install uninstall clean deb
+.PHONY: all deps build pam run check test install uninstall clean deb deb-test
 
 # NO_DEPS=1 skips scripts/install-deps.sh (debian/rules sets it: a package build installs nothing).
 DEPS = $(if $(NO_DEPS),,deps)
@@ -46,7 +47,9 @@ run: deps
 
 # The smoke benchmark (a few seconds, on the debug build) runs first so the harness never rots;
 # swift test's summary stays the last line (it prints its own time). test-setup.sh creates the
-# accounts the tests run as. Each other stage prints how long it took (scripts/stage.sh).
+# accounts the tests run as. Each other stage prints how long it took (scripts/stage.sh). The deb
+# stage makes the release build, builds the package and takes it through install, logins, upgrade,
+# remove and purge on this machine (scripts/deb-test.sh, docs/packaging.md).
 check:
 	@bash scripts/stage.sh deps bash scripts/install-deps.sh
 	@bash scripts/stage.sh pam $(MAKE) -C pam all
@@ -54,6 +57,7 @@ check:
 	@bash scripts/stage.sh check-exports $(MAKE) -C pam check-exports
 	@bash scripts/stage.sh build $(SWIFT) build --build-tests
 	@bash scripts/stage.sh bench-smoke env TWOFOLDD=$$($(SWIFT) build --show-bin-path)/twofoldd bash benchmarks/run.sh --smoke
+	@bash scripts/stage.sh deb bash scripts/deb-test.sh
 	$(SWIFT) test
 
 test: check
@@ -74,6 +78,10 @@ deb: $(DEPS)
 	mv $(addprefix ../,$(DEB_OUTPUTS)) dist/
 	if [ -e ../$(DEB_DBGSYM) ]; then mv ../$(DEB_DBGSYM) dist/; fi
 	@echo "built dist/twofold_$(DEB_VERSION)_$(DEB_ARCH).deb"
+
+# The package's life cycle on this machine (root; it refuses to run where Twofold is installed).
+deb-test:
+	bash scripts/deb-test.sh
 
 install: build pam
 	install -D -s -m 0755 .build/release/twofoldd $(DESTDIR)$(SBINDIR)/twofoldd
