@@ -516,8 +516,12 @@ expect_login pass "$SERVICE: $USER1 still logs in after the upgrade and a restar
 # ====================================================================================================
 step "remove: apt-get remove twofold (the daemon stopped first, as prerm's stop of the socket does)"
 stop_daemon
-"${APT[@]}" remove twofold </dev/null
+remove_out=$("${APT[@]}" remove twofold </dev/null 2>&1) || { printf '%s\n' "$remove_out"; fail "apt-get remove failed"; }
+printf '%s\n' "$remove_out"
 status_is config-files "after remove"
+[[ $remove_out == *"WARNING: pam_twofold.so is being removed"*"$PAMFILE"* ]] ||
+  fail "prerm did not warn that $PAMFILE still uses pam_twofold.so"
+ok "prerm warned that $PAMFILE still uses the module"
 [[ $(dpkg -l twofold | tail -n 1) == rc* ]] || fail "dpkg -l twofold does not say rc: $(dpkg -l twofold | tail -n 1)"
 left=()
 while read -r f; do
