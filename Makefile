@@ -106,5 +106,5 @@ uninstall:
 
 clean:
 	$(MAKE) -C pam clean
-	rm -rf .build
+	rm -rf .build dist
 bench bench-smoke: ; bash benchmarks/run.sh $(if $(filter bench-smoke,$@),--smoke,$(BENCH_ARGS))  # benchmarks/README.md

@@ -18,8 +18,8 @@
 # would: the installed binary and config, the package's state directory /var/lib/twofold in the
 # layout DynamicUser= gives it (a link to private/twofold), readiness from READY=1 on $NOTIFY_SOCKET.
 #
-# It refuses to run where Twofold already is (the package, /etc/twofold, /var/lib/twofold, ...): it
-# purges all of that. It removes what it created, on failure too; the accounts of
+# It refuses to run where Twofold already is (the package, /etc/twofold, /var/lib/twofold, ...),
+# since it purges all of that. It removes what it created, on failure too; the accounts of
 # scripts/test-setup.sh, which the test suite shares, stay.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +48,7 @@ fail() { printf '\ndeb-test: FAIL: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || fail "run it as root: it installs, upgrades, removes and purges the package (sudo make deb-test)"
 
 # Two checkouts on one machine (two CI runs) would install the one package at once: take turns.
+# (The lock file stays in /run/lock, a tmpfs, as lock files do.)
 exec 9>/run/lock/twofold-deb-test.lock
 flock -w 3600 9 || fail "another deb-test has held /run/lock/twofold-deb-test.lock for an hour"
 
@@ -135,7 +136,7 @@ start_daemon() {
   echo "$DAEMON_PID" >&"${WAITER[1]}"
   read -r line <&"${WAITER[0]}" || line="the READY=1 listener failed"
   wait "$waiter" || true
-  [ "$line" = READY ] || fail "$line (log above)"
+  [ "$line" = READY ] || fail "$line (its log follows)"
   [ -S /run/twofold/twofold.sock ] || fail "twofoldd is ready but /run/twofold/twofold.sock is not a socket"
   ok "twofoldd (pid $DAEMON_PID) sent READY=1; listening on /run/twofold/twofold.sock"
 }
