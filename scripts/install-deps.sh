@@ -7,6 +7,8 @@ packages=(
   zbar-tools libpam-google-authenticator libpam-oath python3 util-linux
   systemd                                                              # tests: systemd-analyze on the units
   mandoc groff-base                                                    # tests: man pages lint clean
+  debhelper dpkg-dev lintian                                           # make deb (Rules-Requires-Root: no, so no fakeroot)
+  openssl                                                              # deb-test: a password hash for pam_unix
 )
 missing=()
 for p in "${packages[@]}"; do
