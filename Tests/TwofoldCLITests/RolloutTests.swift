@@ -123,5 +123,9 @@ import TwofoldTestSupport
         #expect(ctl.status == 0 && ctl.stdout == "twofoldctl \(TwofoldVersion.string)\n", "\(ctl)")
         let daemon = try CLI.runProgram([TestPaths.twofoldd, "--version"])
         #expect(daemon.status == 0 && daemon.stdout == "twofoldd \(TwofoldVersion.string)\n", "\(daemon)")
+        // The package's version is the code's: debian/changelog's top entry, "twofold (VERSION) ...".
+        let changelog = try String(contentsOfFile: TestPaths.root + "/debian/changelog", encoding: .utf8)
+        let top = changelog.split(separator: "\n").first.map(String.init) ?? ""
+        #expect(top.hasPrefix("twofold (\(TwofoldVersion.string)) "), "debian/changelog starts with '\(top)'")
     }
 }
