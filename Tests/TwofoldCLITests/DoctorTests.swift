@@ -138,6 +138,28 @@ import Glibc
         #expect(try fixture.libpam("sshd", user: TestUser.user.name) == "3 PAM_SERVICE_ERR")
     }
 
+    @Test("every option the module accepts (read from pam_twofold.c) is one doctor accepts: its copy of the check cannot drift")
+    func everyModuleOptionIsAccepted() throws {
+        let fixture = try DoctorFixture()
+        // A valid value for each option that takes one; a new option in the module without a value
+        // here fails the test, so the copy in Doctor/TwofoldModuleOptions.swift gets looked at.
+        let samples = ["socket=": nil, "timeout=": "10", "dialog_timeout=": "900", "daemon_user=": "root"] as [String: String?]
+        let literals = try PAMModuleSource.optionLiterals()
+        #expect(literals.contains("failmode=open") && literals.contains("timeout="), "the extractor is broken: \(literals)")
+        var options: [String] = []
+        for literal in literals where literal != "socket=" {
+            guard literal.hasSuffix("=") else { options.append(literal); continue }
+            let sample = try #require(samples[literal] ?? nil, "no sample value for the module's option \(literal)")
+            options.append(literal + sample)
+        }
+        for option in options {
+            try fixture.file("sshd", [fixture.twofold("required", option), "auth optional pam_permit.so"])
+            let (_, report) = try fixture.report()
+            let refused = report.findings.filter { ["pam.unknown-option", "pam.bad-option", "pam.nullok"].contains($0.check) }
+            #expect(refused.isEmpty, "doctor refuses \(option), which the module accepts: \(refused.map(\.message))")
+        }
+    }
+
     @Test("the module file missing: named pam.module-missing with what it does, exit 1; a name found through --module-dir is fine")
     func moduleMissing() throws {
         let fixture = try DoctorFixture()

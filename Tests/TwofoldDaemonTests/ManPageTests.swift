@@ -94,7 +94,7 @@ struct ManPageDriftTests {
 
     @Test("pam_twofold(8) documents every option the module's parser accepts, and no other")
     func pamPageMatchesParser() throws {
-        let literals = try Self.pamOptionLiterals()
+        let literals = try PAMModuleSource.optionLiterals()
         let names = Set(literals.map { String($0.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]) })
         #expect(names.isSuperset(of: ["socket", "timeout", "failmode", "debug"]), "found \(names.sorted()) in pam_twofold.c: the test's parser is broken")
 
@@ -221,21 +221,6 @@ struct ManPageDriftTests {
         return Set(regex.matches(in: body, range: NSRange(body.startIndex..., in: body)).compactMap {
             Range($0.range(at: 1), in: body).map { String(body[$0]) }
         })
-    }
-
-    /// The string literals `parse_option` in pam/pam_twofold.c compares an option with
-    /// (`strncmp(a, "socket=", 7)`, `strcmp(a, "failmode=open")`, `strcmp(a, "debug")`).
-    static func pamOptionLiterals() throws -> [String] {
-        let source = try read("pam/pam_twofold.c")
-        guard let start = source.range(of: "static int parse_option("),
-              let end = source.range(of: "\n}\n", range: start.upperBound..<source.endIndex) else {
-            throw HarnessError("pam_twofold.c: no parse_option function found")
-        }
-        let body = String(source[start.upperBound..<end.lowerBound])
-        let regex = try NSRegularExpression(pattern: #"strn?cmp\(\s*a\s*,\s*"([^"]+)""#)
-        return regex.matches(in: body, range: NSRange(body.startIndex..., in: body)).compactMap {
-            Range($0.range(at: 1), in: body).map { String(body[$0]) }
-        }
     }
 
     static func longOptions(in help: String) -> [String] {
