@@ -22,7 +22,7 @@ extension Twofoldctl {
                   pam.nullok pam.bad-option pam.failmode-open pam.wrong-type pam.socket pam.syntax
                   pam.include-missing pam.never-succeeds pam.optional pam.sufficient pam.not-enforced
                   pam.skipped pam.before-unix pam.after-bad-password pam.ignore-falls-through
-                  pam.bypass pam.twice policy.service-without-pam
+                  pam.bypass pam.twice pam.other-module-missing policy.service-without-pam
                   sshd.settings sshd.pam sshd.not-checked sshd.config-invalid sshd.usepam
                   sshd.kbdinteractive sshd.no-first-factor sshd.password sshd.authmethods sshd.match
                   users.summary users.refused users.grace users.incomplete users.truncated

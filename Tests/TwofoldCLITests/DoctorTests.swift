@@ -160,6 +160,20 @@ import Glibc
         }
     }
 
+    @Test("another module of the stack not where doctor looks: named, so the finding it causes can be traced")
+    func otherModuleMissing() throws {
+        let fixture = try DoctorFixture()
+        try fixture.file("sshd", fixture.exampleSSHD)
+        // Only the directory with pam_twofold: pam_permit.so is not found there.
+        let result = try fixture.daemon.ctl(["doctor", "--pam-dir", fixture.pamDir, "--module-dir", fixture.moduleDir, "--no-sshd", "--json"])
+        let report = try result.json(DoctorOutput.self)
+        let finding = try #require(report.named("pam.other-module-missing").first, "\(report)")
+        #expect(finding.severity == "warning" && finding.message.contains("pam_permit.so") && finding.fix?.contains("--module-dir") == true, "\(finding)")
+        // With the system's directory too it is found, and nothing is said.
+        let (_, full) = try fixture.report()
+        #expect(full.named("pam.other-module-missing").isEmpty, "\(full)")
+    }
+
     @Test("the module file missing: named pam.module-missing with what it does, exit 1; a name found through --module-dir is fine")
     func moduleMissing() throws {
         let fixture = try DoctorFixture()

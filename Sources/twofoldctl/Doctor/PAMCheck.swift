@@ -67,6 +67,15 @@ struct PAMCheck {
                                     fix: "create \(directory.filePath(line.target ?? "FILE")) or remove the line"))
         }
         guard usesTwofold else { return findings }
+        // Another module of the stack that is not where doctor looks is taken as failing, as libpam
+        // would (PAM_MODULE_UNKNOWN); say so, so an unexpected finding can be traced to it.
+        var reported = Set<String>()
+        for item in analysis.stack.items where item.role == .module && !analysis.isInstalled(item) {
+            guard let target = item.line.target, PAMModuleBehaviour.of(item) != .twofold, reported.insert(target).inserted else { continue }
+            findings.append(.warning("pam.other-module-missing", subject: item.line.location,
+                                     "\(target) is not in \(moduleDirectories.joined(separator: ", ")): libpam would return PAM_MODULE_UNKNOWN for it, and the checks of \(analysis.service) take it as failing",
+                                     fix: "install the module, or give the directory it is in with --module-dir (each --module-dir replaces the default list)"))
+        }
         for item in analysis.stack.items where item.role == .mustFail && item.line.kind == .module {
             findings.append(.error("pam.syntax", subject: item.line.location,
                                    "`\(item.line.text)`: \(item.line.problem ?? "libpam cannot use this line"); it fails every login through \(analysis.service)",
