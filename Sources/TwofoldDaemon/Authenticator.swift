@@ -140,7 +140,7 @@ public final class Authenticator: Sendable {
         let policy = self.policy.current
         guard let record, record.status == .active, record.secret != nil else {
             let override = record?.requirement ?? .policy
-            if policy.needsGroups(service: context.service, override: override) {
+            if policy.needsGroups(service: context.service, host: HostName.local, override: override) {
                 // Group membership comes from NSS (maybe LDAP or sssd): look it up on NIO's thread
                 // pool, not on the event loop that serves every other login.
                 return .async {
@@ -160,7 +160,8 @@ public final class Authenticator: Sendable {
     /// A user without an active enrollment: ignored unless required.
     private func notEnrolled(_ context: LoginContext, override: RequirementOverride, policy: Policy,
                              groups: (String) -> Set<String>) -> LoginStep<LoginStart> {
-        let (required, because) = policy.requirement(user: context.user, service: context.service, override: override, groups: groups)
+        let (required, because) = policy.requirement(user: context.user, service: context.service, host: HostName.local,
+                                                     override: override, groups: groups)
         guard required else {
             return audited(context, outcome: "ignored", reason: "not enrolled, not required (\(because))", then: .ignore)
         }

@@ -162,6 +162,9 @@ public final class ControlService: Sendable {
                     AuditEntry(timeMillis: $0.timeMillis, action: $0.action, user: $0.user, service: $0.service, rhost: $0.rhost,
                                tty: $0.tty, peerUID: $0.peerUID, outcome: $0.outcome, reason: $0.reason)
                 })
+            case .policyExplain(let user, let service, let host):
+                try requireAdmin(admin)
+                return .policyExplanation(try await explain(try validName(user), service: service, host: host))
             case .serverInfo:
                 try requireAdmin(admin)
                 return .serverInfo(serverInfo())
@@ -211,7 +214,7 @@ public final class ControlService: Sendable {
                 try await requireCurrentCode(currentCode, user: user, peer: peer, purpose: "re-enrollment")
             }
         } else if !admin {
-            let (required, _) = current.requirement(user: user, service: nil, override: record?.requirement ?? .policy)
+            let (required, _) = current.requirement(user: user, service: nil, host: HostName.local, override: record?.requirement ?? .policy)
             if !required && !current.document.selfEnrollment {
                 throw ControlFailure(.permissionDenied, "policy does not let users turn on 2FA themselves; ask an administrator")
             }
@@ -225,7 +228,7 @@ public final class ControlService: Sendable {
         let record = try await store.user(user)
         guard record?.status == .active else { throw ControlFailure(.notFound, "2FA is not active for '\(user)'") }
         let current = policy.current
-        let (required, because) = current.requirement(user: user, service: nil, override: record?.requirement ?? .policy)
+        let (required, because) = current.requirement(user: user, service: nil, host: HostName.local, override: record?.requirement ?? .policy)
         if !admin {
             guard !required else { throw ControlFailure(.permissionDenied, "2FA is required for '\(user)' (\(because)); it cannot be turned off") }
             guard current.document.allowDisable else { throw ControlFailure(.permissionDenied, "policy does not let users turn 2FA off; ask an administrator") }
@@ -316,7 +319,7 @@ public final class ControlService: Sendable {
 
     func status(of user: String) async throws -> UserStatus {
         guard let record = try await store.user(user) else {
-            let (required, because) = policy.current.requirement(user: user, service: nil, override: .policy)
+            let (required, because) = policy.current.requirement(user: user, service: nil, host: HostName.local, override: .policy)
             return UserStatus(user: user, enrollment: "none", method: nil, required: required, requiredBecause: because,
                               recoveryCodesLeft: 0, failures: 0, lockedUntilMillis: nil, lastSuccessMillis: nil)
         }
@@ -325,7 +328,7 @@ public final class ControlService: Sendable {
 
     func status(of record: UserRecord) -> UserStatus {
         let current = policy.current
-        let (required, because) = current.requirement(user: record.name, service: nil, override: record.requirement)
+        let (required, because) = current.requirement(user: record.name, service: nil, host: HostName.local, override: record.requirement)
         let locked = record.throttle.lockedUntilMillis.flatMap { $0 > clock.nowMillis() ? $0 : nil }
         let grace = record.status == .active ? nil : record.firstRequiredMillis.flatMap(current.graceEnd(firstRequiredMillis:))
         return UserStatus(user: record.name, enrollment: record.status?.rawValue ?? "none",
@@ -403,7 +406,7 @@ extension ControlRequest {
         case .regenerateRecoveryCodes: "recovery"
         case .disable: "disable"
         case .listUsers: "users"
-        case .setRequirement, .policyShow, .policySet, .policyImpact: "policy"
+        case .setRequirement, .policyShow, .policySet, .policyImpact, .policyExplain: "policy"
         case .serverInfo: "info"
         case .revoke: "revoke"
         case .unlock: "unlock"
@@ -422,6 +425,7 @@ extension ControlRequest {
         case .regenerateRecoveryCodes(.some, let code): .regenerateRecoveryCodes(user: user, code: code)
         case .disable(.some, let code): .disable(user: user, code: code)
         case .showUser: .showUser(user: user)
+        case .policyExplain(_, let service, let host): .policyExplain(user: user, service: service, host: host)
         case .setRequirement(_, let setting): .setRequirement(user: user, requirement: setting)
         case .revoke: .revoke(user: user)
         case .unlock: .unlock(user: user)
@@ -437,7 +441,8 @@ extension ControlRequest {
         case .enrollBegin(let user, _), .enrollVerify(let user, _), .enrollActivate(let user), .status(let user),
              .regenerateRecoveryCodes(let user, _), .disable(let user, _):
             user
-        case .showUser(let user), .setRequirement(let user, _), .revoke(let user), .unlock(let user), .importEnrollment(let user, _):
+        case .showUser(let user), .setRequirement(let user, _), .revoke(let user), .unlock(let user), .importEnrollment(let user, _),
+             .policyExplain(let user, _, _):
             user
         case .audit(let user, _, _, _):
             user

@@ -16,6 +16,7 @@ public struct Policy: Sendable, Equatable {
     public let require: RequirementRule
     public let unenrolled: Unenrolled
     public let services: [String: ServiceRule]
+    public let hosts: [String: ServiceRule]
     public let newEnrollment: OTPParameters
     public let windowPolicy: WindowPolicy
     public let throttlePolicy: ThrottlePolicy
@@ -30,6 +31,14 @@ public struct Policy: Sendable, Equatable {
             guard !name.isEmpty, name.count <= 64 else { throw fail("service names must be 1 to 64 characters") }
             guard let parsed = ServiceRule(rawValue: rule) else { throw fail("service \(name) must be required or optional") }
             services[name] = parsed
+        }
+        var hosts: [String: ServiceRule] = [:]
+        for (name, rule) in document.hosts {
+            guard !name.isEmpty, name.utf8.count <= 253, !name.contains(where: { $0.isWhitespace || $0 == "=" || $0 == "," }) else {
+                throw fail("host names must be 1 to 253 characters without spaces, '=' or ','")
+            }
+            guard let parsed = ServiceRule(rawValue: rule) else { throw fail("host \(name) must be required or optional") }
+            hosts[name] = parsed
         }
         if require == .groups && document.requiredGroups.isEmpty { throw fail("require = groups needs at least one required group") }
         if unenrolled == .grace && document.graceDays == nil && document.graceDeadlineMillis == nil {
@@ -51,6 +60,7 @@ public struct Policy: Sendable, Equatable {
         self.require = require
         self.unenrolled = unenrolled
         self.services = services
+        self.hosts = hosts
         self.newEnrollment = parameters
         self.windowPolicy = WindowPolicy(window: document.window, maxDrift: document.maxDrift)
         self.throttlePolicy = ThrottlePolicy(maxFailures: document.maxFailures, baseDelayMillis: document.throttleDelayMillis,
@@ -69,22 +79,68 @@ public struct Policy: Sendable, Equatable {
     }
 
     /// Whether `requirement` would look up the user's groups (so the caller can do that off the event loop).
-    public func needsGroups(service: String?, override: RequirementOverride) -> Bool {
-        override == .policy && (service.map { services[$0] == nil } ?? true) && require == .groups
+    public func needsGroups(service: String?, host: String? = nil, override: RequirementOverride) -> Bool {
+        override == .policy && (host.map { hosts[$0] == nil } ?? true) && (service.map { services[$0] == nil } ?? true)
+            && require == .groups
     }
 
-    /// Whether `user` must use a second factor for `service`, and why. Precedence: the admin's
-    /// per-user override, then the service's rule, then the default rule.
-    public func requirement(user: String, service: String?, override: RequirementOverride,
+    /// One level of the chain, in the order it is consulted.
+    public enum Level: String, Sendable, CaseIterable {
+        case user, host, service, `default`
+    }
+
+    /// The chain's answer: whether a second factor is required, which level decided and why, and
+    /// what each level had to say.
+    public struct Decision: Sendable, Equatable {
+        public var required: Bool
+        public var level: Level
+        public var because: String
+        /// Each level in order, with its rule for this login (nil: none).
+        public var steps: [(level: Level, rule: String?)]
+
+        public static func == (a: Decision, b: Decision) -> Bool {
+            a.required == b.required && a.level == b.level && a.because == b.because
+                && a.steps.map(\.level) == b.steps.map(\.level) && a.steps.map(\.rule) == b.steps.map(\.rule)
+        }
+    }
+
+    /// Whether `user` must use a second factor for `service` on `host`. The chain, first match
+    /// wins: the admin's per-user override › the host's rule › the service's rule › the default
+    /// rule (nobody, everyone, or members of the required groups).
+    public func decide(user: String, service: String?, host: String? = nil, override: RequirementOverride,
+                       groups: (String) -> Set<String> = Accounts.groups(of:)) -> Decision {
+        let userRule: (Bool, String)? = switch override {
+        case .required: (true, "admin override: required")
+        case .exempt: (false, "admin override: exempt")
+        case .policy: nil
+        }
+        let hostRule = host.flatMap { name in hosts[name].map { ($0 == .required, "host \(name): \($0.rawValue)") } }
+        let serviceRule = service.flatMap { name in services[name].map { ($0 == .required, "service \(name): \($0.rawValue)") } }
+        let rules: [(Level, (Bool, String)?)] = [(.user, userRule), (.host, hostRule), (.service, serviceRule)]
+        let steps = rules.map { ($0.0, $0.1?.1) } + [(Level.default, Optional(defaultRuleText))]
+        for (level, rule) in rules {
+            if let (required, because) = rule { return Decision(required: required, level: level, because: because, steps: steps) }
+        }
+        let (required, because) = defaultRule(user: user, groups: groups)
+        return Decision(required: required, level: .default, because: because, steps: steps)
+    }
+
+    /// `decide` as the pair most callers need.
+    public func requirement(user: String, service: String?, host: String? = nil, override: RequirementOverride,
                             groups: (String) -> Set<String> = Accounts.groups(of:)) -> (required: Bool, because: String) {
-        switch override {
-        case .required: return (true, "admin override: required")
-        case .exempt: return (false, "admin override: exempt")
-        case .policy: break
+        let decision = decide(user: user, service: service, host: host, override: override, groups: groups)
+        return (decision.required, decision.because)
+    }
+
+    private var defaultRuleText: String {
+        switch require {
+        case .nobody: "nobody"
+        case .everyone: "everyone"
+        case .groups: "members of " + document.requiredGroups.joined(separator: ", ")
         }
-        if let service, let rule = services[service] {
-            return (rule == .required, "service \(service): \(rule.rawValue)")
-        }
+    }
+
+    private func defaultRule(user: String, groups: (String) -> Set<String>) -> (Bool, String) {
         switch require {
         case .nobody: return (false, "policy: nobody is required")
         case .everyone: return (true, "policy: everyone is required")

@@ -61,12 +61,14 @@ struct PolicyImpactSurvey {
         return impact
     }
 
-    /// Required for at least one service: by the default rule (which covers every service without
-    /// a rule of its own), or by a service whose rule is `required`.
+    /// Required for at least one service on this host: by an override or this host's rule, by the
+    /// default rule (which covers every service without a rule of its own), or by a service whose
+    /// rule is `required`.
     static func requiredAnywhere(_ policy: Policy, user: String, override: RequirementOverride,
                                  groups: (String) -> Set<String>) -> (required: Bool, because: String) {
-        let byDefault = policy.requirement(user: user, service: nil, override: override, groups: groups)
-        if byDefault.required || override != .policy { return byDefault }
+        let byDefault = policy.requirement(user: user, service: nil, host: HostName.local, override: override, groups: groups)
+        // An override or this host's rule decides for every service here.
+        if byDefault.required || override != .policy || policy.hosts[HostName.local] != nil { return byDefault }
         if let service = policy.services.filter({ $0.value == .required }).keys.sorted().first {
             return (true, "service \(service): required")
         }

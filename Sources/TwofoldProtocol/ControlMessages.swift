@@ -51,6 +51,9 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// system can list: `proposed` nil for the policy in force (`doctor`), else the policy a
     /// `policy set` would store (`--dry-run`, and the lock-out check before a real change).
     case policyImpact(proposed: PolicyDocument?)
+    /// Which rule of the chain decides for `user` (on `service`, on `host`; nil host: the daemon's
+    /// own), and what the user gets at the next login.
+    case policyExplain(user: String, service: String?, host: String?)
 }
 
 /// An admin's per-user override.
@@ -107,6 +110,9 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     public var requiredGroups: [String]
     /// Per PAM service: "required" or "optional" (overrides the default rule for that service).
     public var services: [String: String]
+    /// Per host: "required" or "optional" (overrides the service and default rules on that host).
+    /// The chain, first match wins: user override › host › service › default.
+    public var hosts: [String: String]
     /// What a required user who has not enrolled gets at login: `enroll` (enroll at login), `deny`, or `grace`.
     public var unenrolled: String
     /// Grace period: days from when the rule first applied to the user ...
@@ -133,13 +139,14 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     public var lockSeconds: Int
 
     public init(require: String = "nobody", requiredGroups: [String] = [], services: [String: String] = [:],
-                unenrolled: String = "deny", graceDays: Int? = nil, graceDeadlineMillis: Int64? = nil,
+                hosts: [String: String] = [:], unenrolled: String = "deny", graceDays: Int? = nil, graceDeadlineMillis: Int64? = nil,
                 selfEnrollment: Bool = true, allowDisable: Bool = true, enrollmentCodes: Int = 1,
                 digits: Int = 6, algorithm: String = "SHA1", period: Int = 30, window: Int = 1, maxDrift: Int = 3,
                 maxFailures: Int = 10, throttleDelayMillis: Int64 = 1000, throttleMaxDelayMillis: Int64 = 30_000, lockSeconds: Int = 900) {
         self.require = require
         self.requiredGroups = requiredGroups
         self.services = services
+        self.hosts = hosts
         self.unenrolled = unenrolled
         self.graceDays = graceDays
         self.graceDeadlineMillis = graceDeadlineMillis
@@ -159,6 +166,38 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
 }
 
 extension PolicyDocument {
+    private enum CodingKeys: String, CodingKey {
+        case require, requiredGroups, services, hosts, unenrolled, graceDays, graceDeadlineMillis, selfEnrollment, allowDisable
+        case enrollmentCodes, digits, algorithm, period, window, maxDrift, maxFailures, throttleDelayMillis, throttleMaxDelayMillis
+        case lockSeconds
+    }
+
+    /// Decodes a document stored by an earlier release too: a field added since (`hosts`) takes its
+    /// default when it is absent.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init()
+        require = try c.decode(String.self, forKey: .require)
+        requiredGroups = try c.decode([String].self, forKey: .requiredGroups)
+        services = try c.decode([String: String].self, forKey: .services)
+        hosts = try c.decodeIfPresent([String: String].self, forKey: .hosts) ?? [:]
+        unenrolled = try c.decode(String.self, forKey: .unenrolled)
+        graceDays = try c.decodeIfPresent(Int.self, forKey: .graceDays)
+        graceDeadlineMillis = try c.decodeIfPresent(Int64.self, forKey: .graceDeadlineMillis)
+        selfEnrollment = try c.decode(Bool.self, forKey: .selfEnrollment)
+        allowDisable = try c.decode(Bool.self, forKey: .allowDisable)
+        enrollmentCodes = try c.decode(Int.self, forKey: .enrollmentCodes)
+        digits = try c.decode(Int.self, forKey: .digits)
+        algorithm = try c.decode(String.self, forKey: .algorithm)
+        period = try c.decode(Int.self, forKey: .period)
+        window = try c.decode(Int.self, forKey: .window)
+        maxDrift = try c.decode(Int.self, forKey: .maxDrift)
+        maxFailures = try c.decode(Int.self, forKey: .maxFailures)
+        throttleDelayMillis = try c.decode(Int64.self, forKey: .throttleDelayMillis)
+        throttleMaxDelayMillis = try c.decode(Int64.self, forKey: .throttleMaxDelayMillis)
+        lockSeconds = try c.decode(Int.self, forKey: .lockSeconds)
+    }
+
     /// The names of the fields (as in the JSON) whose values differ, sorted: for the audit record.
     public static func changedFields(from old: PolicyDocument, to new: PolicyDocument) -> [String] {
         func fields(_ document: PolicyDocument) -> [String: String] {
@@ -192,6 +231,53 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case importedMany([ImportOutcome])
     case serverInfo(ServerInfo)
     case policyImpact(PolicyImpact)
+    case policyExplanation(PolicyExplanation)
+}
+
+/// The policy chain for one user, service and host (`twofoldctl policy explain`): each level in
+/// the order it is consulted, the one that decided, and what the next login gives.
+public struct PolicyExplanation: Codable, Sendable, Equatable {
+    /// One level of the chain: `user` (the admin's override), `host`, `service`, `default`.
+    public struct Step: Codable, Sendable, Equatable {
+        public var level: String
+        /// The rule found at that level, or nil when it has none for this login.
+        public var rule: String?
+        /// Whether this level decided (the first with a rule; `default` always has one).
+        public var decided: Bool
+
+        public init(level: String, rule: String?, decided: Bool) {
+            self.level = level
+            self.rule = rule
+            self.decided = decided
+        }
+    }
+
+    public var user: String
+    public var service: String?
+    public var host: String
+    public var required: Bool
+    /// The level that decided, and its rule in words (e.g. "service sshd: required").
+    public var decidedBy: String
+    public var because: String
+    public var chain: [Step]
+    /// "none", "pending" or "active".
+    public var enrollment: String
+    public var atLogin: PolicyImpact.AtLogin
+    public var graceUntilMillis: Int64?
+
+    public init(user: String, service: String?, host: String, required: Bool, decidedBy: String, because: String, chain: [Step],
+                enrollment: String, atLogin: PolicyImpact.AtLogin, graceUntilMillis: Int64?) {
+        self.user = user
+        self.service = service
+        self.host = host
+        self.required = required
+        self.decidedBy = decidedBy
+        self.because = because
+        self.chain = chain
+        self.enrollment = enrollment
+        self.atLogin = atLogin
+        self.graceUntilMillis = graceUntilMillis
+    }
 }
 
 /// What `twofoldctl doctor` learns from the daemon about its own setup (admin request).

@@ -89,6 +89,7 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
     case .importedMany: name = "importedMany"
     case .serverInfo: name = "serverInfo"
     case .policyImpact: name = "policyImpact"
+    case .policyExplanation: name = "policyExplanation"
     }
     return CLIFailure(ExitStatus.failure, "unexpected answer from twofoldd: \(name)")
 }

@@ -122,10 +122,27 @@ enum Format {
         return text
     }
 
+    /// `policy explain`: the decision, then each level of the chain.
+    static func explanation(_ e: PolicyExplanation) -> String {
+        let login = "\(DisplayText.escaped(e.user))" + (e.service.map { " on service \(DisplayText.escaped($0))" } ?? "")
+            + " on host \(DisplayText.escaped(e.host))"
+        var text = "\(login): 2FA \(e.required ? "required" : "not required") (\(e.because)), decided by the \(e.decidedBy) level.\n"
+        var next = "Next login: " + e.atLogin.rawValue
+        if let end = e.graceUntilMillis { next += " until \(time(millis: end))" }
+        text += next + " (enrollment: \(e.enrollment))\n\n"
+        let rows = e.chain.enumerated().map { index, step in
+            ["\(index + 1). \(step.level)", step.rule ?? "(no rule)", step.decided ? "<- decides" : ""]
+        }
+        return text + table(header: ["LEVEL", "RULE", ""], rows: rows)
+    }
+
     private static func policyFields(_ policy: PolicyDocument) -> [(String, String)] {
         let services = policy.services.isEmpty
             ? "(none)"
             : policy.services.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+        let hosts = policy.hosts.isEmpty
+            ? "(none)"
+            : policy.hosts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
         var grace: [String] = []
         if let days = policy.graceDays { grace.append("\(days) days") }
         if let deadline = policy.graceDeadlineMillis { grace.append("until \(time(millis: deadline))") }
@@ -133,6 +150,7 @@ enum Format {
             ("Require", policy.require),
             ("Required groups", policy.requiredGroups.isEmpty ? "(none)" : policy.requiredGroups.joined(separator: ",")),
             ("Services", services),
+            ("Hosts", hosts),
             ("Unenrolled users", policy.unenrolled),
             ("Grace", grace.isEmpty ? "(none)" : grace.joined(separator: ", whichever ends first: ")),
             ("Self-enrollment", yesNo(policy.selfEnrollment)),

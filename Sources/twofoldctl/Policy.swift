@@ -4,7 +4,7 @@ extension Twofoldctl {
     struct Policy: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show or change who must use 2FA, and how (admins).",
-            subcommands: [Show.self, Set.self]
+            subcommands: [Show.self, Set.self, Explain.self]
         )
     }
 }

@@ -22,6 +22,7 @@ extension Twofoldctl.Policy {
                   twofoldctl policy set --require everyone --dry-run
                   twofoldctl policy set --require groups --required-groups wheel,ssh-users
                   twofoldctl policy set --service sshd=required --service sudo=optional
+                  twofoldctl policy set --host bastion=required
                   twofoldctl policy set --unenrolled grace --grace-days 14 --grace-deadline 2026-03-01
                 """
         )
@@ -41,6 +42,9 @@ extension Twofoldctl.Policy {
 
         @Option(help: ArgumentHelp("Per PAM service: required, optional, or default to remove the entry (repeatable).", valueName: "name=required|optional|default"))
         var service: [String] = []
+
+        @Option(help: ArgumentHelp("Per host (its hostname): required, optional, or default to remove the entry (repeatable); a host rule comes before service rules.", valueName: "name=required|optional|default"))
+        var host: [String] = []
 
         @Option(help: ArgumentHelp("What a required user who has not enrolled gets at login.", valueName: "action"))
         var unenrolled: Unenrolled?
@@ -100,10 +104,11 @@ extension Twofoldctl.Policy {
             let given: [Any?] = [require, requiredGroups, unenrolled, graceDays, graceDeadline, selfEnrollment, allowDisable,
                                  enrollmentCodes, digits, algorithm, period, window, maxDrift, maxFailures,
                                  throttleDelayMs, throttleMaxDelayMs, lockSeconds]
-            guard !service.isEmpty || given.contains(where: { $0 != nil }) else {
+            guard !service.isEmpty || !host.isEmpty || given.contains(where: { $0 != nil }) else {
                 throw ValidationError("Give at least one field to change (see --help).")
             }
             for entry in service { _ = try Self.parseService(entry) }
+            for entry in host { _ = try Self.parseRule(entry, option: "--host") }
             if let graceDays { _ = try Self.parseGraceDays(graceDays) }
             if let graceDeadline { _ = try Self.parseDeadline(graceDeadline) }
             if let enrollmentCodes, !(1...2).contains(enrollmentCodes) { throw ValidationError("--enrollment-codes must be 1 or 2.") }
@@ -200,6 +205,10 @@ extension Twofoldctl.Policy {
                 let (name, value) = try Self.parseService(entry)
                 if value == "default" { policy.services[name] = nil } else { policy.services[name] = value }
             }
+            for entry in host {
+                let (name, value) = try Self.parseRule(entry, option: "--host")
+                if value == "default" { policy.hosts[name] = nil } else { policy.hosts[name] = value }
+            }
             if let unenrolled { policy.unenrolled = unenrolled.rawValue }
             if let graceDays { policy.graceDays = try Self.parseGraceDays(graceDays) }
             if let graceDeadline { policy.graceDeadlineMillis = try Self.parseDeadline(graceDeadline) }
@@ -218,9 +227,13 @@ extension Twofoldctl.Policy {
         }
 
         static func parseService(_ entry: String) throws -> (String, String) {
+            try parseRule(entry, option: "--service")
+        }
+
+        static func parseRule(_ entry: String, option: String) throws -> (String, String) {
             let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, ["required", "optional", "default"].contains(parts[1]) else {
-                throw ValidationError("--service takes NAME=required, NAME=optional or NAME=default, not '\(entry)'.")
+                throw ValidationError("\(option) takes NAME=required, NAME=optional or NAME=default, not '\(entry)'.")
             }
             return (parts[0], parts[1])
         }

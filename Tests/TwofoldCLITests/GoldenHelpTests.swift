@@ -13,7 +13,7 @@ import TwofoldTestSupport
         ["users"],
         ["user"], ["user", "show"], ["user", "require"], ["user", "exempt"], ["user", "default"],
         ["user", "revoke"], ["user", "unlock"],
-        ["policy"], ["policy", "show"], ["policy", "set"],
+        ["policy"], ["policy", "show"], ["policy", "set"], ["policy", "explain"],
         ["import"], ["bulk-import"], ["audit"], ["doctor"],
     ]
 

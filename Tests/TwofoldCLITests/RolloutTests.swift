@@ -129,3 +129,43 @@ import TwofoldTestSupport
         #expect(top.hasPrefix("twofold (\(TwofoldVersion.string)) "), "debian/changelog starts with '\(top)'")
     }
 }
+
+/// `policy explain` over the chain: the level that decides and what the next login gives, from
+/// a real daemon.
+@Suite struct PolicyExplainTests {
+    func explain(_ daemon: DaemonProcess, _ arguments: [String]) throws -> PolicyExplanation {
+        let result = try daemon.ctl(["policy", "explain"] + arguments + ["--json"])
+        #expect(result.status == 0, "\(result)")
+        return try result.json(PolicyExplanation.self)
+    }
+
+    @Test func eachLevelDecidesInTurn() throws {
+        let daemon = try DaemonProcess()
+        let set = try daemon.ctl(["policy", "set", "--require", "everyone", "--service", "sshd=optional", "--host", "bastion=required",
+                                  "--unenrolled", "enroll"])
+        #expect(set.status == 0, "\(set)")
+        let rows: [(args: [String], level: String, required: Bool, because: String)] = [
+            (["carol"], "default", true, "policy: everyone is required"),
+            (["carol", "--service", "sshd"], "service", false, "service sshd: optional"),
+            (["carol", "--service", "sshd", "--host", "bastion"], "host", true, "host bastion: required"),
+        ]
+        for row in rows {
+            let e = try explain(daemon, row.args)
+            #expect(e.decidedBy == row.level && e.required == row.required && e.because == row.because, "\(row.args): \(e)")
+            #expect(e.chain.map(\.level) == ["user", "host", "service", "default"])
+            #expect(e.chain.filter(\.decided).map(\.level) == [row.level])
+            #expect(e.atLogin == (row.required ? .enroll : .notRequired), "\(row.args): \(e.atLogin)")
+        }
+        // The user's override comes first, whatever the host says.
+        #expect(try daemon.ctl(["user", "exempt", "carol"]).status == 0)
+        let exempt = try explain(daemon, ["carol", "--service", "sshd", "--host", "bastion"])
+        #expect(exempt.decidedBy == "user" && !exempt.required && exempt.because == "admin override: exempt")
+        #expect(exempt.chain.first { $0.level == "host" }?.rule == "host bastion: required", "the levels below are still shown")
+        // The human form names the decision and marks the deciding level.
+        let human = try daemon.ctl(["policy", "explain", "carol", "--service", "sshd", "--host", "bastion"])
+        #expect(human.stdout.contains("carol on service sshd on host bastion: 2FA not required (admin override: exempt), decided by the user level."), "\(human)")
+        #expect(human.stdout.contains("<- decides"))
+        // An admin request.
+        #expect(try daemon.ctl(["policy", "explain", "carol"], as: try TestUser.user).status == 4)
+    }
+}

@@ -1,0 +1,27 @@
+import NIOPosix
+import TwofoldProtocol
+import TwofoldStore
+
+extension ControlService {
+    /// `policy explain`: the chain for one user, service and host, with the level that decided and
+    /// what the next login gives (the same decision a login makes, without its side effects).
+    func explain(_ user: String, service: String?, host: String?) async throws -> PolicyExplanation {
+        if let service, service.isEmpty || service.utf8.count > 64 { throw ControlFailure(.invalidRequest, "service names are 1 to 64 characters") }
+        if let host, host.isEmpty || host.utf8.count > 253 { throw ControlFailure(.invalidRequest, "host names are 1 to 253 characters") }
+        let record = try await store.user(user)
+        let current = policy.current
+        let override = record?.requirement ?? .policy
+        let groups = current.needsGroups(service: service, host: host ?? HostName.local, override: override)
+            ? ((try? await NIOThreadPool.singleton.runIfActive { Accounts.groups(of: user) }) ?? [])
+            : []
+        let host = host ?? HostName.local
+        let decision = current.decide(user: user, service: service, host: host, override: override, groups: { _ in groups })
+        let (atLogin, graceEnd) = PolicyImpactSurvey.atLogin(current, required: decision.required, record: record, now: clock.nowMillis())
+        let chain = decision.steps.map {
+            PolicyExplanation.Step(level: $0.level.rawValue, rule: $0.rule, decided: $0.level == decision.level)
+        }
+        return PolicyExplanation(user: user, service: service, host: host, required: decision.required, decidedBy: decision.level.rawValue,
+                                 because: decision.because, chain: chain, enrollment: record?.status?.rawValue ?? "none",
+                                 atLogin: atLogin, graceUntilMillis: graceEnd)
+    }
+}
