@@ -89,6 +89,7 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
     case .importedMany: name = "importedMany"
     case .serverInfo: name = "serverInfo"
     case .policyImpact: name = "policyImpact"
+    case .factors: name = "factors"
     }
     return CLIFailure(ExitStatus.failure, "unexpected answer from twofoldd: \(name)")
 }
