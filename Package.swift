@@ -85,7 +85,8 @@ let package = Package(
         // Test helpers shared by the test targets (child processes without Foundation's Process).
         .target(name: "TwofoldTestSupport", dependencies: ["TwofoldClient", "TwofoldProtocol", "TwofoldCore", "TwofoldCrypto"], path: "Tests/TestSupport"),
         .testTarget(name: "TwofoldCoreTests", dependencies: ["TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
-        .testTarget(name: "TwofoldStoreTests", dependencies: ["TwofoldStore", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
+        .testTarget(name: "TwofoldStoreTests", dependencies: ["TwofoldStore", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "TwofoldProtocolTests", dependencies: ["TwofoldProtocol", "TwofoldClient"]),
         // The C module through real libpam (pam_start_confdir) against fake daemons for faults that cannot be caused for real.
         .testTarget(name: "PAMModuleTests", dependencies: ["TwofoldProtocol", "TwofoldTestSupport"]),

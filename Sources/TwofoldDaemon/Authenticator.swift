@@ -138,7 +138,7 @@ public final class Authenticator: Sendable {
             return audited(context, outcome: "error", reason: "store: \(error.description)", then: .unavailable)
         }
         let policy = self.policy.current
-        guard let record, record.status == .active, record.secret != nil else {
+        guard let record, !record.factors.isEmpty else {
             let override = record?.requirement ?? .policy
             if policy.needsGroups(service: context.service, host: HostName.local, override: override) {
                 // Group membership comes from NSS (maybe LDAP or sssd): look it up on NIO's thread
@@ -199,7 +199,7 @@ public final class Authenticator: Sendable {
         return .grace(notice: "Two-factor authentication will be required for this account in \(days) day\(days == 1 ? "" : "s") (from \(date)). Set it up now with: twofoldctl enroll")
     }
 
-    /// Checks an answer to the code prompt: a one-time code of the enrollment's length, or a recovery code.
+    /// Checks an answer to the code prompt: a one-time code of one of the user's factors, or a recovery code.
     public func check(answer: String, record: UserRecord, context: LoginContext) async -> LoginResult {
         await run(answerStep(answer: answer, record: record, context: context))
     }
@@ -224,30 +224,25 @@ public final class Authenticator: Sendable {
         return evaluate(answer: answer, record: record, context: context, policy: policy)
     }
 
+    /// Checks the answer against every OTP factor of the user at once (the verdict and the audit
+    /// record do not say which failed), or against the recovery codes when no OTP factor claims its form.
     private func evaluate(answer: String, record: UserRecord, context: LoginContext, policy: Policy) -> LoginStep<LoginResult> {
-        if CodeInput.normalize(answer, digits: record.parameters.digits) == nil,
-           RecoveryCodes.canonical(answer) != nil || RecoveryCodes.scratchCanonical(answer) != nil {
+        let factors = record.factors.compactMap { $0.factor() }
+        if !FactorSet.claims(answer, factors: factors), RecoveryCodeFactor.claims(answer) {
             return .async { await self.checkRecoveryCode(answer, context: context, policy: policy) }
         }
-        guard let secret = record.secret else { return .done(.failure) }
         let now = clock.nowMillis()
-        let outcome = CodeChecker.check(code: answer, secret: secret, parameters: record.parameters,
-                                        state: record.verify, nowMillis: now, policy: policy.windowPolicy)
-        switch outcome {
-        case .accepted(let step, let offset, let newState):
-            let isHOTP = record.parameters.method == .hotp
+        switch FactorSet.check(answer, factors: factors, nowMillis: now, policy: policy.windowPolicy) {
+        case .accepted(let use):
             if context.clientGone {
                 // Nobody hears a verdict: no login, but the code is used up (no replay later).
-                return .commit([.consumeStep(user: context.user, step: step, isHOTP: isHOTP),
+                return .commit([.consume(user: context.user, use: use),
                                 auditMutation(context, outcome: "abandoned", reason: "right code, but the client gave up before the verdict; code used up", at: now)]) { results in
                     .done(results == nil ? .unavailable : .failure)
                 }
             }
-            let throttle = policy.throttlePolicy
-            let mutation: StoreMutation = isHOTP
-                ? .acceptHOTP(user: context.user, counter: UInt64(step), atMillis: now, policy: throttle)
-                : .acceptTOTP(user: context.user, step: step, newVerify: newState, atMillis: now, policy: throttle)
-            return .commit([mutation, .auditAttempt(attemptRecord(context, reason: "code at offset \(offset)", at: now))]) { results in
+            let accept = StoreMutation.accept(user: context.user, use: use, atMillis: now, policy: policy.throttlePolicy)
+            return .commit([accept, .auditAttempt(attemptRecord(context, reason: Self.describe(use), at: now))]) { results in
                 self.attemptResult(results, context: context, policy: policy, success: .success(info: nil))
             }
         case .replay:
@@ -256,6 +251,14 @@ public final class Authenticator: Sendable {
             return failStep(context, reason: "wrong code", policy: policy)
         case .malformed:
             return failStep(context, reason: answer.isEmpty ? "empty answer" : "malformed code", policy: policy)
+        }
+    }
+
+    /// The audit reason of a success: it may name the factor that matched (never one that failed).
+    static func describe(_ use: FactorUse) -> String {
+        switch use {
+        case .timeStep(let factor, _, let offset, _), .counter(let factor, _, let offset): "code at offset \(offset), factor '\(factor)'"
+        case .recoveryCode: "recovery code used"
         }
     }
 
@@ -279,7 +282,7 @@ public final class Authenticator: Sendable {
     /// Checks a code for a control request (re-enroll, new recovery codes, disable): the same
     /// throttle, replay protection and audit as a login.
     public func verifyCode(_ code: String, context: LoginContext) async throws -> LoginResult {
-        guard let record = try await store.user(context.user), record.status == .active else {
+        guard let record = try await store.user(context.user), !record.factors.isEmpty else {
             throw ControlFailure(.notFound, "'\(context.user)' has no active 2FA enrollment")
         }
         if case .locked(let until) = Throttle.admit(record.throttle, nowMillis: clock.nowMillis(), policy: policy.current.throttlePolicy) {
@@ -296,7 +299,8 @@ public final class Authenticator: Sendable {
             logger.error("cannot read recovery codes", metadata: ["user": "\(context.user)", "error": "\(error)"])
             return .unavailable
         }
-        guard let index = RecoveryCodes.match(answer, against: candidates, pepper: recoveryPepper) else {
+        guard case .accepted(let use) = RecoveryCodeFactor(unused: candidates, pepper: recoveryPepper)
+            .check(answer, nowMillis: clock.nowMillis(), policy: policy.windowPolicy) else {
             return await run(failStep(context, reason: "wrong recovery code", policy: policy))
         }
         let now = clock.nowMillis()
@@ -310,7 +314,7 @@ public final class Authenticator: Sendable {
         let hint = left <= 3 ? " Make a new set with: twofoldctl recovery-codes" : ""
         let success = LoginResult.success(info: "Recovery code accepted. You have \(left) recovery \(plural) left.\(hint)")
         let results = await commit([
-            .consumeRecoveryCode(user: context.user, index: index, atMillis: now, policy: policy.throttlePolicy),
+            .accept(user: context.user, use: use, atMillis: now, policy: policy.throttlePolicy),
             .auditAttempt(attemptRecord(context, reason: "recovery code used, \(left) left", at: now)),
         ])
         return await run(attemptResult(results, context: context, policy: policy, success: success))

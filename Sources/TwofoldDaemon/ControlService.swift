@@ -82,9 +82,9 @@ public final class ControlService: Sendable {
             switch request {
             case .ping:
                 return .ok
-            case .enrollBegin(let user, let currentCode):
+            case .enrollBegin(let user, let currentCode, let name):
                 let target = try resolve(user, caller: caller, admin: admin)
-                return try await enrollBegin(target, currentCode: currentCode, peer: peer, admin: admin)
+                return try await enrollBegin(target, currentCode: currentCode, name: name, peer: peer, admin: admin)
             case .enrollVerify(let user, let codes):
                 let target = try resolve(user, caller: caller, admin: admin)
                 let recovery = try await enrollment.verify(user: target, codes: codes)
@@ -109,6 +109,11 @@ public final class ControlService: Sendable {
                 let target = try resolve(user, caller: caller, admin: admin)
                 return try await disable(target, code: code, peer: peer, admin: admin)
 
+            case .listFactors(let user):
+                return .factors(try await factors(of: try resolve(user, caller: caller, admin: admin)))
+            case .removeFactor(let user, let name, let code):
+                let target = try resolve(user, caller: caller, admin: admin)
+                return try await removeFactor(name, of: target, code: code, peer: peer, admin: admin)
             case .listUsers(let after, let limit):
                 try requireAdmin(admin)
                 let records = try await store.listUsers(after: after, limit: min(max(limit, 1), 10_000))
@@ -149,9 +154,9 @@ public final class ControlService: Sendable {
                 await audit("policy", user: nil, peer: peer, outcome: "success",
                             reason: "policy replaced" + (changed.isEmpty ? " (no field changed)" : "; changed: " + changed.joined(separator: ", ")))
                 return .ok
-            case .importEnrollment(let user, let source):
+            case .importEnrollment(let user, let source, let name):
                 try requireAdmin(admin)
-                return try await importEnrollment(try validName(user), source: source, peer: peer)
+                return try await importEnrollment(try validName(user), source: source, name: name, peer: peer)
             case .importEnrollments(let items):
                 try requireAdmin(admin)
                 return try await importEnrollments(items, peer: peer)
@@ -201,15 +206,16 @@ public final class ControlService: Sendable {
 
     // MARK: - Requests
 
-    private func enrollBegin(_ user: String, currentCode: String?, peer: PeerCredentials, admin: Bool) async throws -> ControlResponse {
+    private func enrollBegin(_ user: String, currentCode: String?, name: String?, peer: PeerCredentials, admin: Bool) async throws -> ControlResponse {
         let record = try await store.user(user)
+        let factor = try factorName(name, default: FactorName.next(FactorName.first, taken: Set(record?.factors.map(\.name) ?? [])))
         let current = policy.current
         if record?.status == .active {
             // Re-enrolling needs the current second factor (or an admin): a stolen session alone
             // must not be able to move 2FA to another phone.
             if !admin {
                 guard let currentCode else {
-                    throw ControlFailure(.conflict, "2FA is already active for '\(user)': give a current code to re-enroll, or ask an administrator to revoke it")
+                    throw ControlFailure(.conflict, "2FA is already active for '\(user)': give a current code to add or replace a factor, or ask an administrator")
                 }
                 try await requireCurrentCode(currentCode, user: user, peer: peer, purpose: "re-enrollment")
             }
@@ -219,9 +225,53 @@ public final class ControlService: Sendable {
                 throw ControlFailure(.permissionDenied, "policy does not let users turn on 2FA themselves; ask an administrator")
             }
         }
-        let offer = try await enrollment.begin(user: user)
-        await audit("enroll", user: user, peer: peer, outcome: "pending", reason: "new secret issued")
+        let offer = try await enrollment.begin(user: user, factor: factor)
+        let replaces = record?.factor(factor) != nil
+        await audit("enroll", user: user, peer: peer, outcome: "pending", reason: "new secret issued for factor '\(factor)'\(replaces ? " (replaces it once confirmed)" : "")")
         return .enrollment(offer)
+    }
+
+    /// A valid factor name, or `fallback` when none was given.
+    private func factorName(_ name: String?, default fallback: String) throws -> String {
+        guard let name else { return fallback }
+        guard FactorName.isValid(name) else {
+            throw ControlFailure(.invalidRequest, "a factor name is 1 to \(FactorName.maxLength) of a-z, 0-9, '.', '_', '-' (and not 'recovery')")
+        }
+        return name
+    }
+
+    /// The user's OTP factors, then the recovery set when it has codes.
+    func factors(of user: String) async throws -> [FactorInfo] {
+        guard let record = try await store.user(user) else { return [] }
+        var list = record.factors.map { f in
+            FactorInfo(name: f.name, kind: f.kind.rawValue,
+                       detail: "\(f.parameters.algorithm.rawValue), \(f.parameters.digits) digits" + (f.kind == .totp ? ", \(f.parameters.period) s" : ""),
+                       addedAtMillis: f.addedAtMillis, lastUsedMillis: f.lastUsedMillis)
+        }
+        if record.recoveryCodesLeft > 0 {
+            list.append(FactorInfo(name: RecoveryCodeFactor.setName, kind: FactorKind.recovery.rawValue,
+                                   detail: "\(record.recoveryCodesLeft) code\(record.recoveryCodesLeft == 1 ? "" : "s") left",
+                                   addedAtMillis: nil, lastUsedMillis: nil))
+        }
+        return list
+    }
+
+    /// Removes one factor; a user proves a current code first (as for re-enrolling), an admin need not.
+    private func removeFactor(_ name: String, of user: String, code: String?, peer: PeerCredentials, admin: Bool) async throws -> ControlResponse {
+        guard let record = try await store.user(user), record.factor(name) != nil else {
+            throw ControlFailure(.notFound, "'\(user)' has no factor named '\(name)'")
+        }
+        if !admin {
+            if record.factors.count == 1 {
+                let (required, because) = policy.current.requirement(user: user, service: nil, override: record.requirement)
+                guard !required else { throw ControlFailure(.permissionDenied, "'\(name)' is the last factor and 2FA is required for '\(user)' (\(because))") }
+            }
+            guard let code else { throw ControlFailure(.invalidRequest, "give a current code of any factor to remove one") }
+            try await requireCurrentCode(code, user: user, peer: peer, purpose: "remove factor")
+        }
+        guard try await store.removeFactor(user: user, name: name) else { throw ControlFailure(.notFound, "'\(user)' has no factor named '\(name)'") }
+        await audit("factor", user: user, peer: peer, outcome: "success", reason: "factor '\(name)' removed\(record.factors.count == 1 ? "; it was the last: recovery codes removed too" : "")")
+        return .ok
     }
 
     private func disable(_ user: String, code: String, peer: PeerCredentials, admin: Bool) async throws -> ControlResponse {
@@ -239,11 +289,9 @@ public final class ControlService: Sendable {
         return .ok
     }
 
-    private func importEnrollment(_ user: String, source: ImportSource, peer: PeerCredentials) async throws -> ControlResponse {
-        let prepared = try prepareImport(user, source: source)
-        try await store.importEnrollment(user: user, secret: prepared.record.secret, parameters: prepared.record.parameters,
-                                         verify: prepared.record.verify, recoveryCodes: prepared.record.recoveryCodes,
-                                         atMillis: prepared.record.atMillis)
+    private func importEnrollment(_ user: String, source: ImportSource, name: String?, peer: PeerCredentials) async throws -> ControlResponse {
+        let prepared = try prepareImport(user, source: source, name: name)
+        try await store.importEnrollment(prepared.record)
         await audit("import", user: user, peer: peer, outcome: "success", reason: prepared.auditReason)
         return .imported(recoveryCodes: prepared.record.recoveryCodes.count)
     }
@@ -260,7 +308,7 @@ public final class ControlService: Sendable {
         outcomes.reserveCapacity(items.count)
         for item in items {
             do {
-                let prepared = try prepareImport(try validName(item.user), source: item.source)
+                let prepared = try prepareImport(try validName(item.user), source: item.source, name: item.name)
                 records.append(prepared.record)
                 audits.append(.audit(AuditRecord(timeMillis: prepared.record.atMillis, action: "import", user: item.user, peerUID: peer.uid,
                                                   outcome: "success", reason: prepared.auditReason)))
@@ -278,7 +326,8 @@ public final class ControlService: Sendable {
     }
 
     /// Parses and checks one import; the record to store and the audit reason (never the secret).
-    private func prepareImport(_ user: String, source: ImportSource) throws -> (record: EnrollmentImportRecord, auditReason: String) {
+    private func prepareImport(_ user: String, source: ImportSource, name: String?) throws -> (record: EnrollmentImportRecord, auditReason: String) {
+        let factor = try factorName(name, default: FactorName.imported)
         let imported: ImportedEnrollment
         let kind: String
         switch source {
@@ -300,9 +349,9 @@ public final class ControlService: Sendable {
         let hashes = try imported.recoveryCodes.map { try RecoveryCodes.makeHash(canonical: $0, pepper: recoveryPepper) }
         let verify = imported.parameters.method == .hotp ? VerifyState(counter: imported.counter) : VerifyState()
         let notes = imported.notes.isEmpty ? "" : "; " + imported.notes.joined(separator: "; ")
-        let record = EnrollmentImportRecord(user: user, secret: imported.secret, parameters: imported.parameters, verify: verify,
+        let record = EnrollmentImportRecord(user: user, factor: factor, secret: imported.secret, parameters: imported.parameters, verify: verify,
                                             recoveryCodes: hashes, atMillis: clock.nowMillis())
-        return (record, "imported from \(kind) with \(hashes.count) recovery codes\(notes)")
+        return (record, "factor '\(factor)' imported from \(kind) with \(hashes.count) recovery codes\(notes)")
     }
 
     /// A current code (or recovery code) for `user`, checked like a login: throttled, single use, audited.
@@ -332,7 +381,7 @@ public final class ControlService: Sendable {
         let locked = record.throttle.lockedUntilMillis.flatMap { $0 > clock.nowMillis() ? $0 : nil }
         let grace = record.status == .active ? nil : record.firstRequiredMillis.flatMap(current.graceEnd(firstRequiredMillis:))
         return UserStatus(user: record.name, enrollment: record.status?.rawValue ?? "none",
-                          method: record.status == .active ? record.parameters.method.rawValue : nil,
+                          method: record.factors.isEmpty ? nil : Set(record.factors.map(\.kind.rawValue)).sorted().joined(separator: ","),
                           required: required, requiredBecause: because, recoveryCodesLeft: record.recoveryCodesLeft,
                           failures: record.throttle.failures, lockedUntilMillis: locked, lastSuccessMillis: record.lastSuccessMillis,
                           override: record.requirement.rawValue, graceUntilMillis: grace)
@@ -402,6 +451,7 @@ extension ControlRequest {
         switch self {
         case .ping: "ping"
         case .enrollBegin, .enrollVerify, .enrollActivate: "enroll"
+        case .listFactors, .removeFactor: "factor"
         case .status, .showUser: "status"
         case .regenerateRecoveryCodes: "recovery"
         case .disable: "disable"
@@ -418,7 +468,9 @@ extension ControlRequest {
     /// The same request naming `user` in place of the account it named.
     func naming(_ user: String) -> ControlRequest {
         switch self {
-        case .enrollBegin(.some, let code): .enrollBegin(user: user, currentCode: code)
+        case .enrollBegin(.some, let code, let name): .enrollBegin(user: user, currentCode: code, name: name)
+        case .listFactors(.some): .listFactors(user: user)
+        case .removeFactor(.some, let name, let code): .removeFactor(user: user, name: name, code: code)
         case .enrollVerify(.some, let codes): .enrollVerify(user: user, codes: codes)
         case .enrollActivate(.some): .enrollActivate(user: user)
         case .status(.some): .status(user: user)
@@ -429,7 +481,7 @@ extension ControlRequest {
         case .setRequirement(_, let setting): .setRequirement(user: user, requirement: setting)
         case .revoke: .revoke(user: user)
         case .unlock: .unlock(user: user)
-        case .importEnrollment(_, let source): .importEnrollment(user: user, source: source)
+        case .importEnrollment(_, let source, let name): .importEnrollment(user: user, source: source, name: name)
         case .audit(.some, let since, let outcome, let limit): .audit(user: user, sinceMillis: since, outcome: outcome, limit: limit)
         default: self
         }
@@ -438,10 +490,10 @@ extension ControlRequest {
     /// The account the request names, if any.
     var targetUser: String? {
         switch self {
-        case .enrollBegin(let user, _), .enrollVerify(let user, _), .enrollActivate(let user), .status(let user),
-             .regenerateRecoveryCodes(let user, _), .disable(let user, _):
+        case .enrollBegin(let user, _, _), .enrollVerify(let user, _), .enrollActivate(let user), .status(let user),
+             .regenerateRecoveryCodes(let user, _), .disable(let user, _), .listFactors(let user), .removeFactor(let user, _, _):
             user
-        case .showUser(let user), .setRequirement(let user, _), .revoke(let user), .unlock(let user), .importEnrollment(let user, _),
+        case .showUser(let user), .setRequirement(let user, _), .revoke(let user), .unlock(let user), .importEnrollment(let user, _, _),
              .policyExplain(let user, _, _):
             user
         case .audit(let user, _, _, _):

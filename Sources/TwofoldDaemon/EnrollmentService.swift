@@ -36,12 +36,13 @@ final class EnrollmentService: Sendable {
         self.logger = logger
     }
 
-    /// Issues a new pending secret (replacing any pending one, which is never shown again) and describes it.
-    func begin(user: String) async throws -> EnrollmentOffer {
+    /// Issues a new pending secret for factor `factor` (replacing any pending one, which is never
+    /// shown again) and describes it. Activating it adds the factor, or replaces the one of that name.
+    func begin(user: String, factor: String) async throws -> EnrollmentOffer {
         verified.withLock { _ = $0.removeValue(forKey: user) }
         let parameters = policy.current.newEnrollment
         let secret = try OTPSecret.generate()
-        try await store.beginEnrollment(user: user, secret: secret, parameters: parameters, atMillis: clock.nowMillis())
+        try await store.beginEnrollment(user: user, factor: factor, secret: secret, parameters: parameters, atMillis: clock.nowMillis())
         return offer(user: user, secret: secret, parameters: parameters)
     }
 

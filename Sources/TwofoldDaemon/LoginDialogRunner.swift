@@ -21,7 +21,7 @@ struct LoginDialogRunner: Sendable {
         do {
             // Always a new secret: a pending one may have been started by `twofoldctl enroll` in the
             // user's own session, and whoever holds the password must not be shown it here.
-            offer = try await enrollment.begin(user: context.user)
+            offer = try await enrollment.begin(user: context.user, factor: FactorName.first)
         } catch {
             logger.error("enroll at login failed", metadata: ["user": "\(context.user)", "error": "\(error)"])
             try await dialog.send(.verdict(.unavailable, reason: "store unavailable"))

@@ -7,9 +7,10 @@ public enum ControlRequest: Codable, Sendable, Equatable {
 
     // MARK: User requests (the caller's own account; an admin may name another user)
 
-    /// Issue a new secret, pending until confirmed. Re-enrolling an active user needs `currentCode`
-    /// (a code of the active secret) unless the caller is an admin.
-    case enrollBegin(user: String?, currentCode: String?)
+    /// Issue a new secret for factor `name`, pending until confirmed. A user who has a factor needs
+    /// `currentCode` (a code of any factor) unless the caller is an admin. `name` nil: "app" for a
+    /// first factor, else the next free "app-N"; an existing name is replaced once confirmed.
+    case enrollBegin(user: String?, currentCode: String?, name: String? = nil)
     /// Check code(s) from the app against the pending secret (policy may ask for two consecutive
     /// codes). On success returns fresh recovery codes; nothing changes for logins until `enrollActivate`.
     case enrollVerify(user: String?, codes: [String])
@@ -19,8 +20,12 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case status(user: String?)
     /// A fresh set of recovery codes after a current code; the old set stops working.
     case regenerateRecoveryCodes(user: String?, code: String)
-    /// Turn 2FA off after a current code, where policy allows it.
+    /// Turn 2FA off (every factor) after a current code, where policy allows it.
     case disable(user: String?, code: String)
+    /// The user's factors (`ControlResponse.factors`).
+    case listFactors(user: String?)
+    /// Remove factor `name` after a current code of any factor (an admin needs none).
+    case removeFactor(user: String?, name: String, code: String?)
 
     // MARK: Admin requests (root or the admin group)
 
@@ -30,7 +35,7 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case showUser(user: String)
     /// Per-user override: required, exempt, or back to policy.
     case setRequirement(user: String, requirement: RequirementSetting)
-    /// Remove the secret and recovery codes; the user must enroll again.
+    /// Remove every factor and the recovery codes; the user must enroll again.
     case revoke(user: String)
     /// Clear failures and any lock.
     case unlock(user: String)
@@ -38,8 +43,9 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case policyShow
     /// Replace the policy (the CLI reads, edits and sends it whole).
     case policySet(PolicyDocument)
-    /// Provision an active enrollment from an otpauth URI, a google-authenticator file or a users.oath line.
-    case importEnrollment(user: String, source: ImportSource)
+    /// Provision an active factor (`name`, default "imported") from an otpauth URI, a
+    /// google-authenticator file or a users.oath line.
+    case importEnrollment(user: String, source: ImportSource, name: String? = nil)
     /// Many imports at once (at most `ControlLimits.maxImportsPerRequest`), stored in one
     /// transaction: each item succeeds or fails on its own (`ControlResponse.importedMany`).
     case importEnrollments([EnrollmentImport])
@@ -71,10 +77,13 @@ public enum ControlLimits {
 public struct EnrollmentImport: Codable, Sendable, Equatable {
     public var user: String
     public var source: ImportSource
+    /// The factor's name; nil: "imported".
+    public var name: String?
 
-    public init(user: String, source: ImportSource) {
+    public init(user: String, source: ImportSource, name: String? = nil) {
         self.user = user
         self.source = source
+        self.name = name
     }
 }
 
@@ -232,6 +241,7 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case serverInfo(ServerInfo)
     case policyImpact(PolicyImpact)
     case policyExplanation(PolicyExplanation)
+    case factors([FactorInfo])
 }
 
 /// The policy chain for one user, service and host (`twofoldctl policy explain`): each level in
@@ -277,6 +287,25 @@ public struct PolicyExplanation: Codable, Sendable, Equatable {
         self.enrollment = enrollment
         self.atLogin = atLogin
         self.graceUntilMillis = graceUntilMillis
+    }
+}
+
+/// One factor of a user as `twofoldctl factors` lists it (never its secret).
+public struct FactorInfo: Codable, Sendable, Equatable {
+    public var name: String
+    /// "totp", "hotp" or "recovery".
+    public var kind: String
+    /// e.g. "SHA1, 6 digits, 30 s"; for the recovery set, how many codes are left.
+    public var detail: String
+    public var addedAtMillis: Int64?
+    public var lastUsedMillis: Int64?
+
+    public init(name: String, kind: String, detail: String, addedAtMillis: Int64?, lastUsedMillis: Int64?) {
+        self.name = name
+        self.kind = kind
+        self.detail = detail
+        self.addedAtMillis = addedAtMillis
+        self.lastUsedMillis = lastUsedMillis
     }
 }
 

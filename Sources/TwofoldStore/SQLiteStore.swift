@@ -17,8 +17,8 @@ import Musl
 /// Opening checks, before anything is written to an existing database, that its schema is not newer
 /// than this code (`StoreError.schemaTooNew`) and that the key opens its key check (`StoreError.wrongKey`).
 public final class SQLiteStore: TwofoldStore {
-    private let pool: DatabasePool
-    private let sealer: Sealer
+    let pool: DatabasePool
+    let sealer: Sealer
     private let logger: Logger
     private let committer: GroupCommitter
     private let closed = Mutex(false)
@@ -72,7 +72,7 @@ public final class SQLiteStore: TwofoldStore {
             var plain = Schema.keyCheckPlaintext
             defer { Crypto.wipe(&plain) }
             let keyCheck = try plain.withUnsafeBytes { try sealer.seal($0, .keycheck, user: Schema.keyCheckOwner) }
-            let migrator = Schema.migrator(keyCheck: keyCheck)
+            let migrator = Schema.migrator(keyCheck: keyCheck, sealer: sealer)
             try pool.read { try Schema.checkNotNewer($0) }
             let before = try pool.read { try migrator.appliedMigrations($0) }
             do {
@@ -159,327 +159,13 @@ public final class SQLiteStore: TwofoldStore {
         return SQLiteLoginReader(queue: queue, sealer: sealer, isClosed: { self.closed.withLock { $0 } })
     }
 
-    /// Applies one mutation; `previous` is the result of the one before it (for `auditAttempt`).
-    private static func apply(_ mutation: StoreMutation, previous: MutationResult?, _ db: Database) throws -> MutationResult {
-        switch mutation {
-        case let .acceptTOTP(user, step, newVerify, atMillis, policy):
-            // One statement in the common case: the throttle condition is part of the UPDATE, and
-            // only an attempt it refuses reads the row to learn why.
-            try db.cachedStatement(sql: """
-                UPDATE users SET last_step = ?, drift = ?, last_offset = ?,
-                    failures = 0, not_before = NULL, locked_until = NULL, last_success = ?
-                WHERE name = ? AND status = 'active' AND (last_step IS NULL OR last_step < ?)
-                    AND (locked_until IS NULL OR locked_until <= ?) AND (not_before IS NULL OR not_before <= ?)
-                """).execute(arguments: [step, newVerify.drift, newVerify.lastOffset, atMillis, user, step, atMillis, atMillis])
-            return try acceptOutcome(user: user, step: step, isHOTP: false, atMillis: atMillis, policy: policy, db)
-
-        case let .acceptHOTP(user, counter, atMillis, policy):
-            guard counter < UInt64(Int64.max) else { return .conflict }
-            let value = Int64(counter)
-            try db.cachedStatement(sql: """
-                UPDATE users SET counter = ?, failures = 0, not_before = NULL, locked_until = NULL, last_success = ?
-                WHERE name = ? AND status = 'active' AND counter <= ?
-                    AND (locked_until IS NULL OR locked_until <= ?) AND (not_before IS NULL OR not_before <= ?)
-                """).execute(arguments: [value + 1, atMillis, user, value, atMillis, atMillis])
-            return try acceptOutcome(user: user, step: value, isHOTP: true, atMillis: atMillis, policy: policy, db)
-
-        case let .consumeStep(user, step, isHOTP):
-            try useUpStep(user: user, step: step, isHOTP: isHOTP, db)
-            return db.changesCount == 1 ? .applied : .conflict
-
-        case let .recordFailure(user, atMillis, policy):
-            guard let current = try throttleState(user: user, db) else { return .conflict }
-            let next = Throttle.afterFailure(current, nowMillis: atMillis, policy: policy)
-            try storeThrottle(next, user: user, db)
-            return .appliedFailure(next)
-
-        case let .consumeRecoveryCode(user, index, atMillis, policy):
-            if let refused = try refuseIfThrottled(user: user, atMillis: atMillis, policy: policy, db) { return refused }
-            try db.cachedStatement(sql: "UPDATE recovery_codes SET used_at = ? WHERE user = ? AND idx = ? AND used_at IS NULL")
-                .execute(arguments: [atMillis, user, index])
-            guard db.changesCount == 1 else { return .conflict }
-            // A recovery code is a successful login: reset the throttle and record it.
-            try db.cachedStatement(sql: """
-                UPDATE users SET failures = 0, not_before = NULL, locked_until = NULL, last_success = ? WHERE name = ?
-                """).execute(arguments: [atMillis, user])
-            return .applied
-
-        case let .audit(record):
-            try insertAudit(record, db)
-            return .applied
-
-        case let .auditAttempt(record):
-            try insertAudit(record.resolved(after: previous), db)
-            return .applied
-        }
-    }
-
-    /// After an accepting UPDATE: applied, or why not. A refusal for a lock or delay in force still
-    /// uses up the step (a right code must not work later); anything else is a replay (or no such user).
-    private static func acceptOutcome(user: String, step: Int64, isHOTP: Bool, atMillis: Int64, policy: ThrottlePolicy,
-                                      _ db: Database) throws -> MutationResult {
-        if db.changesCount == 1 { return .applied }
-        guard let refused = try refuseIfThrottled(user: user, atMillis: atMillis, policy: policy, db) else { return .conflict }
-        try useUpStep(user: user, step: step, isHOTP: isHOTP, db)
-        return refused
-    }
-
-    /// The lock and delay decided where the attempt commits, from the state this transaction reads:
-    /// nil to go on, or the refusal (counted as a failure).
-    private static func refuseIfThrottled(user: String, atMillis: Int64, policy: ThrottlePolicy, _ db: Database) throws -> MutationResult? {
-        guard let current = try throttleState(user: user, db) else { return nil }
-        switch Throttle.commitDecision(current, nowMillis: atMillis, policy: policy) {
-        case .proceed:
-            return nil
-        case .refuse(let next):
-            if next != current { try storeThrottle(next, user: user, db) }
-            return .throttled(next)
-        }
-    }
-
-    private static func throttleState(user: String, _ db: Database) throws -> ThrottleState? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT failures, not_before, locked_until FROM users WHERE name = ?"),
-                                         arguments: [user]) else { return nil }
-        return ThrottleState(failures: row[0], notBeforeMillis: row[1], lockedUntilMillis: row[2])
-    }
-
-    private static func storeThrottle(_ state: ThrottleState, user: String, _ db: Database) throws {
-        try db.cachedStatement(sql: "UPDATE users SET failures = ?, not_before = ?, locked_until = ? WHERE name = ?")
-            .execute(arguments: [state.failures, state.notBeforeMillis, state.lockedUntilMillis, user])
-    }
-
-    /// Moves the replay watermark past `step` (TOTP) or `counter` (HOTP) and nothing else.
-    private static func useUpStep(user: String, step: Int64, isHOTP: Bool, _ db: Database) throws {
-        if isHOTP {
-            guard step < Int64.max else { return }
-            try db.cachedStatement(sql: "UPDATE users SET counter = ? WHERE name = ? AND status = 'active' AND counter <= ?")
-                .execute(arguments: [step + 1, user, step])
-        } else {
-            try db.cachedStatement(sql: """
-                UPDATE users SET last_step = ? WHERE name = ? AND status = 'active' AND (last_step IS NULL OR last_step < ?)
-                """).execute(arguments: [step, user, step])
-        }
-    }
-
-    private static func insertAudit(_ r: AuditRecord, _ db: Database) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO audit (time, action, user, service, rhost, tty, peer_uid, outcome, reason)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [r.timeMillis, r.action, r.user, r.service, r.rhost, r.tty,
-                                     r.peerUID.map { Int64($0) }, r.outcome, r.reason])
-    }
-
-    // MARK: - Users
-
-    /// The columns of a user record, in the order `decodeUser` reads them by index; the sealed
-    /// secrets last (21, 22).
-    private static let stateColumns = """
-        name, status, method, algorithm, digits, period, pending_method, pending_algorithm, pending_digits,
-        pending_period, last_step, counter, drift, last_offset, failures, not_before, locked_until, requirement,
-        enrolled_at, last_success, first_required
-        """
-    private static let recordColumns = stateColumns + ", secret, pending_secret"
-    /// The count of unused recovery codes (index 23).
-    private static let codesLeftColumn = """
-        (SELECT count(*) FROM recovery_codes r WHERE r.user = users.name AND r.used_at IS NULL) AS codes_left
-        """
-    /// For listings: the sealed secrets are not even read (NULL in their places).
-    private static let listColumns = stateColumns + ", NULL, NULL, " + codesLeftColumn
-    static let loginSQL = "SELECT \(recordColumns) FROM users WHERE name = ?"
-
-    public func user(_ name: String) async throws -> UserRecord? {
-        try await guarded {
-            let sealer = self.sealer
-            // The hot path of every login: a cached statement, so SQLite does not compile (and GRDB's
-            // authorizer does not inspect) the query on each login.
-            return try await pool.read { db in
-                guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.recordColumns), \(Self.codesLeftColumn) FROM users WHERE name = ?"),
-                                                 arguments: [name]) else { return nil }
-                return try Self.decodeUser(row, sealer: sealer, countsCodes: true)
-            }
-        }
-    }
-
-    public func pendingEnrollment(user: String) async throws -> (secret: SecretBytes, parameters: OTPParameters)? {
-        try await guarded {
-            let sealer = self.sealer
-            return try await pool.read { db in
-                guard let row = try Row.fetchOne(db, sql: """
-                    SELECT pending_secret, pending_method, pending_algorithm, pending_digits, pending_period
-                    FROM users WHERE name = ?
-                    """, arguments: [user]),
-                      let blob = row["pending_secret"] as Data?
-                else { return nil }
-                return (try sealer.open(Array(blob), .pending, user: user), try Self.parameters(row, at: 1, user: user))
-            }
-        }
-    }
-
-    public func listUsers(after afterName: String?, limit: Int) async throws -> [UserRecord] {
-        try await guarded {
-            guard limit > 0 else { return [] }
-            return try await pool.read { db in
-                let rows: RowCursor
-                if let afterName {
-                    rows = try Row.fetchCursor(db, sql: "SELECT \(Self.listColumns) FROM users WHERE name > ? ORDER BY name LIMIT ?",
-                                               arguments: [afterName, limit])
-                } else {
-                    rows = try Row.fetchCursor(db, sql: "SELECT \(Self.listColumns) FROM users ORDER BY name LIMIT ?", arguments: [limit])
-                }
-                var users: [UserRecord] = []
-                while let row = try rows.next() {
-                    users.append(try Self.decodeUser(row, sealer: nil, countsCodes: true))
-                }
-                return users
-            }
-        }
-    }
-
-    /// Opens the sealed secret at `column`; a missing one is a corrupt row.
-    private static func openSecret(_ row: Row, column: Int, purpose: SealPurpose, sealer: Sealer, user: String) throws -> SecretBytes {
-        guard let blob = row[column] as Data? else {
-            throw StoreError.corruptRecord(user: user, reason: "\(purpose == .secret ? "active" : "pending") enrollment without a secret")
-        }
-        return try sealer.open(Array(blob), purpose, user: user)
-    }
-
-    /// Builds a record from a row of `recordColumns` (and `codes_left` when `countsCodes`), reading
-    /// columns by index; opens the secret when `sealer` is given.
-    static func decodeUser(_ row: Row, sealer: Sealer?, countsCodes: Bool) throws -> UserRecord {
-        let name: String = row[0]
-        var record = UserRecord(name: name)
-        switch row[1] as String? {
-        case nil:
-            break
-        case "active"?:
-            record.status = .active
-            record.parameters = try parameters(row, at: 2, user: name)
-            if let sealer { record.secret = try openSecret(row, column: 21, purpose: .secret, sealer: sealer, user: name) }
-        case "pending"?:
-            record.status = .pending
-            record.parameters = try parameters(row, at: 6, user: name)
-            if let sealer { record.secret = try openSecret(row, column: 22, purpose: .pending, sealer: sealer, user: name) }
-        case let other?:
-            throw StoreError.corruptRecord(user: name, reason: "unknown status '\(other)'")
-        }
-        record.verify = VerifyState(lastStep: row[10], counter: UInt64(bitPattern: row[11] as Int64), drift: row[12], lastOffset: row[13])
-        record.throttle = ThrottleState(failures: row[14], notBeforeMillis: row[15], lockedUntilMillis: row[16])
-        let requirement: String = row[17]
-        guard let override = RequirementOverride(rawValue: requirement) else {
-            throw StoreError.corruptRecord(user: name, reason: "unknown requirement '\(requirement)'")
-        }
-        record.requirement = override
-        record.enrolledAtMillis = row[18]
-        record.lastSuccessMillis = row[19]
-        record.firstRequiredMillis = row[20]
-        if countsCodes { record.recoveryCodesLeft = row[23] }
-        return record
-    }
-
-    /// OTP parameters from the four columns method, algorithm, digits, period starting at `index`.
-    private static func parameters(_ row: Row, at index: Int, user: String) throws -> OTPParameters {
-        guard let methodText = row[index] as String?, let method = OTPMethod(rawValue: methodText),
-              let algorithmText = row[index + 1] as String?, let algorithm = HashAlgorithm(rawValue: algorithmText),
-              let digits = row[index + 2] as Int?, let period = row[index + 3] as Int?
-        else {
-            throw StoreError.corruptRecord(user: user, reason: "missing or unknown OTP parameters")
-        }
-        return OTPParameters(method: method, algorithm: algorithm, digits: digits, period: period)
-    }
-
-    // MARK: - Enrollment
-
-    public func beginEnrollment(user: String, secret: SecretBytes, parameters: OTPParameters, atMillis: Int64) async throws {
-        try await guarded {
-            let sealed = try sealer.seal(secret, .pending, user: user)
-            try await pool.write { db in
-                try db.execute(sql: """
-                    INSERT INTO users (name, status, pending_secret, pending_method, pending_algorithm, pending_digits, pending_period)
-                    VALUES (?, 'pending', ?, ?, ?, ?, ?)
-                    ON CONFLICT (name) DO UPDATE SET
-                        status = CASE WHEN users.status = 'active' THEN 'active' ELSE 'pending' END,
-                        pending_secret = excluded.pending_secret, pending_method = excluded.pending_method,
-                        pending_algorithm = excluded.pending_algorithm, pending_digits = excluded.pending_digits,
-                        pending_period = excluded.pending_period
-                    """, arguments: [user, Data(sealed), parameters.method.rawValue, parameters.algorithm.rawValue,
-                                     parameters.digits, parameters.period])
-            }
-        }
-    }
-
-    public func activateEnrollment(user: String, recoveryCodes: [RecoveryCodeHash], verify: VerifyState, atMillis: Int64) async throws {
-        try await guarded {
-            let sealer = self.sealer
-            let codes = try sealCodes(recoveryCodes, user: user)
-            try await pool.write { db in
-                guard let row = try Row.fetchOne(db, sql: """
-                    SELECT pending_secret, pending_method, pending_algorithm, pending_digits, pending_period
-                    FROM users WHERE name = ?
-                    """, arguments: [user]),
-                      let pendingBlob = row["pending_secret"] as Data?
-                else {
-                    throw StoreError.notEnrolled(user)
-                }
-                let parameters = try Self.parameters(row, at: 1, user: user)
-                let secret = try sealer.open(Array(pendingBlob), .pending, user: user)
-                let sealed = try sealer.seal(secret, .secret, user: user)
-                try db.execute(sql: """
-                    UPDATE users SET status = 'active', method = ?, algorithm = ?, digits = ?, period = ?, secret = ?,
-                        pending_secret = NULL, pending_method = NULL, pending_algorithm = NULL, pending_digits = NULL,
-                        pending_period = NULL, last_step = ?, counter = ?, drift = ?, last_offset = ?,
-                        failures = 0, not_before = NULL, locked_until = NULL, enrolled_at = ?
-                    WHERE name = ?
-                    """, arguments: [parameters.method.rawValue, parameters.algorithm.rawValue, parameters.digits, parameters.period,
-                                     Data(sealed), verify.lastStep, Int64(bitPattern: verify.counter), verify.drift,
-                                     verify.lastOffset, atMillis, user])
-                try Self.storeCodes(codes, user: user, db)
-            }
-        }
-    }
-
-    public func importEnrollment(user: String, secret: SecretBytes, parameters: OTPParameters, verify: VerifyState,
-                                 recoveryCodes: [RecoveryCodeHash], atMillis: Int64) async throws {
-        try await importEnrollments([EnrollmentImportRecord(user: user, secret: secret, parameters: parameters, verify: verify,
-                                                            recoveryCodes: recoveryCodes, atMillis: atMillis)])
-    }
-
-    public func importEnrollments(_ imports: [EnrollmentImportRecord]) async throws {
-        try await guarded {
-            guard !imports.isEmpty else { return }
-            // Seal outside the write transaction, to keep it short.
-            let sealed = try imports.map { item in
-                (item, Data(try sealer.seal(item.secret, .secret, user: item.user)), try sealCodes(item.recoveryCodes, user: item.user))
-            }
-            try await pool.write { db in
-                let upsert = try db.cachedStatement(sql: """
-                    INSERT INTO users (name, status, method, algorithm, digits, period, secret, last_step, counter, drift,
-                        last_offset, enrolled_at)
-                    VALUES (?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (name) DO UPDATE SET
-                        status = 'active', method = excluded.method, algorithm = excluded.algorithm,
-                        digits = excluded.digits, period = excluded.period, secret = excluded.secret,
-                        pending_secret = NULL, pending_method = NULL, pending_algorithm = NULL, pending_digits = NULL,
-                        pending_period = NULL, last_step = excluded.last_step, counter = excluded.counter,
-                        drift = excluded.drift, last_offset = excluded.last_offset,
-                        failures = 0, not_before = NULL, locked_until = NULL, enrolled_at = excluded.enrolled_at
-                    """)
-                for (item, secret, codes) in sealed {
-                    let p = item.parameters, v = item.verify
-                    try upsert.execute(arguments: [item.user, p.method.rawValue, p.algorithm.rawValue, p.digits, p.period, secret,
-                                                   v.lastStep, Int64(bitPattern: v.counter), v.drift, v.lastOffset, item.atMillis])
-                    try Self.storeCodes(codes, user: item.user, db)
-                }
-            }
-        }
-    }
-
     // MARK: - Recovery codes
 
     public func replaceRecoveryCodes(user: String, codes: [RecoveryCodeHash]) async throws {
         try await guarded {
             let sealed = try sealCodes(codes, user: user)
             try await pool.write { db in
-                guard try String.fetchOne(db, sql: "SELECT status FROM users WHERE name = ?", arguments: [user]) == "active" else {
+                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM factors WHERE user = ?", arguments: [user]) ?? 0 > 0 else {
                     throw StoreError.notEnrolled(user)
                 }
                 try Self.storeCodes(sealed, user: user, db)
@@ -505,11 +191,11 @@ public final class SQLiteStore: TwofoldStore {
     }
 
     /// Seals codes for indexes 0..<n (outside the write transaction, to keep it short).
-    private func sealCodes(_ codes: [RecoveryCodeHash], user: String) throws -> [Data] {
+    func sealCodes(_ codes: [RecoveryCodeHash], user: String) throws -> [Data] {
         try codes.enumerated().map { index, code in Data(try sealer.sealRecovery(code, user: user, index: index)) }
     }
 
-    private static func storeCodes(_ sealed: [Data], user: String, _ db: Database) throws {
+    static func storeCodes(_ sealed: [Data], user: String, _ db: Database) throws {
         try db.cachedStatement(sql: "DELETE FROM recovery_codes WHERE user = ?").execute(arguments: [user])
         let insert = try db.cachedStatement(sql: "INSERT INTO recovery_codes (user, idx, sealed) VALUES (?, ?, ?)")
         for (index, blob) in sealed.enumerated() {
@@ -518,24 +204,6 @@ public final class SQLiteStore: TwofoldStore {
     }
 
     // MARK: - Admin
-
-    public func revoke(user: String) async throws -> Bool {
-        try await guarded {
-            try await pool.write { db in
-                let status = try String.fetchOne(db, sql: "SELECT status FROM users WHERE name = ?", arguments: [user])
-                try db.execute(sql: "DELETE FROM recovery_codes WHERE user = ?", arguments: [user])
-                let hadCodes = db.changesCount > 0
-                guard status != nil || hadCodes else { return false }
-                try db.execute(sql: """
-                    UPDATE users SET status = NULL, method = NULL, algorithm = NULL, digits = NULL, period = NULL, secret = NULL,
-                        pending_secret = NULL, pending_method = NULL, pending_algorithm = NULL, pending_digits = NULL,
-                        pending_period = NULL, last_step = NULL, counter = 0, drift = 0, last_offset = NULL, enrolled_at = NULL
-                    WHERE name = ?
-                    """, arguments: [user])
-                return true
-            }
-        }
-    }
 
     public func unlock(user: String) async throws {
         try await guarded {
@@ -703,7 +371,7 @@ public final class SQLiteStore: TwofoldStore {
         if closed.withLock({ $0 }) { throw StoreError.database("the store is closed") }
     }
 
-    private func guarded<T>(_ body: () async throws -> T) async throws -> T {
+    func guarded<T>(_ body: () async throws -> T) async throws -> T {
         try checkOpen()
         do {
             return try await body()
@@ -781,8 +449,8 @@ final class SQLiteLoginReader: LoginReader {
         if isClosed() { throw StoreError.database("the store is closed") }
         do {
             return try queue.inDatabase { db in
-                guard let row = try Row.fetchOne(db.cachedStatement(sql: SQLiteStore.loginSQL), arguments: [name]) else { return nil }
-                return try SQLiteStore.decodeUser(row, sealer: sealer, countsCodes: false)
+                let rows = try Row.fetchCursor(db.cachedStatement(sql: SQLiteStore.loginSQL), arguments: [name])
+                return try SQLiteStore.decodeUsers(rows, sealer: sealer, countsCodes: false).first
             }
         } catch {
             throw SQLiteStore.storeError(error)

@@ -5,7 +5,7 @@ import TwofoldCrypto
 /// The numbered schema migrations and the checks made before any of them runs.
 enum Schema {
     /// Migration identifiers this code knows, oldest first. Append only.
-    static let migrationIdentifiers = ["v1", "v2"]
+    static let migrationIdentifiers = ["v1", "v2", "v3"]
 
     /// The newest schema this code understands.
     static var supported: String { migrationIdentifiers.last! }
@@ -107,8 +107,9 @@ enum Schema {
         DELETE FROM sqlite_sequence WHERE name = 'audit';
         """
 
-    /// The migrator. `keyCheck` is the sealed known plaintext that "v1" stores with the schema, in the same transaction.
-    static func migrator(keyCheck: [UInt8]) -> DatabaseMigrator {
+    /// The migrator. `keyCheck` is the sealed known plaintext that "v1" stores with the schema, in
+    /// the same transaction; `sealer` re-seals the secrets "v3" binds to their factors.
+    static func migrator(keyCheck: [UInt8], sealer: Sealer) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: v1)
@@ -116,6 +117,9 @@ enum Schema {
         }
         migrator.registerMigration("v2") { db in
             try db.execute(sql: v2)
+        }
+        migrator.registerMigration("v3") { db in
+            try migrateToV3(db, sealer: sealer)
         }
         precondition(migrator.migrations == migrationIdentifiers)
         return migrator

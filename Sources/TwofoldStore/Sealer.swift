@@ -3,9 +3,13 @@ import TwofoldCrypto
 
 /// What a sealed blob holds; part of its associated data so a blob cannot stand in for another kind.
 enum SealPurpose: String, Sendable {
-    /// The active OTP secret.
+    /// An active factor's OTP secret (the AAD also names the factor).
+    case factor
+    /// A pending (not yet confirmed) factor's OTP secret (the AAD also names the factor).
+    case pendingFactor = "pending-factor"
+    /// Schema v2's one active OTP secret per user (AAD: user only); read only by the v3 migration.
     case secret
-    /// A pending (not yet confirmed) OTP secret.
+    /// Schema v2's pending OTP secret (AAD: user only); read only by the v3 migration.
     case pending
     /// A recovery code's salt and hash (the AAD also names the code's index).
     case recovery
@@ -14,7 +18,9 @@ enum SealPurpose: String, Sendable {
 }
 
 /// Seals and opens values at rest: version 1 ‖ 12-byte random nonce ‖ AES-256-GCM ciphertext ‖ 16-byte tag,
-/// with AAD "twofold/v1/<purpose>/<user>" (recovery codes add "/<index>").
+/// with AAD "twofold/v1/<purpose>/<user>", then "/<factor name>" for factor secrets or "/<index>"
+/// for recovery codes. A factor name has no '/', so the AAD names exactly one (user, factor): a
+/// blob copied to another user or another factor does not open.
 struct Sealer: Sendable {
     static let version: UInt8 = 1
     static let overhead = 1 + AESGCM.nonceLength + AESGCM.tagLength
@@ -25,16 +31,17 @@ struct Sealer: Sendable {
         key = keys.secretKey
     }
 
-    static func aad(_ purpose: SealPurpose, user: String, index: Int? = nil) -> [UInt8] {
+    static func aad(_ purpose: SealPurpose, user: String, index: Int? = nil, factor: String? = nil) -> [UInt8] {
         var text = "twofold/v1/\(purpose.rawValue)/\(user)"
+        if let factor { text += "/\(factor)" }
         if let index { text += "/\(index)" }
         return Array(text.utf8)
     }
 
-    func seal(_ plaintext: UnsafeRawBufferPointer, _ purpose: SealPurpose, user: String, index: Int? = nil) throws -> [UInt8] {
+    func seal(_ plaintext: UnsafeRawBufferPointer, _ purpose: SealPurpose, user: String, index: Int? = nil, factor: String? = nil) throws -> [UInt8] {
         let nonce = try Crypto.randomBytes(AESGCM.nonceLength)
         let body = try AESGCM.seal(key: key, nonce: nonce, plaintext: plaintext,
-                                   aad: Self.aad(purpose, user: user, index: index))
+                                   aad: Self.aad(purpose, user: user, index: index, factor: factor))
         var out: [UInt8] = []
         out.reserveCapacity(1 + nonce.count + body.count)
         out.append(Self.version)
@@ -43,12 +50,12 @@ struct Sealer: Sendable {
         return out
     }
 
-    func seal(_ secret: SecretBytes, _ purpose: SealPurpose, user: String) throws -> [UInt8] {
-        try secret.withUnsafeBytes { try seal($0, purpose, user: user) }
+    func seal(_ secret: SecretBytes, _ purpose: SealPurpose, user: String, factor: String? = nil) throws -> [UInt8] {
+        try secret.withUnsafeBytes { try seal($0, purpose, user: user, factor: factor) }
     }
 
     /// Opens a sealed blob; any failure is a `StoreError.corruptRecord` naming `user` and the problem.
-    func open(_ sealed: [UInt8], _ purpose: SealPurpose, user: String, index: Int? = nil) throws -> SecretBytes {
+    func open(_ sealed: [UInt8], _ purpose: SealPurpose, user: String, index: Int? = nil, factor: String? = nil) throws -> SecretBytes {
         guard sealed.count >= Self.overhead else {
             throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) is truncated (\(sealed.count) bytes)")
         }
@@ -58,9 +65,9 @@ struct Sealer: Sendable {
         let nonce = Array(sealed[1 ..< 1 + AESGCM.nonceLength])
         let body = Array(sealed[(1 + AESGCM.nonceLength)...])
         do {
-            return try AESGCM.open(key: key, nonce: nonce, sealed: body, aad: Self.aad(purpose, user: user, index: index))
+            return try AESGCM.open(key: key, nonce: nonce, sealed: body, aad: Self.aad(purpose, user: user, index: index, factor: factor))
         } catch {
-            throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) does not authenticate (tampered, or sealed for another user or key)")
+            throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) does not authenticate (tampered, or sealed for another user, factor or key)")
         }
     }
 

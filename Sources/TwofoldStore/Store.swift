@@ -19,54 +19,78 @@ public enum RequirementOverride: String, Codable, Sendable {
     case exempt
 }
 
-/// One user's stored state, with the secret already opened (decrypted) by the store.
+/// One user's stored state, with the factors' secrets already opened by the store.
 public struct UserRecord: Sendable {
     public var name: String
-    /// nil: the user has no enrollment (possibly only an override or throttle state).
-    public var status: EnrollmentStatus?
-    public var parameters: OTPParameters
-    /// The OTP secret, decrypted. nil when there is no enrollment.
-    public var secret: SecretBytes?
-    public var verify: VerifyState
+    /// The active OTP factors, ordered by name. Empty: not enrolled.
+    public var factors: [FactorRecord]
+    /// The name of the enrollment waiting for its first code, if any (its secret is not read here).
+    public var pendingFactor: String?
+    /// Per user, whatever the factors: N factors must not give N times the guesses.
     public var throttle: ThrottleState
     public var requirement: RequirementOverride
-    public var enrolledAtMillis: Int64?
+    /// The last successful login, with any factor or a recovery code.
     public var lastSuccessMillis: Int64?
     /// Unused recovery codes.
     public var recoveryCodesLeft: Int
     /// When a policy rule first applied to this user (for grace periods); nil: never.
     public var firstRequiredMillis: Int64?
 
-    public init(name: String, status: EnrollmentStatus? = nil, parameters: OTPParameters = OTPParameters(),
-                secret: SecretBytes? = nil, verify: VerifyState = VerifyState(), throttle: ThrottleState = ThrottleState(),
-                requirement: RequirementOverride = .policy, enrolledAtMillis: Int64? = nil, lastSuccessMillis: Int64? = nil,
+    public init(name: String, factors: [FactorRecord] = [], pendingFactor: String? = nil, throttle: ThrottleState = ThrottleState(),
+                requirement: RequirementOverride = .policy, lastSuccessMillis: Int64? = nil,
                 recoveryCodesLeft: Int = 0, firstRequiredMillis: Int64? = nil) {
         self.name = name
-        self.status = status
-        self.parameters = parameters
-        self.secret = secret
-        self.verify = verify
+        self.factors = factors
+        self.pendingFactor = pendingFactor
         self.throttle = throttle
         self.requirement = requirement
-        self.enrolledAtMillis = enrolledAtMillis
         self.lastSuccessMillis = lastSuccessMillis
         self.recoveryCodesLeft = recoveryCodesLeft
         self.firstRequiredMillis = firstRequiredMillis
+    }
+
+    /// Active with at least one factor; pending with only an enrollment waiting; nil: neither.
+    public var status: EnrollmentStatus? {
+        if !factors.isEmpty { return .active }
+        return pendingFactor == nil ? nil : .pending
+    }
+
+    /// The named active factor.
+    public func factor(_ name: String) -> FactorRecord? { factors.first { $0.name == name } }
+
+    /// When the first of the active factors was added.
+    public var enrolledAtMillis: Int64? { factors.map(\.addedAtMillis).min() }
+}
+
+/// An enrollment waiting for its first code(s): a new factor, or a factor's new secret.
+public struct PendingEnrollment: Sendable {
+    public var factor: String
+    public var secret: SecretBytes
+    public var parameters: OTPParameters
+
+    public init(factor: String, secret: SecretBytes, parameters: OTPParameters) {
+        self.factor = factor
+        self.secret = secret
+        self.parameters = parameters
     }
 }
 
 /// An active enrollment to import (admin provisioning, migration).
 public struct EnrollmentImportRecord: Sendable {
     public var user: String
+    /// The factor it adds (or replaces, same name).
+    public var factor: String
     public var secret: SecretBytes
     public var parameters: OTPParameters
     public var verify: VerifyState
+    /// Replace the user's recovery codes with these; empty keeps the user's set.
     public var recoveryCodes: [RecoveryCodeHash]
     public var atMillis: Int64
 
-    public init(user: String, secret: SecretBytes, parameters: OTPParameters, verify: VerifyState,
+    public init(user: String, factor: String, secret: SecretBytes, parameters: OTPParameters, verify: VerifyState,
                 recoveryCodes: [RecoveryCodeHash], atMillis: Int64) {
         self.user = user
+        self.factor = factor
         self.secret = secret
         self.parameters = parameters
         self.verify = verify
@@ -123,25 +147,21 @@ public struct AuditQuery: Sendable, Equatable {
 /// A state change that the verify path commits. A batch of them shares one transaction and one
 /// sync to disk (group commit); each is applied atomically and reports whether it took effect.
 public enum StoreMutation: Sendable {
-    /// Accept a TOTP code at `step`: applied only if the stored last step is earlier (or none), so a
-    /// code is never accepted twice. Also stores `newVerify` (drift), resets the throttle, sets last success.
-    /// Like every accepting mutation, it first reads the throttle state in the transaction: while a
-    /// lock or delay is in force it is refused (`.throttled`) and counted as a failure under `policy`.
-    /// A step refused that way is still used up: a right code whose dialog was refused must not
-    /// work later.
-    case acceptTOTP(user: String, step: Int64, newVerify: VerifyState, atMillis: Int64, policy: ThrottlePolicy = ThrottlePolicy())
-    /// Accept an HOTP code at `counter`: applied only if the stored counter is ≤ `counter`; the counter
-    /// becomes `counter + 1`. Resets the throttle, sets last success. Throttled as `acceptTOTP`.
-    case acceptHOTP(user: String, counter: UInt64, atMillis: Int64, policy: ThrottlePolicy = ThrottlePolicy())
+    /// Apply an accepted answer's `use` (a TOTP step, an HOTP counter, a recovery code), only if it
+    /// is still fresh for its factor, so a code is never accepted twice; replay state is per
+    /// factor. Resets the user's throttle and records the factor's last use.
+    /// It first reads the user's throttle state in the transaction: while a lock or delay is in
+    /// force it is refused (`.throttled`) and counted as a failure under `policy`. A step or counter
+    /// refused that way is still used up (a right code whose dialog was refused must not work
+    /// later); a refused recovery code stays unused.
+    case accept(user: String, use: FactorUse, atMillis: Int64, policy: ThrottlePolicy = ThrottlePolicy())
     /// Use up a TOTP step or HOTP counter without logging in: a right code whose client gave up
-    /// before the verdict. Changes neither the throttle nor the last success.
-    case consumeStep(user: String, step: Int64, isHOTP: Bool)
+    /// before the verdict. Changes neither the throttle nor the last use.
+    case consume(user: String, use: FactorUse)
     /// Count a failure: the store reads the current throttle state inside the transaction and
     /// stores `Throttle.afterFailure(...)` of it. Result `.appliedFailure(_)` gives the new state.
+    /// Per user: whichever factor the answer was for.
     case recordFailure(user: String, atMillis: Int64, policy: ThrottlePolicy)
-    /// Use recovery code number `index` once: applied only if it is still unused. Resets the throttle.
-    /// Throttled as `acceptTOTP` (a refused recovery code stays unused).
-    case consumeRecoveryCode(user: String, index: Int, atMillis: Int64, policy: ThrottlePolicy = ThrottlePolicy())
     /// Append to the audit log.
     case audit(AuditRecord)
     /// The audit record of the attempt (accept or recovery code) placed just before it in the same
@@ -250,21 +270,22 @@ public protocol TwofoldStore: Sendable {
     /// (callers then use `user(_:)`).
     func makeLoginReader() throws -> (any LoginReader)?
 
-    /// Stores a new pending enrollment (replacing any earlier pending one); an active one stays in force.
-    func beginEnrollment(user: String, secret: SecretBytes, parameters: OTPParameters, atMillis: Int64) async throws
+    /// Stores a new pending enrollment of factor `factor` (replacing any earlier pending one, of any
+    /// name); the active factors stay in force.
+    func beginEnrollment(user: String, factor: String, secret: SecretBytes, parameters: OTPParameters, atMillis: Int64) async throws
 
-    /// The pending (not yet confirmed) enrollment's secret, opened, and its parameters; nil if none.
-    func pendingEnrollment(user: String) async throws -> (secret: SecretBytes, parameters: OTPParameters)?
+    /// The pending (not yet confirmed) enrollment, its secret opened; nil if none.
+    func pendingEnrollment(user: String) async throws -> PendingEnrollment?
 
-    /// Makes the pending enrollment active with the given recovery codes and initial verify state
-    /// (which records the step of the confirming code, so it cannot be used again).
-    func activateEnrollment(user: String, recoveryCodes: [RecoveryCodeHash], verify: VerifyState, atMillis: Int64) async throws
+    /// Makes the pending enrollment an active factor (replacing an active one of the same name),
+    /// with the given initial verify state (which records the step of the confirming code, so it
+    /// cannot be used again). `recoveryCodes` replace the user's set; nil keeps it.
+    func activateEnrollment(user: String, recoveryCodes: [RecoveryCodeHash]?, verify: VerifyState, atMillis: Int64) async throws
 
-    /// Imports an active enrollment directly (admin provisioning, migration).
-    func importEnrollment(user: String, secret: SecretBytes, parameters: OTPParameters, verify: VerifyState,
-                          recoveryCodes: [RecoveryCodeHash], atMillis: Int64) async throws
+    /// Imports an active factor directly (admin provisioning, migration); replaces one of the same name.
+    func importEnrollment(_ record: EnrollmentImportRecord) async throws
 
-    /// Imports many active enrollments in one durable transaction (all or none).
+    /// Imports many active factors in one durable transaction (all or none).
     func importEnrollments(_ imports: [EnrollmentImportRecord]) async throws
 
     /// Replaces the user's recovery codes (the old set stops working).
@@ -273,7 +294,11 @@ public protocol TwofoldStore: Sendable {
     /// The user's unused recovery codes as (index, hash), opened.
     func recoveryCodes(user: String) async throws -> [(index: Int, hash: RecoveryCodeHash)]
 
-    /// Removes the secret, the pending enrollment and the recovery codes. Returns false if there was none.
+    /// Removes one active factor. Removing the last one also removes the recovery codes and any
+    /// pending enrollment (no second factor is left to recover). Returns false if there was none of that name.
+    func removeFactor(user: String, name: String) async throws -> Bool
+
+    /// Removes every factor, the pending enrollment and the recovery codes. Returns false if there was none.
     func revoke(user: String) async throws -> Bool
 
     /// Clears failures and any lock.

@@ -43,7 +43,9 @@ do {
     let keys = try SealingKeys.loadOrCreate(keyFile: arguments[2])
     let store = try SQLiteStore(path: arguments[1], keys: keys)
     let results = try await store.commit([
-        .acceptTOTP(user: arguments[3], step: step, newVerify: VerifyState(lastStep: step), atMillis: SystemClock().nowMillis()),
+        // The factor a test's first enrollment gets.
+        .accept(user: arguments[3], use: .timeStep(factor: FactorName.first, step: step, offset: 0, verify: VerifyState(lastStep: step)),
+                atMillis: SystemClock().nowMillis()),
     ])
     let line = results == [.applied] ? "APPLIED\n" : "CONFLICT\n"
     emit(line, to: 1)  // unbuffered: the line is out before we block

@@ -90,6 +90,7 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
     case .serverInfo: name = "serverInfo"
     case .policyImpact: name = "policyImpact"
     case .policyExplanation: name = "policyExplanation"
+    case .factors: name = "factors"
     }
     return CLIFailure(ExitStatus.failure, "unexpected answer from twofoldd: \(name)")
 }

@@ -130,8 +130,9 @@ final class InProcessDaemon: @unchecked Sendable {
     }
 
     func enroll(_ user: String) async throws {
-        try await store.importEnrollment(user: user, secret: try OTPSecret.generate(), parameters: OTPParameters(),
-                                         verify: VerifyState(), recoveryCodes: [], atMillis: clock.nowMillis())
+        try await store.importEnrollment(EnrollmentImportRecord(user: user, factor: FactorName.first, secret: try OTPSecret.generate(),
+                                                                parameters: OTPParameters(), verify: VerifyState(), recoveryCodes: [],
+                                                                atMillis: clock.nowMillis()))
     }
 
     func close() {

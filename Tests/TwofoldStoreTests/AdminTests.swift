@@ -15,11 +15,12 @@ import TwofoldCrypto
 
             let hotp = OTPParameters(method: .hotp, algorithm: .sha512, digits: 7, period: 30)
             let first = try SecretBytes(randomCount: 20)
-            try await store.beginEnrollment(user: "alice", secret: first, parameters: hotp, atMillis: 10)
+            try await store.beginEnrollment(user: "alice", factor: FactorName.first, secret: first, parameters: hotp, atMillis: 10)
             let pending = try #require(try await store.user("alice"))
             #expect(pending.status == .pending)
-            #expect(pending.parameters == hotp)
-            #expect(pending.secret?.constantTimeEquals(first) == true)
+            #expect(pending.pendingFactor == FactorName.first && pending.factors.isEmpty)
+            #expect(try await store.pendingEnrollment(user: "alice")?.parameters == hotp)
+            #expect(try await store.pendingEnrollment(user: "alice")?.secret.constantTimeEquals(first) == true)
             #expect(pending.enrolledAtMillis == nil)
 
             let code = try RecoveryCodes.makeHash(canonical: "0000000000", pepper: keys.recoveryPepper)
@@ -27,7 +28,8 @@ import TwofoldCrypto
             try await store.activateEnrollment(user: "alice", recoveryCodes: [code], verify: VerifyState(counter: 3), atMillis: 20)
             let active = try #require(try await store.user("alice"))
             #expect(active.status == .active)
-            #expect(active.parameters == hotp)
+            #expect(active.factors.map(\.name) == [FactorName.first] && active.pendingFactor == nil)
+            #expect(active.factors.first?.parameters == hotp)
             #expect(active.secret?.constantTimeEquals(first) == true)
             #expect(active.verify == VerifyState(counter: 3))
             #expect(active.throttle == ThrottleState())
@@ -40,17 +42,17 @@ import TwofoldCrypto
             // Re-enrolling leaves the active enrollment in force until the new one is confirmed.
             let second = try SecretBytes(randomCount: 32)
             let totp = OTPParameters()
-            try await store.beginEnrollment(user: "alice", secret: second, parameters: totp, atMillis: 30)
+            try await store.beginEnrollment(user: "alice", factor: FactorName.first, secret: second, parameters: totp, atMillis: 30)
             let during = try #require(try await store.user("alice"))
             #expect(during.status == .active)
-            #expect(during.parameters == hotp)
+            #expect(during.factors.first?.parameters == hotp)
             #expect(during.secret?.constantTimeEquals(first) == true)
-            #expect(try await store.commit([.acceptHOTP(user: "alice", counter: 3, atMillis: 31)]) == [.applied])
+            #expect(try await store.commit([.accept(user: "alice", use: .counter(factor: FactorName.first, counter: 3, offset: 0), atMillis: 31)]) == [.applied])
 
             try await store.activateEnrollment(user: "alice", recoveryCodes: [], verify: VerifyState(lastStep: 99), atMillis: 40)
             let after = try #require(try await store.user("alice"))
             #expect(after.status == .active)
-            #expect(after.parameters == totp)
+            #expect(after.factors.map(\.name) == [FactorName.first] && after.factors.first?.parameters == totp)
             #expect(after.secret?.constantTimeEquals(second) == true)
             #expect(after.verify == VerifyState(lastStep: 99))
             #expect(after.recoveryCodesLeft == 0)
@@ -66,7 +68,7 @@ import TwofoldCrypto
             let code = try RecoveryCodes.makeHash(canonical: "1111111111", pepper: keys.recoveryPepper)
             try await enroll(store, "alice", codes: [code, code])
             try await store.setRequirement(user: "alice", .required)
-            try await store.beginEnrollment(user: "alice", secret: try SecretBytes(randomCount: 20), parameters: OTPParameters(), atMillis: 5)
+            try await store.beginEnrollment(user: "alice", factor: FactorName.first, secret: try SecretBytes(randomCount: 20), parameters: OTPParameters(), atMillis: 5)
 
             #expect(try await store.revoke(user: "alice"))
             let alice = try #require(try await store.user("alice"))
@@ -85,7 +87,7 @@ import TwofoldCrypto
             #expect(try await store.user("nobody") == nil)
 
             // A pending-only enrollment is revocable too.
-            try await store.beginEnrollment(user: "bob", secret: try SecretBytes(randomCount: 20), parameters: OTPParameters(), atMillis: 5)
+            try await store.beginEnrollment(user: "bob", factor: FactorName.first, secret: try SecretBytes(randomCount: 20), parameters: OTPParameters(), atMillis: 5)
             #expect(try await store.revoke(user: "bob"))
             #expect(try await store.user("bob")?.status == nil)
             try await store.close()
@@ -121,9 +123,9 @@ import TwofoldCrypto
             let code = try RecoveryCodes.makeHash(canonical: "2222222222", pepper: keys.recoveryPepper)
             for name in names { try await enroll(store, name, codes: [code, code, code]) }
             try await store.setRequirement(user: "aaron", .exempt)
-            _ = try await store.commit([.consumeRecoveryCode(user: "user03", index: 1, atMillis: 9)])
+            _ = try await store.commit([.accept(user: "user03", use: .recoveryCode(index: 1), atMillis: 9)])
             // A damaged secret does not stop the listing.
-            try store.testingExecute("UPDATE users SET secret = x'00' WHERE name = 'user07'")
+            try store.testingExecute("UPDATE factors SET secret = x'00' WHERE user = 'user07'")
 
             var seen: [UserRecord] = []
             var after: String?
@@ -170,7 +172,7 @@ import TwofoldCrypto
             let store = try openStore(dir, keys: try makeKeys(in: dir))
             let secrets = try (0..<50).map { _ in try SecretBytes(randomCount: 20) }
             let records = secrets.enumerated().map { i, secret in
-                EnrollmentImportRecord(user: "bulk\(i)", secret: secret, parameters: OTPParameters(), verify: VerifyState(),
+                EnrollmentImportRecord(user: "bulk\(i)", factor: FactorName.first, secret: secret, parameters: OTPParameters(), verify: VerifyState(),
                                        recoveryCodes: [], atMillis: 1_000)
             }
             try await store.importEnrollments(records)
@@ -182,7 +184,7 @@ import TwofoldCrypto
             // One bad row fails the whole batch: nothing of it is stored.
             try store.testingExecute("CREATE TRIGGER boom BEFORE INSERT ON users WHEN NEW.name = 'bad' BEGIN SELECT RAISE(ABORT, 'boom'); END")
             let batch = ["fresh1", "bad", "fresh2"].map {
-                EnrollmentImportRecord(user: $0, secret: secrets[0], parameters: OTPParameters(), verify: VerifyState(), recoveryCodes: [], atMillis: 2_000)
+                EnrollmentImportRecord(user: $0, factor: FactorName.first, secret: secrets[0], parameters: OTPParameters(), verify: VerifyState(), recoveryCodes: [], atMillis: 2_000)
             }
             await #expect(throws: StoreError.self) { try await store.importEnrollments(batch) }
             #expect(try await store.user("fresh1") == nil)

@@ -39,28 +39,37 @@ import TwofoldCrypto
             let alice = try #require(try await store.user("alice"))
             let opened = try #require(alice.secret)
             #expect(alice.status == .active)
-            #expect(alice.parameters == parameters)
+            #expect(alice.factors.first?.parameters == parameters)
             #expect(OneTimeCode.totp(secret: opened, unixTime: 1_700_000_000, parameters: parameters)
                     == OneTimeCode.totp(secret: secret, unixTime: 1_700_000_000, parameters: parameters))
             try await store.close()
         }
     }
 
-    @Test func secretCopiedToAnotherUserDoesNotOpen() async throws {
+    @Test func secretCopiedToAnotherUserOrFactorDoesNotOpen() async throws {
         try await withTempDir { dir in
             let store = try openStore(dir, keys: try makeKeys(in: dir))
             try await enroll(store, "alice")
+            try await enroll(store, "alice", factor: "tablet")
             try await enroll(store, "bob")
-            try store.testingExecute("UPDATE users SET secret = (SELECT secret FROM users WHERE name = 'alice') WHERE name = 'bob'")
+            try store.testingExecute("UPDATE factors SET secret = (SELECT secret FROM factors WHERE user = 'alice' AND name = 'app') WHERE user = 'bob'")
             let error = await #expect(throws: StoreError.self) { try await store.user("bob") }
             #expect(corruptUser(error) == "bob")
-            #expect(try await store.user("alice")?.secret != nil)
+            #expect(try await store.user("alice")?.factors.compactMap(\.secret).count == 2)
+            // The AAD names the factor too: a secret copied to another factor of the same user does not open.
+            try store.testingExecute("UPDATE factors SET secret = (SELECT secret FROM factors WHERE user = 'alice' AND name = 'app') WHERE user = 'alice' AND name = 'tablet'")
+            #expect(corruptUser(await #expect(throws: StoreError.self) { try await store.user("alice") }) == "alice")
+            // Nor a row moved to another factor name.
+            try await enroll(store, "dora")
+            try store.testingExecute("UPDATE factors SET name = 'phone' WHERE user = 'dora'")
+            #expect(corruptUser(await #expect(throws: StoreError.self) { try await store.user("dora") }) == "dora")
 
             // A pending secret moved into the active slot does not open either (purpose is bound).
-            try await store.beginEnrollment(user: "carol", secret: try SecretBytes(randomCount: 20), parameters: OTPParameters(), atMillis: 5)
+            try await store.beginEnrollment(user: "carol", factor: FactorName.first, secret: try SecretBytes(randomCount: 20), parameters: OTPParameters(), atMillis: 5)
             try store.testingExecute("""
-                UPDATE users SET status = 'active', secret = pending_secret, method = pending_method, algorithm = pending_algorithm,
-                    digits = pending_digits, period = pending_period WHERE name = 'carol'
+                INSERT INTO factors (user, name, kind, algorithm, digits, period, secret, added_at)
+                    SELECT name, pending_name, pending_method, pending_algorithm, pending_digits, pending_period, pending_secret, 5
+                    FROM users WHERE name = 'carol'
                 """)
             #expect(corruptUser(await #expect(throws: StoreError.self) { try await store.user("carol") }) == "carol")
             try await store.close()
@@ -71,19 +80,19 @@ import TwofoldCrypto
         try await withTempDir { dir in
             let store = try openStore(dir, keys: try makeKeys(in: dir))
             for user in ["flip", "short", "tagless", "version"] { try await enroll(store, user) }
-            let sealed = try #require(try store.testingFetchBlob("SELECT secret FROM users WHERE name = 'flip'"))
+            let sealed = try #require(try store.testingFetchBlob("SELECT secret FROM factors WHERE user = 'flip'"))
             let expectedCount = Sealer.overhead + 20
             #expect(sealed.count == expectedCount)
             #expect(sealed[0] == 1)
 
             // One byte of the ciphertext changed.
             try store.testingExecute("""
-                UPDATE users SET secret = substr(secret, 1, 19) || CASE WHEN substr(secret, 20, 1) = x'00' THEN x'01' ELSE x'00' END
-                    || substr(secret, 21) WHERE name = 'flip'
+                UPDATE factors SET secret = substr(secret, 1, 19) || CASE WHEN substr(secret, 20, 1) = x'00' THEN x'01' ELSE x'00' END
+                    || substr(secret, 21) WHERE user = 'flip'
                 """)
-            try store.testingExecute("UPDATE users SET secret = substr(secret, 1, 20) WHERE name = 'short'")
-            try store.testingExecute("UPDATE users SET secret = substr(secret, 1, length(secret) - 1) WHERE name = 'tagless'")
-            try store.testingExecute("UPDATE users SET secret = x'02' || substr(secret, 2) WHERE name = 'version'")
+            try store.testingExecute("UPDATE factors SET secret = substr(secret, 1, 20) WHERE user = 'short'")
+            try store.testingExecute("UPDATE factors SET secret = substr(secret, 1, length(secret) - 1) WHERE user = 'tagless'")
+            try store.testingExecute("UPDATE factors SET secret = x'02' || substr(secret, 2) WHERE user = 'version'")
             for user in ["flip", "short", "tagless", "version"] {
                 let error = await #expect(throws: StoreError.self) { try await store.user(user) }
                 #expect(corruptUser(error) == user, "\(user): \(String(describing: error))")
@@ -122,10 +131,10 @@ import TwofoldCrypto
             let secret = try SecretBytes(randomCount: 20)
             let pending = try SecretBytes(randomCount: 20)
             let code = try RecoveryCodes.makeHash(canonical: "abcdefghjk", pepper: keys.recoveryPepper)
-            try await store.importEnrollment(user: "alice", secret: secret, parameters: OTPParameters(), verify: VerifyState(),
-                                             recoveryCodes: [code], atMillis: 1)
-            try await store.beginEnrollment(user: "alice", secret: pending, parameters: OTPParameters(), atMillis: 2)
-            try await store.beginEnrollment(user: "bob", secret: pending, parameters: OTPParameters(), atMillis: 3)
+            try await store.importEnrollment(EnrollmentImportRecord(user: "alice", factor: FactorName.first, secret: secret, parameters: OTPParameters(),
+                                                                    verify: VerifyState(), recoveryCodes: [code], atMillis: 1))
+            try await store.beginEnrollment(user: "alice", factor: FactorName.first, secret: pending, parameters: OTPParameters(), atMillis: 2)
+            try await store.beginEnrollment(user: "bob", factor: FactorName.first, secret: pending, parameters: OTPParameters(), atMillis: 3)
             try await store.activateEnrollment(user: "bob", recoveryCodes: [code], verify: VerifyState(), atMillis: 4)
 
             let needles = [secret.copyBytes(), pending.copyBytes(), code.hash, code.salt]

@@ -122,14 +122,14 @@ import TwofoldCrypto
         try await withTempDir { dir in
             let store = try openStore(dir, keys: try makeKeys(in: dir))
             try await enroll(store, "hank", verify: VerifyState(counter: 5), parameters: OTPParameters(method: .hotp))
-            #expect(try await store.commit([.acceptHOTP(user: "hank", counter: 4, atMillis: 1)]) == [.conflict])
-            #expect(try await store.commit([.acceptHOTP(user: "hank", counter: 7, atMillis: 2)]) == [.applied])
+            #expect(try await store.commit([.accept(user: "hank", use: .counter(factor: FactorName.first, counter: 4, offset: 0), atMillis: 1)]) == [.conflict])
+            #expect(try await store.commit([.accept(user: "hank", use: .counter(factor: FactorName.first, counter: 7, offset: 0), atMillis: 2)]) == [.applied])
             #expect(try await store.user("hank")?.verify.counter == 8)
-            #expect(try await store.commit([.acceptHOTP(user: "hank", counter: 7, atMillis: 3)]) == [.conflict])
-            #expect(try await store.commit([.acceptHOTP(user: "hank", counter: 8, atMillis: 4),
-                                            .acceptHOTP(user: "hank", counter: 8, atMillis: 4)]) == [.applied, .conflict])
+            #expect(try await store.commit([.accept(user: "hank", use: .counter(factor: FactorName.first, counter: 7, offset: 0), atMillis: 3)]) == [.conflict])
+            #expect(try await store.commit([.accept(user: "hank", use: .counter(factor: FactorName.first, counter: 8, offset: 0), atMillis: 4),
+                                            .accept(user: "hank", use: .counter(factor: FactorName.first, counter: 8, offset: 0), atMillis: 4)]) == [.applied, .conflict])
             #expect(try await store.user("hank")?.lastSuccessMillis == 4)
-            #expect(try await store.commit([.acceptHOTP(user: "nobody", counter: 0, atMillis: 4)]) == [.conflict])
+            #expect(try await store.commit([.accept(user: "nobody", use: .counter(factor: FactorName.first, counter: 0, offset: 0), atMillis: 4)]) == [.conflict])
             try await store.close()
         }
     }
@@ -137,13 +137,14 @@ import TwofoldCrypto
     @Test func acceptRequiresAnActiveEnrollmentAndALaterStep() async throws {
         try await withTempDir { dir in
             let store = try openStore(dir, keys: try makeKeys(in: dir))
-            try await store.beginEnrollment(user: "pat", secret: try SecretBytes(randomCount: 20), parameters: OTPParameters(), atMillis: 1)
+            try await store.beginEnrollment(user: "pat", factor: FactorName.first, secret: try SecretBytes(randomCount: 20), parameters: OTPParameters(), atMillis: 1)
             #expect(try await store.commit([accept("pat", step: 10)]) == [.conflict])
             #expect(try await store.commit([accept("ghost", step: 10)]) == [.conflict])
             #expect(try await store.user("ghost") == nil)
 
             try await enroll(store, "alice", verify: VerifyState(lastStep: 50))
-            let drifted = StoreMutation.acceptTOTP(user: "alice", step: 52, newVerify: VerifyState(lastStep: 52, drift: 1, lastOffset: 2), atMillis: 77)
+            let drifted = StoreMutation.accept(user: "alice", use: .timeStep(factor: FactorName.first, step: 52, offset: 2,
+                                                                             verify: VerifyState(lastStep: 52, drift: 1, lastOffset: 2)), atMillis: 77)
             #expect(try await store.commit([accept("alice", step: 50), accept("alice", step: 49), drifted, accept("alice", step: 52)])
                     == [.conflict, .conflict, .applied, .conflict])
             let alice = try #require(try await store.user("alice"))
@@ -190,9 +191,9 @@ import TwofoldCrypto
             try await enroll(store, "bob")
             let reader = try #require(try store.makeLoginReader())
             // bob's sealed secret copied onto alice: the AAD names bob, so it must not open for alice.
-            try store.testingExecute("UPDATE users SET secret = (SELECT secret FROM users WHERE name = 'bob') WHERE name = 'alice'")
+            try store.testingExecute("UPDATE factors SET secret = (SELECT secret FROM factors WHERE user = 'bob') WHERE user = 'alice'")
             #expect(throws: StoreError.self) { try reader.loginRecord("alice") }
-            try store.testingExecute("UPDATE users SET digits = NULL WHERE name = 'bob'")
+            try store.testingExecute("UPDATE factors SET algorithm = 'MD4' WHERE user = 'bob'")
             let error = #expect(throws: StoreError.self) { try reader.loginRecord("bob") }
             guard case .corruptRecord(let user, _)? = error else {
                 Issue.record("expected corruptRecord, got \(String(describing: error))")

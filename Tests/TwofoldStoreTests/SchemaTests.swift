@@ -15,12 +15,12 @@ import TwofoldCrypto
             try await store.close()
             let before = databaseFiles(dir)
 
-            #expect(throws: StoreError.schemaTooNew(found: "v9", supported: "v2")) { try openStore(dir, keys: keys) }
+            #expect(throws: StoreError.schemaTooNew(found: "v9", supported: "v3")) { try openStore(dir, keys: keys) }
             #expect(databaseFiles(dir)[""] == before[""])
             #expect((databaseFiles(dir)["-wal"]?.count ?? 0) == 0)
             // A wrong key on a newer schema reports the schema first: the key check format may have changed.
             let other = try makeKeys(in: dir, name: "other")
-            #expect(throws: StoreError.schemaTooNew(found: "v9", supported: "v2")) { try openStore(dir, keys: other) }
+            #expect(throws: StoreError.schemaTooNew(found: "v9", supported: "v3")) { try openStore(dir, keys: other) }
             #expect(databaseFiles(dir)[""] == before[""])
             #expect((databaseFiles(dir)["-wal"]?.count ?? 0) == 0)
         }
@@ -32,13 +32,13 @@ import TwofoldCrypto
             // GRDB sets NORMAL when it enables WAL; the store must have put FULL back.
             #expect(try store.writerSynchronousMode() == 2)
             #expect(try store.testingCount("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'") == 1)
-            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2')") == 2)
+            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2', 'v3')") == 3)
             #expect(try store.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await store.close()
 
             // Reopening migrates nothing again, keeps one key check, and the file is private.
             let again = try openStore(dir, keys: try makeKeys(in: dir))
-            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 2)
+            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 3)
             #expect(try again.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await again.close()
             let mode = try FileManager.default.attributesOfItem(atPath: dir + "/twofold.db")[.posixPermissions] as? Int
@@ -55,7 +55,7 @@ import TwofoldCrypto
             Crypto.wipe(&plain)
             let queue = try DatabaseQueue(path: dir + "/twofold.db")
             try await queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
-            try Schema.migrator(keyCheck: keyCheck).migrate(queue, upTo: "v1")
+            try Schema.migrator(keyCheck: keyCheck, sealer: Sealer(keys: keys)).migrate(queue, upTo: "v1")
             try await queue.write { db in
                 for i in 0..<50 {
                     try db.execute(sql: "INSERT INTO audit (time, action, user, outcome, reason) VALUES (?, 'verify', ?, ?, ?)",

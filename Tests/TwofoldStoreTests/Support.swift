@@ -24,15 +24,23 @@ func openStore(_ dir: String, keys: SealingKeys) throws -> SQLiteStore {
 /// An active TOTP enrollment for `user` with a fresh 20-byte secret (returned), no step used yet.
 @discardableResult
 func enroll(_ store: SQLiteStore, _ user: String, codes: [RecoveryCodeHash] = [], verify: VerifyState = VerifyState(),
-            parameters: OTPParameters = OTPParameters()) async throws -> SecretBytes {
+            parameters: OTPParameters = OTPParameters(), factor: String = FactorName.first) async throws -> SecretBytes {
     let secret = try SecretBytes(randomCount: 20)
-    try await store.importEnrollment(user: user, secret: secret, parameters: parameters, verify: verify,
-                                     recoveryCodes: codes, atMillis: 1_000)
+    try await store.importEnrollment(EnrollmentImportRecord(user: user, factor: factor, secret: secret, parameters: parameters, verify: verify,
+                                                            recoveryCodes: codes, atMillis: 1_000))
     return secret
 }
 
-func accept(_ user: String, step: Int64, at millis: Int64 = 2_000) -> StoreMutation {
-    .acceptTOTP(user: user, step: step, newVerify: VerifyState(lastStep: step), atMillis: millis)
+/// A TOTP step of factor `factor` used by a login.
+func accept(_ user: String, step: Int64, at millis: Int64 = 2_000, factor: String = FactorName.first,
+            policy: ThrottlePolicy = ThrottlePolicy()) -> StoreMutation {
+    .accept(user: user, use: .timeStep(factor: factor, step: step, offset: 0, verify: VerifyState(lastStep: step)), atMillis: millis, policy: policy)
+}
+
+/// Tests of single-factor behaviour read the user's only factor.
+extension UserRecord {
+    var secret: SecretBytes? { factors.first?.secret }
+    var verify: VerifyState { factors.first?.verify ?? VerifyState() }
 }
 
 /// The bytes of every file of the database (main, -wal, -shm when present), by suffix.

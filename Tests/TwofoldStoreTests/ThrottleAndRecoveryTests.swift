@@ -56,7 +56,7 @@ import TwofoldCrypto
             // it is refused and counted; the third failure locks; the count is exact.
             let burst = try await store.commit([
                 .recordFailure(user: "alice", atMillis: t0, policy: policy),
-                .acceptTOTP(user: "alice", step: 10, newVerify: VerifyState(lastStep: 10), atMillis: t0, policy: policy),
+                accept("alice", step: 10, at: t0, policy: policy),
                 .auditAttempt(AuditRecord(timeMillis: t0, action: "verify", user: "alice", outcome: "success", reason: "code at offset 0")),
                 .recordFailure(user: "alice", atMillis: t0, policy: policy),
             ])
@@ -74,9 +74,9 @@ import TwofoldCrypto
 
             // While locked, a right code is refused and changes nothing (the lock is not extended).
             let during = try await store.commit([
-                .acceptTOTP(user: "alice", step: 11, newVerify: VerifyState(lastStep: 11), atMillis: t0 + 30_000, policy: policy),
+                accept("alice", step: 11, at: t0 + 30_000, policy: policy),
                 .auditAttempt(AuditRecord(timeMillis: t0 + 30_000, action: "verify", user: "alice", outcome: "success")),
-                .consumeRecoveryCode(user: "alice", index: 0, atMillis: t0 + 30_000, policy: policy),
+                .accept(user: "alice", use: .recoveryCode(index: 0), atMillis: t0 + 30_000, policy: policy),
                 .recordFailure(user: "alice", atMillis: t0 + 30_000, policy: policy),
             ])
             #expect(during == [.throttled(locked), .applied, .throttled(locked), .appliedFailure(locked)])
@@ -84,8 +84,7 @@ import TwofoldCrypto
             #expect(try await store.user("alice")?.throttle == locked)
 
             // Once the lock is over, a later step is accepted and clears everything.
-            #expect(try await store.commit([.acceptTOTP(user: "alice", step: 12, newVerify: VerifyState(lastStep: 12), atMillis: t0 + 60_000,
-                                                        policy: policy)]) == [.applied])
+            #expect(try await store.commit([accept("alice", step: 12, at: t0 + 60_000, policy: policy)]) == [.applied])
             #expect(try await store.user("alice")?.throttle == ThrottleState())
             try await store.close()
         }
@@ -95,8 +94,8 @@ import TwofoldCrypto
         try await withTempDir { dir in
             let store = try openStore(dir, keys: try makeKeys(in: dir))
             try await enroll(store, "alice")
-            #expect(try await store.commit([.consumeStep(user: "alice", step: 40, isHOTP: false)]) == [.applied])
-            #expect(try await store.commit([.consumeStep(user: "alice", step: 40, isHOTP: false)]) == [.conflict])
+            #expect(try await store.commit([.consume(user: "alice", use: .timeStep(factor: FactorName.first, step: 40, offset: 0, verify: VerifyState(lastStep: 40)))]) == [.applied])
+            #expect(try await store.commit([.consume(user: "alice", use: .timeStep(factor: FactorName.first, step: 40, offset: 0, verify: VerifyState(lastStep: 40)))]) == [.conflict])
             let alice = try #require(try await store.user("alice"))
             #expect(alice.verify.lastStep == 40)
             #expect(alice.lastSuccessMillis == nil)
@@ -138,10 +137,10 @@ import TwofoldCrypto
             _ = try await store.commit([.recordFailure(user: "alice", atMillis: 10, policy: policy)])
             // After the failure's delay (base delay of `policy`) has run out.
             let later = 10 + policy.baseDelayMillis
-            #expect(try await store.commit([.consumeRecoveryCode(user: "alice", index: 2, atMillis: later, policy: policy)]) == [.applied])
-            #expect(try await store.commit([.consumeRecoveryCode(user: "alice", index: 2, atMillis: later + 1, policy: policy)]) == [.conflict])
-            #expect(try await store.commit([.consumeRecoveryCode(user: "alice", index: 9, atMillis: later + 1, policy: policy)]) == [.conflict])
-            #expect(try await store.commit([.consumeRecoveryCode(user: "bob", index: 0, atMillis: later + 1, policy: policy)]) == [.conflict])
+            #expect(try await store.commit([.accept(user: "alice", use: .recoveryCode(index: 2), atMillis: later, policy: policy)]) == [.applied])
+            #expect(try await store.commit([.accept(user: "alice", use: .recoveryCode(index: 2), atMillis: later + 1, policy: policy)]) == [.conflict])
+            #expect(try await store.commit([.accept(user: "alice", use: .recoveryCode(index: 9), atMillis: later + 1, policy: policy)]) == [.conflict])
+            #expect(try await store.commit([.accept(user: "bob", use: .recoveryCode(index: 0), atMillis: later + 1, policy: policy)]) == [.conflict])
             let alice = try #require(try await store.user("alice"))
             #expect(alice.recoveryCodesLeft == 3)
             #expect(alice.throttle == ThrottleState())
@@ -150,8 +149,8 @@ import TwofoldCrypto
             #expect(RecoveryCodes.match(plain[2], against: left, pepper: keys.recoveryPepper) == nil)
 
             // Two uses of one code at once: one wins.
-            async let a = store.commit([.consumeRecoveryCode(user: "alice", index: 0, atMillis: later + 10, policy: policy)])
-            async let b = store.commit([.consumeRecoveryCode(user: "alice", index: 0, atMillis: later + 10, policy: policy)])
+            async let a = store.commit([.accept(user: "alice", use: .recoveryCode(index: 0), atMillis: later + 10, policy: policy)])
+            async let b = store.commit([.accept(user: "alice", use: .recoveryCode(index: 0), atMillis: later + 10, policy: policy)])
             let both = try await a + b
             #expect(both.filter { $0 == .applied }.count == 1 && both.filter { $0 == .conflict }.count == 1, "\(both)")
 
