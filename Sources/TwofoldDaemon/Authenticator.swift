@@ -154,6 +154,13 @@ public final class Authenticator: Sendable {
         if case .locked(let until) = Throttle.admit(record.throttle, nowMillis: clock.nowMillis(), policy: policy.throttlePolicy) {
             return audited(context, outcome: "locked", reason: "locked", then: .locked(untilMillis: until))
         }
+        // Only the factor kinds this login may use count; with none of them the login cannot go on.
+        let allowed = policy.allowedKinds(service: context.service, host: HostName.local)
+        guard allowed.kinds.contains(.recovery) || record.factors.contains(where: { allowed.kinds.contains($0.kind) }) else {
+            let kinds = FactorKind.allCases.filter(allowed.kinds.contains).map(\.rawValue).joined(separator: ", ")
+            return audited(context, outcome: "denied", reason: "no factor of a kind allowed for this login (\(allowed.because))",
+                           then: .denied(userMessage: "None of your second factors may be used for this login (allowed here: \(kinds)). Ask your administrator."))
+        }
         return .done(.askCode(record))
     }
 
@@ -227,8 +234,10 @@ public final class Authenticator: Sendable {
     /// Checks the answer against every OTP factor of the user at once (the verdict and the audit
     /// record do not say which failed), or against the recovery codes when no OTP factor claims its form.
     private func evaluate(answer: String, record: UserRecord, context: LoginContext, policy: Policy) -> LoginStep<LoginResult> {
-        let factors = record.factors.compactMap { $0.factor() }
-        if !FactorSet.claims(answer, factors: factors), RecoveryCodeFactor.claims(answer) {
+        // Factors of a kind this login may not use are left out, as if the user had none of them.
+        let allowed = policy.allowedKinds(service: context.service, host: HostName.local).kinds
+        let factors = record.factors.filter { allowed.contains($0.kind) }.compactMap { $0.factor() }
+        if !FactorSet.claims(answer, factors: factors), RecoveryCodeFactor.claims(answer), allowed.contains(.recovery) {
             return .async { await self.checkRecoveryCode(answer, context: context, policy: policy) }
         }
         let now = clock.nowMillis()

@@ -1,4 +1,5 @@
 import NIOPosix
+import TwofoldCore
 import TwofoldProtocol
 import TwofoldStore
 
@@ -20,8 +21,10 @@ extension ControlService {
         let chain = decision.steps.map {
             PolicyExplanation.Step(level: $0.level.rawValue, rule: $0.rule, decided: $0.level == decision.level)
         }
+        let kinds = current.allowedKinds(service: service, host: host)
         return PolicyExplanation(user: user, service: service, host: host, required: decision.required, decidedBy: decision.level.rawValue,
                                  because: decision.because, chain: chain, enrollment: record?.status?.rawValue ?? "none",
-                                 atLogin: atLogin, graceUntilMillis: graceEnd)
+                                 atLogin: atLogin, graceUntilMillis: graceEnd,
+                                 factorKinds: FactorKind.allCases.filter(kinds.kinds.contains).map(\.rawValue), factorKindsBecause: kinds.because)
     }
 }

@@ -17,6 +17,10 @@ public struct Policy: Sendable, Equatable {
     public let unenrolled: Unenrolled
     public let services: [String: ServiceRule]
     public let hosts: [String: ServiceRule]
+    /// The factor kinds a login may use: by host, by service, by default.
+    public let factorKinds: Set<FactorKind>
+    public let serviceFactorKinds: [String: Set<FactorKind>]
+    public let hostFactorKinds: [String: Set<FactorKind>]
     public let newEnrollment: OTPParameters
     public let windowPolicy: WindowPolicy
     public let throttlePolicy: ThrottlePolicy
@@ -40,6 +44,18 @@ public struct Policy: Sendable, Equatable {
             guard let parsed = ServiceRule(rawValue: rule) else { throw fail("host \(name) must be required or optional") }
             hosts[name] = parsed
         }
+        func kinds(_ names: [String], _ owner: String) throws -> Set<FactorKind> {
+            let parsed = names.compactMap(FactorKind.init(rawValue:))
+            guard !names.isEmpty, parsed.count == names.count else {
+                throw fail("\(owner) factor kinds must be some of \(FactorKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return Set(parsed)
+        }
+        let factorKinds = try kinds(document.factorKinds, "the default")
+        var serviceFactorKinds: [String: Set<FactorKind>] = [:]
+        for (name, list) in document.serviceFactorKinds { serviceFactorKinds[name] = try kinds(list, "service \(name)'s") }
+        var hostFactorKinds: [String: Set<FactorKind>] = [:]
+        for (name, list) in document.hostFactorKinds { hostFactorKinds[name] = try kinds(list, "host \(name)'s") }
         if require == .groups && document.requiredGroups.isEmpty { throw fail("require = groups needs at least one required group") }
         if unenrolled == .grace && document.graceDays == nil && document.graceDeadlineMillis == nil {
             throw fail("unenrolled = grace needs grace days or a grace deadline")
@@ -61,6 +77,9 @@ public struct Policy: Sendable, Equatable {
         self.unenrolled = unenrolled
         self.services = services
         self.hosts = hosts
+        self.factorKinds = factorKinds
+        self.serviceFactorKinds = serviceFactorKinds
+        self.hostFactorKinds = hostFactorKinds
         self.newEnrollment = parameters
         self.windowPolicy = WindowPolicy(window: document.window, maxDrift: document.maxDrift)
         self.throttlePolicy = ThrottlePolicy(maxFailures: document.maxFailures, baseDelayMillis: document.throttleDelayMillis,
@@ -130,6 +149,15 @@ public struct Policy: Sendable, Equatable {
                             groups: (String) -> Set<String> = Accounts.groups(of:)) -> (required: Bool, because: String) {
         let decision = decide(user: user, service: service, host: host, override: override, groups: groups)
         return (decision.required, decision.because)
+    }
+
+    /// The factor kinds a login on `service` and `host` may use, by the chain's host › service ›
+    /// default levels (no per-user kinds yet), with the rule that gave them.
+    public func allowedKinds(service: String?, host: String? = nil) -> (kinds: Set<FactorKind>, level: Level, because: String) {
+        func text(_ kinds: Set<FactorKind>) -> String { FactorKind.allCases.filter(kinds.contains).map(\.rawValue).joined(separator: ", ") }
+        if let host, let kinds = hostFactorKinds[host] { return (kinds, .host, "host \(host): \(text(kinds))") }
+        if let service, let kinds = serviceFactorKinds[service] { return (kinds, .service, "service \(service): \(text(kinds))") }
+        return (factorKinds, .default, "default: \(text(factorKinds))")
     }
 
     private var defaultRuleText: String {

@@ -122,6 +122,11 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     /// Per host: "required" or "optional" (overrides the service and default rules on that host).
     /// The chain, first match wins: user override › host › service › default.
     public var hosts: [String: String]
+    /// The factor kinds a login may use (`totp`, `hotp`, `recovery`), by the same chain: a host's
+    /// list › a service's list › the default list.
+    public var factorKinds: [String]
+    public var serviceFactorKinds: [String: [String]]
+    public var hostFactorKinds: [String: [String]]
     /// What a required user who has not enrolled gets at login: `enroll` (enroll at login), `deny`, or `grace`.
     public var unenrolled: String
     /// Grace period: days from when the rule first applied to the user ...
@@ -148,7 +153,8 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     public var lockSeconds: Int
 
     public init(require: String = "nobody", requiredGroups: [String] = [], services: [String: String] = [:],
-                hosts: [String: String] = [:], unenrolled: String = "deny", graceDays: Int? = nil, graceDeadlineMillis: Int64? = nil,
+                hosts: [String: String] = [:], factorKinds: [String] = ["totp", "hotp", "recovery"],
+                serviceFactorKinds: [String: [String]] = [:], hostFactorKinds: [String: [String]] = [:], unenrolled: String = "deny", graceDays: Int? = nil, graceDeadlineMillis: Int64? = nil,
                 selfEnrollment: Bool = true, allowDisable: Bool = true, enrollmentCodes: Int = 1,
                 digits: Int = 6, algorithm: String = "SHA1", period: Int = 30, window: Int = 1, maxDrift: Int = 3,
                 maxFailures: Int = 10, throttleDelayMillis: Int64 = 1000, throttleMaxDelayMillis: Int64 = 30_000, lockSeconds: Int = 900) {
@@ -156,6 +162,9 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
         self.requiredGroups = requiredGroups
         self.services = services
         self.hosts = hosts
+        self.factorKinds = factorKinds
+        self.serviceFactorKinds = serviceFactorKinds
+        self.hostFactorKinds = hostFactorKinds
         self.unenrolled = unenrolled
         self.graceDays = graceDays
         self.graceDeadlineMillis = graceDeadlineMillis
@@ -176,13 +185,13 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
 
 extension PolicyDocument {
     private enum CodingKeys: String, CodingKey {
-        case require, requiredGroups, services, hosts, unenrolled, graceDays, graceDeadlineMillis, selfEnrollment, allowDisable
+        case require, requiredGroups, services, hosts, factorKinds, serviceFactorKinds, hostFactorKinds, unenrolled, graceDays, graceDeadlineMillis, selfEnrollment, allowDisable
         case enrollmentCodes, digits, algorithm, period, window, maxDrift, maxFailures, throttleDelayMillis, throttleMaxDelayMillis
         case lockSeconds
     }
 
-    /// Decodes a document stored by an earlier release too: a field added since (`hosts`) takes its
-    /// default when it is absent.
+    /// Decodes a document stored by an earlier release too: a field added since (`hosts` and the
+    /// factor kinds) takes its default when it is absent.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init()
@@ -190,6 +199,9 @@ extension PolicyDocument {
         requiredGroups = try c.decode([String].self, forKey: .requiredGroups)
         services = try c.decode([String: String].self, forKey: .services)
         hosts = try c.decodeIfPresent([String: String].self, forKey: .hosts) ?? [:]
+        factorKinds = try c.decodeIfPresent([String].self, forKey: .factorKinds) ?? factorKinds
+        serviceFactorKinds = try c.decodeIfPresent([String: [String]].self, forKey: .serviceFactorKinds) ?? [:]
+        hostFactorKinds = try c.decodeIfPresent([String: [String]].self, forKey: .hostFactorKinds) ?? [:]
         unenrolled = try c.decode(String.self, forKey: .unenrolled)
         graceDays = try c.decodeIfPresent(Int.self, forKey: .graceDays)
         graceDeadlineMillis = try c.decodeIfPresent(Int64.self, forKey: .graceDeadlineMillis)
@@ -274,9 +286,13 @@ public struct PolicyExplanation: Codable, Sendable, Equatable {
     public var enrollment: String
     public var atLogin: PolicyImpact.AtLogin
     public var graceUntilMillis: Int64?
+    /// The factor kinds this login may use, and the rule that gave them (same chain).
+    public var factorKinds: [String]
+    public var factorKindsBecause: String
 
     public init(user: String, service: String?, host: String, required: Bool, decidedBy: String, because: String, chain: [Step],
-                enrollment: String, atLogin: PolicyImpact.AtLogin, graceUntilMillis: Int64?) {
+                enrollment: String, atLogin: PolicyImpact.AtLogin, graceUntilMillis: Int64?, factorKinds: [String] = [],
+                factorKindsBecause: String = "") {
         self.user = user
         self.service = service
         self.host = host
@@ -287,6 +303,8 @@ public struct PolicyExplanation: Codable, Sendable, Equatable {
         self.enrollment = enrollment
         self.atLogin = atLogin
         self.graceUntilMillis = graceUntilMillis
+        self.factorKinds = factorKinds
+        self.factorKindsBecause = factorKindsBecause
     }
 }
 

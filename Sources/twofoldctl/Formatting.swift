@@ -122,6 +122,14 @@ enum Format {
         return text
     }
 
+    /// The default list of factor kinds, then the host and service lists that replace it.
+    private static func kindsText(_ policy: PolicyDocument) -> String {
+        var parts = [policy.factorKinds.joined(separator: ",")]
+        parts += policy.hostFactorKinds.sorted { $0.key < $1.key }.map { "host \($0.key)=\($0.value.joined(separator: ","))" }
+        parts += policy.serviceFactorKinds.sorted { $0.key < $1.key }.map { "service \($0.key)=\($0.value.joined(separator: ","))" }
+        return parts.joined(separator: "; ")
+    }
+
     /// `policy explain`: the decision, then each level of the chain.
     static func explanation(_ e: PolicyExplanation) -> String {
         let login = "\(DisplayText.escaped(e.user))" + (e.service.map { " on service \(DisplayText.escaped($0))" } ?? "")
@@ -129,7 +137,9 @@ enum Format {
         var text = "\(login): 2FA \(e.required ? "required" : "not required") (\(e.because)), decided by the \(e.decidedBy) level.\n"
         var next = "Next login: " + e.atLogin.rawValue
         if let end = e.graceUntilMillis { next += " until \(time(millis: end))" }
-        text += next + " (enrollment: \(e.enrollment))\n\n"
+        text += next + " (enrollment: \(e.enrollment))\n"
+        if !e.factorKinds.isEmpty { text += "Factor kinds allowed: \(e.factorKinds.joined(separator: ", ")) (\(e.factorKindsBecause))\n" }
+        text += "\n"
         let rows = e.chain.enumerated().map { index, step in
             ["\(index + 1). \(step.level)", step.rule ?? "(no rule)", step.decided ? "<- decides" : ""]
         }
@@ -151,6 +161,7 @@ enum Format {
             ("Required groups", policy.requiredGroups.isEmpty ? "(none)" : policy.requiredGroups.joined(separator: ",")),
             ("Services", services),
             ("Hosts", hosts),
+            ("Factor kinds", kindsText(policy)),
             ("Unenrolled users", policy.unenrolled),
             ("Grace", grace.isEmpty ? "(none)" : grace.joined(separator: ", whichever ends first: ")),
             ("Self-enrollment", yesNo(policy.selfEnrollment)),

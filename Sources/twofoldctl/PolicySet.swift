@@ -46,6 +46,15 @@ extension Twofoldctl.Policy {
         @Option(help: ArgumentHelp("Per host (its hostname): required, optional, or default to remove the entry (repeatable); a host rule comes before service rules.", valueName: "name=required|optional|default"))
         var host: [String] = []
 
+        @Option(help: ArgumentHelp("Factor kinds a login may use by default (comma-separated: totp, hotp, recovery).", valueName: "kinds"))
+        var factorKinds: String?
+
+        @Option(help: ArgumentHelp("Factor kinds for one PAM service, or default to remove the entry (repeatable).", valueName: "name=kinds|default"))
+        var serviceFactorKinds: [String] = []
+
+        @Option(help: ArgumentHelp("Factor kinds for one host, or default to remove the entry (repeatable).", valueName: "name=kinds|default"))
+        var hostFactorKinds: [String] = []
+
         @Option(help: ArgumentHelp("What a required user who has not enrolled gets at login.", valueName: "action"))
         var unenrolled: Unenrolled?
 
@@ -104,11 +113,15 @@ extension Twofoldctl.Policy {
             let given: [Any?] = [require, requiredGroups, unenrolled, graceDays, graceDeadline, selfEnrollment, allowDisable,
                                  enrollmentCodes, digits, algorithm, period, window, maxDrift, maxFailures,
                                  throttleDelayMs, throttleMaxDelayMs, lockSeconds]
-            guard !service.isEmpty || !host.isEmpty || given.contains(where: { $0 != nil }) else {
+            guard !service.isEmpty || !host.isEmpty || !serviceFactorKinds.isEmpty || !hostFactorKinds.isEmpty || factorKinds != nil
+                    || given.contains(where: { $0 != nil }) else {
                 throw ValidationError("Give at least one field to change (see --help).")
             }
             for entry in service { _ = try Self.parseService(entry) }
             for entry in host { _ = try Self.parseRule(entry, option: "--host") }
+            if let factorKinds { _ = try Self.parseKinds(factorKinds, option: "--factor-kinds") }
+            for entry in serviceFactorKinds { _ = try Self.parseKindsEntry(entry, option: "--service-factor-kinds") }
+            for entry in hostFactorKinds { _ = try Self.parseKindsEntry(entry, option: "--host-factor-kinds") }
             if let graceDays { _ = try Self.parseGraceDays(graceDays) }
             if let graceDeadline { _ = try Self.parseDeadline(graceDeadline) }
             if let enrollmentCodes, !(1...2).contains(enrollmentCodes) { throw ValidationError("--enrollment-codes must be 1 or 2.") }
@@ -209,6 +222,15 @@ extension Twofoldctl.Policy {
                 let (name, value) = try Self.parseRule(entry, option: "--host")
                 if value == "default" { policy.hosts[name] = nil } else { policy.hosts[name] = value }
             }
+            if let factorKinds { policy.factorKinds = try Self.parseKinds(factorKinds, option: "--factor-kinds") }
+            for entry in serviceFactorKinds {
+                let (name, kinds) = try Self.parseKindsEntry(entry, option: "--service-factor-kinds")
+                policy.serviceFactorKinds[name] = kinds
+            }
+            for entry in hostFactorKinds {
+                let (name, kinds) = try Self.parseKindsEntry(entry, option: "--host-factor-kinds")
+                policy.hostFactorKinds[name] = kinds
+            }
             if let unenrolled { policy.unenrolled = unenrolled.rawValue }
             if let graceDays { policy.graceDays = try Self.parseGraceDays(graceDays) }
             if let graceDeadline { policy.graceDeadlineMillis = try Self.parseDeadline(graceDeadline) }
@@ -228,6 +250,25 @@ extension Twofoldctl.Policy {
 
         static func parseService(_ entry: String) throws -> (String, String) {
             try parseRule(entry, option: "--service")
+        }
+
+        static let kindNames = ["totp", "hotp", "recovery"]
+
+        static func parseKinds(_ text: String, option: String) throws -> [String] {
+            let kinds = text.split(separator: ",").map { String($0).trimmingSpaces().lowercased() }.filter { !$0.isEmpty }
+            guard !kinds.isEmpty, kinds.allSatisfy(kindNames.contains) else {
+                throw ValidationError("\(option) takes some of \(kindNames.joined(separator: ", ")), comma-separated, not '\(text)'.")
+            }
+            return kinds
+        }
+
+        /// NAME=kinds (nil kinds: NAME=default, the entry removed).
+        static func parseKindsEntry(_ entry: String, option: String) throws -> (String, [String]?) {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw ValidationError("\(option) takes NAME=kinds or NAME=default, not '\(entry)'.")
+            }
+            return (parts[0], parts[1] == "default" ? nil : try parseKinds(parts[1], option: option))
         }
 
         static func parseRule(_ entry: String, option: String) throws -> (String, String) {

@@ -78,3 +78,51 @@ struct PolicyChainTests {
         #expect(throws: ConfigurationError.self) { try Policy(PolicyDocument(hosts: hosts)) }
     }
 }
+
+/// The factor kinds a login may use follow the chain's host › service › default levels.
+@Suite("factor kinds by the chain")
+struct FactorKindsChainTests {
+    @Test("host list › service list › default list", arguments: [
+        ("bastion", "sshd", Set<FactorKind>([.totp]), Policy.Level.host),
+        ("other", "sshd", [.totp, .recovery], .service),
+        ("other", "login", [.totp, .hotp, .recovery], .default),
+        ("bastion", "login", [.totp], .host),
+    ] as [(String, String, Set<FactorKind>, Policy.Level)])
+    func chain(host: String, service: String, kinds: Set<FactorKind>, level: Policy.Level) throws {
+        let policy = try Policy(PolicyDocument(serviceFactorKinds: ["sshd": ["totp", "recovery"]], hostFactorKinds: ["bastion": ["totp"]]))
+        let allowed = policy.allowedKinds(service: service, host: host)
+        #expect(allowed.kinds == kinds && allowed.level == level, "\(host)/\(service): \(allowed)")
+    }
+
+    @Test("unknown or empty kind lists are refused", arguments: [
+        PolicyDocument(factorKinds: []), PolicyDocument(factorKinds: ["sms"]), PolicyDocument(serviceFactorKinds: ["sshd": ["totp", "fido"]]),
+        PolicyDocument(hostFactorKinds: ["h": []]),
+    ])
+    func invalid(document: PolicyDocument) {
+        #expect(throws: ConfigurationError.self) { try Policy(document) }
+    }
+
+    @Test("a login uses only the kinds allowed for it: a recovery code refused at sshd works at login; an HOTP-only user is denied where only TOTP may be used")
+    func enforcedAtLogin() throws {
+        let daemon = try DaemonProcess()
+        guard case .policy(var policy) = try daemon.control(.policyShow) else { throw HarnessError("no policy") }
+        policy.serviceFactorKinds = ["sshd": ["totp"]]
+        #expect(try daemon.control(.policySet(policy)) == .ok)
+        // carol: a TOTP factor and a google-authenticator scratch code as recovery code.
+        let app = TestAuthenticator(secret: try OTPSecret.generate(), parameters: OTPParameters())
+        let file = "\(app.base32)\n\" TOTP_AUTH\n12345678\n"
+        #expect(try daemon.control(.importEnrollment(user: "carol", source: .googleAuthenticator(file), name: nil)) == .imported(recoveryCodes: 1))
+        #expect(try daemon.login("carol", answer: "12345678", service: "sshd").verdict == .failure, "recovery codes may not be used at sshd")
+        #expect(try daemon.login("carol", answer: "12345678", service: "login").verdict == .success, "but may at login, and it is unused")
+        #expect(try daemon.login("carol", answer: app.code(), service: "sshd").verdict == .success)
+        // dave: HOTP only; sshd allows TOTP only, and no recovery: denied before any prompt.
+        let token = TestAuthenticator(secret: try OTPSecret.generate(), parameters: OTPParameters(method: .hotp))
+        #expect(try daemon.control(.importEnrollment(user: "dave", source: .uri(token.uri(account: "dave")), name: "token")) == .imported(recoveryCodes: 0))
+        let denied = try daemon.login("dave", answer: nil, service: "sshd")
+        #expect(denied.verdict == .denied, "\(denied)")
+        guard case .audit(let entries) = try daemon.control(.audit(user: "dave", sinceMillis: nil, outcome: "denied", limit: 5)) else {
+            throw HarnessError("no audit")
+        }
+        #expect(entries.last?.reason == "no factor of a kind allowed for this login (service sshd: totp)", "\(entries)")
+    }
+}
