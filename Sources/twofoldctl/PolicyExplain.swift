@@ -13,8 +13,10 @@ extension Twofoldctl.Policy {
                   3. service  the rule for the PAM service (policy set --service NAME=...)
                   4. default  nobody, everyone, or the members of the required groups
 
-                Without --host the host is the daemon's own. Without --service only the user, host \\
-                and default levels apply (the rule for a service without a rule of its own).
+                Without --host the host is the daemon's own. Without --service only the user, host \
+                and default levels apply (the rule for a service without a rule of its own). The \
+                factor kinds the login may use follow the same chain (host, service, default) and \
+                are shown too.
 
                 Examples:
                   twofoldctl policy explain alice --service sshd
