@@ -155,7 +155,7 @@ public final class Authenticator: Sendable {
             return audited(context, outcome: "locked", reason: "locked", then: .locked(untilMillis: until))
         }
         // Only the factor kinds this login may use count; with none of them the login cannot go on.
-        let allowed = policy.allowedKinds(service: context.service, host: HostName.local)
+        let allowed = policy.allowedKinds(user: record.factorKinds, service: context.service, host: HostName.local)
         guard allowed.kinds.contains(.recovery) || record.factors.contains(where: { allowed.kinds.contains($0.kind) }) else {
             let kinds = FactorKind.allCases.filter(allowed.kinds.contains).map(\.rawValue).joined(separator: ", ")
             return audited(context, outcome: "denied", reason: "no factor of a kind allowed for this login (\(allowed.because))",
@@ -235,7 +235,7 @@ public final class Authenticator: Sendable {
     /// record do not say which failed), or against the recovery codes when no OTP factor claims its form.
     private func evaluate(answer: String, record: UserRecord, context: LoginContext, policy: Policy) -> LoginStep<LoginResult> {
         // Factors of a kind this login may not use are left out, as if the user had none of them.
-        let allowed = policy.allowedKinds(service: context.service, host: HostName.local).kinds
+        let allowed = policy.allowedKinds(user: record.factorKinds, service: context.service, host: HostName.local).kinds
         let factors = record.factors.filter { allowed.contains($0.kind) }.compactMap { $0.factor() }
         if !FactorSet.claims(answer, factors: factors), RecoveryCodeFactor.claims(answer), allowed.contains(.recovery) {
             return .async { await self.checkRecoveryCode(answer, context: context, policy: policy) }

@@ -21,10 +21,28 @@ extension ControlService {
         let chain = decision.steps.map {
             PolicyExplanation.Step(level: $0.level.rawValue, rule: $0.rule, decided: $0.level == decision.level)
         }
-        let kinds = current.allowedKinds(service: service, host: host)
+        let kinds = current.allowedKinds(user: record?.factorKinds, service: service, host: host)
         return PolicyExplanation(user: user, service: service, host: host, required: decision.required, decidedBy: decision.level.rawValue,
                                  because: decision.because, chain: chain, enrollment: record?.status?.rawValue ?? "none",
                                  atLogin: atLogin, graceUntilMillis: graceEnd,
                                  factorKinds: FactorKind.allCases.filter(kinds.kinds.contains).map(\.rawValue), factorKindsBecause: kinds.because)
+    }
+}
+
+extension ControlService {
+    /// `user factor-kinds`: the kinds one user may use, whatever host and service (nil: the policy's).
+    func setFactorKinds(_ user: String, kinds: [String]?, peer: PeerCredentials) async throws -> ControlResponse {
+        var parsed: Set<FactorKind>?
+        if let kinds {
+            let known = kinds.compactMap(FactorKind.init(rawValue:))
+            guard !kinds.isEmpty, known.count == kinds.count else {
+                throw ControlFailure(.invalidRequest, "factor kinds are some of \(FactorKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            parsed = Set(known)
+        }
+        try await store.setFactorKinds(user: user, parsed)
+        let text = parsed.map { set in FactorKind.allCases.filter(set.contains).map(\.rawValue).joined(separator: ",") } ?? "policy"
+        await auditChange("policy", user: user, peer: peer, reason: "factor kinds set to \(text)")
+        return .ok
     }
 }

@@ -167,6 +167,9 @@ public final class ControlService: Sendable {
                     AuditEntry(timeMillis: $0.timeMillis, action: $0.action, user: $0.user, service: $0.service, rhost: $0.rhost,
                                tty: $0.tty, peerUID: $0.peerUID, outcome: $0.outcome, reason: $0.reason)
                 })
+            case .setFactorKinds(let user, let kinds):
+                try requireAdmin(admin)
+                return try await setFactorKinds(try validName(user), kinds: kinds, peer: peer)
             case .policyExplain(let user, let service, let host):
                 try requireAdmin(admin)
                 return .policyExplanation(try await explain(try validName(user), service: service, host: host))
@@ -428,6 +431,11 @@ public final class ControlService: Sendable {
         return user
     }
 
+    /// An admin change, audited as a success.
+    func auditChange(_ action: String, user: String?, peer: PeerCredentials, reason: String) async {
+        await audit(action, user: user, peer: peer, outcome: "success", reason: reason)
+    }
+
     /// Commits an audit record; the authenticator logs it once it is durable (or as not recorded).
     private func audit(_ action: String, user: String?, peer: PeerCredentials, outcome: String, reason: String?) async {
         let record = AuditRecord(timeMillis: clock.nowMillis(), action: action, user: user, peerUID: peer.uid, outcome: outcome, reason: reason)
@@ -456,7 +464,7 @@ extension ControlRequest {
         case .regenerateRecoveryCodes: "recovery"
         case .disable: "disable"
         case .listUsers: "users"
-        case .setRequirement, .policyShow, .policySet, .policyImpact, .policyExplain: "policy"
+        case .setRequirement, .policyShow, .policySet, .policyImpact, .policyExplain, .setFactorKinds: "policy"
         case .serverInfo: "info"
         case .revoke: "revoke"
         case .unlock: "unlock"
@@ -479,6 +487,7 @@ extension ControlRequest {
         case .showUser: .showUser(user: user)
         case .policyExplain(_, let service, let host): .policyExplain(user: user, service: service, host: host)
         case .setRequirement(_, let setting): .setRequirement(user: user, requirement: setting)
+        case .setFactorKinds(_, let kinds): .setFactorKinds(user: user, kinds: kinds)
         case .revoke: .revoke(user: user)
         case .unlock: .unlock(user: user)
         case .importEnrollment(_, let source, let name): .importEnrollment(user: user, source: source, name: name)
@@ -494,7 +503,7 @@ extension ControlRequest {
              .regenerateRecoveryCodes(let user, _), .disable(let user, _), .listFactors(let user), .removeFactor(let user, _, _):
             user
         case .showUser(let user), .setRequirement(let user, _), .revoke(let user), .unlock(let user), .importEnrollment(let user, _, _),
-             .policyExplain(let user, _, _):
+             .policyExplain(let user, _, _), .setFactorKinds(let user, _):
             user
         case .audit(let user, _, _, _):
             user

@@ -151,10 +151,12 @@ public struct Policy: Sendable, Equatable {
         return (decision.required, decision.because)
     }
 
-    /// The factor kinds a login on `service` and `host` may use, by the chain's host › service ›
-    /// default levels (no per-user kinds yet), with the rule that gave them.
-    public func allowedKinds(service: String?, host: String? = nil) -> (kinds: Set<FactorKind>, level: Level, because: String) {
+    /// The factor kinds a login on `service` and `host` may use, by the chain: the user's own kinds
+    /// (set by an admin) › the host's › the service's › the default list; with the rule that gave them.
+    public func allowedKinds(user: Set<FactorKind>? = nil, service: String?, host: String? = nil)
+        -> (kinds: Set<FactorKind>, level: Level, because: String) {
         func text(_ kinds: Set<FactorKind>) -> String { FactorKind.allCases.filter(kinds.contains).map(\.rawValue).joined(separator: ", ") }
+        if let user { return (user, .user, "admin override: \(text(user))") }
         if let host, let kinds = hostFactorKinds[host] { return (kinds, .host, "host \(host): \(text(kinds))") }
         if let service, let kinds = serviceFactorKinds[service] { return (kinds, .service, "service \(service): \(text(kinds))") }
         return (factorKinds, .default, "default: \(text(factorKinds))")

@@ -35,6 +35,8 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case showUser(user: String)
     /// Per-user override: required, exempt, or back to policy.
     case setRequirement(user: String, requirement: RequirementSetting)
+    /// Per-user factor kinds (`totp`, `hotp`, `recovery`), the first level of the kinds chain; nil: back to policy.
+    case setFactorKinds(user: String, kinds: [String]?)
     /// Remove every factor and the recovery codes; the user must enroll again.
     case revoke(user: String)
     /// Clear failures and any lock.

@@ -6,14 +6,15 @@ import TwofoldCrypto
 /// Users and their factors: reading them (one statement per user, a row per factor), enrolling,
 /// importing, removing. Secrets are sealed for (user, factor) outside the write transactions.
 extension SQLiteStore {
-    /// The user's columns (0...7), then the factor's (8...18), then its sealed secret (19).
+    /// The user's columns (0...8), then the factor's (9...19), then its sealed secret (20).
     private static let userColumns = """
-        u.name, u.pending_name, u.failures, u.not_before, u.locked_until, u.requirement, u.last_success, u.first_required
+        u.name, u.pending_name, u.failures, u.not_before, u.locked_until, u.requirement, u.last_success, u.first_required,
+        u.factor_kinds
         """
     private static let factorColumns = """
         f.name, f.kind, f.algorithm, f.digits, f.period, f.last_step, f.counter, f.drift, f.last_offset, f.added_at, f.last_used
         """
-    /// The count of unused recovery codes (index 20).
+    /// The count of unused recovery codes (index 21).
     private static let codesLeftColumn = """
         (SELECT count(*) FROM recovery_codes r WHERE r.user = u.name AND r.used_at IS NULL)
         """
@@ -52,7 +53,7 @@ extension SQLiteStore {
         while let row = try rows.next() {
             let name: String = row[0]
             if users.last?.name != name { users.append(try decodeUser(row, countsCodes: countsCodes)) }
-            guard row[8] as String? != nil else { continue }
+            guard row[9] as String? != nil else { continue }
             let factor = try decodeFactor(row, user: name, sealer: sealer)
             users[users.count - 1].factors.append(factor)
             if let used = factor.lastUsedMillis, used > users[users.count - 1].lastSuccessMillis ?? .min {
@@ -68,20 +69,26 @@ extension SQLiteStore {
         guard let override = RequirementOverride(rawValue: requirement) else {
             throw StoreError.corruptRecord(user: name, reason: "unknown requirement '\(requirement)'")
         }
+        var kinds: Set<FactorKind>?
+        if let text = row[8] as String? {
+            let parsed = text.split(separator: ",").map { FactorKind(rawValue: String($0)) }
+            guard !parsed.isEmpty, !parsed.contains(nil) else { throw StoreError.corruptRecord(user: name, reason: "unknown factor kinds '\(text)'") }
+            kinds = Set(parsed.compactMap { $0 })
+        }
         return UserRecord(name: name, pendingFactor: row[1],
                           throttle: ThrottleState(failures: row[2], notBeforeMillis: row[3], lockedUntilMillis: row[4]),
-                          requirement: override, lastSuccessMillis: row[6], recoveryCodesLeft: countsCodes ? row[20] : 0,
-                          firstRequiredMillis: row[7])
+                          requirement: override, lastSuccessMillis: row[6], recoveryCodesLeft: countsCodes ? row[21] : 0,
+                          firstRequiredMillis: row[7], factorKinds: kinds)
     }
 
     private static func decodeFactor(_ row: Row, user: String, sealer: Sealer?) throws -> FactorRecord {
-        let name: String = row[8]
-        var factor = FactorRecord(name: name, parameters: try parameters(row, at: 9, user: user),
-                                  verify: VerifyState(lastStep: row[13], counter: UInt64(bitPattern: row[14] as Int64),
-                                                      drift: row[15], lastOffset: row[16]),
-                                  addedAtMillis: row[17], lastUsedMillis: row[18])
+        let name: String = row[9]
+        var factor = FactorRecord(name: name, parameters: try parameters(row, at: 10, user: user),
+                                  verify: VerifyState(lastStep: row[14], counter: UInt64(bitPattern: row[15] as Int64),
+                                                      drift: row[16], lastOffset: row[17]),
+                                  addedAtMillis: row[18], lastUsedMillis: row[19])
         if let sealer {
-            guard let blob = row[19] as Data? else { throw StoreError.corruptRecord(user: user, reason: "factor '\(name)' without a secret") }
+            guard let blob = row[20] as Data? else { throw StoreError.corruptRecord(user: user, reason: "factor '\(name)' without a secret") }
             factor.secret = try sealer.open(Array(blob), .factor, user: user, factor: name)
         }
         return factor

@@ -224,6 +224,18 @@ public final class SQLiteStore: TwofoldStore {
         }
     }
 
+    public func setFactorKinds(user: String, _ kinds: Set<FactorKind>?) async throws {
+        let text = kinds.map { set in FactorKind.allCases.filter(set.contains).map(\.rawValue).joined(separator: ",") }
+        try await guarded {
+            try await pool.write { db in
+                try db.execute(sql: """
+                    INSERT INTO users (name, factor_kinds) VALUES (?, ?)
+                    ON CONFLICT (name) DO UPDATE SET factor_kinds = excluded.factor_kinds
+                    """, arguments: [user, text])
+            }
+        }
+    }
+
     public func markFirstRequired(user: String, atMillis: Int64) async throws -> Int64 {
         try await guarded {
             try await pool.write { db in

@@ -21,7 +21,9 @@ extension Schema {
             requirement TEXT NOT NULL DEFAULT 'policy' CHECK (requirement IN ('policy', 'required', 'exempt')),
             -- The last recovery-code login (and, migrated, the last of any); factors keep their own.
             last_success INTEGER,
-            first_required INTEGER
+            first_required INTEGER,
+            -- The admin's per-user factor kinds (comma-separated: the chain's first level); NULL: policy.
+            factor_kinds TEXT
         ) WITHOUT ROWID;
         INSERT INTO users_v3 (name, failures, not_before, locked_until, requirement, last_success, first_required)
             SELECT name, failures, not_before, locked_until, requirement, last_success, first_required FROM users;

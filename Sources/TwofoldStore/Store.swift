@@ -35,10 +35,12 @@ public struct UserRecord: Sendable {
     public var recoveryCodesLeft: Int
     /// When a policy rule first applied to this user (for grace periods); nil: never.
     public var firstRequiredMillis: Int64?
+    /// The admin's per-user factor kinds (the first level of the chain); nil: the policy's.
+    public var factorKinds: Set<FactorKind>?
 
     public init(name: String, factors: [FactorRecord] = [], pendingFactor: String? = nil, throttle: ThrottleState = ThrottleState(),
                 requirement: RequirementOverride = .policy, lastSuccessMillis: Int64? = nil,
-                recoveryCodesLeft: Int = 0, firstRequiredMillis: Int64? = nil) {
+                recoveryCodesLeft: Int = 0, firstRequiredMillis: Int64? = nil, factorKinds: Set<FactorKind>? = nil) {
         self.name = name
         self.factors = factors
         self.pendingFactor = pendingFactor
@@ -47,6 +49,7 @@ public struct UserRecord: Sendable {
         self.lastSuccessMillis = lastSuccessMillis
         self.recoveryCodesLeft = recoveryCodesLeft
         self.firstRequiredMillis = firstRequiredMillis
+        self.factorKinds = factorKinds
     }
 
     /// Active with at least one factor; pending with only an enrollment waiting; nil: neither.
@@ -306,6 +309,9 @@ public protocol TwofoldStore: Sendable {
 
     /// Sets the admin override for a user (creating the user row if needed).
     func setRequirement(user: String, _ requirement: RequirementOverride) async throws
+
+    /// Sets the factor kinds a user may use, whatever host and service (nil: back to the policy's).
+    func setFactorKinds(user: String, _ kinds: Set<FactorKind>?) async throws
 
     /// Records, once, when a policy rule first applied to the user; returns the stored time.
     func markFirstRequired(user: String, atMillis: Int64) async throws -> Int64

@@ -5,7 +5,7 @@ extension Twofoldctl {
     struct User: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show or change one user (admins).",
-            subcommands: [Show.self, Require.self, Exempt.self, Default.self, Revoke.self, Unlock.self]
+            subcommands: [Show.self, Require.self, Exempt.self, Default.self, FactorKinds.self, Revoke.self, Unlock.self]
         )
     }
 }

@@ -11,7 +11,7 @@ import TwofoldTestSupport
         [],
         ["enroll"], ["status"], ["recovery-codes"], ["disable"],
         ["users"],
-        ["user"], ["user", "show"], ["user", "require"], ["user", "exempt"], ["user", "default"],
+        ["user"], ["user", "show"], ["user", "require"], ["user", "exempt"], ["user", "default"], ["user", "factor-kinds"],
         ["user", "revoke"], ["user", "unlock"],
         ["policy"], ["policy", "show"], ["policy", "set"], ["policy", "explain"],
         ["import"], ["bulk-import"], ["audit"], ["doctor"],

@@ -165,6 +165,16 @@ import TwofoldTestSupport
         let human = try daemon.ctl(["policy", "explain", "carol", "--service", "sshd", "--host", "bastion"])
         #expect(human.stdout.contains("carol on service sshd on host bastion: 2FA not required (admin override: exempt), decided by the user level."), "\(human)")
         #expect(human.stdout.contains("<- decides"))
+        // The factor kinds: the user's own (user factor-kinds) › host › service › default.
+        #expect(try daemon.ctl(["policy", "set", "--service-factor-kinds", "sshd=totp"]).status == 0)
+        #expect(try explain(daemon, ["carol", "--service", "sshd"]).factorKinds == ["totp"])
+        let kinds = try daemon.ctl(["user", "factor-kinds", "carol", "totp,recovery"])
+        #expect(kinds.status == 0 && kinds.stdout == "Factor kinds for carol: totp, recovery (admin override: totp, recovery)\n", "\(kinds)")
+        let mine = try explain(daemon, ["carol", "--service", "sshd"])
+        #expect(mine.factorKinds == ["totp", "recovery"] && mine.factorKindsBecause == "admin override: totp, recovery")
+        #expect(try daemon.ctl(["user", "factor-kinds", "carol", "sms"]).status == 2)
+        #expect(try daemon.ctl(["user", "factor-kinds", "carol", "default"]).status == 0)
+        #expect(try explain(daemon, ["carol", "--service", "sshd"]).factorKindsBecause == "service sshd: totp")
         // An admin request.
         #expect(try daemon.ctl(["policy", "explain", "carol"], as: try TestUser.user).status == 4)
     }

@@ -94,6 +94,13 @@ struct FactorKindsChainTests {
         #expect(allowed.kinds == kinds && allowed.level == level, "\(host)/\(service): \(allowed)")
     }
 
+    @Test("the user's own kinds come first, whatever host and service")
+    func userLevel() throws {
+        let policy = try Policy(PolicyDocument(serviceFactorKinds: ["sshd": ["totp", "recovery"]], hostFactorKinds: ["bastion": ["totp"]]))
+        let allowed = policy.allowedKinds(user: [.hotp], service: "sshd", host: "bastion")
+        #expect(allowed.kinds == [.hotp] && allowed.level == .user && allowed.because == "admin override: hotp")
+    }
+
     @Test("unknown or empty kind lists are refused", arguments: [
         PolicyDocument(factorKinds: []), PolicyDocument(factorKinds: ["sms"]), PolicyDocument(serviceFactorKinds: ["sshd": ["totp", "fido"]]),
         PolicyDocument(hostFactorKinds: ["h": []]),
@@ -124,5 +131,19 @@ struct FactorKindsChainTests {
             throw HarnessError("no audit")
         }
         #expect(entries.last?.reason == "no factor of a kind allowed for this login (service sshd: totp)", "\(entries)")
+        // The user's own kinds (stored, the chain's first level) let dave's token in at sshd.
+        #expect(try daemon.control(.setFactorKinds(user: "dave", kinds: ["hotp"])) == .ok)
+        let hotp = OneTimeCode.hotp(secret: token.secret, counter: 0, digits: 6, algorithm: .sha1)
+        #expect(try daemon.login("dave", answer: hotp, service: "sshd").verdict == .success)
+        #expect(try daemon.control(.setFactorKinds(user: "dave", kinds: ["sms"])).isInvalidRequest)
+        #expect(try daemon.control(.setFactorKinds(user: "dave", kinds: nil)) == .ok)
+        #expect(try daemon.login("dave", answer: nil, service: "sshd").verdict == .denied, "back to the policy's kinds")
+    }
+}
+
+extension ControlResponse {
+    var isInvalidRequest: Bool {
+        if case .error(.invalidRequest, _) = self { return true }
+        return false
     }
 }
