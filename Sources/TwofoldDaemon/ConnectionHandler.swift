@@ -114,7 +114,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 protocolError(.unexpectedMessage("a connection must start with AUTH_START or REQUEST"))
             }
         case .awaitingAnswer(let login, let record):
-            guard case .answer(let answer) = message else {
+            guard case .answer(let answer, _) = message else {
                 protocolError(.unexpectedMessage("expected ANSWER after a prompt"))
                 return
             }
