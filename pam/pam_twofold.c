@@ -4,10 +4,10 @@
  *
  * The module is deliberately thin: it owns no secret and makes no
  * decision.  It checks that the socket belongs to the daemon, opens it,
- * sends AUTH_START with the PAM items, relays the daemon's prompts and
- * messages through the PAM conversation, sends back the answers, and maps
- * the daemon's VERDICT to a PAM return code (docs/protocol.md has the
- * table).
+ * sends AUTH_START with the PAM items and its capabilities (none beyond
+ * text prompts), relays the daemon's prompts and messages through the PAM
+ * conversation, sends back the answers, and maps the daemon's VERDICT to a
+ * PAM return code (docs/protocol.md has the table).
  *
  * "Unavailable" (PAM_AUTHINFO_UNAVAIL, or PAM_IGNORE with failmode=open)
  * only means that no dialog could start: no socket directory or socket,
@@ -698,6 +698,10 @@ static int build_auth_start(struct session *s)
 	/* The daemon must answer within our wait, or its answer is lost. */
 	if (tf_out_u32(s->out, TF_TAG_DEADLINE, (uint32_t)s->opt->timeout_s * 1000u) != 0)
 		return PAM_SERVICE_ERR;
+	/* What we can carry beyond text prompts (nothing yet): the daemon
+	 * offers only factors we can relay. */
+	if (tf_out_u32(s->out, TF_TAG_CAPABILITIES, TF_MODULE_CAPABILITIES) != 0)
+		return PAM_SERVICE_ERR;
 	if (s->opt->forward_password) {
 		/* The password is an extra for the daemon: one that cannot be
 		 * sent (none yet, over 512 bytes, not UTF-8) is left out. */
@@ -735,7 +739,8 @@ static int open_dialog(struct session *s)
 	if (st != IO_OK)
 		return unavailable(s, "sending AUTH_START: %s", io_reason(st, errbuf, sizeof(errbuf)));
 	if (s->opt->debug)
-		pam_syslog(s->pamh, LOG_DEBUG, "sent AUTH_START for user %s", s->user);
+		pam_syslog(s->pamh, LOG_DEBUG, "sent AUTH_START for user %s, capabilities 0x%08x", s->user,
+			   (unsigned)TF_MODULE_CAPABILITIES);
 	return PAM_SUCCESS;
 }
 

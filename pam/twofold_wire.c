@@ -18,7 +18,9 @@ static size_t tag_bound(uint8_t tag, int *known)
 	case TF_TAG_RUSER: return TF_BOUND_RUSER;
 	case TF_TAG_PASSWORD: return TF_BOUND_PASSWORD;
 	case TF_TAG_DEADLINE: return TF_BOUND_DEADLINE;
+	case TF_TAG_CAPABILITIES: return TF_BOUND_CAPABILITIES;
 	case TF_TAG_TEXT: return TF_BOUND_TEXT;
+	case TF_TAG_PAYLOAD: return TF_BOUND_PAYLOAD;
 	case TF_TAG_RESULT: return TF_BOUND_RESULT;
 	case TF_TAG_JSON: return TF_BOUND_JSON;
 	default:
@@ -29,7 +31,23 @@ static size_t tag_bound(uint8_t tag, int *known)
 
 static int tag_is_text(uint8_t tag)
 {
-	return tag != TF_TAG_RESULT && tag != TF_TAG_DEADLINE;
+	switch (tag) {
+	case TF_TAG_RESULT:
+	case TF_TAG_DEADLINE:
+	case TF_TAG_CAPABILITIES:
+	case TF_TAG_PAYLOAD:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+/* Whether this module declared the capability a known tag needs. */
+static int tag_declared(uint8_t tag)
+{
+	if (tag == TF_TAG_PAYLOAD)
+		return (TF_MODULE_CAPABILITIES & TF_CAP_BINARY_PAYLOAD) != 0;
+	return 1;
 }
 
 /* Whether a message type the module receives lists this known tag. */
@@ -248,6 +266,10 @@ int tf_parse(const unsigned char *body, size_t len, struct tf_msg *msg, const ch
 		}
 		/* Checked above like any field, then refused: a daemon that
 		 * sends a field where none belongs does not speak our protocol. */
+		if (!tag_declared(tag)) {
+			*why = "PAYLOAD, which needs BINARY_PAYLOAD, a capability this module did not declare";
+			return -1;
+		}
 		if (!tag_listed(msg->type, tag)) {
 			*why = "a known field the message type does not list";
 			return -1;

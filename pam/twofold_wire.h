@@ -39,7 +39,9 @@ enum tf_tag {
 	TF_TAG_RUSER = 0x05,
 	TF_TAG_PASSWORD = 0x06,
 	TF_TAG_DEADLINE = 0x07,
+	TF_TAG_CAPABILITIES = 0x08,
 	TF_TAG_TEXT = 0x10,
+	TF_TAG_PAYLOAD = 0x11,
 	TF_TAG_RESULT = 0x20,
 	TF_TAG_JSON = 0x30,
 };
@@ -52,9 +54,25 @@ enum tf_tag {
 #define TF_BOUND_RUSER 256u
 #define TF_BOUND_PASSWORD 512u
 #define TF_BOUND_DEADLINE 4u     /* binary: u32 big-endian milliseconds, exactly 4 bytes */
+#define TF_BOUND_CAPABILITIES 4u /* binary: u32 big-endian bitset, exactly 4 bytes */
 #define TF_BOUND_TEXT 8192u
+#define TF_BOUND_PAYLOAD 8192u   /* binary: a challenge or response, only with TF_CAP_BINARY_PAYLOAD */
 #define TF_BOUND_RESULT 1u
 #define TF_BOUND_JSON 65000u
+
+/*
+ * Capability bits (CAPABILITIES in AUTH_START): what a client can do
+ * beyond text prompts.  A daemon ignores bits it does not know.
+ */
+#define TF_CAP_BINARY_PAYLOAD 0x00000001u /* PAYLOAD in prompts and answers */
+
+/*
+ * What this module declares: nothing beyond text prompts.  The PAM
+ * conversation carries text only, so a daemon that sends PAYLOAD is
+ * refused (tf_parse).  Sent even when zero: the daemon's log then shows
+ * a module that knows CAPABILITIES.
+ */
+#define TF_MODULE_CAPABILITIES 0u
 
 /* Verdict codes (the RESULT byte of a VERDICT). */
 enum tf_result {
@@ -69,9 +87,10 @@ enum tf_result {
 
 /*
  * The largest frame the module sends: an ANSWER with a full TEXT
- * (4 + 2 + 3 + 8192 = 8201 bytes).  AUTH_START with every field at its
- * bound (USER, SERVICE, RHOST, TTY, RUSER, PASSWORD and the 4-byte
- * DEADLINE) is 4 + 2 + 7 * 3 + 1412 = 1439 bytes.
+ * (4 + 2 + 3 + 8192 = 8201 bytes; the module sends no PAYLOAD).
+ * AUTH_START with every field at its bound (USER, SERVICE, RHOST, TTY,
+ * RUSER, PASSWORD, the 4-byte DEADLINE and the 4-byte CAPABILITIES) is
+ * 4 + 2 + 8 * 3 + 1416 = 1446 bytes.
  */
 #define TF_OUT_MAX (TF_LENGTH_BYTES + TF_MIN_FRAME + TF_FIELD_HEADER + TF_BOUND_TEXT)
 
@@ -94,7 +113,7 @@ int tf_out_field(struct tf_out *out, uint8_t tag, const void *value, size_t len)
 /* Same, for a NUL-terminated string. */
 int tf_out_text(struct tf_out *out, uint8_t tag, const char *text);
 
-/* Same, for a binary u32 (big-endian, 4 bytes): DEADLINE. */
+/* Same, for a binary u32 (big-endian, 4 bytes): DEADLINE, CAPABILITIES. */
 int tf_out_u32(struct tf_out *out, uint8_t tag, uint32_t value);
 
 /* Writes the length word; returns the number of bytes to send. */
@@ -129,7 +148,8 @@ struct tf_msg {
  * the module, every field inside the frame and within its tag's bound, no
  * known tag twice, text that is UTF-8 without NUL, no known tag the type
  * does not list, the fields the type requires present, a known verdict
- * code.  Unknown tags are skipped.
+ * code, no PAYLOAD unless TF_MODULE_CAPABILITIES declares
+ * TF_CAP_BINARY_PAYLOAD (it does not).  Unknown tags are skipped.
  * Returns 0 and fills *msg, or -1 and sets *why to a static reason.
  */
 int tf_parse(const unsigned char *body, size_t len, struct tf_msg *msg, const char **why);

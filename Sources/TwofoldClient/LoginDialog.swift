@@ -30,7 +30,7 @@ public struct LoginDialog {
         public var prompts: [String] {
             transcript.compactMap {
                 switch $0 {
-                case .promptEchoOff(let text), .promptEchoOn(let text): return text
+                case .promptEchoOff(let text, _), .promptEchoOn(let text, _): return text
                 default: return nil
                 }
             }
@@ -41,6 +41,10 @@ public struct LoginDialog {
     /// answering (a PAM conversation failure) and throws `ClientError.conversationAborted`; an error
     /// thrown by `answer` also closes the connection and is rethrown. A `PROTOCOL_ERROR` from the
     /// daemon throws `daemonProtocolError`, any message a module does not expect `protocol(.unexpectedMessage)`.
+    ///
+    /// Like the module, it always sends CAPABILITIES (`start.capabilities`, empty when nil) and
+    /// answers text only: a prompt with a PAYLOAD throws `protocol(.undeclaredCapability)`, or
+    /// `protocol(.unexpectedMessage)` if `start` declared `binaryPayload`.
     public static func run(socketPath: String, start: AuthStart, timeoutSeconds: Double = 10,
                            answer: (_ prompt: String, _ echo: Bool) throws -> String?) throws -> Outcome {
         let connection = try TwofoldConnection(socketPath: socketPath, timeoutSeconds: timeoutSeconds)
@@ -48,13 +52,21 @@ public struct LoginDialog {
         var start = start
         // Like the module: tell the daemon how long this client waits for each of its messages.
         if start.deadlineMillis == nil { start.deadlineMillis = UInt32(min(max(timeoutSeconds, 0), 4_000_000) * 1000) }
+        if start.capabilities == nil { start.capabilities = [] }
+        let declared = start.capabilities ?? []
         try connection.send(.authStart(start))
         var transcript: [Message] = []
         while true {
             let message = try connection.receive()
             transcript.append(message)
             switch message {
-            case .promptEchoOff(let prompt), .promptEchoOn(let prompt):
+            case .promptEchoOff(let prompt, let payload), .promptEchoOn(let prompt, let payload):
+                do {
+                    try declared.check(message)
+                } catch let error as ProtocolError {
+                    throw ClientError.protocol(error)
+                }
+                guard payload == nil else { throw ClientError.protocol(.unexpectedMessage("a prompt with a PAYLOAD; this client answers text only")) }
                 let echo = message.type == .promptEchoOn
                 guard let reply = try answer(prompt, echo) else { throw ClientError.conversationAborted }
                 try connection.send(.answer(reply))

@@ -4,6 +4,7 @@ import NIOPosix
 import Synchronization
 import TwofoldCore
 import TwofoldCrypto
+import TwofoldProtocol
 import TwofoldStore
 
 /// Who is logging in, where from, which process asked, and how long it waits for an answer.
@@ -19,12 +20,18 @@ public struct LoginContext: Sendable {
     public var clientWaitMillis: Int64
     /// Whether the client is still there to hear the verdict (nil: a caller that always is).
     public var liveness: DialogLiveness?
+    /// What the client can carry beyond text prompts (AUTH_START's CAPABILITIES, known bits only;
+    /// `[]` when the field is absent). The factor layer offers a factor only if the client can
+    /// carry it: `capabilities.contains(.binaryPayload)` before a binary challenge (FIDO2). Every
+    /// factor today is text, so nothing depends on it yet.
+    public var capabilities: ClientCapabilities
 
     /// What the module waits by default (its `timeout=10`), for clients that do not say.
     public static let defaultClientWaitMillis: Int64 = 10_000
 
     public init(user: String, service: String, rhost: String? = nil, tty: String? = nil, ruser: String? = nil,
-                peer: PeerCredentials, clientWaitMillis: Int64 = LoginContext.defaultClientWaitMillis, liveness: DialogLiveness? = nil) {
+                peer: PeerCredentials, clientWaitMillis: Int64 = LoginContext.defaultClientWaitMillis, liveness: DialogLiveness? = nil,
+                capabilities: ClientCapabilities = []) {
         self.user = user
         self.service = service
         self.rhost = rhost
@@ -33,6 +40,15 @@ public struct LoginContext: Sendable {
         self.peer = peer
         self.clientWaitMillis = clientWaitMillis
         self.liveness = liveness
+        self.capabilities = capabilities.knownOnly
+    }
+
+    /// The context of a login dialog opened by `start`: its PAM items, its DEADLINE (10 s when
+    /// absent) and its CAPABILITIES (unknown bits dropped; none when absent, today's text-only dialog).
+    public init(start: AuthStart, peer: PeerCredentials, liveness: DialogLiveness? = nil) {
+        self.init(user: start.user, service: start.service, rhost: start.rhost, tty: start.tty, ruser: start.ruser, peer: peer,
+                  clientWaitMillis: Int64(start.deadlineMillis ?? UInt32(LoginContext.defaultClientWaitMillis)), liveness: liveness,
+                  capabilities: start.capabilities ?? [])
     }
 
     /// The longest the daemon may hold an answer (a throttle delay) and still answer in time: the

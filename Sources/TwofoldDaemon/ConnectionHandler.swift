@@ -114,8 +114,13 @@ final class ConnectionHandler: ChannelInboundHandler {
                 protocolError(.unexpectedMessage("a connection must start with AUTH_START or REQUEST"))
             }
         case .awaitingAnswer(let login, let record):
-            guard case .answer(let answer) = message else {
+            guard case .answer(let answer, _) = message else {
                 protocolError(.unexpectedMessage("expected ANSWER after a prompt"))
+                return
+            }
+            // The code prompt is text: no PAYLOAD belongs in its answer.
+            if let error = Self.payloadError(message, login, promptHadPayload: false) {
+                protocolError(error)
                 return
             }
             state = .checking(login)
@@ -123,11 +128,16 @@ final class ConnectionHandler: ChannelInboundHandler {
             drive(services.authenticator.answerStep(answer: answer, record: record, context: login)) { handler, result in
                 handler.finishCheck(login, result)
             }
-        case .bridgedLogin:
+        case .bridgedLogin(let login):
             // The client speaks only when asked: one ANSWER per prompt, nothing else.
             guard case .answer = message, bridge?.promptOutstanding == true else {
                 bridge?.fail(.unexpectedMessage("no prompt is outstanding"))
                 protocolError(.unexpectedMessage("no prompt is outstanding"))
+                return
+            }
+            if let error = Self.payloadError(message, login, promptHadPayload: bridge?.payloadOutstanding == true) {
+                bridge?.fail(error)
+                protocolError(error)
                 return
             }
             bridge?.enqueue(message)
@@ -199,10 +209,13 @@ final class ConnectionHandler: ChannelInboundHandler {
     // MARK: - Login on the loop
 
     private func beginLogin(_ start: AuthStart) {
-        let wait = Int64(start.deadlineMillis ?? UInt32(LoginContext.defaultClientWaitMillis))
-        let login = LoginContext(user: start.user, service: start.service, rhost: start.rhost, tty: start.tty, ruser: start.ruser,
-                                 peer: peer, clientWaitMillis: wait, liveness: DialogLiveness())
+        let login = LoginContext(start: start, peer: peer, liveness: DialogLiveness())
         state = .starting(login)
+        // What the client declared, as sent: "absent" is a module from before CAPABILITIES.
+        services.logger.debug("login dialog", metadata: [
+            "user": "\(start.user)", "service": "\(start.service)", "peer": "\(peer)",
+            "capabilities": "\(start.capabilities.map(String.init(describing:)) ?? "absent")",
+        ])
         guard LoginDialogRunner.isPlausibleName(start.user), LoginDialogRunner.isPlausibleName(start.service) else {
             services.logger.warning("bad login request", metadata: ["peer": "\(peer)"])
             finish(.verdict(.badRequest, reason: "user and service must be non-empty names without control characters"))
@@ -279,7 +292,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .enroll:
             let dialogs = services.dialogs
             state = .bridgedLogin(login)
-            openBridge { dialog in try await dialogs.enrollAtLogin(login, dialog: dialog) }
+            openBridge(capabilities: login.capabilities) { dialog in try await dialogs.enrollAtLogin(login, dialog: dialog) }
         case .denied(let text):
             finish((text.map { [Message.errorMessage($0)] } ?? []) + [.verdict(.denied, reason: "required but not enrolled")])
         case .locked:
@@ -393,6 +406,18 @@ final class ConnectionHandler: ChannelInboundHandler {
         promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
     }
 
+    /// An ANSWER's PAYLOAD is a protocol error unless the client declared `binaryPayload` and the
+    /// prompt it answers carried a PAYLOAD (none does yet: every factor today is text).
+    static func payloadError(_ answer: Message, _ login: LoginContext, promptHadPayload: Bool) -> ProtocolError? {
+        guard answer.payload != nil else { return nil }
+        do {
+            try login.capabilities.check(answer)
+        } catch {
+            return error as? ProtocolError
+        }
+        return promptHadPayload ? nil : .unexpectedMessage("PAYLOAD in an ANSWER to a prompt without one")
+    }
+
     private func protocolError(_ error: ProtocolError) {
         services.logger.warning("protocol error", metadata: ["peer": "\(peer)", "error": "\(error)"])
         finish(.protocolError(error.description))
@@ -407,9 +432,10 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     // MARK: - The bridge to a task
 
-    private func openBridge(_ body: @escaping @Sendable (AsyncDialog) async throws -> Void) {
+    /// `capabilities`: a login dialog's (what the task may send the client); `[]` for control requests.
+    private func openBridge(capabilities: ClientCapabilities = [], _ body: @escaping @Sendable (AsyncDialog) async throws -> Void) {
         guard let context else { return }
-        let bridge = TaskBridge(channel: context.channel)
+        let bridge = TaskBridge(channel: context.channel, capabilities: capabilities)
         self.bridge = bridge
         let dialog = AsyncDialog(bridge: NIOLoopBound(bridge, eventLoop: context.eventLoop), channel: context.channel)
         let logger = services.logger

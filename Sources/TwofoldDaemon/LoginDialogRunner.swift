@@ -42,7 +42,7 @@ struct LoginDialogRunner: Sendable {
                 await authenticator.audit(context, outcome: "abandoned", reason: "enroll at login: connection closed", action: "enroll")
                 return
             }
-            guard case .answer(let answer) = reply else { throw ProtocolError.unexpectedMessage("expected ANSWER after a prompt") }
+            guard case .answer(let answer, _) = reply else { throw ProtocolError.unexpectedMessage("expected ANSWER after a prompt") }
             codes.append(answer)
         }
         do {

@@ -46,14 +46,22 @@ final class TaskBridge {
     private var readingPaused = false
     /// Login dialogs only: a prompt was sent and its ANSWER has not come yet.
     private(set) var promptOutstanding = false
+    /// Login dialogs only: that prompt carried a PAYLOAD, so its ANSWER may carry one.
+    private(set) var payloadOutstanding = false
+    /// What the client declared in AUTH_START: the task may send it nothing that needs more.
+    private let capabilities: ClientCapabilities
 
-    init(channel: any Channel) {
+    init(channel: any Channel, capabilities: ClientCapabilities = []) {
         self.channel = channel
+        self.capabilities = capabilities
     }
 
     /// A message from the peer, for the task.
     func enqueue(_ message: Message) {
-        if case .answer = message { promptOutstanding = false }
+        if case .answer = message {
+            promptOutstanding = false
+            payloadOutstanding = false
+        }
         if let waiter {
             self.waiter = nil
             waiter.resume(returning: message)
@@ -86,9 +94,19 @@ final class TaskBridge {
         }
     }
 
+    /// Sends a message of the task's. One the client did not declare it can carry (a PAYLOAD
+    /// without `binaryPayload`) is not sent: the task's send throws the protocol error instead.
     func write(_ message: Message, promise: EventLoopPromise<Void>) {
+        do {
+            try capabilities.check(message)
+        } catch {
+            promise.fail(error)
+            return
+        }
         switch message {
-        case .promptEchoOff, .promptEchoOn: promptOutstanding = true
+        case .promptEchoOff(_, let payload), .promptEchoOn(_, let payload):
+            promptOutstanding = true
+            payloadOutstanding = payload != nil
         default: break
         }
         channel.writeAndFlush(message, promise: promise)

@@ -45,12 +45,12 @@ public enum FrameCodec {
             if let tty = start.tty { try appendText(.tty, tty, into: &buffer) }
             if let ruser = start.ruser { try appendText(.ruser, ruser, into: &buffer) }
             if let password = start.password { try appendText(.password, password, into: &buffer) }
-            if let deadline = start.deadlineMillis {
-                appendHeader(.deadline, length: 4, into: &buffer)
-                for shift in [24, 16, 8, 0] { buffer.append(UInt8(truncatingIfNeeded: deadline >> UInt32(shift))) }
-            }
-        case .answer(let text), .promptEchoOff(let text), .promptEchoOn(let text), .info(let text),
-             .errorMessage(let text), .protocolError(let text):
+            if let deadline = start.deadlineMillis { appendU32(.deadline, deadline, into: &buffer) }
+            if let capabilities = start.capabilities { appendU32(.capabilities, capabilities.rawValue, into: &buffer) }
+        case .answer(let text, let payload), .promptEchoOff(let text, let payload), .promptEchoOn(let text, let payload):
+            try appendText(.text, text, into: &buffer)
+            if let payload { try appendBytes(.payload, payload, into: &buffer) }
+        case .info(let text), .errorMessage(let text), .protocolError(let text):
             try appendText(.text, text, into: &buffer)
         case .verdict(let code, let reason):
             appendHeader(.result, length: 1, into: &buffer)
@@ -76,10 +76,11 @@ public enum FrameCodec {
     private static func sizeHint(_ message: Message) -> Int {
         switch message {
         case .authStart(let s):
-            return 25 + s.user.utf8.count + s.service.utf8.count + (s.rhost?.utf8.count ?? 0)
+            return 32 + s.user.utf8.count + s.service.utf8.count + (s.rhost?.utf8.count ?? 0)
                 + (s.tty?.utf8.count ?? 0) + (s.ruser?.utf8.count ?? 0) + (s.password?.utf8.count ?? 0)
-        case .answer(let text), .promptEchoOff(let text), .promptEchoOn(let text), .info(let text),
-             .errorMessage(let text), .protocolError(let text):
+        case .answer(let text, let payload), .promptEchoOff(let text, let payload), .promptEchoOn(let text, let payload):
+            return 3 + text.utf8.count + (payload.map { 3 + $0.count } ?? 0)
+        case .info(let text), .errorMessage(let text), .protocolError(let text):
             return 3 + text.utf8.count
         case .verdict(_, let reason):
             return 7 + (reason?.utf8.count ?? 0)
@@ -106,6 +107,19 @@ public enum FrameCodec {
             appendHeader(tag, length: utf8.count, into: &buffer)
             buffer.append(contentsOf: utf8)
         }
+    }
+
+    /// A binary u32, big-endian (DEADLINE, CAPABILITIES).
+    private static func appendU32(_ tag: FieldTag, _ value: UInt32, into buffer: inout [UInt8]) {
+        appendHeader(tag, length: 4, into: &buffer)
+        for shift in [24, 16, 8, 0] { buffer.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
+    }
+
+    /// Bytes, not text (PAYLOAD): only the bound is checked.
+    private static func appendBytes(_ tag: FieldTag, _ bytes: [UInt8], into buffer: inout [UInt8]) throws {
+        guard bytes.count <= tag.bound else { throw ProtocolError.fieldTooLong(tag: tag.rawValue, length: bytes.count) }
+        appendHeader(tag, length: bytes.count, into: &buffer)
+        buffer.append(contentsOf: bytes)
     }
 
     private static func appendJSON(_ json: [UInt8], bound: Int, escapeAllowed: Bool, into buffer: inout [UInt8]) throws {
@@ -188,21 +202,27 @@ public enum FrameCodec {
             guard let range = fields[.json] else { throw ProtocolError.missingField(FieldTag.json.rawValue) }
             return [UInt8](UnsafeRawBufferPointer(rebasing: body[range]))
         }
+        func payload() -> [UInt8]? {
+            fields[.payload].map { [UInt8](UnsafeRawBufferPointer(rebasing: body[$0])) }
+        }
+        /// A binary u32 that must be exactly 4 bytes (DEADLINE, CAPABILITIES).
+        func u32(_ tag: FieldTag) throws -> UInt32? {
+            guard let range = fields[tag] else { return nil }
+            guard range.count == 4 else { throw ProtocolError.invalidField(tag.rawValue) }
+            return range.reduce(UInt32(0)) { $0 << 8 | UInt32(body[$1]) }
+        }
 
         switch type {
         case .authStart:
-            var deadline: UInt32?
-            if let range = fields[.deadline] {
-                guard range.count == 4 else { throw ProtocolError.invalidField(FieldTag.deadline.rawValue) }
-                deadline = range.reduce(UInt32(0)) { $0 << 8 | UInt32(body[$1]) }
-            }
+            let deadline = try u32(.deadline)
+            let capabilities = try u32(.capabilities).map(ClientCapabilities.init(rawValue:))
             return .authStart(AuthStart(
                 user: try text(.user), service: try text(.service), rhost: optionalText(.rhost),
                 tty: optionalText(.tty), ruser: optionalText(.ruser), password: optionalText(.password),
-                deadlineMillis: deadline))
-        case .answer: return .answer(try text(.text))
-        case .promptEchoOff: return .promptEchoOff(try text(.text))
-        case .promptEchoOn: return .promptEchoOn(try text(.text))
+                deadlineMillis: deadline, capabilities: capabilities))
+        case .answer: return .answer(try text(.text), payload: payload())
+        case .promptEchoOff: return .promptEchoOff(try text(.text), payload: payload())
+        case .promptEchoOn: return .promptEchoOn(try text(.text), payload: payload())
         case .info: return .info(try text(.text))
         case .errorMessage: return .errorMessage(try text(.text))
         case .protocolError: return .protocolError(try text(.text))
@@ -226,7 +246,7 @@ public enum FrameCodec {
 
 /// Where each known field sits in the body; no heap allocation.
 private struct FieldSlots {
-    private var user, service, rhost, tty, ruser, password, deadline, text, result, json: Range<Int>?
+    private var user, service, rhost, tty, ruser, password, deadline, capabilities, text, payload, result, json: Range<Int>?
 
     subscript(tag: FieldTag) -> Range<Int>? {
         get {
@@ -238,7 +258,9 @@ private struct FieldSlots {
             case .ruser: return ruser
             case .password: return password
             case .deadline: return deadline
+            case .capabilities: return capabilities
             case .text: return text
+            case .payload: return payload
             case .result: return result
             case .json: return json
             }
@@ -252,7 +274,9 @@ private struct FieldSlots {
             case .ruser: ruser = newValue
             case .password: password = newValue
             case .deadline: deadline = newValue
+            case .capabilities: capabilities = newValue
             case .text: text = newValue
+            case .payload: payload = newValue
             case .result: result = newValue
             case .json: json = newValue
             }

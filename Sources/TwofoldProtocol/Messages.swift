@@ -54,10 +54,13 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
         switch self {
         case .authStart:
             switch tag {
-            case .user, .service, .rhost, .tty, .ruser, .password, .deadline: return true
-            case .text, .result, .json: return false
+            case .user, .service, .rhost, .tty, .ruser, .password, .deadline, .capabilities: return true
+            case .text, .payload, .result, .json: return false
             }
-        case .answer, .promptEchoOff, .promptEchoOn, .info, .errorMessage, .protocolError: return tag == .text
+        // PAYLOAD only where a binary challenge or response belongs; that the client declared
+        // `binaryPayload` is checked by the dialog (`ClientCapabilities.check`), not here.
+        case .answer, .promptEchoOff, .promptEchoOn: return tag == .text || tag == .payload
+        case .info, .errorMessage, .protocolError: return tag == .text
         case .verdict: return tag == .result || tag == .text
         case .request, .response: return tag == .json
         }
@@ -79,7 +82,12 @@ public enum FieldTag: UInt8, Sendable, CaseIterable {
     case password = 0x06
     /// Binary u32 (big-endian): how long the client waits for each daemon message, in milliseconds.
     case deadline = 0x07
+    /// Binary u32 (big-endian) bitset: what the client can do beyond text prompts (`ClientCapabilities`).
+    case capabilities = 0x08
     case text = 0x10
+    /// Bytes: a binary challenge (in a prompt) or response (in an answer), beside the TEXT. Only
+    /// between the daemon and a client that declared `binaryPayload`. Never described or logged.
+    case payload = 0x11
     case result = 0x20
     case json = 0x30
 
@@ -90,15 +98,27 @@ public enum FieldTag: UInt8, Sendable, CaseIterable {
         case .user, .rhost, .ruser: return 256
         case .service, .tty: return 64
         case .password: return 512
-        case .deadline: return 4
-        case .text: return 8_192
+        case .deadline, .capabilities: return 4
+        case .text, .payload: return 8_192
         case .result: return 1
         case .json: return ProtocolLimits.maxRequestJSON
         }
     }
 
-    /// Whether the value is text (UTF-8 without NUL). `RESULT` and `DEADLINE` are binary.
-    public var isText: Bool { self != .result && self != .deadline }
+    /// Whether the value is text (UTF-8 without NUL). `RESULT`, `DEADLINE`, `CAPABILITIES` and
+    /// `PAYLOAD` are binary.
+    public var isText: Bool {
+        switch self {
+        case .result, .deadline, .capabilities, .payload: return false
+        case .user, .service, .rhost, .tty, .ruser, .password, .text, .json: return true
+        }
+    }
+
+    /// The capability a client must declare in AUTH_START before this field may pass between it
+    /// and the daemon, in either direction (nil: none needed).
+    public var requiredCapability: ClientCapabilities? {
+        self == .payload ? .binaryPayload : nil
+    }
 
     /// The name used in `docs/protocol.md`, e.g. `USER`.
     public var name: String {
@@ -110,7 +130,9 @@ public enum FieldTag: UInt8, Sendable, CaseIterable {
         case .ruser: return "RUSER"
         case .password: return "PASSWORD"
         case .deadline: return "DEADLINE"
+        case .capabilities: return "CAPABILITIES"
         case .text: return "TEXT"
+        case .payload: return "PAYLOAD"
         case .result: return "RESULT"
         case .json: return "JSON"
         }
@@ -153,6 +175,47 @@ public enum VerdictCode: UInt8, Sendable, Codable, CaseIterable {
     }
 }
 
+/// What a login client can do beyond text prompts: AUTH_START's CAPABILITIES, a u32 bitset.
+///
+/// No field means `[]` (text prompts only, what every module before CAPABILITIES could do), and so
+/// does a field with no bit set. A daemon ignores the bits it does not know (`known`), so a newer
+/// client gets what this daemon can offer; the daemon offers a factor only if the client can carry
+/// it (`LoginContext.capabilities`). Bits are assigned in docs/protocol.md, in order, never reused.
+public struct ClientCapabilities: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// Bit 0: the client carries binary challenges and responses (PAYLOAD in prompts and answers),
+    /// e.g. to talk to a FIDO2 key at the console.
+    public static let binaryPayload = ClientCapabilities(rawValue: 1 << 0)
+
+    /// Every bit this version knows; the others are reserved and ignored.
+    public static let known: ClientCapabilities = [.binaryPayload]
+
+    /// The names of docs/protocol.md, by bit.
+    static let names: [(ClientCapabilities, String)] = [(.binaryPayload, "BINARY_PAYLOAD")]
+
+    /// The known bits only: what a daemon acts on.
+    public var knownOnly: ClientCapabilities { intersection(.known) }
+
+    /// `"none"`, or the names joined with `+`, unknown bits as hex: `"BINARY_PAYLOAD+0x80000000"`.
+    public var description: String {
+        var parts = Self.names.filter { contains($0.0) }.map(\.1)
+        let unknown = rawValue & ~Self.known.rawValue
+        if unknown != 0 { parts.append("0x" + String(unknown, radix: 16, uppercase: true)) }
+        return parts.isEmpty ? "none" : parts.joined(separator: "+")
+    }
+
+    /// Checks a login-dialog message against what the client declared, in either direction: a
+    /// field that needs a capability the client did not declare (PAYLOAD without `binaryPayload`)
+    /// is a protocol error.
+    public func check(_ message: Message) throws {
+        if message.payload != nil, !contains(.binaryPayload) {
+            throw ProtocolError.undeclaredCapability(tag: FieldTag.payload.rawValue)
+        }
+    }
+}
+
 /// The fields of `AUTH_START`. Its descriptions and mirror never show the password.
 public struct AuthStart: Sendable, Equatable {
     public var user: String
@@ -164,9 +227,13 @@ public struct AuthStart: Sendable, Equatable {
     public var password: String?
     /// How long the client waits for each message of the daemon (the module's `timeout=`), in ms.
     public var deadlineMillis: UInt32?
+    /// What the client can do beyond text prompts, as sent (unknown bits included); nil when the
+    /// field is absent (a module before CAPABILITIES), which means the same as `[]`.
+    public var capabilities: ClientCapabilities?
 
     public init(user: String, service: String, rhost: String? = nil, tty: String? = nil,
-                ruser: String? = nil, password: String? = nil, deadlineMillis: UInt32? = nil) {
+                ruser: String? = nil, password: String? = nil, deadlineMillis: UInt32? = nil,
+                capabilities: ClientCapabilities? = nil) {
         self.user = user
         self.service = service
         self.rhost = rhost
@@ -174,6 +241,7 @@ public struct AuthStart: Sendable, Equatable {
         self.ruser = ruser
         self.password = password
         self.deadlineMillis = deadlineMillis
+        self.capabilities = capabilities
     }
 }
 
@@ -185,6 +253,7 @@ extension AuthStart: CustomStringConvertible, CustomDebugStringConvertible, Cust
         if let ruser { parts.append("ruser: \(String(reflecting: ruser))") }
         if password != nil { parts.append("password: <redacted>") }
         if let deadlineMillis { parts.append("deadline: \(deadlineMillis) ms") }
+        if let capabilities { parts.append("capabilities: \(capabilities)") }
         return "AuthStart(" + parts.joined(separator: ", ") + ")"
     }
 
@@ -194,17 +263,20 @@ extension AuthStart: CustomStringConvertible, CustomDebugStringConvertible, Cust
         Mirror(self, children: [
             "user": user, "service": service, "rhost": rhost as Any, "tty": tty as Any, "ruser": ruser as Any,
             "password": (password == nil ? "nil" : "<redacted>") as Any, "deadlineMillis": deadlineMillis as Any,
+            "capabilities": capabilities as Any,
         ], displayStyle: .struct)
     }
 }
 
-/// One protocol message. Descriptions never show an answer (it is a code) or a password.
+/// One protocol message. Descriptions never show an answer (it is a code), a password or a payload.
 public enum Message: Sendable, Equatable {
     case authStart(AuthStart)
-    /// The user's answer to a prompt (a code): never described or logged.
-    case answer(String)
-    case promptEchoOff(String)
-    case promptEchoOn(String)
+    /// The user's answer to a prompt (a code), and a binary response when the prompt carried a
+    /// challenge (only from a client that declared `binaryPayload`): never described or logged.
+    case answer(String, payload: [UInt8]? = nil)
+    /// A prompt, and a binary challenge for a client that declared `binaryPayload`.
+    case promptEchoOff(String, payload: [UInt8]? = nil)
+    case promptEchoOn(String, payload: [UInt8]? = nil)
     case info(String)
     case errorMessage(String)
     /// `reason` is for the log only.
@@ -230,15 +302,24 @@ public enum Message: Sendable, Equatable {
         case .protocolError: return .protocolError
         }
     }
+
+    /// The PAYLOAD of a prompt or an answer, if any.
+    public var payload: [UInt8]? {
+        switch self {
+        case .answer(_, let payload), .promptEchoOff(_, let payload), .promptEchoOn(_, let payload): return payload
+        default: return nil
+        }
+    }
 }
 
 extension Message: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public var description: String {
         switch self {
         case .authStart(let start): return "AUTH_START \(start)"
-        case .answer: return "ANSWER <redacted>"
-        case .promptEchoOff(let text), .promptEchoOn(let text), .info(let text), .errorMessage(let text),
-             .protocolError(let text):
+        case .answer(_, let payload): return "ANSWER <redacted>" + (payload == nil ? "" : " PAYLOAD <redacted>")
+        case .promptEchoOff(let text, let payload), .promptEchoOn(let text, let payload):
+            return "\(type.name) \(String(reflecting: text))" + (payload == nil ? "" : " PAYLOAD <redacted>")
+        case .info(let text), .errorMessage(let text), .protocolError(let text):
             return "\(type.name) \(String(reflecting: text))"
         case .verdict(let code, let reason):
             return "VERDICT \(code.name)" + (reason.map { " \(String(reflecting: $0))" } ?? "")

@@ -19,8 +19,11 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
     case missingField(UInt8)
     /// A text field holds a NUL byte or is not valid UTF-8.
     case invalidText(UInt8)
-    /// `RESULT` is not exactly one byte, or `DEADLINE` not exactly four.
+    /// `RESULT` is not exactly one byte, or `DEADLINE` or `CAPABILITIES` not exactly four.
     case invalidField(UInt8)
+    /// A field that needs a capability the client did not declare in AUTH_START (`PAYLOAD`
+    /// without `binaryPayload`), sent by either side. Found by the dialog, not the codec.
+    case undeclaredCapability(tag: UInt8)
     /// `RESULT` holds a verdict code this version does not know.
     case unknownVerdictCode(UInt8)
     /// A well-formed message the receiver did not expect here (the string names types, never values).
@@ -52,6 +55,9 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
             return "field \(FieldTag.describe(tag)) is not valid UTF-8 text without NUL bytes"
         case .invalidField(let tag):
             return "field \(FieldTag.describe(tag)) has an invalid length"
+        case .undeclaredCapability(let tag):
+            let capability = FieldTag(rawValue: tag)?.requiredCapability.map { " \($0)" } ?? ""
+            return "field \(FieldTag.describe(tag)) needs the capability\(capability), which the client did not declare"
         case .unknownVerdictCode(let code):
             return "unknown verdict code \(code)"
         case .unexpectedMessage(let what):

@@ -31,7 +31,9 @@ enum Tag {
     static let ruser: UInt8 = 0x05
     static let password: UInt8 = 0x06
     static let deadline: UInt8 = 0x07
+    static let capabilities: UInt8 = 0x08
     static let text: UInt8 = 0x10
+    static let payload: UInt8 = 0x11
     static let result: UInt8 = 0x20
 }
 
@@ -287,6 +289,9 @@ final class FakeDaemon: @unchecked Sendable {
                "PASSWORD field mismatch: \(f.values(Tag.password).count) field(s)")
         expect(f.values(Tag.deadline).count == 1 && f.values(Tag.deadline).first?.count == 4,
                "DEADLINE is \(f.values(Tag.deadline)), not one 4-byte field")
+        // The module declares what it can carry beyond text prompts: nothing (no BINARY_PAYLOAD).
+        expect(f.values(Tag.capabilities) == [[0, 0, 0, 0]],
+               "CAPABILITIES is \(f.values(Tag.capabilities)), not one 4-byte field of zero")
         let tags = f.fields.map(\.tag)
         expect(Set(tags).count == tags.count, "a tag appears twice in AUTH_START")
         return f

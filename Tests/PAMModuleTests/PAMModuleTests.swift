@@ -313,6 +313,21 @@ struct PAMModuleTests {
                      bytes: frame(MsgType.verdict, field(Tag.result, [0]) + field(Tag.deadline, [0, 0, 0, 0, 0])), reason: "bound"),
             BadFrame(name: "PASSWORD inside PROTOCOL_ERROR",
                      bytes: frame(MsgType.protocolError, field(text, "x") + field(Tag.password, "pw")), reason: notListed),
+            BadFrame(name: "CAPABILITIES inside a prompt",
+                     bytes: frame(MsgType.promptEchoOff, field(text, "Code: ") + field(Tag.capabilities, [0, 0, 0, 1])), reason: notListed),
+        ]
+        // PAYLOAD: the module declared no BINARY_PAYLOAD, so a daemon must not send one anywhere
+        // (a module that skipped it would show the prompt and lose the challenge).
+        let undeclared = "PAYLOAD, which needs BINARY_PAYLOAD, a capability this module did not declare"
+        cases += [
+            BadFrame(name: "PAYLOAD in a prompt",
+                     bytes: frame(MsgType.promptEchoOff, field(text, "Touch your key: ") + field(Tag.payload, [0, 1, 2])), reason: undeclared),
+            BadFrame(name: "an empty PAYLOAD in an echo-on prompt",
+                     bytes: frame(MsgType.promptEchoOn, field(Tag.payload, []) + field(text, "Key: ")), reason: undeclared),
+            BadFrame(name: "PAYLOAD in INFO", bytes: frame(MsgType.info, field(text, "hi") + field(Tag.payload, [0xFF])), reason: undeclared),
+            BadFrame(name: "PAYLOAD over its 8,192-byte bound in a prompt",
+                     bytes: frame(MsgType.promptEchoOff, field(text, "Code: ") + field(Tag.payload, [UInt8](repeating: 0, count: 8_193))),
+                     reason: "bound"),
         ]
         return cases
     }()

@@ -276,7 +276,7 @@ struct HardeningTests {
         }
         let (connection, prompt) = try Self.openDialog(daemon, user: "yuri")
         defer { connection.close() }
-        guard case .promptEchoOn(let text) = prompt else { Issue.record("expected the enrollment prompt, got \(prompt)"); return }
+        guard case .promptEchoOn(let text, _) = prompt else { Issue.record("expected the enrollment prompt, got \(prompt)"); return }
         #expect(!text.contains(Base32.grouped(offer.secretBase32)), "the CLI's pending key must not be shown to a login session")
         #expect(text.contains("type this key by hand"))
     }

@@ -48,6 +48,22 @@ struct PAMWithDaemonTests {
         #expect(try openAlone.authenticate("lee", answers: []).result == "PAM_PERM_DENIED", "fail open is PAM_IGNORE, not PAM_SUCCESS")
     }
 
+    @Test("the real module logs in and declares its capabilities (none beyond text): the daemon records them as sent, not as absent")
+    func moduleDeclaresCapabilities() throws {
+        try PAMBuild.require()
+        let daemon = try DaemonProcess()
+        let pam = try PAMConfig(socket: daemon.socketPath)
+        let kai = try daemon.provision("kai")
+        let outcome = try pam.authenticate("kai", answers: [kai.code()])
+        #expect(outcome.result == "PAM_SUCCESS", "\(outcome.lines)")
+        #expect(outcome.lines.contains("ECHO_OFF Verification code: "))
+        #expect(try pam.authenticate("kai", answers: [kai.wrongCode()]).result == "PAM_AUTH_ERR")
+        // The daemon's record of each AUTH_START (its debug log): the module sent CAPABILITIES, empty.
+        let lines = daemon.log.split(separator: "\n").filter { $0.contains("login dialog") && $0.contains(" user=kai") }
+        #expect(lines.count == 2, "\(lines)")
+        #expect(lines.allSatisfy { $0.contains("capabilities=none") && $0.contains("service=twofold-test") }, "\(lines)")
+    }
+
     @Test("a required user who has not enrolled is refused with a message")
     func requiredNotEnrolled() throws {
         try PAMBuild.require()

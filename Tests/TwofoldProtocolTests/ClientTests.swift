@@ -151,10 +151,13 @@ struct ClientTests {
 
     @Test("a whole login dialog: info, prompts, answers, error, verdict")
     func loginDialog() throws {
-        // The client says how long it waits (its timeout, 10 s by default), as the module does.
+        // The client says how long it waits (its timeout, 10 s by default) and what it can carry
+        // beyond text (nothing: an empty CAPABILITIES), as the module does.
         let start = AuthStart(user: "alice", service: "sshd", rhost: "192.0.2.1", tty: "ssh", password: "pw", deadlineMillis: 10_000)
-        let server = try TestServer { connection in
-            guard try connection.receive() == .authStart(start) else { throw ClientError.protocol(.unexpectedMessage("start")) }
+        var sent = start
+        sent.capabilities = []
+        let server = try TestServer { [sent] connection in
+            guard try connection.receive() == .authStart(sent) else { throw ClientError.protocol(.unexpectedMessage("start")) }
             try connection.send(.info("Two-factor authentication"))
             try connection.send(.promptEchoOff("Verification code: "))
             guard try connection.receive() == .answer("111111") else { throw ClientError.protocol(.unexpectedMessage("answer 1")) }
@@ -207,6 +210,33 @@ struct ClientTests {
             #expect(throws: expected) {
                 try LoginDialog.run(socketPath: server.path, start: AuthStart(user: "u", service: "s")) { _, _ in "1" }
             }
+            #expect(server.finish() == [])
+        }
+    }
+
+    @Test("a prompt with a PAYLOAD is refused: the client declared no BINARY_PAYLOAD (or answers text only)")
+    func promptWithPayload() throws {
+        let cases: [(ClientCapabilities?, ClientError)] = [
+            (nil, .protocol(.undeclaredCapability(tag: 0x11))),
+            ([], .protocol(.undeclaredCapability(tag: 0x11))),
+            ([.binaryPayload], .protocol(.unexpectedMessage("a prompt with a PAYLOAD; this client answers text only"))),
+        ]
+        for (declared, expected) in cases {
+            let server = try TestServer { connection in
+                guard case .authStart(let start)? = try connection.receive(), start.capabilities == (declared ?? []) else {
+                    throw ClientError.protocol(.unexpectedMessage("AUTH_START without the expected CAPABILITIES"))
+                }
+                try connection.send(.promptEchoOff("Touch your key: ", payload: [0, 1, 2]))
+                if let message = try connection.receive() { throw ClientError.protocol(.unexpectedMessage("got \(message.type.name), expected EOF")) }
+            }
+            var asked = false
+            #expect(throws: expected) {
+                try LoginDialog.run(socketPath: server.path, start: AuthStart(user: "u", service: "s", capabilities: declared)) { _, _ in
+                    asked = true
+                    return "1"
+                }
+            }
+            #expect(!asked, "the prompt reached the conversation")
             #expect(server.finish() == [])
         }
     }

@@ -7,10 +7,16 @@ let sampleMessages: [Message] = [
     .authStart(AuthStart(user: "bob", service: "login", rhost: "192.0.2.7", tty: "pts/3", ruser: "carol",
                          password: "correct horse battery staple", deadlineMillis: 10_000)),
     .authStart(AuthStart(user: "", service: "")),
+    .authStart(AuthStart(user: "carol", service: "login", deadlineMillis: 5_000, capabilities: [])),
+    .authStart(AuthStart(user: "dan", service: "gdm", capabilities: [.binaryPayload, ClientCapabilities(rawValue: 0x8000_0000)])),
     .answer("123456"),
     .answer(""),
+    .answer("", payload: [0x00, 0xFF, 0x10, 0x00]),
+    .answer("", payload: []),
     .promptEchoOff("Verification code: "),
+    .promptEchoOff("Touch your security key: ", payload: [UInt8](0...255)),
     .promptEchoOn("Recovery code (or press Enter): "),
+    .promptEchoOn("Key: ", payload: [0]),
     .info("Welcome, Zoë — 😀"),
     .errorMessage("Wrong code. 2 attempts left."),
     .verdict(.success, reason: nil),
@@ -78,7 +84,8 @@ struct FrameCodecTests {
         #expect(try decodeBody(Array(bytes.dropFirst(4))) == message)
     }
 
-    @Test("encoding a field over its bound throws and leaves the buffer alone", arguments: FieldTag.allCases.filter { $0 != .result && $0 != .deadline })
+    @Test("encoding a field over its bound throws and leaves the buffer alone",
+          arguments: FieldTag.allCases.filter { ![.result, .deadline, .capabilities].contains($0) })
     func encodeOverBound(_ tag: FieldTag) throws {
         var buffer: [UInt8] = [1, 2, 3]
         #expect(throws: ProtocolError.fieldTooLong(tag: tag.rawValue, length: tag.bound + 1)) {
@@ -103,17 +110,24 @@ struct FrameCodecTests {
     @Test("descriptions never show a password or an answer")
     func redaction() {
         let start = AuthStart(user: "alice", service: "sshd", password: "hunter2-secret")
-        let messages: [Message] = [.authStart(start), .answer("987654")]
+        let secretBytes = Array("payload-secret".utf8)
+        let messages: [Message] = [.authStart(start), .answer("987654"), .answer("987654", payload: secretBytes),
+                                   .promptEchoOff("Touch: ", payload: secretBytes)]
         var dumped = ""
         dump(messages, to: &dumped)
         let renderings = [
             start.description, start.debugDescription, String(describing: start), String(reflecting: start),
             "\(messages)", String(reflecting: messages), dumped,
         ]
+        let payloadRenderings = [String(decoding: secretBytes, as: UTF8.self), "\(secretBytes)", secretBytes.map { String($0) }.joined(separator: ", ")]
         for text in renderings {
             #expect(!text.contains("hunter2"))
             #expect(!text.contains("987654"))
+            for payload in payloadRenderings { #expect(!text.contains(payload), "a PAYLOAD shown in \(text)") }
         }
+        #expect(Message.answer("987654", payload: secretBytes).description == "ANSWER <redacted> PAYLOAD <redacted>")
+        #expect(Message.promptEchoOff("Touch: ", payload: secretBytes).description == #"PROMPT_ECHO_OFF "Touch: " PAYLOAD <redacted>"#)
+        #expect(AuthStart(user: "u", service: "s", capabilities: [.binaryPayload]).description.contains("capabilities: BINARY_PAYLOAD"))
         #expect(start.description.contains("alice"))
         #expect(start.description.contains("<redacted>"))
         #expect(Message.answer("987654").description == "ANSWER <redacted>")
@@ -134,6 +148,8 @@ func messageWith(_ tag: FieldTag, length: Int) -> Message {
     case .text: return .info(text)
     case .result: return .verdict(.failure, reason: nil)
     case .deadline: return .authStart(AuthStart(user: "u", service: "s", deadlineMillis: .max))
+    case .capabilities: return .authStart(AuthStart(user: "u", service: "s", capabilities: ClientCapabilities(rawValue: .max)))
+    case .payload: return .answer("", payload: [UInt8](repeating: 0xFF, count: length))
     case .json: return .request(Array(text.utf8))
     }
 }

@@ -35,6 +35,17 @@ let rejections: [Rejection] = [
     Rejection(name: "RESULT twice", body: body(type: 0x20, [RawField(0x20, [0]), RawField(0x20, [0])]), error: .duplicateField(0x20)),
     Rejection(name: "known tag where the type does not list it", body: body(type: 0x13, [text, user]), error: .fieldNotAllowed(tag: 0x01, type: 0x13)),
     Rejection(name: "RESULT in an ANSWER", body: body(type: 0x02, [text, RawField(0x20, [0])]), error: .fieldNotAllowed(tag: 0x20, type: 0x02)),
+    // CAPABILITIES and PAYLOAD where the type does not list them, or twice.
+    Rejection(name: "CAPABILITIES in an ANSWER", body: body(type: 0x02, [text, RawField(0x08, [0, 0, 0, 1])]), error: .fieldNotAllowed(tag: 0x08, type: 0x02)),
+    Rejection(name: "CAPABILITIES in a prompt", body: body(type: 0x11, [text, RawField(0x08, [0, 0, 0, 1])]), error: .fieldNotAllowed(tag: 0x08, type: 0x11)),
+    Rejection(name: "CAPABILITIES twice", body: body(type: 0x01, [user, service, RawField(0x08, [0, 0, 0, 0]), RawField(0x08, [0, 0, 0, 1])]), error: .duplicateField(0x08)),
+    Rejection(name: "PAYLOAD in AUTH_START", body: body(type: 0x01, [user, service, RawField(0x11, [1])]), error: .fieldNotAllowed(tag: 0x11, type: 0x01)),
+    Rejection(name: "PAYLOAD in INFO", body: body(type: 0x13, [text, RawField(0x11, [1])]), error: .fieldNotAllowed(tag: 0x11, type: 0x13)),
+    Rejection(name: "PAYLOAD in ERROR_MSG", body: body(type: 0x14, [text, RawField(0x11, [1])]), error: .fieldNotAllowed(tag: 0x11, type: 0x14)),
+    Rejection(name: "PAYLOAD in VERDICT", body: body(type: 0x20, [RawField(0x20, [0]), RawField(0x11, [1])]), error: .fieldNotAllowed(tag: 0x11, type: 0x20)),
+    Rejection(name: "PAYLOAD in PROTOCOL_ERROR", body: body(type: 0x7F, [text, RawField(0x11, [1])]), error: .fieldNotAllowed(tag: 0x11, type: 0x7F)),
+    Rejection(name: "PAYLOAD in a REQUEST", body: body(type: 0x30, [RawField(0x30, "{}"), RawField(0x11, [1])]), error: .fieldNotAllowed(tag: 0x11, type: 0x30)),
+    Rejection(name: "PAYLOAD twice in an ANSWER", body: body(type: 0x02, [text, RawField(0x11, [1]), RawField(0x11, [2])]), error: .duplicateField(0x11)),
     // Over the bound (u16 lengths over the bound with the bytes present).
     Rejection(name: "USER of 257", body: body(type: 0x01, [RawField(0x01, [UInt8](repeating: 0x61, count: 257)), service]), error: .fieldTooLong(tag: 0x01, length: 257)),
     Rejection(name: "SERVICE of 65", body: body(type: 0x01, [user, RawField(0x02, [UInt8](repeating: 0x61, count: 65))]), error: .fieldTooLong(tag: 0x02, length: 65)),
@@ -44,17 +55,22 @@ let rejections: [Rejection] = [
     Rejection(name: "PASSWORD of 513", body: body(type: 0x01, [user, service, RawField(0x06, [UInt8](repeating: 0x61, count: 513))]), error: .fieldTooLong(tag: 0x06, length: 513)),
     Rejection(name: "TEXT of 8193", body: body(type: 0x12, [RawField(0x10, [UInt8](repeating: 0x61, count: 8193))]), error: .fieldTooLong(tag: 0x10, length: 8193)),
     Rejection(name: "RESULT of 2", body: body(type: 0x20, [RawField(0x20, [0, 0])]), error: .fieldTooLong(tag: 0x20, length: 2)),
+    Rejection(name: "CAPABILITIES of 5", body: body(type: 0x01, [user, service, RawField(0x08, [0, 0, 0, 0, 1])]), error: .fieldTooLong(tag: 0x08, length: 5)),
+    Rejection(name: "PAYLOAD of 8193 in an ANSWER", body: body(type: 0x02, [text, RawField(0x11, [UInt8](repeating: 0, count: 8_193))]), error: .fieldTooLong(tag: 0x11, length: 8_193)),
+    Rejection(name: "PAYLOAD of 8193 in a prompt", body: body(type: 0x12, [text, RawField(0x11, [UInt8](repeating: 0xFF, count: 8_193))]), error: .fieldTooLong(tag: 0x11, length: 8_193)),
     Rejection(name: "JSON of 65001 in a REQUEST", body: body(type: 0x30, [RawField(0x30, [UInt8](repeating: 0x20, count: 65_001))]), error: .fieldTooLong(tag: 0x30, length: 65_001)),
     Rejection(name: "JSON escape 0xFFFF in a REQUEST is a plain length", body: body(type: 0x30, [RawField(0x30, [UInt8](repeating: 0x20, count: 65_000), length: 0xFFFF)]), error: .fieldTooLong(tag: 0x30, length: 0xFFFF)),
     Rejection(name: "over the bound is reported before the overrun", body: body(type: 0x13, [RawField(0x10, [], length: 0xFFFF)]), error: .fieldTooLong(tag: 0x10, length: 0xFFFF)),
     // Missing required fields.
     Rejection(name: "AUTH_START without USER", body: body(type: 0x01, [service]), error: .missingField(0x01)),
     Rejection(name: "AUTH_START without SERVICE", body: body(type: 0x01, [user, RawField(0x03, "host")]), error: .missingField(0x02)),
-    Rejection(name: "AUTH_START with USER only under an unknown tag", body: body(type: 0x01, [RawField(0x08, "alice"), service]), error: .missingField(0x01)),
+    Rejection(name: "AUTH_START with USER only under an unknown tag", body: body(type: 0x01, [RawField(0x0F, "alice"), service]), error: .missingField(0x01)),
     Rejection(name: "ANSWER without TEXT", body: body(type: 0x02), error: .missingField(0x10)),
     Rejection(name: "PROMPT_ECHO_OFF without TEXT", body: body(type: 0x11, [RawField(0x4F, "x")]), error: .missingField(0x10)),
     Rejection(name: "PROMPT_ECHO_ON without TEXT", body: body(type: 0x12), error: .missingField(0x10)),
-    Rejection(name: "INFO without TEXT", body: body(type: 0x13, [RawField(0x11, "hello")]), error: .missingField(0x10)),
+    Rejection(name: "INFO without TEXT", body: body(type: 0x13, [RawField(0x4F, "hello")]), error: .missingField(0x10)),
+    Rejection(name: "a prompt with a PAYLOAD but no TEXT", body: body(type: 0x11, [RawField(0x11, [1, 2, 3])]), error: .missingField(0x10)),
+    Rejection(name: "an ANSWER with a PAYLOAD but no TEXT", body: body(type: 0x02, [RawField(0x11, [1, 2, 3])]), error: .missingField(0x10)),
     Rejection(name: "ERROR_MSG without TEXT", body: body(type: 0x14), error: .missingField(0x10)),
     Rejection(name: "VERDICT without RESULT", body: body(type: 0x20, [text]), error: .missingField(0x20)),
     Rejection(name: "REQUEST without JSON", body: body(type: 0x30), error: .missingField(0x30)),
@@ -62,6 +78,10 @@ let rejections: [Rejection] = [
     Rejection(name: "PROTOCOL_ERROR without TEXT", body: body(type: 0x7F), error: .missingField(0x10)),
     // RESULT.
     Rejection(name: "empty RESULT", body: body(type: 0x20, [RawField(0x20, [])]), error: .invalidField(0x20)),
+    // CAPABILITIES is exactly four bytes, like DEADLINE.
+    Rejection(name: "empty CAPABILITIES", body: body(type: 0x01, [user, service, RawField(0x08, [])]), error: .invalidField(0x08)),
+    Rejection(name: "CAPABILITIES of 1", body: body(type: 0x01, [user, service, RawField(0x08, [1])]), error: .invalidField(0x08)),
+    Rejection(name: "CAPABILITIES of 3", body: body(type: 0x01, [user, service, RawField(0x08, [0, 0, 1])]), error: .invalidField(0x08)),
     Rejection(name: "verdict code 7", body: body(type: 0x20, [RawField(0x20, [7])]), error: .unknownVerdictCode(7)),
     Rejection(name: "verdict code 0xFF", body: body(type: 0x20, [RawField(0x20, [0xFF])]), error: .unknownVerdictCode(0xFF)),
     // Text.
@@ -132,7 +152,7 @@ struct RejectionTests {
     @Test("unknown tags are skipped (and may repeat)")
     func unknownTagsSkipped() throws {
         let bytes = body(type: 0x01, [
-            RawField(0x00, []), RawField(0x08, "future"), user, RawField(0xFF, [0xFF, 0x00, 0xFE]),
+            RawField(0x00, []), RawField(0x0F, "future"), user, RawField(0xFF, [0xFF, 0x00, 0xFE]),
             service, RawField(0x42, [UInt8](repeating: 0, count: 300)),
             RawField(0x42, [1]),  // an unknown tag may repeat
         ])
@@ -168,6 +188,63 @@ struct RejectionTests {
         }
         let encoded = try FrameCodec.encode(.authStart(AuthStart(user: "alice", service: "sshd", deadlineMillis: 0xDEADBEEF)))
         #expect(Array(encoded.suffix(7)) == [0x07, 0x00, 0x04, 0xDE, 0xAD, 0xBE, 0xEF])
+    }
+
+    @Test("CAPABILITIES is a binary u32 bitset in AUTH_START: absent is nil, unknown bits are kept on the wire and dropped by knownOnly")
+    func capabilitiesField() throws {
+        #expect(try decodeBody(body(type: 0x01, [user, service])) == .authStart(AuthStart(user: "alice", service: "sshd")))
+        let cases: [([UInt8], UInt32)] = [
+            ([0, 0, 0, 0], 0), ([0, 0, 0, 1], 1), ([0x80, 0, 0, 0x01], 0x8000_0001), ([0xFF, 0xFF, 0xFF, 0xFE], 0xFFFF_FFFE),
+        ]
+        for (bytes, raw) in cases {
+            let decoded = try decodeBody(body(type: 0x01, [user, service, RawField(0x08, bytes)]))
+            #expect(decoded == .authStart(AuthStart(user: "alice", service: "sshd", capabilities: ClientCapabilities(rawValue: raw))))
+            guard case .authStart(let start) = decoded, let capabilities = start.capabilities else { Issue.record("\(decoded)"); continue }
+            #expect(capabilities.knownOnly.rawValue == raw & 1, "only BINARY_PAYLOAD (bit 0) is known")
+            #expect(capabilities.contains(.binaryPayload) == (raw & 1 == 1))
+        }
+        // Encoded after DEADLINE, four bytes big-endian, also when empty.
+        let encoded = try FrameCodec.encode(.authStart(AuthStart(user: "alice", service: "sshd", deadlineMillis: 10_000, capabilities: [])))
+        #expect(Array(encoded.suffix(14)) == [0x07, 0x00, 0x04, 0x00, 0x00, 0x27, 0x10, 0x08, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00])
+        let both = try FrameCodec.encode(.authStart(AuthStart(user: "alice", service: "sshd", capabilities: [.binaryPayload, ClientCapabilities(rawValue: 0x4000_0000)])))
+        #expect(Array(both.suffix(7)) == [0x08, 0x00, 0x04, 0x40, 0x00, 0x00, 0x01])
+    }
+
+    @Test("PAYLOAD is bytes in a prompt or an answer: NUL, 0xFF and invalid UTF-8 pass, empty is present, absent is nil")
+    func payloadField() throws {
+        let binary: [UInt8] = [0x00, 0xFF, 0xC0, 0xAF, 0xED, 0xA0, 0x80, 0x00]
+        #expect(try decodeBody(body(type: 0x02, [RawField(0x10, ""), RawField(0x11, binary)])) == .answer("", payload: binary))
+        #expect(try decodeBody(body(type: 0x11, [RawField(0x11, binary), RawField(0x10, "Touch your key: ")])) == .promptEchoOff("Touch your key: ", payload: binary))
+        #expect(try decodeBody(body(type: 0x12, [RawField(0x10, "Key: "), RawField(0x11, [])])) == .promptEchoOn("Key: ", payload: []))
+        #expect(try decodeBody(body(type: 0x02, [RawField(0x10, "123456")])) == .answer("123456", payload: nil))
+        #expect(Message.answer("1", payload: []) != Message.answer("1"), "an empty PAYLOAD is still a PAYLOAD")
+        let encoded = try FrameCodec.encode(.answer("", payload: [0xDE, 0xAD]))
+        #expect(encoded == [0, 0, 0, 10, 1, 0x02, 0x10, 0, 0, 0x11, 0, 2, 0xDE, 0xAD])
+        #expect(throws: ProtocolError.fieldTooLong(tag: 0x11, length: 8_193)) {
+            try FrameCodec.encode(.promptEchoOff("x", payload: [UInt8](repeating: 0, count: 8_193)))
+        }
+    }
+
+    @Test("a PAYLOAD needs BINARY_PAYLOAD, in either direction; nothing else does")
+    func payloadNeedsTheCapability() throws {
+        let withPayload: [Message] = [.answer("", payload: [1]), .promptEchoOff("k", payload: []), .promptEchoOn("k", payload: [0xFF])]
+        let without: [Message] = [
+            .answer("123456"), .promptEchoOff("Code: "), .promptEchoOn("Code: "), .info("i"), .errorMessage("e"),
+            .verdict(.success, reason: nil), .protocolError("p"), .authStart(AuthStart(user: "u", service: "s", capabilities: [.binaryPayload])),
+        ]
+        let undeclared: [ClientCapabilities] = [[], ClientCapabilities(rawValue: 0xFFFF_FFFE)]
+        for capabilities in undeclared {
+            for message in withPayload {
+                #expect(throws: ProtocolError.undeclaredCapability(tag: 0x11), "\(message) with \(capabilities)") { try capabilities.check(message) }
+            }
+            for message in without { try capabilities.check(message) }
+        }
+        for message in withPayload + without { try ClientCapabilities.binaryPayload.check(message) }
+        #expect(ProtocolError.undeclaredCapability(tag: 0x11).description
+                == "field PAYLOAD (0x11) needs the capability BINARY_PAYLOAD, which the client did not declare")
+        #expect(ClientCapabilities([]).description == "none")
+        #expect(ClientCapabilities.binaryPayload.description == "BINARY_PAYLOAD")
+        #expect(ClientCapabilities(rawValue: 0x8000_0001).description == "BINARY_PAYLOAD+0x80000000")
     }
 
     @Test("valid multi-byte UTF-8 is accepted")
