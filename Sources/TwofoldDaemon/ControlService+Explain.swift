@@ -17,7 +17,8 @@ extension ControlService {
             : []
         let host = host ?? HostName.local
         let decision = current.decide(user: user, service: service, host: host, override: override, groups: { _ in groups })
-        let (atLogin, graceEnd) = PolicyImpactSurvey.atLogin(current, required: decision.required, record: record, now: clock.nowMillis())
+        let (atLogin, graceEnd) = PolicyImpactSurvey.atLogin(current, required: decision.required, record: record, now: clock.nowMillis(),
+                                                            service: service, host: host)
         let chain = decision.steps.map {
             PolicyExplanation.Step(level: $0.level.rawValue, rule: $0.rule, decided: $0.level == decision.level)
         }

@@ -77,9 +77,15 @@ struct PolicyImpactSurvey {
 
     /// What the user gets at the next login: the same decision as `Authenticator` makes, without
     /// its side effects (a grace period that has not started would start now).
-    static func atLogin(_ policy: Policy, required: Bool, record: UserRecord?, now: Int64) -> (PolicyImpact.AtLogin, Int64?) {
+    static func atLogin(_ policy: Policy, required: Bool, record: UserRecord?, now: Int64, service: String? = nil,
+                        host: String = HostName.local) -> (PolicyImpact.AtLogin, Int64?) {
+        if let record, record.status == .active {
+            // An enrolled user is asked for a code, required or not, if a factor of theirs may be used here.
+            let allowed = policy.allowedKinds(user: record.factorKinds, service: service, host: host).kinds
+            let usable = allowed.contains(.recovery) || record.factors.contains { allowed.contains($0.kind) }
+            return (usable ? .code : .refused, nil)
+        }
         guard required else { return (.notRequired, nil) }
-        if record?.status == .active { return (.code, nil) }
         switch policy.unenrolled {
         case .enroll: return (.enroll, nil)
         case .deny: return (.refused, nil)

@@ -367,15 +367,16 @@ public struct PolicyImpact: Codable, Sendable, Equatable {
 
     /// What a user gets at the next login under the evaluated policy.
     public enum AtLogin: String, Codable, Sendable, Equatable {
-        /// Not required for any service.
+        /// Not required for any service, and not enrolled.
         case notRequired
-        /// Required and enrolled: asked for a code.
+        /// Enrolled (required or not): asked for a code.
         case code
         /// Required, not enrolled, and the policy enrolls at login.
         case enroll
         /// Required, not enrolled, within a grace period (`graceUntilMillis`).
         case grace
-        /// Required, not enrolled, no grace: refused. These are the users a change locks out.
+        /// Required, not enrolled, no grace; or enrolled with no factor of a kind allowed: refused.
+        /// These are the users a change locks out.
         case refused
     }
 

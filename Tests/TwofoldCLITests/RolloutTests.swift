@@ -59,6 +59,11 @@ import TwofoldTestSupport
         #expect(try daemon.ctl(["import", member, "--uri", "-"], input: memberApp.uri(account: member) + "\n").status == 0)
         let after = try impact(try daemon.ctl(["policy", "set", "--unenrolled", "enroll", "--dry-run", "--json"]))
         #expect(after.refused == 0 && after.newlyRefused == 0, "\(after)")
+        // Factor kinds that leave an enrolled user no usable factor are a lock-out too.
+        let kinds = try impact(try daemon.ctl(["policy", "set", "--factor-kinds", "hotp", "--dry-run", "--json"]))
+        let locked = try #require(kinds.users.first { $0.user == "twofold-test" }, "\(kinds.users)")
+        #expect(locked.atLoginBefore == .code && locked.atLogin == .refused)
+        #expect(try daemon.ctl(["policy", "set", "--factor-kinds", "hotp"]).status == 7)
         // A change that locks nobody out needs no --yes.
         #expect(try daemon.ctl(["policy", "set", "--window", "2"]).status == 0)
         // The audit says what each change changed.
