@@ -88,7 +88,9 @@ public final class ControlService: Sendable {
             case .enrollVerify(let user, let codes):
                 let target = try resolve(user, caller: caller, admin: admin)
                 let recovery = try await enrollment.verify(user: target, codes: codes)
-                await audit("enroll", user: target, peer: peer, outcome: "verified", reason: "codes matched; waiting for the user to save recovery codes")
+                await audit("enroll", user: target, peer: peer, outcome: "verified", reason: recovery.isEmpty
+                    ? "codes matched; the user's recovery codes are kept; waiting for activation"
+                    : "codes matched; waiting for the user to save recovery codes")
                 return .recoveryCodes(recovery)
             case .enrollActivate(let user):
                 let target = try resolve(user, caller: caller, admin: admin)
@@ -254,7 +256,7 @@ public final class ControlService: Sendable {
         if record.recoveryCodesLeft > 0 {
             list.append(FactorInfo(name: RecoveryCodeFactor.setName, kind: FactorKind.recovery.rawValue,
                                    detail: "\(record.recoveryCodesLeft) code\(record.recoveryCodesLeft == 1 ? "" : "s") left",
-                                   addedAtMillis: nil, lastUsedMillis: nil))
+                                   addedAtMillis: nil, lastUsedMillis: nil, codesLeft: record.recoveryCodesLeft))
         }
         return list
     }
@@ -373,7 +375,7 @@ public final class ControlService: Sendable {
         guard let record = try await store.user(user) else {
             let (required, because) = policy.current.requirement(user: user, service: nil, host: HostName.local, override: .policy)
             return UserStatus(user: user, enrollment: "none", method: nil, required: required, requiredBecause: because,
-                              recoveryCodesLeft: 0, failures: 0, lockedUntilMillis: nil, lastSuccessMillis: nil)
+                              recoveryCodesLeft: 0, failures: 0, lockedUntilMillis: nil, lastSuccessMillis: nil, factors: [])
         }
         return status(of: record)
     }
@@ -387,7 +389,7 @@ public final class ControlService: Sendable {
                           method: record.factors.isEmpty ? nil : Set(record.factors.map(\.kind.rawValue)).sorted().joined(separator: ","),
                           required: required, requiredBecause: because, recoveryCodesLeft: record.recoveryCodesLeft,
                           failures: record.throttle.failures, lockedUntilMillis: locked, lastSuccessMillis: record.lastSuccessMillis,
-                          override: record.requirement.rawValue, graceUntilMillis: grace)
+                          override: record.requirement.rawValue, graceUntilMillis: grace, factors: record.factors.map(\.name))
     }
 
     /// The daemon's setup as it sees it: the files it uses and the key file's mode and owner.

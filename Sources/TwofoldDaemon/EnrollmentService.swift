@@ -6,13 +6,14 @@ import TwofoldProtocol
 import TwofoldStore
 
 /// Enrollment, shared by `twofoldctl enroll` and enroll-at-login: issue a pending secret, verify
-/// code(s) from the app against it, then activate it with fresh recovery codes. A pending
-/// enrollment never changes how logins work.
+/// code(s) from the app against it, then activate it: with fresh recovery codes for a first factor,
+/// keeping the user's set for a further one (see `recoverySet`). A pending enrollment never changes
+/// how logins work.
 final class EnrollmentService: Sendable {
     /// A pending enrollment whose codes were right, waiting for the user to confirm the recovery
-    /// codes are saved (CLI flow). Only hashes are kept.
+    /// codes are saved (CLI flow). Only hashes are kept; nil keeps the user's set.
     struct Verified: Sendable {
-        var hashes: [RecoveryCodeHash]
+        var hashes: [RecoveryCodeHash]?
         var verify: VerifyState
         var expiresMillis: Int64
     }
@@ -43,16 +44,16 @@ final class EnrollmentService: Sendable {
         let parameters = policy.current.newEnrollment
         let secret = try OTPSecret.generate()
         try await store.beginEnrollment(user: user, factor: factor, secret: secret, parameters: parameters, atMillis: clock.nowMillis())
-        return offer(user: user, secret: secret, parameters: parameters)
+        return offer(user: user, factor: factor, secret: secret, parameters: parameters)
     }
 
-    private func offer(user: String, secret: SecretBytes, parameters: OTPParameters) -> EnrollmentOffer {
+    private func offer(user: String, factor: String, secret: SecretBytes, parameters: OTPParameters) -> EnrollmentOffer {
         let uri = OTPAuthURI(issuer: issuer(), account: user, secret: secret, parameters: parameters)
         var raw = secret.copyBytes()
         defer { Crypto.wipe(&raw) }
         return EnrollmentOffer(user: user, uri: uri.uriString(), secretBase32: Base32.encode(raw),
                                digits: parameters.digits, period: parameters.period, algorithm: parameters.algorithm.rawValue,
-                               codesRequired: policy.current.document.enrollmentCodes)
+                               codesRequired: policy.current.document.enrollmentCodes, factor: factor)
     }
 
     /// How many codes the policy asks for at enrollment.
@@ -89,10 +90,11 @@ final class EnrollmentService: Sendable {
         return state
     }
 
-    /// CLI flow, step 2: verified codes give fresh recovery codes; activation waits for `activate`.
+    /// CLI flow, step 2: verified codes give fresh recovery codes, or none (empty) when the user's
+    /// set is kept; activation waits for `activate`.
     func verify(user: String, codes: [String]) async throws -> [String] {
         let state = try await check(user: user, codes: codes)
-        let (codes, hashes) = try makeRecoveryCodes()
+        let (codes, hashes) = try await recoverySet(for: user)
         verified.withLock {
             $0[user] = Verified(hashes: hashes, verify: state, expiresMillis: clock.nowMillis() + Self.confirmationWindowMillis)
         }
@@ -108,12 +110,25 @@ final class EnrollmentService: Sendable {
         try await store.activateEnrollment(user: user, recoveryCodes: entry.hashes, verify: entry.verify, atMillis: now)
     }
 
-    /// Login flow: right code(s) activate at once; returns the recovery codes to show.
+    /// Login flow: right code(s) activate at once; returns the recovery codes to show. Enroll at
+    /// login is offered only to users without an active factor: always a first factor, a fresh set.
     func verifyAndActivate(user: String, codes: [String]) async throws -> [String] {
         let state = try await check(user: user, codes: codes)
         let (codes, hashes) = try makeRecoveryCodes()
         try await store.activateEnrollment(user: user, recoveryCodes: hashes, verify: state, atMillis: clock.nowMillis())
         return codes
+    }
+
+    /// The recovery codes an enrollment brings. A first factor gets a fresh set. A further factor
+    /// (or a new secret for one) keeps the user's set: it was saved once and must not be voided
+    /// silently (`regenerateRecoveryCodes` replaces it on request); ([], nil) then. A user whose set
+    /// is used up (or who never had one, as after an import) gets a fresh set, since none is voided.
+    func recoverySet(for user: String) async throws -> (codes: [String], hashes: [RecoveryCodeHash]?) {
+        if let record = try await store.user(user), !record.factors.isEmpty, record.recoveryCodesLeft > 0 {
+            return ([], nil)
+        }
+        let (codes, hashes) = try makeRecoveryCodes()
+        return (codes, hashes)
     }
 
     /// A fresh set of recovery codes and their salted hashes.

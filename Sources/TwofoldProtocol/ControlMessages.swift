@@ -12,9 +12,12 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// first factor, else the next free "app-N"; an existing name is replaced once confirmed.
     case enrollBegin(user: String?, currentCode: String?, name: String? = nil)
     /// Check code(s) from the app against the pending secret (policy may ask for two consecutive
-    /// codes). On success returns fresh recovery codes; nothing changes for logins until `enrollActivate`.
+    /// codes). On success returns fresh recovery codes for a first factor; an empty list when the
+    /// user already has a factor and unused recovery codes, whose set is then kept (it is not
+    /// voided by adding a factor). Nothing changes for logins until `enrollActivate`.
     case enrollVerify(user: String?, codes: [String])
-    /// The user confirmed the recovery codes are saved: the verified enrollment becomes active.
+    /// The user confirmed the recovery codes are saved (or none were issued): the verified
+    /// enrollment becomes active.
     case enrollActivate(user: String?)
     /// Enrollment, requirement and lock state. `user` nil: the caller.
     case status(user: String?)
@@ -319,13 +322,16 @@ public struct FactorInfo: Codable, Sendable, Equatable {
     public var detail: String
     public var addedAtMillis: Int64?
     public var lastUsedMillis: Int64?
+    /// The recovery set only: how many codes are left.
+    public var codesLeft: Int?
 
-    public init(name: String, kind: String, detail: String, addedAtMillis: Int64?, lastUsedMillis: Int64?) {
+    public init(name: String, kind: String, detail: String, addedAtMillis: Int64?, lastUsedMillis: Int64?, codesLeft: Int? = nil) {
         self.name = name
         self.kind = kind
         self.detail = detail
         self.addedAtMillis = addedAtMillis
         self.lastUsedMillis = lastUsedMillis
+        self.codesLeft = codesLeft
     }
 }
 
@@ -457,8 +463,11 @@ public struct EnrollmentOffer: Codable, Sendable, Equatable {
     public var algorithm: String
     /// How many consecutive codes the policy asks for to confirm (1 or 2).
     public var codesRequired: Int
+    /// The factor the enrollment adds, or replaces once confirmed (nil from a daemon before factors had names).
+    public var factor: String?
 
-    public init(user: String, uri: String, secretBase32: String, digits: Int, period: Int, algorithm: String, codesRequired: Int = 1) {
+    public init(user: String, uri: String, secretBase32: String, digits: Int, period: Int, algorithm: String, codesRequired: Int = 1,
+                factor: String? = nil) {
         self.user = user
         self.uri = uri
         self.secretBase32 = secretBase32
@@ -466,6 +475,7 @@ public struct EnrollmentOffer: Codable, Sendable, Equatable {
         self.period = period
         self.algorithm = algorithm
         self.codesRequired = codesRequired
+        self.factor = factor
     }
 }
 
@@ -474,8 +484,11 @@ public struct UserStatus: Codable, Sendable, Equatable {
     public var user: String
     /// "none", "pending" or "active".
     public var enrollment: String
-    /// "totp" or "hotp" when enrolled.
+    /// The kinds of the active factors, sorted and comma-joined ("totp", "hotp,totp"); nil when
+    /// none is active.
     public var method: String?
+    /// The names of the active factors, by name (nil from a daemon before factors had names).
+    public var factors: [String]?
     public var required: Bool
     /// Why required or not (e.g. "policy: everyone", "admin override: exempt").
     public var requiredBecause: String
@@ -490,10 +503,11 @@ public struct UserStatus: Codable, Sendable, Equatable {
 
     public init(user: String, enrollment: String, method: String?, required: Bool, requiredBecause: String,
                 recoveryCodesLeft: Int, failures: Int, lockedUntilMillis: Int64?, lastSuccessMillis: Int64?,
-                override: String = "policy", graceUntilMillis: Int64? = nil) {
+                override: String = "policy", graceUntilMillis: Int64? = nil, factors: [String]? = nil) {
         self.user = user
         self.enrollment = enrollment
         self.method = method
+        self.factors = factors
         self.required = required
         self.requiredBecause = requiredBecause
         self.recoveryCodesLeft = recoveryCodesLeft

@@ -13,8 +13,11 @@ extension Twofoldctl {
             commandName: "bulk-import",
             abstract: "Import many users' existing secrets from a list (admins).",
             discussion: """
-                The list has one user per line: the user name, white space, and an otpauth:// URI. \
-                Blank lines and lines starting with # are skipped. The users are sent in batches \
+                The list has one user per line: the user name, optionally a factor name, and an \
+                otpauth:// URI, separated by white space (a factor name has no ':', a URI always has \
+                one, so the two never blur). A line without a factor name gets --name's, else \
+                "imported"; an existing factor of that name is replaced, any other stays. Blank lines \
+                and lines starting with # are skipped. The users are sent in batches \
                 (--batch per request); twofoldd stores each batch in one transaction and audits every \
                 user. A line it cannot use is reported with its number and skipped; the others are \
                 imported. The exit status is 0 only if every line was imported.
@@ -30,6 +33,9 @@ extension Twofoldctl {
         @Option(help: ArgumentHelp("Users per request (1 to 500).", valueName: "n"))
         var batch = 200
 
+        @Option(help: ArgumentHelp("The factor name for lines that give none (default: imported).", valueName: "name"))
+        var name: String?
+
         @OptionGroup var options: GlobalOptions
 
         /// A request stays well under the 64 KiB frame bound.
@@ -37,6 +43,9 @@ extension Twofoldctl {
 
         func validate() throws {
             guard (1...500).contains(batch) else { throw ValidationError("--batch must be from 1 to 500.") }
+            if let name, !FactorNames.isValid(name) {
+                throw ValidationError("'\(name)' is not a factor name (\(FactorNames.rule)).")
+            }
         }
 
         struct Refused: Encodable {
@@ -109,18 +118,31 @@ extension Twofoldctl {
                 guard let linePointer else { break }
                 let text = String(cString: linePointer).trimmingSpaces()
                 if text.isEmpty || text.hasPrefix("#") { continue }
-                let fields = text.split(maxSplits: 1, whereSeparator: { $0 == " " || $0 == "\t" })
+                // USER [NAME] URI: the second field is a factor name when it has no ':' (a URI always has one).
+                let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+                var fields = text.split(maxSplits: 1, whereSeparator: isBlank).map(String.init)
+                var factor = name
+                if fields.count == 2, !fields[1].prefix(while: { !isBlank($0) }).contains(":") {
+                    let rest = fields[1].split(maxSplits: 1, whereSeparator: isBlank).map(String.init)
+                    factor = rest[0]
+                    fields = rest.count == 2 ? [fields[0], rest[1]] : [fields[0]]
+                }
                 guard fields.count == 2 else {
-                    summary.refused.append(Refused(line: number, user: fields.first.map(String.init),
-                                                   error: "expected a user name and an otpauth:// URI"))
+                    summary.refused.append(Refused(line: number, user: fields.first,
+                                                   error: "expected a user name, a factor name if any, and an otpauth:// URI"))
                     continue
                 }
-                let user = String(fields[0])
-                let uri = String(fields[1]).trimmingSpaces()
-                if bytes + uri.utf8.count + user.utf8.count + 64 > Self.maxBatchJSONBytes { try flush() }
-                items.append(EnrollmentImport(user: user, source: .uri(uri)))
+                if let factor, !FactorNames.isValid(factor) {
+                    summary.refused.append(Refused(line: number, user: fields[0], error: "'\(factor)' is not a factor name (\(FactorNames.rule))"))
+                    continue
+                }
+                let user = fields[0]
+                let uri = fields[1].trimmingSpaces()
+                let size = uri.utf8.count + user.utf8.count + (factor?.utf8.count ?? 0) + 80
+                if bytes + size > Self.maxBatchJSONBytes { try flush() }
+                items.append(EnrollmentImport(user: user, source: .uri(uri), name: factor))
                 itemLines.append(number)
-                bytes += uri.utf8.count + user.utf8.count + 64
+                bytes += size
                 if items.count >= batch { try flush() }
             }
             try flush()

@@ -5,21 +5,28 @@ import TwofoldQR
 extension Twofoldctl {
     struct Enroll: DaemonCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Turn on 2FA: scan a new secret, prove it with a code, save the recovery codes.",
+            abstract: "Turn on 2FA, or add a factor: scan a new secret, prove it with a code.",
             discussion: """
-                Steps: (1) if 2FA is already active, type a code from your current app (not needed by \
+                Steps: (1) if 2FA is already active, type a code from a current factor (not needed by \
                 root or an admin enrolling someone else); (2) scan the QR code, or add the otpauth URI \
                 or the key by hand; (3) type the code the app shows (two consecutive codes if the \
-                policy asks for them); (4) save the recovery codes, shown only once, and type yes. \
-                Nothing changes for logins before step 4: the old setting stays in force until then.
+                policy asks for them); (4) for a first factor, save the recovery codes, shown only \
+                once, and type yes. Nothing changes for logins before the last step.
+
+                Each enrollment is a factor with a name (--name; default app, then app-2, app-3, ...). \
+                A new name adds a factor beside the others; an existing name replaces that factor's \
+                secret once confirmed. Adding a factor does not touch the recovery codes: the saved \
+                set stays valid ('twofoldctl recovery-codes' makes a new one), unless none is left, \
+                when a fresh set is shown as for a first factor.
 
                 The QR code (--qr utf8) paints light modules with the text colour, for the usual \
                 light-on-dark terminal; on a terminal with dark text on a light background use \
                 --qr utf8-inverted, or --qr ansi (colours).
 
                 With --json the steps are JSON lines on standard output: {"step":"offer",...}, \
-                {"step":"recoveryCodes",...}, {"step":"activated",...}; codes and the word yes are \
-                read from standard input, one per line.
+                {"step":"recoveryCodes",...} (not when the recovery codes are kept), \
+                {"step":"activated",...}; codes and the word yes are read from standard input, one \
+                per line.
                 """
         )
 
@@ -36,24 +43,52 @@ extension Twofoldctl {
         @Option(help: ArgumentHelp("Enroll this user instead of yourself (admins only).", valueName: "user"))
         var user: String?
 
+        @Option(help: ArgumentHelp("The factor's name: a new name adds a factor, an existing one replaces it (default: app, app-2, ...).",
+                                   valueName: "name"))
+        var name: String?
+
         @OptionGroup var options: GlobalOptions
+
+        func validate() throws {
+            if let name, !FactorNames.isValid(name) {
+                throw ValidationError("'\(name)' is not a factor name (\(FactorNames.rule)).")
+            }
+        }
 
         func execute(_ session: DaemonSession) throws(CLIFailure) {
             let showPrompts = !options.json || Terminal.inputIsTerminal
 
-            // 1. Replacing an active enrollment needs a code of the current secret (unless an admin acts).
+            // 1. Adding or replacing a factor of an active user needs a current code (unless an admin acts).
             let statusResponse = try session.send(.status(user: user))
             guard case .status(let before) = statusResponse else { throw unexpected(statusResponse) }
+            // The name is decided here, so that what the prompt says is what happens (a daemon that
+            // does not list factor names picks the default itself).
+            let factor = name ?? before.factors.map { FactorNames.next(taken: Set($0)) }
             var currentCode: String?
-            if before.enrollment == "active" && !CallerAccount.isRoot && !CallerAccount.isOther(user) {
-                session.disconnect()
-                if showPrompts { Output.error("2FA is already active for \(before.user); the new secret replaces it once confirmed.") }
-                currentCode = try Terminal.readCode(prompt: "Current code from your authenticator app: ", showPrompt: showPrompts)
+            if before.enrollment == "active" {
+                let active = before.factors ?? []
+                if showPrompts {
+                    let have = active.isEmpty ? "" : " (factors: \(FactorNames.quoted(active)))"
+                    let what: String
+                    if let factor, active.contains(factor) {
+                        what = "this replaces the factor '\(factor)' once confirmed; its old secret stops working then"
+                    } else if let factor {
+                        what = "this adds a factor named '\(factor)' once confirmed; the others stay in force"
+                    } else {
+                        what = "this adds a factor once confirmed"
+                    }
+                    Output.error("2FA is already active for \(before.user)\(have): \(what).")
+                }
+                if !CallerAccount.isRoot && !CallerAccount.isOther(user) {
+                    session.disconnect()
+                    currentCode = try Terminal.readCode(prompt: "Current code from your authenticator app (any factor): ", showPrompt: showPrompts)
+                }
             }
 
             // 2. A new secret, pending.
-            let offerResponse = try session.send(.enrollBegin(user: user, currentCode: currentCode))
+            let offerResponse = try session.send(.enrollBegin(user: user, currentCode: currentCode, name: factor))
             guard case .enrollment(let offer) = offerResponse else { throw unexpected(offerResponse) }
+            let added = offer.factor ?? factor
             session.disconnect()
             if options.json {
                 Output.json(OfferStep(offer: offer), compact: true)
@@ -61,8 +96,22 @@ extension Twofoldctl {
                 show(offer)
             }
 
-            // 3. Code(s) from the app.
+            // 3. Code(s) from the app. A further factor brings no recovery codes: the user's set stays.
             let recoveryCodes = try verify(session, showPrompts: showPrompts, codesRequired: offer.codesRequired)
+            if recoveryCodes.isEmpty {
+                try activate(session)
+                if options.json {
+                    Output.json(ActivatedStep(user: offer.user, factor: added, recoveryCodesKept: true), compact: true)
+                } else {
+                    let replaced = added.map { before.factors?.contains($0) ?? false } ?? false
+                    let which = added.map { "'\($0)'" } ?? "the new factor"
+                    Output.line(replaced
+                        ? "Factor \(which) of \(offer.user) now has the new secret; its old secret no longer works."
+                        : "Factor \(which) added for \(offer.user): logins accept a code from it or from the other factors.")
+                    Output.line("Your recovery codes stay valid ('twofoldctl recovery-codes' makes a new set).")
+                }
+                return
+            }
             if options.json {
                 Output.json(RecoveryCodesStep(recoveryCodes: recoveryCodes), compact: true)
             } else {
@@ -83,15 +132,12 @@ extension Twofoldctl {
                 guard Terminal.inputIsTerminal else { throw notActivated() }
                 Output.error("Type yes once the codes are saved (Ctrl-C stops; nothing changes until you confirm).")
             }
-            let activated = try session.send(.enrollActivate(user: user))
-            switch activated {
-            case .ok, .status: break
-            default: throw unexpected(activated)
-            }
+            try activate(session)
             if options.json {
-                Output.json(ActivatedStep(user: offer.user), compact: true)
+                Output.json(ActivatedStep(user: offer.user, factor: added), compact: true)
             } else {
-                Output.line("2FA is now active for \(offer.user): logins ask for a code from your app.")
+                Output.line("2FA is now active for \(offer.user): logins ask for a code from your app"
+                            + (added.map { " (factor '\($0)')." } ?? "."))
             }
         }
 
@@ -123,6 +169,14 @@ extension Twofoldctl {
                     Output.error(error.message)
                     codes = []
                 }
+            }
+        }
+
+        private func activate(_ session: DaemonSession) throws(CLIFailure) {
+            let activated = try session.send(.enrollActivate(user: user))
+            switch activated {
+            case .ok, .status: break
+            default: throw unexpected(activated)
             }
         }
 
@@ -172,6 +226,9 @@ extension Twofoldctl {
         struct ActivatedStep: Encodable {
             var step = "activated"
             var user: String
+            var factor: String?
+            /// True when the enrollment issued no recovery codes: the user's set stays valid.
+            var recoveryCodesKept = false
         }
     }
 }

@@ -64,9 +64,20 @@ enum Format {
         return "until \(time(millis: until))"
     }
 
+    /// The kinds of the active factors as the daemon joins them ("hotp,totp"), for reading ("hotp, totp").
+    static func method(_ status: UserStatus) -> String? {
+        status.method.map { $0.split(separator: ",").joined(separator: ", ") }
+    }
+
+    /// The active factors: their names, or their count where the daemon gives only kinds.
+    static func factors(_ status: UserStatus) -> String? {
+        guard let names = status.factors else { return nil }
+        return names.isEmpty ? "none" : "\(names.count): " + names.joined(separator: ", ")
+    }
+
     static func enrollment(_ status: UserStatus) -> String {
         switch status.enrollment {
-        case "active": return "active" + (status.method.map { " (\($0))" } ?? "")
+        case "active": return "active" + (method(status).map { " (\($0))" } ?? "")
         case "pending": return "pending (not confirmed yet)"
         case "none": return "not enrolled"
         default: return status.enrollment
@@ -78,6 +89,9 @@ enum Format {
         var pairs: [(String, String)] = [
             ("User", status.user),
             ("2FA", enrollment(status)),
+        ]
+        if status.enrollment == "active", let factors = factors(status) { pairs.append(("Factors", factors)) }
+        pairs += [
             ("Required", required(status)),
             ("Override", status.override),
         ]

@@ -12,6 +12,10 @@ extension Twofoldctl {
                 ~/.google_authenticator file (its scratch codes become recovery codes), or a line of \
                 pam_oath's users.oath. twofoldctl only reads the file; twofoldd parses and checks it.
 
+                The secret becomes the user's factor --name (default: imported), beside any other \
+                factors; one of the same name is replaced. Scratch codes of a google-authenticator \
+                file replace the user's recovery codes; an import without any keeps them.
+
                 Command lines are visible to other users (ps, /proc): prefer --uri - and give the URI \
                 on standard input.
                 """
@@ -32,6 +36,9 @@ extension Twofoldctl {
         @Option(name: .customLong("line-for"), help: ArgumentHelp("With --users-oath: take the line of this name instead of the user's (it is sent as the user's).", valueName: "name"))
         var lineFor: String?
 
+        @Option(help: ArgumentHelp("The factor's name (default: imported); an existing factor of that name is replaced.", valueName: "name"))
+        var name: String?
+
         @OptionGroup var options: GlobalOptions
 
         /// Files larger than this are not an authenticator file.
@@ -44,6 +51,9 @@ extension Twofoldctl {
                 throw ValidationError("Give exactly one of --uri, --google-authenticator and --users-oath.")
             }
             if lineFor != nil && usersOath == nil { throw ValidationError("--line-for goes with --users-oath.") }
+            if let name, !FactorNames.isValid(name) {
+                throw ValidationError("'\(name)' is not a factor name (\(FactorNames.rule)).")
+            }
         }
 
         func execute(_ session: DaemonSession) throws(CLIFailure) {
@@ -59,17 +69,19 @@ extension Twofoldctl {
             } else {
                 throw CLIFailure(ExitStatus.usage, "nothing to import")
             }
-            let response = try session.send(.importEnrollment(user: user, source: source))
+            let response = try session.send(.importEnrollment(user: user, source: source, name: name))
             let recovery: Int
             switch response {
             case .imported(let count): recovery = count
             case .ok: recovery = 0
             default: throw unexpected(response)
             }
+            let factor = name ?? FactorNames.imported
             if options.json {
-                Output.json(Imported(user: user, recoveryCodes: recovery))
+                Output.json(Imported(user: user, factor: factor, recoveryCodes: recovery))
             } else {
-                Output.line("Imported 2FA for \(user): active" + (recovery > 0 ? ", with \(recovery) recovery codes." : "."))
+                Output.line("Imported 2FA for \(user) as factor '\(factor)': active"
+                            + (recovery > 0 ? ", with \(recovery) recovery codes." : "."))
             }
         }
 
@@ -123,6 +135,7 @@ extension Twofoldctl {
         struct Imported: Encodable {
             var ok = true
             var user: String
+            var factor: String
             var recoveryCodes: Int
         }
     }

@@ -6,9 +6,10 @@ extension Twofoldctl {
         static let configuration = CommandConfiguration(
             abstract: "List every user twofoldd knows, as a table (admins).",
             discussion: """
-                Columns: user, enrollment, method, whether 2FA is required and why, last successful \
-                login, consecutive failures, lock, recovery codes left. With --json, an array of the \
-                users' status documents.
+                Columns: user, enrollment, the kinds of the active factors (method), how many factors, \
+                whether 2FA is required and why, last successful login, consecutive failures, lock, \
+                recovery codes left. 'twofoldctl factors --user USER' lists one user's factors. With \
+                --json, an array of the users' status documents (with the factors' names).
                 """
         )
 
@@ -42,12 +43,13 @@ extension Twofoldctl {
                 return
             }
             Output.raw(Format.table(
-                header: ["USER", "ENROLLED", "METHOD", "REQUIRED", "LAST SUCCESS", "FAILURES", "LOCKED", "RECOVERY CODES"],
+                header: ["USER", "ENROLLED", "METHOD", "FACTORS", "REQUIRED", "LAST SUCCESS", "FAILURES", "LOCKED", "RECOVERY CODES"],
                 rows: all.map { status in
                     [
                         status.user,
                         status.enrollment,
                         status.method ?? "-",
+                        status.enrollment == "active" ? status.factors.map { String($0.count) } ?? "-" : "-",
                         Format.required(status),
                         status.lastSuccessMillis.map { Format.time(millis: $0) } ?? "never",
                         String(status.failures),

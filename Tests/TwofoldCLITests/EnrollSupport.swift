@@ -28,14 +28,19 @@ struct EnrollTranscript {
 
     static func hasOffer(_ stdout: String) -> Bool { stdout.contains("\nURI:") && stdout.hasSuffix("\n\n") }
     static func hasRecoveryCodes(_ stdout: String) -> Bool { stdout.contains(/once:\n\n( +\d+\. \S+\n)+\n/) }
+    /// A further factor: no codes shown, the saved set stays valid.
+    static func keptRecoveryCodes(_ stdout: String) -> Bool { stdout.contains("Your recovery codes stay valid") }
 }
 
 extension DaemonProcess {
     /// Runs `twofoldctl enroll` interactively to the end, as a person would: types `currentCode`
     /// first when given, reads the printed secret, types the app's code (two consecutive ones with
-    /// `twoCodes`), checks that nothing is active before the confirmation, and answers `confirm`.
+    /// `twoCodes`), and when recovery codes are shown (a first factor) checks that nothing is
+    /// active before the confirmation and answers `confirm`. A further factor shows none and
+    /// asks nothing more.
     func enroll(_ arguments: [String] = [], as runAs: TestUser? = nil, currentCode: String? = nil, twoCodes: Bool = false,
                 confirm: String = "yes", user: String) throws -> (result: CLIResult, app: Authenticator, transcript: EnrollTranscript) {
+        let initial = try status(user)
         let session = try interactive(["enroll"] + arguments, as: runAs)
         if let currentCode { session.send(currentCode) }
         let printed = try session.read(until: EnrollTranscript.hasOffer)
@@ -44,11 +49,13 @@ extension DaemonProcess {
         let now = Date()
         session.send(app.code(at: now))
         if twoCodes { session.send(app.code(offset: 1, at: now)) }
-        try session.read(until: EnrollTranscript.hasRecoveryCodes)
-        // Shown, not yet confirmed: logins are unchanged.
-        let before = try status(user)
-        #expect(before.enrollment != "active" || currentCode != nil, "active before the recovery codes were confirmed")
-        session.send(confirm)
+        let shown = try session.read(until: { EnrollTranscript.hasRecoveryCodes($0) || EnrollTranscript.keptRecoveryCodes($0) })
+        if EnrollTranscript.hasRecoveryCodes(shown) {
+            // Shown, not yet confirmed: logins are unchanged.
+            let before = try status(user)
+            #expect(before.factors == initial.factors, "a factor was added before the recovery codes were confirmed")
+            session.send(confirm)
+        }
         let result = session.finish()
         let transcript = EnrollTranscript(uri: uri, key: key, recoveryCodes: EnrollTranscript.recoveryCodes(in: result.stdout))
         return (result, app, transcript)

@@ -146,19 +146,23 @@ import TwofoldQR
         let other = try daemon.ctl(["status", "--user", "root"], as: me)
         #expect(other.status == 4, "\(other)")
 
-        // Re-enrolling asks for a code of the current secret first; a wrong one is refused.
+        // Enrolling again (a further factor, "app-2") asks for a code of the current secret first; a
+        // wrong one is refused. It shows no recovery codes: the saved set stays valid.
         let wrong = try daemon.ctl(["enroll", "--qr", "none"], input: first.app.wrongCode() + "\n", as: me)
         #expect(wrong.status == 5, "\(wrong)")
         let second = try daemon.enroll(["--qr", "none"], as: me, currentCode: first.app.code(offset: 1), user: me.name)
         #expect(second.result.status == 0, "\(second.result)\n\(daemon.log)")
         #expect(second.app.base32 != first.app.base32)
+        #expect(second.result.stdout.contains("Factor 'app-2' added"), "\(second.result)")
+        #expect(second.transcript.recoveryCodes.isEmpty)
+        #expect(try daemon.status(me.name).recoveryCodesLeft == first.transcript.recoveryCodes.count)
 
         // The new secret's codes work from now on (the enrollment used step 0; use the next ones).
         let recovery = try daemon.ctl(["recovery-codes"], input: second.app.code(offset: 1) + "\n", as: me)
         #expect(recovery.status == 0, "\(recovery)\n\(daemon.log)")
         let codes = EnrollTranscript.recoveryCodes(in: recovery.stdout)
         #expect(!codes.isEmpty)
-        #expect(Set(codes).isDisjoint(with: second.transcript.recoveryCodes))
+        #expect(Set(codes).isDisjoint(with: first.transcript.recoveryCodes))
         #expect(try daemon.status(me.name).recoveryCodesLeft == codes.count)
 
         // Disable: refused while policy forbids it (exit 4), then allowed with a current code.

@@ -9,7 +9,7 @@ import TwofoldTestSupport
 @Suite struct GoldenHelpTests {
     static let commands: [[String]] = [
         [],
-        ["enroll"], ["status"], ["recovery-codes"], ["disable"],
+        ["enroll"], ["status"], ["factors"], ["factors", "list"], ["factors", "remove"], ["recovery-codes"], ["disable"],
         ["users"],
         ["user"], ["user", "show"], ["user", "require"], ["user", "exempt"], ["user", "default"], ["user", "factor-kinds"],
         ["user", "revoke"], ["user", "unlock"],
@@ -59,7 +59,7 @@ import TwofoldTestSupport
     @Test func usageErrorsExitWithTwo() throws {
         for arguments in [["bogus"], ["users", "--nope"], ["enroll", "--qr", "sixel"], ["policy", "set"],
                           ["policy", "set", "--service", "sshd"], ["import", "alice"], ["audit", "--since", "yesterday"],
-                          ["status", "--timeout", "0"]] {
+                          ["status", "--timeout", "0"], ["factors", "remove"], ["factors", "remove", "Phone"], ["enroll", "--name", "recovery"]] {
             let result = try CLI.run(arguments)
             #expect(result.status == 2, "\(arguments): \(result)")
             #expect(result.stderr.contains("Error:") || result.stderr.contains("error"), "\(arguments): \(result)")

@@ -66,4 +66,51 @@ struct MultiFactorTests {
         #expect(status.lockedUntilMillis != nil, "two failures lock the user, whichever factor")
         #expect(try daemon.login("bob", answer: phone.code()).verdict != .success)
     }
+
+    /// Runs enrollBegin, enrollVerify and enrollActivate for factor `name` (as root: no current code);
+    /// returns the new factor's app and the recovery codes enrollVerify gave.
+    func enroll(_ daemon: DaemonProcess, _ user: String, name: String?) throws -> (app: TestAuthenticator, recovery: [String]) {
+        guard case .enrollment(let offer) = try daemon.control(.enrollBegin(user: user, currentCode: nil, name: name)) else {
+            throw HarnessError("no offer")
+        }
+        let app = try TestAuthenticator(base32: offer.secretBase32)
+        guard case .recoveryCodes(let recovery) = try daemon.control(.enrollVerify(user: user, codes: [app.code()])) else {
+            throw HarnessError("verify failed")
+        }
+        #expect(try daemon.control(.enrollActivate(user: user)) == .ok)
+        return (app, recovery)
+    }
+
+    @Test("a further factor keeps the saved recovery codes; a first one, or one for a user with none left, gets a fresh set")
+    func furtherFactorKeepsRecoveryCodes() throws {
+        let daemon = try DaemonProcess()
+        let first = try enroll(daemon, "carl", name: nil)
+        #expect(first.recovery.count == 10, "a first factor comes with a fresh set")
+        #expect(try daemon.login("carl", answer: first.recovery[0]).verdict == .success)
+
+        let second = try enroll(daemon, "carl", name: "tablet")
+        #expect(second.recovery.isEmpty, "no new set: the saved one stays valid")
+        guard case .factors(let listed) = try daemon.control(.listFactors(user: "carl")) else { throw HarnessError("no factor list") }
+        #expect(listed.map(\.name) == ["app", "tablet", "recovery"])
+        #expect(try daemon.status("carl").recoveryCodesLeft == 9)
+        #expect(try daemon.login("carl", answer: first.recovery[1]).verdict == .success, "a code of the saved set still works")
+        #expect(try daemon.login("carl", answer: second.app.code(offset: 1)).verdict == .success)
+
+        // A new secret for an existing factor (same name) keeps the set too.
+        let replaced = try enroll(daemon, "carl", name: "tablet")
+        #expect(replaced.recovery.isEmpty)
+        #expect(try daemon.login("carl", answer: first.recovery[2]).verdict == .success)
+        #expect(try daemon.status("carl").recoveryCodesLeft == 7)
+
+        // An imported factor brings no recovery codes: the next enrollment issues a set, as nothing is voided.
+        _ = try add(daemon, "dora", name: "phone")
+        #expect(try daemon.status("dora").recoveryCodesLeft == 0)
+        let dora = try enroll(daemon, "dora", name: nil)
+        #expect(dora.recovery.count == 10)
+        #expect(try daemon.status("dora").recoveryCodesLeft == 10)
+        guard case .audit(let entries) = try daemon.control(.audit(user: "carl", sinceMillis: nil, outcome: "verified", limit: 10)) else {
+            throw HarnessError("no audit")
+        }
+        #expect(entries.compactMap(\.reason).filter { $0.contains("recovery codes are kept") }.count == 2, "\(entries)")
+    }
 }
