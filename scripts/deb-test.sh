@@ -433,7 +433,7 @@ must_exist /var/lib/private/twofold/twofold.key /var/lib/private/twofold/twofold
 for u in "$USER1:$SECRET1" "$USER2:$SECRET2"; do
   out=$(printf 'otpauth://totp/Twofold:%s?secret=%s&issuer=Twofold\n' "${u%%:*}" "${u#*:}" |
         /usr/bin/twofoldctl import "${u%%:*}" --uri - 2>&1) || fail "twofoldctl import ${u%%:*}: $out"
-  [[ $out == "Imported 2FA for ${u%%:*}: active"* ]] || fail "twofoldctl import ${u%%:*}: $out"
+  [[ $out == "Imported 2FA for ${u%%:*} "*": active"* ]] || fail "twofoldctl import ${u%%:*}: $out"
 done
 ok "twofoldctl import: $USER1 and $USER2 enrolled (URI on stdin)"
 printf '%s\nauth     required   pam_twofold.so\naccount  required   pam_permit.so\n' "$MARK" > "$PAMFILE"
