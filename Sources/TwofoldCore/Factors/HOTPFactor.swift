@@ -20,13 +20,7 @@ public struct HOTPFactor: Factor {
     public func claims(_ answer: String) -> Bool { OTPPrompt.claims(answer, digits: parameters.digits) }
 
     public func check(_ answer: String, nowMillis: Int64, policy: WindowPolicy) -> FactorVerdict {
-        var counterParameters = parameters
-        counterParameters.method = .hotp
-        switch CodeChecker.check(code: answer, secret: secret, parameters: counterParameters, state: state, nowMillis: nowMillis, policy: policy) {
-        case .accepted(let counter, let offset, _): return .accepted(.counter(factor: name, counter: UInt64(bitPattern: counter), offset: offset))
-        case .replay: return .replay
-        case .rejected: return .rejected
-        case .malformed: return .malformed
-        }
+        OTPPrompt.check(answer, secret: secret, parameters: parameters, method: .hotp, state: state, nowMillis: nowMillis,
+                        policy: policy) { step, offset, next in .counter(factor: name, counter: UInt64(bitPattern: step), offset: offset) }
     }
 }

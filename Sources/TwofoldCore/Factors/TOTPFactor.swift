@@ -20,24 +20,7 @@ public struct TOTPFactor: Factor {
     public func claims(_ answer: String) -> Bool { OTPPrompt.claims(answer, digits: parameters.digits) }
 
     public func check(_ answer: String, nowMillis: Int64, policy: WindowPolicy) -> FactorVerdict {
-        var timeParameters = parameters
-        timeParameters.method = .totp
-        switch CodeChecker.check(code: answer, secret: secret, parameters: timeParameters, state: state, nowMillis: nowMillis, policy: policy) {
-        case .accepted(let step, let offset, let next): return .accepted(.timeStep(factor: name, step: step, offset: offset, verify: next))
-        case .replay: return .replay
-        case .rejected: return .rejected
-        case .malformed: return .malformed
-        }
-    }
-}
-
-/// What the OTP kinds share: the prompt and the form of a code.
-enum OTPPrompt {
-    static let text = "Verification code: "
-
-    static func claims(_ answer: String, digits: Int) -> Bool {
-        guard var bytes = CodeInput.normalize(answer, digits: digits) else { return false }
-        Crypto.wipe(&bytes)
-        return true
+        OTPPrompt.check(answer, secret: secret, parameters: parameters, method: .totp, state: state, nowMillis: nowMillis,
+                        policy: policy) { step, offset, next in .timeStep(factor: name, step: step, offset: offset, verify: next) }
     }
 }
