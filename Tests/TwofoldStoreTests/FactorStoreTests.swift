@@ -1,6 +1,7 @@
 import Testing
 import TwofoldCore
 import TwofoldCrypto
+@testable import TwofoldSQLite
 @testable import TwofoldStore
 
 /// The factor mutations, written against `TwofoldStore` so that every backend runs them.
