@@ -27,11 +27,15 @@ let package = Package(
         .target(name: "TwofoldCrypto", dependencies: ["CCrypto"]),
         // Pure core: codes, base32, otpauth URIs, window checking, drift, throttle and recovery decisions. No I/O.
         .target(name: "TwofoldCore", dependencies: ["TwofoldCrypto"]),
-        // Store interface and the embedded SQLite backend (GRDB), with secrets sealed at rest.
+        // The backend-neutral store: the `TwofoldStore` protocol, records, mutations, audit types, sealing
+        // at rest, the key check and group commit. No database code.
+        .target(name: "TwofoldStore", dependencies: ["TwofoldCore", "TwofoldCrypto"]),
+        // The embedded SQLite backend (GRDB): SQLiteStore, its schema and migrations, the WAL checkpointer,
+        // the login reader.
         .target(
-            name: "TwofoldStore",
+            name: "TwofoldSQLite",
             dependencies: [
-                "TwofoldCore", "TwofoldCrypto",
+                "TwofoldStore", "TwofoldCore", "TwofoldCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -44,7 +48,7 @@ let package = Package(
         .target(
             name: "TwofoldDaemon",
             dependencies: [
-                "TwofoldCore", "TwofoldCrypto", "TwofoldStore", "TwofoldProtocol", "TwofoldQR",
+                "TwofoldCore", "TwofoldCrypto", "TwofoldStore", "TwofoldSQLite", "TwofoldProtocol", "TwofoldQR",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -80,19 +84,23 @@ let package = Package(
             ]
         ),
         // Test helper: commits one accepted step to a store file, prints APPLIED or CONFLICT, then waits to be SIGKILLed.
-        .executableTarget(name: "twofold-crashprobe", dependencies: ["TwofoldStore", "TwofoldCore"]),
+        .executableTarget(name: "twofold-crashprobe", dependencies: ["TwofoldSQLite", "TwofoldStore", "TwofoldCore"]),
 
         // Test helpers shared by the test targets (child processes without Foundation's Process).
         .target(name: "TwofoldTestSupport", dependencies: ["TwofoldClient", "TwofoldProtocol", "TwofoldCore", "TwofoldCrypto"], path: "Tests/TestSupport"),
         .testTarget(name: "TwofoldCoreTests", dependencies: ["TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
-        .testTarget(name: "TwofoldStoreTests", dependencies: ["TwofoldStore", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"],
+        // The SQLite backend's own tests: migrations from real v1/v2 files, WAL and checkpointer, crashes,
+        // group-commit batching, tampered rows; and the key files.
+        .testTarget(name: "TwofoldStoreTests", dependencies: ["TwofoldStore", "TwofoldSQLite", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"],
                     exclude: ["Fixtures"]),
+        // The store's semantics through the TwofoldStore protocol, each test run against every backend in `Backend.all`.
+        .testTarget(name: "TwofoldStoreConformanceTests", dependencies: ["TwofoldStore", "TwofoldSQLite", "TwofoldCore", "TwofoldCrypto"]),
         .testTarget(name: "TwofoldProtocolTests", dependencies: ["TwofoldProtocol", "TwofoldClient"]),
         // The C module through real libpam (pam_start_confdir) against fake daemons for faults that cannot be caused for real.
         .testTarget(name: "PAMModuleTests", dependencies: ["TwofoldProtocol", "TwofoldTestSupport"]),
         // twofoldd over its real socket, the PAM module against the real daemon, a real sshd login.
         .testTarget(name: "TwofoldDaemonTests", dependencies: [
-            "TwofoldDaemon", "TwofoldStore", "TwofoldProtocol", "TwofoldClient", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport",
+            "TwofoldDaemon", "TwofoldStore", "TwofoldSQLite", "TwofoldProtocol", "TwofoldClient", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // twofoldctl (the real binary) against a real twofoldd; TwofoldQR decoded back with zbarimg; golden help texts.

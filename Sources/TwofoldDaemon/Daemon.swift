@@ -12,7 +12,7 @@ import UnixSignals
 /// authenticator and the socket server, ready to hand to a `ServiceGroup`.
 public struct Daemon: Sendable {
     public let server: SocketServer
-    public let store: SQLiteStore
+    public let store: any TwofoldStore
     /// Deletes audit records past `audit_retention_days`.
     public let pruner: AuditPruner
     /// The configuration in force (a SIGHUP reloads it when it came from a source).
@@ -41,7 +41,7 @@ public struct Daemon: Sendable {
         } else {
             keys = try SealingKeys.loadOrCreate(keyFile: configuration.resolvedKeyFile)
         }
-        store = try SQLiteStore(path: configuration.resolvedDatabasePath, keys: keys, logger: logger)
+        store = try StoreFactory.makeStore(configuration: configuration, keys: keys, logger: logger)
         let policy = try await PolicyHolder.load(store: store, configuration: configuration)
         self.policy = policy
         let authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: keys.recoveryPepper, logger: logger)

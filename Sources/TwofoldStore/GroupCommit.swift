@@ -8,11 +8,11 @@ import Foundation
 ///
 /// A plain thread (not a task) so that a batch costs no executor hops: the submitting event loop
 /// wakes the thread once, and the thread wakes each waiting loop once when the batch is on disk.
-final class GroupCommitter: @unchecked Sendable {
+package final class GroupCommitter: @unchecked Sendable {
     /// Applies all the mutations in one durable transaction; returns one result per mutation, in order.
-    typealias Apply = @Sendable ([StoreMutation]) throws(StoreError) -> [MutationResult]
+    package typealias Apply = @Sendable ([StoreMutation]) throws(StoreError) -> [MutationResult]
     /// Receives a caller's results (or the batch's error) on the writer thread.
-    typealias Completion = @Sendable (Result<[MutationResult], StoreError>) -> Void
+    package typealias Completion = @Sendable (Result<[MutationResult], StoreError>) -> Void
 
     private struct Request {
         let mutations: [StoreMutation]
@@ -30,19 +30,19 @@ final class GroupCommitter: @unchecked Sendable {
     private let condition = NSCondition()
     private let apply: Apply
 
-    init(apply: @escaping Apply) {
+    package init(apply: @escaping Apply) {
         self.apply = apply
     }
 
     /// Number of batches (transactions) committed so far.
-    var batchesCommitted: Int {
+    package var batchesCommitted: Int {
         condition.lock()
         defer { condition.unlock() }
         return committed
     }
 
     /// Queues `mutations` for the next batch; `completion` runs on the writer thread once that batch is durable.
-    func submit(_ mutations: [StoreMutation], completion: @escaping Completion) {
+    package func submit(_ mutations: [StoreMutation], completion: @escaping Completion) {
         condition.lock()
         if closed {
             condition.unlock()
@@ -66,14 +66,14 @@ final class GroupCommitter: @unchecked Sendable {
     }
 
     /// Queues `mutations` and returns their results once their batch is durable.
-    func submit(_ mutations: [StoreMutation]) async throws -> [MutationResult] {
+    package func submit(_ mutations: [StoreMutation]) async throws -> [MutationResult] {
         try await withCheckedThrowingContinuation { continuation in
             submit(mutations) { continuation.resume(with: $0) }
         }
     }
 
     /// Stops accepting calls and waits until everything already queued has been written.
-    func close() async {
+    package func close() async {
         await withCheckedContinuation { continuation in
             condition.lock()
             closed = true

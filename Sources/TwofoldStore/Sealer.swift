@@ -2,7 +2,7 @@ import TwofoldCore
 import TwofoldCrypto
 
 /// What a sealed blob holds; part of its associated data so a blob cannot stand in for another kind.
-enum SealPurpose: String, Sendable {
+package enum SealPurpose: String, Sendable {
     /// An active factor's OTP secret (the AAD also names the factor).
     case factor
     /// A pending (not yet confirmed) factor's OTP secret (the AAD also names the factor).
@@ -21,24 +21,24 @@ enum SealPurpose: String, Sendable {
 /// with AAD "twofold/v1/<purpose>/<user>", then "/<factor name>" for factor secrets or "/<index>"
 /// for recovery codes. A factor name has no '/', so the AAD names exactly one (user, factor): a
 /// blob copied to another user or another factor does not open.
-struct Sealer: Sendable {
-    static let version: UInt8 = 1
-    static let overhead = 1 + AESGCM.nonceLength + AESGCM.tagLength
+package struct Sealer: Sendable {
+    package static let version: UInt8 = 1
+    package static let overhead = 1 + AESGCM.nonceLength + AESGCM.tagLength
 
-    let key: SecretBytes
+    package let key: SecretBytes
 
-    init(keys: SealingKeys) {
+    package init(keys: SealingKeys) {
         key = keys.secretKey
     }
 
-    static func aad(_ purpose: SealPurpose, user: String, index: Int? = nil, factor: String? = nil) -> [UInt8] {
+    package static func aad(_ purpose: SealPurpose, user: String, index: Int? = nil, factor: String? = nil) -> [UInt8] {
         var text = "twofold/v1/\(purpose.rawValue)/\(user)"
         if let factor { text += "/\(factor)" }
         if let index { text += "/\(index)" }
         return Array(text.utf8)
     }
 
-    func seal(_ plaintext: UnsafeRawBufferPointer, _ purpose: SealPurpose, user: String, index: Int? = nil, factor: String? = nil) throws -> [UInt8] {
+    package func seal(_ plaintext: UnsafeRawBufferPointer, _ purpose: SealPurpose, user: String, index: Int? = nil, factor: String? = nil) throws -> [UInt8] {
         let nonce = try Crypto.randomBytes(AESGCM.nonceLength)
         let body = try AESGCM.seal(key: key, nonce: nonce, plaintext: plaintext,
                                    aad: Self.aad(purpose, user: user, index: index, factor: factor))
@@ -50,12 +50,12 @@ struct Sealer: Sendable {
         return out
     }
 
-    func seal(_ secret: SecretBytes, _ purpose: SealPurpose, user: String, factor: String? = nil) throws -> [UInt8] {
+    package func seal(_ secret: SecretBytes, _ purpose: SealPurpose, user: String, factor: String? = nil) throws -> [UInt8] {
         try secret.withUnsafeBytes { try seal($0, purpose, user: user, factor: factor) }
     }
 
     /// Opens a sealed blob; any failure is a `StoreError.corruptRecord` naming `user` and the problem.
-    func open(_ sealed: [UInt8], _ purpose: SealPurpose, user: String, index: Int? = nil, factor: String? = nil) throws -> SecretBytes {
+    package func open(_ sealed: [UInt8], _ purpose: SealPurpose, user: String, index: Int? = nil, factor: String? = nil) throws -> SecretBytes {
         guard sealed.count >= Self.overhead else {
             throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) is truncated (\(sealed.count) bytes)")
         }
@@ -72,14 +72,14 @@ struct Sealer: Sendable {
     }
 
     /// Seals a recovery code hash as salt length (1 byte) ‖ salt ‖ hash.
-    func sealRecovery(_ code: RecoveryCodeHash, user: String, index: Int) throws -> [UInt8] {
+    package func sealRecovery(_ code: RecoveryCodeHash, user: String, index: Int) throws -> [UInt8] {
         guard code.salt.count <= 255 else { throw StoreError.database("recovery code salt longer than 255 bytes") }
         var plain = [UInt8(code.salt.count)] + code.salt + code.hash
         defer { Crypto.wipe(&plain) }
         return try plain.withUnsafeBytes { try seal($0, .recovery, user: user, index: index) }
     }
 
-    func openRecovery(_ sealed: [UInt8], user: String, index: Int) throws -> RecoveryCodeHash {
+    package func openRecovery(_ sealed: [UInt8], user: String, index: Int) throws -> RecoveryCodeHash {
         let opened = try open(sealed, .recovery, user: user, index: index)
         var plain = opened.copyBytes()
         defer { Crypto.wipe(&plain) }

@@ -145,6 +145,6 @@ public struct SealingKeys: Sendable {
     }
 }
 
-func errorText(_ code: Int32) -> String {
+package func errorText(_ code: Int32) -> String {
     String(cString: strerror(code))
 }

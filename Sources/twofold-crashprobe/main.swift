@@ -6,6 +6,7 @@
 // that the step is still recorded.
 
 import TwofoldCore
+import TwofoldSQLite
 import TwofoldStore
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import Foundation
-@testable import TwofoldStore
+@testable import TwofoldSQLite
+import TwofoldStore
 import Logging
 import Testing
 import TwofoldTestSupport

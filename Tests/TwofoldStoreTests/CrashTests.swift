@@ -3,6 +3,7 @@ import Testing
 import TwofoldTestSupport
 import TwofoldCore
 import TwofoldCrypto
+@testable import TwofoldSQLite
 @testable import TwofoldStore
 
 #if canImport(Glibc)

@@ -2,47 +2,10 @@ import Foundation
 import Testing
 import TwofoldCore
 import TwofoldCrypto
+@testable import TwofoldSQLite
 @testable import TwofoldStore
 
 @Suite struct GroupCommitTests {
-    /// Runs two commits at once and returns both results.
-    private func race(_ a: SQLiteStore, _ b: SQLiteStore, _ mutation: StoreMutation) async throws -> [MutationResult] {
-        async let first = a.commit([mutation])
-        async let second = b.commit([mutation])
-        return try await first + second
-    }
-
-    @Test func sameStepTwiceAtOnceIsAcceptedOnce() async throws {
-        try await withTempDir { dir in
-            let store = try openStore(dir, keys: try makeKeys(in: dir))
-            try await enroll(store, "alice")
-            for step in Int64(1)...200 {
-                let results = try await race(store, store, accept("alice", step: step))
-                #expect(results.filter { $0 == .applied }.count == 1, "step \(step): \(results)")
-                #expect(results.filter { $0 == .conflict }.count == 1, "step \(step): \(results)")
-            }
-            #expect(try await store.user("alice")?.verify.lastStep == 200)
-            try await store.close()
-        }
-    }
-
-    @Test func sameStepTwiceFromTwoStoresOnOneFileIsAcceptedOnce() async throws {
-        try await withTempDir { dir in
-            let keys = try makeKeys(in: dir)
-            let one = try openStore(dir, keys: keys)
-            let two = try openStore(dir, keys: keys)
-            try await enroll(one, "alice")
-            for step in Int64(1)...200 {
-                let results = try await race(one, two, accept("alice", step: step))
-                #expect(results.filter { $0 == .applied }.count == 1, "step \(step): \(results)")
-            }
-            #expect(try await one.user("alice")?.verify.lastStep == 200)
-            #expect(try await two.user("alice")?.verify.lastStep == 200)
-            try await one.close()
-            try await two.close()
-        }
-    }
-
     @Test func concurrentCommitsShareTransactions() async throws {
         try await withTempDir { dir in
             let store = try openStore(dir, keys: try makeKeys(in: dir))
@@ -97,60 +60,6 @@ import TwofoldCrypto
             }
             // The store keeps working after a failed batch.
             #expect(try await store.commit([accept("alice", step: 6)]) == [.applied])
-            try await store.close()
-        }
-    }
-
-    @Test func commitsQueuedBeforeCloseComplete() async throws {
-        try await withTempDir { dir in
-            let store = try openStore(dir, keys: try makeKeys(in: dir))
-            try await enroll(store, "alice")
-            let results = await withTaskGroup(of: Bool.self) { group in
-                for step in Int64(1)...20 {
-                    group.addTask { (try? await store.commit([accept("alice", step: step)])) != nil }
-                }
-                group.addTask { (try? await store.close()) != nil }
-                return await group.reduce(into: [Bool]()) { $0.append($1) }
-            }
-            // Every call returned (none hangs); each either ran or was refused as closed.
-            #expect(results.count == 21)
-            await #expect(throws: StoreError.self) { try await store.commit([accept("alice", step: 100)]) }
-        }
-    }
-
-    @Test func hotpCounterMovesPastEachMatch() async throws {
-        try await withTempDir { dir in
-            let store = try openStore(dir, keys: try makeKeys(in: dir))
-            try await enroll(store, "hank", verify: VerifyState(counter: 5), parameters: OTPParameters(method: .hotp))
-            #expect(try await store.commit([.accept(user: "hank", use: .counter(factor: FactorName.first, counter: 4, offset: 0), atMillis: 1)]) == [.conflict])
-            #expect(try await store.commit([.accept(user: "hank", use: .counter(factor: FactorName.first, counter: 7, offset: 0), atMillis: 2)]) == [.applied])
-            #expect(try await store.user("hank")?.verify.counter == 8)
-            #expect(try await store.commit([.accept(user: "hank", use: .counter(factor: FactorName.first, counter: 7, offset: 0), atMillis: 3)]) == [.conflict])
-            #expect(try await store.commit([.accept(user: "hank", use: .counter(factor: FactorName.first, counter: 8, offset: 0), atMillis: 4),
-                                            .accept(user: "hank", use: .counter(factor: FactorName.first, counter: 8, offset: 0), atMillis: 4)]) == [.applied, .conflict])
-            #expect(try await store.user("hank")?.lastSuccessMillis == 4)
-            #expect(try await store.commit([.accept(user: "nobody", use: .counter(factor: FactorName.first, counter: 0, offset: 0), atMillis: 4)]) == [.conflict])
-            try await store.close()
-        }
-    }
-
-    @Test func acceptRequiresAnActiveEnrollmentAndALaterStep() async throws {
-        try await withTempDir { dir in
-            let store = try openStore(dir, keys: try makeKeys(in: dir))
-            try await store.beginEnrollment(user: "pat", factor: FactorName.first, secret: try SecretBytes(randomCount: 20), parameters: OTPParameters(), atMillis: 1)
-            #expect(try await store.commit([accept("pat", step: 10)]) == [.conflict])
-            #expect(try await store.commit([accept("ghost", step: 10)]) == [.conflict])
-            #expect(try await store.user("ghost") == nil)
-
-            try await enroll(store, "alice", verify: VerifyState(lastStep: 50))
-            let drifted = StoreMutation.accept(user: "alice", use: .timeStep(factor: FactorName.first, step: 52, offset: 2,
-                                                                             verify: VerifyState(lastStep: 52, drift: 1, lastOffset: 2)), atMillis: 77)
-            #expect(try await store.commit([accept("alice", step: 50), accept("alice", step: 49), drifted, accept("alice", step: 52)])
-                    == [.conflict, .conflict, .applied, .conflict])
-            let alice = try #require(try await store.user("alice"))
-            #expect(alice.verify == VerifyState(lastStep: 52, drift: 1, lastOffset: 2))
-            #expect(alice.lastSuccessMillis == 77)
-            #expect(try await store.commit([]) == [])
             try await store.close()
         }
     }

@@ -3,6 +3,7 @@ import GRDB
 import Testing
 import TwofoldCore
 import TwofoldCrypto
+@testable import TwofoldSQLite
 @testable import TwofoldStore
 
 @Suite struct SchemaTests {
@@ -50,9 +51,7 @@ import TwofoldCrypto
         try await withTempDir { dir in
             let keys = try makeKeys(in: dir)
             // A database as a v1 twofoldd left it: schema v1 only, with audit records and an enrollment.
-            var plain = Schema.keyCheckPlaintext
-            let keyCheck = try plain.withUnsafeBytes { try Sealer(keys: keys).seal($0, .keycheck, user: Schema.keyCheckOwner) }
-            Crypto.wipe(&plain)
+            let keyCheck = try KeyCheck.seal(with: Sealer(keys: keys))
             let queue = try DatabaseQueue(path: dir + "/twofold.db")
             try await queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
             try Schema.migrator(keyCheck: keyCheck, sealer: Sealer(keys: keys)).migrate(queue, upTo: "v1")

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TwofoldCore
 import TwofoldCrypto
+@testable import TwofoldSQLite
 @testable import TwofoldStore
 
 /// v2 → v3 on a database the released v2 code wrote (Fixtures/v2/README.md says what it holds).

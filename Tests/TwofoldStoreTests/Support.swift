@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TwofoldCore
 import TwofoldCrypto
+@testable import TwofoldSQLite
 @testable import TwofoldStore
 
 /// A fresh directory under the system temp dir, removed afterwards.

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import TwofoldCore
 import TwofoldCrypto
+import TwofoldStore
 
 /// Users and their factors: reading them (one statement per user, a row per factor), enrolling,
 /// importing, removing. Secrets are sealed for (user, factor) outside the write transactions.

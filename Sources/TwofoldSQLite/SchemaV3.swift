@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import TwofoldCore
+import TwofoldStore
 
 /// Schema v3: factors. A user's OTP enrollments move from columns of `users` to rows of `factors`
 /// keyed by (user, name), each with its own replay step or counter and drift; throttling stays on

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TwofoldStore
 
 /// Copies the WAL back into the database file from a thread and a connection of its own, so that no
 /// commit waits for it. SQLite's automatic checkpoint runs inside the commit that crosses its

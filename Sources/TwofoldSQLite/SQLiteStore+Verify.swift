@@ -1,5 +1,6 @@
 import GRDB
 import TwofoldCore
+import TwofoldStore
 
 /// The verify path's mutations, applied inside a group-commit transaction. An accepted code writes
 /// its factor's row (replay state is per factor) and, only when there is something to clear, the

@@ -4,6 +4,7 @@ import Logging
 import Synchronization
 import TwofoldCore
 import TwofoldCrypto
+import TwofoldStore
 
 #if canImport(Glibc)
 import Glibc
@@ -69,9 +70,7 @@ public final class SQLiteStore: TwofoldStore {
                     throw StoreError.database("could not set synchronous = FULL")
                 }
             }
-            var plain = Schema.keyCheckPlaintext
-            defer { Crypto.wipe(&plain) }
-            let keyCheck = try plain.withUnsafeBytes { try sealer.seal($0, .keycheck, user: Schema.keyCheckOwner) }
+            let keyCheck = try KeyCheck.seal(with: sealer)
             let migrator = Schema.migrator(keyCheck: keyCheck, sealer: sealer)
             try pool.read { try Schema.checkNotNewer($0) }
             let before = try pool.read { try migrator.appliedMigrations($0) }

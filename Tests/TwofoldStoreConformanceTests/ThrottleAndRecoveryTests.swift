@@ -2,15 +2,16 @@ import Foundation
 import Testing
 import TwofoldCore
 import TwofoldCrypto
-@testable import TwofoldStore
+import TwofoldStore
 
+/// Failures, delay and lock, decided at commit; recovery codes single use. Runs against every backend.
 @Suite struct ThrottleAndRecoveryTests {
     let policy = ThrottlePolicy(maxFailures: 3, baseDelayMillis: 1_000, maxDelayMillis: 30_000, lockDurationMillis: 60_000)
 
-    @Test func failuresCountLockAndPersistAcrossReopen() async throws {
+    @Test(arguments: Backend.all) func failuresCountLockAndPersistAcrossReopen(_ backend: Backend) async throws {
         try await withTempDir { dir in
             let keys = try makeKeys(in: dir)
-            var store = try openStore(dir, keys: keys)
+            var store = try backend.makeStore(directory: dir, keys: keys)
             try await enroll(store, "alice")
             let t0: Int64 = 1_700_000_000_000
 
@@ -23,7 +24,7 @@ import TwofoldCrypto
                              .appliedFailure(ThrottleState(failures: 3, lockedUntilMillis: t0 + 65_000))])
 
             try await store.close()
-            store = try openStore(dir, keys: keys)
+            store = try backend.makeStore(directory: dir, keys: keys)
             let locked = try #require(try await store.user("alice"))
             #expect(locked.throttle == ThrottleState(failures: 3, lockedUntilMillis: t0 + 65_000))
             #expect(Throttle.admit(locked.throttle, nowMillis: t0 + 6_000, policy: policy) == .locked(untilMillis: t0 + 65_000))
@@ -31,7 +32,7 @@ import TwofoldCrypto
             // Unlock clears it durably.
             try await store.unlock(user: "alice")
             try await store.close()
-            store = try openStore(dir, keys: keys)
+            store = try backend.makeStore(directory: dir, keys: keys)
             #expect(try await store.user("alice")?.throttle == ThrottleState())
 
             // A success resets the count.
@@ -47,9 +48,9 @@ import TwofoldCrypto
 
     /// Parallel dialogs each read the throttle state when they start; the lock and the delay are
     /// decided again where an attempt commits, from the state the transaction reads.
-    @Test func lockAndDelayAreDecidedAtCommit() async throws {
+    @Test(arguments: Backend.all) func lockAndDelayAreDecidedAtCommit(_ backend: Backend) async throws {
         try await withTempDir { dir in
-            let store = try openStore(dir, keys: try makeKeys(in: dir))
+            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             try await enroll(store, "alice")
             let t0: Int64 = 1_700_000_000_000
             // A burst committed in one batch: the first failure sets a delay, so the right code behind
@@ -90,9 +91,9 @@ import TwofoldCrypto
         }
     }
 
-    @Test func consumeStepUsesUpACodeWithoutALogin() async throws {
+    @Test(arguments: Backend.all) func consumeStepUsesUpACodeWithoutALogin(_ backend: Backend) async throws {
         try await withTempDir { dir in
-            let store = try openStore(dir, keys: try makeKeys(in: dir))
+            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             try await enroll(store, "alice")
             #expect(try await store.commit([.consume(user: "alice", use: .timeStep(factor: FactorName.first, step: 40, offset: 0, verify: VerifyState(lastStep: 40)))]) == [.applied])
             #expect(try await store.commit([.consume(user: "alice", use: .timeStep(factor: FactorName.first, step: 40, offset: 0, verify: VerifyState(lastStep: 40)))]) == [.conflict])
@@ -105,9 +106,9 @@ import TwofoldCrypto
         }
     }
 
-    @Test func failureForUnknownUserIsConflictAndCreatesNothing() async throws {
+    @Test(arguments: Backend.all) func failureForUnknownUserIsConflictAndCreatesNothing(_ backend: Backend) async throws {
         try await withTempDir { dir in
-            let store = try openStore(dir, keys: try makeKeys(in: dir))
+            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             #expect(try await store.commit([.recordFailure(user: "mallory", atMillis: 1, policy: policy)]) == [.conflict])
             #expect(try await store.user("mallory") == nil)
             #expect(try await store.listUsers(after: nil, limit: 10).isEmpty)
@@ -119,10 +120,10 @@ import TwofoldCrypto
         }
     }
 
-    @Test func recoveryCodesAreSingleUseAndReplaceable() async throws {
+    @Test(arguments: Backend.all) func recoveryCodesAreSingleUseAndReplaceable(_ backend: Backend) async throws {
         try await withTempDir { dir in
             let keys = try makeKeys(in: dir)
-            let store = try openStore(dir, keys: keys)
+            let store = try backend.makeStore(directory: dir, keys: keys)
             let plain = try RecoveryCodes.generate(count: 4)
             let hashes = try plain.map { try RecoveryCodes.makeHash(canonical: RecoveryCodes.canonical($0)!, pepper: keys.recoveryPepper) }
             try await enroll(store, "alice", codes: hashes)

@@ -1,7 +1,7 @@
 import Testing
 import TwofoldCore
 import TwofoldCrypto
-@testable import TwofoldStore
+import TwofoldStore
 
 /// The factor mutations, written against `TwofoldStore` so that every backend runs them.
 @Suite struct FactorStoreTests {
@@ -15,16 +15,16 @@ import TwofoldCrypto
                                                                 parameters: parameters, verify: VerifyState(), recoveryCodes: codes, atMillis: millis))
     }
 
-    static func withStore(_ body: (any TwofoldStore) async throws -> Void) async throws {
+    static func withStore(_ backend: Backend, _ body: (any TwofoldStore) async throws -> Void) async throws {
         try await withTempDir { dir in
-            let store: any TwofoldStore = try openStore(dir, keys: try makeKeys(in: dir))
+            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             try await body(store)
             try await store.close()
         }
     }
 
-    @Test func severalFactorsPerUserWithTheirOwnReplayState() async throws {
-        try await Self.withStore { store in
+    @Test(arguments: Backend.all) func severalFactorsPerUserWithTheirOwnReplayState(_ backend: Backend) async throws {
+        try await Self.withStore(backend) { store in
             try await Self.add(store, "alice", factor: "phone", at: 1)
             try await Self.add(store, "alice", factor: "token", at: 2, parameters: OTPParameters(method: .hotp))
             try await Self.add(store, "alice", factor: "tablet", at: 3)
@@ -48,8 +48,8 @@ import TwofoldCrypto
         }
     }
 
-    @Test func throttleIsPerUserWhateverTheFactor() async throws {
-        try await Self.withStore { store in
+    @Test(arguments: Backend.all) func throttleIsPerUserWhateverTheFactor(_ backend: Backend) async throws {
+        try await Self.withStore(backend) { store in
             try await Self.add(store, "alice", factor: "phone")
             try await Self.add(store, "alice", factor: "tablet")
             let policy = ThrottlePolicy(maxFailures: 3, baseDelayMillis: 0)
@@ -71,8 +71,8 @@ import TwofoldCrypto
         }
     }
 
-    @Test func enrollingAddsOrReplacesByNameAndRemovingLeavesTheOthers() async throws {
-        try await Self.withStore { store in
+    @Test(arguments: Backend.all) func enrollingAddsOrReplacesByNameAndRemovingLeavesTheOthers(_ backend: Backend) async throws {
+        try await Self.withStore(backend) { store in
             let pepper = SecretBytes(Array("pepper-pepper-pepper-pepper-1234".utf8))
             let code = try RecoveryCodes.makeHash(canonical: "abcdefghjk", pepper: pepper)
             try await Self.add(store, "alice", factor: "app", codes: [code])
@@ -104,8 +104,8 @@ import TwofoldCrypto
         }
     }
 
-    @Test func revokeRemovesEveryFactorAndImportKeepsCodesUnlessItBringsSome() async throws {
-        try await Self.withStore { store in
+    @Test(arguments: Backend.all) func revokeRemovesEveryFactorAndImportKeepsCodesUnlessItBringsSome(_ backend: Backend) async throws {
+        try await Self.withStore(backend) { store in
             let pepper = SecretBytes(Array("pepper-pepper-pepper-pepper-1234".utf8))
             let code = try RecoveryCodes.makeHash(canonical: "abcdefghjk", pepper: pepper)
             try await Self.add(store, "alice", factor: "app", codes: [code])

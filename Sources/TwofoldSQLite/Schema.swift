@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import TwofoldCrypto
+import TwofoldStore
 
 /// The numbered schema migrations and the checks made before any of them runs.
 enum Schema {
@@ -10,11 +10,8 @@ enum Schema {
     /// The newest schema this code understands.
     static var supported: String { migrationIdentifiers.last! }
 
-    /// The plaintext sealed in `meta` under `keyCheckName`; it opens only with the right key.
-    static let keyCheckPlaintext = Array("twofold key check v1".utf8)
+    /// The row of `meta` that holds the sealed key check (`KeyCheck`).
     static let keyCheckName = "key_check"
-    /// The key check carries no user; its AAD names none.
-    static let keyCheckOwner = ""
 
     static let v1 = """
         CREATE TABLE meta (
@@ -145,14 +142,6 @@ enum Schema {
         guard let sealed = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [keyCheckName]) else {
             throw StoreError.database("the key check record is missing; the database is damaged")
         }
-        let opened: SecretBytes
-        do {
-            opened = try sealer.open(Array(sealed), .keycheck, user: keyCheckOwner)
-        } catch {
-            throw StoreError.wrongKey
-        }
-        guard Crypto.constantTimeEqual(opened.copyBytes(), keyCheckPlaintext) else {
-            throw StoreError.wrongKey
-        }
+        try KeyCheck.verify(Array(sealed), sealer: sealer)
     }
 }
