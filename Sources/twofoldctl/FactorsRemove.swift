@@ -20,6 +20,9 @@ extension Twofoldctl.Factors {
         @Option(help: ArgumentHelp("Remove a factor of this user instead of yours (admins only).", valueName: "user"))
         var user: String?
 
+        @Flag(help: "Remove a required user's last factor without asking (they are refused at their next login unless the policy enrolls at login or gives grace).")
+        var yes = false
+
         @OptionGroup var options: GlobalOptions
 
         func validate() throws {
@@ -53,6 +56,7 @@ extension Twofoldctl.Factors {
                 }
                 code = try Terminal.readCode(prompt: "Current code (any factor, or a recovery code): ", showPrompt: showPrompts)
             }
+            if last && code == nil && !yes { try confirmLastOfRequired(who: who, session: session) }
             let response = try session.send(.removeFactor(user: user, name: name, code: code))
             var left = names.filter { $0 != name }
             switch response {
@@ -68,6 +72,22 @@ extension Twofoldctl.Factors {
             } else {
                 Output.line(message)
             }
+        }
+
+        /// An admin removing a required user's last factor leaves them required with nothing to
+        /// log in with: confirmed by typing yes on a terminal, or --yes, like a policy change that
+        /// locks users out.
+        private func confirmLastOfRequired(who: String, session: DaemonSession) throws(CLIFailure) {
+            let shown = try session.send(.status(user: user))
+            guard case .status(let status) = shown, status.required else { return }
+            let summary = "'\(name)' is the last factor of \(who), who must use 2FA (\(status.requiredBecause)): without it they are "
+                + "refused at their next login unless the policy enrolls at login or gives grace"
+            guard Terminal.inputIsTerminal, !options.json else {
+                throw CLIFailure(ExitStatus.cancelled, "\(summary); run again with --yes to remove it")
+            }
+            session.disconnect()
+            let answer = Terminal.readLine(prompt: summary + ". Type yes to remove it: ", hidden: false)
+            guard answer?.trimmingSpaces().lowercased() == "yes" else { throw CLIFailure(ExitStatus.cancelled, "not removed") }
         }
     }
 }

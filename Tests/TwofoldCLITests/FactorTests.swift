@@ -191,8 +191,12 @@ import TwofoldTestSupport
         #expect(last.stderr.contains("it is the last, so 2FA turns off"), "warned before the code: \(last)")
         #expect(try daemon.status(me.name).factors == ["app"])
         #expect(try login(daemon, me.name, app.code(offset: 1)) == .success, "the code typed for a refused removal was not used up")
-        // ... but not an admin.
-        let forced = try daemon.ctl(["factors", "remove", "app", "--user", me.name])
+        // ... an admin may, but only when confirmed: without a terminal, --yes (it leaves a required user nothing to log in with).
+        let unconfirmed = try daemon.ctl(["factors", "remove", "app", "--user", me.name])
+        #expect(unconfirmed.status == 7, "\(unconfirmed)")
+        #expect(unconfirmed.stderr.contains("is the last factor of \(me.name), who must use 2FA") && unconfirmed.stderr.contains("--yes"), "\(unconfirmed)")
+        #expect(try daemon.status(me.name).factors == ["app"])
+        let forced = try daemon.ctl(["factors", "remove", "app", "--user", me.name, "--yes"])
         #expect(forced.status == 0, "\(forced)")
         #expect(forced.stdout.contains("it was the last, so 2FA is now off"), "\(forced)")
         #expect(try daemon.status(me.name).enrollment == "none")
