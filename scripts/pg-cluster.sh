@@ -154,6 +154,11 @@ pool_mode = transaction
 max_client_conn = 500
 default_pool_size = 20
 server_reset_query =
+# An outage (the tests stop PostgreSQL) must not hold clients for PgBouncer's defaults (120 s waiting
+# for a server, 15 s refusing logins after a failed server login): resume within a second of a restart.
+query_wait_timeout = 10
+server_connect_timeout = 5
+server_login_retry = 1
 ignore_startup_parameters = extra_float_digits
 pidfile = $dir/pgbouncer.pid
 logfile = $dir/pgbouncer.log
