@@ -97,6 +97,7 @@ EOF
   # The password: 32 random bytes, URL-safe, straight into a 0600 file (never argv).
   as_pg bash -c 'umask 077; python3 -c "import secrets; print(secrets.token_urlsafe(32))" >"$1/password"' _ "$dir"
   as_pg bash -c 'umask 077; v=$(cat); printf "%s\n" "$v" >"$1/scram"' _ "$dir" < <(scram_verifier "$dir/password")
+  grep -q '^SCRAM-SHA-256\$4096:' "$dir/scram" || { echo "pg-cluster: no SCRAM verifier" >&2; return 1; }
   as_pg bash -c 'umask 077; printf "127.0.0.1:*:*:twofold:%s\n" "$(cat "$1/password")" >"$1/pgpass"' _ "$dir"
   as_pg bash -c 'umask 077; printf "\"twofold\" \"%s\"\n" "$(cat "$1/scram")" >"$1/userlist.txt"' _ "$dir"
 }
