@@ -28,6 +28,8 @@ public final class PostgresCluster: @unchecked Sendable {
     private let lock = NSLockLike()
     private var scratchDatabases: [String] = []
     private var ownPassFileDirectory: String?
+    /// Set for a cluster of its own (`startPrivate()`): stopped and removed at deinit.
+    private var privateDirectory: String?
 
     public static let missingMessage = """
         No PostgreSQL for the tests: TWOFOLD_PG_URL is not set. Start the private cluster and export its \
@@ -69,7 +71,36 @@ public final class PostgresCluster: @unchecked Sendable {
         }
     }
 
+    /// A cluster and PgBouncer of the caller's own (scripts/pg-cluster.sh under a new temporary
+    /// directory, about a second), stopped and removed when the object goes away: for tests that stop,
+    /// crash or promote PostgreSQL, which must not do that to the cluster every other test shares.
+    public static func startPrivate() throws -> PostgresCluster {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("twofold-pg-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let script = TestPaths.root + "/scripts/pg-cluster.sh"
+        let started = try ChildProcess.run(["/bin/bash", script, "start", dir + "/pg"])
+        guard started.status == 0 else {
+            _ = try? ChildProcess.run(["/bin/bash", script, "stop", dir + "/pg"])
+            try? FileManager.default.removeItem(atPath: dir)
+            throw ChildProcessError("scripts/pg-cluster.sh start failed (\(started.status)): \(started.output)")
+        }
+        let env = try ChildProcess.run(["/bin/bash", script, "env", dir + "/pg"])
+        var environment: [String: String] = [:]
+        for line in env.output.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            environment[String(line[..<eq])] = String(line[line.index(after: eq)...])
+        }
+        let cluster = try PostgresCluster(environment: environment)
+        cluster.privateDirectory = dir
+        return cluster
+    }
+
     deinit {
+        if let privateDirectory {
+            _ = try? ChildProcess.run(["/bin/bash", TestPaths.root + "/scripts/pg-cluster.sh", "stop", privateDirectory + "/pg"])
+            try? FileManager.default.removeItem(atPath: privateDirectory)
+            return
+        }
         for name in scratchDatabases {
             _ = try? psql("DROP DATABASE IF EXISTS \"\(name)\" WITH (FORCE)")
         }

@@ -46,4 +46,18 @@ import TwofoldTestSupport
         #expect(direct == pooled)
         #expect(try pg.psql("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") == "f")
     }
+
+    /// On a cluster of its own: the shared one stays up for the other tests.
+    @Test func stopImmediateAndStartAgainDirectlyAndThroughPgBouncer() throws {
+        let pg = try PostgresCluster.startPrivate()
+        try pg.psql("CREATE TABLE kept (x int); INSERT INTO kept VALUES (1)")
+        try pg.stopImmediate()
+        #expect(!pg.isReady)
+        #expect(throws: (any Error).self) { try pg.psql("SELECT 1") }
+        try pg.start()
+        #expect(pg.isReady)
+        // Committed before the crash, there after recovery; PgBouncer reconnects by itself.
+        #expect(try pg.psql("SELECT x FROM kept") == "1")
+        #expect(try pg.psql("SELECT x FROM kept", url: pg.bouncerURL) == "1")
+    }
 }
