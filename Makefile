@@ -55,7 +55,9 @@ run: deps
 # swift test's summary stays the last line (it prints its own time). test-setup.sh creates the
 # accounts the tests run as. Each other stage prints how long it took (scripts/stage.sh). The deb
 # stage makes the release build, builds the package and takes it through install, logins, upgrade,
-# remove and purge on this machine (scripts/deb-test.sh, docs/packaging.md).
+# remove and purge on this machine (scripts/deb-test.sh, docs/packaging.md). run-tests.sh runs swift test
+# against a private PostgreSQL cluster and PgBouncer (scripts/pg-cluster.sh), stopped afterwards even
+# when tests fail; it keeps swift test's exit status.
 check:
 	@bash scripts/stage.sh deps bash scripts/install-deps.sh
 	@bash scripts/stage.sh pam $(MAKE) -C pam all
@@ -64,7 +66,7 @@ check:
 	@bash scripts/stage.sh build $(SWIFT) build --build-tests
 	@bash scripts/stage.sh bench-smoke env TWOFOLDD=$$($(SWIFT) build --show-bin-path)/twofoldd bash benchmarks/run.sh --smoke
 	@bash scripts/stage.sh deb bash scripts/deb-test.sh
-	$(SWIFT) test
+	SWIFT=$(SWIFT) bash scripts/run-tests.sh
 
 test: check
 

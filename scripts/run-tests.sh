@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The last stage of `make check`: swift test against a private PostgreSQL cluster and PgBouncer.
+# Starts them under a fresh temporary directory (scripts/pg-cluster.sh), exports their environment
+# (TWOFOLD_PG_URL and the rest), runs `swift test "$@"`, then stops and removes the cluster whatever
+# the outcome. Exits with swift test's status; its summary stays the last thing printed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+swift=${SWIFT:-swift}
+tmp=$(mktemp -d /tmp/twofold-pg.XXXXXX) || exit 1
+chmod 0755 "$tmp"   # the postgres user must reach $tmp/pg (created 0700, its own)
+cleanup() {
+  bash scripts/pg-cluster.sh stop "$tmp/pg" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+start=$(date +%s)
+bash scripts/pg-cluster.sh start "$tmp/pg"
+status=$?
+echo "== stage 'postgres': $(( $(date +%s) - start )) s (exit $status)"
+[ $status -eq 0 ] || exit $status
+set -a
+eval "$(bash scripts/pg-cluster.sh env "$tmp/pg")" || exit 1
+set +a
+"$swift" test "$@"
+status=$?
+exit $status
