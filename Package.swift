@@ -91,10 +91,12 @@ let package = Package(
         .testTarget(name: "TwofoldCoreTests", dependencies: ["TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
         // The SQLite backend's own tests: migrations from real v1/v2 files, WAL and checkpointer, crashes,
         // group-commit batching, tampered rows; and the key files.
-        .testTarget(name: "TwofoldStoreTests", dependencies: ["TwofoldStore", "TwofoldSQLite", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"],
+        .testTarget(name: "TwofoldStoreTests", dependencies: ["TwofoldStore", "TwofoldSQLite", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport", "TwofoldStoreTestSupport"],
                     exclude: ["Fixtures"]),
         // The store's semantics through the TwofoldStore protocol, each test run against every backend in `Backend.all`.
-        .testTarget(name: "TwofoldStoreConformanceTests", dependencies: ["TwofoldStore", "TwofoldSQLite", "TwofoldCore", "TwofoldCrypto"]),
+        // Helpers the two store test targets share.
+        .target(name: "TwofoldStoreTestSupport", dependencies: ["TwofoldStore", "TwofoldCore", "TwofoldCrypto"], path: "Tests/StoreTestSupport"),
+        .testTarget(name: "TwofoldStoreConformanceTests", dependencies: ["TwofoldStore", "TwofoldSQLite", "TwofoldCore", "TwofoldCrypto", "TwofoldStoreTestSupport"]),
         .testTarget(name: "TwofoldProtocolTests", dependencies: ["TwofoldProtocol", "TwofoldClient"]),
         // The C module through real libpam (pam_start_confdir) against fake daemons for faults that cannot be caused for real.
         .testTarget(name: "PAMModuleTests", dependencies: ["TwofoldProtocol", "TwofoldTestSupport"]),
