@@ -15,6 +15,19 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Key file path; default `<state_directory>/twofold.key`, or the systemd credential `twofold.key` when present.
     public var keyFile: String?
     public var logLevel: Logger.Level = .info
+    /// Where users, factors, policy and audit live: the embedded SQLite file, or a PostgreSQL database
+    /// several daemons share.
+    public var store: StoreKind = .sqlite
+    /// The PostgreSQL database in libpq's URI form (`store = postgresql`); never holds a password.
+    public var postgresqlURL: String?
+    /// File whose first line is the PostgreSQL password; default: the systemd credential
+    /// `postgresql-password` when present, else none (trust, peer or a client certificate).
+    public var postgresqlPasswordFile: String?
+    /// Bounds on reaching the database and on each statement, well under the PAM module's 10 s wait.
+    public var postgresqlConnectTimeoutMillis = 2_000
+    public var postgresqlStatementTimeoutMillis = 3_000
+    /// Connections to PostgreSQL this daemon keeps at most (group commit makes a few enough).
+    public var postgresqlPoolSize = 4
     /// Seconds a connection may stay silent (a person typing a code).
     public var idleTimeoutSeconds = 120
     /// Seconds a connection may last in all.
@@ -73,6 +86,11 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var resolvedKeyFile: String { keyFile ?? stateDirectory + "/twofold.key" }
 }
 
+/// Where the daemon keeps its state.
+public enum StoreKind: String, Sendable, Equatable {
+    case sqlite, postgresql
+}
+
 /// The default rule for who must use a second factor.
 public enum RequirementRule: String, Sendable, Equatable, Codable {
     case nobody, everyone, groups
@@ -104,7 +122,22 @@ extension DaemonConfiguration {
             seen.insert(key)
             try config.set(key: key, value: String(value), at: at)
         }
+        try config.checkStoreKeys(source: source)
         return config
+    }
+
+    /// The store keys as a whole: PostgreSQL needs its URL, and PostgreSQL keys with the SQLite store
+    /// are a mistake worth stopping for (the admin thinks the daemon shares a database).
+    func checkStoreKeys(source: String) throws {
+        switch store {
+        case .postgresql:
+            guard postgresqlURL != nil else { throw ConfigurationError("\(source): store = postgresql needs postgresql_url") }
+            if databasePath != nil { throw ConfigurationError("\(source): database is the SQLite file; with store = postgresql remove it") }
+        case .sqlite:
+            if postgresqlURL != nil || postgresqlPasswordFile != nil {
+                throw ConfigurationError("\(source): postgresql_url or postgresql_password_file is set but store = sqlite; set store = postgresql")
+            }
+        }
     }
 
     /// Sets one key (used by the parser and by command-line flags).
@@ -124,6 +157,20 @@ extension DaemonConfiguration {
         case "state_directory": stateDirectory = try path()
         case "database": databasePath = try path()
         case "key_file": keyFile = try path()
+        case "store":
+            guard let kind = StoreKind(rawValue: value.lowercased()) else { throw ConfigurationError("\(at): store must be sqlite or postgresql") }
+            store = kind
+        case "postgresql_url" where value.isEmpty: postgresqlURL = nil
+        case "postgresql_url":
+            // Checked as a whole (host, sslmode, no password) when the store is opened or checked.
+            guard value.hasPrefix("postgresql://") || value.hasPrefix("postgres://") else {
+                throw ConfigurationError("\(at): postgresql_url must be a URI such as postgresql://twofold@db1:5432/twofold?sslmode=verify-full")
+            }
+            postgresqlURL = value
+        case "postgresql_password_file": postgresqlPasswordFile = value.isEmpty ? nil : try path()
+        case "postgresql_connect_timeout_ms": postgresqlConnectTimeoutMillis = try int(100...8_000)
+        case "postgresql_statement_timeout_ms": postgresqlStatementTimeoutMillis = try int(100...8_000)
+        case "postgresql_pool_size": postgresqlPoolSize = try int(1...64)
         case "log_level":
             guard let level = Logger.Level(rawValue: value.lowercased()) else {
                 throw ConfigurationError("\(at): log_level must be one of trace, debug, info, notice, warning, error, critical")

@@ -11,7 +11,8 @@ import UnixSignals
 /// one on; what a running connection was given stays.
 public final class LiveConfiguration: Sendable {
     /// Keys that need a restart: a changed value is logged and the running one kept.
-    static let restartOnlyKeys = ["socket", "state_directory", "database", "key_file"]
+    static let restartOnlyKeys = ["socket", "state_directory", "database", "key_file", "store", "postgresql_url", "postgresql_password_file",
+                                  "postgresql_connect_timeout_ms", "postgresql_statement_timeout_ms", "postgresql_pool_size"]
 
     public let source: ConfigurationSource?
     let logLevel: LogLevelSwitch?
@@ -62,12 +63,31 @@ public final class LiveConfiguration: Sendable {
         if next.resolvedKeyFile != running.resolvedKeyFile { restartNeeded.append("key_file") }
         next.databasePath = running.databasePath
         next.keyFile = running.keyFile
+        restartNeeded += Self.keepStoreKeys(of: running, in: &next)
         let final = next
         state.withLock { $0 = (final, loaded.fileRead) }
         logLevel?.level = final.logLevel
         for observer in observers.withLock({ $0 }) { observer(final) }
         policy.configured(configuredPolicy)
         return .reloaded(restartNeeded: restartNeeded)
+    }
+}
+
+extension LiveConfiguration {
+    /// The store is opened once: its keys keep their running values; returns the keys that changed.
+    static func keepStoreKeys(of running: DaemonConfiguration, in next: inout DaemonConfiguration) -> [String] {
+        var changed: [String] = []
+        func keep<T: Equatable>(_ key: String, _ path: WritableKeyPath<DaemonConfiguration, T>) {
+            if next[keyPath: path] != running[keyPath: path] { changed.append(key) }
+            next[keyPath: path] = running[keyPath: path]
+        }
+        keep("store", \.store)
+        keep("postgresql_url", \.postgresqlURL)
+        keep("postgresql_password_file", \.postgresqlPasswordFile)
+        keep("postgresql_connect_timeout_ms", \.postgresqlConnectTimeoutMillis)
+        keep("postgresql_statement_timeout_ms", \.postgresqlStatementTimeoutMillis)
+        keep("postgresql_pool_size", \.postgresqlPoolSize)
+        return changed
     }
 }
 

@@ -24,6 +24,8 @@ public final class PostgresCluster: @unchecked Sendable {
     /// PostgreSQL's programs: psql, pg_ctl, pg_isready, pg_basebackup…
     public let binDirectory: String
     public let dataDirectory: String
+    /// The directory of PostgreSQL's Unix socket (and of the cluster's files), if known.
+    public let socketDirectory: String?
 
     private let lock = NSLockLike()
     private var scratchDatabases: [String] = []
@@ -53,6 +55,7 @@ public final class PostgresCluster: @unchecked Sendable {
         passwordFile = try required("TWOFOLD_PG_PASSWORD_FILE")
         binDirectory = try required("TWOFOLD_PG_BIN")
         dataDirectory = try required("TWOFOLD_PG_DATA")
+        socketDirectory = environment["TWOFOLD_PG_SOCKET_DIR"].flatMap { $0.isEmpty ? nil : $0 }
         if let given = environment["TWOFOLD_PG_PASSFILE"], !given.isEmpty {
             passFile = given
         } else {
