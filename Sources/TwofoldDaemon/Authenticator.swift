@@ -133,12 +133,15 @@ public final class Authenticator: Sendable {
 
     /// Starts a login: looks the user up and decides what to ask.
     public func begin(_ context: LoginContext) async -> LoginStart {
+        // On a shared store the policy is read again, alongside the user's record (no extra wait).
+        async let policyRefreshed: Void = policy.refreshIfShared()
         let read: Result<UserRecord?, StoreError>
         do {
             read = .success(try await store.user(context.user))
         } catch {
             read = .failure(error as? StoreError ?? .database(Self.reason(error)))
         }
+        await policyRefreshed
         return await run(startStep(context, read: read))
     }
 

@@ -78,6 +78,7 @@ public final class ControlService: Sendable {
             return (caller, Self.isAdmin(peer: peer, caller: caller, adminGroup: adminGroup), named.flatMap(Accounts.canonicalName(of:)))
         }) ?? (nil, peer.isRoot, nil)
         let request = canonical.map { request.naming($0) } ?? request
+        await policy.refreshIfShared()
         do {
             switch request {
             case .ping:

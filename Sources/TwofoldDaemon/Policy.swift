@@ -217,6 +217,17 @@ public final class PolicyHolder: Sendable {
     }
 
     public var current: Policy { state.withLock { $0.policy } }
+
+    /// On a store other daemons share, puts the stored policy in force as it is now, so a policy an
+    /// admin set through another daemon applies to the next login here. A read that fails keeps the
+    /// policy in force (the login's own read fails the same way and gets its verdict); a stored
+    /// policy that does not decode is logged by the caller's request, never put in force.
+    func refreshIfShared() async {
+        guard store.isShared, let text = try? await store.setting(Self.settingKey),
+              let decoded = try? ControlCodec.decodeJSON(PolicyDocument.self, from: Array(text.utf8)),
+              let policy = try? Policy(decoded) else { return }
+        state.withLock { $0 = (policy, true) }
+    }
     /// Whether an admin stored the policy in force (else it comes from the config file).
     public var isStored: Bool { state.withLock { $0.stored } }
 

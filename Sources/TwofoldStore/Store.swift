@@ -253,6 +253,8 @@ extension TwofoldStore {
     }
 
     public func makeLoginReader() throws -> (any LoginReader)? { nil }
+
+    public var isShared: Bool { false }
 }
 
 /// Everything the daemon keeps. The daemon, the CLI handlers and the tests use only this
@@ -272,6 +274,10 @@ public protocol TwofoldStore: Sendable {
     /// A reader for the login path to use synchronously on one thread, or nil if this store has none
     /// (callers then use `user(_:)`).
     func makeLoginReader() throws -> (any LoginReader)?
+
+    /// Whether other daemons change this store too (a shared database): what a daemon keeps in
+    /// memory from it (the policy) is then read again for each login and control request.
+    var isShared: Bool { get }
 
     /// Stores a new pending enrollment of factor `factor` (replacing any earlier pending one, of any
     /// name); the active factors stay in force.

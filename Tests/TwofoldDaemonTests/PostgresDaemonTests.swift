@@ -1,0 +1,237 @@
+import Foundation
+import Testing
+import TwofoldClient
+import TwofoldCore
+import TwofoldCrypto
+import TwofoldProtocol
+import TwofoldTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension DaemonProcess {
+    /// A daemon on a PostgreSQL database: the cluster's password file, the given sealing key (every
+    /// daemon on one database shares it), directly or through the cluster's PgBouncer.
+    static func onPostgres(_ cluster: PostgresCluster, database: String, keyFile: String, throughBouncer: Bool = false,
+                           extraConfig: String = "") throws -> DaemonProcess {
+        let url = throughBouncer ? cluster.bouncerURL(database: database) : cluster.url(database: database)
+        return try DaemonProcess(extraConfig: """
+            store = postgresql
+            postgresql_url = \(url)
+            postgresql_password_file = \(cluster.passwordFile)
+            key_file = \(keyFile)
+            \(extraConfig)
+            """)
+    }
+}
+
+/// A value shared by threads, behind a lock.
+final class Locked<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: Value) { self.value = value }
+    func withLock<T>(_ body: (inout Value) -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
+    }
+}
+
+/// A sealing key file (0600, 32 random bytes) for daemons that share a database; removed at deinit.
+final class SharedKey {
+    let directory: String
+    var path: String { directory + "/twofold.key" }
+
+    init() throws {
+        directory = try makeTemporaryDirectory("key")
+        let bytes = try Crypto.randomBytes(32)
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
+            throw HarnessError("cannot write \(path)")
+        }
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+/// twofoldd on PostgreSQL over its real socket: the login path without a synchronous reader, several
+/// daemons on one database (accept once, a shared throttle, a shared policy), and the rules for a
+/// database that goes down or fails over to a standby that missed commits.
+@Suite("twofoldd on PostgreSQL", .serialized)
+struct PostgresDaemonTests {
+    @Test("a login on PostgreSQL: right code SUCCESS, the same code again and a wrong one FAILURE")
+    func loginOverTheSocket() throws {
+        let cluster = try PostgresCluster()
+        let key = try SharedKey()
+        let daemon = try DaemonProcess.onPostgres(cluster, database: try cluster.createScratchDatabase(), keyFile: key.path)
+        let alice = try daemon.provision("alice")
+        let code = alice.code()
+        #expect(try daemon.login("alice", answer: code).verdict == .success)
+        #expect(try daemon.login("alice", answer: code).verdict == .failure)
+        #expect(try daemon.login("alice", answer: alice.wrongCode()).verdict == .failure)
+        #expect(try daemon.login("nobody-enrolled", answer: nil).verdict == .ignore)
+        // What the login wrote is in the database, not in the daemon.
+        let rows = try cluster.psql("SELECT count(*) FROM factors WHERE \"user\" = 'alice' AND last_step IS NOT NULL",
+                                    url: cluster.url(database: try database(of: daemon)))
+        #expect(rows == "1")
+    }
+
+    private func database(of daemon: DaemonProcess) throws -> String {
+        let config = try String(contentsOfFile: daemon.configPath, encoding: .utf8)
+        guard let line = config.split(separator: "\n").first(where: { $0.hasPrefix("postgresql_url") }),
+              let url = URLComponents(string: String(line.split(separator: "=", maxSplits: 1)[1]).trimmingCharacters(in: .whitespaces)) else {
+            throw HarnessError("no postgresql_url in the daemon's config")
+        }
+        return String(url.path.dropFirst())
+    }
+
+    @Test("three daemons on one database, 1,000 users, each code sent to all three at once: exactly one success per user",
+          arguments: [false, true])
+    func threeDaemonsAcceptOnce(throughBouncer: Bool) throws {
+        let cluster = try PostgresCluster()
+        let key = try SharedKey()
+        let database = try cluster.createScratchDatabase()
+        let daemons = try (0..<3).map { _ in
+            try DaemonProcess.onPostgres(cluster, database: database, keyFile: key.path, throughBouncer: throughBouncer)
+        }
+        let users = (0..<1_000).map { "race\($0)" }
+        var apps: [String: TestAuthenticator] = [:]
+        let imports = try users.map { user -> EnrollmentImport in
+            let app = try TestAuthenticator.random()
+            apps[user] = app
+            return EnrollmentImport(user: user, source: .uri(app.uri(account: user)))
+        }
+        for chunk in stride(from: 0, to: imports.count, by: 250) {
+            guard case .importedMany(let outcomes) = try daemons[0].control(.importEnrollments(Array(imports[chunk..<min(chunk + 250, imports.count)]))),
+                  outcomes.allSatisfy({ $0.error == nil }) else { throw HarnessError("bulk import failed") }
+        }
+        let apps_ = apps
+        // Every user's current code to all three daemons at once, 16 users at a time.
+        let verdicts = Locked<[String: [VerdictCode]]>([:])
+        let failures = Locked<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 16) { lane in
+            for index in stride(from: lane, to: users.count, by: 16) {
+                let user = users[index]
+                let code = apps_[user]!.code()
+                let group = DispatchGroup()
+                for daemon in daemons {
+                    DispatchQueue.global().async(group: group) {
+                        do {
+                            let outcome = try daemon.login(user, answer: code)
+                            verdicts.withLock { $0[user, default: []].append(outcome.verdict) }
+                        } catch {
+                            failures.withLock { $0.append("\(user): \(error)") }
+                        }
+                    }
+                }
+                group.wait()
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0.prefix(5) })")
+        let all = verdicts.withLock { $0 }
+        #expect(all.count == users.count)
+        let wrong = all.filter { $0.value.filter { $0 == .success }.count != 1 || $0.value.count != 3 }
+        #expect(wrong.isEmpty, "users without exactly one success: \(wrong.prefix(5))")
+        #expect(all.values.allSatisfy { $0.allSatisfy { $0 == .success || $0 == .failure } })
+    }
+
+    @Test("failures spread over three daemons lock at max_failures; a policy set through one is the next login's through another")
+    func sharedThrottleAndPolicy() throws {
+        let cluster = try PostgresCluster()
+        let key = try SharedKey()
+        let database = try cluster.createScratchDatabase()
+        let daemons = try (0..<3).map { _ in
+            try DaemonProcess.onPostgres(cluster, database: database, keyFile: key.path, extraConfig: "max_failures = 4")
+        }
+        let bob = try daemons[0].provision("bob")
+        for attempt in 0..<4 {
+            #expect(try daemons[attempt % 3].login("bob", answer: bob.wrongCode()).verdict == .failure)
+        }
+        #expect(try daemons[1].login("bob", answer: bob.code()).verdict == .locked)
+        #expect(try daemons[2].status("bob").lockedUntilMillis != nil)
+
+        // Nobody is required by the config; an admin requires everyone through daemon 0.
+        #expect(try daemons[2].login("carol", answer: nil).verdict == .ignore)
+        guard case .policy(var document) = try daemons[0].control(.policyShow) else { throw HarnessError("policy show") }
+        document.require = "everyone"
+        document.unenrolled = "deny"
+        #expect(try daemons[0].control(.policySet(document)) == .ok)
+        #expect(try daemons[2].login("carol", answer: nil).verdict == .denied)
+        guard case .policy(let seen) = try daemons[1].control(.policyShow) else { throw HarnessError("policy show") }
+        #expect(seen.require == "everyone")
+    }
+
+    @Test("PostgreSQL stopped mid-service: UNAVAILABLE before the prompt within the bound, a clear control error, logged once; back by itself")
+    func outageAndRecovery() throws {
+        let cluster = try PostgresCluster.startPrivate()
+        let key = try SharedKey()
+        let daemon = try DaemonProcess.onPostgres(cluster, database: "twofold", keyFile: key.path)
+        let dave = try daemon.provision("dave")
+        #expect(try daemon.login("dave", answer: dave.code()).verdict == .success)
+
+        try cluster.stopImmediate()
+        for _ in 0..<3 {
+            let started = Date()
+            let outcome = try daemon.login("dave", answer: dave.code())
+            #expect(outcome.verdict == .unavailable)
+            #expect(outcome.transcript.allSatisfy { if case .promptEchoOff = $0 { return false } else { return true } }, "no prompt before UNAVAILABLE")
+            // Within the daemon's own bounds (connect 2 s + statement 3 s), well under the module's 10 s.
+            #expect(Date().timeIntervalSince(started) < 8)
+        }
+        guard case .error(let code, let message) = try daemon.control(.status(user: "dave")) else {
+            Issue.record("a control request during the outage did not get an error"); return
+        }
+        #expect(code == .unavailable, "\(message)")
+        #expect(daemon.process?.isRunning == true)
+
+        try cluster.start()
+        let next = try TestAuthenticator(secret: dave.secret).code(offset: 1)
+        #expect(try daemon.login("dave", answer: next).verdict == .success, "service resumes without a restart")
+        let log = daemon.log
+        let down = log.components(separatedBy: "database unreachable").count - 1
+        let back = log.components(separatedBy: "database reachable again").count - 1
+        #expect(down == 1, "the outage is logged once, found \(down) times")
+        #expect(back == 1, "the recovery is logged once, found \(back) times")
+    }
+
+    @Test("a stale standby promoted: no code accepted on the old primary is accepted again; audited; recovery codes still log in",
+          arguments: [false, true])
+    func failoverToAStaleStandby(throughBouncer: Bool) throws {
+        let cluster = try PostgresCluster.startPrivate()
+        let key = try SharedKey()
+        let daemon = try DaemonProcess.onPostgres(cluster, database: "twofold", keyFile: key.path, throughBouncer: throughBouncer)
+        let users = (0..<20).map { "fo\($0)" }
+        var accounts: [TestAccount] = []
+        for user in users { accounts.append(try daemon.provision(user)) }
+        let scratch = ["11223344", "55667788"]
+        let rita = try TestAuthenticator.random()
+        guard try daemon.control(.importEnrollment(user: "rita", source: .googleAuthenticator(
+            "\(rita.base32)\n\" TOTP_AUTH\n\(scratch.joined(separator: "\n"))\n"))) == .imported(recoveryCodes: 2) else {
+            throw HarnessError("import with scratch codes")
+        }
+        let standby = try cluster.startStandby()
+        try standby.waitCaughtUp()
+        try standby.stop()
+
+        // Accepted on the primary after the standby stopped: the standby never hears of these.
+        var used: [(TestAccount, String)] = []
+        for account in accounts {
+            let code = account.code()
+            #expect(try daemon.login(account.user, answer: code).verdict == .success)
+            used.append((account, code))
+        }
+        try cluster.stopImmediate()
+        let timeline = try standby.takeOver()
+        #expect(timeline >= 2)
+
+        for (account, code) in used {
+            let outcome = try daemon.login(account.user, answer: code)
+            #expect(outcome.verdict == .failure, "\(account.user): a code accepted before the failover was accepted again")
+        }
+        // Service resumed: a recovery code (not a replay) logs in.
+        #expect(try daemon.login("rita", answer: scratch[0]).verdict == .success)
+        guard case .audit(let entries) = try daemon.control(.audit(user: nil, sinceMillis: nil, outcome: nil, limit: 1000)) else {
+            throw HarnessError("audit")
+        }
+        #expect(entries.contains { $0.action == "failover" }, "the watermark raise is audited")
+    }
+}
