@@ -1,7 +1,7 @@
 /*
  * loadgen - load generator for twofoldd over its Unix socket.
  *
- *   loadgen -s SOCKET -N USERS [-m verify|wrong|enroll] [-c CLIENTS] [-n OPS]
+ *   loadgen -s SOCKET [-s SOCKET...] -N USERS [-m verify|wrong|enroll] [-c CLIENTS] [-n OPS]
  *           [-w WARMUP] [-d MAX_SECONDS] [-p DAEMON_PID] [-S STATE_FILE] [-T IO_TIMEOUT_S]
  *           [--seed SEED] [--prefix PREFIX] [--label TEXT] [--allow-failures]
  *
@@ -31,6 +31,9 @@
  * Every socket send/receive gives up after IO_TIMEOUT_S (default 20): a daemon that stops
  * answering fails the run (a connection error) instead of hanging it; the run itself stops
  * handing out operations after MAX_SECONDS.
+ *
+ * Several -s (up to 8; several daemons on one database): user i's dialogs go to socket
+ * i % count, so every daemon serves its share and no user is split between them.
  *
  * Latency is per dialog, from connect() to the verdict (or, for enroll,
  * to the last response).  With -p it reads the daemon's utime+stime and
@@ -64,6 +67,9 @@ struct state_file {
 
 static struct {
 	const char *socket;
+	/* -s given several times: each dialog goes to sockets[user index % nsockets] (several daemons on one database). */
+	const char *sockets[8];
+	int nsockets;
 	enum mode mode;
 	int clients;
 	long nusers, ops, warmup;
@@ -159,9 +165,10 @@ static int verify_dialog(struct conn *c, long index, int wrong)
 
 	user_name(user, sizeof user, opt.prefix, index);
 	user_secret(opt.seed, index, secret);
-	int fd = unix_connect(opt.socket);
+	const char *path = opt.sockets[index % opt.nsockets];
+	int fd = unix_connect(path);
 	if (fd < 0) {
-		note_error("connect %s: %s", opt.socket, strerror(errno));
+		note_error("connect %s: %s", path, strerror(errno));
 		return -1;
 	}
 	conn_init(c, fd);
@@ -283,9 +290,10 @@ static int enroll_dialog(struct conn *c, long index)
 	int result = -1;
 
 	snprintf(user, sizeof user, "be%07ld", index);
-	int fd = unix_connect(opt.socket);
+	const char *path = opt.sockets[index % opt.nsockets];
+	int fd = unix_connect(path);
 	if (fd < 0) {
-		note_error("connect %s: %s", opt.socket, strerror(errno));
+		note_error("connect %s: %s", path, strerror(errno));
 		return -1;
 	}
 	conn_init(c, fd);
@@ -404,7 +412,7 @@ static void *worker(void *arg)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: loadgen -s SOCKET -N USERS [-m verify|wrong|enroll] [-c CLIENTS] [-n OPS] [-w WARMUP]\n"
+	fprintf(stderr, "usage: loadgen -s SOCKET [-s SOCKET...] -N USERS [-m verify|wrong|enroll] [-c CLIENTS] [-n OPS] [-w WARMUP]\n"
 			"               [-d MAX_SECONDS] [-p DAEMON_PID] [-S STATE_FILE] [-T IO_TIMEOUT_S] [--seed S] [--prefix P]\n"
 			"               [--label TEXT] [--allow-failures]\n");
 	exit(2);
@@ -422,7 +430,12 @@ int main(int argc, char **argv)
 	int ch;
 	while ((ch = getopt_long(argc, argv, "s:m:c:N:n:w:d:p:S:T:", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 's': opt.socket = optarg; break;
+		case 's':
+			if (opt.nsockets == (int)(sizeof opt.sockets / sizeof opt.sockets[0]))
+				die("at most 8 sockets");
+			opt.sockets[opt.nsockets++] = optarg;
+			opt.socket = opt.sockets[0];
+			break;
 		case 'm':
 			if (strcmp(optarg, "verify") == 0) opt.mode = M_VERIFY;
 			else if (strcmp(optarg, "wrong") == 0) opt.mode = M_WRONG;
