@@ -1,5 +1,6 @@
 import Testing
 @testable import TwofoldPostgres
+@testable import TwofoldSQLite
 
 /// The libpq URI parser of `PostgresStoreConfiguration`: a table of URLs it takes and of URLs it
 /// refuses, with what it says.
@@ -95,5 +96,11 @@ import Testing
             try PostgresStoreConfiguration(url: "postgresql://twofold:pa?ss=w@rd@db.example.org/twofold", password: nil)
         }
         #expect(error.map { !$0.description.contains("w@rd") } == true, "\(String(describing: error))")
+    }
+
+    /// A version names the same schema on both backends.
+    @Test func schemaVersionsAreTheSQLiteBackendsIdentifiers() {
+        #expect(PostgresSchema.supported == Schema.supported)
+        #expect(PostgresSchema.known.allSatisfy(Schema.migrationIdentifiers.contains))
     }
 }
