@@ -34,12 +34,14 @@ public struct PostgresStoreConfiguration: Sendable {
     /// TOTP steps beyond the current one and HOTP counters that a detected failover burns (see below).
     /// Default 1: the verify window's look-ahead (`WindowPolicy.window`).
     public var failoverTOTPSteps: Int64
-    /// HOTP counters a detected failover advances every HOTP factor by. Default: TwofoldCore's HOTP
-    /// look-ahead (`WindowPolicy.hotpLookAhead`).
+    /// HOTP counters a detected failover advances every HOTP factor by. Default: the counters the
+    /// HOTP window spans, TwofoldCore's look-ahead (`WindowPolicy.hotpLookAhead`) + 1: the stored
+    /// counter is the next acceptable one, and a code as far as counter + look-ahead may have been
+    /// accepted, moving it to counter + look-ahead + 1.
     public var failoverHOTPLookAhead: Int64
 
     /// libpq's default Unix socket directory on Debian, for a URL without a host.
-    public static let defaultSocketDirectory = "/var/run/postgresql"
+    static let defaultSocketDirectory = "/var/run/postgresql"
 
     /// Parses libpq's URI form, `postgresql://user@host:port/dbname?sslmode=…&sslrootcert=…&connect_timeout=…`
     /// (or `postgres://`). `password` comes from the password file; a password inside the URL is refused.
@@ -60,14 +62,14 @@ public struct PostgresStoreConfiguration: Sendable {
         statementTimeout = .seconds(3)
         maximumConnections = 4
         failoverTOTPSteps = Int64(WindowPolicy().window)
-        failoverHOTPLookAhead = Int64(WindowPolicy().hotpLookAhead)
+        failoverHOTPLookAhead = Int64(WindowPolicy().hotpLookAhead) + 1
         if tls == .disable, rootCertificatePath != nil {
             throw PostgresConfigurationError("sslrootcert is given but sslmode is disable: say sslmode=verify-full")
         }
     }
 
     /// True when `host` is a Unix socket directory.
-    public var isUnixSocket: Bool { host.hasPrefix("/") }
+    var isUnixSocket: Bool { host.hasPrefix("/") }
 
     /// The Unix socket's path: libpq's name for it in the directory.
     var unixSocketPath: String { (host.hasSuffix("/") ? String(host.dropLast()) : host) + "/.s.PGSQL.\(port)" }

@@ -13,7 +13,8 @@ import TwofoldStore
 /// - raises every TOTP factor's `last_step` to at least `now / period + max(drift, 0) + failoverTOTPSteps`
 ///   (the furthest step the verify window can have accepted just before the failover; with the
 ///   default 1, the window's look-ahead),
-/// - advances every HOTP counter by `failoverHOTPLookAhead` (default: the HOTP look-ahead),
+/// - advances every HOTP counter by `failoverHOTPLookAhead` (default: the counters the HOTP window
+///   spans, look-ahead + 1),
 /// - appends an audit record (action "failover", outcome "applied") naming both timelines and how
 ///   many factors were raised; the store logs a warning once the transaction has committed.
 /// A fresh schema stores the timeline seen when it was created. `now` is the batch's time (the

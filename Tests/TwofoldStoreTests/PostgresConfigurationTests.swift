@@ -57,7 +57,7 @@ import Testing
         #expect(configuration.statementTimeout == .seconds(3))
         #expect(configuration.maximumConnections == 4)
         #expect(configuration.failoverTOTPSteps == 1)
-        #expect(configuration.failoverHOTPLookAhead == 10)
+        #expect(configuration.failoverHOTPLookAhead == 11)
     }
 
     /// A URL and a word its error must contain.

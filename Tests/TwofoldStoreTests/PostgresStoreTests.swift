@@ -122,7 +122,7 @@ import TwofoldTestSupport
             #expect(try await store.commit([accept("alice", step: step + 1, at: now)]) == [.conflict])
             #expect(try await store.user("alice")?.verify.lastStep == step + 1)
             #expect(try await store.user("bob")?.verify.lastStep == step + 1)
-            #expect(try await store.user("carl")?.verify.counter == 13)
+            #expect(try await store.user("carl")?.verify.counter == 14)
             #expect(try cluster.psql("SELECT timeline FROM twofold_timeline", url: url) == server)
             let audit = try await store.audit(AuditQuery(outcome: "applied"))
             #expect(audit.map(\.action) == ["failover"])
