@@ -101,6 +101,49 @@ import TwofoldTestSupport
         }
     }
 
+    /// Figures, printed: one login's batch after another (a batch's latency), then 64 at a time
+    /// (group commit); directly and through PgBouncer.
+    @Test func commitRates() async throws {
+        let cluster = try PostgresCluster()
+        let database = try cluster.createScratchDatabase()
+        try await withTempDir { dir in
+            let keys = try makeKeys(in: dir)
+            for pooled in [false, true] {
+                let url = pooled ? cluster.bouncerURL(database: database) : cluster.url(database: database)
+                let store = try await PostgresStore(configuration: try PostgresStoreConfiguration(url: url, password: try cluster.password), keys: keys)
+                let users = (0..<64).map { "rate\(pooled)\($0)" }
+                for user in users { try await enroll(store, user) }
+                let login: @Sendable (String, Int64) -> [StoreMutation] = { user, step in
+                    [accept(user, step: step), .auditAttempt(AuditRecord(timeMillis: 2_000, action: "verify", user: user, outcome: "success"))]
+                }
+                var start = ContinuousClock.now
+                for step in Int64(1)...300 { #expect(try await store.commit(login(users[0], step)) == [.applied, .applied]) }
+                let sequential = ContinuousClock.now - start
+                start = ContinuousClock.now
+                let before = store.batchesCommitted
+                for step in Int64(1)...20 {
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for user in users.dropFirst() {
+                            group.addTask {
+                                let results = try await store.commit(login(user, step))
+                                #expect(results == [.applied, .applied])
+                            }
+                        }
+                        try await group.waitForAll()
+                    }
+                }
+                let concurrent = ContinuousClock.now - start
+                let batches = store.batchesCommitted - before
+                print("""
+                    PostgreSQL\(pooled ? " through PgBouncer" : ""): 300 sequential logins in \(sequential) \
+                    (\(Int(300 / sequential.seconds)) batches/s); 20 × 63 concurrent logins in \(concurrent) \
+                    (\(Int(1_260 / concurrent.seconds)) logins/s, \(batches) batches)
+                    """)
+                try await store.close()
+            }
+        }
+    }
+
     /// The SQL path of failover detection: a stored timeline older than the server's, as a promoted
     /// standby presents it.
     @Test func aNewTimelineRaisesEveryWatermarkOnceAndIsAudited() async throws {
@@ -166,4 +209,8 @@ import TwofoldTestSupport
             try await store.close()
         }
     }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
