@@ -3,8 +3,8 @@ import PostgresNIO
 import Synchronization
 import TwofoldStore
 
-/// The store's connections: a `PostgresClient` pool whose `run()` runs in a task owned here, every
-/// operation bounded in time, transactions, and the outage log.
+/// The store's connections: a pool (PostgresPool), every operation bounded in time, transactions,
+/// and the outage log.
 ///
 /// Nothing here leaves state on a server session: no named prepared statements (`query(_:)` sends
 /// Parse/Bind/Execute on the unnamed statement and portal, see postgres-nio's
@@ -13,8 +13,7 @@ import TwofoldStore
 /// advisory lock: the store works through PgBouncer in transaction pooling mode.
 final class PostgresConnector: Sendable {
     let configuration: PostgresStoreConfiguration
-    private let client: PostgresClient
-    private let runTask: Task<Void, Never>
+    private let pool: PostgresPool
     private let logger: Logger
     /// postgres-nio's own logs stay off: a query's log could carry its parameters, and an outage would
     /// log every reconnect attempt. The store logs outages itself, once.
@@ -29,15 +28,12 @@ final class PostgresConnector: Sendable {
     init(configuration: PostgresStoreConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        let client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: Self.quiet)
-        self.client = client
-        runTask = Task { await client.run() }
+        pool = PostgresPool(configuration: configuration.clientConfiguration(), backgroundLogger: Self.quiet)
     }
 
     /// Stops the pool: cancels `run()` and waits for it (open connections are closed).
     func shutdown() async {
-        runTask.cancel()
-        await runTask.value
+        await pool.shutdown()
     }
 
     /// The longest one operation of `statements` statements may take: a connection, then the statements.
@@ -51,10 +47,11 @@ final class PostgresConnector: Sendable {
     func withConnection<T: Sendable>(statements: Int = 1, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let limit = limit(statements: statements)
         let lease = LeaseGuard()
+        let client = pool.client
         do {
             let value = try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask {
-                    try await self.client.withConnection { connection in
+                    try await client.withConnection { connection in
                         guard lease.begin(connection) else { throw TimedOut() }
                         defer { lease.end() }
                         return try await body(connection)
@@ -73,7 +70,11 @@ final class PostgresConnector: Sendable {
             return value
         } catch {
             let mapped = Self.storeError(error, limit: limit)
-            if Self.isOutage(error) { noteOutage(mapped) }
+            if Self.isOutage(error) {
+                noteOutage(mapped)
+                // Quick retries once the server is back; operations in flight keep their pool.
+                pool.renewIfOlder(than: max(self.limit(), .seconds(5)), grace: self.limit(statements: 3))
+            }
             throw mapped
         }
     }
