@@ -43,11 +43,15 @@ public final class PostgresStore: TwofoldStore {
         self.connector = connector
         self.sealer = sealer
         self.logger = logger
-        committer = AsyncGroupCommitter { mutations throws(StoreError) in
+        committer = AsyncGroupCommitter(maximumMutations: Self.maximumBatch) { mutations throws(StoreError) in
             try await Self.applyBatch(mutations, connector: connector, logger: logger)
         }
         logger.debug("store opened", metadata: ["database": "\(configuration.database)"])
     }
+
+    /// Mutations per verify transaction at most (about 64 logins): its users stay locked until it
+    /// commits, one round trip per mutation, and other daemons' batches wait for them.
+    static let maximumBatch = 128
 
     /// Number of group-commit batches (verify transactions) committed since opening.
     public var batchesCommitted: Int { committer.batchesCommitted }

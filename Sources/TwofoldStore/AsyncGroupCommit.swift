@@ -4,7 +4,9 @@ import Synchronization
 /// contract with an async `apply`. Callers enqueue mutations; one drain task takes everything pending
 /// and applies it with `apply` in a single transaction, then hands each caller its own slice of the
 /// results, or the transaction's error. Calls that arrive while a batch is in flight go into the next
-/// one. Every enqueued caller is completed exactly once, after its batch has committed (or failed).
+/// one, up to `maximumMutations` a batch: a network database's transaction grows with its batch, and
+/// other writers wait for the rows it holds. Every enqueued caller is completed exactly once, after
+/// its batch has committed (or failed).
 package final class AsyncGroupCommitter: Sendable {
     /// Applies all the mutations in one durable transaction; returns one result per mutation, in order.
     package typealias Apply = @Sendable ([StoreMutation]) async throws(StoreError) -> [MutationResult]
@@ -27,8 +29,12 @@ package final class AsyncGroupCommitter: Sendable {
 
     private let state = Mutex(State())
     private let apply: Apply
+    private let maximumMutations: Int
 
-    package init(apply: @escaping Apply) {
+    /// A caller's mutations are never split: a batch holds at least one caller, more only while
+    /// they fit in `maximumMutations`.
+    package init(maximumMutations: Int = .max, apply: @escaping Apply) {
+        self.maximumMutations = maximumMutations
         self.apply = apply
     }
 
@@ -77,8 +83,13 @@ package final class AsyncGroupCommitter: Sendable {
     private func drain() async {
         while true {
             let (batch, waiters) = state.withLock { state -> ([Request], [CheckedContinuation<Void, Never>]) in
-                let batch = state.pending
-                state.pending = []
+                var count = 0
+                let taken = state.pending.prefix { request in
+                    defer { count += request.mutations.count }
+                    return count == 0 || count + request.mutations.count <= maximumMutations
+                }
+                let batch = Array(taken)
+                state.pending.removeFirst(batch.count)
                 guard batch.isEmpty else { return (batch, []) }
                 state.draining = false
                 let waiters = state.closed ? state.closeWaiters : []
