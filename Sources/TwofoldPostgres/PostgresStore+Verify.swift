@@ -17,7 +17,7 @@ import TwofoldStore
 ///
 /// Round trips: 5 + one per accept, consume and failure (a refused accept whose throttle changes: 2),
 /// audits free; + 1 when the timeline moved; − 1 without users, − 1 without audit records. A batch
-/// of n logins ([accept, auditAttempt] each) takes n + 5.
+/// of n logins ([accept, auditAttempt] each) takes n + 5; a batch has at most `maximumBatch` mutations.
 ///
 /// Locking every user of the batch first, in name order, makes daemons wait for each other instead
 /// of deadlocking, and gives the throttle state the lock and delay are decided from
