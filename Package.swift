@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // libcrypto from Debian's libssl-dev, found with pkg-config.
@@ -37,6 +38,18 @@ let package = Package(
             dependencies: [
                 "TwofoldStore", "TwofoldCore", "TwofoldCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The PostgreSQL backend (postgres-nio): PostgresStore for several daemons on one database, its
+        // schema, the verify batch that accepts a code once across daemons, failover (timeline) detection.
+        .target(
+            name: "TwofoldPostgres",
+            dependencies: [
+                "TwofoldStore", "TwofoldCore", "TwofoldCrypto",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -89,14 +102,17 @@ let package = Package(
         // Test helpers shared by the test targets (child processes without Foundation's Process).
         .target(name: "TwofoldTestSupport", dependencies: ["TwofoldClient", "TwofoldProtocol", "TwofoldCore", "TwofoldCrypto"], path: "Tests/TestSupport"),
         .testTarget(name: "TwofoldCoreTests", dependencies: ["TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
-        // The SQLite backend's own tests: migrations from real v1/v2 files, WAL and checkpointer, crashes,
-        // group-commit batching, tampered rows; and the key files.
-        .testTarget(name: "TwofoldStoreTests", dependencies: ["TwofoldStore", "TwofoldSQLite", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport", "TwofoldStoreTestSupport"],
+        // Each backend's own tests: SQLite's migrations from real v1/v2 files, WAL and checkpointer, crashes,
+        // group-commit batching; PostgreSQL's URL parser, concurrent daemons, failover, outages; the key files.
+        .testTarget(name: "TwofoldStoreTests", dependencies: ["TwofoldStore", "TwofoldSQLite", "TwofoldPostgres", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport",
+                                                        "TwofoldStoreTestSupport"],
                     exclude: ["Fixtures"]),
-        // The store's semantics through the TwofoldStore protocol, each test run against every backend in `Backend.all`.
         // Helpers the two store test targets share.
         .target(name: "TwofoldStoreTestSupport", dependencies: ["TwofoldStore", "TwofoldCore", "TwofoldCrypto"], path: "Tests/StoreTestSupport"),
-        .testTarget(name: "TwofoldStoreConformanceTests", dependencies: ["TwofoldStore", "TwofoldSQLite", "TwofoldCore", "TwofoldCrypto", "TwofoldStoreTestSupport"]),
+        // The store's semantics through the TwofoldStore protocol, each test run against every backend in `Backend.all`
+        // (SQLite, PostgreSQL, PostgreSQL through PgBouncer), faults included.
+        .testTarget(name: "TwofoldStoreConformanceTests", dependencies: ["TwofoldStore", "TwofoldSQLite", "TwofoldPostgres", "TwofoldCore", "TwofoldCrypto",
+                                                                  "TwofoldStoreTestSupport", "TwofoldTestSupport"]),
         .testTarget(name: "TwofoldProtocolTests", dependencies: ["TwofoldProtocol", "TwofoldClient"]),
         // The C module through real libpam (pam_start_confdir) against fake daemons for faults that cannot be caused for real.
         .testTarget(name: "PAMModuleTests", dependencies: ["TwofoldProtocol", "TwofoldTestSupport"]),

@@ -10,7 +10,7 @@ import TwofoldStore
     @Test(arguments: Backend.all) func enrollmentGoesFromPendingToActive(_ backend: Backend) async throws {
         try await withTempDir { dir in
             let keys = try makeKeys(in: dir)
-            let store = try backend.makeStore(directory: dir, keys: keys)
+            let store = try await backend.makeStore(directory: dir, keys: keys)
             await #expect(throws: StoreError.notEnrolled("alice")) {
                 try await store.activateEnrollment(user: "alice", recoveryCodes: [], verify: VerifyState(), atMillis: 1)
             }
@@ -66,7 +66,7 @@ import TwofoldStore
     @Test(arguments: Backend.all) func revokeRemovesTheEnrollmentAndCodes(_ backend: Backend) async throws {
         try await withTempDir { dir in
             let keys = try makeKeys(in: dir)
-            let store = try backend.makeStore(directory: dir, keys: keys)
+            let store = try await backend.makeStore(directory: dir, keys: keys)
             let code = try RecoveryCodes.makeHash(canonical: "1111111111", pepper: keys.recoveryPepper)
             try await enroll(store, "alice", codes: [code, code])
             try await store.setRequirement(user: "alice", .required)
@@ -98,7 +98,7 @@ import TwofoldStore
 
     @Test(arguments: Backend.all) func requirementAndFirstRequired(_ backend: Backend) async throws {
         try await withTempDir { dir in
-            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            let store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             try await store.setRequirement(user: "carol", .exempt)
             let carol = try #require(try await store.user("carol"))
             #expect(carol.status == nil && carol.secret == nil && carol.requirement == .exempt)
@@ -120,13 +120,13 @@ import TwofoldStore
     @Test(arguments: Backend.all) func settingsAreStoredAndReplaced(_ backend: Backend) async throws {
         try await withTempDir { dir in
             let keys = try makeKeys(in: dir)
-            var store = try backend.makeStore(directory: dir, keys: keys)
+            var store = try await backend.makeStore(directory: dir, keys: keys)
             #expect(try await store.setting("policy") == nil)
             try await store.setSetting("policy", value: #"{"rules":[]}"#)
             try await store.setSetting("policy", value: #"{"rules":[1]}"#)
             try await store.setSetting("other", value: "")
             try await store.close()
-            store = try backend.makeStore(directory: dir, keys: keys)
+            store = try await backend.makeStore(directory: dir, keys: keys)
             #expect(try await store.setting("policy") == #"{"rules":[1]}"#)
             #expect(try await store.setting("other") == "")
             try await store.close()
@@ -135,7 +135,7 @@ import TwofoldStore
 
     @Test(arguments: Backend.all) func auditFiltersAndOrder(_ backend: Backend) async throws {
         try await withTempDir { dir in
-            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            let store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             var records: [AuditRecord] = []
             for i in 0..<30 {
                 records.append(AuditRecord(timeMillis: Int64(1_000 + i), action: "verify", user: i % 3 == 0 ? "alice" : "bob",

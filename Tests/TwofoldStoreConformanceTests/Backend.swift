@@ -1,6 +1,9 @@
+import Foundation
 import Testing
-import TwofoldSQLite
+@testable import TwofoldSQLite
+import TwofoldPostgres
 import TwofoldStore
+import TwofoldTestSupport
 
 /// A store backend the conformance suite runs against. Every test here takes one as its argument
 /// (`@Test(arguments: Backend.all)`), so it runs once per backend; adding a backend is one entry in
@@ -12,19 +15,96 @@ struct Backend: Sendable, CustomTestStringConvertible {
     /// reaches the same data: that is how the tests reopen a store and how they open two stores
     /// on one database. A backend whose data does not live in files derives a database (or
     /// schema) name from `directory`.
-    let makeStore: @Sendable (_ directory: String, _ keys: SealingKeys) throws -> any TwofoldStore
+    let makeStore: @Sendable (_ directory: String, _ keys: SealingKeys) async throws -> any TwofoldStore
+    /// Damage only raw SQL can do, to the data under `directory` (`store` is one open on it).
+    let fault: @Sendable (_ directory: String, _ store: any TwofoldStore, _ fault: Fault) async throws -> Void
+    /// Everything stored under `directory`, as a value that changes when anything stored changes.
+    let fingerprint: @Sendable (_ directory: String) async throws -> String
 
-    func makeStore(directory: String, keys: SealingKeys) throws -> any TwofoldStore {
-        try makeStore(directory, keys)
+    func makeStore(directory: String, keys: SealingKeys) async throws -> any TwofoldStore {
+        try await makeStore(directory, keys)
     }
 
     var testDescription: String { name }
 
     /// The embedded SQLite database, one file in the directory.
-    static let sqlite = Backend(name: "sqlite") { directory, keys in
+    static let sqlite = Backend(name: "sqlite", makeStore: { directory, keys in
         try SQLiteStore(path: directory + "/twofold.db", keys: keys)
-    }
+    }, fault: { _, store, fault in
+        guard let store = store as? SQLiteStore else { throw StoreError.database("not an SQLiteStore") }
+        try store.testingExecute(fault.sqliteSQL)
+    }, fingerprint: { directory in
+        // The main file and the WAL, byte for byte.
+        ["", "-wal"].map { suffix in
+            FileManager.default.contents(atPath: directory + "/twofold.db" + suffix).map { "\($0.count):\($0.hashValue)" } ?? "none"
+        }.joined(separator: "/")
+    })
+
+    /// PostgreSQL straight, a scratch database per directory.
+    static let postgres = Backend(name: "postgres", makeStore: { directory, keys in
+        try await ScratchDatabases.shared.store(directory, keys: keys, pooled: false)
+    }, fault: { directory, _, fault in
+        try ScratchDatabases.shared.psql(fault.postgresSQL, directory)
+    }, fingerprint: { directory in
+        try ScratchDatabases.shared.psql(ScratchDatabases.fingerprintSQL, directory)
+    })
+
+    /// The same through PgBouncer in transaction pooling mode.
+    static let pgbouncer = Backend(name: "pgbouncer", makeStore: { directory, keys in
+        try await ScratchDatabases.shared.store(directory, keys: keys, pooled: true)
+    }, fault: { directory, _, fault in
+        try ScratchDatabases.shared.psql(fault.postgresSQL, directory)
+    }, fingerprint: { directory in
+        try ScratchDatabases.shared.psql(ScratchDatabases.fingerprintSQL, directory)
+    })
 
     /// Every backend the suite runs against.
-    static let all: [Backend] = [.sqlite]
+    static let all: [Backend] = [.sqlite, .postgres, .pgbouncer]
+}
+
+/// A scratch database of the test cluster per test directory, created on first use. They stay until
+/// the cluster goes (scripts/run-tests.sh removes it after the run). Without TWOFOLD_PG_URL the
+/// PostgreSQL backends fail: they never skip.
+final class ScratchDatabases: @unchecked Sendable {
+    static let shared = ScratchDatabases()
+
+    private let lock = NSLock()
+    private var cluster: PostgresCluster?
+    private var databases: [String: String] = [:]
+
+    private func database(_ directory: String) throws -> (PostgresCluster, String) {
+        lock.lock()
+        defer { lock.unlock() }
+        let cluster = try self.cluster ?? PostgresCluster()
+        self.cluster = cluster
+        if let name = databases[directory] { return (cluster, name) }
+        let name = try cluster.createScratchDatabase()
+        databases[directory] = name
+        return (cluster, name)
+    }
+
+    func store(_ directory: String, keys: SealingKeys, pooled: Bool) async throws -> PostgresStore {
+        let (cluster, name) = try database(directory)
+        let url = pooled ? cluster.bouncerURL(database: name) : cluster.url(database: name)
+        return try await PostgresStore(configuration: try PostgresStoreConfiguration(url: url, password: try cluster.password), keys: keys)
+    }
+
+    @discardableResult
+    func psql(_ sql: String, _ directory: String) throws -> String {
+        let (cluster, name) = try database(directory)
+        return try cluster.psql(sql, url: cluster.url(database: name))
+    }
+
+    /// Every table's rows, hashed.
+    static let fingerprintSQL = """
+        SELECT md5(string_agg(t, '|' ORDER BY n)) FROM (
+            SELECT 1, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM twofold_schema x)
+            UNION ALL SELECT 2, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM twofold_timeline x)
+            UNION ALL SELECT 3, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM users x)
+            UNION ALL SELECT 4, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM factors x)
+            UNION ALL SELECT 5, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM recovery_codes x)
+            UNION ALL SELECT 6, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM settings x)
+            UNION ALL SELECT 7, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM audit x)
+        ) AS s(n, t)
+        """
 }

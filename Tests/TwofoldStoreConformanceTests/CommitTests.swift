@@ -17,7 +17,7 @@ import TwofoldStore
 
     @Test(arguments: Backend.all) func sameStepTwiceAtOnceIsAcceptedOnce(_ backend: Backend) async throws {
         try await withTempDir { dir in
-            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            let store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             try await enroll(store, "alice")
             for step in Int64(1)...200 {
                 let results = try await race(store, store, accept("alice", step: step))
@@ -32,8 +32,8 @@ import TwofoldStore
     @Test(arguments: Backend.all) func sameStepTwiceFromTwoStoresOnOneDatabaseIsAcceptedOnce(_ backend: Backend) async throws {
         try await withTempDir { dir in
             let keys = try makeKeys(in: dir)
-            let one = try backend.makeStore(directory: dir, keys: keys)
-            let two = try backend.makeStore(directory: dir, keys: keys)
+            let one = try await backend.makeStore(directory: dir, keys: keys)
+            let two = try await backend.makeStore(directory: dir, keys: keys)
             try await enroll(one, "alice")
             for step in Int64(1)...200 {
                 let results = try await race(one, two, accept("alice", step: step))
@@ -48,7 +48,7 @@ import TwofoldStore
 
     @Test(arguments: Backend.all) func commitsQueuedBeforeCloseComplete(_ backend: Backend) async throws {
         try await withTempDir { dir in
-            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            let store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             try await enroll(store, "alice")
             let results = await withTaskGroup(of: Bool.self) { group in
                 for step in Int64(1)...20 {
@@ -65,7 +65,7 @@ import TwofoldStore
 
     @Test(arguments: Backend.all) func hotpCounterMovesPastEachMatch(_ backend: Backend) async throws {
         try await withTempDir { dir in
-            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            let store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             try await enroll(store, "hank", verify: VerifyState(counter: 5), parameters: OTPParameters(method: .hotp))
             #expect(try await store.commit([.accept(user: "hank", use: .counter(factor: FactorName.first, counter: 4, offset: 0), atMillis: 1)]) == [.conflict])
             #expect(try await store.commit([.accept(user: "hank", use: .counter(factor: FactorName.first, counter: 7, offset: 0), atMillis: 2)]) == [.applied])
@@ -81,7 +81,7 @@ import TwofoldStore
 
     @Test(arguments: Backend.all) func acceptRequiresAnActiveEnrollmentAndALaterStep(_ backend: Backend) async throws {
         try await withTempDir { dir in
-            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            let store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             try await store.beginEnrollment(user: "pat", factor: FactorName.first, secret: try SecretBytes(randomCount: 20), parameters: OTPParameters(), atMillis: 1)
             #expect(try await store.commit([accept("pat", step: 10)]) == [.conflict])
             #expect(try await store.commit([accept("ghost", step: 10)]) == [.conflict])

@@ -9,7 +9,7 @@ import TwofoldStore
 @Suite struct EncryptionTests {
     @Test(arguments: Backend.all) func secretRoundTripsAndGeneratesTheSameCodes(_ backend: Backend) async throws {
         try await withTempDir { dir in
-            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            let store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             let parameters = OTPParameters(method: .totp, algorithm: .sha256, digits: 8, period: 60)
             let secret = try await enroll(store, "alice", parameters: parameters)
             let alice = try #require(try await store.user("alice"))

@@ -17,7 +17,7 @@ import TwofoldStore
 
     static func withStore(_ backend: Backend, _ body: (any TwofoldStore) async throws -> Void) async throws {
         try await withTempDir { dir in
-            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            let store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             try await body(store)
             try await store.close()
         }

@@ -11,7 +11,7 @@ import TwofoldStore
     @Test(arguments: Backend.all) func failuresCountLockAndPersistAcrossReopen(_ backend: Backend) async throws {
         try await withTempDir { dir in
             let keys = try makeKeys(in: dir)
-            var store = try backend.makeStore(directory: dir, keys: keys)
+            var store = try await backend.makeStore(directory: dir, keys: keys)
             try await enroll(store, "alice")
             let t0: Int64 = 1_700_000_000_000
 
@@ -24,7 +24,7 @@ import TwofoldStore
                              .appliedFailure(ThrottleState(failures: 3, lockedUntilMillis: t0 + 65_000))])
 
             try await store.close()
-            store = try backend.makeStore(directory: dir, keys: keys)
+            store = try await backend.makeStore(directory: dir, keys: keys)
             let locked = try #require(try await store.user("alice"))
             #expect(locked.throttle == ThrottleState(failures: 3, lockedUntilMillis: t0 + 65_000))
             #expect(Throttle.admit(locked.throttle, nowMillis: t0 + 6_000, policy: policy) == .locked(untilMillis: t0 + 65_000))
@@ -32,7 +32,7 @@ import TwofoldStore
             // Unlock clears it durably.
             try await store.unlock(user: "alice")
             try await store.close()
-            store = try backend.makeStore(directory: dir, keys: keys)
+            store = try await backend.makeStore(directory: dir, keys: keys)
             #expect(try await store.user("alice")?.throttle == ThrottleState())
 
             // A success resets the count.
@@ -50,7 +50,7 @@ import TwofoldStore
     /// decided again where an attempt commits, from the state the transaction reads.
     @Test(arguments: Backend.all) func lockAndDelayAreDecidedAtCommit(_ backend: Backend) async throws {
         try await withTempDir { dir in
-            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            let store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             try await enroll(store, "alice")
             let t0: Int64 = 1_700_000_000_000
             // A burst committed in one batch: the first failure sets a delay, so the right code behind
@@ -93,7 +93,7 @@ import TwofoldStore
 
     @Test(arguments: Backend.all) func consumeStepUsesUpACodeWithoutALogin(_ backend: Backend) async throws {
         try await withTempDir { dir in
-            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            let store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             try await enroll(store, "alice")
             #expect(try await store.commit([.consume(user: "alice", use: .timeStep(factor: FactorName.first, step: 40, offset: 0, verify: VerifyState(lastStep: 40)))]) == [.applied])
             #expect(try await store.commit([.consume(user: "alice", use: .timeStep(factor: FactorName.first, step: 40, offset: 0, verify: VerifyState(lastStep: 40)))]) == [.conflict])
@@ -108,7 +108,7 @@ import TwofoldStore
 
     @Test(arguments: Backend.all) func failureForUnknownUserIsConflictAndCreatesNothing(_ backend: Backend) async throws {
         try await withTempDir { dir in
-            let store = try backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            let store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
             #expect(try await store.commit([.recordFailure(user: "mallory", atMillis: 1, policy: policy)]) == [.conflict])
             #expect(try await store.user("mallory") == nil)
             #expect(try await store.listUsers(after: nil, limit: 10).isEmpty)
@@ -123,7 +123,7 @@ import TwofoldStore
     @Test(arguments: Backend.all) func recoveryCodesAreSingleUseAndReplaceable(_ backend: Backend) async throws {
         try await withTempDir { dir in
             let keys = try makeKeys(in: dir)
-            let store = try backend.makeStore(directory: dir, keys: keys)
+            let store = try await backend.makeStore(directory: dir, keys: keys)
             let plain = try RecoveryCodes.generate(count: 4)
             let hashes = try plain.map { try RecoveryCodes.makeHash(canonical: RecoveryCodes.canonical($0)!, pepper: keys.recoveryPepper) }
             try await enroll(store, "alice", codes: hashes)

@@ -30,39 +30,6 @@ import TwofoldCrypto
         }
     }
 
-    @Test func aFailedTransactionFailsEveryCallerInItAndCommitsNothing() async throws {
-        try await withTempDir { dir in
-            let store = try openStore(dir, keys: try makeKeys(in: dir))
-            try await enroll(store, "alice")
-            try store.testingExecute("""
-                CREATE TRIGGER boom BEFORE INSERT ON audit WHEN NEW.action = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END
-                """)
-            let boom = StoreMutation.audit(AuditRecord(timeMillis: 1, action: "boom", outcome: "error"))
-
-            // One caller: the accept before the failing insert is rolled back.
-            await #expect(throws: StoreError.self) { try await store.commit([accept("alice", step: 5), boom]) }
-            #expect(try await store.user("alice")?.verify.lastStep == nil)
-
-            // Many callers, one of them failing: whoever shared its batch fails too, and committed nothing.
-            let users = (0..<32).map { "u\($0)" }
-            for user in users { try await enroll(store, user) }
-            let outcomes = await withTaskGroup(of: (String, Bool).self) { group in
-                for user in users {
-                    group.addTask { (user, (try? await store.commit([accept(user, step: 9)])) == [.applied]) }
-                }
-                group.addTask { ("boom", (try? await store.commit([boom])) != nil) }
-                return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
-            }
-            #expect(outcomes["boom"] == false)
-            for user in users {
-                let stored = try await store.user(user)?.verify.lastStep
-                #expect(stored == (outcomes[user] == true ? 9 : nil), "\(user): reported \(String(describing: outcomes[user])), stored \(String(describing: stored))")
-            }
-            // The store keeps working after a failed batch.
-            #expect(try await store.commit([accept("alice", step: 6)]) == [.applied])
-            try await store.close()
-        }
-    }
 }
 
 @Suite struct LoginReaderTests {

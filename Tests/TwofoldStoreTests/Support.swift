@@ -33,9 +33,3 @@ func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
     }
     return false
 }
-
-/// The user of a `.corruptRecord`, or nil for any other error.
-func corruptUser(_ error: StoreError?) -> String? {
-    if case .corruptRecord(let user, _)? = error { return user }
-    return nil
-}

@@ -1,0 +1,193 @@
+import Logging
+import PostgresNIO
+import Synchronization
+import TwofoldStore
+
+/// The store's connections: a pool (PostgresPool), every operation bounded in time, transactions,
+/// and the outage log.
+///
+/// Nothing here leaves state on a server session: no named prepared statements (`query(_:)` sends
+/// Parse/Bind/Execute on the unnamed statement and portal, see postgres-nio's
+/// `PostgresChannelHandler.sendParseDescribeBindExecuteAndSyncMessage`), no session `SET` (settings
+/// are `set_config(..., true)`, i.e. SET LOCAL, inside a transaction), no LISTEN, no session
+/// advisory lock: the store works through PgBouncer in transaction pooling mode.
+final class PostgresConnector: Sendable {
+    let configuration: PostgresStoreConfiguration
+    private let pool: PostgresPool
+    private let logger: Logger
+    /// postgres-nio's own logs stay off: a query's log could carry its parameters, and an outage would
+    /// log every reconnect attempt. The store logs outages itself, once.
+    private static let quiet = Logger(label: "twofold.store.postgres-nio", factory: { _ in SwiftLogNoOpLogHandler() })
+    private let health = Mutex(Health())
+
+    private struct Health {
+        var failing = false
+        var failures = 0
+    }
+
+    init(configuration: PostgresStoreConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        pool = PostgresPool(configuration: configuration.clientConfiguration(), backgroundLogger: Self.quiet)
+    }
+
+    /// Stops the pool: cancels `run()` and waits for it (open connections are closed).
+    func shutdown() async {
+        await pool.shutdown()
+    }
+
+    /// The longest one operation of `statements` statements may take: a connection, then the statements.
+    func limit(statements: Int = 1) -> Duration {
+        configuration.connectTimeout + configuration.statementTimeout * max(statements, 1)
+    }
+
+    /// Runs `body` on a pooled connection, within `limit`: when the time is up, waiting for a
+    /// connection is cancelled, or the connection in use is closed (its statement then fails at
+    /// once), and the call fails with `StoreError.database`. Errors come out as `StoreError`.
+    func withConnection<T: Sendable>(statements: Int = 1, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let limit = limit(statements: statements)
+        let lease = LeaseGuard()
+        let client = pool.client
+        do {
+            let value = try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask {
+                    try await client.withConnection { connection in
+                        guard lease.begin(connection) else { throw TimedOut() }
+                        defer { lease.end() }
+                        return try await body(connection)
+                    }
+                }
+                group.addTask {
+                    do { try await Task.sleep(for: limit) } catch { return nil }
+                    lease.expire()
+                    throw TimedOut()
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let value = first else { throw TimedOut() }
+                return value
+            }
+            noteSuccess()
+            return value
+        } catch {
+            let mapped = Self.storeError(error, limit: limit)
+            if Self.isOutage(error) {
+                noteOutage(mapped)
+                // Quick retries once the server is back; operations in flight keep their pool.
+                pool.renewIfOlder(than: max(self.limit(), .seconds(5)), grace: self.limit(statements: 3))
+            }
+            throw mapped
+        }
+    }
+
+    /// Runs `body` in one transaction, committed when it returns. With `settings` the transaction
+    /// first sets its own synchronous commit and timeouts (one round trip); the verify batch folds
+    /// them into its first statement instead. Round trips: BEGIN, [settings], body's, COMMIT.
+    func transaction<T: Sendable>(statements: Int = 1, settings: Bool = true,
+                                  _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let configuration = configuration
+        return try await withConnection(statements: statements) { connection in
+            try await connection.run("BEGIN")
+            do {
+                if settings { try await connection.run(Self.settingsQuery(configuration, statements: statements)) }
+                let value = try await body(connection)
+                // An aborted transaction answers COMMIT with ROLLBACK, not an error.
+                guard try await connection.run("COMMIT").metadata.command == "COMMIT" else {
+                    throw StoreError.database("PostgreSQL rolled the transaction back")
+                }
+                return value
+            } catch {
+                if !connection.isClosed { _ = try? await connection.run("ROLLBACK") }
+                throw error
+            }
+        }
+    }
+
+    /// SET LOCAL of what every write transaction needs, as one SELECT so it can stand in a larger one:
+    /// commit waits for the WAL flush (whatever the role's or database's default); each statement,
+    /// and the transaction idling between them, is bounded.
+    static func settingsQuery(_ configuration: PostgresStoreConfiguration, statements: Int = 1) -> PostgresQuery {
+        let statement = String(configuration.statementTimeout.milliseconds)
+        let idle = String((configuration.connectTimeout + configuration.statementTimeout * max(statements, 1)).milliseconds)
+        return """
+            SELECT set_config('synchronous_commit', 'on', true), set_config('statement_timeout', \(statement), true),
+                set_config('idle_in_transaction_session_timeout', \(idle), true)
+            """
+    }
+
+    /// True between the first failure of an outage and the next success.
+    var isFailing: Bool { health.withLock { $0.failing } }
+
+    /// Logs the first failure of an outage, not one per request.
+    private func noteOutage(_ error: StoreError) {
+        let first = health.withLock { health -> Bool in
+            health.failures += 1
+            defer { health.failing = true }
+            return !health.failing
+        }
+        if first {
+            logger.error("PostgreSQL unreachable: store operations fail until it answers again", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Logs the end of an outage, once.
+    private func noteSuccess() {
+        let failures = health.withLock { health -> Int? in
+            guard health.failing else { return nil }
+            defer { health = Health() }
+            return health.failures
+        }
+        if let failures {
+            logger.notice("PostgreSQL reachable again", metadata: ["failed operations": "\(failures)"])
+        }
+    }
+}
+
+/// The time limit of an operation ran out.
+struct TimedOut: Error {}
+
+/// The connection an operation is using, so that its time limit can close it; and whether the limit
+/// has passed, so that a connection leased too late is not used.
+private final class LeaseGuard: Sendable {
+    private let state = Mutex<(connection: PostgresConnection?, expired: Bool)>((nil, false))
+
+    func begin(_ connection: PostgresConnection) -> Bool {
+        state.withLock { state in
+            guard !state.expired else { return false }
+            state.connection = connection
+            return true
+        }
+    }
+
+    func end() {
+        state.withLock { $0.connection = nil }
+    }
+
+    func expire() {
+        let connection = state.withLock { state -> PostgresConnection? in
+            state.expired = true
+            return state.connection
+        }
+        // Fails the statement in flight; the pool drops the connection.
+        _ = connection?.close() as EventLoopFuture<Void>?
+    }
+}
+
+extension PostgresConnection {
+    /// Runs one statement and reads its rows and command tag (one round trip).
+    @discardableResult
+    func run(_ query: PostgresQuery) async throws -> PostgresQueryResult {
+        try await self.query(query, logger: PostgresConnector.queryLogger).get()
+    }
+}
+
+extension PostgresConnector {
+    static let queryLogger = quiet
+}
+
+extension Duration {
+    /// Whole milliseconds, at least 1.
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return max(seconds * 1_000 + attoseconds / 1_000_000_000_000_000, 1)
+    }
+}

@@ -1,0 +1,142 @@
+import NIOCore
+import PostgresNIO
+import TwofoldStore
+
+/// The PostgreSQL schema: the SQLite backend's schema v3 (users, factors, recovery_codes, settings,
+/// audit) in PostgreSQL's types, with the key check and the schema version in `twofold_schema` and
+/// the server timeline last seen in `twofold_timeline` (see PostgresTimeline).
+///
+/// Version strings are the SQLite backend's migration identifiers (`Schema.supported` there): "v3"
+/// means the same tables, columns and sealing on both backends. A later schema appends a version
+/// here and a migration step in `open`.
+enum PostgresSchema {
+    /// The newest schema this code understands.
+    static let supported = "v3"
+    /// Versions a PostgreSQL database can have been created at (PostgreSQL came with v3).
+    static let known = ["v3"]
+    /// `pg_advisory_xact_lock` key that serializes opening: "twofold1" in ASCII. Transaction-scoped, so
+    /// PgBouncer's transaction pooling cannot leave it held on a server connection.
+    static let openLockKey: Int64 = 8_392_298_916_374_930_481
+
+    /// Names and user names compare byte-wise (COLLATE "C"), as SQLite's BINARY: the same order for
+    /// listUsers' paging and for the verify batch's lock order on every server, whatever its locale.
+    static let tables: [PostgresQuery] = [
+        """
+        CREATE TABLE twofold_schema (
+            one_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (one_row),
+            version TEXT NOT NULL,
+            key_check BYTEA NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE twofold_timeline (
+            one_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (one_row),
+            timeline BIGINT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE users (
+            name TEXT COLLATE "C" PRIMARY KEY,
+            pending_name TEXT COLLATE "C",
+            pending_secret BYTEA,
+            pending_method TEXT,
+            pending_algorithm TEXT,
+            pending_digits INTEGER,
+            pending_period INTEGER,
+            failures BIGINT NOT NULL DEFAULT 0,
+            not_before BIGINT,
+            locked_until BIGINT,
+            requirement TEXT NOT NULL DEFAULT 'policy' CHECK (requirement IN ('policy', 'required', 'exempt')),
+            last_success BIGINT,
+            first_required BIGINT,
+            factor_kinds TEXT
+        )
+        """,
+        """
+        CREATE TABLE factors (
+            user_name TEXT COLLATE "C" NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+            name TEXT COLLATE "C" NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('totp', 'hotp')),
+            algorithm TEXT NOT NULL,
+            digits INTEGER NOT NULL,
+            period INTEGER NOT NULL,
+            secret BYTEA NOT NULL,
+            last_step BIGINT,
+            counter BIGINT NOT NULL DEFAULT 0,
+            drift BIGINT NOT NULL DEFAULT 0,
+            last_offset BIGINT,
+            added_at BIGINT NOT NULL,
+            last_used BIGINT,
+            PRIMARY KEY (user_name, name)
+        )
+        """,
+        """
+        CREATE TABLE recovery_codes (
+            user_name TEXT COLLATE "C" NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            sealed BYTEA NOT NULL,
+            used_at BIGINT,
+            PRIMARY KEY (user_name, idx)
+        )
+        """,
+        """
+        CREATE TABLE settings (
+            key TEXT COLLATE "C" PRIMARY KEY,
+            value TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE audit (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            time BIGINT NOT NULL,
+            action TEXT NOT NULL,
+            user_name TEXT COLLATE "C",
+            service TEXT,
+            rhost TEXT,
+            tty TEXT,
+            peer_uid BIGINT,
+            outcome TEXT NOT NULL,
+            reason TEXT
+        )
+        """,
+        "CREATE INDEX audit_by_user ON audit (user_name)",
+    ]
+
+    /// Opens the schema in one transaction under `openLockKey`, so that daemons starting together
+    /// create it once: refuses a newer schema (`schemaTooNew`) and a wrong key (`wrongKey`) without
+    /// changing anything; on an empty database creates every table, the key check and the timeline
+    /// seen now. Returns true if it created the schema.
+    static func open(_ connector: PostgresConnector, sealer: Sealer) async throws -> Bool {
+        let keyCheck = try KeyCheck.seal(with: sealer)
+        return try await connector.transaction(statements: 3) { connection in
+            try await connection.run("SELECT pg_advisory_xact_lock(\(openLockKey))")
+            let exists = try await connection.run("SELECT to_regclass('twofold_schema') IS NOT NULL").first?.decode(Bool.self) ?? false
+            if exists {
+                guard let row = try await connection.run("SELECT version, key_check FROM twofold_schema").first else {
+                    throw StoreError.database("twofold_schema has no row: the database is damaged")
+                }
+                let (version, sealed) = try row.decode((String, ByteBuffer).self)
+                try checkVersion(version)
+                try KeyCheck.verify(Array(sealed.readableBytesView), sealer: sealer)
+                return false
+            }
+            for table in tables { try await connection.run(table) }
+            try await connection.run("""
+                WITH made AS (
+                    INSERT INTO twofold_schema (version, key_check) VALUES (\(supported), \(ByteBuffer(bytes: keyCheck)))
+                )
+                INSERT INTO twofold_timeline (timeline) SELECT \(unescaped: PostgresTimeline.currentSQL)
+                """)
+            return true
+        }
+    }
+
+    /// Throws `schemaTooNew` for a version after `supported`, `database` for one this code never wrote.
+    static func checkVersion(_ version: String) throws {
+        if known.contains(version) { return }
+        if let number = Int(version.dropFirst()), version.hasPrefix("v"), let ours = Int(supported.dropFirst()), number > ours {
+            throw StoreError.schemaTooNew(found: version, supported: supported)
+        }
+        throw StoreError.database("unknown schema version '\(version)' in twofold_schema")
+    }
+}

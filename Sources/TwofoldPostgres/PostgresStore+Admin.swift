@@ -1,0 +1,115 @@
+import PostgresNIO
+import TwofoldCore
+import TwofoldStore
+
+/// Recovery codes, overrides, settings and the audit log: the admin requests, each one transaction
+/// (writes) or one statement (reads), with the SQLite backend's semantics.
+extension PostgresStore {
+    // MARK: - Recovery codes
+
+    public func replaceRecoveryCodes(user: String, codes: [RecoveryCodeHash]) async throws {
+        let sealed = try sealCodes(codes, user: user)
+        try await write(statements: 4) { connection in
+            try await Self.lockUser(user, connection)
+            let factors = try await connection.run("SELECT count(*) FROM factors WHERE user_name = \(user)").first?.decode(Int64.self) ?? 0
+            guard factors > 0 else { throw StoreError.notEnrolled(user) }
+            try await Self.storeCodes([user: sealed], connection)
+        }
+    }
+
+    public func recoveryCodes(user: String) async throws -> [(index: Int, hash: RecoveryCodeHash)] {
+        let sealer = self.sealer
+        let rows = try await read { connection in
+            try await connection.run("SELECT idx, sealed FROM recovery_codes WHERE user_name = \(user) AND used_at IS NULL ORDER BY idx")
+                .map { row in try row.decode((Int, ByteBuffer).self) }
+        }
+        return try rows.map { index, blob in (index, try sealer.openRecovery(Array(blob.readableBytesView), user: user, index: index)) }
+    }
+
+    // MARK: - Overrides
+
+    public func unlock(user: String) async throws {
+        try await write { connection in
+            try await connection.run("UPDATE users SET failures = 0, not_before = NULL, locked_until = NULL WHERE name = \(user)")
+        }
+    }
+
+    public func setRequirement(user: String, _ requirement: RequirementOverride) async throws {
+        try await write { connection in
+            try await connection.run("""
+                INSERT INTO users (name, requirement) VALUES (\(user), \(requirement.rawValue))
+                ON CONFLICT (name) DO UPDATE SET requirement = excluded.requirement
+                """)
+        }
+    }
+
+    public func setFactorKinds(user: String, _ kinds: Set<FactorKind>?) async throws {
+        let text = kinds.map { set in FactorKind.allCases.filter(set.contains).map(\.rawValue).joined(separator: ",") }
+        try await write { connection in
+            try await connection.run("""
+                INSERT INTO users (name, factor_kinds) VALUES (\(user), \(text))
+                ON CONFLICT (name) DO UPDATE SET factor_kinds = excluded.factor_kinds
+                """)
+        }
+    }
+
+    public func markFirstRequired(user: String, atMillis: Int64) async throws -> Int64 {
+        try await write { connection in
+            let stored = try await connection.run("""
+                INSERT INTO users (name, first_required) VALUES (\(user), \(atMillis))
+                ON CONFLICT (name) DO UPDATE SET first_required = coalesce(users.first_required, excluded.first_required)
+                RETURNING first_required
+                """).first?.decode(Int64?.self)
+            guard let value = stored else { throw StoreError.database("first_required was not stored") }
+            return value
+        }
+    }
+
+    // MARK: - Settings
+
+    public func setting(_ key: String) async throws -> String? {
+        try await read { connection in
+            try await connection.run("SELECT value FROM settings WHERE key = \(key)").first?.decode(String.self)
+        }
+    }
+
+    public func setSetting(_ key: String, value: String) async throws {
+        try await write { connection in
+            try await connection.run("""
+                INSERT INTO settings (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value
+                """)
+        }
+    }
+
+    // MARK: - Audit
+
+    public func audit(_ query: AuditQuery) async throws -> [AuditRecord] {
+        guard query.limit > 0 else { try checkOpen(); return [] }
+        // NULL filters match everything: one statement for every combination.
+        let records = try await read { connection in
+            try await connection.run("""
+                SELECT id, time, action, user_name, service, rhost, tty, peer_uid, outcome, reason FROM audit
+                WHERE (\(query.user)::text IS NULL OR user_name = \(query.user))
+                    AND (\(query.sinceMillis)::bigint IS NULL OR time >= \(query.sinceMillis))
+                    AND (\(query.outcome)::text IS NULL OR outcome = \(query.outcome))
+                ORDER BY id DESC LIMIT \(query.limit)
+                """).map { row in
+                let (id, time, action, user, service, rhost, tty, peerUID, outcome, reason)
+                    = try row.decode((Int64, Int64, String, String?, String?, String?, String?, Int64?, String, String?).self)
+                return AuditRecord(id: id, timeMillis: time, action: action, user: user, service: service, rhost: rhost, tty: tty,
+                                   peerUID: peerUID.flatMap { UInt32(exactly: $0) }, outcome: outcome, reason: reason)
+            }
+        }
+        return records.reversed()
+    }
+
+    public func pruneAudit(before beforeMillis: Int64, limit: Int) async throws -> Int {
+        guard limit > 0 else { try checkOpen(); return 0 }
+        return try await write { connection in
+            // Oldest first by id (ids grow with time): the scan stops once `limit` old records are found.
+            try await connection.run("""
+                DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE time < \(beforeMillis) ORDER BY id LIMIT \(limit))
+                """).metadata.rows ?? 0
+        }
+    }
+}

@@ -1,0 +1,178 @@
+import Foundation
+import PostgresNIO
+import TwofoldCore
+import TwofoldCrypto
+import TwofoldStore
+
+/// Users and their factors: reading them (one statement per user, a row per factor), enrolling,
+/// removing. Writes that touch a user's factors lock the user's row first, as the verify batch does,
+/// so the two wait for each other rather than deadlock.
+extension PostgresStore {
+    /// The user's columns (0...8), then the factor's (9...19), then its sealed secret (20).
+    private static let userColumns = """
+        u.name, u.pending_name, u.failures, u.not_before, u.locked_until, u.requirement, u.last_success, u.first_required,
+        u.factor_kinds
+        """
+    private static let factorColumns = """
+        f.name, f.kind, f.algorithm, f.digits, f.period, f.last_step, f.counter, f.drift, f.last_offset, f.added_at, f.last_used
+        """
+    /// The count of unused recovery codes (index 21).
+    private static let codesLeftColumn = "(SELECT count(*) FROM recovery_codes r WHERE r.user_name = u.name AND r.used_at IS NULL)"
+    private static let fromUsers = "FROM users u LEFT JOIN factors f ON f.user_name = u.name"
+
+    public func user(_ name: String) async throws -> UserRecord? {
+        let sealer = self.sealer
+        return try await read { connection in
+            let rows = try await connection.run("""
+                SELECT \(unescaped: Self.userColumns), \(unescaped: Self.factorColumns), f.secret, \(unescaped: Self.codesLeftColumn)
+                \(unescaped: Self.fromUsers) WHERE u.name = \(name) ORDER BY f.name
+                """)
+            return try PostgresUserRows.decode(rows, sealer: sealer).first
+        }
+    }
+
+    public func listUsers(after afterName: String?, limit: Int) async throws -> [UserRecord] {
+        guard limit > 0 else { try checkOpen(); return [] }
+        return try await read { connection in
+            // Listings do not even read the sealed secrets.
+            let rows = try await connection.run("""
+                SELECT \(unescaped: Self.userColumns), \(unescaped: Self.factorColumns), NULL::bytea, \(unescaped: Self.codesLeftColumn)
+                \(unescaped: Self.fromUsers)
+                WHERE u.name IN (SELECT name FROM users WHERE name > \(afterName ?? "") ORDER BY name LIMIT \(limit))
+                ORDER BY u.name, f.name
+                """)
+            return try PostgresUserRows.decode(rows, sealer: nil)
+        }
+    }
+
+    // MARK: - Enrollment
+
+    public func beginEnrollment(user: String, factor: String, secret: SecretBytes, parameters: OTPParameters, atMillis: Int64) async throws {
+        let sealed = ByteBuffer(bytes: try sealer.seal(secret, .pendingFactor, user: user, factor: factor))
+        try await write { connection in
+            try await connection.run("""
+                INSERT INTO users (name, pending_name, pending_secret, pending_method, pending_algorithm, pending_digits, pending_period)
+                VALUES (\(user), \(factor), \(sealed), \(parameters.method.rawValue), \(parameters.algorithm.rawValue),
+                        \(parameters.digits), \(parameters.period))
+                ON CONFLICT (name) DO UPDATE SET
+                    pending_name = excluded.pending_name, pending_secret = excluded.pending_secret,
+                    pending_method = excluded.pending_method, pending_algorithm = excluded.pending_algorithm,
+                    pending_digits = excluded.pending_digits, pending_period = excluded.pending_period
+                """)
+        }
+    }
+
+    public func pendingEnrollment(user: String) async throws -> PendingEnrollment? {
+        let sealer = self.sealer
+        return try await read { connection in try await Self.pending(user: user, lock: false, sealer: sealer, connection) }
+    }
+
+    private static func pending(user: String, lock: Bool, sealer: Sealer, _ connection: PostgresConnection) async throws -> PendingEnrollment? {
+        guard let row = try await connection.run("""
+            SELECT pending_name, pending_secret, pending_method, pending_algorithm, pending_digits, pending_period
+            FROM users WHERE name = \(user) \(unescaped: lock ? "FOR UPDATE" : "")
+            """).first else { return nil }
+        let columns = row.makeRandomAccess()
+        guard let name = try columns[0].decode(String?.self), let blob = try columns[1].decode(ByteBuffer?.self) else { return nil }
+        return PendingEnrollment(factor: name, secret: try sealer.open(Array(blob.readableBytesView), .pendingFactor, user: user, factor: name),
+                                 parameters: try PostgresUserRows.parameters(columns, at: 2, user: user))
+    }
+
+    public func activateEnrollment(user: String, recoveryCodes: [RecoveryCodeHash]?, verify: VerifyState, atMillis: Int64) async throws {
+        let sealer = self.sealer
+        let codes = try recoveryCodes.map { try sealCodes($0, user: user) }
+        try await write(statements: 4) { connection in
+            guard let pending = try await Self.pending(user: user, lock: true, sealer: sealer, connection) else {
+                throw StoreError.notEnrolled(user)
+            }
+            let factor = PostgresFactorRow(user: user, name: pending.factor, parameters: pending.parameters,
+                                           sealed: try sealer.seal(pending.secret, .factor, user: user, factor: pending.factor),
+                                           verify: verify, atMillis: atMillis)
+            try await PostgresFactorRow.upsert([factor], connection)
+            try await connection.run("""
+                UPDATE users SET pending_name = NULL, pending_secret = NULL, pending_method = NULL, pending_algorithm = NULL,
+                    pending_digits = NULL, pending_period = NULL, failures = 0, not_before = NULL, locked_until = NULL
+                WHERE name = \(user)
+                """)
+            if let codes { try await Self.storeCodes([user: codes], connection) }
+        }
+    }
+
+    public func importEnrollment(_ record: EnrollmentImportRecord) async throws {
+        try await importEnrollments([record])
+    }
+
+    /// All or none, in six statements however many: the users (throttle cleared), their pending
+    /// enrollments of an imported name dropped, the factors, the recovery codes. As applying the
+    /// imports one by one would leave it: the last of a (user, factor) wins, and the last non-empty
+    /// code set of a user. Rows go in name order, the order the verify batch locks them in.
+    public func importEnrollments(_ imports: [EnrollmentImportRecord]) async throws {
+        try checkOpen()
+        guard !imports.isEmpty else { return }
+        // Seal outside the transaction, to keep it short.
+        var factors: [String: [String: PostgresFactorRow]] = [:]
+        var codes: [String: [ByteBuffer]] = [:]
+        for item in imports {
+            factors[item.user, default: [:]][item.factor] = PostgresFactorRow(
+                user: item.user, name: item.factor, parameters: item.parameters,
+                sealed: try sealer.seal(item.secret, .factor, user: item.user, factor: item.factor), verify: item.verify, atMillis: item.atMillis)
+            if !item.recoveryCodes.isEmpty { codes[item.user] = try sealCodes(item.recoveryCodes, user: item.user) }
+        }
+        // Byte order, as COLLATE "C" sorts.
+        let users = factors.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let rows = users.flatMap { user in factors[user, default: [:]].values.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) } }
+        let sealedCodes = codes
+        try await write(statements: 6) { connection in
+            try await connection.run("""
+                INSERT INTO users (name) SELECT unnest(\(users)::text[])
+                ON CONFLICT (name) DO UPDATE SET failures = 0, not_before = NULL, locked_until = NULL
+                """)
+            // A pending enrollment of an imported name would replace the imported factor: it goes.
+            try await connection.run("""
+                UPDATE users u SET pending_name = NULL, pending_secret = NULL
+                FROM unnest(\(rows.map(\.user))::text[], \(rows.map(\.name))::text[]) AS p(user_name, name)
+                WHERE u.name = p.user_name AND u.pending_name = p.name
+                """)
+            try await PostgresFactorRow.upsert(rows, connection)
+            if !sealedCodes.isEmpty { try await Self.storeCodes(sealedCodes, connection) }
+        }
+    }
+
+    // MARK: - Removal
+
+    public func removeFactor(user: String, name: String) async throws -> Bool {
+        try await write(statements: 4) { connection in
+            try await Self.lockUser(user, connection)
+            let deleted = try await connection.run("DELETE FROM factors WHERE user_name = \(user) AND name = \(name)").metadata.rows
+            guard deleted == 1 else { return false }
+            let left = try await connection.run("SELECT count(*) FROM factors WHERE user_name = \(user)").first?.decode(Int64.self)
+            if left == 0 { _ = try await Self.clearEnrollment(user: user, connection) }
+            return true
+        }
+    }
+
+    public func revoke(user: String) async throws -> Bool {
+        try await write(statements: 2) { connection in
+            try await Self.lockUser(user, connection)
+            return try await Self.clearEnrollment(user: user, connection)
+        }
+    }
+
+    /// Removes every factor, the recovery codes and the pending enrollment (one statement); true if there was any.
+    private static func clearEnrollment(user: String, _ connection: PostgresConnection) async throws -> Bool {
+        let removed = try await connection.run("""
+            WITH f AS (DELETE FROM factors WHERE user_name = \(user) RETURNING 1),
+                 r AS (DELETE FROM recovery_codes WHERE user_name = \(user) RETURNING 1),
+                 p AS (UPDATE users SET pending_name = NULL, pending_secret = NULL, pending_method = NULL, pending_algorithm = NULL,
+                           pending_digits = NULL, pending_period = NULL
+                       WHERE name = \(user) AND pending_name IS NOT NULL RETURNING 1)
+            SELECT (SELECT count(*) FROM f) + (SELECT count(*) FROM r) + (SELECT count(*) FROM p)
+            """).first?.decode(Int64.self)
+        return (removed ?? 0) > 0
+    }
+
+    /// Locks the user's row (if any) before the writes that follow touch its factors or codes.
+    static func lockUser(_ user: String, _ connection: PostgresConnection) async throws {
+        try await connection.run("SELECT 1 FROM users WHERE name = \(user) FOR UPDATE")
+    }
+}

@@ -1,0 +1,103 @@
+import Logging
+import PostgresNIO
+import Synchronization
+import TwofoldCore
+import TwofoldCrypto
+import TwofoldStore
+
+/// The PostgreSQL store: several daemons on one database (directly or through PgBouncer in
+/// transaction mode), secrets sealed as in SQLite (same `Sealer`, same AADs), and group commit for
+/// the verify path, whose transaction accepts a code once across all the daemons
+/// (PostgresStore+Verify.swift) and detects failovers (PostgresTimeline.swift).
+///
+/// Opening creates the schema on an empty database and checks, before anything is written to an
+/// existing one, that its schema is not newer than this code (`StoreError.schemaTooNew`) and that the
+/// key opens its key check (`StoreError.wrongKey`). Every operation fails with `StoreError.database`
+/// within connectTimeout + statementTimeout when the server cannot be reached, and works again
+/// once it can, without reopening. No login reader: the daemon reads with `user(_:)`.
+public final class PostgresStore: TwofoldStore {
+    let connector: PostgresConnector
+    let sealer: Sealer
+    private let committer: AsyncGroupCommitter
+    private let closed = Mutex(false)
+    private let logger: Logger
+
+    /// Connects and opens (or creates) the schema.
+    public init(configuration: PostgresStoreConfiguration, keys: SealingKeys,
+                logger: Logger = Logger(label: "twofold.store")) async throws {
+        let connector = PostgresConnector(configuration: configuration, logger: logger)
+        let sealer = Sealer(keys: keys)
+        do {
+            if try await PostgresSchema.open(connector, sealer: sealer) {
+                logger.info("store schema created", metadata: ["version": "\(PostgresSchema.supported)"])
+            }
+        } catch {
+            await connector.shutdown()
+            if case StoreError.wrongKey = error {
+                logger.error("store key check failed: wrong key for this database")
+            } else {
+                logger.error("store not opened; database left untouched", metadata: ["error": "\(error)"])
+            }
+            throw error
+        }
+        self.connector = connector
+        self.sealer = sealer
+        self.logger = logger
+        committer = AsyncGroupCommitter(maximumMutations: Self.maximumBatch) { mutations throws(StoreError) in
+            try await Self.applyBatch(mutations, connector: connector, logger: logger)
+        }
+        logger.debug("store opened", metadata: ["database": "\(configuration.database)"])
+    }
+
+    /// Mutations per verify transaction at most (about 64 logins): its users stay locked until it
+    /// commits, one round trip per mutation, and other daemons' batches wait for them.
+    static let maximumBatch = 128
+
+    /// Number of group-commit batches (verify transactions) committed since opening.
+    public var batchesCommitted: Int { committer.batchesCommitted }
+
+    public func commit(_ mutations: [StoreMutation]) async throws -> [MutationResult] {
+        try checkOpen()
+        return try await committer.submit(mutations)
+    }
+
+    public func commit(_ mutations: [StoreMutation], completion: @escaping @Sendable (Result<[MutationResult], StoreError>) -> Void) {
+        if closed.withLock({ $0 }) {
+            completion(.failure(.database("the store is closed")))
+            return
+        }
+        committer.submit(mutations, completion: completion)
+    }
+
+    /// Lets the batches already queued finish, then closes every connection.
+    public func close() async throws {
+        let wasClosed = closed.withLock { closed -> Bool in
+            defer { closed = true }
+            return closed
+        }
+        guard !wasClosed else { return }
+        await committer.close()
+        await connector.shutdown()
+        logger.debug("store closed")
+    }
+
+    // MARK: - Helpers
+
+    func checkOpen() throws {
+        if closed.withLock({ $0 }) { throw StoreError.database("the store is closed") }
+    }
+
+    /// A read of one statement (autocommit), bounded in time.
+    func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try checkOpen()
+        return try await connector.withConnection(body)
+    }
+
+    /// A write transaction of up to about `statements` statements (it may take that many times the
+    /// statement timeout).
+    @discardableResult
+    func write<T: Sendable>(statements: Int = 1, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try checkOpen()
+        return try await connector.transaction(statements: statements, body)
+    }
+}
