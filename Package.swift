@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "TwofoldDaemon",
             dependencies: [
-                "TwofoldCore", "TwofoldCrypto", "TwofoldStore", "TwofoldSQLite", "TwofoldProtocol", "TwofoldQR",
+                "TwofoldCore", "TwofoldCrypto", "TwofoldStore", "TwofoldSQLite", "TwofoldPostgres", "TwofoldProtocol", "TwofoldQR",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

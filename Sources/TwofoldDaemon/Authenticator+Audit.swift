@@ -27,6 +27,11 @@ extension Authenticator {
         }
     }
 
+    /// Logs an audit record the store could not take (it is unreachable), as not recorded.
+    func logUnrecorded(_ mutation: StoreMutation, error: StoreError) {
+        logAudits([mutation], results: nil, error: error)
+    }
+
     /// Commits; nil when the store failed (logged).
     func commit(_ mutations: [StoreMutation]) async -> [MutationResult]? {
         do {
@@ -42,7 +47,9 @@ extension Authenticator {
     /// Every audit record also goes to the log, once its commit is durable (so the log never shows
     /// an outcome the store does not have); after a failed commit, with the error, as not recorded.
     fileprivate func logAudits(_ mutations: [StoreMutation], results: [MutationResult]?, error: (any Error)?) {
-        if let error { logger.error("store commit failed", metadata: ["error": "\(error)"]) }
+        if let error {
+            logger.log(level: (error as? StoreError)?.isLoggedByStore == true ? .debug : .error, "store commit failed", metadata: ["error": "\(error)"])
+        }
         for (index, mutation) in mutations.enumerated() {
             let r: AuditRecord
             switch mutation {

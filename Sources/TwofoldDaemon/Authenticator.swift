@@ -153,7 +153,14 @@ public final class Authenticator: Sendable {
         case .success(let found):
             record = found
         case .failure(let error):
-            logger.error("cannot read user state", metadata: ["user": "\(context.user)", "error": "\(error)"])
+            logger.log(level: error.isLoggedByStore ? .debug : .error, "cannot read user state",
+                       metadata: ["user": "\(context.user)", "error": "\(error)"])
+            if error.isLoggedByStore {
+                // The database is down: the audit commit would wait out the same bounds and fail, so
+                // the verdict goes now and the record to the journal only, as not recorded.
+                logUnrecorded(auditMutation(context, outcome: "error", reason: "store: \(error.description)", at: clock.nowMillis()), error: error)
+                return .done(.unavailable)
+            }
             return audited(context, outcome: "error", reason: "store: \(error.description)", then: .unavailable)
         }
         let policy = self.policy.current

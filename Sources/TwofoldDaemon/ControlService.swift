@@ -197,7 +197,8 @@ public final class ControlService: Sendable {
             }
             return .error(code: error.code, message: error.message)
         } catch let error as StoreError {
-            logger.error("control request failed in the store", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            logger.log(level: error.isLoggedByStore ? .debug : .error, "control request failed in the store",
+                       metadata: ["peer": "\(peer)", "error": "\(error)"])
             switch error {
             case .notEnrolled(let u): return .error(code: .notFound, message: "user '\(u)' has no enrollment in the needed state")
             default: return .error(code: .unavailable, message: error.description)
@@ -404,7 +405,7 @@ public final class ControlService: Sendable {
             mode = UInt32(info.st_mode & 0o7777)
             owner = info.st_uid
         }
-        return ServerInfo(version: TwofoldVersion.string, configFile: live.fileRead, database: configuration.resolvedDatabasePath,
+        return ServerInfo(version: TwofoldVersion.string, configFile: live.fileRead, database: StoreFactory.location(configuration),
                           keySource: keySource, keyFile: keyFile, keyFileMode: mode, keyFileOwnerUID: owner,
                           daemonUID: getuid(), adminGroup: configuration.adminGroup)
     }

@@ -41,7 +41,7 @@ public struct Daemon: Sendable {
         } else {
             keys = try SealingKeys.loadOrCreate(keyFile: configuration.resolvedKeyFile)
         }
-        store = try StoreFactory.makeStore(configuration: configuration, keys: keys, logger: logger)
+        store = try await StoreFactory.makeStore(configuration: configuration, keys: keys, environment: environment, logger: logger)
         let policy = try await PolicyHolder.load(store: store, configuration: configuration)
         self.policy = policy
         let authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: keys.recoveryPepper, logger: logger)

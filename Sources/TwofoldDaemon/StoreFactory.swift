@@ -1,13 +1,61 @@
 import Logging
+import TwofoldPostgres
 import TwofoldSQLite
 import TwofoldStore
 
 /// The one place in the daemon that names a store backend: everything else holds `any TwofoldStore`.
-/// A new backend (PostgreSQL) is chosen here from the configuration.
+/// A new backend is a case of `StoreKind` and a branch here.
 enum StoreFactory {
-    /// Opens the store the configuration names: today always the embedded SQLite database at
-    /// `resolvedDatabasePath`.
-    static func makeStore(configuration: DaemonConfiguration, keys: SealingKeys, logger: Logger) throws -> any TwofoldStore {
-        try SQLiteStore(path: configuration.resolvedDatabasePath, keys: keys, logger: logger)
+    /// The systemd credential that holds the PostgreSQL password when `postgresql_password_file` is not set.
+    static let passwordCredential = "postgresql-password"
+
+    /// Opens the store the configuration names: the embedded SQLite database at
+    /// `resolvedDatabasePath`, or the PostgreSQL database at `postgresql_url` (creating the schema on
+    /// an empty one).
+    static func makeStore(configuration: DaemonConfiguration, keys: SealingKeys, environment: [String: String],
+                          logger: Logger) async throws -> any TwofoldStore {
+        switch configuration.store {
+        case .sqlite:
+            return try SQLiteStore(path: configuration.resolvedDatabasePath, keys: keys, logger: logger)
+        case .postgresql:
+            let settings = try postgresConfiguration(configuration, environment: environment)
+            logger.info("store: PostgreSQL", metadata: ["host": "\(settings.host)", "port": "\(settings.port)",
+                                                         "database": "\(settings.database)", "sslmode": "\(settings.tls.rawValue)"])
+            return try await PostgresStore(configuration: settings, keys: keys, logger: logger)
+        }
+    }
+
+    /// Where the store lives, for `serverInfo` and the logs: a path, or the PostgreSQL URL (which
+    /// holds no password).
+    static func location(_ configuration: DaemonConfiguration) -> String {
+        switch configuration.store {
+        case .sqlite: return configuration.resolvedDatabasePath
+        case .postgresql: return configuration.postgresqlURL ?? "postgresql"
+        }
+    }
+
+    /// The PostgreSQL settings: the URL, the password from its file or credential, the daemon's bounds.
+    static func postgresConfiguration(_ configuration: DaemonConfiguration, environment: [String: String]) throws -> PostgresStoreConfiguration {
+        guard let url = configuration.postgresqlURL else { throw ConfigurationError("store = postgresql needs postgresql_url") }
+        var password: String?
+        if let file = configuration.postgresqlPasswordFile {
+            password = try PasswordFile.firstLine(of: file, checkPermissions: true)
+        } else if let credentials = environment["CREDENTIALS_DIRECTORY"], access(credentials + "/" + passwordCredential, R_OK) == 0 {
+            password = try PasswordFile.firstLine(of: credentials + "/" + passwordCredential, checkPermissions: false)
+        }
+        var settings: PostgresStoreConfiguration
+        do {
+            settings = try PostgresStoreConfiguration(url: url, password: password)
+        } catch let error as PostgresConfigurationError {
+            throw ConfigurationError("postgresql_url: \(error.description)")
+        }
+        settings.connectTimeout = .milliseconds(configuration.postgresqlConnectTimeoutMillis)
+        settings.statementTimeout = .milliseconds(configuration.postgresqlStatementTimeoutMillis)
+        settings.maximumConnections = configuration.postgresqlPoolSize
+        return settings
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -69,9 +69,10 @@ final class PostgresConnector: Sendable {
             noteSuccess()
             return value
         } catch {
-            let mapped = Self.storeError(error, limit: limit)
+            var mapped = Self.storeError(error, limit: limit)
             if Self.isOutage(error) {
                 noteOutage(mapped)
+                if case .database(let text) = mapped { mapped = .unreachable(text) }
                 // Quick retries once the server is back; operations in flight keep their pool.
                 pool.renewIfOlder(than: max(self.limit(), .seconds(5)), grace: self.limit(statements: 3))
             }

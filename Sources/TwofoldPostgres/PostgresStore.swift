@@ -53,6 +53,9 @@ public final class PostgresStore: TwofoldStore {
     /// commits, one round trip per mutation, and other daemons' batches wait for them.
     static let maximumBatch = 128
 
+    /// Several daemons share the database: what one caches from it (the policy) is read again.
+    public var isShared: Bool { true }
+
     /// Number of group-commit batches (verify transactions) committed since opening.
     public var batchesCommitted: Int { committer.batchesCommitted }
 

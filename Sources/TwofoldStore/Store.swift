@@ -220,6 +220,9 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case notEnrolled(String)
     /// The underlying database failed.
     case database(String)
+    /// The database cannot be reached (down, restarting, failing over). The store logs such an
+    /// outage once when it begins and once when it ends; callers need not log each failure.
+    case unreachable(String)
 
     public var description: String {
         switch self {
@@ -229,7 +232,17 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
         case .badKeyFile(let r): return "key file: \(r)"
         case .notEnrolled(let u): return "user '\(u)' has no enrollment in the needed state"
         case .database(let r): return "database error: \(r)"
+        case .unreachable(let r): return "database unreachable: \(r)"
         }
+    }
+}
+
+extension StoreError {
+    /// Whether a caller should log this failure itself: an unreachable database is logged by the
+    /// store, once per outage.
+    public var isLoggedByStore: Bool {
+        if case .unreachable = self { return true }
+        return false
     }
 }
 

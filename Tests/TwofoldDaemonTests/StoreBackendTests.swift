@@ -12,7 +12,7 @@ import TwofoldTestSupport
             let path = TestPaths.root + "/" + directory
             for file in try FileManager.default.contentsOfDirectory(atPath: path).sorted() where file.hasSuffix(".swift") {
                 let text = try String(contentsOfFile: path + "/" + file, encoding: .utf8)
-                if ["import TwofoldSQLite", "import GRDB", "SQLiteStore"].contains(where: text.contains) {
+                if ["import TwofoldSQLite", "import GRDB", "SQLiteStore", "import TwofoldPostgres", "import PostgresNIO", "PostgresStore"].contains(where: text.contains) {
                     naming.append(directory + "/" + file)
                 }
             }
