@@ -11,13 +11,16 @@ import TwofoldStore
 ///     settings (SET LOCAL synchronous_commit = on, statement and idle timeouts) + timeline check
 ///     [on a new timeline: raise every watermark + audit "failover"]        (PostgresTimeline)
 ///     SELECT … FROM users WHERE name = ANY(batch's users) ORDER BY name FOR UPDATE
-///     one statement per state mutation, in order, with the SQLite backend's semantics
+///     every user's first login of the batch, TOTP in one statement, HOTP in one (PostgresVerifyBatch)
+///     the rest, one statement each, in order, with the SQLite backend's semantics
 ///     one INSERT of the batch's audit records, in order
 ///     COMMIT
 ///
-/// Round trips: 5 + one per accept, consume and failure (a refused accept whose throttle changes: 2),
-/// audits free; + 1 when the timeline moved; − 1 without users, − 1 without audit records. A batch
-/// of n logins ([accept, auditAttempt] each) takes n + 5; a batch has at most `maximumBatch` mutations.
+/// Round trips: a batch of logins of different users ([accept, auditAttempt] each, the common case)
+/// takes 6 whatever its size (7 with TOTP and HOTP logins); each further change of a user already
+/// changed in the batch, each failure and each refused login adds one (a refused login whose throttle
+/// changes: 2); + 1 when the timeline moved; − 1 without users, − 1 without audit records. A batch
+/// has at most `maximumBatch` mutations.
 ///
 /// Locking every user of the batch first, in name order, makes daemons wait for each other instead
 /// of deadlocking, and gives the throttle state the lock and delay are decided from

@@ -18,14 +18,111 @@ struct PostgresVerifyBatch {
         self.throttles = throttles
     }
 
+    /// Applies the batch in two passes. First, every user's first state change in the batch, when
+    /// it is a TOTP or HOTP login the throttle lets through, in one statement per kind for the whole
+    /// batch (the common case: a batch of logins of different users costs two round trips whatever
+    /// its size). Then everything else, one statement each, in order. Only one user's changes depend
+    /// on each other, and a user's later changes run after its first: the order within each user is
+    /// the batch's, as SQLite applies it.
     mutating func apply(_ mutations: [StoreMutation]) async throws -> [MutationResult] {
-        var results: [MutationResult] = []
-        results.reserveCapacity(mutations.count)
-        for mutation in mutations {
-            results.append(try await apply(mutation, previous: results.last))
+        var results = [MutationResult?](repeating: nil, count: mutations.count)
+        for kind in ["totp", "hotp"] {
+            let logins = firstLogins(mutations, kind: kind)
+            guard !logins.isEmpty else { continue }
+            let applied = try await loginAll(logins, kind: kind)
+            for login in logins {
+                let took = applied.contains(login.index)
+                results[login.index] = took ? .applied : .conflict
+                if took { throttles[login.user] = ThrottleState() }
+            }
         }
-        return results
+        for (index, mutation) in mutations.enumerated() where results[index] == nil {
+            results[index] = try await apply(mutation, previous: index > 0 ? results[index - 1] : nil)
+        }
+        return results.map { $0! }
     }
+
+    /// One login of the first pass: the mutation's index and what it sets.
+    struct BulkLogin {
+        let index: Int
+        let user: String
+        let use: FactorUse
+        let atMillis: Int64
+    }
+
+    /// Each user's first state change, when it is a login of `kind` that the user's throttle lets
+    /// through now (a refused one is left to the second pass, which counts it).
+    func firstLogins(_ mutations: [StoreMutation], kind: String) -> [BulkLogin] {
+        var seen: Set<String> = []
+        var logins: [BulkLogin] = []
+        for (index, mutation) in mutations.enumerated() {
+            switch mutation {
+            case let .accept(user, use, atMillis, policy):
+                defer { seen.insert(user) }
+                guard !seen.contains(user), let current = throttles[user],
+                      case .proceed = Throttle.commitDecision(current, nowMillis: atMillis, policy: policy) else { continue }
+                switch (use, kind) {
+                case (.timeStep, "totp"), (.counter, "hotp"): logins.append(BulkLogin(index: index, user: user, use: use, atMillis: atMillis))
+                default: continue
+                }
+            case .consume(let user, _), .recordFailure(let user, _, _):
+                seen.insert(user)
+            case .audit, .auditAttempt:
+                continue
+            }
+        }
+        return logins
+    }
+
+    /// The first pass's logins of one kind in one statement: each moves its factor's watermark when
+    /// fresh, records the use and clears its user's throttle when there is something to clear.
+    /// Returns the indices of the logins that took. A user appears once, so each factor row is
+    /// matched by at most one input row.
+    private func loginAll(_ logins: [BulkLogin], kind: String) async throws -> Set<Int> {
+        var users: [String] = [], factors: [String] = [], values: [Int64] = [], drifts: [Int64] = []
+        var offsets: [Int64] = [], times: [Int64] = [], indices: [Int64] = []
+        for login in logins {
+            switch login.use {
+            case let .timeStep(factor, step, _, verify):
+                factors.append(factor); values.append(step); drifts.append(Int64(verify.drift))
+                offsets.append(verify.lastOffset.map(Int64.init) ?? Self.noOffset)
+            case let .counter(factor, counter, _):
+                guard counter < UInt64(Int64.max) else { continue }
+                factors.append(factor); values.append(Int64(counter)); drifts.append(0); offsets.append(Self.noOffset)
+            case .recoveryCode:
+                continue
+            }
+            users.append(login.user); times.append(login.atMillis); indices.append(Int64(login.index))
+        }
+        // The statement's text differs by kind only; the values are all binds.
+        let update = kind == "totp" ? """
+            UPDATE factors f SET last_step = i.value, drift = i.drift, last_offset = NULLIF(i.last_offset, \(Self.noOffset)), last_used = i.at
+            FROM input i WHERE f.user_name = i.user_name AND f.name = i.name AND f.kind = 'totp' AND (f.last_step IS NULL OR f.last_step < i.value)
+            """ : """
+            UPDATE factors f SET counter = i.value + 1, last_used = i.at
+            FROM input i WHERE f.user_name = i.user_name AND f.name = i.name AND f.kind = 'hotp' AND f.counter <= i.value
+            """
+        let query: PostgresQuery = """
+            WITH input AS (
+                SELECT * FROM unnest(\(users)::text[], \(factors)::text[], \(values)::bigint[], \(drifts)::bigint[], \(offsets)::bigint[],
+                    \(times)::bigint[], \(indices)::bigint[]) AS i(user_name, name, value, drift, last_offset, at, idx)
+            ), used AS (
+                \(unescaped: update) RETURNING i.idx, f.user_name
+            ), cleared AS (
+                UPDATE users u SET failures = 0, not_before = NULL, locked_until = NULL FROM used
+                WHERE u.name = used.user_name AND (u.failures <> 0 OR u.not_before IS NOT NULL OR u.locked_until IS NOT NULL)
+            )
+            SELECT idx FROM used
+            """
+        var applied: Set<Int> = []
+        for row in try await connection.run(query) {
+            applied.insert(Int(try row.decode(Int64.self)))
+        }
+        return applied
+    }
+
+    /// A NULL last offset in a bigint[] (arrays of optionals do not encode): no real offset is this.
+    static let noOffset = Int64.max
 
     private mutating func apply(_ mutation: StoreMutation, previous: MutationResult?) async throws -> MutationResult {
         switch mutation {
