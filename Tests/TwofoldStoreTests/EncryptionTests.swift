@@ -71,16 +71,18 @@ import TwofoldCrypto
             let sealed = try #require(try store.testingFetchBlob("SELECT secret FROM factors WHERE user = 'flip'"))
             let expectedCount = Sealer.overhead + 20
             #expect(sealed.count == expectedCount)
-            #expect(sealed[0] == 1)
+            // Format 2: the version, then the sealing key's id.
+            #expect(sealed[0] == 2)
+            #expect(Array(sealed[1...8]) == store.sealer.keyID.bytes)
 
             // One byte of the ciphertext changed.
             try store.testingExecute("""
-                UPDATE factors SET secret = substr(secret, 1, 19) || CASE WHEN substr(secret, 20, 1) = x'00' THEN x'01' ELSE x'00' END
-                    || substr(secret, 21) WHERE user = 'flip'
+                UPDATE factors SET secret = substr(secret, 1, 29) || CASE WHEN substr(secret, 30, 1) = x'00' THEN x'01' ELSE x'00' END
+                    || substr(secret, 31) WHERE user = 'flip'
                 """)
             try store.testingExecute("UPDATE factors SET secret = substr(secret, 1, 20) WHERE user = 'short'")
             try store.testingExecute("UPDATE factors SET secret = substr(secret, 1, length(secret) - 1) WHERE user = 'tagless'")
-            try store.testingExecute("UPDATE factors SET secret = x'02' || substr(secret, 2) WHERE user = 'version'")
+            try store.testingExecute("UPDATE factors SET secret = x'03' || substr(secret, 2) WHERE user = 'version'")
             for user in ["flip", "short", "tagless", "version"] {
                 let error = await #expect(throws: StoreError.self) { try await store.user(user) }
                 #expect(corruptUser(error) == user, "\(user): \(String(describing: error))")
