@@ -44,7 +44,10 @@ extension SQLiteStore {
                         batch.alreadyCurrent += 1
                     }
                 } catch {
+                    // Left as it is: tampered, or under a key this daemon does not hold.
                     batch.unreadable += 1
+                    logger.error("rekey: a sealed value does not open with the keyring; left as it is",
+                                 metadata: ["user": "\(row.user)", "column": "\(row.stage)", "error": "\(error)"])
                 }
             }
             guard !writes.isEmpty else { return batch }

@@ -23,7 +23,7 @@ public final class SQLiteStore: TwofoldStore {
     let sealer: Sealer
     /// The recovery-code pepper, opened once (schema v4 keeps it sealed in `meta`).
     let pepper: SecretBytes
-    private let logger: Logger
+    let logger: Logger
     private let committer: GroupCommitter
     private let closed = Mutex(false)
     private let path: String
