@@ -11,7 +11,7 @@ import UnixSignals
 /// one on; what a running connection was given stays.
 public final class LiveConfiguration: Sendable {
     /// Keys that need a restart: a changed value is logged and the running one kept.
-    static let restartOnlyKeys = ["socket", "state_directory", "database", "key_file"]
+    static let restartOnlyKeys = ["socket", "state_directory", "database", "key_file", "previous_key_files"]
 
     public let source: ConfigurationSource?
     let logLevel: LogLevelSwitch?
@@ -60,8 +60,10 @@ public final class LiveConfiguration: Sendable {
         if next.stateDirectory != running.stateDirectory { restartNeeded.append("state_directory"); next.stateDirectory = running.stateDirectory }
         if next.resolvedDatabasePath != running.resolvedDatabasePath { restartNeeded.append("database") }
         if next.resolvedKeyFile != running.resolvedKeyFile { restartNeeded.append("key_file") }
+        if next.previousKeyFiles != running.previousKeyFiles { restartNeeded.append("previous_key_files") }
         next.databasePath = running.databasePath
         next.keyFile = running.keyFile
+        next.previousKeyFiles = running.previousKeyFiles
         let final = next
         state.withLock { $0 = (final, loaded.fileRead) }
         logLevel?.level = final.logLevel

@@ -91,6 +91,7 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
     case .policyImpact: name = "policyImpact"
     case .policyExplanation: name = "policyExplanation"
     case .factors: name = "factors"
+    case .rekey: name = "rekey"
     }
     return CLIFailure(ExitStatus.failure, "unexpected answer from twofoldd: \(name)")
 }
