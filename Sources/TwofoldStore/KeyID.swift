@@ -8,11 +8,18 @@ import TwofoldCrypto
 public struct KeyID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public static let length = 8
     public let bytes: [UInt8]
+    /// The 16 hex digits, made once: every format 2 blob's associated data names them.
+    public let hex: String
 
     /// Nil unless `bytes` has exactly `length` bytes.
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == Self.length else { return nil }
-        self.bytes = Array(bytes)
+        self.init(checked: Array(bytes))
+    }
+
+    private init(checked bytes: [UInt8]) {
+        self.bytes = bytes
+        hex = Self.hex(bytes)
     }
 
     /// Parses 16 hex digits (either case); nil for anything else.
@@ -24,15 +31,15 @@ public struct KeyID: Hashable, Sendable, Comparable, CustomStringConvertible {
             guard let high = Self.nibble(digits[i]), let low = Self.nibble(digits[i + 1]) else { return nil }
             bytes.append(high << 4 | low)
         }
-        self.bytes = bytes
+        self.init(checked: bytes)
     }
 
     /// The id of a 32-byte master key.
     init(master: SecretBytes) {
-        bytes = Array(Crypto.hmac(.sha256, key: master, data: Array("twofold v1 key id".utf8)).prefix(Self.length))
+        self.init(checked: Array(Crypto.hmac(.sha256, key: master, data: Array("twofold v1 key id".utf8)).prefix(Self.length)))
     }
 
-    public var hex: String {
+    private static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(2 * bytes.count)

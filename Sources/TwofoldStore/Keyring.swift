@@ -18,6 +18,7 @@ public struct Keyring: Sendable {
 
     /// The member with id `id`, if the keyring holds it.
     public func member(_ id: KeyID) -> SealingKeys? {
-        members.first { $0.id == id }
+        // The sealing key first, without building `members`: the login path asks this for every secret.
+        sealing.id == id ? sealing : previous.first { $0.id == id }
     }
 }

@@ -104,12 +104,17 @@ package struct Sealer: Sendable {
     }
 
     private func openCurrent(_ sealed: [UInt8], _ purpose: SealPurpose, user: String, index: Int?, factor: String?) throws -> SecretBytes {
-        guard sealed.count >= Self.overhead, let id = Self.keyID(of: sealed) else {
+        guard sealed.count >= Self.overhead else {
             throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) is truncated (\(sealed.count) bytes)")
         }
-        guard let member = keyring.member(id) else {
+        // Compared in place: no id is made on the login path unless it names no member.
+        let idBytes = sealed[1 ... KeyID.length]
+        let sealing = keyring.sealing
+        guard let member = sealing.id.bytes.elementsEqual(idBytes) ? sealing : keyring.previous.first(where: { $0.id.bytes.elementsEqual(idBytes) }) else {
+            let id = KeyID(bytes: idBytes).map(\.hex) ?? "?"
             throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) is under key \(id), which this daemon does not hold (removed from the keyring before a rekey finished?)")
         }
+        let id = member.id
         let nonceStart = 1 + KeyID.length
         let nonce = Array(sealed[nonceStart ..< nonceStart + AESGCM.nonceLength])
         let body = Array(sealed[(nonceStart + AESGCM.nonceLength)...])
