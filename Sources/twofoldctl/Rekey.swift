@@ -15,7 +15,9 @@ extension Twofoldctl {
                 and run again: it goes over everything again and what is already under the key is \
                 only counted. It prints its progress, then a summary; when every secret is under the \
                 sealing key, the previous keys can be removed from every daemon's configuration. \
-                The start and the end are audited.
+                The start and the end are audited. Each step is a request of its own, of about a \
+                second; the last one counts every stored secret, so rekey waits at least 300 s for \
+                an answer, whatever --timeout says.
 
                 --check changes nothing: it counts the stored secrets by the key they are under. \
                 With --json, rekey prints the totals and the counts at the end, --check the counts.
@@ -26,6 +28,10 @@ extension Twofoldctl {
                      keys (its log names them), or a daemon still sealing with an old key rewrote them
                 """
         )
+
+        /// The last step counts every stored secret (a read of the whole database): a large one
+        /// takes longer than --timeout's default.
+        static let minimumTimeout: Double = 300
 
         @Flag(help: "Only count the stored secrets by the key they are under; change nothing.")
         var check = false
@@ -73,6 +79,8 @@ extension Twofoldctl {
         }
 
         private func step(_ session: DaemonSession, cursor: String?) throws(CLIFailure) -> RekeyReport {
+            // A connection per step: a long pass must not meet the daemon's connection_timeout.
+            defer { session.disconnect() }
             let response = try session.send(.rekey(check: check, cursor: cursor))
             guard case .rekey(let report) = response else { throw unexpected(response) }
             return report
