@@ -32,6 +32,7 @@ import Glibc
         let check = try CLI.runProgram([TestPaths.twofoldd, "--config", daemon.configPath, "--check-config"])
         #expect(check.status == 0 && check.stdout.contains("sealing key \(oldID) (\(old)): known to the database")
                 && check.stdout.contains("previous key \(newID) (\(newPath)): new to the database"), "\(check)")
+        #expect(try daemon.reload().hasSuffix("needs a restart: previous_key_files"), "keys change only at a restart")
         daemon.stop()
         try daemon.start()
         #expect(try daemon.login("r0", answer: users[0].app.code(offset: -1)) == .success)
@@ -74,6 +75,29 @@ import Glibc
             throw HarnessError("the pending enrollment does not verify")
         }
         #expect(try daemon.ctl(["doctor", "--json", "--no-sshd", "--pam-dir", daemon.directory]).json(DoctorOutput.self).named("key.rotation").isEmpty)
+    }
+
+    @Test("the credential form: twofold.key seals, twofold.previous-key opens, rekey moves everything to the credential's key")
+    func credentials() throws {
+        let daemon = try DaemonProcess()
+        let users = try daemon.importUsers("c", count: 2)
+        let credentials = daemon.directory + "/credentials"
+        try FileManager.default.createDirectory(atPath: credentials, withIntermediateDirectories: false)
+        let newID = try daemon.newKey(credentials + "/twofold.key")
+        try FileManager.default.copyItem(atPath: daemon.stateDirectory + "/twofold.key", toPath: credentials + "/twofold.previous-key")
+        // systemd's credential files are read-only; their mode is not checked.
+        for name in ["twofold.key", "twofold.previous-key"] { chmod(credentials + "/" + name, 0o444) }
+        daemon.stop()
+        try daemon.start(extraEnvironment: ["CREDENTIALS_DIRECTORY": credentials])
+        #expect(daemon.log.contains("sealing key from systemd credential"))
+        #expect(daemon.log.contains("keys=\"sealing key \(newID) (credential twofold.key), previous key "), "\(daemon.log.suffix(3000))")
+        #expect(try daemon.login("c0", answer: users[0].app.code(offset: -1)) == .success)
+        #expect(try daemon.ctl(["rekey"]).status == 0)
+        #expect(try daemon.sealedCounts() == [newID: 2 * 6 + 1])
+        try FileManager.default.removeItem(atPath: credentials + "/twofold.previous-key")
+        daemon.stop()
+        try daemon.start(extraEnvironment: ["CREDENTIALS_DIRECTORY": credentials])
+        #expect(try daemon.usersFailingToLogIn(users).isEmpty)
     }
 
     @Test("a key the database does not know is refused: alone, or a mistyped key file next to a known key; nothing is created")
