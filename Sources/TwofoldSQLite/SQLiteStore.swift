@@ -79,31 +79,12 @@ public final class SQLiteStore: TwofoldStore {
                     throw StoreError.database("could not set synchronous = FULL")
                 }
             }
-            let keyCheck = try KeyCheck.seal(with: sealer)
-            let migrator = Schema.migrator(keyCheck: keyCheck, sealer: sealer)
-            try pool.read { try Schema.checkNotNewer($0) }
-            let before = try pool.read { try migrator.appliedMigrations($0) }
-            do {
-                try migrator.migrate(pool)
-            } catch {
-                // Another process may have created the schema at the same moment.
-                guard try pool.read({ try migrator.hasCompletedMigrations($0) }) else { throw error }
-            }
-            if before != migrator.migrations {
-                logger.info("store schema migrated", metadata: ["path": "\(path)", "from": "\(before.last ?? "empty")", "to": "\(Schema.supported)"])
-            }
-            // The keyring must open what it needs before a key it brings is registered.
-            pepper = try pool.read { db in
-                try Schema.checkKeys(db, keyring: keyring, required: true)
-                return try Schema.pepper(db, sealer: sealer)
-            }
-            for id in try pool.write({ try Schema.registerKeys($0, keyring: keyring) }) {
-                logger.notice("key registered with the database", metadata: ["path": "\(path)", "key_id": "\(id)"])
-            }
+            pepper = try Self.migrateAndAdmit(pool, sealer: sealer, path: path, logger: logger)
         } catch {
             try? pool.close()
             if case StoreError.wrongKey = error {
-                logger.error("store key check failed: wrong key for this database", metadata: ["path": "\(path)"])
+                logger.error("store key check failed: the database knows none of the keys", metadata: [
+                    "path": "\(path)", "keys": "\(keyring.members.map(\.id.hex).joined(separator: ","))"])
             }
             throw Self.storeError(error)
         }
@@ -132,6 +113,31 @@ public final class SQLiteStore: TwofoldStore {
             }
         }
         logger.debug("store opened", metadata: ["path": "\(path)"])
+    }
+
+    /// Migrates the schema, then admits the keyring: it must hold a key the database knows and open
+    /// the pepper before the keys it brings are registered. Returns the pepper.
+    private static func migrateAndAdmit(_ pool: DatabasePool, sealer: Sealer, path: String, logger: Logger) throws -> SecretBytes {
+        let migrator = Schema.migrator(keyCheck: try KeyCheck.seal(with: sealer), sealer: sealer)
+        try pool.read { try Schema.checkNotNewer($0) }
+        let before = try pool.read { try migrator.appliedMigrations($0) }
+        do {
+            try migrator.migrate(pool)
+        } catch {
+            // Another process may have created the schema at the same moment.
+            guard try pool.read({ try migrator.hasCompletedMigrations($0) }) else { throw error }
+        }
+        if before != migrator.migrations {
+            logger.info("store schema migrated", metadata: ["path": "\(path)", "from": "\(before.last ?? "empty")", "to": "\(Schema.supported)"])
+        }
+        let pepper = try pool.read { db in
+            try Schema.checkKeys(db, keyring: sealer.keyring, required: true)
+            return try Schema.pepper(db, sealer: sealer)
+        }
+        for id in try pool.write({ try Schema.registerKeys($0, keyring: sealer.keyring) }) {
+            logger.notice("key registered with the database", metadata: ["path": "\(path)", "key_id": "\(id)"])
+        }
+        return pepper
     }
 
     /// Number of group-commit batches (write transactions of `commit`) committed since opening.
