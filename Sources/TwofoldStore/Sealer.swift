@@ -110,9 +110,10 @@ package struct Sealer: Sendable {
         // Compared in place: no id is made on the login path unless it names no member.
         let idBytes = sealed[1 ... KeyID.length]
         let sealing = keyring.sealing
-        guard let member = sealing.id.bytes.elementsEqual(idBytes) ? sealing : keyring.previous.first(where: { $0.id.bytes.elementsEqual(idBytes) }) else {
-            let id = KeyID(bytes: idBytes).map(\.hex) ?? "?"
-            throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) is under key \(id), which this daemon does not hold (removed from the keyring before a rekey finished?)")
+        let found = sealing.id.bytes.elementsEqual(idBytes) ? sealing : keyring.previous.first { $0.id.bytes.elementsEqual(idBytes) }
+        guard let member = found else {
+            throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) is under key \(KeyID(bytes: idBytes)?.hex ?? "?"), "
+                                           + "which this daemon does not hold (removed from the keyring before a rekey finished?)")
         }
         let id = member.id
         let nonceStart = 1 + KeyID.length
