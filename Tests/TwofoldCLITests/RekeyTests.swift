@@ -128,10 +128,10 @@ import Glibc
     }
 
     @Test("rekey under 64 clients logging in all along: zero failed logins")
-    func rekeyUnderLoad() throws {
+    func rekeyUnderLoad() async throws {
         let daemon = try DaemonProcess(extraConfig: "max_dialogs_per_rhost = 1000")
         let old = daemon.stateDirectory + "/twofold.key"
-        _ = try daemon.importUsers("f", count: 3_000)
+        _ = try await offPool { try daemon.importUsers("f", count: 3_000) }
         // HOTP tokens: each client logs in again and again with the next counter's code.
         let tokens = try (0..<64).map { _ in try OTPSecret.generate() }
         let items = tokens.enumerated().map { i, secret in
@@ -150,10 +150,12 @@ import Glibc
         let load = LoginLoad(daemon: daemon, tokens: tokens)
         load.start()
         defer { load.stop() }
-        try load.waitUntilEveryClientLoggedIn()
-        let started = Date()
-        let rekey = try daemon.ctl(["rekey"])
-        let ended = Date()
+        try await offPool { try load.waitUntilEveryClientLoggedIn() }
+        let (rekey, started, ended) = try await offPool {
+            let started = Date()
+            let rekey = try daemon.ctl(["rekey"])
+            return (rekey, started, Date())
+        }
         load.stop()
         #expect(rekey.status == 0, "\(rekey)")
         #expect(rekey.stdout.contains("every secret is now under key \(newID)"), "\(rekey)")
@@ -166,10 +168,10 @@ import Glibc
     }
 
     @Test("killed halfway (SIGKILL during a rekey of 5,000 users), restarted, run again: it finishes, and every user logs in without the old key")
-    func killedHalfwayAndRunAgain() throws {
+    func killedHalfwayAndRunAgain() async throws {
         let daemon = try DaemonProcess()
         let old = daemon.stateDirectory + "/twofold.key"
-        let users = try daemon.importUsers("k", count: 5_000)
+        let users = try await offPool { try daemon.importUsers("k", count: 5_000) }
         let total = 5_000 * 6 + 1
         let newPath = daemon.directory + "/new.key"
         let newID = try daemon.newKey(newPath)
@@ -179,20 +181,22 @@ import Glibc
         let oldID = try #require(try daemon.sealedCounts().keys.first)
 
         // Killed once a third is done: the daemon dies in the middle of a step.
-        let session = try daemon.interactive(["rekey"])
-        try session.read(until: { output in
-            output.split(separator: "\n").contains { line in
-                line.hasPrefix("re-sealed ") && Int(line.dropFirst(10).prefix { $0.isNumber }).map { $0 >= total / 3 } == true
-            }
-        }, timeout: 120)
-        daemon.kill()
-        let cut = session.finish()
+        let cut = try await offPool {
+            let session = try daemon.interactive(["rekey"])
+            try session.read(until: { output in
+                output.split(separator: "\n").contains { line in
+                    line.hasPrefix("re-sealed ") && Int(line.dropFirst(10).prefix { $0.isNumber }).map { $0 >= total / 3 } == true
+                }
+            }, timeout: 120)
+            daemon.kill()
+            return session.finish()
+        }
         #expect(cut.status == 3, "the CLI lost the daemon: \(cut)")
 
         try daemon.start()
         let halfway = try daemon.sealedCounts()
         #expect(halfway[newID, default: 0] >= total / 3 && halfway[oldID, default: 0] > 0 && halfway.values.reduce(0, +) == total, "\(halfway)")
-        let again = try daemon.ctl(["rekey"])
+        let again = try await offPool { try daemon.ctl(["rekey"]) }
         #expect(again.status == 0, "\(again)")
         #expect(again.stdout.hasSuffix("Re-sealed \(halfway[oldID]!) secrets, \(halfway[newID]!) were already under key \(newID); every secret is now under key \(newID); previous keys can be removed.\n"), "\(again)")
         #expect(try daemon.sealedCounts() == [newID: total])
@@ -200,7 +204,7 @@ import Glibc
         try daemon.configureKeys(keyFile: newPath)
         daemon.stop()
         try daemon.start()
-        #expect(try daemon.usersFailingToLogIn(users).isEmpty)
+        #expect(try await offPool { try daemon.usersFailingToLogIn(users) }.isEmpty)
         #expect(try daemon.login("k4999", answer: users[4_999].recoveryCodes[0]) == .success)
     }
 }
