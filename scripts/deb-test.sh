@@ -406,7 +406,7 @@ conffiles=$(dpkg-query -W -f='${Conffiles}\n' twofold)
 grep -q "^ /etc/twofold/twofoldd.conf $(md5sum < systemd/twofoldd.conf | cut -d' ' -f1)\$" <<<"$conffiles" ||
   fail "dpkg does not list /etc/twofold/twofoldd.conf (systemd/twofoldd.conf) as a conffile: $conffiles"
 cmp -s /etc/twofold/twofoldd.conf systemd/twofoldd.conf || fail "/etc/twofold/twofoldd.conf is not systemd/twofoldd.conf"
-[ "$(/usr/sbin/twofoldd --config /etc/twofold/twofoldd.conf --check-config)" = "configuration OK" ] || fail "the installed config does not check OK"
+[ "$(/usr/sbin/twofoldd --config /etc/twofold/twofoldd.conf --check-config | tail -n 1)" = "configuration OK" ] || fail "the installed config does not check OK"
 ok "conffile /etc/twofold/twofoldd.conf (dpkg-query Conffiles), checks OK"
 verify=$(systemd-analyze verify /lib/systemd/system/twofoldd.socket /lib/systemd/system/twofoldd.service 2>&1) ||
   fail "systemd-analyze verify: $verify"
@@ -503,7 +503,7 @@ key_sum=$(sha /var/lib/twofold/twofold.key)
 "${APT[@]}" install --reinstall "$DEB" </dev/null
 status_is installed "after the upgrade"
 [ "$(sha /etc/twofold/twofoldd.conf)" = "$conf_sum" ] || fail "the admin's edit of /etc/twofold/twofoldd.conf did not survive the upgrade"
-[ "$(/usr/sbin/twofoldd --config /etc/twofold/twofoldd.conf --check-config)" = "configuration OK" ] || fail "the edited config does not check OK"
+[ "$(/usr/sbin/twofoldd --config /etc/twofold/twofoldd.conf --check-config | tail -n 1)" = "configuration OK" ] || fail "the edited config does not check OK"
 ok "the edited /etc/twofold/twofoldd.conf is kept, without a question"
 [ "$(sha /var/lib/twofold/twofold.key)" = "$key_sum" ] || fail "the sealing key changed in the upgrade"
 must_exist /var/lib/twofold/twofold.sqlite

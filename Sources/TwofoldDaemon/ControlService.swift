@@ -18,14 +18,14 @@ public final class ControlService: Sendable {
     let policy: PolicyHolder
     let clock: any WallClock
     let live: LiveConfiguration
-    /// "file" or "credential": where the sealing key came from (for `serverInfo`).
-    let keySource: String
+    /// The keyring and where each key came from (for `serverInfo` and `rekey`).
+    let keys: DaemonKeys
     let recoveryPepper: SecretBytes
     let refusals: RefusalAuditor
     let logger: Logger
 
     init(store: any TwofoldStore, authenticator: Authenticator, enrollment: EnrollmentService, policy: PolicyHolder,
-         clock: any WallClock, live: LiveConfiguration, keySource: String, recoveryPepper: SecretBytes, refusals: RefusalAuditor,
+         clock: any WallClock, live: LiveConfiguration, keys: DaemonKeys, recoveryPepper: SecretBytes, refusals: RefusalAuditor,
          logger: Logger) {
         self.store = store
         self.authenticator = authenticator
@@ -33,7 +33,7 @@ public final class ControlService: Sendable {
         self.policy = policy
         self.clock = clock
         self.live = live
-        self.keySource = keySource
+        self.keys = keys
         self.recoveryPepper = recoveryPepper
         self.refusals = refusals
         self.logger = logger
@@ -179,6 +179,9 @@ public final class ControlService: Sendable {
             case .serverInfo:
                 try requireAdmin(admin)
                 return .serverInfo(serverInfo())
+            case .rekey(let check, let cursor):
+                try requireAdmin(admin)
+                return .rekey(try await rekey(check: check, cursor: cursor, peer: peer))
             case .policyImpact(let proposed):
                 try requireAdmin(admin)
                 let current = policy.current
@@ -399,6 +402,7 @@ public final class ControlService: Sendable {
         let configuration = live.current
         var mode: UInt32?
         var owner: UInt32?
+        let keySource = keys.sealingSource
         let keyFile = keySource == "file" ? configuration.resolvedKeyFile : nil
         var info = stat()
         if let keyFile, stat(keyFile, &info) == 0 {
@@ -407,7 +411,8 @@ public final class ControlService: Sendable {
         }
         return ServerInfo(version: TwofoldVersion.string, configFile: live.fileRead, database: StoreFactory.location(configuration),
                           keySource: keySource, keyFile: keyFile, keyFileMode: mode, keyFileOwnerUID: owner,
-                          daemonUID: getuid(), adminGroup: configuration.adminGroup)
+                          daemonUID: getuid(), adminGroup: configuration.adminGroup,
+                          sealingKeyID: keys.keyring.sealing.id.hex, previousKeyIDs: keys.keyring.previous.map(\.id.hex))
     }
 
     // MARK: - Authorization
@@ -441,7 +446,7 @@ public final class ControlService: Sendable {
     }
 
     /// Commits an audit record; the authenticator logs it once it is durable (or as not recorded).
-    private func audit(_ action: String, user: String?, peer: PeerCredentials, outcome: String, reason: String?) async {
+    func audit(_ action: String, user: String?, peer: PeerCredentials, outcome: String, reason: String?) async {
         let record = AuditRecord(timeMillis: clock.nowMillis(), action: action, user: user, peerUID: peer.uid, outcome: outcome, reason: reason)
         _ = await authenticator.commit([.audit(record)])
     }
@@ -470,6 +475,7 @@ extension ControlRequest {
         case .listUsers: "users"
         case .setRequirement, .policyShow, .policySet, .policyImpact, .policyExplain, .setFactorKinds: "policy"
         case .serverInfo: "info"
+        case .rekey: "rekey"
         case .revoke: "revoke"
         case .unlock: "unlock"
         case .importEnrollment, .importEnrollments: "import"
@@ -511,7 +517,7 @@ extension ControlRequest {
             user
         case .audit(let user, _, _, _):
             user
-        case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact:
+        case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact, .rekey:
             nil
         }
     }

@@ -5,6 +5,7 @@ import Logging
 import NIOPosix
 import ServiceLifecycle
 import TwofoldCore
+import TwofoldCrypto
 import TwofoldStore
 import UnixSignals
 
@@ -31,32 +32,48 @@ public struct Daemon: Sendable {
         self.environment = environment
         try Self.makeDirectory(configuration.stateDirectory, mode: 0o700)
         Self.raiseDescriptorLimit(logger: logger)
-        let keys: SealingKeys
-        var keySource = "file"
-        if configuration.keyFile == nil, let credentials = environment["CREDENTIALS_DIRECTORY"],
-           access(credentials + "/twofold.key", R_OK) == 0 {
-            keys = try SealingKeys.fromCredential(directory: credentials, name: "twofold.key")
-            logger.info("sealing key from systemd credential")
-            keySource = "credential"
-        } else {
-            keys = try SealingKeys.loadOrCreate(keyFile: configuration.resolvedKeyFile)
+        guard let keys = try DaemonKeys.load(configuration: configuration, environment: environment, create: true) else {
+            throw ConfigurationError("no sealing key")
         }
-        store = try await StoreFactory.makeStore(configuration: configuration, keys: keys, environment: environment, logger: logger)
+        if keys.sealingSource == "credential" { logger.info("sealing key from systemd credential") }
+        logger.info("keyring loaded", metadata: ["keys": "\(keys.summary)"])
+        store = try await Self.openStore(configuration: configuration, keys: keys, environment: environment, logger: logger)
+        let pepper = try await Self.recoveryPepper(store: store, keys: keys)
         let policy = try await PolicyHolder.load(store: store, configuration: configuration)
         self.policy = policy
-        let authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: keys.recoveryPepper, logger: logger)
-        let enrollment = EnrollmentService(store: store, clock: clock, policy: policy, recoveryPepper: keys.recoveryPepper,
+        let authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: pepper, logger: logger)
+        let enrollment = EnrollmentService(store: store, clock: clock, policy: policy, recoveryPepper: pepper,
                                            issuer: live.current.issuer, logger: logger)
         let refusals = RefusalAuditor(clock: clock, perMinute: live.current.refusalsAuditedPerMinute) { mutations in
             authenticator.commit(mutations) { _ in }
         }
         let control = ControlService(store: store, authenticator: authenticator, enrollment: enrollment, policy: policy, clock: clock,
-                                     live: live, keySource: keySource, recoveryPepper: keys.recoveryPepper, refusals: refusals, logger: logger)
+                                     live: live, keys: keys, recoveryPepper: pepper, refusals: refusals, logger: logger)
         let source: ListenSource = SystemdSocketActivation.listeningDescriptor(environment: environment).map { .descriptor($0) }
             ?? .path(configuration.socketPath)
         pruner = AuditPruner(store: store, clock: clock, retentionDays: { live.current.auditRetentionDays }, logger: logger)
         server = SocketServer(source: source, live: live, authenticator: authenticator, enrollment: enrollment,
                               control: control, refusals: refusals, logger: logger, environment: environment, onListening: onListening)
+    }
+
+    /// The store, or an error for the operator when the keyring holds no key the database knows.
+    static func openStore(configuration: DaemonConfiguration, keys: DaemonKeys, environment: [String: String],
+                          logger: Logger) async throws -> any TwofoldStore {
+        do {
+            return try await StoreFactory.makeStore(configuration: configuration, keyring: keys.keyring, environment: environment, logger: logger)
+        } catch StoreError.wrongKey {
+            throw keys.unknownToDatabase(StoreFactory.location(configuration))
+        }
+    }
+
+    /// The store's own recovery pepper; a backend that keeps none gets the sealing key's derived one,
+    /// as before key rotation, and then must not rotate (its recovery codes would stop working).
+    static func recoveryPepper(store: any TwofoldStore, keys: DaemonKeys) async throws -> SecretBytes {
+        if let pepper = try await store.recoveryPepper() { return pepper }
+        guard keys.keyring.previous.isEmpty else {
+            throw ConfigurationError("this store keeps no recovery pepper of its own and cannot rotate keys: configure no previous keys")
+        }
+        return keys.keyring.sealing.recoveryPepper
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully and closes the store. SIGHUP reloads

@@ -13,7 +13,11 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// SQLite database path; default `<state_directory>/twofold.sqlite`.
     public var databasePath: String?
     /// Key file path; default `<state_directory>/twofold.key`, or the systemd credential `twofold.key` when present.
+    /// It seals every new secret (and a rekey re-seals the others under it).
     public var keyFile: String?
+    /// Previous key files (a rotation): they open what they sealed and never seal. Credentials
+    /// named `twofold.previous-key` or `twofold.previous-key.*` are added to them.
+    public var previousKeyFiles: [String] = []
     public var logLevel: Logger.Level = .info
     /// Where users, factors, policy and audit live: the embedded SQLite file, or a PostgreSQL database
     /// several daemons share.
@@ -171,6 +175,11 @@ extension DaemonConfiguration {
         case "postgresql_connect_timeout_ms": postgresqlConnectTimeoutMillis = try int(100...8_000)
         case "postgresql_statement_timeout_ms": postgresqlStatementTimeoutMillis = try int(100...8_000)
         case "postgresql_pool_size": postgresqlPoolSize = try int(1...64)
+        case "previous_key_files":
+            previousKeyFiles = value.split(separator: ",").map { String($0.trimmingWhitespace()) }.filter { !$0.isEmpty }
+            for file in previousKeyFiles where !(file.hasPrefix("/") || file.hasPrefix(".")) {
+                throw ConfigurationError("\(at): '\(key)' must be a comma-separated list of paths; '\(file)' is not a path")
+            }
         case "log_level":
             guard let level = Logger.Level(rawValue: value.lowercased()) else {
                 throw ConfigurationError("\(at): log_level must be one of trace, debug, info, notice, warning, error, critical")

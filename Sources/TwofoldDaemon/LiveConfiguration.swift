@@ -11,8 +11,9 @@ import UnixSignals
 /// one on; what a running connection was given stays.
 public final class LiveConfiguration: Sendable {
     /// Keys that need a restart: a changed value is logged and the running one kept.
-    static let restartOnlyKeys = ["socket", "state_directory", "database", "key_file", "store", "postgresql_url", "postgresql_password_file",
-                                  "postgresql_connect_timeout_ms", "postgresql_statement_timeout_ms", "postgresql_pool_size"]
+    static let restartOnlyKeys = ["socket", "state_directory", "database", "key_file", "previous_key_files", "store", "postgresql_url",
+                                  "postgresql_password_file", "postgresql_connect_timeout_ms", "postgresql_statement_timeout_ms",
+                                  "postgresql_pool_size"]
 
     public let source: ConfigurationSource?
     let logLevel: LogLevelSwitch?
@@ -61,8 +62,10 @@ public final class LiveConfiguration: Sendable {
         if next.stateDirectory != running.stateDirectory { restartNeeded.append("state_directory"); next.stateDirectory = running.stateDirectory }
         if next.resolvedDatabasePath != running.resolvedDatabasePath { restartNeeded.append("database") }
         if next.resolvedKeyFile != running.resolvedKeyFile { restartNeeded.append("key_file") }
+        if next.previousKeyFiles != running.previousKeyFiles { restartNeeded.append("previous_key_files") }
         next.databasePath = running.databasePath
         next.keyFile = running.keyFile
+        next.previousKeyFiles = running.previousKeyFiles
         restartNeeded += Self.keepStoreKeys(of: running, in: &next)
         let final = next
         state.withLock { $0 = (final, loaded.fileRead) }

@@ -9,24 +9,38 @@ enum StoreFactory {
     /// The systemd credential that holds the PostgreSQL password when `postgresql_password_file` is not set.
     static let passwordCredential = "postgresql-password"
 
-    /// Opens the store the configuration names: the embedded SQLite database at
-    /// `resolvedDatabasePath`, or the PostgreSQL database at `postgresql_url` (creating the schema on
-    /// an empty one).
-    static func makeStore(configuration: DaemonConfiguration, keys: SealingKeys, environment: [String: String],
+    /// Opens the store the configuration names, sealing with the keyring's sealing key: the embedded
+    /// SQLite database at `resolvedDatabasePath`, or the PostgreSQL database at `postgresql_url`
+    /// (creating the schema on an empty one).
+    static func makeStore(configuration: DaemonConfiguration, keyring: Keyring, environment: [String: String],
                           logger: Logger) async throws -> any TwofoldStore {
         switch configuration.store {
         case .sqlite:
-            return try SQLiteStore(path: configuration.resolvedDatabasePath, keys: keys, logger: logger)
+            return try SQLiteStore(path: configuration.resolvedDatabasePath, keyring: keyring, logger: logger)
         case .postgresql:
             let settings = try postgresConfiguration(configuration, environment: environment)
             logger.info("store: PostgreSQL", metadata: ["host": "\(settings.host)", "port": "\(settings.port)",
                                                          "database": "\(settings.database)", "sslmode": "\(settings.tls.rawValue)"])
-            return try await PostgresStore(configuration: settings, keys: keys, logger: logger)
+            return try await PostgresStore(configuration: settings, keyring: keyring, logger: logger)
         }
     }
 
-    /// Where the store lives, for `serverInfo` and the logs: a path, or the PostgreSQL URL (which
-    /// holds no password).
+    /// What the configured store says of `keyring` without changing anything (`--check-config`):
+    /// the keys it knows and those a start would register; nil when it does not exist yet (no SQLite
+    /// file, or no Twofold schema in the PostgreSQL database). Throws `StoreError.wrongKey` when it
+    /// knows none of them, and the connection's error when PostgreSQL cannot be reached.
+    static func checkKeys(configuration: DaemonConfiguration, keyring: Keyring,
+                          environment: [String: String]) async throws -> (known: [KeyID], toRegister: [KeyID])? {
+        switch configuration.store {
+        case .sqlite:
+            return try SQLiteStore.checkKeys(path: configuration.resolvedDatabasePath, keyring: keyring)
+        case .postgresql:
+            return try await PostgresStore.checkKeys(configuration: postgresConfiguration(configuration, environment: environment), keyring: keyring)
+        }
+    }
+
+    /// Where the store lives, for `serverInfo`, the logs and errors: a path, or the PostgreSQL URL
+    /// (which holds no password).
     static func location(_ configuration: DaemonConfiguration) -> String {
         switch configuration.store {
         case .sqlite: return configuration.resolvedDatabasePath

@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import PostgresNIO
 import Synchronization
 import TwofoldCore
@@ -22,11 +23,20 @@ public final class PostgresStore: TwofoldStore {
     private let closed = Mutex(false)
     private let logger: Logger
 
-    /// Connects and opens (or creates) the schema.
-    public init(configuration: PostgresStoreConfiguration, keys: SealingKeys,
+    /// Connects and opens (or creates) the schema, sealing with `keys`.
+    public convenience init(configuration: PostgresStoreConfiguration, keys: SealingKeys,
+                            logger: Logger = Logger(label: "twofold.store")) async throws {
+        try await self.init(configuration: configuration, keyring: Keyring(sealing: keys), logger: logger)
+    }
+
+    /// Connects and opens (or creates) the schema, sealing with the keyring's sealing key.
+    public init(configuration: PostgresStoreConfiguration, keyring: Keyring,
                 logger: Logger = Logger(label: "twofold.store")) async throws {
+        guard keyring.previous.isEmpty else {
+            throw StoreError.database("key rotation (previous keys) is not available on PostgreSQL yet")
+        }
         let connector = PostgresConnector(configuration: configuration, logger: logger)
-        let sealer = Sealer(keys: keys)
+        let sealer = Sealer(keyring: keyring)
         do {
             if try await PostgresSchema.open(connector, sealer: sealer) {
                 logger.info("store schema created", metadata: ["version": "\(PostgresSchema.supported)"])
@@ -55,6 +65,23 @@ public final class PostgresStore: TwofoldStore {
 
     /// Several daemons share the database: what one caches from it (the policy) is read again.
     public var isShared: Bool { true }
+
+    /// What the database says of `keyring`, changing nothing (`twofoldd --check-config`): the keys it
+    /// knows and those a start would register; nil when it holds no Twofold schema yet.
+    public static func checkKeys(configuration: PostgresStoreConfiguration, keyring: Keyring) async throws -> (known: [KeyID], toRegister: [KeyID])? {
+        let connector = PostgresConnector(configuration: configuration, logger: Logger(label: "twofold.check", factory: { _ in SwiftLogNoOpLogHandler() }))
+        defer { Task { await connector.shutdown() } }
+        let stored: [UInt8]? = try await connector.withConnection { connection in
+            guard try await connection.run("SELECT to_regclass('twofold_schema') IS NOT NULL").first?.decode(Bool.self) == true,
+                  let row = try await connection.run("SELECT version, key_check FROM twofold_schema").first else { return nil }
+            let (version, sealed) = try row.decode((String, ByteBuffer).self)
+            try PostgresSchema.checkVersion(version)
+            return Array(sealed.readableBytesView)
+        }
+        guard let stored else { return nil }
+        let known = try KeyCheck.knownMembers(of: keyring, stored: [stored])
+        return (known, keyring.members.map(\.id).filter { !known.contains($0) })
+    }
 
     /// Number of group-commit batches (verify transactions) committed since opening.
     public var batchesCommitted: Int { committer.batchesCommitted }

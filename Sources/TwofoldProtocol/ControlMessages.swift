@@ -65,6 +65,11 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// Which rule of the chain decides for `user` (on `service`, on `host`; nil host: the daemon's
     /// own), and what the user gets at the next login.
     case policyExplain(user: String, service: String?, host: String?)
+    /// One step of a rekey (`RekeyReport`): re-seal under the daemon's sealing key, in short
+    /// transactions, for about a second, the sealed values after `cursor` (nil: from the start);
+    /// the answer's cursor continues it, nil once the whole store was done. `check`: change nothing,
+    /// only count the sealed values by key.
+    case rekey(check: Bool, cursor: String?)
 }
 
 /// An admin's per-user override.
@@ -259,6 +264,7 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case policyImpact(PolicyImpact)
     case policyExplanation(PolicyExplanation)
     case factors([FactorInfo])
+    case rekey(RekeyReport)
 }
 
 /// The policy chain for one user, service and host (`twofoldctl policy explain`): each level in
@@ -350,9 +356,14 @@ public struct ServerInfo: Codable, Sendable, Equatable {
     /// The uid the daemon runs as (a DynamicUser one under systemd).
     public var daemonUID: UInt32
     public var adminGroup: String?
+    /// The id of the key new secrets are sealed with, and of the previous (open-only) keys the daemon
+    /// holds (nil from a daemon before key rotation).
+    public var sealingKeyID: String?
+    public var previousKeyIDs: [String]?
 
     public init(version: String, configFile: String?, database: String, keySource: String, keyFile: String?,
-                keyFileMode: UInt32?, keyFileOwnerUID: UInt32?, daemonUID: UInt32, adminGroup: String?) {
+                keyFileMode: UInt32?, keyFileOwnerUID: UInt32?, daemonUID: UInt32, adminGroup: String?,
+                sealingKeyID: String? = nil, previousKeyIDs: [String]? = nil) {
         self.version = version
         self.configFile = configFile
         self.database = database
@@ -362,6 +373,8 @@ public struct ServerInfo: Codable, Sendable, Equatable {
         self.keyFileOwnerUID = keyFileOwnerUID
         self.daemonUID = daemonUID
         self.adminGroup = adminGroup
+        self.sealingKeyID = sealingKeyID
+        self.previousKeyIDs = previousKeyIDs
     }
 }
 

@@ -16,20 +16,29 @@ import Musl
 /// AES-256-GCM, and group commit for the verify path (concurrent `commit` calls share one transaction).
 ///
 /// Opening checks, before anything is written to an existing database, that its schema is not newer
-/// than this code (`StoreError.schemaTooNew`) and that the key opens its key check (`StoreError.wrongKey`).
+/// than this code (`StoreError.schemaTooNew`) and that the keyring holds a key the database knows
+/// (`StoreError.wrongKey`); then it registers the keyring's other keys (`KeyCheck`).
 public final class SQLiteStore: TwofoldStore {
     let pool: DatabasePool
     let sealer: Sealer
-    private let logger: Logger
+    /// The recovery-code pepper, opened once (schema v4 keeps it sealed in `meta`).
+    let pepper: SecretBytes
+    let logger: Logger
     private let committer: GroupCommitter
     private let closed = Mutex(false)
     private let path: String
     private let readers = Mutex<[DatabaseQueue]>([])
     private let checkpointer: BackgroundCheckpointer
 
-    /// Opens (or creates, mode 0600) the database at `path`, migrating it to the current schema.
-    public init(path: String, keys: SealingKeys, logger: Logger = Logger(label: "twofold.store")) throws {
-        let sealer = Sealer(keys: keys)
+    /// Opens (or creates, mode 0600) the database at `path` with one key, migrating it to the current schema.
+    public convenience init(path: String, keys: SealingKeys, logger: Logger = Logger(label: "twofold.store")) throws {
+        try self.init(path: path, keyring: Keyring(sealing: keys), logger: logger)
+    }
+
+    /// Opens (or creates, mode 0600) the database at `path`, migrating it to the current schema; new
+    /// secrets are sealed with the keyring's sealing key, and every member opens what it sealed.
+    public init(path: String, keyring: Keyring, logger: Logger = Logger(label: "twofold.store")) throws {
+        let sealer = Sealer(keyring: keyring)
         self.sealer = sealer
         self.logger = logger
 
@@ -70,24 +79,12 @@ public final class SQLiteStore: TwofoldStore {
                     throw StoreError.database("could not set synchronous = FULL")
                 }
             }
-            let keyCheck = try KeyCheck.seal(with: sealer)
-            let migrator = Schema.migrator(keyCheck: keyCheck, sealer: sealer)
-            try pool.read { try Schema.checkNotNewer($0) }
-            let before = try pool.read { try migrator.appliedMigrations($0) }
-            do {
-                try migrator.migrate(pool)
-            } catch {
-                // Another process may have created the schema at the same moment.
-                guard try pool.read({ try migrator.hasCompletedMigrations($0) }) else { throw error }
-            }
-            try pool.read { try Schema.checkKey($0, sealer: sealer, required: true) }
-            if before != migrator.migrations {
-                logger.info("store schema migrated", metadata: ["path": "\(path)", "from": "\(before.last ?? "empty")", "to": "\(Schema.supported)"])
-            }
+            pepper = try Self.migrateAndAdmit(pool, sealer: sealer, path: path, logger: logger)
         } catch {
             try? pool.close()
             if case StoreError.wrongKey = error {
-                logger.error("store key check failed: wrong key for this database", metadata: ["path": "\(path)"])
+                logger.error("store key check failed: the database knows none of the keys", metadata: [
+                    "path": "\(path)", "keys": "\(keyring.members.map(\.id.hex).joined(separator: ","))"])
             }
             throw Self.storeError(error)
         }
@@ -116,6 +113,31 @@ public final class SQLiteStore: TwofoldStore {
             }
         }
         logger.debug("store opened", metadata: ["path": "\(path)"])
+    }
+
+    /// Migrates the schema, then admits the keyring: it must hold a key the database knows and open
+    /// the pepper before the keys it brings are registered. Returns the pepper.
+    private static func migrateAndAdmit(_ pool: DatabasePool, sealer: Sealer, path: String, logger: Logger) throws -> SecretBytes {
+        let migrator = Schema.migrator(keyCheck: try KeyCheck.seal(with: sealer), sealer: sealer)
+        try pool.read { try Schema.checkNotNewer($0) }
+        let before = try pool.read { try migrator.appliedMigrations($0) }
+        do {
+            try migrator.migrate(pool)
+        } catch {
+            // Another process may have created the schema at the same moment.
+            guard try pool.read({ try migrator.hasCompletedMigrations($0) }) else { throw error }
+        }
+        if before != migrator.migrations {
+            logger.info("store schema migrated", metadata: ["path": "\(path)", "from": "\(before.last ?? "empty")", "to": "\(Schema.supported)"])
+        }
+        let pepper = try pool.read { db in
+            try Schema.checkKeys(db, keyring: sealer.keyring, required: true)
+            return try Schema.pepper(db, sealer: sealer)
+        }
+        for id in try pool.write({ try Schema.registerKeys($0, keyring: sealer.keyring) }) {
+            logger.notice("key registered with the database", metadata: ["path": "\(path)", "key_id": "\(id)"])
+        }
+        return pepper
     }
 
     /// Number of group-commit batches (write transactions of `commit`) committed since opening.
@@ -423,6 +445,29 @@ public final class SQLiteStore: TwofoldStore {
         return stat(path + "-wal", &walStat) == 0 && walStat.st_size > 0
     }
 
+    /// What the database at `path` says of `keyring`, read only (`twofoldd --check-config`): the
+    /// members it knows and those a start would register; nil when there is no database yet.
+    /// Throws `StoreError.wrongKey` when it knows none (the daemon would refuse to start).
+    package static func checkKeys(path: String, keyring: Keyring) throws -> (known: [KeyID], toRegister: [KeyID])? {
+        var st = stat()
+        guard stat(path, &st) == 0, st.st_size > 0 else { return nil }
+        var config = Configuration()
+        config.readonly = true
+        config.label = "twofold.store.key-check"
+        config.busyMode = .timeout(10)
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            defer { try? queue.close() }
+            return try queue.read { db in
+                try Schema.checkNotNewer(db)
+                let known = try Schema.checkKeys(db, keyring: keyring, required: true)
+                return (known, keyring.members.map(\.id).filter { !known.contains($0) })
+            }
+        } catch {
+            throw storeError(error)
+        }
+    }
+
     /// Read-only checks of an existing database, before any connection that could write to it is opened.
     private static func precheck(path: String, sealer: Sealer) throws {
         var config = Configuration()
@@ -434,7 +479,7 @@ public final class SQLiteStore: TwofoldStore {
             defer { try? queue.close() }
             try queue.read { db in
                 try Schema.checkNotNewer(db)
-                try Schema.checkKey(db, sealer: sealer, required: false)
+                try Schema.checkKeys(db, keyring: sealer.keyring, required: false)
             }
         } catch {
             throw storeError(error)

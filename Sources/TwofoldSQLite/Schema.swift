@@ -1,17 +1,24 @@
 import Foundation
 import GRDB
+import TwofoldCrypto
 import TwofoldStore
 
 /// The numbered schema migrations and the checks made before any of them runs.
 enum Schema {
     /// Migration identifiers this code knows, oldest first. Append only.
-    static let migrationIdentifiers = ["v1", "v2", "v3"]
+    static let migrationIdentifiers = ["v1", "v2", "v3", "v4"]
 
     /// The newest schema this code understands.
     static var supported: String { migrationIdentifiers.last! }
 
-    /// The row of `meta` that holds the sealed key check (`KeyCheck`).
+    /// The row of `meta` that holds the sealed key check (`KeyCheck`) of the database's first key.
     static let keyCheckName = "key_check"
+
+    /// The row of `meta` that holds the check of a key a rotation brought in.
+    static func keyCheckName(_ id: KeyID) -> String { "\(keyCheckName)/\(id.hex)" }
+
+    /// The row of `meta` that holds the sealed recovery-code pepper (schema v4).
+    static let pepperName = "recovery_pepper"
 
     static let v1 = """
         CREATE TABLE meta (
@@ -105,7 +112,8 @@ enum Schema {
         """
 
     /// The migrator. `keyCheck` is the sealed known plaintext that "v1" stores with the schema, in
-    /// the same transaction; `sealer` re-seals the secrets "v3" binds to their factors.
+    /// the same transaction; `sealer` re-seals the secrets "v3" binds to their factors and seals
+    /// the pepper "v4" stores.
     static func migrator(keyCheck: [UInt8], sealer: Sealer) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
@@ -117,6 +125,9 @@ enum Schema {
         }
         migrator.registerMigration("v3") { db in
             try migrateToV3(db, sealer: sealer)
+        }
+        migrator.registerMigration("v4") { db in
+            try migrateToV4(db, sealer: sealer)
         }
         precondition(migrator.migrations == migrationIdentifiers)
         return migrator
@@ -132,16 +143,58 @@ enum Schema {
         }
     }
 
-    /// Throws `wrongKey` unless the stored key check opens with `sealer`. With `required` false a database
-    /// without the meta table (not yet migrated) passes.
-    static func checkKey(_ db: Database, sealer: Sealer, required: Bool) throws {
+    /// Throws `wrongKey` unless a member of `keyring` is a key the database knows (`KeyCheck`);
+    /// returns the members it knows. With `required` false a database without the meta table (not
+    /// yet migrated) passes, knowing none.
+    @discardableResult
+    static func checkKeys(_ db: Database, keyring: Keyring, required: Bool) throws -> [KeyID] {
         guard try db.tableExists("meta") else {
             if required { throw StoreError.database("the key check table is missing; the database is damaged") }
-            return
+            return []
         }
-        guard let sealed = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [keyCheckName]) else {
-            throw StoreError.database("the key check record is missing; the database is damaged")
+        let stored = try storedKeyChecks(db)
+        guard !stored.isEmpty else { throw StoreError.database("the key check record is missing; the database is damaged") }
+        return try KeyCheck.knownMembers(of: keyring, stored: stored)
+    }
+
+    /// Checks the keyring, then stores a check for each member the database does not know yet;
+    /// returns their ids. Another daemon registering the same key at the same time is harmless.
+    static func registerKeys(_ db: Database, keyring: Keyring) throws -> [KeyID] {
+        try checkKeys(db, keyring: keyring, required: true)
+        let new = try KeyCheck.checksToRegister(for: keyring, stored: try storedKeyChecks(db))
+        for (id, sealed) in new {
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                           arguments: [keyCheckName(id), Data(sealed)])
         }
-        try KeyCheck.verify(Array(sealed), sealer: sealer)
+        return new.map(\.id)
+    }
+
+    /// Every stored key check: the first key's and those of keys brought in since.
+    static func storedKeyChecks(_ db: Database) throws -> [[UInt8]] {
+        try Data.fetchAll(db, sql: "SELECT value FROM meta WHERE key = ? OR key LIKE ?", arguments: [keyCheckName, keyCheckName + "/%"])
+            .map { Array($0) }
+    }
+
+    /// Schema v4 gives the recovery pepper an identity of its own, stored sealed (a rekey re-seals
+    /// it like any secret), so recovery codes outlive the key. A database from before keeps the
+    /// pepper its codes were hashed with, derived from its first key (the one its format 1 key check
+    /// opens with); a new one gets 32 random bytes.
+    static func migrateToV4(_ db: Database, sealer: Sealer) throws {
+        let legacy = KeyCheck.legacyMember(of: sealer.keyring, stored: try storedKeyChecks(db))
+        let pepper = try legacy?.recoveryPepper ?? SecretBytes(randomCount: 32)
+        let sealed = try pepper.withUnsafeBytes { try sealer.seal($0, .pepper, user: KeyCheck.owner) }
+        try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?)", arguments: [pepperName, Data(sealed)])
+    }
+
+    /// The stored recovery pepper, opened.
+    static func pepper(_ db: Database, sealer: Sealer) throws -> SecretBytes {
+        guard let sealed = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [pepperName]) else {
+            throw StoreError.database("the recovery pepper is missing; the database is damaged")
+        }
+        do {
+            return try sealer.open(Array(sealed), .pepper, user: KeyCheck.owner)
+        } catch StoreError.corruptRecord(_, let reason) {
+            throw StoreError.database("the recovery pepper is unreadable: \(reason)")
+        }
     }
 }

@@ -15,36 +15,70 @@ package enum SealPurpose: String, Sendable {
     case recovery
     /// The database's known-plaintext key check (no user).
     case keycheck
+    /// The installation's recovery-code pepper (no user).
+    case pepper = "recovery-pepper"
 }
 
-/// Seals and opens values at rest: version 1 ‖ 12-byte random nonce ‖ AES-256-GCM ciphertext ‖ 16-byte tag,
-/// with AAD "twofold/v1/<purpose>/<user>", then "/<factor name>" for factor secrets or "/<index>"
-/// for recovery codes. A factor name has no '/', so the AAD names exactly one (user, factor): a
-/// blob copied to another user or another factor does not open.
+/// Seals and opens values at rest under a keyring. Format 2 (everything sealed now):
+/// version 2 ‖ key id (8 bytes) ‖ 12-byte random nonce ‖ AES-256-GCM ciphertext ‖ 16-byte tag, with AAD
+/// "twofold/v2/<key id>/<purpose>/<user>", then "/<factor name>" for factor secrets or "/<index>" for
+/// recovery codes. Format 1 (written before key ids; opened, never written): version 1 ‖ nonce ‖
+/// ciphertext ‖ tag, AAD "twofold/v1/<purpose>/<user>...". A factor name has no '/', so the AAD names
+/// exactly one (user, factor): a blob copied to another user or another factor does not open. The key
+/// id picks the keyring's member and is bound by the AAD, so a blob relabelled with another key's id
+/// does not open either.
 package struct Sealer: Sendable {
-    package static let version: UInt8 = 1
-    package static let overhead = 1 + AESGCM.nonceLength + AESGCM.tagLength
+    package static let version: UInt8 = 2
+    package static let legacyVersion: UInt8 = 1
+    package static let overhead = 1 + KeyID.length + AESGCM.nonceLength + AESGCM.tagLength
+    package static let legacyOverhead = 1 + AESGCM.nonceLength + AESGCM.tagLength
 
+    /// The sealing key's AES key.
     package let key: SecretBytes
+    package let keyring: Keyring
 
     package init(keys: SealingKeys) {
-        key = keys.secretKey
+        self.init(keyring: Keyring(sealing: keys))
     }
 
+    package init(keyring: Keyring) {
+        self.keyring = keyring
+        key = keyring.sealing.secretKey
+    }
+
+    /// The id of the key new blobs are sealed under.
+    package var keyID: KeyID { keyring.sealing.id }
+
+    /// The first bytes of every blob sealed under the sealing key (version ‖ key id): a backend
+    /// finds the blobs a rekey still has to do by comparing them.
+    package var sealingPrefix: [UInt8] { [Self.version] + keyID.bytes }
+
+    /// Format 1's AAD.
     package static func aad(_ purpose: SealPurpose, user: String, index: Int? = nil, factor: String? = nil) -> [UInt8] {
-        var text = "twofold/v1/\(purpose.rawValue)/\(user)"
+        Array(("twofold/v1/" + aadTail(purpose, user: user, index: index, factor: factor)).utf8)
+    }
+
+    /// Format 2's AAD: it names the key too.
+    package static func aad(_ keyID: KeyID, _ purpose: SealPurpose, user: String, index: Int? = nil, factor: String? = nil) -> [UInt8] {
+        Array(("twofold/v2/\(keyID.hex)/" + aadTail(purpose, user: user, index: index, factor: factor)).utf8)
+    }
+
+    private static func aadTail(_ purpose: SealPurpose, user: String, index: Int?, factor: String?) -> String {
+        var text = "\(purpose.rawValue)/\(user)"
         if let factor { text += "/\(factor)" }
         if let index { text += "/\(index)" }
-        return Array(text.utf8)
+        return text
     }
 
+    /// Seals under the sealing key, format 2.
     package func seal(_ plaintext: UnsafeRawBufferPointer, _ purpose: SealPurpose, user: String, index: Int? = nil, factor: String? = nil) throws -> [UInt8] {
         let nonce = try Crypto.randomBytes(AESGCM.nonceLength)
         let body = try AESGCM.seal(key: key, nonce: nonce, plaintext: plaintext,
-                                   aad: Self.aad(purpose, user: user, index: index, factor: factor))
+                                   aad: Self.aad(keyID, purpose, user: user, index: index, factor: factor))
         var out: [UInt8] = []
-        out.reserveCapacity(1 + nonce.count + body.count)
+        out.reserveCapacity(1 + KeyID.length + nonce.count + body.count)
         out.append(Self.version)
+        out += keyID.bytes
         out += nonce
         out += body
         return out
@@ -54,21 +88,80 @@ package struct Sealer: Sendable {
         try secret.withUnsafeBytes { try seal($0, purpose, user: user, factor: factor) }
     }
 
-    /// Opens a sealed blob; any failure is a `StoreError.corruptRecord` naming `user` and the problem.
+    /// Opens a sealed blob of either format with the keyring; any failure is a
+    /// `StoreError.corruptRecord` naming `user` and the problem.
     package func open(_ sealed: [UInt8], _ purpose: SealPurpose, user: String, index: Int? = nil, factor: String? = nil) throws -> SecretBytes {
+        switch sealed.first {
+        case Self.version?:
+            return try openCurrent(sealed, purpose, user: user, index: index, factor: factor)
+        case Self.legacyVersion?:
+            return try openLegacy(sealed, purpose, user: user, index: index, factor: factor)
+        case let other?:
+            throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) has unknown format version \(other)")
+        case nil:
+            throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) is truncated (0 bytes)")
+        }
+    }
+
+    private func openCurrent(_ sealed: [UInt8], _ purpose: SealPurpose, user: String, index: Int?, factor: String?) throws -> SecretBytes {
         guard sealed.count >= Self.overhead else {
             throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) is truncated (\(sealed.count) bytes)")
         }
-        guard sealed[0] == Self.version else {
-            throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) has unknown format version \(sealed[0])")
+        // Compared in place: no id is made on the login path unless it names no member.
+        let idBytes = sealed[1 ... KeyID.length]
+        let sealing = keyring.sealing
+        let found = sealing.id.bytes.elementsEqual(idBytes) ? sealing : keyring.previous.first { $0.id.bytes.elementsEqual(idBytes) }
+        guard let member = found else {
+            throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) is under key \(KeyID(bytes: idBytes)?.hex ?? "?"), "
+                                           + "which this daemon does not hold (removed from the keyring before a rekey finished?)")
+        }
+        let id = member.id
+        let nonceStart = 1 + KeyID.length
+        let nonce = Array(sealed[nonceStart ..< nonceStart + AESGCM.nonceLength])
+        let body = Array(sealed[(nonceStart + AESGCM.nonceLength)...])
+        do {
+            return try AESGCM.open(key: member.secretKey, nonce: nonce, sealed: body,
+                                   aad: Self.aad(id, purpose, user: user, index: index, factor: factor))
+        } catch {
+            throw Self.notAuthentic(purpose, user: user)
+        }
+    }
+
+    /// Format 1 names no key: the member that made it is the one that opens it. Previous keys are
+    /// tried first (format 1 blobs predate every rotation, so they are under the oldest key).
+    private func openLegacy(_ sealed: [UInt8], _ purpose: SealPurpose, user: String, index: Int?, factor: String?) throws -> SecretBytes {
+        guard sealed.count >= Self.legacyOverhead else {
+            throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) is truncated (\(sealed.count) bytes)")
         }
         let nonce = Array(sealed[1 ..< 1 + AESGCM.nonceLength])
         let body = Array(sealed[(1 + AESGCM.nonceLength)...])
-        do {
-            return try AESGCM.open(key: key, nonce: nonce, sealed: body, aad: Self.aad(purpose, user: user, index: index, factor: factor))
-        } catch {
-            throw StoreError.corruptRecord(user: user, reason: "sealed \(purpose.rawValue) does not authenticate (tampered, or sealed for another user, factor or key)")
+        let aad = Self.aad(purpose, user: user, index: index, factor: factor)
+        for member in keyring.previous + [keyring.sealing] {
+            if let opened = try? AESGCM.open(key: member.secretKey, nonce: nonce, sealed: body, aad: aad) { return opened }
         }
+        throw Self.notAuthentic(purpose, user: user)
+    }
+
+    private static func notAuthentic(_ purpose: SealPurpose, user: String) -> StoreError {
+        .corruptRecord(user: user, reason: "sealed \(purpose.rawValue) does not authenticate (tampered, or sealed for another user, factor or key)")
+    }
+
+    /// The key id a format 2 blob names; nil for format 1 (or anything else).
+    package static func keyID(of sealed: [UInt8]) -> KeyID? {
+        guard sealed.count > KeyID.length, sealed[0] == version else { return nil }
+        return KeyID(bytes: sealed[1 ... KeyID.length])
+    }
+
+    /// Whether `sealed` is already under the sealing key (format 2 naming it). Authenticity is not checked.
+    package func isCurrent(_ sealed: [UInt8]) -> Bool {
+        sealed.count > KeyID.length && sealed.starts(with: sealingPrefix)
+    }
+
+    /// The same value sealed under the sealing key, or nil when it already is. Throws like `open`.
+    package func reseal(_ sealed: [UInt8], _ purpose: SealPurpose, user: String, index: Int? = nil, factor: String? = nil) throws -> [UInt8]? {
+        guard !isCurrent(sealed) else { return nil }
+        let opened = try open(sealed, purpose, user: user, index: index, factor: factor)
+        return try opened.withUnsafeBytes { try seal($0, purpose, user: user, index: index, factor: factor) }
     }
 
     /// Seals a recovery code hash as salt length (1 byte) ‖ salt ‖ hash.

@@ -8,12 +8,15 @@ import Musl
 import Darwin
 #endif
 
-/// The keys derived from the 32-byte master key: one seals secrets at rest, one peppers recovery-code hashes.
-/// The master key itself is not kept.
+/// The keys derived from the 32-byte master key: one seals secrets at rest, one peppers recovery-code
+/// hashes (the pepper of installations made before key rotation; see `TwofoldStore.recoveryPepper()`),
+/// and its public id. The master key itself is not kept.
 public struct SealingKeys: Sendable {
     /// Length of the master key in bytes.
     public static let masterKeyLength = 32
 
+    /// The key's public name (`KeyID`): which key sealed a blob, which keys a database knows.
+    public let id: KeyID
     /// AES-256-GCM key for secrets at rest: HMAC-SHA256(master, "twofold v1 seal").
     public let secretKey: SecretBytes
     /// Pepper for recovery-code hashes: HMAC-SHA256(master, "twofold v1 recovery pepper").
@@ -28,6 +31,7 @@ public struct SealingKeys: Sendable {
         var pepper = Crypto.hmac(.sha256, key: master, data: Array("twofold v1 recovery pepper".utf8))
         secretKey = SecretBytes(consuming: &seal)
         recoveryPepper = SecretBytes(consuming: &pepper)
+        id = KeyID(master: master)
     }
 
     /// Reads the key file at `path`, or creates it (mode 0600, 32 bytes from the CSPRNG, file and directory
@@ -36,6 +40,20 @@ public struct SealingKeys: Sendable {
     public static func loadOrCreate(keyFile path: String) throws -> SealingKeys {
         if let created = try create(path) { return created }
         return try readKeyFile(path, checkPermissions: true)
+    }
+
+    /// Reads the key file at `path`, which must exist (a previous key of a keyring, or a new key
+    /// brought in next to one the database knows: a mistyped path must not become a new key).
+    /// The same checks as `loadOrCreate`.
+    public static func load(keyFile path: String) throws -> SealingKeys {
+        try readKeyFile(path, checkPermissions: true)
+    }
+
+    /// Creates a new key file at `path` (mode 0600, 32 bytes from the CSPRNG, synced); an existing
+    /// file is never overwritten (`StoreError.badKeyFile`).
+    public static func createNew(keyFile path: String) throws -> SealingKeys {
+        guard let created = try create(path) else { throw StoreError.badKeyFile("\(path) already exists; it is left as it is") }
+        return created
     }
 
     /// Reads a systemd credential (`$CREDENTIALS_DIRECTORY/<name>`): a regular file of exactly 32 bytes.

@@ -353,5 +353,28 @@ public protocol TwofoldStore: Sendable {
 
     /// Closes the store; further calls fail.
     func close() async throws
+
+    // MARK: Key rotation (defaults in Rekey.swift for a backend without it)
+
+    /// The pepper of recovery-code hashes, which the store keeps sealed like a secret (a rekey
+    /// re-seals it), so that recovery codes outlive the key they were made under: random for a
+    /// store created with it, the old derived one (`SealingKeys.recoveryPepper` of the database's
+    /// first key) for a store that existed before. Nil: this store keeps none, and the daemon
+    /// derives it from the sealing key as before (then it cannot rotate keys).
+    func recoveryPepper() async throws -> SecretBytes?
+
+    /// How many sealed values the store holds, by the key they are under (`SealedValueCount`):
+    /// every sealed column, every row, used recovery codes and the pepper included; key checks not.
+    func sealedValueCounts() async throws -> [SealedValueCount]
+
+    /// One step of a rekey: examines at most `limit` sealed values after `cursor` (nil: from the
+    /// start), in the store's own order, and re-seals under the sealing key each one that is not,
+    /// in one short durable transaction. A value is written back only if it is still the blob that
+    /// was read (a conditional update): one changed meanwhile (re-enrolled, removed) is left and
+    /// counted in `changed`. One that does not open with the keyring is left as it is
+    /// (`unreadable`). `next` is where the following step starts; nil when the whole store was
+    /// examined. The cursor is the store's own, opaque to callers. Safe to run again from the start
+    /// at any time: values already under the sealing key are only counted.
+    func resealSecrets(after cursor: String?, limit: Int) async throws -> ResealBatch
 }
 

@@ -16,9 +16,10 @@ final class DaemonSession {
     let timeout: Double
     private var connection: TwofoldConnection?
 
-    init(_ options: GlobalOptions) {
+    /// `minimumTimeout`: what a request of the command may take whatever --timeout says.
+    init(_ options: GlobalOptions, minimumTimeout: Double = 0) {
         socketPath = options.socketPath
-        timeout = options.timeout
+        timeout = max(options.timeout, minimumTimeout)
     }
 
     deinit { disconnect() }
@@ -91,6 +92,7 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
     case .policyImpact: name = "policyImpact"
     case .policyExplanation: name = "policyExplanation"
     case .factors: name = "factors"
+    case .rekey: name = "rekey"
     }
     return CLIFailure(ExitStatus.failure, "unexpected answer from twofoldd: \(name)")
 }
@@ -100,12 +102,16 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
 /// with its code.
 protocol DaemonCommand: ParsableCommand {
     var options: GlobalOptions { get }
+    /// Seconds a request of this command may take at least, whatever --timeout says (0: --timeout's).
+    static var minimumTimeout: Double { get }
     func execute(_ session: DaemonSession) throws(CLIFailure)
 }
 
 extension DaemonCommand {
+    static var minimumTimeout: Double { 0 }
+
     mutating func run() throws {
-        let session = DaemonSession(options)
+        let session = DaemonSession(options, minimumTimeout: Self.minimumTimeout)
         defer { session.disconnect() }
         do {
             try execute(session)

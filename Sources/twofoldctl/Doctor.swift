@@ -18,6 +18,7 @@ extension Twofoldctl {
 
                 CHECKS (each finding: ok, warning or error; subject; what is wrong; the fix)
                   daemon.reachable daemon.permission daemon.version key.mode key.owner key.source
+                  key.rotation
                   pam.service pam.not-used pam.unreadable pam.module-missing pam.unknown-option
                   pam.nullok pam.bad-option pam.failmode-open pam.wrong-type pam.socket pam.syntax
                   pam.include-missing pam.never-succeeds pam.optional pam.sufficient pam.not-enforced

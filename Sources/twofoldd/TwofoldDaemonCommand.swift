@@ -39,10 +39,18 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
-    @Flag(name: .long, help: "Check the configuration and exit.")
+    @Flag(name: .long, help: "Check the configuration, every key file and the database's key checks (read only), then exit.")
     var checkConfig = false
 
+    @Option(name: .long, help: ArgumentHelp("Create a new key file for a key rotation (32 random bytes, mode 0600; never overwrites), print its id and exit.",
+                                            valueName: "path"))
+    var newKeyFile: String?
+
     mutating func run() async throws {
+        if let newKeyFile {
+            print("created key \(try KeyringCheck.createKeyFile(newKeyFile)) in \(newKeyFile)")
+            return
+        }
         var overrides: [ConfigurationSource.Override] = []
         if let socket { overrides.append(.init(key: "socket", value: socket, flag: "--socket")) }
         if let stateDirectory { overrides.append(.init(key: "state_directory", value: stateDirectory, flag: "--state-directory")) }
@@ -57,6 +65,8 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
             // The file's policy keys as a whole (require = groups needs required_groups...): the
             // daemon would refuse to start on what only each value's check lets through.
             _ = try Policy(Policy.document(from: settings))
+            // Every key file, and the database's verdict on them: what a start would refuse.
+            for line in try await KeyringCheck.report(configuration: settings, environment: ProcessInfo.processInfo.environment) { print(line) }
             print("configuration OK")
             return
         }

@@ -44,6 +44,8 @@ struct ConfigurationTests {
         ("no_such_key = 1", "t.conf:1: unknown key 'no_such_key'"),
         ("just words", "t.conf:1: expected 'key = value'"),
         ("require = sometimes", "t.conf:1: require must be nobody, everyone or groups"),
+        ("previous_key_files = /etc/twofold/a.key, ./b.key ,", nil),
+        ("previous_key_files = /etc/twofold/a.key, b.key", "t.conf:1: 'previous_key_files' must be a comma-separated list of paths; 'b.key' is not a path"),
     ] as [(String, String?)])
     func parse(text: String, error: String?) {
         do {
@@ -51,6 +53,7 @@ struct ConfigurationTests {
             #expect(error == nil, "parsed although it should fail with \(error ?? "")")
             if text == "audit_retention_days = 30" { #expect(config.auditRetentionDays == 30) }
             if text == "audit_retention_days = 0" { #expect(config.auditRetentionDays == 0) }
+            if text.hasPrefix("previous_key_files") { #expect(config.previousKeyFiles == ["/etc/twofold/a.key", "./b.key"]) }
         } catch let failure as ConfigurationError {
             #expect(failure.message == error)
         } catch {

@@ -120,7 +120,11 @@ struct SystemdUnitTests {
         let check = try run(unshare + [TestPaths.twofoldd, "--config", daemon.configPath, "--check-config"])
         #expect(check.status == 1 && check.output.contains("running in a user namespace (uid_map: 0 0 1)"), "\(check.output)")
         let plain = try run([TestPaths.twofoldd, "--config", daemon.configPath, "--check-config"])
-        #expect(plain.status == 0 && plain.output == "configuration OK\n", "\(plain.output)")
+        #expect(plain.status == 0 && plain.output == """
+            key file \(daemon.directory)/state/twofold.key does not exist yet: twofoldd creates it at the first start
+            configuration OK
+
+            """, "\(plain.output)")
     }
 
     @Test("why: in a user namespace SO_PEERCRED shows a real user as 65534; outside it, as itself")

@@ -20,9 +20,17 @@ struct Backend: Sendable, CustomTestStringConvertible {
     let fault: @Sendable (_ directory: String, _ store: any TwofoldStore, _ fault: Fault) async throws -> Void
     /// Everything stored under `directory`, as a value that changes when anything stored changes.
     let fingerprint: @Sendable (_ directory: String) async throws -> String
+    /// Opens the same store with a keyring (a key rotation); nil: the backend cannot rotate keys
+    /// yet, and `RekeyTests` fails for it.
+    var makeKeyringStore: (@Sendable (_ directory: String, _ keyring: Keyring) async throws -> any TwofoldStore)? = nil
 
     func makeStore(directory: String, keys: SealingKeys) async throws -> any TwofoldStore {
         try await makeStore(directory, keys)
+    }
+
+    func makeStore(directory: String, keyring: Keyring) async throws -> any TwofoldStore {
+        guard let makeKeyringStore else { throw StoreError.database("backend \(name) cannot open a store with a keyring") }
+        return try await makeKeyringStore(directory, keyring)
     }
 
     var testDescription: String { name }
@@ -38,6 +46,8 @@ struct Backend: Sendable, CustomTestStringConvertible {
         ["", "-wal"].map { suffix in
             FileManager.default.contents(atPath: directory + "/twofold.db" + suffix).map { "\($0.count):\($0.hashValue)" } ?? "none"
         }.joined(separator: "/")
+    }, makeKeyringStore: { directory, keyring in
+        try SQLiteStore(path: directory + "/twofold.db", keyring: keyring)
     })
 
     /// PostgreSQL straight, a scratch database per directory.

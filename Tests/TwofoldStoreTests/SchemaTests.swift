@@ -13,13 +13,13 @@ import TwofoldCrypto
             // GRDB sets NORMAL when it enables WAL; the store must have put FULL back.
             #expect(try store.writerSynchronousMode() == 2)
             #expect(try store.testingCount("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'") == 1)
-            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2', 'v3')") == 3)
+            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2', 'v3', 'v4')") == 4)
             #expect(try store.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await store.close()
 
             // Reopening migrates nothing again, keeps one key check, and the file is private.
             let again = try openStore(dir, keys: try makeKeys(in: dir))
-            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 3)
+            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 4)
             #expect(try again.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await again.close()
             let mode = try FileManager.default.attributesOfItem(atPath: dir + "/twofold.db")[.posixPermissions] as? Int

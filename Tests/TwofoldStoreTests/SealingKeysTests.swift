@@ -112,4 +112,16 @@ import TwofoldCrypto
         #expect(!a.secretKey.constantTimeEquals(b.secretKey))
         #expect(a.secretKey.count == 32 && a.recoveryPepper.count == 32)
     }
+
+    @Test func aKeyForARotationIsMadeOnlyWhereNoneIsAndLoadedOnlyWhereOneIs() async throws {
+        try await withTempDir { dir in
+            let made = try SealingKeys.createNew(keyFile: dir + "/new")
+            #expect((try FileManager.default.attributesOfItem(atPath: dir + "/new")[.posixPermissions] as? Int) == 0o600)
+            #expect(try SealingKeys.load(keyFile: dir + "/new").id == made.id)
+            #expect(throws: StoreError.self) { try SealingKeys.createNew(keyFile: dir + "/new") }
+            #expect(try SealingKeys.load(keyFile: dir + "/new").id == made.id, "an existing key is never overwritten")
+            #expect(throws: StoreError.self) { try SealingKeys.load(keyFile: dir + "/typo") }
+            #expect(!FileManager.default.fileExists(atPath: dir + "/typo"))
+        }
+    }
 }

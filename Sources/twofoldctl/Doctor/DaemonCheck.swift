@@ -32,6 +32,7 @@ struct DaemonCheck {
                                             fix: "`systemctl restart twofoldd` after an upgrade, or install the same version of both"))
         }
         result.findings += keyFindings(info)
+        result.findings += KeyRotationCheck(session: session).findings(info)
         return result
     }
 
