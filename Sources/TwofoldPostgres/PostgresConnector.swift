@@ -33,7 +33,7 @@ final class PostgresConnector: Sendable {
 
     /// Stops the pool: cancels `run()` and waits for it (open connections are closed).
     func shutdown() async {
-        await pool.shutdown()
+        await pool.shutdown(within: limit())
     }
 
     /// The longest one operation of `statements` statements may take: a connection, then the statements.

@@ -51,13 +51,40 @@ final class PostgresPool: Sendable {
         }
     }
 
-    /// Cancels every pool's `run()` and waits for them (open connections are closed).
-    func shutdown() async {
+    /// Cancels every pool's `run()` and waits for them (open connections are closed), at most
+    /// `limit`: a pool still connecting to a server that does not answer must not hold up the
+    /// daemon's shutdown (or a test's end) for longer than an operation could take.
+    func shutdown(within limit: Duration) async {
         let tasks = state.withLock { state -> [Task<Void, Never>] in
             state.shutDown = true
             return [state.run] + state.retired
         }
         for task in tasks { task.cancel() }
-        for task in tasks { await task.value }
+        let once = Once()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Task {
+                for task in tasks { await task.value }
+                if once.claim() { continuation.resume() }
+            }
+            Task {
+                try? await Task.sleep(for: limit)
+                if once.claim() {
+                    logger.warning("PostgreSQL connections did not close within the limit; left to close by themselves")
+                    continuation.resume()
+                }
+            }
+        }
+    }
+}
+
+/// True for the first caller only.
+private final class Once: Sendable {
+    private let claimed = Mutex(false)
+
+    func claim() -> Bool {
+        claimed.withLock { claimed in
+            defer { claimed = true }
+            return !claimed
+        }
     }
 }

@@ -7,7 +7,7 @@ extension Twofoldctl {
             abstract: "Check the daemon, PAM, sshd and the users before you log out (admins).",
             discussion: """
                 Checks, and explains with a fix for each problem: twofoldd reachable and its version; \
-                the key file's mode and owner; every PAM service file whose stacks run pam_twofold \
+                the key file's mode and owner; the store (SQLite, or PostgreSQL and its sslmode); every PAM service file whose stacks run pam_twofold \
                 (directly or through an included file such as common-auth): the module file, its \
                 options, and what the auth stack does when the module succeeds, fails or returns \
                 PAM_IGNORE (libpam's rules replayed); sshd's effective settings (sshd -T); and the \
@@ -18,7 +18,7 @@ extension Twofoldctl {
 
                 CHECKS (each finding: ok, warning or error; subject; what is wrong; the fix)
                   daemon.reachable daemon.permission daemon.version key.mode key.owner key.source
-                  key.rotation
+                  key.rotation store.sqlite store.postgresql store.tls
                   pam.service pam.not-used pam.unreadable pam.module-missing pam.unknown-option
                   pam.nullok pam.bad-option pam.failmode-open pam.wrong-type pam.socket pam.syntax
                   pam.include-missing pam.never-succeeds pam.optional pam.sufficient pam.not-enforced

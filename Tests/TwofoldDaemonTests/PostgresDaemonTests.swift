@@ -73,6 +73,15 @@ struct PostgresDaemonTests {
         let rows = try cluster.psql("SELECT count(*) FROM factors WHERE user_name = 'alice' AND last_step IS NOT NULL",
                                     url: cluster.url(database: try database(of: daemon)))
         #expect(rows == "1")
+
+        // doctor names the store and judges its connection (loopback without TLS: no finding).
+        let doctor = try run([TestPaths.twofoldctl, "doctor", "--json", "--no-sshd", "--pam-dir", daemon.directory, "--socket", daemon.socketPath])
+        #expect(doctor.output.contains("\"store.postgresql\""), "\(doctor.output)")
+        #expect(!doctor.output.contains("\"store.tls\""), "\(doctor.output)")
+        // serverInfo gives the URL, which holds no password.
+        guard case .serverInfo(let info) = try daemon.control(.serverInfo) else { throw HarnessError("serverInfo") }
+        #expect(info.database.hasPrefix("postgresql://twofold@127.0.0.1:"))
+        #expect(!info.database.contains(try cluster.password))
     }
 
     private func database(of daemon: DaemonProcess) throws -> String {

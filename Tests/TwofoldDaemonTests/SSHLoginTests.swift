@@ -13,10 +13,15 @@ import Glibc
 struct SSHLoginTests {
     static let testUser = "twofold-ssh"
 
-    @Test("the right code logs in and runs a command; wrong, empty and replayed codes are refused")
-    func sshLogin() throws {
+    @Test("the right code logs in and runs a command; wrong, empty and replayed codes are refused (SQLite, and PostgreSQL)",
+          arguments: ["sqlite", "postgresql"])
+    func sshLogin(store: String) throws {
         try PAMBuild.require()
-        let daemon = try DaemonProcess()
+        let key = try SharedKey()
+        // The cluster object owns its scratch database: it lives as long as the test.
+        let cluster = store == "sqlite" ? nil : try PostgresCluster()
+        let daemon = try cluster.map { try DaemonProcess.onPostgres($0, database: try $0.createScratchDatabase(), keyFile: key.path) }
+            ?? DaemonProcess()
         let account = try daemon.provision(Self.testUser)
         let sshd = try PrivateSSHD(daemonSocket: daemon.socketPath, user: Self.testUser)
         defer { sshd.stop() }
@@ -46,6 +51,7 @@ struct SSHLoginTests {
         #expect(entries.filter { $0.outcome == "success" && $0.service?.hasPrefix("twofold-sshd") == true }.count == 1)
         #expect(entries.filter { $0.outcome == "failure" }.count == 3)
         #expect(entries.allSatisfy { $0.rhost == nil || $0.rhost == "127.0.0.1" })
+        withExtendedLifetime(cluster) {}
     }
 }
 

@@ -33,6 +33,7 @@ struct DaemonCheck {
         }
         result.findings += keyFindings(info)
         result.findings += KeyRotationCheck(session: session).findings(info)
+        result.findings += StoreCheck().findings(info)
         return result
     }
 
