@@ -133,15 +133,19 @@ public final class Authenticator: Sendable {
 
     /// Starts a login: looks the user up and decides what to ask.
     public func begin(_ context: LoginContext) async -> LoginStart {
-        // On a shared store the policy is read again, alongside the user's record (no extra wait).
-        async let policyRefreshed: Void = policy.refreshIfShared()
         let read: Result<UserRecord?, StoreError>
         do {
-            read = .success(try await store.user(context.user))
+            if store.isShared {
+                // Another daemon may have changed the policy: read it with the user's record.
+                let (record, policyText) = try await store.loginRecord(context.user, setting: PolicyHolder.settingKey)
+                policy.stored(policyText)
+                read = .success(record)
+            } else {
+                read = .success(try await store.user(context.user))
+            }
         } catch {
             read = .failure(error as? StoreError ?? .database(Self.reason(error)))
         }
-        await policyRefreshed
         return await run(startStep(context, read: read))
     }
 

@@ -20,7 +20,8 @@ public enum KeyringCheck {
         return keys.origins.map { id, origin in
             let role = id == sealing ? "sealing key" : "previous key"
             let state = switch status {
-            case nil: "the database \(database) does not exist yet"
+            case nil: configuration.store == .sqlite ? "the database \(database) does not exist yet"
+                : "the database \(database) holds no Twofold data yet: the first start creates it"
             case let status? where status.known.contains(id): "known to the database"
             case _?: "new to the database: registered at the next start (next to a key it knows)"
             }

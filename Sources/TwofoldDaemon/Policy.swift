@@ -223,8 +223,14 @@ public final class PolicyHolder: Sendable {
     /// policy in force (the login's own read fails the same way and gets its verdict); a stored
     /// policy that does not decode is logged by the caller's request, never put in force.
     func refreshIfShared() async {
-        guard store.isShared, let text = try? await store.setting(Self.settingKey),
-              let decoded = try? ControlCodec.decodeJSON(PolicyDocument.self, from: Array(text.utf8)),
+        guard store.isShared else { return }
+        stored(try? await store.setting(Self.settingKey))
+    }
+
+    /// Puts in force the stored policy document `text` read from a shared store (nil: none stored,
+    /// or the read failed: the policy in force stays).
+    func stored(_ text: String?) {
+        guard let text, let decoded = try? ControlCodec.decodeJSON(PolicyDocument.self, from: Array(text.utf8)),
               let policy = try? Policy(decoded) else { return }
         state.withLock { $0 = (policy, true) }
     }

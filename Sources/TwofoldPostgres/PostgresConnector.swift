@@ -118,15 +118,42 @@ final class PostgresConnector: Sendable {
     /// True between the first failure of an outage and the next success.
     var isFailing: Bool { health.withLock { $0.failing } }
 
-    /// Logs the first failure of an outage, not one per request.
+    /// Logs the first failure of an outage, not one per request, with its cause: the pool retries
+    /// in the background and reports only that its time ran out, so a connection of its own asks
+    /// the server why (a wrong password, a database that does not exist, a refused connection).
     private func noteOutage(_ error: StoreError) {
         let first = health.withLock { health -> Bool in
             health.failures += 1
             defer { health.failing = true }
             return !health.failing
         }
-        if first {
-            logger.error("PostgreSQL unreachable: store operations fail until it answers again", metadata: ["error": "\(error)"])
+        guard first else { return }
+        Task {
+            let cause = await diagnose() ?? error
+            logger.error("PostgreSQL unreachable: store operations fail until it answers again", metadata: ["error": "\(cause)"])
+        }
+    }
+
+    /// Why a connection cannot be made, from one made outside the pool (bounded by the connect
+    /// timeout); nil when it can.
+    func diagnose() async -> StoreError? {
+        let limit = configuration.connectTimeout
+        do {
+            let settings = try configuration.connectionConfiguration()
+            let connection = try await withThrowingTaskGroup(of: PostgresConnection?.self) { group in
+                group.addTask { try await PostgresConnection.connect(configuration: settings, id: 0, logger: Self.quiet) }
+                group.addTask {
+                    try await Task.sleep(for: limit)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let connection = first else { throw TimedOut() }
+                return connection
+            }
+            try? await connection.close()
+            return nil
+        } catch {
+            return Self.storeError(error, limit: limit)
         }
     }
 

@@ -11,7 +11,8 @@ enum PostgresUserRows {
         var users: [UserRecord] = []
         for row in rows {
             let columns = row.makeRandomAccess()
-            let name = try columns[0].decode(String.self)
+            // A NULL name: no such user (a login's read still returns its setting's row).
+            guard let name = try columns[0].decode(String?.self) else { continue }
             if users.last?.name != name { users.append(try decodeUser(columns, name: name)) }
             guard try columns[9].decode(String?.self) != nil else { continue }
             let factor = try decodeFactor(columns, user: name, sealer: sealer)

@@ -31,6 +31,26 @@ extension PostgresStore {
         }
     }
 
+    /// One statement: the setting in a one-row relation, the user's rows joined to it (none: the
+    /// setting alone, with a NULL name); no recovery-code count (a login does not need it).
+    public func loginRecord(_ name: String, setting key: String) async throws -> (record: UserRecord?, setting: String?) {
+        let sealer = self.sealer
+        return try await read { connection in
+            let rows = try await connection.run("""
+                SELECT \(unescaped: Self.userColumns), \(unescaped: Self.factorColumns), f.secret, 0::bigint, p.value
+                FROM (SELECT (SELECT value FROM settings WHERE key = \(key)) AS value) p
+                LEFT JOIN (users u LEFT JOIN factors f ON f.user_name = u.name) ON u.name = \(name)
+                ORDER BY f.name
+                """)
+            var setting: String?
+            for row in rows {
+                setting = try row.makeRandomAccess()[22].decode(String?.self)
+                break
+            }
+            return (try PostgresUserRows.decode(rows, sealer: sealer).first, setting)
+        }
+    }
+
     public func listUsers(after afterName: String?, limit: Int) async throws -> [UserRecord] {
         guard limit > 0 else { try checkOpen(); return [] }
         return try await read { connection in

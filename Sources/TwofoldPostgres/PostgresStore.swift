@@ -42,6 +42,8 @@ public final class PostgresStore: TwofoldStore {
                 logger.info("store schema created", metadata: ["version": "\(PostgresSchema.supported)"])
             }
         } catch {
+            // The pool says only that its time ran out: ask the server why, for the operator.
+            let error = await Self.explained(error, connector)
             await connector.shutdown()
             if case StoreError.wrongKey = error {
                 logger.error("store key check failed: wrong key for this database")
@@ -71,16 +73,27 @@ public final class PostgresStore: TwofoldStore {
     public static func checkKeys(configuration: PostgresStoreConfiguration, keyring: Keyring) async throws -> (known: [KeyID], toRegister: [KeyID])? {
         let connector = PostgresConnector(configuration: configuration, logger: Logger(label: "twofold.check", factory: { _ in SwiftLogNoOpLogHandler() }))
         defer { Task { await connector.shutdown() } }
-        let stored: [UInt8]? = try await connector.withConnection { connection in
-            guard try await connection.run("SELECT to_regclass('twofold_schema') IS NOT NULL").first?.decode(Bool.self) == true,
-                  let row = try await connection.run("SELECT version, key_check FROM twofold_schema").first else { return nil }
-            let (version, sealed) = try row.decode((String, ByteBuffer).self)
-            try PostgresSchema.checkVersion(version)
-            return Array(sealed.readableBytesView)
+        let stored: [UInt8]?
+        do {
+            stored = try await connector.withConnection { connection in
+                guard try await connection.run("SELECT to_regclass('twofold_schema') IS NOT NULL").first?.decode(Bool.self) == true,
+                      let row = try await connection.run("SELECT version, key_check FROM twofold_schema").first else { return nil }
+                let (version, sealed) = try row.decode((String, ByteBuffer).self)
+                try PostgresSchema.checkVersion(version)
+                return Array(sealed.readableBytesView)
+            }
+        } catch {
+            throw await explained(error, connector)
         }
         guard let stored else { return nil }
         let known = try KeyCheck.knownMembers(of: keyring, stored: [stored])
         return (known, keyring.members.map(\.id).filter { !known.contains($0) })
+    }
+
+    /// `error`, or when it is an unreachable server, why: from a connection of its own.
+    static func explained(_ error: any Error, _ connector: PostgresConnector) async -> any Error {
+        guard case StoreError.unreachable = error, let cause = await connector.diagnose() else { return error }
+        return cause
     }
 
     /// Number of group-commit batches (verify transactions) committed since opening.

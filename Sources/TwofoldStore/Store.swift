@@ -268,6 +268,12 @@ extension TwofoldStore {
     public func makeLoginReader() throws -> (any LoginReader)? { nil }
 
     public var isShared: Bool { false }
+
+    public func loginRecord(_ name: String, setting key: String) async throws -> (record: UserRecord?, setting: String?) {
+        async let setting = self.setting(key)
+        let record = try await user(name)
+        return (record, try await setting)
+    }
 }
 
 /// Everything the daemon keeps. The daemon, the CLI handlers and the tests use only this
@@ -287,6 +293,11 @@ public protocol TwofoldStore: Sendable {
     /// A reader for the login path to use synchronously on one thread, or nil if this store has none
     /// (callers then use `user(_:)`).
     func makeLoginReader() throws -> (any LoginReader)?
+
+    /// What a login reads before its prompt on a shared store: the user's record (as `user(_:)`,
+    /// except that `recoveryCodesLeft` may be 0) and the stored setting `key` (the policy another
+    /// daemon may have changed), in one round trip where the backend can.
+    func loginRecord(_ name: String, setting key: String) async throws -> (record: UserRecord?, setting: String?)
 
     /// Whether other daemons change this store too (a shared database): what a daemon keeps in
     /// memory from it (the policy) is then read again for each login and control request.

@@ -249,4 +249,38 @@ struct PostgresDaemonTests {
         }
         #expect(entries.contains { $0.action == "failover" }, "the watermark raise is audited")
     }
+
+    @Test("--check-config on PostgreSQL connects and checks the schema and the key; a bad password or key is a clear error without the secret")
+    func checkConfig() throws {
+        let cluster = try PostgresCluster()
+        let key = try SharedKey()
+        let database = try cluster.createScratchDatabase()
+        let daemon = try DaemonProcess.onPostgres(cluster, database: database, keyFile: key.path)
+        let good = try run([TestPaths.twofoldd, "--config", daemon.configPath, "--check-config"])
+        #expect(good.status == 0, "\(good.output)")
+        #expect(good.output.contains("known to the database"), "\(good.output)")
+        #expect(good.output.hasSuffix("configuration OK\n"), "\(good.output)")
+
+        // A wrong password: the connection's error, never the password.
+        let wrongPassword = daemon.directory + "/wrong-password"
+        try "not-the-password\n".write(toFile: wrongPassword, atomically: true, encoding: .utf8)
+        chmod(wrongPassword, 0o600)
+        let badConfig = daemon.directory + "/bad.conf"
+        let text = try String(contentsOfFile: daemon.configPath, encoding: .utf8)
+        try text.replacingOccurrences(of: "postgresql_password_file = \(cluster.passwordFile)", with: "postgresql_password_file = \(wrongPassword)")
+            .write(toFile: badConfig, atomically: true, encoding: .utf8)
+        let refused = try run([TestPaths.twofoldd, "--config", badConfig, "--check-config"])
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("28P01") && refused.output.contains("password authentication failed"), "the server's reason: \(refused.output)")
+        #expect(!refused.output.contains("not-the-password"))
+        #expect(!refused.output.contains(try cluster.password))
+
+        // Another key: the database knows none of the daemon's keys.
+        let other = try SharedKey()
+        let otherConfig = daemon.directory + "/other-key.conf"
+        try text.replacingOccurrences(of: "key_file = \(key.path)", with: "key_file = \(other.path)").write(toFile: otherConfig, atomically: true, encoding: .utf8)
+        let wrongKey = try run([TestPaths.twofoldd, "--config", otherConfig, "--check-config"])
+        #expect(wrongKey.status != 0)
+        #expect(wrongKey.output.contains("postgresql://"), "the error names the database: \(wrongKey.output)")
+    }
 }

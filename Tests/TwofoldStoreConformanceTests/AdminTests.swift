@@ -117,6 +117,27 @@ import TwofoldStore
         }
     }
 
+    @Test(arguments: Backend.all) func loginRecordReadsTheUserAndASettingTogether(_ backend: Backend) async throws {
+        try await withTempDir { dir in
+            let store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            let secret = try await enroll(store, "alice")
+            try await enroll(store, "alice", factor: "tablet")
+            var read = try await store.loginRecord("alice", setting: "policy")
+            #expect(read.setting == nil)
+            #expect(read.record?.factors.map(\.name) == ["app", "tablet"])
+            #expect(read.record?.factor("app")?.secret?.constantTimeEquals(secret) == true)
+            try await store.setSetting("policy", value: #"{"require":"everyone"}"#)
+            read = try await store.loginRecord("alice", setting: "policy")
+            #expect(read.setting == #"{"require":"everyone"}"#)
+            #expect(read.record?.name == "alice")
+            // No such user: no record, the setting all the same.
+            read = try await store.loginRecord("nobody", setting: "policy")
+            #expect(read.record == nil)
+            #expect(read.setting == #"{"require":"everyone"}"#)
+            try await store.close()
+        }
+    }
+
     @Test(arguments: Backend.all) func settingsAreStoredAndReplaced(_ backend: Backend) async throws {
         try await withTempDir { dir in
             let keys = try makeKeys(in: dir)
