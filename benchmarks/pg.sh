@@ -93,11 +93,12 @@ cpu_of() {
 postgres_pids() { echo "$POSTMASTER"; pgrep -P "$POSTMASTER" || true; }
 TICKS=$(getconf CLK_TCK)
 
-counters() { # database -> "commits statements"
-  local commits statements=0
+counters() { # database -> "commits statements sessions"
+  local commits statements=0 sessions
   commits=$(su_psql -d "$1" -c "SELECT xact_commit FROM pg_stat_database WHERE datname = '$1'")
+  sessions=$(su_psql -d "$1" -c "SELECT sessions FROM pg_stat_database WHERE datname = '$1'")
   [ "$STATEMENTS" = 1 ] && statements=$(su_psql -d "$1" -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$1'")
-  echo "$commits $statements"
+  echo "$commits $statements $sessions"
 }
 
 # run_pg TAG DB USERS CLIENTS OPS WARMUP SOCKET... : one loadgen run over the daemons, with the
@@ -114,7 +115,8 @@ run_pg() {
   dcpu1=$(cpu_of "${DPIDS[@]}"); pcpu1=$(cpu_of $(postgres_pids))
   after=$(counters "$db")
   # Warmup dialogs are inside the counters too: divide by ops + warmup.
-  echo "PG store=$tag $line daemons=$# commits=$(( ${after% *} - ${before% *} )) statements=$(( ${after#* } - ${before#* } ))" \
+  local b=($before) a=($after)
+  echo "PG store=$tag $line daemons=$# commits=$(( a[0] - b[0] )) statements=$(( a[1] - b[1] )) sessions=$(( a[2] - b[2] ))" \
        "daemon_cpu_s=$(awk -v a="$dcpu0" -v b="$dcpu1" -v t="$TICKS" 'BEGIN { print (b - a) / t }')" \
        "pg_cpu_s=$(awk -v a="$pcpu0" -v b="$pcpu1" -v t="$TICKS" 'BEGIN { print (b - a) / t }')" >> "$RAW"
 }

@@ -230,10 +230,16 @@ public final class PolicyHolder: Sendable {
     /// Puts in force the stored policy document `text` read from a shared store (nil: none stored,
     /// or the read failed: the policy in force stays).
     func stored(_ text: String?) {
-        guard let text, let decoded = try? ControlCodec.decodeJSON(PolicyDocument.self, from: Array(text.utf8)),
+        // Every login on a shared store brings the text: decode it only when it changed.
+        guard let text, lastStoredText.withLock({ $0 }) != text else { return }
+        guard let decoded = try? ControlCodec.decodeJSON(PolicyDocument.self, from: Array(text.utf8)),
               let policy = try? Policy(decoded) else { return }
         state.withLock { $0 = (policy, true) }
+        lastStoredText.withLock { $0 = text }
     }
+
+    /// The stored policy text last put in force by `stored(_:)`.
+    private let lastStoredText = Mutex<String?>(nil)
     /// Whether an admin stored the policy in force (else it comes from the config file).
     public var isStored: Bool { state.withLock { $0.stored } }
 
@@ -243,8 +249,10 @@ public final class PolicyHolder: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let bytes = Array(try encoder.encode(document))
-        try await store.setSetting(Self.settingKey, value: String(decoding: bytes, as: UTF8.self))
+        let text = String(decoding: bytes, as: UTF8.self)
+        try await store.setSetting(Self.settingKey, value: text)
         state.withLock { $0 = (policy, true) }
+        lastStoredText.withLock { $0 = text }
     }
 
     /// The config file's policy after a reload: in force unless an admin has stored one.
