@@ -150,7 +150,7 @@ suite() {
   stop_daemon "$DPID"
 
   # PostgreSQL: one database per size, one daemon, then three.
-  local db=bench_$tag
+  local db=bench_${tag,,}   # unquoted identifiers are lower case in PostgreSQL
   su_psql -d postgres -c "CREATE DATABASE $db OWNER twofold" >/dev/null
   [ "$STATEMENTS" = 1 ] && su_psql -d "$db" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   log "$tag: PostgreSQL, provisioning $n users"
