@@ -24,7 +24,7 @@ enum Fault: Sendable {
         /// Only the first `count` bytes kept.
         case truncate(count: Int)
         case dropLastByte
-        /// The format version byte set to 2.
+        /// The format version byte set to 3 (format 2 is the current one, format 1 the one before).
         case unknownVersion
     }
 
@@ -57,7 +57,7 @@ enum Fault: Sendable {
                     """
             case .truncate(let count): damaged = "substr(secret, 1, \(count))"
             case .dropLastByte: damaged = "substr(secret, 1, length(secret) - 1)"
-            case .unknownVersion: damaged = "x'02' || substr(secret, 2)"
+            case .unknownVersion: damaged = "x'03' || substr(secret, 2)"
             }
             return "UPDATE factors SET secret = \(damaged) WHERE user = '\(user)'"
         case let .copyRecoveryCode(fromUser, fromIndex, toUser, toIndex):
@@ -96,7 +96,7 @@ enum Fault: Sendable {
                 damaged = "set_byte(secret, \(index), CASE WHEN get_byte(secret, \(index)) = 0 THEN 1 ELSE 0 END)"
             case .truncate(let count): damaged = "substring(secret FROM 1 FOR \(count))"
             case .dropLastByte: damaged = "substring(secret FROM 1 FOR length(secret) - 1)"
-            case .unknownVersion: damaged = "set_byte(secret, 0, 2)"
+            case .unknownVersion: damaged = "set_byte(secret, 0, 3)"
             }
             return "UPDATE factors SET secret = \(damaged) WHERE user_name = '\(user)'"
         case let .copyRecoveryCode(fromUser, fromIndex, toUser, toIndex):
