@@ -2,25 +2,29 @@ import NIOCore
 import PostgresNIO
 import TwofoldStore
 
-/// The PostgreSQL schema: the SQLite backend's schema v3 (users, factors, recovery_codes, settings,
-/// audit) in PostgreSQL's types, with the key check and the schema version in `twofold_schema` and
-/// the server timeline last seen in `twofold_timeline` (see PostgresTimeline).
+/// The PostgreSQL schema: the SQLite backend's schema v4 (users, factors, recovery_codes, settings,
+/// audit, and the key checks and sealed recovery pepper in `twofold_meta`, SQLite's `meta`) in
+/// PostgreSQL's types, with the schema version in `twofold_schema` and the server timeline last
+/// seen in `twofold_timeline` (see PostgresTimeline). Opening it: PostgresSchema+Open.swift.
 ///
-/// Version strings are the SQLite backend's migration identifiers (`Schema.supported` there): "v3"
-/// means the same tables, columns and sealing on both backends. A later schema appends a version
-/// here and a migration step in `open`.
+/// Version strings are the SQLite backend's migration identifiers (`Schema.supported` there): "v4"
+/// means the same tables, columns, meta rows and sealing on both backends. A later schema appends a
+/// version here and a migration step in `open`.
 enum PostgresSchema {
     /// The newest schema this code understands.
-    static let supported = "v3"
-    /// Versions a PostgreSQL database can have been created at (PostgreSQL came with v3).
-    static let known = ["v3"]
+    static let supported = "v4"
+    /// Versions a PostgreSQL database can hold (PostgreSQL came with v3; `open` migrates it to v4).
+    static let known = ["v3", "v4"]
     /// `pg_advisory_xact_lock` key that serializes opening: "twofold1" in ASCII. Transaction-scoped, so
     /// PgBouncer's transaction pooling cannot leave it held on a server connection.
     static let openLockKey: Int64 = 8_392_298_916_374_930_481
 
-    /// Names and user names compare byte-wise (COLLATE "C"), as SQLite's BINARY: the same order for
-    /// listUsers' paging and for the verify batch's lock order on every server, whatever its locale.
-    static let tables: [PostgresQuery] = [
+    /// Schema v3's tables. Names and user names compare byte-wise (COLLATE "C"), as SQLite's BINARY:
+    /// the same order for listUsers' paging and for the verify batch's lock order on every server,
+    /// whatever its locale. `twofold_schema.key_check` is the first key's check, read by v3; from v4
+    /// on the checks are read from `twofold_meta` (the column stays, so that older code reads the
+    /// version and refuses a newer schema).
+    static let tablesV3: [PostgresQuery] = [
         """
         CREATE TABLE twofold_schema (
             one_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (one_row),
@@ -102,34 +106,14 @@ enum PostgresSchema {
         "CREATE INDEX audit_by_user ON audit (user_name)",
     ]
 
-    /// Opens the schema in one transaction under `openLockKey`, so that daemons starting together
-    /// create it once: refuses a newer schema (`schemaTooNew`) and a wrong key (`wrongKey`) without
-    /// changing anything; on an empty database creates every table, the key check and the timeline
-    /// seen now. Returns true if it created the schema.
-    static func open(_ connector: PostgresConnector, sealer: Sealer) async throws -> Bool {
-        let keyCheck = try KeyCheck.seal(with: sealer)
-        return try await connector.transaction(statements: 3) { connection in
-            try await connection.run("SELECT pg_advisory_xact_lock(\(openLockKey))")
-            let exists = try await connection.run("SELECT to_regclass('twofold_schema') IS NOT NULL").first?.decode(Bool.self) ?? false
-            if exists {
-                guard let row = try await connection.run("SELECT version, key_check FROM twofold_schema").first else {
-                    throw StoreError.database("twofold_schema has no row: the database is damaged")
-                }
-                let (version, sealed) = try row.decode((String, ByteBuffer).self)
-                try checkVersion(version)
-                try KeyCheck.verify(Array(sealed.readableBytesView), sealer: sealer)
-                return false
-            }
-            for table in tables { try await connection.run(table) }
-            try await connection.run("""
-                WITH made AS (
-                    INSERT INTO twofold_schema (version, key_check) VALUES (\(supported), \(ByteBuffer(bytes: keyCheck)))
-                )
-                INSERT INTO twofold_timeline (timeline) SELECT \(unescaped: PostgresTimeline.currentSQL)
-                """)
-            return true
-        }
-    }
+    /// Schema v4's addition: the key checks (`StoreMeta.keyCheck`, one per key the database knows)
+    /// and the sealed recovery pepper (`StoreMeta.pepper`), as SQLite's `meta` holds them.
+    static let metaTable: PostgresQuery = """
+        CREATE TABLE twofold_meta (
+            key TEXT COLLATE "C" PRIMARY KEY,
+            value BYTEA NOT NULL
+        )
+        """
 
     /// Throws `schemaTooNew` for a version after `supported`, `database` for one this code never wrote.
     static func checkVersion(_ version: String) throws {

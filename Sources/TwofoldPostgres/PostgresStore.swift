@@ -11,17 +11,21 @@ import TwofoldStore
 /// the verify path, whose transaction accepts a code once across all the daemons
 /// (PostgresStore+Verify.swift) and detects failovers (PostgresTimeline.swift).
 ///
-/// Opening creates the schema on an empty database and checks, before anything is written to an
-/// existing one, that its schema is not newer than this code (`StoreError.schemaTooNew`) and that the
-/// key opens its key check (`StoreError.wrongKey`). Every operation fails with `StoreError.database`
+/// Opening creates the schema on an empty database (or migrates a v3 one) and checks, before
+/// anything is written to an existing one, that its schema is not newer than this code
+/// (`StoreError.schemaTooNew`) and that the keyring holds a key the database knows
+/// (`StoreError.wrongKey`); then it opens the recovery pepper and registers the keyring's other
+/// keys (`KeyCheck`, PostgresSchema+Open.swift). Every operation fails with `StoreError.database`
 /// within connectTimeout + statementTimeout when the server cannot be reached, and works again
 /// once it can, without reopening. No login reader: the daemon reads with `user(_:)`.
 public final class PostgresStore: TwofoldStore {
     let connector: PostgresConnector
     let sealer: Sealer
+    /// The recovery-code pepper, opened once (schema v4 keeps it sealed in `twofold_meta`).
+    let pepper: SecretBytes
+    let logger: Logger
     private let committer: AsyncGroupCommitter
     private let closed = Mutex(false)
-    private let logger: Logger
 
     /// Connects and opens (or creates) the schema, sealing with `keys`.
     public convenience init(configuration: PostgresStoreConfiguration, keys: SealingKeys,
@@ -29,29 +33,29 @@ public final class PostgresStore: TwofoldStore {
         try await self.init(configuration: configuration, keyring: Keyring(sealing: keys), logger: logger)
     }
 
-    /// Connects and opens (or creates) the schema, sealing with the keyring's sealing key.
+    /// Connects and opens (or creates, or migrates) the schema; new secrets are sealed with the
+    /// keyring's sealing key, and every member opens what it sealed.
     public init(configuration: PostgresStoreConfiguration, keyring: Keyring,
                 logger: Logger = Logger(label: "twofold.store")) async throws {
-        guard keyring.previous.isEmpty else {
-            throw StoreError.database("key rotation (previous keys) is not available on PostgreSQL yet")
-        }
         let connector = PostgresConnector(configuration: configuration, logger: logger)
         let sealer = Sealer(keyring: keyring)
+        let opening: PostgresOpening
         do {
-            if try await PostgresSchema.open(connector, sealer: sealer) {
-                logger.info("store schema created", metadata: ["version": "\(PostgresSchema.supported)"])
-            }
+            opening = try await PostgresSchema.open(connector, sealer: sealer)
         } catch {
             // The pool says only that its time ran out: ask the server why, for the operator.
             let error = await Self.explained(error, connector)
             await connector.shutdown()
             if case StoreError.wrongKey = error {
-                logger.error("store key check failed: wrong key for this database")
+                logger.error("store key check failed: the database knows none of the keys",
+                             metadata: ["keys": "\(keyring.members.map(\.id.hex).joined(separator: ","))"])
             } else {
                 logger.error("store not opened; database left untouched", metadata: ["error": "\(error)"])
             }
             throw error
         }
+        Self.log(opening, logger: logger)
+        pepper = opening.pepper
         self.connector = connector
         self.sealer = sealer
         self.logger = logger
@@ -69,24 +73,23 @@ public final class PostgresStore: TwofoldStore {
     public var isShared: Bool { true }
 
     /// What the database says of `keyring`, changing nothing (`twofoldd --check-config`): the keys it
-    /// knows and those a start would register; nil when it holds no Twofold schema yet.
+    /// knows (every stored check read, v3 or v4) and those a start would register; nil when it holds
+    /// no Twofold schema yet. Throws `StoreError.wrongKey` when it knows none of them.
     public static func checkKeys(configuration: PostgresStoreConfiguration, keyring: Keyring) async throws -> (known: [KeyID], toRegister: [KeyID])? {
         let connector = PostgresConnector(configuration: configuration, logger: Logger(label: "twofold.check", factory: { _ in SwiftLogNoOpLogHandler() }))
         defer { Task { await connector.shutdown() } }
-        let stored: [UInt8]?
+        let stored: [[UInt8]]?
         do {
-            stored = try await connector.withConnection { connection in
-                guard try await connection.run("SELECT to_regclass('twofold_schema') IS NOT NULL").first?.decode(Bool.self) == true,
-                      let row = try await connection.run("SELECT version, key_check FROM twofold_schema").first else { return nil }
-                let (version, sealed) = try row.decode((String, ByteBuffer).self)
-                try PostgresSchema.checkVersion(version)
-                return Array(sealed.readableBytesView)
+            stored = try await connector.withConnection(statements: 2) { connection in
+                guard let schema = try await PostgresSchema.read(connection) else { return nil }
+                try PostgresSchema.checkVersion(schema.version)
+                return schema.keyChecks
             }
         } catch {
             throw await explained(error, connector)
         }
         guard let stored else { return nil }
-        let known = try KeyCheck.knownMembers(of: keyring, stored: [stored])
+        let known = try KeyCheck.knownMembers(of: keyring, stored: stored)
         return (known, keyring.members.map(\.id).filter { !known.contains($0) })
     }
 
@@ -94,6 +97,14 @@ public final class PostgresStore: TwofoldStore {
     static func explained(_ error: any Error, _ connector: PostgresConnector) async -> any Error {
         guard case StoreError.unreachable = error, let cause = await connector.diagnose() else { return error }
         return cause
+    }
+
+    private static func log(_ opening: PostgresOpening, logger: Logger) {
+        if opening.created { logger.info("store schema created", metadata: ["version": "\(PostgresSchema.supported)"]) }
+        if let from = opening.migratedFrom {
+            logger.info("store schema migrated", metadata: ["from": "\(from)", "to": "\(PostgresSchema.supported)"])
+        }
+        for id in opening.registered { logger.notice("key registered with the database", metadata: ["key_id": "\(id)"]) }
     }
 
     /// Number of group-commit batches (verify transactions) committed since opening.
@@ -130,10 +141,10 @@ public final class PostgresStore: TwofoldStore {
         if closed.withLock({ $0 }) { throw StoreError.database("the store is closed") }
     }
 
-    /// A read of one statement (autocommit), bounded in time.
-    func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    /// A read of `statements` statements (each autocommit), bounded in time.
+    func read<T: Sendable>(statements: Int = 1, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try checkOpen()
-        return try await connector.withConnection(body)
+        return try await connector.withConnection(statements: statements, body)
     }
 
     /// A write transaction of up to about `statements` statements (it may take that many times the

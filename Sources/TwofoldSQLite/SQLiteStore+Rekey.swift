@@ -16,7 +16,7 @@ extension SQLiteStore {
             try await pool.read { db in
                 let rows = try Row.fetchAll(db, sql: """
                     SELECT substr(b, 1, 1) AS v, CASE WHEN substr(b, 1, 1) = x'02' THEN substr(b, 2, \(KeyID.length)) END AS k, count(*) AS n
-                    FROM (SELECT value AS b FROM meta WHERE key = '\(Schema.pepperName)'
+                    FROM (SELECT value AS b FROM meta WHERE key = '\(StoreMeta.pepper)'
                           UNION ALL SELECT pending_secret FROM users WHERE pending_secret IS NOT NULL
                           UNION ALL SELECT secret FROM factors
                           UNION ALL SELECT sealed FROM recovery_codes)
@@ -32,99 +32,31 @@ extension SQLiteStore {
 
     public func resealSecrets(after cursor: String?, limit: Int) async throws -> ResealBatch {
         try await guarded {
-            let start = try ResealPosition(cursor: cursor)
-            let (rows, next) = try await pool.read { db in try Self.sealedRows(after: start, limit: max(limit, 1), db) }
-            var batch = ResealBatch(next: try next?.cursor())
-            var writes: [(row: SealedRow, blob: Data)] = []
-            for row in rows {
-                do {
-                    if let blob = try row.stage.reseal(row, sealer: sealer) {
-                        writes.append((row, Data(blob)))
-                    } else {
-                        batch.alreadyCurrent += 1
-                    }
-                } catch {
-                    // Left as it is: tampered, or under a key this daemon does not hold.
-                    batch.unreadable += 1
-                    logger.error("rekey: a sealed value does not open with the keyring; left as it is",
-                                 metadata: ["user": "\(row.user)", "column": "\(row.stage)", "error": "\(error)"])
-                }
+            let (rows, next) = try await ResealPosition(cursor: cursor).walk(limit: max(limit, 1)) { position, limit in
+                try await pool.read { db in try position.stage.rows(after: position, limit: limit, db) }
             }
-            guard !writes.isEmpty else { return batch }
-            let frozen = writes
+            let work = ResealedRows(rows, sealer: sealer)
+            var batch = ResealBatch(alreadyCurrent: work.alreadyCurrent, unreadable: work.unreadable.count, next: try next?.cursor())
+            for (row, error) in work.unreadable {
+                // Left as it is: tampered, or under a key this daemon does not hold.
+                logger.error("rekey: a sealed value does not open with the keyring; left as it is",
+                             metadata: ["user": "\(row.user)", "column": "\(row.stage)", "error": "\(error)"])
+            }
+            guard !work.writes.isEmpty else { return batch }
+            let writes = work.writes
             let written = try await pool.write { db in
-                try frozen.reduce(0) { count, write in count + (try write.row.stage.update(write.row, to: write.blob, db) ? 1 : 0) }
+                try writes.reduce(0) { count, write in count + (try write.row.stage.update(write.row, to: Data(write.blob), db) ? 1 : 0) }
             }
             batch.resealed = written
             batch.changed = writes.count - written
             return batch
         }
     }
-
-    /// Up to `limit` sealed values after `position`, walking on through the later stages; and the
-    /// position to continue from (nil: the walk reached the end).
-    static func sealedRows(after position: ResealPosition, limit: Int, _ db: Database) throws -> ([SealedRow], ResealPosition?) {
-        var rows: [SealedRow] = []
-        var position = position
-        while true {
-            rows += try position.stage.rows(after: position, limit: limit - rows.count, db)
-            if rows.count >= limit, let last = rows.last { return (rows, ResealPosition(last)) }
-            guard let later = ResealStage(rawValue: position.stage.rawValue + 1) else { return (rows, nil) }
-            position = ResealPosition(stage: later)
-        }
-    }
 }
 
-/// One sealed value as read for a rekey: where it is and the blob.
-struct SealedRow: Sendable {
-    var stage: ResealStage
-    var user: String
-    /// The factor's name (factors, pending secrets); "" elsewhere.
-    var name: String
-    /// The recovery code's index; 0 elsewhere.
-    var index: Int
-    var blob: [UInt8]
-}
-
-/// A place in the walk: inside `stage`, after the row with that key (nil: from the stage's start).
-struct ResealPosition: Codable, Equatable {
-    var stage: ResealStage
-    var user: String?
-    var name = ""
-    var index = 0
-
-    init(stage: ResealStage) { self.stage = stage }
-
-    init(_ row: SealedRow) {
-        stage = row.stage
-        user = row.user
-        name = row.name
-        index = row.index
-    }
-
-    /// From a cursor this store handed out; nil: the start of the walk.
-    init(cursor: String?) throws {
-        guard let cursor else {
-            self.init(stage: .pepper)
-            return
-        }
-        do {
-            self = try JSONDecoder().decode(ResealPosition.self, from: Data(cursor.utf8))
-        } catch {
-            throw StoreError.database("not a rekey cursor of this store")
-        }
-    }
-
-    func cursor() throws -> String {
-        String(decoding: try JSONEncoder().encode(self), as: UTF8.self)
-    }
-}
-
-/// The sealed columns, in the order of the walk: what each row's AAD names, how to read the next
-/// rows, and the conditional update that writes a re-sealed blob back.
-enum ResealStage: Int, Codable, Sendable {
-    case pepper, pendingSecrets, factorSecrets, recoveryCodes
-
+/// SQLite's side of the walk (ResealWalk.swift): how a stage's next rows are read, and the
+/// conditional update that writes a re-sealed blob back.
+extension ResealStage {
     func rows(after position: ResealPosition, limit: Int, _ db: Database) throws -> [SealedRow] {
         guard limit > 0 else { return [] }
         let (sql, arguments) = select(after: position)
@@ -138,7 +70,7 @@ enum ResealStage: Int, Codable, Sendable {
     private func select(after position: ResealPosition) -> (String, StatementArguments) {
         guard let user = position.user else {
             switch self {
-            case .pepper: return ("SELECT '', '', 0, value FROM meta WHERE key = '\(Schema.pepperName)' LIMIT ?", [])
+            case .pepper: return ("SELECT '', '', 0, value FROM meta WHERE key = '\(StoreMeta.pepper)' LIMIT ?", [])
             case .pendingSecrets: return ("SELECT name, pending_name, 0, pending_secret FROM users WHERE pending_secret IS NOT NULL ORDER BY name LIMIT ?", [])
             case .factorSecrets: return ("SELECT user, name, 0, secret FROM factors ORDER BY user, name LIMIT ?", [])
             case .recoveryCodes: return ("SELECT user, '', idx, sealed FROM recovery_codes ORDER BY user, idx LIMIT ?", [])
@@ -157,22 +89,12 @@ enum ResealStage: Int, Codable, Sendable {
         }
     }
 
-    /// The blob sealed under the sealing key; nil when it already is. Throws when it does not open.
-    func reseal(_ row: SealedRow, sealer: Sealer) throws -> [UInt8]? {
-        switch self {
-        case .pepper: try sealer.reseal(row.blob, .pepper, user: KeyCheck.owner)
-        case .pendingSecrets: try sealer.reseal(row.blob, .pendingFactor, user: row.user, factor: row.name)
-        case .factorSecrets: try sealer.reseal(row.blob, .factor, user: row.user, factor: row.name)
-        case .recoveryCodes: try sealer.reseal(row.blob, .recovery, user: row.user, index: row.index)
-        }
-    }
-
     /// Writes `blob` in place of the row's blob if that is still the one read; true if it did.
     func update(_ row: SealedRow, to blob: Data, _ db: Database) throws -> Bool {
         let old = Data(row.blob)
         switch self {
         case .pepper:
-            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = ? AND value = ?", arguments: [blob, Schema.pepperName, old])
+            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = ? AND value = ?", arguments: [blob, StoreMeta.pepper, old])
         case .pendingSecrets:
             try db.execute(sql: "UPDATE users SET pending_secret = ? WHERE name = ? AND pending_name = ? AND pending_secret = ?",
                            arguments: [blob, row.user, row.name, old])

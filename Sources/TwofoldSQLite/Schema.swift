@@ -11,14 +11,7 @@ enum Schema {
     /// The newest schema this code understands.
     static var supported: String { migrationIdentifiers.last! }
 
-    /// The row of `meta` that holds the sealed key check (`KeyCheck`) of the database's first key.
-    static let keyCheckName = "key_check"
-
-    /// The row of `meta` that holds the check of a key a rotation brought in.
-    static func keyCheckName(_ id: KeyID) -> String { "\(keyCheckName)/\(id.hex)" }
-
-    /// The row of `meta` that holds the sealed recovery-code pepper (schema v4).
-    static let pepperName = "recovery_pepper"
+    // The rows of `meta` (the key checks, the pepper) are named in StoreMeta, as PostgreSQL's are.
 
     static let v1 = """
         CREATE TABLE meta (
@@ -118,7 +111,7 @@ enum Schema {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: v1)
-            try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?)", arguments: [keyCheckName, Data(keyCheck)])
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?)", arguments: [StoreMeta.keyCheck, Data(keyCheck)])
         }
         migrator.registerMigration("v2") { db in
             try db.execute(sql: v2)
@@ -164,14 +157,14 @@ enum Schema {
         let new = try KeyCheck.checksToRegister(for: keyring, stored: try storedKeyChecks(db))
         for (id, sealed) in new {
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                           arguments: [keyCheckName(id), Data(sealed)])
+                           arguments: [StoreMeta.keyCheck(id), Data(sealed)])
         }
         return new.map(\.id)
     }
 
     /// Every stored key check: the first key's and those of keys brought in since.
     static func storedKeyChecks(_ db: Database) throws -> [[UInt8]] {
-        try Data.fetchAll(db, sql: "SELECT value FROM meta WHERE key = ? OR key LIKE ?", arguments: [keyCheckName, keyCheckName + "/%"])
+        try Data.fetchAll(db, sql: "SELECT value FROM meta WHERE key = ? OR key LIKE ?", arguments: [StoreMeta.keyCheck, StoreMeta.keyCheck + "/%"])
             .map { Array($0) }
     }
 
@@ -182,19 +175,12 @@ enum Schema {
     static func migrateToV4(_ db: Database, sealer: Sealer) throws {
         let legacy = KeyCheck.legacyMember(of: sealer.keyring, stored: try storedKeyChecks(db))
         let pepper = try legacy?.recoveryPepper ?? SecretBytes(randomCount: 32)
-        let sealed = try pepper.withUnsafeBytes { try sealer.seal($0, .pepper, user: KeyCheck.owner) }
-        try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?)", arguments: [pepperName, Data(sealed)])
+        try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?)", arguments: [StoreMeta.pepper, Data(try StoreMeta.sealPepper(pepper, with: sealer))])
     }
 
     /// The stored recovery pepper, opened.
     static func pepper(_ db: Database, sealer: Sealer) throws -> SecretBytes {
-        guard let sealed = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [pepperName]) else {
-            throw StoreError.database("the recovery pepper is missing; the database is damaged")
-        }
-        do {
-            return try sealer.open(Array(sealed), .pepper, user: KeyCheck.owner)
-        } catch StoreError.corruptRecord(_, let reason) {
-            throw StoreError.database("the recovery pepper is unreadable: \(reason)")
-        }
+        let sealed = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [StoreMeta.pepper])
+        return try StoreMeta.openPepper(sealed.map { Array($0) }, with: sealer)
     }
 }

@@ -25,6 +25,34 @@ extension DaemonProcess {
     }
 }
 
+extension DaemonProcess {
+    /// Sets `key_file` and `previous_key_files` in the config, the rest kept (a restart applies them).
+    func setKeys(keyFile: String, previous: [String] = []) throws {
+        let kept = try String(contentsOfFile: configPath, encoding: .utf8).split(separator: "\n")
+            .filter { !$0.hasPrefix("key_file") && !$0.hasPrefix("previous_key_files") }
+        let lines = kept + ["key_file = \(keyFile)", "previous_key_files = \(previous.joined(separator: ", "))"]
+        try lines.joined(separator: "\n").write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    /// Applies a new config the way the procedure does: `--check-config` (its report returned), then a restart.
+    @discardableResult
+    func checkAndRestart() throws -> String {
+        let check = try ChildProcess.run([TestPaths.twofoldd, "--config", configPath, "--check-config"])
+        guard check.status == 0 else { throw HarnessError("--check-config: \(check.output)") }
+        stop()
+        try start()
+        return check.output
+    }
+
+    /// The sealed values by key id ("format N" without one), as `twofoldctl rekey --check` reads them.
+    func sealedCounts() throws -> [String: Int] {
+        guard case .rekey(let report) = try control(.rekey(check: true, cursor: nil)), let counts = report.counts else {
+            throw HarnessError("rekey check")
+        }
+        return Dictionary(counts.map { ($0.keyID ?? "format \($0.formatVersion)", $0.count) }, uniquingKeysWith: +)
+    }
+}
+
 /// A value shared by threads, behind a lock.
 final class Locked<Value>: @unchecked Sendable {
     private var value: Value
@@ -283,4 +311,93 @@ struct PostgresDaemonTests {
         #expect(wrongKey.status != 0)
         #expect(wrongKey.output.contains("postgresql://"), "the error names the database: \(wrongKey.output)")
     }
+
+    @Test("a key rotation with two daemons on one database, step by step: logins on both at every step, twofoldctl rekey through one, recovery codes after the old key is gone")
+    func rotationWithTwoDaemons() throws {
+        let cluster = try PostgresCluster()
+        let database = try cluster.createScratchDatabase()
+        let old = try SharedKey()
+        let daemons = try (0..<2).map { _ in try DaemonProcess.onPostgres(cluster, database: database, keyFile: old.path) }
+        let users = try importRotatedUsers(through: daemons[0], prefix: "rot", count: 24)
+        let oldID = try #require(try daemons[0].sealedCounts().keys.first)
+        #expect(try daemons[1].sealedCounts() == [oldID: 24 * 3 + 1], "a secret and 2 codes each, the pepper")
+        // Each step logs in users not logged in yet, two on each daemon: no login is a replay.
+        var fresh = users.makeIterator()
+        func logInOnBoth(_ step: String) throws {
+            for daemon in daemons {
+                for _ in 0..<2 {
+                    guard let user = fresh.next() else { throw HarnessError("no user left to log in") }
+                    #expect(try daemon.login(user.user, answer: user.app.code()).verdict == .success, "\(step): \(user.user) on \(daemon.socketPath)")
+                }
+            }
+        }
+        try logInOnBoth("before")
+
+        // 1. The new key, copied to each daemon, as a previous key; restarted one at a time.
+        let made = try ChildProcess.run([TestPaths.twofoldd, "--new-key-file", old.directory + "/new.key"])
+        let newID = try #require(made.output.split(separator: " ").dropFirst(2).first.map(String.init), "\(made.output)")
+        let newKeys = try daemons.map { daemon in
+            let path = daemon.directory + "/new.key"
+            try FileManager.default.copyItem(atPath: old.directory + "/new.key", toPath: path)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+            return path
+        }
+        try daemons[0].setKeys(keyFile: old.path, previous: [newKeys[0]])
+        #expect(try daemons[0].checkAndRestart().contains("previous key \(newID) (\(newKeys[0])): new to the database"))
+        try daemons[1].setKeys(keyFile: old.path, previous: [newKeys[1]])
+        #expect(try daemons[1].checkAndRestart().contains("previous key \(newID) (\(newKeys[1])): known to the database"), "registered by the first")
+        try logInOnBoth("step 1")
+
+        // 2. Sealing with the new key. Between the two restarts, what the first seals the second opens.
+        try daemons[0].setKeys(keyFile: newKeys[0], previous: [old.path])
+        try daemons[0].checkAndRestart()
+        let late = try importRotatedUsers(through: daemons[0], prefix: "late", count: 1)[0]
+        #expect(try daemons[1].login(late.user, answer: late.app.code()).verdict == .success, "sealed with the new key, opened with it as a previous key")
+        try daemons[1].setKeys(keyFile: newKeys[1], previous: [old.path])
+        try daemons[1].checkAndRestart()
+        try logInOnBoth("step 2")
+        #expect(try daemons[0].sealedCounts() == [oldID: 24 * 3 + 1, newID: 3])
+
+        // 3. twofoldctl rekey through one daemon: every secret under the new key, for both.
+        let rekey = try ChildProcess.run([TestPaths.twofoldctl, "rekey", "--socket", daemons[1].socketPath])
+        #expect(rekey.status == 0 && rekey.output.contains("every secret is now under key \(newID)"), "\(rekey.output)")
+        #expect(try daemons[0].sealedCounts() == [newID: 25 * 3 + 1])
+        try logInOnBoth("after rekey")
+
+        // 4. The old key removed from both: everyone still logs in, and a recovery code made under the old key works, once.
+        for (daemon, key) in zip(daemons, newKeys) {
+            try daemon.setKeys(keyFile: key)
+            try daemon.checkAndRestart()
+        }
+        try logInOnBoth("old key removed")
+        #expect(try daemons[0].login(users[0].user, answer: users[0].recoveryCodes[1]).verdict == .success)
+        #expect(try daemons[1].login(users[0].user, answer: users[0].recoveryCodes[1]).verdict == .failure, "used once, across daemons")
+        #expect(try daemons[1].login(late.user, answer: late.recoveryCodes[0]).verdict == .success)
+        for user in Array(fresh) {
+            #expect(try daemons[1].login(user.user, answer: user.app.code()).verdict == .success, "\(user.user)")
+        }
+    }
+
+    /// Imports `count` users PREFIX0... through `daemon`, each with a TOTP app and two recovery codes
+    /// (google-authenticator scratch codes).
+    private func importRotatedUsers(through daemon: DaemonProcess, prefix: String, count: Int) throws -> [RotatedUser] {
+        let users = try (0..<count).map { i in
+            RotatedUser(user: "\(prefix)\(i)", app: try TestAuthenticator.random(),
+                        recoveryCodes: (0..<2).map { _ in String(format: "%08d", Int.random(in: 10_000_000...99_999_999)) })
+        }
+        let imports = users.map { user in
+            EnrollmentImport(user: user.user, source: .googleAuthenticator(([user.app.base32, "\" TOTP_AUTH"] + user.recoveryCodes).joined(separator: "\n") + "\n"))
+        }
+        guard case .importedMany(let outcomes) = try daemon.control(.importEnrollments(imports)), outcomes.allSatisfy({ $0.error == nil }) else {
+            throw HarnessError("bulk import failed")
+        }
+        return users
+    }
+}
+
+/// A user of the rotation test: a TOTP app and the recovery codes imported with it.
+struct RotatedUser {
+    var user: String
+    var app: TestAuthenticator
+    var recoveryCodes: [String]
 }

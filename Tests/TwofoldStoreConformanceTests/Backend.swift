@@ -54,18 +54,22 @@ struct Backend: Sendable, CustomTestStringConvertible {
     static let postgres = Backend(name: "postgres", makeStore: { directory, keys in
         try await ScratchDatabases.shared.store(directory, keys: keys, pooled: false)
     }, fault: { directory, _, fault in
-        try ScratchDatabases.shared.psql(fault.postgresSQL, directory)
+        try await ScratchDatabases.shared.psql(fault.postgresSQL, directory)
     }, fingerprint: { directory in
-        try ScratchDatabases.shared.psql(ScratchDatabases.fingerprintSQL, directory)
+        try await ScratchDatabases.shared.psql(ScratchDatabases.fingerprintSQL, directory)
+    }, makeKeyringStore: { directory, keyring in
+        try await ScratchDatabases.shared.store(directory, keyring: keyring, pooled: false)
     })
 
     /// The same through PgBouncer in transaction pooling mode.
     static let pgbouncer = Backend(name: "pgbouncer", makeStore: { directory, keys in
         try await ScratchDatabases.shared.store(directory, keys: keys, pooled: true)
     }, fault: { directory, _, fault in
-        try ScratchDatabases.shared.psql(fault.postgresSQL, directory)
+        try await ScratchDatabases.shared.psql(fault.postgresSQL, directory)
     }, fingerprint: { directory in
-        try ScratchDatabases.shared.psql(ScratchDatabases.fingerprintSQL, directory)
+        try await ScratchDatabases.shared.psql(ScratchDatabases.fingerprintSQL, directory)
+    }, makeKeyringStore: { directory, keyring in
+        try await ScratchDatabases.shared.store(directory, keyring: keyring, pooled: true)
     })
 
     /// Every backend the suite runs against.
@@ -74,7 +78,9 @@ struct Backend: Sendable, CustomTestStringConvertible {
 
 /// A scratch database of the test cluster per test directory, created on first use. They stay until
 /// the cluster goes (scripts/run-tests.sh removes it after the run). Without TWOFOLD_PG_URL the
-/// PostgreSQL backends fail: they never skip.
+/// PostgreSQL backends fail: they never skip. psql runs off the cooperative pool (`offPool`): dozens
+/// of tests creating databases at once would otherwise hold its threads, and the stores of other
+/// tests, waiting for them, would run out of time.
 final class ScratchDatabases: @unchecked Sendable {
     static let shared = ScratchDatabases()
 
@@ -94,15 +100,21 @@ final class ScratchDatabases: @unchecked Sendable {
     }
 
     func store(_ directory: String, keys: SealingKeys, pooled: Bool) async throws -> PostgresStore {
-        let (cluster, name) = try database(directory)
+        try await store(directory, keyring: Keyring(sealing: keys), pooled: pooled)
+    }
+
+    func store(_ directory: String, keyring: Keyring, pooled: Bool) async throws -> PostgresStore {
+        let (cluster, name) = try await offPool { try self.database(directory) }
         let url = pooled ? cluster.bouncerURL(database: name) : cluster.url(database: name)
-        return try await PostgresStore(configuration: try PostgresStoreConfiguration(url: url, password: try cluster.password), keys: keys)
+        return try await PostgresStore(configuration: try PostgresStoreConfiguration(url: url, password: try cluster.password), keyring: keyring)
     }
 
     @discardableResult
-    func psql(_ sql: String, _ directory: String) throws -> String {
-        let (cluster, name) = try database(directory)
-        return try cluster.psql(sql, url: cluster.url(database: name))
+    func psql(_ sql: String, _ directory: String) async throws -> String {
+        try await offPool {
+            let (cluster, name) = try self.database(directory)
+            return try cluster.psql(sql, url: cluster.url(database: name))
+        }
     }
 
     /// Every table's rows, hashed.
@@ -115,6 +127,7 @@ final class ScratchDatabases: @unchecked Sendable {
             UNION ALL SELECT 5, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM recovery_codes x)
             UNION ALL SELECT 6, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM settings x)
             UNION ALL SELECT 7, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM audit x)
+            UNION ALL SELECT 8, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM twofold_meta x)
         ) AS s(n, t)
         """
 }

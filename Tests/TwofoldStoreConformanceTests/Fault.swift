@@ -24,7 +24,7 @@ enum Fault: Sendable {
         /// Only the first `count` bytes kept.
         case truncate(count: Int)
         case dropLastByte
-        /// The format version byte set to 3 (no such format).
+        /// The format version byte set to 3 (format 2 is the current one, format 1 the one before).
         case unknownVersion
     }
 

@@ -83,7 +83,9 @@ import TwofoldCrypto
             try await first.close()
             let store = try SQLiteStore(path: dir + "/twofold.db", keyring: Keyring(sealing: new, previous: [old]))
             let start = ResealPosition(stage: .factorSecrets)
-            let (rows, next) = try await store.pool.read { db in try SQLiteStore.sealedRows(after: start, limit: 10, db) }
+            let (rows, next) = try await start.walk(limit: 10) { position, limit in
+                try await store.pool.read { db in try position.stage.rows(after: position, limit: limit, db) }
+            }
             #expect(rows.count == 1 && next == nil)
             let row = try #require(rows.first)
             let resealed = try #require(try row.stage.reseal(row, sealer: store.sealer))
