@@ -127,6 +127,13 @@ import Glibc
         #expect(try daemon.login("u0", answer: users[0].app.code()) == .success)
     }
 
+}
+
+/// The rekey tests that hold thousands of users and dozens of threads for tens of seconds. They run in
+/// a `swift test` of their own (scripts/run-tests.sh): alongside the rest of the suite on two cores,
+/// the run twice never finished (the daemon idle, every test thread gone, the test task never
+/// resumed; not found yet), alone they pass.
+@Suite struct RekeyLoadTests {
     @Test("rekey under 64 clients logging in all along: zero failed logins")
     func rekeyUnderLoad() async throws {
         let daemon = try DaemonProcess(extraConfig: "max_dialogs_per_rhost = 1000")
