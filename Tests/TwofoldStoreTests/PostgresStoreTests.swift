@@ -180,6 +180,30 @@ import TwofoldTestSupport
         }
     }
 
+    /// A statement sent on a connection the server has closed (here: its backend terminated, as an
+    /// idle transaction timing out terminates it) fails at once; postgres-nio alone never answers
+    /// one written to a closed channel, and the caller waited for good.
+    @Test func aStatementOnAConnectionTheServerClosedFailsInsteadOfHanging() async throws {
+        let cluster = try PostgresCluster()
+        let database = try cluster.createScratchDatabase()
+        try await withTempDir { dir in
+            let store = try await Self.open(cluster, database, keys: try makeKeys(in: dir))
+            let start = ContinuousClock.now
+            let error = await #expect(throws: StoreError.self) {
+                try await store.read(statements: 2) { connection in
+                    _ = try? await connection.run("SELECT pg_terminate_backend(pg_backend_pid())")
+                    try await Task.sleep(for: .milliseconds(300))
+                    return try await connection.run("SELECT 1").first?.decode(Int.self)
+                }
+            }
+            #expect(ContinuousClock.now - start < .seconds(3), "\(String(describing: error))")
+            // The pool drops the dead connection: the store goes on.
+            try await enroll(store, "alice")
+            #expect(try await store.user("alice")?.status == .active)
+            try await store.close()
+        }
+    }
+
     /// PostgreSQL stopped the way a crash stops it: commits fail within the timeouts, and the same
     /// store works again once it is back, without reopening.
     @Test func anOutageFailsCommitsInTimeAndTheStoreRecovers() async throws {
