@@ -79,7 +79,7 @@ public final class PostgresStore: TwofoldStore {
         let stored: [[UInt8]]? = try await connector.withConnection(statements: 2) { connection in
             guard let schema = try await PostgresSchema.read(connection) else { return nil }
             try PostgresSchema.checkVersion(schema.version)
-            return schema.keyChecks
+            return try schema.keyChecks()
         }
         guard let stored else { return nil }
         let known = try KeyCheck.knownMembers(of: keyring, stored: stored)
