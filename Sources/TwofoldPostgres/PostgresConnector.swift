@@ -42,8 +42,8 @@ final class PostgresConnector: Sendable {
     }
 
     /// Runs `body` on a pooled connection, within `limit`: when the time is up, waiting for a
-    /// connection is cancelled, or the connection in use is closed (its statement then fails at
-    /// once), and the call fails with `StoreError.database`. Errors come out as `StoreError`.
+    /// connection is cancelled, or the statement in flight fails and the connection in use is
+    /// closed, and the call fails with `StoreError.database`. Errors come out as `StoreError`.
     func withConnection<T: Sendable>(statements: Int = 1, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let limit = limit(statements: statements)
         let lease = LeaseGuard()
@@ -54,7 +54,7 @@ final class PostgresConnector: Sendable {
                     try await client.withConnection { connection in
                         guard lease.begin(connection) else { throw TimedOut() }
                         defer { lease.end() }
-                        return try await body(connection)
+                        return try await LeaseGuard.$current.withValue(lease) { try await body(connection) }
                     }
                 }
                 group.addTask {
@@ -173,10 +173,23 @@ final class PostgresConnector: Sendable {
 /// The time limit of an operation ran out.
 struct TimedOut: Error {}
 
-/// The connection an operation is using, so that its time limit can close it; and whether the limit
-/// has passed, so that a connection leased too late is not used.
+/// The connection was closed (by the server, or by the time limit) before the statement was sent.
+struct ConnectionClosed: Error {}
+
+/// The connection an operation is using and the answer it waits for, so that its time limit can
+/// fail that answer and close the connection; and whether the limit has passed, so that a
+/// connection leased too late is not used.
 private final class LeaseGuard: Sendable {
-    private let state = Mutex<(connection: PostgresConnection?, expired: Bool)>((nil, false))
+    /// The guard of the operation the current task runs (`run` registers its answers with it).
+    @TaskLocal static var current: LeaseGuard?
+
+    private struct State {
+        var connection: PostgresConnection?
+        var expired = false
+        var answers: [ObjectIdentifier: EventLoopPromise<PostgresQueryResult>] = [:]
+    }
+
+    private let state = Mutex(State())
 
     func begin(_ connection: PostgresConnection) -> Bool {
         state.withLock { state in
@@ -191,20 +204,46 @@ private final class LeaseGuard: Sendable {
     }
 
     func expire() {
-        let connection = state.withLock { state -> PostgresConnection? in
+        let (connection, answers) = state.withLock { state in
             state.expired = true
-            return state.connection
+            defer { state.answers = [:] }
+            return (state.connection, Array(state.answers.values))
         }
+        // postgres-nio drops a statement written to a channel that is already closed without
+        // answering it: failing the answer here is what ends the wait.
+        for answer in answers { answer.fail(TimedOut()) }
         // Fails the statement in flight; the pool drops the connection.
         _ = connection?.close() as EventLoopFuture<Void>?
+    }
+
+    /// Registers an answer to fail at `expire`; false when the limit has already passed.
+    func track(_ answer: EventLoopPromise<PostgresQueryResult>) -> Bool {
+        state.withLock { state in
+            guard !state.expired else { return false }
+            state.answers[ObjectIdentifier(answer.futureResult)] = answer
+            return true
+        }
+    }
+
+    func untrack(_ answer: EventLoopPromise<PostgresQueryResult>) {
+        _ = state.withLock { $0.answers.removeValue(forKey: ObjectIdentifier(answer.futureResult)) }
     }
 }
 
 extension PostgresConnection {
-    /// Runs one statement and reads its rows and command tag (one round trip).
+    /// Runs one statement and reads its rows and command tag (one round trip). A statement sent on a
+    /// connection the server has closed meanwhile (an idle transaction timed out while this process
+    /// had no thread to go on with it) would never be answered: it fails at once when the connection
+    /// is known closed, else when its operation's time is up (`LeaseGuard`).
     @discardableResult
     func run(_ query: PostgresQuery) async throws -> PostgresQueryResult {
-        try await self.query(query, logger: PostgresConnector.queryLogger).get()
+        guard !isClosed else { throw ConnectionClosed() }
+        let answer = eventLoop.makePromise(of: PostgresQueryResult.self)
+        let lease = LeaseGuard.current
+        guard lease?.track(answer) ?? true else { throw TimedOut() }
+        defer { lease?.untrack(answer) }
+        self.query(query, logger: PostgresConnector.queryLogger).cascade(to: answer)
+        return try await answer.futureResult.get()
     }
 }
 

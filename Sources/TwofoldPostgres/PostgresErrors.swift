@@ -12,6 +12,8 @@ extension PostgresConnector {
             return error
         case is TimedOut:
             return .database("PostgreSQL did not answer within \(limit.milliseconds) ms")
+        case is ConnectionClosed:
+            return .database("PostgreSQL closed the connection")
         case let error as PSQLError:
             if let server = error.serverInfo {
                 return .database("PostgreSQL error \(server[.sqlState] ?? "?????"): \(server[.message] ?? "no message")")
@@ -44,7 +46,7 @@ extension PostgresConnector {
     /// read-only transaction: connected to a standby).
     static func isOutage(_ error: any Error) -> Bool {
         switch error {
-        case is TimedOut:
+        case is TimedOut, is ConnectionClosed:
             return true
         case let error as PSQLError:
             guard let state = error.serverInfo?[.sqlState] else { return error.code != .tooManyParameters }

@@ -24,9 +24,11 @@ struct PostgresStoredSchema: Sendable {
     var meta: [(key: String, value: [UInt8])]?
 
     /// Every key check the database holds: v3's one, or v4's rows of `twofold_meta`.
-    var keyChecks: [[UInt8]] {
+    func keyChecks() throws -> [[UInt8]] {
         guard let meta else { return [keyCheck] }
-        return meta.filter { StoreMeta.isKeyCheck($0.key) }.map(\.value)
+        let checks = meta.filter { StoreMeta.isKeyCheck($0.key) }.map(\.value)
+        guard !checks.isEmpty else { throw StoreError.database("twofold_meta holds no key check: the database is damaged") }
+        return checks
     }
 
     var pepper: [UInt8]? { meta?.first { $0.key == StoreMeta.pepper }?.value }
@@ -63,9 +65,10 @@ extension PostgresSchema {
             // Read back what this transaction wrote.
             if created || migratedFrom != nil { schema = try await read(connection) }
             guard let current = schema else { throw StoreError.database("the schema was not created") }
-            _ = try KeyCheck.knownMembers(of: sealer.keyring, stored: current.keyChecks)
+            let stored = try current.keyChecks()
+            _ = try KeyCheck.knownMembers(of: sealer.keyring, stored: stored)
             let opened = try StoreMeta.openPepper(current.pepper, with: sealer)
-            let registered = try await register(connection, keyring: sealer.keyring, stored: current.keyChecks)
+            let registered = try await register(connection, keyring: sealer.keyring, stored: stored)
             return PostgresOpening(created: created, migratedFrom: migratedFrom, registered: registered, pepper: opened)
         }
     }

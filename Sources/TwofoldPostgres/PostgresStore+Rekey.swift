@@ -19,7 +19,7 @@ extension PostgresStore {
             // substring, not get_byte: an empty (damaged) blob counts as format 0 instead of failing.
             try await connection.run("""
                 SELECT substring(b FROM 1 FOR 1) AS v,
-                    CASE WHEN substring(b FROM 1 FOR 1) = '\\x02'::bytea THEN substring(b FROM 2 FOR \(unescaped: String(KeyID.length))) END AS k,
+                    CASE WHEN substring(b FROM 1 FOR 1) = decode('02', 'hex') THEN substring(b FROM 2 FOR \(unescaped: String(KeyID.length))) END AS k,
                     count(*) AS n
                 FROM (SELECT value AS b FROM twofold_meta WHERE key = \(StoreMeta.pepper)
                       UNION ALL SELECT pending_secret FROM users WHERE pending_secret IS NOT NULL

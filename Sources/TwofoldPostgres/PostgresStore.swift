@@ -83,7 +83,7 @@ public final class PostgresStore: TwofoldStore {
             stored = try await connector.withConnection(statements: 2) { connection in
                 guard let schema = try await PostgresSchema.read(connection) else { return nil }
                 try PostgresSchema.checkVersion(schema.version)
-                return schema.keyChecks
+                return try schema.keyChecks()
             }
         } catch {
             throw await explained(error, connector)

@@ -103,10 +103,16 @@ final class ScratchDatabases: @unchecked Sendable {
         try await store(directory, keyring: Keyring(sealing: keys), pooled: pooled)
     }
 
+    /// A store with wide bounds: the suite runs next to daemons, CLI runs and tests that hold a
+    /// thread of the cooperative pool for seconds, and no test here is about the bounds (the
+    /// PostgreSQL store tests' outage tests are).
     func store(_ directory: String, keyring: Keyring, pooled: Bool) async throws -> PostgresStore {
         let (cluster, name) = try await offPool { try self.database(directory) }
-        let url = pooled ? cluster.bouncerURL(database: name) : cluster.url(database: name)
-        return try await PostgresStore(configuration: try PostgresStoreConfiguration(url: url, password: try cluster.password), keyring: keyring)
+        var configuration = try PostgresStoreConfiguration(url: pooled ? cluster.bouncerURL(database: name) : cluster.url(database: name),
+                                                           password: try cluster.password)
+        configuration.connectTimeout = .seconds(10)
+        configuration.statementTimeout = .seconds(10)
+        return try await PostgresStore(configuration: configuration, keyring: keyring)
     }
 
     @discardableResult

@@ -12,15 +12,21 @@ import TwofoldTestSupport
 /// changed between a step's read and its write; the cursor. The contract every backend shares
 /// (full rotation, random pepper, unreadable values) is in the conformance suite's RekeyTests.
 @Suite struct PostgresRekeyTests {
+    /// The configuration of a store on `database`, with wide bounds (as `PostgresStoreTests.open`).
+    static func configuration(_ cluster: PostgresCluster, _ database: String, statement: Duration = .seconds(10)) throws -> PostgresStoreConfiguration {
+        var configuration = try PostgresStoreConfiguration(url: cluster.url(database: database), password: try cluster.password)
+        configuration.connectTimeout = .seconds(10)
+        configuration.statementTimeout = statement
+        return configuration
+    }
+
     /// A store on `database` of `cluster` with a keyring.
-    static func open(_ cluster: PostgresCluster, _ database: String, _ keyring: Keyring) async throws -> PostgresStore {
-        try await PostgresStore(configuration: try PostgresStoreConfiguration(url: cluster.url(database: database), password: try cluster.password),
-                                keyring: keyring)
+    static func open(_ cluster: PostgresCluster, _ database: String, _ keyring: Keyring, statement: Duration = .seconds(10)) async throws -> PostgresStore {
+        try await PostgresStore(configuration: try configuration(cluster, database, statement: statement), keyring: keyring)
     }
 
     static func checkKeys(_ cluster: PostgresCluster, _ database: String, _ keyring: Keyring) async throws -> (known: [KeyID], toRegister: [KeyID])? {
-        try await PostgresStore.checkKeys(configuration: try PostgresStoreConfiguration(url: cluster.url(database: database), password: try cluster.password),
-                                          keyring: keyring)
+        try await PostgresStore.checkKeys(configuration: try configuration(cluster, database), keyring: keyring)
     }
 
     static func rekeyAll(_ store: PostgresStore, limit: Int = 2) async throws -> ResealBatch {
@@ -181,7 +187,10 @@ extension PostgresStoreTests {
                 try PostgresV3Database(cluster: cluster, database: database, keys: old, formatOne: false).enroll("alice", codes: 2).1
             }
             let stores = try await withThrowingTaskGroup(of: PostgresStore.self) { group in
-                for _ in 0..<10 { group.addTask { try await PostgresRekeyTests.open(cluster, database, Keyring(sealing: new, previous: [old])) } }
+                // Each waits for the openings before its own: the lock wait is bounded by the statement timeout.
+                for _ in 0..<10 {
+                    group.addTask { try await PostgresRekeyTests.open(cluster, database, Keyring(sealing: new, previous: [old]), statement: .seconds(30)) }
+                }
                 return try await group.reduce(into: [PostgresStore]()) { $0.append($1) }
             }
             #expect(try await PostgresRekeyTests.layout(cluster, database) == "v4 2 checks")

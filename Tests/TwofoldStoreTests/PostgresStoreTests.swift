@@ -10,9 +10,11 @@ import TwofoldTestSupport
 /// database at once, two stores racing the same codes, throttling across stores, failover
 /// detection, an outage. The semantics every backend shares are in TwofoldStoreConformanceTests.
 @Suite(.serialized) struct PostgresStoreTests {
-    /// A store on `database` of `cluster` with short timeouts.
+    /// A store on `database` of `cluster`. The bounds are wide unless a test is about them: the
+    /// tests run next to daemons and tests that hold a thread of the cooperative pool for seconds,
+    /// and ten stores opening at once wait for each other's opening transaction.
     static func open(_ cluster: PostgresCluster, _ database: String, keys: SealingKeys,
-                     connect: Duration = .seconds(2), statement: Duration = .seconds(3)) async throws -> PostgresStore {
+                     connect: Duration = .seconds(10), statement: Duration = .seconds(10)) async throws -> PostgresStore {
         var configuration = try PostgresStoreConfiguration(url: cluster.url(database: database), password: try cluster.password)
         configuration.connectTimeout = connect
         configuration.statementTimeout = statement
@@ -25,7 +27,8 @@ import TwofoldTestSupport
         try await withTempDir { dir in
             let keys = try makeKeys(in: dir)
             let stores = try await withThrowingTaskGroup(of: PostgresStore.self) { group in
-                for _ in 0..<10 { group.addTask { try await Self.open(cluster, database, keys: keys) } }
+                // Each waits for the openings before its own: the lock wait is bounded by the statement timeout.
+                for _ in 0..<10 { group.addTask { try await Self.open(cluster, database, keys: keys, statement: .seconds(30)) } }
                 return try await group.reduce(into: [PostgresStore]()) { $0.append($1) }
             }
             #expect(stores.count == 10)
@@ -176,6 +179,30 @@ import TwofoldTestSupport
             #expect(try await store.commit([accept("alice", step: step + 2, at: now)]) == [.applied])
             #expect(try await store.user("bob")?.verify.lastStep == step + 1)
             #expect(try await store.audit(AuditQuery(outcome: "applied")).count == 1)
+            try await store.close()
+        }
+    }
+
+    /// A statement sent on a connection the server has closed (here: its backend terminated, as an
+    /// idle transaction timing out terminates it) fails at once; postgres-nio alone never answers
+    /// one written to a closed channel, and the caller waited for good.
+    @Test func aStatementOnAConnectionTheServerClosedFailsInsteadOfHanging() async throws {
+        let cluster = try PostgresCluster()
+        let database = try cluster.createScratchDatabase()
+        try await withTempDir { dir in
+            let store = try await Self.open(cluster, database, keys: try makeKeys(in: dir))
+            let start = ContinuousClock.now
+            let error = await #expect(throws: StoreError.self) {
+                try await store.read(statements: 2) { connection in
+                    _ = try? await connection.run("SELECT pg_terminate_backend(pg_backend_pid())")
+                    try await Task.sleep(for: .milliseconds(300))
+                    return try await connection.run("SELECT 1").first?.decode(Int.self)
+                }
+            }
+            #expect(ContinuousClock.now - start < .seconds(3), "\(String(describing: error))")
+            // The pool drops the dead connection: the store goes on.
+            try await enroll(store, "alice")
+            #expect(try await store.user("alice")?.status == .active)
             try await store.close()
         }
     }
