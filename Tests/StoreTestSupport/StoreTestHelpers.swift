@@ -40,3 +40,18 @@ extension UserRecord {
     public var secret: SecretBytes? { factors.first?.secret }
     public var verify: VerifyState { factors.first?.verify ?? VerifyState() }
 }
+
+/// Runs rekey steps of `limit` values from the start of the store to its end; their totals.
+public func rekeyAll(_ store: any TwofoldStore, limit: Int = 3) async throws -> ResealBatch {
+    var total = ResealBatch()
+    var cursor: String?
+    repeat {
+        let batch = try await store.resealSecrets(after: cursor, limit: limit)
+        total.resealed += batch.resealed
+        total.alreadyCurrent += batch.alreadyCurrent
+        total.changed += batch.changed
+        total.unreadable += batch.unreadable
+        cursor = batch.next
+    } while cursor != nil
+    return total
+}

@@ -15,19 +15,6 @@ extension Backend {
 /// that does not.
 @Suite struct RekeyTests {
     /// Runs rekey steps of `limit` values from the start to the end; their totals.
-    static func rekeyAll(_ store: any TwofoldStore, limit: Int = 3) async throws -> ResealBatch {
-        var total = ResealBatch()
-        var cursor: String?
-        repeat {
-            let batch = try await store.resealSecrets(after: cursor, limit: limit)
-            total.resealed += batch.resealed
-            total.alreadyCurrent += batch.alreadyCurrent
-            total.changed += batch.changed
-            total.unreadable += batch.unreadable
-            cursor = batch.next
-        } while cursor != nil
-        return total
-    }
 
     /// The counts by key id (nil: format 1), as a dictionary.
     static func counts(_ store: any TwofoldStore) async throws -> [KeyID?: Int] {
@@ -51,7 +38,7 @@ extension Backend {
             await #expect(throws: StoreError.wrongKey) { try await backend.makeStore(directory: dir, keyring: Keyring(sealing: b)) }
             // Next to a known key it is registered; once everything is re-sealed under it, it is enough on its own.
             let rotated = try await backend.makeStore(directory: dir, keyring: Keyring(sealing: b, previous: [a]))
-            _ = try await Self.rekeyAll(rotated)
+            _ = try await rekeyAll(rotated)
             try await rotated.close()
             try await backend.makeStore(directory: dir, keyring: Keyring(sealing: b)).close()
             // A previous key is brought in too (step 1 of a rotation: the new key as a previous key):
@@ -86,11 +73,11 @@ extension Backend {
             let dave = try await enroll(rotated, "dave")
             #expect(try await Self.counts(rotated) == [old.id: 7, new.id: 1])
 
-            let pass = try await Self.rekeyAll(rotated)
+            let pass = try await rekeyAll(rotated)
             #expect(pass == ResealBatch(resealed: 7, alreadyCurrent: 1))
             #expect(try await Self.counts(rotated) == [new.id: 8])
             // Again: nothing to do, everything counted as already under the key.
-            #expect(try await Self.rekeyAll(rotated, limit: 100) == ResealBatch(alreadyCurrent: 8))
+            #expect(try await rekeyAll(rotated, limit: 100) == ResealBatch(alreadyCurrent: 8))
             try await rotated.close()
 
             // The old key gone: every secret, the pending one, the codes and the pepper still open.
@@ -134,11 +121,11 @@ extension Backend {
 
             // A daemon that seals with a key this one does not hold (another daemon's configuration gone wrong).
             let store = try await backend.makeStore(directory: dir, keyring: Keyring(sealing: new, previous: [old]))
-            #expect(try await Self.rekeyAll(store) == ResealBatch(resealed: 2))
+            #expect(try await rekeyAll(store) == ResealBatch(resealed: 2))
             let stray = try await backend.makeStore(directory: dir, keyring: Keyring(sealing: other, previous: [new]))
             try await enroll(stray, "zed")
             try await stray.close()
-            #expect(try await Self.rekeyAll(store) == ResealBatch(alreadyCurrent: 2, unreadable: 1))
+            #expect(try await rekeyAll(store) == ResealBatch(alreadyCurrent: 2, unreadable: 1))
             #expect(try await Self.counts(store) == [new.id: 2, other.id: 1])
             await #expect(throws: StoreError.self) { try await store.user("zed") }
             try await store.close()

@@ -29,19 +29,6 @@ import TwofoldTestSupport
         try await PostgresStore.checkKeys(configuration: try configuration(cluster, database), keyring: keyring)
     }
 
-    static func rekeyAll(_ store: PostgresStore, limit: Int = 2) async throws -> ResealBatch {
-        var total = ResealBatch()
-        var cursor: String?
-        repeat {
-            let batch = try await store.resealSecrets(after: cursor, limit: limit)
-            total.resealed += batch.resealed
-            total.alreadyCurrent += batch.alreadyCurrent
-            total.changed += batch.changed
-            total.unreadable += batch.unreadable
-            cursor = batch.next
-        } while cursor != nil
-        return total
-    }
 
     /// What is in the database besides users: the schema version and the rows of twofold_meta ("-" without the table).
     /// psql runs off the cooperative pool (`offPool`), as everything blocking in these tests does.
@@ -85,7 +72,7 @@ import TwofoldTestSupport
             // Rotated: the new key registered next to the old one, everything re-sealed, the old key removed.
             let rotated = try await Self.open(cluster, database, Keyring(sealing: new, previous: [old]))
             #expect(try await Self.layout(cluster, database) == "v4 2 checks")
-            #expect(try await Self.rekeyAll(rotated) == ResealBatch(resealed: 6))
+            #expect(try await rekeyAll(rotated, limit: 2) == ResealBatch(resealed: 6))
             #expect(try await rotated.sealedValueCounts() == [SealedValueCount(formatVersion: 2, keyID: new.id, count: 6)])
             try await rotated.close()
             let after = try await Self.open(cluster, database, Keyring(sealing: new))

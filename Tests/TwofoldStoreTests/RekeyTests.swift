@@ -10,19 +10,6 @@ import TwofoldCrypto
 /// format 1) rotated to a new key and its old key removed; the key checks in `meta`; a value
 /// changed between a step's read and its write; an unknown keyring leaves the file untouched.
 @Suite struct SQLiteRekeyTests {
-    func rekeyAll(_ store: SQLiteStore, limit: Int = 2) async throws -> ResealBatch {
-        var total = ResealBatch()
-        var cursor: String?
-        repeat {
-            let batch = try await store.resealSecrets(after: cursor, limit: limit)
-            total.resealed += batch.resealed
-            total.alreadyCurrent += batch.alreadyCurrent
-            total.changed += batch.changed
-            total.unreadable += batch.unreadable
-            cursor = batch.next
-        } while cursor != nil
-        return total
-    }
 
     @Test func aDatabaseFromBeforeKeyIdsRotatesAndKeepsItsPepperAndEverySecret() async throws {
         try await withTempDir { dir in
@@ -42,7 +29,7 @@ import TwofoldCrypto
             #expect(before.contains(SealedValueCount(formatVersion: 1, keyID: nil, count: 3)), "\(before)")
             #expect(before.contains(SealedValueCount(formatVersion: 2, keyID: new.id, count: 6)), "\(before)")
 
-            #expect(try await rekeyAll(store) == ResealBatch(resealed: 3, alreadyCurrent: 6))
+            #expect(try await rekeyAll(store, limit: 2) == ResealBatch(resealed: 3, alreadyCurrent: 6))
             #expect(try await store.sealedValueCounts() == [SealedValueCount(formatVersion: 2, keyID: new.id, count: 9)])
             try await store.close()
 
