@@ -76,7 +76,7 @@ public struct LoginDialog {
                 return Outcome(verdict: code, reason: reason, transcript: transcript)
             case .protocolError(let reason):
                 throw ClientError(.daemonProtocolError(reason))
-            case .authStart, .answer, .request, .response:
+            case .authStart, .answer, .request, .response, .relay:
                 throw ClientError.protocol(.unexpectedMessage("\(message.type.name) in a login dialog"))
             }
         }

@@ -25,6 +25,12 @@ public struct LoginContext: Sendable {
     /// carry it: `capabilities.contains(.binaryPayload)` before a binary challenge (FIDO2). Every
     /// factor today is text, so nothing depends on it yet.
     public var capabilities: ClientCapabilities
+    /// The host the login is on: this one, or the relay's host (by its certificate). The policy's
+    /// host level and the audit use it.
+    public var host: String
+    /// The user's groups as the relay's host resolved them (nil: look them up here, through NSS).
+    /// A host's claim decides only logins on that host.
+    public var claimedGroups: Set<String>?
 
     /// What the module waits by default (its `timeout=10`), for clients that do not say.
     public static let defaultClientWaitMillis: Int64 = 10_000
@@ -32,6 +38,8 @@ public struct LoginContext: Sendable {
     public init(user: String, service: String, rhost: String? = nil, tty: String? = nil, ruser: String? = nil,
                 peer: PeerCredentials, clientWaitMillis: Int64 = LoginContext.defaultClientWaitMillis, liveness: DialogLiveness? = nil,
                 capabilities: ClientCapabilities = []) {
+        self.host = peer.relayed?.host ?? HostName.local
+        self.claimedGroups = peer.relayed?.context.userGroups.map(Set.init)
         self.user = user
         self.service = service
         self.rhost = rhost
@@ -50,6 +58,10 @@ public struct LoginContext: Sendable {
                   clientWaitMillis: Int64(start.deadlineMillis ?? UInt32(LoginContext.defaultClientWaitMillis)), liveness: liveness,
                   capabilities: start.capabilities ?? [])
     }
+
+    /// Whether enroll at login may run for this dialog: on a server's (or a single host's) own
+    /// socket. Through a relay never yet: `enroll_hosts`, which opens it to named hosts, is to come.
+    var relayedHostMayEnroll: Bool { peer.relayed == nil }
 
     /// The longest the daemon may hold an answer (a throttle delay) and still answer in time: the
     /// client's wait less a second for the commit and the trip back.
@@ -170,7 +182,10 @@ public final class Authenticator: Sendable {
         let policy = self.policy.current
         guard let record, !record.factors.isEmpty else {
             let override = record?.requirement ?? .policy
-            if policy.needsGroups(service: context.service, host: HostName.local, override: override) {
+            if let claimed = context.claimedGroups {
+                return notEnrolled(context, override: override, policy: policy, groups: { _ in claimed })
+            }
+            if policy.needsGroups(service: context.service, host: context.host, override: override) {
                 // Group membership comes from NSS (maybe LDAP or sssd): look it up on NIO's thread
                 // pool, not on the event loop that serves every other login.
                 return .async {
@@ -185,7 +200,7 @@ public final class Authenticator: Sendable {
             return audited(context, outcome: "locked", reason: "locked", then: .locked(untilMillis: until))
         }
         // Only the factor kinds this login may use count; with none of them the login cannot go on.
-        let allowed = policy.allowedKinds(user: record.factorKinds, service: context.service, host: HostName.local)
+        let allowed = policy.allowedKinds(user: record.factorKinds, service: context.service, host: context.host)
         guard allowed.kinds.contains(.recovery) || record.factors.contains(where: { allowed.kinds.contains($0.kind) }) else {
             let kinds = FactorKind.allCases.filter(allowed.kinds.contains).map(\.rawValue).joined(separator: ", ")
             return audited(context, outcome: "denied", reason: "no factor of a kind allowed for this login (\(allowed.because))",
@@ -197,7 +212,7 @@ public final class Authenticator: Sendable {
     /// A user without an active enrollment: ignored unless required.
     private func notEnrolled(_ context: LoginContext, override: RequirementOverride, policy: Policy,
                              groups: (String) -> Set<String>) -> LoginStep<LoginStart> {
-        let (required, because) = policy.requirement(user: context.user, service: context.service, host: HostName.local,
+        let (required, because) = policy.requirement(user: context.user, service: context.service, host: context.host,
                                                      override: override, groups: groups)
         guard required else {
             return audited(context, outcome: "ignored", reason: "not enrolled, not required (\(because))", then: .ignore)
@@ -210,8 +225,13 @@ public final class Authenticator: Sendable {
         case .deny:
             return audited(context, outcome: "denied", reason: "required but not enrolled (\(because))",
                            then: .denied(userMessage: "Two-factor authentication is required for this account, but it is not set up. Ask your administrator."))
-        case .enroll:
+        case .enroll where context.relayedHostMayEnroll:
             return .done(.enroll)
+        case .enroll:
+            // A host that shows the QR code sees the new secret: enrolling is for the servers (and
+            // later the hosts an admin opens it to), never for any host that relays a login.
+            return audited(context, outcome: "denied", reason: "required, not enrolled; enrollment is not open on host \(context.host)",
+                           then: .denied(userMessage: "Two-factor authentication is required for this account, but it is not set up, and it cannot be set up on this host. Ask your administrator."))
         case .grace:
             return .async { await self.graceStart(context, because: because, policy: policy) }
         }
@@ -265,7 +285,7 @@ public final class Authenticator: Sendable {
     /// record do not say which failed), or against the recovery codes when no OTP factor claims its form.
     private func evaluate(answer: String, record: UserRecord, context: LoginContext, policy: Policy) -> LoginStep<LoginResult> {
         // Factors of a kind this login may not use are left out, as if the user had none of them.
-        let allowed = policy.allowedKinds(user: record.factorKinds, service: context.service, host: HostName.local).kinds
+        let allowed = policy.allowedKinds(user: record.factorKinds, service: context.service, host: context.host).kinds
         let factors = record.factors.filter { allowed.contains($0.kind) }.compactMap { $0.factor() }
         if !FactorSet.claims(answer, factors: factors), RecoveryCodeFactor.claims(answer), allowed.contains(.recovery) {
             return .async { await self.checkRecoveryCode(answer, context: context, policy: policy) }

@@ -224,7 +224,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         // sshd, login, su and sudo run PAM as root; a screen locker runs as the user itself. Its
         // account lookup goes through NSS (possibly LDAP or sssd), so it runs on NIO's thread pool,
         // not on the loop that serves every other login.
-        if !peer.isRoot, let loop = eventLoop {
+        // A relayed peer was authorized so by its relay, on its host: that host's claim decides
+        // logins on that host only, and this server may not even know the account.
+        if !peer.isRoot, peer.relayed == nil, let loop = eventLoop {
             let bound = NIOLoopBound(self, eventLoop: loop)
             let user = start.user
             NIOThreadPool.singleton.runIfActive(eventLoop: loop) { Accounts.uid(of: user) }.whenComplete { result in

@@ -71,12 +71,21 @@ public final class ControlService: Sendable {
         // NSS lookups (maybe LDAP or sssd) run on NIO's thread pool, not on an event loop.
         // A named user is taken as the system spells it (NSS may accept "Alice" for "alice"), so one
         // account has one record whatever case an admin types.
+        if let relayed = peer.relayed, let refusal = Self.closedThroughRelays(request, host: relayed.host) {
+            return refusal
+        }
         let adminGroup = live.current.adminGroup
         let named = request.targetUser
-        let (caller, admin, canonical) = (try? await NIOThreadPool.singleton.runIfActive { () -> (String?, Bool, String?) in
-            let caller = Accounts.name(of: peer.uid)
-            return (caller, Self.isAdmin(peer: peer, caller: caller, adminGroup: adminGroup), named.flatMap(Accounts.canonicalName(of:)))
-        }) ?? (nil, peer.isRoot, nil)
+        // A relayed caller is who its host says, on that host, and never an admin here.
+        let (caller, admin, canonical): (String?, Bool, String?)
+        if let relayed = peer.relayed {
+            (caller, admin, canonical) = (relayed.context.caller, false, nil)
+        } else {
+            (caller, admin, canonical) = (try? await NIOThreadPool.singleton.runIfActive { () -> (String?, Bool, String?) in
+                let caller = Accounts.name(of: peer.uid)
+                return (caller, Self.isAdmin(peer: peer, caller: caller, adminGroup: adminGroup), named.flatMap(Accounts.canonicalName(of:)))
+            }) ?? (nil, peer.isRoot, nil)
+        }
         let request = canonical.map { request.naming($0) } ?? request
         await policy.refreshIfShared()
         do {

@@ -49,8 +49,7 @@ public struct Daemon: Sendable {
         }
         let control = ControlService(store: store, authenticator: authenticator, enrollment: enrollment, policy: policy, clock: clock,
                                      live: live, keys: keys, recoveryPepper: pepper, refusals: refusals, logger: logger)
-        let source: ListenSource = SystemdSocketActivation.listeningDescriptor(environment: environment).map { .descriptor($0) }
-            ?? .path(configuration.socketPath)
+        let source = ListenSource.from(environment: environment, path: configuration.socketPath)
         pruner = AuditPruner(store: store, clock: clock, retentionDays: { live.current.auditRetentionDays }, logger: logger)
         server = SocketServer(source: source, live: live, authenticator: authenticator, enrollment: enrollment,
                               control: control, refusals: refusals, logger: logger, environment: environment, onListening: onListening)

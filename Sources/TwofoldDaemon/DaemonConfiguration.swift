@@ -77,6 +77,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var newEnrollment = OTPParameters()
     /// Days audit records are kept; older ones are deleted (hourly, in small batches). 0 keeps them all.
     public var auditRetentionDays = 365
+    /// The role in a fleet and how it reaches or serves the others (`role`, `listen`, `servers`, `tls_*`).
+    public var fleet = FleetConfiguration()
 
     public init() {}
 
@@ -127,6 +129,9 @@ extension DaemonConfiguration {
             try config.set(key: key, value: String(value), at: at)
         }
         try config.checkStoreKeys(source: source)
+        let storeKeysSet = config.databasePath != nil || config.postgresqlURL != nil || config.postgresqlPasswordFile != nil
+            || config.keyFile != nil || !config.previousKeyFiles.isEmpty
+        try config.fleet.check(source: source, store: config.store, storeKeysSet: storeKeysSet)
         return config
     }
 
@@ -220,7 +225,9 @@ extension DaemonConfiguration {
             guard let alg = HashAlgorithm(rawValue: value.uppercased().filter { $0 != "-" }) else { throw ConfigurationError("\(at): algorithm must be SHA1, SHA256 or SHA512") }
             newEnrollment.algorithm = alg
         default:
-            throw ConfigurationError("\(at): unknown key '\(key)'")
+            guard try fleet.set(key: key, value: value, at: at, path: path, int: int) else {
+                throw ConfigurationError("\(at): unknown key '\(key)'")
+            }
         }
     }
 }

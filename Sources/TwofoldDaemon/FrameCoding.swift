@@ -109,21 +109,37 @@ final class RefusedConnectionHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private let reason: String
+    private let userText: String
     private let onClose: @Sendable () -> Void
 
-    init(reason: String, onClose: @escaping @Sendable () -> Void) {
+    init(reason: String, userText: String = "Too many connections to twofoldd from this account. Try again later.",
+         onClose: @escaping @Sendable () -> Void) {
         self.reason = reason
+        self.userText = userText
         self.onClose = onClose
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        answer(context)
+        context.fireChannelActive()
+    }
+
+    /// Added to a channel that is already active (a tier connection refused after its handshake).
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { answer(context) }
+    }
+
+    private var answered = false
+
+    private func answer(_ context: ChannelHandlerContext) {
+        guard !answered else { return }
+        answered = true
         var bytes: [UInt8] = []
-        try? FrameCodec.encode(.errorMessage("Too many connections to twofoldd from this account. Try again later."), into: &bytes)
+        try? FrameCodec.encode(.errorMessage(userText), into: &bytes)
         try? FrameCodec.encode(.verdict(.denied, reason: "refused: \(reason)"), into: &bytes)
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
         let channel = context.channel
         context.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
-        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -90,6 +90,7 @@ extension LiveConfiguration {
         keep("postgresql_connect_timeout_ms", \.postgresqlConnectTimeoutMillis)
         keep("postgresql_statement_timeout_ms", \.postgresqlStatementTimeoutMillis)
         keep("postgresql_pool_size", \.postgresqlPoolSize)
+        keep("role, listen, servers and tls_*", \.fleet)
         return changed
     }
 }

@@ -3,20 +3,27 @@ import Glibc
 #endif
 import NIOCore
 
-/// The credentials of the process at the other end of a Unix socket, from SO_PEERCRED.
+/// The credentials of the process at the other end of a Unix socket, from SO_PEERCRED: on this
+/// host, or (`relayed`) on the host of a relay, as that host reported them.
 public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
     public var pid: Int32
     public var uid: UInt32
     public var gid: UInt32
+    /// Set when the peer is on another host and reached this server through that host's relay.
+    public var relayed: RelayedPeer?
 
-    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+    public init(pid: Int32, uid: UInt32, gid: UInt32, relayed: RelayedPeer? = nil) {
         self.pid = pid
         self.uid = uid
         self.gid = gid
+        self.relayed = relayed
     }
 
-    public var isRoot: Bool { uid == 0 }
-    public var description: String { "pid=\(pid) uid=\(uid) gid=\(gid)" }
+    /// Root of this host. Root of a relay's host is root there only: never an admin here.
+    public var isRoot: Bool { uid == 0 && relayed == nil }
+    public var description: String {
+        "pid=\(pid) uid=\(uid) gid=\(gid)" + (relayed.map { " host=\($0.host)" } ?? "")
+    }
 
     /// Reads SO_PEERCRED of an accepted channel. Fails if the channel is not a Unix socket.
     static func of(_ channel: Channel) -> EventLoopFuture<PeerCredentials> {

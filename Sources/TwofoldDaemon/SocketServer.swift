@@ -9,15 +9,6 @@ import Synchronization
 import TwofoldProtocol
 import TwofoldStore
 
-/// Where the server takes its listening socket from.
-public enum ListenSource: Sendable, Equatable {
-    /// Bind this path (a stale socket file is replaced; the file is made connectable by everyone:
-    /// authorization is by SO_PEERCRED, not by file mode).
-    case path(String)
-    /// A bound, listening socket handed over by systemd (LISTEN_FDS).
-    case descriptor(Int32)
-}
-
 /// The Unix-socket server of `twofoldd`, run as a service-lifecycle `Service`: each connection is a
 /// `ConnectionHandler` on its event loop (a login dialog never leaves the loop but for the group
 /// commit), a cap on concurrent connections, idle and total timeouts per connection. On graceful
@@ -27,15 +18,10 @@ public final class SocketServer: Service, Sendable {
     /// Lifecycle of the server.
     enum State: Sendable {
         case initial
-        case listening(Channel)
+        /// The Unix socket's listener, and the tier's (a server's TLS listener for relays) when there is one.
+        case listening([Channel])
         case shuttingDown
         case stopped
-    }
-
-    /// Open connections, and who waits for there to be none.
-    private struct Connections {
-        var open: [ObjectIdentifier: Channel] = [:]
-        var drainWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let source: ListenSource
@@ -47,10 +33,12 @@ public final class SocketServer: Service, Sendable {
     private let environment: [String: String]
     private let shutdownGraceSeconds: Int64
     private let state = Mutex<State>(.initial)
-    private let connections = Mutex(Connections())
+    private let connections = OpenConnections()
     private let onListening: @Sendable () -> Void
     private let admission: AdmissionControl
     private let refusals: RefusalAuditor
+    /// A server's listener for relays (role = server), or nil.
+    private let tier: TierListener?
     /// The one loop that accepts and serves every connection. With connections spread over several
     /// loops, NIO hops each accepted connection between the accepting loop and its own three times
     /// (three thread wake-ups); measured on 2 cores, one socket loop gave more verifies/s at 64
@@ -61,7 +49,9 @@ public final class SocketServer: Service, Sendable {
 
     init(source: ListenSource, live: LiveConfiguration, authenticator: Authenticator, enrollment: EnrollmentService,
                 control: ControlService, refusals: RefusalAuditor, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton,
-                environment: [String: String] = [:], shutdownGraceSeconds: Int64 = 10, onListening: @escaping @Sendable () -> Void = {}) {
+                environment: [String: String] = [:], shutdownGraceSeconds: Int64 = 10, tier: TierListener? = nil,
+                onListening: @escaping @Sendable () -> Void = {}) {
+        self.tier = tier
         self.source = source
         self.live = live
         self.authenticator = authenticator
@@ -87,10 +77,20 @@ public final class SocketServer: Service, Sendable {
                                           refusals: refusals, deadlines: deadlines, logger: logger, reader: reader)
         let deadlineSweep = socketLoop.scheduleRepeatedTask(initialDelay: VerdictDeadlines.sweepInterval,
                                                             delay: VerdictDeadlines.sweepInterval) { _ in deadlines.sweep() }
-        let listener = try await bind(services)
-        state.withLock { $0 = .listening(listener) }
-        logger.notice("listening", metadata: ["socket": "\(describe(source))", "max_connections": "\(live.current.maxConnections)"])
-        SystemdNotify.send("READY=1\nSTATUS=listening on \(describe(source))\nMAINPID=\(getpid())", environment: environment)
+        var listeners = [try await bind(services)]
+        logger.notice("listening", metadata: ["socket": "\(source)", "max_connections": "\(live.current.maxConnections)"])
+        var registrySweep: RepeatedTask?
+        if let tier {
+            do {
+                listeners.append(try await tier.bind(services: services, loop: socketLoop) { self.connections.track($0) })
+            } catch {
+                listeners[0].close(promise: nil)
+                throw error
+            }
+            registrySweep = tier.sweepRegistry(on: socketLoop, logger: logger)
+        }
+        state.withLock { $0 = .listening(listeners) }
+        SystemdNotify.send("READY=1\nSTATUS=listening on \(source)\nMAINPID=\(getpid())", environment: environment)
         onListening()
         // Aggregated refusal records are written once their minute is over.
         let refusals = self.refusals
@@ -98,17 +98,18 @@ public final class SocketServer: Service, Sendable {
 
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
-                try? await listener.closeFuture.get()
-                await self.drained()
+                for listener in listeners { try? await listener.closeFuture.get() }
+                await self.connections.drained()
             } onGracefulShutdown: {
                 self.beginShutdown()
             }
         } onCancel: {
             self.beginShutdown()
-            self.closeAll()
+            self.connections.closeAll(reason: "twofoldd is shutting down")
         }
         sweep.cancel()
         deadlineSweep.cancel()
+        registrySweep?.cancel()
         refusals.flush(all: true)
         state.withLock { $0 = .stopped }
         logger.notice("stopped")
@@ -116,56 +117,25 @@ public final class SocketServer: Service, Sendable {
 
     /// Stops accepting; closes connections still open after the grace period.
     private func beginShutdown() {
-        let listener: Channel? = state.withLock { state in
-            guard case .listening(let channel) = state else { return nil }
+        let listeners: [Channel] = state.withLock { state in
+            guard case .listening(let channels) = state else { return [] }
             state = .shuttingDown
-            return channel
+            return channels
         }
-        guard let listener else { return }
+        guard let first = listeners.first else { return }
         SystemdNotify.send("STOPPING=1", environment: environment)
         logger.notice("shutting down: no new connections")
-        listener.close(promise: nil)
-        listener.eventLoop.scheduleTask(in: .seconds(shutdownGraceSeconds)) { self.closeAll() }
-    }
-
-    /// Ends every connection still open: a started login dialog gets a verdict first.
-    private func closeAll() {
-        let remaining = connections.withLock { Array($0.open.values) }
-        for channel in remaining {
-            channel.pipeline.fireUserInboundEventTriggered(DialogCutOff(verdict: .unavailable, reason: "twofoldd is shutting down"))
-            channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
-        }
-    }
-
-    /// Returns once no connection is open.
-    private func drained() async {
-        await withCheckedContinuation { continuation in
-            let done = connections.withLock { c -> Bool in
-                if c.open.isEmpty { return true }
-                c.drainWaiters.append(continuation)
-                return false
-            }
-            if done { continuation.resume() }
-        }
+        for listener in listeners { listener.close(promise: nil) }
+        first.eventLoop.scheduleTask(in: .seconds(shutdownGraceSeconds)) { self.connections.closeAll(reason: "twofoldd is shutting down") }
     }
 
     /// Tracks a new connection (so shutdown can wait for it) and admits it under the limits of
     /// its peer: nil, or why it is refused. Whatever it is, its close gives everything back.
     private func admit(_ channel: Channel, peer: PeerCredentials) -> AdmissionControl.Refusal? {
-        let id = ObjectIdentifier(channel)
-        connections.withLock { c in c.open[id] = channel }
+        connections.track(channel)
         let refusal = admission.admitConnection(uid: peer.uid)
         let admission = self.admission
-        channel.closeFuture.whenComplete { _ in
-            if refusal == nil { admission.releaseConnection(uid: peer.uid) }
-            let waiters = self.connections.withLock { c -> [CheckedContinuation<Void, Never>] in
-                c.open.removeValue(forKey: id)
-                guard c.open.isEmpty else { return [] }
-                defer { c.drainWaiters = [] }
-                return c.drainWaiters
-            }
-            for waiter in waiters { waiter.resume() }
-        }
+        if refusal == nil { channel.closeFuture.whenComplete { _ in admission.releaseConnection(uid: peer.uid) } }
         return refusal
     }
 
@@ -202,34 +172,6 @@ public final class SocketServer: Service, Sendable {
                     try sync.addHandler(ConnectionHandler(services: services, peer: peer))
                 }
             }
-        switch source {
-        case .path(let path):
-            try prepareSocketDirectory(for: path)
-            let server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
-            guard chmod(path, 0o666) == 0 else {
-                server.close(promise: nil)
-                throw ConfigurationError("cannot set the mode of \(path): \(String(cString: strerror(errno)))")
-            }
-            return server
-        case .descriptor(let fd):
-            return try await bootstrap.withBoundSocket(fd).get()
-        }
-    }
-
-    private func prepareSocketDirectory(for path: String) throws {
-        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
-        let directory = String(path[..<slash])
-        var info = stat()
-        if stat(directory, &info) == 0 { return }
-        guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
-            throw ConfigurationError("cannot create socket directory \(directory): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    private func describe(_ source: ListenSource) -> String {
-        switch source {
-        case .path(let p): p
-        case .descriptor(let fd): "systemd socket (fd \(fd))"
-        }
+        return try await source.bind(bootstrap)
     }
 }

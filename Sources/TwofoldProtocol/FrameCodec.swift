@@ -56,7 +56,7 @@ public enum FrameCodec {
             appendHeader(.result, length: 1, into: &buffer)
             buffer.append(code.rawValue)
             if let reason { try appendText(.text, reason, into: &buffer) }
-        case .request(let json):
+        case .request(let json), .relay(let json):
             try appendJSON(json, bound: ProtocolLimits.maxRequestJSON, escapeAllowed: false, into: &buffer)
         case .response(let json):
             try appendJSON(json, bound: ProtocolLimits.maxResponseJSON, escapeAllowed: true, into: &buffer)
@@ -84,7 +84,7 @@ public enum FrameCodec {
             return 3 + text.utf8.count
         case .verdict(_, let reason):
             return 7 + (reason?.utf8.count ?? 0)
-        case .request(let json), .response(let json):
+        case .request(let json), .response(let json), .relay(let json):
             return 3 + json.count
         }
     }
@@ -233,6 +233,7 @@ public enum FrameCodec {
             guard let code = VerdictCode(rawValue: raw) else { throw ProtocolError.unknownVerdictCode(raw) }
             return .verdict(code, reason: optionalText(.text))
         case .request: return .request(try json())
+        case .relay: return .relay(try json())
         case .response: return .response(try json())
         }
     }

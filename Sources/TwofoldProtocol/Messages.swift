@@ -28,6 +28,8 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case verdict = 0x20
     case request = 0x30
     case response = 0x31
+    /// Relay → server, first on a tier connection: who asks, as the relay's host saw it (`RelayContext`).
+    case relay = 0x40
     case protocolError = 0x7F
 
     /// The name used in `docs/protocol.md`, e.g. `AUTH_START`.
@@ -42,6 +44,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
         case .verdict: return "VERDICT"
         case .request: return "REQUEST"
         case .response: return "RESPONSE"
+        case .relay: return "RELAY"
         case .protocolError: return "PROTOCOL_ERROR"
         }
     }
@@ -62,7 +65,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
         case .answer, .promptEchoOff, .promptEchoOn: return tag == .text || tag == .payload
         case .info, .errorMessage, .protocolError: return tag == .text
         case .verdict: return tag == .result || tag == .text
-        case .request, .response: return tag == .json
+        case .request, .response, .relay: return tag == .json
         }
     }
 
@@ -285,6 +288,8 @@ public enum Message: Sendable, Equatable {
     case request([UInt8])
     /// JSON bytes of a control response.
     case response([UInt8])
+    /// JSON bytes of a `RelayContext`: the first message a relay sends a server on a tier connection.
+    case relay([UInt8])
     /// The reason the peer closes the connection.
     case protocolError(String)
 
@@ -299,6 +304,7 @@ public enum Message: Sendable, Equatable {
         case .verdict: return .verdict
         case .request: return .request
         case .response: return .response
+        case .relay: return .relay
         case .protocolError: return .protocolError
         }
     }
@@ -323,7 +329,7 @@ extension Message: CustomStringConvertible, CustomDebugStringConvertible, Custom
             return "\(type.name) \(String(reflecting: text))"
         case .verdict(let code, let reason):
             return "VERDICT \(code.name)" + (reason.map { " \(String(reflecting: $0))" } ?? "")
-        case .request(let json), .response(let json):
+        case .request(let json), .response(let json), .relay(let json):
             return "\(type.name) \(json.count) bytes of JSON"
         }
     }

@@ -62,6 +62,11 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
             // A config that is fine but a daemon that would authorize every caller as the wrong
             // user is not "OK": the check reports a user namespace too (an error, exit 1).
             try UserNamespace.requireInitialNamespace()
+            for line in try FleetCheck.report(settings.fleet) { print(line) }
+            if settings.fleet.role == .relay {
+                print("configuration OK")
+                return
+            }
             // The file's policy keys as a whole (require = groups needs required_groups...): the
             // daemon would refuse to start on what only each value's check lets through.
             _ = try Policy(Policy.document(from: settings))
@@ -85,8 +90,12 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
             // show most callers as uid 65534, and every authorization would be about the wrong user.
             try UserNamespace.requireInitialNamespace()
             let live = LiveConfiguration(settings, fileRead: fileRead, source: source, logLevel: level)
-            let daemon = try await Daemon(configuration: settings, live: live, environment: environment, logger: logger)
-            try await daemon.run(logger: logger)
+            if settings.fleet.role == .relay {
+                try await RelayDaemon(configuration: settings, live: live, environment: environment, logger: logger).run(logger: logger)
+            } else {
+                let daemon = try await Daemon(configuration: settings, live: live, environment: environment, logger: logger)
+                try await daemon.run(logger: logger)
+            }
         } catch {
             logger.critical("twofoldd cannot run: \(error)")
             throw ExitCode(1)

@@ -1,0 +1,134 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// A relay's Unix-socket server (role = relay), run as a service-lifecycle `Service`: the same
+/// socket, limits per uid, timeouts and graceful shutdown as a single host's `SocketServer`, but
+/// each connection is a `RelayHandler` that forwards it to the tier. It opens no store and holds
+/// no key.
+public final class RelayServer: Service, Sendable {
+    private enum State {
+        case initial
+        case listening(Channel)
+        case shuttingDown
+        case stopped
+    }
+
+    private let source: ListenSource
+    private let live: LiveConfiguration
+    private let connector: TierConnector
+    private let admission: AdmissionControl
+    private let connections = OpenConnections()
+    private let state = Mutex<State>(.initial)
+    private let logger: Logger
+    private let environment: [String: String]
+    private let shutdownGraceSeconds: Int64
+    private let onListening: @Sendable () -> Void
+    private let loop: any EventLoop
+
+    init(source: ListenSource, live: LiveConfiguration, connector: TierConnector, logger: Logger, environment: [String: String],
+         shutdownGraceSeconds: Int64 = 10, onListening: @escaping @Sendable () -> Void = {}) {
+        self.source = source
+        self.live = live
+        self.connector = connector
+        let admission = AdmissionControl(limits: live.current.admissionLimits)
+        self.admission = admission
+        live.onChange { admission.limits = $0.admissionLimits }
+        self.logger = logger
+        self.environment = environment
+        self.shutdownGraceSeconds = shutdownGraceSeconds
+        self.onListening = onListening
+        self.loop = MultiThreadedEventLoopGroup.singleton.next()
+    }
+
+    public func run() async throws {
+        let listener = try await bind()
+        state.withLock { $0 = .listening(listener) }
+        logger.notice("relaying", metadata: ["socket": "\(source)", "servers": "\(connector.servers.map(\.description).joined(separator: ", "))"])
+        SystemdNotify.send("READY=1\nSTATUS=relaying \(source) to the tier\nMAINPID=\(getpid())", environment: environment)
+        onListening()
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                try? await listener.closeFuture.get()
+                await self.connections.drained()
+            } onGracefulShutdown: {
+                self.beginShutdown()
+            }
+        } onCancel: {
+            self.beginShutdown()
+            self.connections.closeAll(reason: "the relay is shutting down")
+        }
+        state.withLock { $0 = .stopped }
+        logger.notice("stopped")
+    }
+
+    private func beginShutdown() {
+        let listener: Channel? = state.withLock { state in
+            guard case .listening(let channel) = state else { return nil }
+            state = .shuttingDown
+            return channel
+        }
+        guard let listener else { return }
+        SystemdNotify.send("STOPPING=1", environment: environment)
+        listener.close(promise: nil)
+        listener.eventLoop.scheduleTask(in: .seconds(shutdownGraceSeconds)) {
+            self.connections.closeAll(reason: "the relay is shutting down")
+        }
+    }
+
+    private func bind() async throws -> Channel {
+        let (live, connector, logger, admission, connections) = (self.live, self.connector, self.logger, self.admission, self.connections)
+        let bootstrap = ServerBootstrap(group: loop, childGroup: loop)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelInitializer { channel in
+                PeerCredentials.of(channel).flatMapThrowing { peer in
+                    connections.track(channel)
+                    let sync = channel.pipeline.syncOperations
+                    if let refusal = admission.admitConnection(uid: peer.uid) {
+                        logger.notice("connection refused", metadata: ["peer": "\(peer)", "reason": "\(refusal)"])
+                        guard admission.beginRefusing() else { return try sync.addHandler(CloseOnActiveHandler()) }
+                        return try sync.addHandler(RefusedConnectionHandler(reason: refusal.description) { admission.endRefusing() })
+                    }
+                    channel.closeFuture.whenComplete { _ in admission.releaseConnection(uid: peer.uid) }
+                    let timeouts = live.current
+                    try sync.addHandler(ConnectionTimeoutHandler(idle: .seconds(Int64(timeouts.idleTimeoutSeconds)),
+                                                                 total: .seconds(Int64(timeouts.connectionTimeoutSeconds))))
+                    try sync.addHandler(ByteToMessageHandler(MessageDecoder()))
+                    try sync.addHandler(MessageToByteHandler(MessageEncoder()))
+                    try sync.addHandler(RelayHandler(peer: peer, connector: connector, logger: logger))
+                }
+            }
+        return try await source.bind(bootstrap)
+    }
+}
+
+/// A relay as `twofoldd` runs it: the configuration, the tier connector and the relay server, and
+/// nothing else: no state directory, no store, no key.
+public struct RelayDaemon: Sendable {
+    public let server: RelayServer
+    let live: LiveConfiguration
+    let environment: [String: String]
+
+    public init(configuration: DaemonConfiguration, live: LiveConfiguration? = nil, environment: [String: String], logger: Logger,
+                onListening: @escaping @Sendable () -> Void = {}) throws {
+        let live = live ?? LiveConfiguration(configuration)
+        self.live = live
+        self.environment = environment
+        Daemon.raiseDescriptorLimit(logger: logger)
+        let connector = try TierConnector(fleet: configuration.fleet, logger: logger)
+        server = RelayServer(source: ListenSource.from(environment: environment, path: configuration.socketPath), live: live,
+                             connector: connector, logger: logger, environment: environment, onListening: onListening)
+    }
+
+    /// Runs until SIGTERM or SIGINT.
+    public func run(logger: Logger) async throws {
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
