@@ -59,10 +59,6 @@ public struct LoginContext: Sendable {
                   capabilities: start.capabilities ?? [])
     }
 
-    /// Whether enroll at login may run for this dialog: on a server's (or a single host's) own
-    /// socket. Through a relay never yet: `enroll_hosts`, which opens it to named hosts, is to come.
-    var relayedHostMayEnroll: Bool { peer.relayed == nil }
-
     /// The longest the daemon may hold an answer (a throttle delay) and still answer in time: the
     /// client's wait less a second for the commit and the trip back.
     var holdBudgetMillis: Int64 { max(0, clientWaitMillis - 1_000) }
@@ -225,11 +221,11 @@ public final class Authenticator: Sendable {
         case .deny:
             return audited(context, outcome: "denied", reason: "required but not enrolled (\(because))",
                            then: .denied(userMessage: "Two-factor authentication is required for this account, but it is not set up. Ask your administrator."))
-        case .enroll where context.relayedHostMayEnroll:
+        case .enroll where context.peer.relayed == nil || policy.admitsEnrollment(on: context.host):
             return .done(.enroll)
         case .enroll:
-            // A host that shows the QR code sees the new secret: enrolling is for the servers (and
-            // later the hosts an admin opens it to), never for any host that relays a login.
+            // A host that shows the QR code sees the new secret: enrolling is for the servers and the
+            // hosts the policy opens to it (`enrollHosts`), never for any host that relays a login.
             return audited(context, outcome: "denied", reason: "required, not enrolled; enrollment is not open on host \(context.host)",
                            then: .denied(userMessage: "Two-factor authentication is required for this account, but it is not set up, and it cannot be set up on this host. Ask your administrator."))
         case .grace:

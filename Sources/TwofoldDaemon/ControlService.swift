@@ -71,15 +71,20 @@ public final class ControlService: Sendable {
         // NSS lookups (maybe LDAP or sssd) run on NIO's thread pool, not on an event loop.
         // A named user is taken as the system spells it (NSS may accept "Alice" for "alice"), so one
         // account has one record whatever case an admin types.
-        if let relayed = peer.relayed, let refusal = Self.closedThroughRelays(request, host: relayed.host) {
-            return refusal
+        var relayedAdmin = false
+        if let relayed = peer.relayed {
+            if case .adminSession(let code) = request { return await openAdminSession(code: code, relayed: relayed, peer: peer) }
+            switch await relayedAccess(request, relayed: relayed) {
+            case .success(let admin): relayedAdmin = admin
+            case .failure(let refusal): return await refused(request, refusal, peer: peer)
+            }
         }
         let adminGroup = live.current.adminGroup
         let named = request.targetUser
         // A relayed caller is who its host says, on that host, and never an admin here.
         let (caller, admin, canonical): (String?, Bool, String?)
         if let relayed = peer.relayed {
-            (caller, admin, canonical) = (relayed.context.caller, false, nil)
+            (caller, admin, canonical) = (relayed.context.caller, relayedAdmin, nil)
         } else {
             (caller, admin, canonical) = (try? await NIOThreadPool.singleton.runIfActive { () -> (String?, Bool, String?) in
                 let caller = Accounts.name(of: peer.uid)
@@ -92,6 +97,8 @@ public final class ControlService: Sendable {
             switch request {
             case .ping:
                 return .ok
+            case .adminSession:
+                throw ControlFailure(.invalidRequest, "admin sessions are for requests through relays; on a server's own socket root and the admin group are admins")
             case .enrollBegin(let user, let currentCode, let name):
                 let target = try resolve(user, caller: caller, admin: admin)
                 return try await enrollBegin(target, currentCode: currentCode, name: name, peer: peer, admin: admin)
@@ -201,13 +208,7 @@ public final class ControlService: Sendable {
                 return .policyImpact(try await PolicyImpactSurvey(store: store, clock: clock).survey(current: current, proposed: evaluated))
             }
         } catch let error as ControlFailure {
-            if error.code == .permissionDenied {
-                // Audited (and logged) like every refusal: a few records a minute per uid, then one aggregate.
-                let mutations = refusals.refused(AuditRecord(timeMillis: clock.nowMillis(), action: request.auditAction, user: request.targetUser,
-                                                             peerUID: peer.uid, outcome: "refused", reason: error.message))
-                if !mutations.isEmpty { _ = await authenticator.commit(mutations) }
-            }
-            return .error(code: error.code, message: error.message)
+            return await refused(request, error, peer: peer)
         } catch let error as StoreError {
             logger.log(level: error.isLoggedByStore ? .debug : .error, "control request failed in the store",
                        metadata: ["peer": "\(peer)", "error": "\(error)"])
@@ -221,6 +222,17 @@ public final class ControlService: Sendable {
             logger.error("control request failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
             return .error(code: .unavailable, message: "internal error")
         }
+    }
+
+    /// The answer to a refused request. A permission refusal is audited (and logged) like every
+    /// refusal: a few records a minute per uid, then one aggregate.
+    func refused(_ request: ControlRequest, _ error: ControlFailure, peer: PeerCredentials) async -> ControlResponse {
+        if error.code == .permissionDenied {
+            let mutations = refusals.refused(AuditRecord(timeMillis: clock.nowMillis(), action: request.auditAction, user: request.targetUser,
+                                                         peerUID: peer.uid, outcome: "refused", reason: error.message))
+            if !mutations.isEmpty { _ = await authenticator.commit(mutations) }
+        }
+        return .error(code: error.code, message: error.message)
     }
 
     // MARK: - Requests
@@ -374,7 +386,7 @@ public final class ControlService: Sendable {
     }
 
     /// A current code (or recovery code) for `user`, checked like a login: throttled, single use, audited.
-    private func requireCurrentCode(_ code: String, user: String, peer: PeerCredentials, purpose: String) async throws {
+    func requireCurrentCode(_ code: String, user: String, peer: PeerCredentials, purpose: String) async throws {
         let context = LoginContext(user: user, service: "twofoldctl:\(purpose)", peer: peer)
         switch try await authenticator.verifyCode(code, context: context) {
         case .success: return
@@ -432,7 +444,7 @@ public final class ControlService: Sendable {
         return Accounts.groups(of: caller).contains(adminGroup)
     }
 
-    private func requireAdmin(_ admin: Bool) throws {
+    func requireAdmin(_ admin: Bool) throws {
         guard admin else { throw ControlFailure(.permissionDenied, "this command needs root or membership of the admin group") }
     }
 
@@ -489,6 +501,7 @@ extension ControlRequest {
         case .unlock: "unlock"
         case .importEnrollment, .importEnrollments: "import"
         case .audit: "audit"
+        case .adminSession: "admin-session"
         }
     }
 
@@ -526,7 +539,7 @@ extension ControlRequest {
             user
         case .audit(let user, _, _, _):
             user
-        case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact, .rekey:
+        case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact, .rekey, .adminSession:
             nil
         }
     }

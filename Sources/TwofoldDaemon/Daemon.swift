@@ -51,8 +51,11 @@ public struct Daemon: Sendable {
                                      live: live, keys: keys, recoveryPepper: pepper, refusals: refusals, logger: logger)
         let source = ListenSource.from(environment: environment, path: configuration.socketPath)
         pruner = AuditPruner(store: store, clock: clock, retentionDays: { live.current.auditRetentionDays }, logger: logger)
+        let tier = try configuration.fleet.role == .server ? TierListener(fleet: configuration.fleet, services: TierServices(
+            registry: HostRegistry(store: store), connections: HostConnections { live.current.fleet.maxConnectionsPerHost }, live: live)) : nil
         server = SocketServer(source: source, live: live, authenticator: authenticator, enrollment: enrollment,
-                              control: control, refusals: refusals, logger: logger, environment: environment, onListening: onListening)
+                              control: control, refusals: refusals, logger: logger, environment: environment, tier: tier,
+                              onListening: onListening)
     }
 
     /// The store, or an error for the operator when the keyring holds no key the database knows.

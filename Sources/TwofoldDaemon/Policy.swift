@@ -38,9 +38,7 @@ public struct Policy: Sendable, Equatable {
         }
         var hosts: [String: ServiceRule] = [:]
         for (name, rule) in document.hosts {
-            guard !name.isEmpty, name.utf8.count <= 253, !name.contains(where: { $0.isWhitespace || $0 == "=" || $0 == "," }) else {
-                throw fail("host names must be 1 to 253 characters without spaces, '=' or ','")
-            }
+            guard HostPattern.isValid(name) else { throw fail(Self.hostNameRule) }
             guard let parsed = ServiceRule(rawValue: rule) else { throw fail("host \(name) must be required or optional") }
             hosts[name] = parsed
         }
@@ -55,7 +53,17 @@ public struct Policy: Sendable, Equatable {
         var serviceFactorKinds: [String: Set<FactorKind>] = [:]
         for (name, list) in document.serviceFactorKinds { serviceFactorKinds[name] = try kinds(list, "service \(name)'s") }
         var hostFactorKinds: [String: Set<FactorKind>] = [:]
-        for (name, list) in document.hostFactorKinds { hostFactorKinds[name] = try kinds(list, "host \(name)'s") }
+        for (name, list) in document.hostFactorKinds {
+            guard HostPattern.isValid(name) else { throw fail(Self.hostNameRule) }
+            hostFactorKinds[name] = try kinds(list, "host \(name)'s")
+        }
+        for pattern in document.adminHosts + document.enrollHosts where !HostPattern.isValid(pattern) {
+            throw fail("admin and enroll hosts: \(Self.hostNameRule)")
+        }
+        for admin in document.admins where !LoginDialogRunner.isPlausibleName(admin) || admin.utf8.count > 256 {
+            throw fail("admins must be user names")
+        }
+        guard (1...1_440).contains(document.adminSessionMinutes) else { throw fail("admin session minutes must be 1 to 1440") }
         if require == .groups && document.requiredGroups.isEmpty { throw fail("require = groups needs at least one required group") }
         if unenrolled == .grace && document.graceDays == nil && document.graceDeadlineMillis == nil {
             throw fail("unenrolled = grace needs grace days or a grace deadline")
@@ -97,9 +105,21 @@ public struct Policy: Sendable, Equatable {
                        throttleMaxDelayMillis: configuration.throttleMaxDelayMillis, lockSeconds: configuration.lockSeconds)
     }
 
+    static let hostNameRule = "host names and patterns are 1 to 253 letters, digits, '.', '-', '_', '*' or '?'"
+
+    /// Whether a caller on `host` (through its relay) who is in the admin list may open an admin session there.
+    public func admitsAdmin(_ user: String, on host: String) -> Bool {
+        document.admins.contains(user) && HostPattern.any(document.adminHosts, matches: host)
+    }
+
+    /// Whether enrolling (a new factor, enroll at login) is open through `host`'s relay.
+    public func admitsEnrollment(on host: String) -> Bool {
+        HostPattern.any(document.enrollHosts, matches: host)
+    }
+
     /// Whether `requirement` would look up the user's groups (so the caller can do that off the event loop).
     public func needsGroups(service: String?, host: String? = nil, override: RequirementOverride) -> Bool {
-        override == .policy && (host.map { hosts[$0] == nil } ?? true) && (service.map { services[$0] == nil } ?? true)
+        override == .policy && (host.map { HostPattern.lookup($0, in: hosts) == nil } ?? true) && (service.map { services[$0] == nil } ?? true)
             && require == .groups
     }
 
@@ -133,7 +153,9 @@ public struct Policy: Sendable, Equatable {
         case .exempt: (false, "admin override: exempt")
         case .policy: nil
         }
-        let hostRule = host.flatMap { name in hosts[name].map { ($0 == .required, "host \(name): \($0.rawValue)") } }
+        let hostRule = host.flatMap { name in
+            HostPattern.lookup(name, in: hosts).map { ($0.value == .required, "host \($0.key == name ? name : "\(name) (\($0.key))"): \($0.value.rawValue)") }
+        }
         let serviceRule = service.flatMap { name in services[name].map { ($0 == .required, "service \(name): \($0.rawValue)") } }
         let rules: [(Level, (Bool, String)?)] = [(.user, userRule), (.host, hostRule), (.service, serviceRule)]
         let steps = rules.map { ($0.0, $0.1?.1) } + [(Level.default, Optional(defaultRuleText))]
@@ -157,7 +179,9 @@ public struct Policy: Sendable, Equatable {
         -> (kinds: Set<FactorKind>, level: Level, because: String) {
         func text(_ kinds: Set<FactorKind>) -> String { FactorKind.allCases.filter(kinds.contains).map(\.rawValue).joined(separator: ", ") }
         if let user { return (user, .user, "admin override: \(text(user))") }
-        if let host, let kinds = hostFactorKinds[host] { return (kinds, .host, "host \(host): \(text(kinds))") }
+        if let host, let (key, kinds) = HostPattern.lookup(host, in: hostFactorKinds) {
+            return (kinds, .host, "host \(key == host ? host : "\(host) (\(key))"): \(text(kinds))")
+        }
         if let service, let kinds = serviceFactorKinds[service] { return (kinds, .service, "service \(service): \(text(kinds))") }
         return (factorKinds, .default, "default: \(text(factorKinds))")
     }

@@ -68,7 +68,7 @@ struct PolicyImpactSurvey {
                                  groups: (String) -> Set<String>) -> (required: Bool, because: String) {
         let byDefault = policy.requirement(user: user, service: nil, host: HostName.local, override: override, groups: groups)
         // An override or this host's rule decides for every service here.
-        if byDefault.required || override != .policy || policy.hosts[HostName.local] != nil { return byDefault }
+        if byDefault.required || override != .policy || HostPattern.lookup(HostName.local, in: policy.hosts) != nil { return byDefault }
         if let service = policy.services.filter({ $0.value == .required }).keys.sorted().first {
             return (true, "service \(service): required")
         }

@@ -70,6 +70,9 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// the answer's cursor continues it, nil once the whole store was done. `check`: change nothing,
     /// only count the sealed values by key.
     case rekey(check: Bool, cursor: String?)
+    /// Through a relay: opens an admin session for the caller on the relay's host with a current code
+    /// of theirs (the caller in the policy's admins, the host in its admin hosts).
+    case adminSession(code: String)
 }
 
 /// An admin's per-user override.
@@ -161,13 +164,26 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     public var throttleDelayMillis: Int64
     public var throttleMaxDelayMillis: Int64
     public var lockSeconds: Int
+    /// Fleet (README "A fleet"): the users who are admins through relays (a current code of theirs
+    /// opens an admin session on a host); the host patterns (`bastion-*`) admin requests through
+    /// relays may come from, and those enrolling is open through (both: none by default, i.e. only
+    /// on the servers); how long an admin session through a relay lasts.
+    public var admins: [String]
+    public var adminHosts: [String]
+    public var enrollHosts: [String]
+    public var adminSessionMinutes: Int
 
     public init(require: String = "nobody", requiredGroups: [String] = [], services: [String: String] = [:],
                 hosts: [String: String] = [:], factorKinds: [String] = ["totp", "hotp", "recovery"],
                 serviceFactorKinds: [String: [String]] = [:], hostFactorKinds: [String: [String]] = [:], unenrolled: String = "deny", graceDays: Int? = nil, graceDeadlineMillis: Int64? = nil,
                 selfEnrollment: Bool = true, allowDisable: Bool = true, enrollmentCodes: Int = 1,
                 digits: Int = 6, algorithm: String = "SHA1", period: Int = 30, window: Int = 1, maxDrift: Int = 3,
-                maxFailures: Int = 10, throttleDelayMillis: Int64 = 1000, throttleMaxDelayMillis: Int64 = 30_000, lockSeconds: Int = 900) {
+                maxFailures: Int = 10, throttleDelayMillis: Int64 = 1000, throttleMaxDelayMillis: Int64 = 30_000, lockSeconds: Int = 900,
+                admins: [String] = [], adminHosts: [String] = [], enrollHosts: [String] = [], adminSessionMinutes: Int = 10) {
+        self.admins = admins
+        self.adminHosts = adminHosts
+        self.enrollHosts = enrollHosts
+        self.adminSessionMinutes = adminSessionMinutes
         self.require = require
         self.requiredGroups = requiredGroups
         self.services = services
@@ -197,7 +213,7 @@ extension PolicyDocument {
     private enum CodingKeys: String, CodingKey {
         case require, requiredGroups, services, hosts, factorKinds, serviceFactorKinds, hostFactorKinds, unenrolled, graceDays, graceDeadlineMillis, selfEnrollment, allowDisable
         case enrollmentCodes, digits, algorithm, period, window, maxDrift, maxFailures, throttleDelayMillis, throttleMaxDelayMillis
-        case lockSeconds
+        case lockSeconds, admins, adminHosts, enrollHosts, adminSessionMinutes
     }
 
     /// Decodes a document stored by an earlier release too: a field added since (`hosts` and the
@@ -227,6 +243,10 @@ extension PolicyDocument {
         throttleDelayMillis = try c.decode(Int64.self, forKey: .throttleDelayMillis)
         throttleMaxDelayMillis = try c.decode(Int64.self, forKey: .throttleMaxDelayMillis)
         lockSeconds = try c.decode(Int.self, forKey: .lockSeconds)
+        admins = try c.decodeIfPresent([String].self, forKey: .admins) ?? []
+        adminHosts = try c.decodeIfPresent([String].self, forKey: .adminHosts) ?? []
+        enrollHosts = try c.decodeIfPresent([String].self, forKey: .enrollHosts) ?? []
+        adminSessionMinutes = try c.decodeIfPresent(Int.self, forKey: .adminSessionMinutes) ?? 10
     }
 
     /// The names of the fields (as in the JSON) whose values differ, sorted: for the audit record.
@@ -265,6 +285,8 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case policyExplanation(PolicyExplanation)
     case factors([FactorInfo])
     case rekey(RekeyReport)
+    /// An admin session through a relay is open until then (ms since the epoch).
+    case adminSession(untilMillis: Int64)
 }
 
 /// The policy chain for one user, service and host (`twofoldctl policy explain`): each level in

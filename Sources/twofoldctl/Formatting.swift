@@ -185,6 +185,10 @@ enum Format {
             ("Window", "±\(policy.window) steps, max drift \(policy.maxDrift)"),
             ("Throttle", "delay \(policy.throttleDelayMillis) ms doubling to \(policy.throttleMaxDelayMillis) ms"),
             ("Lock", "after \(policy.maxFailures) failures, for \(policy.lockSeconds) s"),
+            ("Fleet admins", policy.admins.isEmpty ? "(none)" : policy.admins.joined(separator: ",")),
+            ("Admin hosts", policy.adminHosts.isEmpty ? "(none: admin requests only on the servers)" : policy.adminHosts.joined(separator: ",")),
+            ("Enroll hosts", policy.enrollHosts.isEmpty ? "(none: enrollment only on the servers)" : policy.enrollHosts.joined(separator: ",")),
+            ("Admin session", "\(policy.adminSessionMinutes) min"),
         ]
     }
 

@@ -22,7 +22,8 @@ extension Twofoldctl.Policy {
                   twofoldctl policy set --require everyone --dry-run
                   twofoldctl policy set --require groups --required-groups wheel,ssh-users
                   twofoldctl policy set --service sshd=required --service sudo=optional
-                  twofoldctl policy set --host bastion=required
+                  twofoldctl policy set --host bastion=required --host 'build-*=optional'
+                  twofoldctl policy set --admins alice,bob --admin-hosts 'bastion-*' --enroll-hosts 'bastion-*'
                   twofoldctl policy set --unenrolled grace --grace-days 14 --grace-deadline 2026-03-01
                 """
         )
@@ -43,7 +44,7 @@ extension Twofoldctl.Policy {
         @Option(help: ArgumentHelp("Per PAM service: required, optional, or default to remove the entry (repeatable).", valueName: "name=required|optional|default"))
         var service: [String] = []
 
-        @Option(help: ArgumentHelp("Per host (its hostname): required, optional, or default to remove the entry (repeatable); a host rule comes before service rules.", valueName: "name=required|optional|default"))
+        @Option(help: ArgumentHelp("Per host (its name, or a pattern such as 'bastion-*'): required, optional, or default to remove the entry (repeatable); a host rule comes before service rules, and a host's own name before the longest pattern that matches it.", valueName: "name=required|optional|default"))
         var host: [String] = []
 
         @Option(help: ArgumentHelp("Factor kinds a login may use by default (comma-separated: totp, hotp, recovery).", valueName: "kinds"))
@@ -100,6 +101,18 @@ extension Twofoldctl.Policy {
         @Option(help: ArgumentHelp("How long a lock lasts.", valueName: "seconds"))
         var lockSeconds: Int?
 
+        @Option(help: ArgumentHelp("Fleet: the users who are admins through relays, with a current code of theirs (comma-separated; \"\" for none).", valueName: "users"))
+        var admins: String?
+
+        @Option(help: ArgumentHelp("Fleet: the hosts (names or patterns, comma-separated; \"\" for none) whose relays may carry admin requests.", valueName: "hosts"))
+        var adminHosts: String?
+
+        @Option(help: ArgumentHelp("Fleet: the hosts (names or patterns, comma-separated; \"\" for none) through which users may enroll or add a factor.", valueName: "hosts"))
+        var enrollHosts: String?
+
+        @Option(help: ArgumentHelp("Fleet: how long an admin session through a relay lasts (1 to 1440).", valueName: "minutes"))
+        var adminSessionMinutes: Int?
+
         @Flag(help: "Print what would change and who it would affect; change nothing.")
         var dryRun = false
 
@@ -112,7 +125,7 @@ extension Twofoldctl.Policy {
             if dryRun && yes { throw ValidationError("--dry-run and --yes do not go together.") }
             let given: [Any?] = [require, requiredGroups, unenrolled, graceDays, graceDeadline, selfEnrollment, allowDisable,
                                  enrollmentCodes, digits, algorithm, period, window, maxDrift, maxFailures,
-                                 throttleDelayMs, throttleMaxDelayMs, lockSeconds]
+                                 throttleDelayMs, throttleMaxDelayMs, lockSeconds, admins, adminHosts, enrollHosts, adminSessionMinutes]
             guard !service.isEmpty || !host.isEmpty || !serviceFactorKinds.isEmpty || !hostFactorKinds.isEmpty || factorKinds != nil
                     || given.contains(where: { $0 != nil }) else {
                 throw ValidationError("Give at least one field to change (see --help).")
@@ -133,6 +146,9 @@ extension Twofoldctl.Policy {
             if let throttleDelayMs, throttleDelayMs < 0 { throw ValidationError("--throttle-delay-ms must not be negative.") }
             if let throttleMaxDelayMs, throttleMaxDelayMs < 0 { throw ValidationError("--throttle-max-delay-ms must not be negative.") }
             if let lockSeconds, lockSeconds <= 0 { throw ValidationError("--lock-seconds must be positive.") }
+            if let adminSessionMinutes, !(1...1_440).contains(adminSessionMinutes) {
+                throw ValidationError("--admin-session-minutes must be 1 to 1440.")
+            }
         }
 
         func execute(_ session: DaemonSession) throws(CLIFailure) {
@@ -212,7 +228,7 @@ extension Twofoldctl.Policy {
         private func apply(to policy: inout PolicyDocument) throws {
             if let require { policy.require = require.rawValue }
             if let requiredGroups {
-                policy.requiredGroups = requiredGroups.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
+                policy.requiredGroups = Self.list(requiredGroups)
             }
             for entry in service {
                 let (name, value) = try Self.parseService(entry)
@@ -246,6 +262,15 @@ extension Twofoldctl.Policy {
             if let throttleDelayMs { policy.throttleDelayMillis = throttleDelayMs }
             if let throttleMaxDelayMs { policy.throttleMaxDelayMillis = throttleMaxDelayMs }
             if let lockSeconds { policy.lockSeconds = lockSeconds }
+            if let admins { policy.admins = Self.list(admins) }
+            if let adminHosts { policy.adminHosts = Self.list(adminHosts) }
+            if let enrollHosts { policy.enrollHosts = Self.list(enrollHosts) }
+            if let adminSessionMinutes { policy.adminSessionMinutes = adminSessionMinutes }
+        }
+
+        /// A comma-separated list; "" is the empty list.
+        static func list(_ text: String) -> [String] {
+            text.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
         }
 
         static func parseService(_ entry: String) throws -> (String, String) {

@@ -121,7 +121,7 @@ extension PostgresCluster {
     }
 
     /// A TCP port the kernel considers free on 127.0.0.1.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ChildProcessError("socket failed") }
         defer { close(fd) }

@@ -55,6 +55,18 @@ public struct FleetConfiguration: Sendable, Equatable {
 
     /// Sets a fleet key; false when `key` is not one.
     mutating func set(key: String, value: String, at: String, path: () throws -> String, int: (ClosedRange<Int>) throws -> Int) throws -> Bool {
+        // An empty value is the default (unset), as the shipped file shows it.
+        if value.isEmpty, ["listen", "servers", "tls_certificate", "tls_key", "tls_client_ca", "tls_server_ca"].contains(key) {
+            switch key {
+            case "listen": listen = nil
+            case "servers": servers = []
+            case "tls_certificate": tlsCertificate = nil
+            case "tls_key": tlsKey = nil
+            case "tls_client_ca": tlsClientCA = nil
+            default: tlsServerCA = nil
+            }
+            return true
+        }
         switch key {
         case "role":
             guard let role = DaemonRole(rawValue: value.lowercased()) else { throw ConfigurationError("\(at): role must be single, server or relay") }

@@ -1,0 +1,240 @@
+import Foundation
+import Testing
+import TwofoldClient
+import TwofoldCore
+import TwofoldProtocol
+import TwofoldTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The fleet with real parts: two servers on one PostgreSQL database and relays as separate hosts,
+/// each a real twofoldd with its own directory, socket and certificate from scripts/fleet-ca.sh,
+/// over real mutual TLS on loopback.
+@Suite("A fleet: servers, relays, hosts known by certificate", .serialized)
+struct FleetTests {
+    @Test("1,000 users, each code raced through three relays: exactly one success each; no relay holds a secret")
+    func raceThroughRelays() throws {
+        let fleet = try Fleet(servers: 2)
+        let relays = try ["host-a", "host-b", "host-c"].enumerated().map { index, name in
+            try fleet.relay(name, order: index % 2 == 0 ? [0, 1] : [1, 0])
+        }
+        let apps = try fleet.provision(prefix: "race", count: 1_000)
+        let users = apps.keys.sorted()
+        let verdicts = Locked<[String: [VerdictCode]]>([:])
+        let failures = Locked<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 16) { lane in
+            for index in stride(from: lane, to: users.count, by: 16) {
+                let user = users[index]
+                let code = apps[user]!.code()
+                let group = DispatchGroup()
+                for relay in relays {
+                    DispatchQueue.global().async(group: group) {
+                        do {
+                            let outcome = try relay.login(user, answer: code)
+                            verdicts.withLock { $0[user, default: []].append(outcome.verdict) }
+                        } catch {
+                            failures.withLock { $0.append("\(user): \(error)") }
+                        }
+                    }
+                }
+                group.wait()
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0.prefix(5) })")
+        let all = verdicts.withLock { $0 }
+        #expect(all.count == users.count)
+        let wrong = all.filter { $0.value.filter { $0 == .success }.count != 1 || $0.value.count != 3 }
+        #expect(wrong.isEmpty, "users without exactly one success: \(wrong.prefix(5))")
+        #expect(all.values.allSatisfy { $0.allSatisfy { $0 == .success || $0 == .failure } })
+
+        // No relay's files hold a secret: no key file, no database, none of the users' secrets in any form.
+        for relay in relays {
+            for file in try Self.files(under: relay.directory) {
+                #expect(!file.hasSuffix(".key") && !file.hasSuffix(".sqlite") && !file.contains("twofold.key"), "\(file)")
+                let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+                for user in users.prefix(50) {
+                    let app = apps[user]!
+                    #expect(!Self.contains(bytes, Array(app.base32.utf8)), "\(file) holds \(user)'s secret (base32)")
+                    #expect(!Self.contains(bytes, app.secret.copyBytes()), "\(file) holds \(user)'s secret")
+                }
+            }
+        }
+    }
+
+    @Test("a login through a relay: the user's verdicts, the host in the server's policy, a relay's password dropped, admin requests refused")
+    func relayedDialogAndControl() throws {
+        let fleet = try Fleet(servers: 1)
+        let relay = try fleet.relay("host-a")
+        let apps = try fleet.provision(prefix: "u", count: 1)
+        let code = apps["u0"]!.code()
+        // The module's password never reaches the tier.
+        let start = AuthStart(user: "u0", service: "sshd", rhost: "192.0.2.1", tty: "ssh", password: "hunter2-password")
+        let outcome = try LoginDialog.run(socketPath: relay.socketPath, start: start, timeoutSeconds: 10) { _, _ in code }
+        #expect(outcome.verdict == .success)
+        #expect(try relay.login("u0", answer: code).verdict == .failure, "the same code again")
+        #expect(try relay.login("nobody-enrolled", answer: nil).verdict == .ignore)
+        #expect(!fleet.servers[0].log.contains("hunter2-password") && !relay.log.contains("hunter2-password"))
+
+        // Root on a host is root there: through its relay, admin requests are refused.
+        let listed = try relay.control(.listUsers(after: nil, limit: 10))
+        guard case .error(let code, _) = listed else { throw HarnessError("listUsers through a relay: \(listed)") }
+        #expect(code == .permissionDenied)
+        let imported = try relay.control(.importEnrollment(user: "u9", source: .uri(try TestAuthenticator.random().uri(account: "u9")), name: nil))
+        guard case .error(.permissionDenied, _) = imported else { throw HarnessError("import through a relay: \(imported)") }
+        // A user's own status goes through.
+        #expect(try relay.control(.ping) == .ok)
+    }
+
+    @Test("an unregistered host and a revoked one get DENIED (fail closed); revoking ends the host's open dialog")
+    func registryAndRevocation() throws {
+        let fleet = try Fleet(servers: 1)
+        let stranger = try fleet.relay("host-x", register: false)
+        let apps = try fleet.provision(prefix: "r", count: 2)
+        #expect(try stranger.login("r0", answer: apps["r0"]!.code()).verdict == .denied)
+        #expect(fleet.servers[0].log.contains("not in the host registry"))
+
+        let relay = try fleet.relay("host-a")
+        // A dialog waits at the code prompt while the host is revoked.
+        let connection = try relay.connect()
+        try connection.send(.authStart(AuthStart(user: "r1", service: "sshd", deadlineMillis: 10_000, capabilities: [])))
+        guard case .promptEchoOff = try connection.receive() else { throw HarnessError("no prompt") }
+        #expect(try fleet.servers[0].control(.hostRevoke(name: "host-a")) == .ok)
+        // The open dialog ends with a verdict that fails (never a bare close, never SUCCESS).
+        let ended = try connection.receive()
+        guard case .verdict(let verdict, _) = ended else { throw HarnessError("after revocation: \(ended)") }
+        #expect(verdict != .success)
+        #expect(try relay.login("r1", answer: apps["r1"]!.code()).verdict == .denied)
+    }
+
+    @Test("a host certificate cannot serve; a server certificate cannot pose as a host")
+    func certificatesKeepTheirSide() throws {
+        let fleet = try Fleet(servers: 1)
+        let apps = try fleet.provision(prefix: "c", count: 1)
+        // A relay that trusts the host CA for servers still refuses a host certificate presented as the server's
+        // (it names localhost, but not for serverAuth) — and a relay set up right refuses a server signed by the host CA.
+        let posing = try fleet.ca.hostPosingAsServer()
+        let impostorPort = try PostgresCluster.freePort()
+        let impostor = try DaemonProcess(extraConfig: """
+            role = server
+            listen = 127.0.0.1:\(impostorPort)
+            tls_certificate = \(posing.certificate)
+            tls_key = \(posing.key)
+            tls_client_ca = \(fleet.ca.hostCA)
+            """)
+        let host = try fleet.ca.host("host-a")
+        try fleet.register("host-a", certificate: host.certificate)
+        let misled = try DaemonProcess(extraConfig: """
+            role = relay
+            servers = localhost:\(impostorPort)
+            tls_certificate = \(host.certificate)
+            tls_key = \(host.key)
+            tls_server_ca = \(fleet.ca.serverCA)
+            """)
+        #expect(try misled.login("c0", answer: apps["c0"]!.code()).verdict == .unavailable)
+        #expect(misled.log.contains("tier server unreachable"))
+        _ = impostor
+
+        // The server's own certificate as a relay's client certificate: refused by the server (wrong CA).
+        let serverAsHost = try fleet.relay("localhost", register: false, certificate: (fleet.ca.directory + "/servers/tier-0.pem",
+                                                                                        fleet.ca.directory + "/servers/tier-0.key"))
+        let verdict = try serverAsHost.login("c0", answer: apps["c0"]!.code()).verdict
+        #expect(verdict == .unavailable || verdict == .denied)
+        #expect(verdict != .success)
+    }
+
+    @Test("one server killed mid-load: relays fail over, no code gets SUCCESS twice")
+    func failover() throws {
+        let fleet = try Fleet(servers: 2)
+        let relays = try ["host-a", "host-b"].map { try fleet.relay($0, order: [0, 1]) }
+        let apps = try fleet.provision(prefix: "f", count: 300)
+        let users = apps.keys.sorted()
+        let successes = Locked<[String: Int]>([:])
+        DispatchQueue.concurrentPerform(iterations: 8) { lane in
+            for index in stride(from: lane, to: users.count, by: 8) {
+                if index == 100 { fleet.servers[0].kill() }
+                let user = users[index]
+                let code = apps[user]!.code()
+                for relay in relays {
+                    if let outcome = try? relay.login(user, answer: code), outcome.verdict == .success {
+                        successes.withLock { $0[user, default: 0] += 1 }
+                    }
+                }
+            }
+        }
+        let counts = successes.withLock { $0 }
+        #expect(counts.values.allSatisfy { $0 == 1 }, "\(counts.filter { $0.value != 1 })")
+        // After the kill every login went to the other server: nearly every user got in once.
+        #expect(counts.count >= users.count - 16, "\(counts.count) of \(users.count)")
+        // And the killed server's slot is taken again when it comes back.
+        try fleet.servers[0].start()
+        let late = try fleet.provision(prefix: "late", count: 1)
+        #expect(try relays[0].login("late0", answer: late["late0"]!.code()).verdict == .success)
+    }
+
+    @Test("a host at its cap gets DENIED for a new dialog, while another host logs in")
+    func perHostCap() throws {
+        let fleet = try Fleet(servers: 1, serverConfig: "max_connections_per_host = 2")
+        let busy = try fleet.relay("host-busy")
+        let other = try fleet.relay("host-other")
+        let apps = try fleet.provision(prefix: "p", count: 4)
+        var held: [TwofoldConnection] = []
+        for user in ["p0", "p1"] {
+            let connection = try busy.connect()
+            try connection.send(.authStart(AuthStart(user: user, service: "sshd", deadlineMillis: 10_000, capabilities: [])))
+            guard case .promptEchoOff = try connection.receive() else { throw HarnessError("no prompt") }
+            held.append(connection)
+        }
+        let refused = try busy.login("p2", answer: apps["p2"]!.code())
+        #expect(refused.verdict == .denied)
+        #expect(try other.login("p3", answer: apps["p3"]!.code()).verdict == .success)
+        held.removeAll()
+    }
+
+    @Test("the database stopped: relayed logins UNAVAILABLE at once, back after it starts")
+    func databaseOutage() throws {
+        let fleet = try Fleet(servers: 1, serverConfig: "postgresql_connect_timeout_ms = 1000\npostgresql_statement_timeout_ms = 1000",
+                              privateCluster: true)
+        let relay = try fleet.relay("host-a")
+        let apps = try fleet.provision(prefix: "o", count: 2)
+        try fleet.cluster.stopImmediate()
+        #expect(try relay.login("o0", answer: apps["o0"]!.code()).verdict == .unavailable)
+        try fleet.cluster.start()
+        var verdict = VerdictCode.unavailable
+        for _ in 0..<50 where verdict == .unavailable {
+            verdict = try relay.login("o1", answer: apps["o1"]!.code()).verdict
+            if verdict == .unavailable { usleep(200_000) }
+        }
+        #expect(verdict == .success)
+    }
+
+    @Test("no server reachable: the relay answers UNAVAILABLE as the first message (the module's failmode decides)")
+    func noServer() throws {
+        let fleet = try Fleet(servers: 1)
+        let relay = try fleet.relay("host-a")
+        fleet.servers[0].kill()
+        let outcome = try relay.login("anyone", answer: "123456")
+        #expect(outcome.verdict == .unavailable)
+        #expect(outcome.transcript.count == 1, "UNAVAILABLE must be the first message: \(outcome.transcript)")
+    }
+
+    static func files(under directory: String) throws -> [String] {
+        let enumerator = FileManager.default.enumerator(atPath: directory)
+        var found: [String] = []
+        while let name = enumerator?.nextObject() as? String {
+            var isDirectory: ObjCBool = false
+            let path = directory + "/" + name
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+               !name.hasSuffix(".sock") { found.append(path) }
+        }
+        return found
+    }
+
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return false }
+        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
+            if Array(haystack[start..<start + needle.count]) == needle { return true }
+        }
+        return false
+    }
+}
