@@ -59,6 +59,7 @@ extension Authenticator {
             }
             var metadata: Logger.Metadata = ["user": "\(r.user ?? "")", "service": "\(r.service ?? "")", "rhost": "\(r.rhost ?? "")",
                                              "peer_uid": "\(r.peerUID.map(String.init) ?? "")", "outcome": "\(r.outcome)", "reason": "\(r.reason ?? "")"]
+            if let host = r.host { metadata["host"] = "\(host)" }
             if error == nil {
                 logger.info("\(r.action)", metadata: metadata)
             } else {
