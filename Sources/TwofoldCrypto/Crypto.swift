@@ -67,6 +67,18 @@ public enum Crypto {
         return out
     }
 
+    /// `bytes` as lowercase hex digits, two per byte (for public values: key ids, fingerprints).
+    public static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(2 * bytes.count)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// `count` bytes from the CSPRNG (RAND_bytes).
     public static func randomBytes(_ count: Int) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)

@@ -59,6 +59,7 @@ extension Authenticator {
             }
             var metadata: Logger.Metadata = ["user": "\(r.user ?? "")", "service": "\(r.service ?? "")", "rhost": "\(r.rhost ?? "")",
                                              "peer_uid": "\(r.peerUID.map(String.init) ?? "")", "outcome": "\(r.outcome)", "reason": "\(r.reason ?? "")"]
+            if let host = r.host { metadata["host"] = "\(host)" }
             if error == nil {
                 logger.info("\(r.action)", metadata: metadata)
             } else {
@@ -71,7 +72,8 @@ extension Authenticator {
     /// The audit record of an attempt that succeeds unless the store refuses it (`auditAttempt`).
     func attemptRecord(_ context: LoginContext, reason: String, at now: Int64) -> AuditRecord {
         AuditRecord(timeMillis: now, action: "verify", user: context.user, service: context.service,
-                    rhost: context.rhost, tty: context.tty, peerUID: context.peer.uid, outcome: "success", reason: reason)
+                    rhost: context.rhost, tty: context.tty, peerUID: context.peer.uid, outcome: "success", reason: reason,
+                    host: context.host)
     }
 
     /// An audit record for the verify path (logged when committed).
@@ -81,7 +83,8 @@ extension Authenticator {
 
     func auditRecord(_ context: LoginContext, outcome: String, reason: String?, at now: Int64? = nil, action: String = "verify") -> AuditRecord {
         AuditRecord(timeMillis: now ?? clock.nowMillis(), action: action, user: context.user, service: context.service,
-                    rhost: context.rhost, tty: context.tty, peerUID: context.peer.uid, outcome: outcome, reason: reason)
+                    rhost: context.rhost, tty: context.tty, peerUID: context.peer.uid, outcome: outcome, reason: reason,
+                    host: context.host)
     }
 
     /// Records an event that changes no other state (denied, ignored, abandoned, enrollment steps).

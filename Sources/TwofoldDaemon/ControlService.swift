@@ -23,10 +23,13 @@ public final class ControlService: Sendable {
     let recoveryPepper: SecretBytes
     let refusals: RefusalAuditor
     let logger: Logger
+    /// Called after the host registry changed here (a server ends a revoked host's connections at once).
+    let hostsChanged: @Sendable () async -> Void
 
     init(store: any TwofoldStore, authenticator: Authenticator, enrollment: EnrollmentService, policy: PolicyHolder,
          clock: any WallClock, live: LiveConfiguration, keys: DaemonKeys, recoveryPepper: SecretBytes, refusals: RefusalAuditor,
-         logger: Logger) {
+         logger: Logger, hostsChanged: @escaping @Sendable () async -> Void = {}) {
+        self.hostsChanged = hostsChanged
         self.store = store
         self.authenticator = authenticator
         self.enrollment = enrollment
@@ -136,7 +139,8 @@ public final class ControlService: Sendable {
             case .listUsers(let after, let limit):
                 try requireAdmin(admin)
                 let records = try await store.listUsers(after: after, limit: min(max(limit, 1), 10_000))
-                return .users(records.map(status(of:)))
+                let hosts = try await store.lastSuccessHosts(users: records.map(\.name))
+                return .users(records.map { status(of: $0, lastSuccessHost: hosts[$0.name]) })
             case .showUser(let user):
                 try requireAdmin(admin)
                 return .status(try await status(of: try validName(user)))
@@ -179,12 +183,13 @@ public final class ControlService: Sendable {
             case .importEnrollments(let items):
                 try requireAdmin(admin)
                 return try await importEnrollments(items, peer: peer)
-            case .audit(let user, let since, let outcome, let limit):
+            case .audit(let user, let since, let outcome, let limit, let host):
                 try requireAdmin(admin)
-                let records = try await store.audit(AuditQuery(user: user, sinceMillis: since, outcome: outcome, limit: min(max(limit, 1), 100_000)))
+                let records = try await store.audit(AuditQuery(user: user, sinceMillis: since, outcome: outcome, host: host,
+                                                               limit: min(max(limit, 1), 100_000)))
                 return .audit(records.map {
                     AuditEntry(timeMillis: $0.timeMillis, action: $0.action, user: $0.user, service: $0.service, rhost: $0.rhost,
-                               tty: $0.tty, peerUID: $0.peerUID, outcome: $0.outcome, reason: $0.reason)
+                               tty: $0.tty, peerUID: $0.peerUID, outcome: $0.outcome, reason: $0.reason, host: $0.host)
                 })
             case .setFactorKinds(let user, let kinds):
                 try requireAdmin(admin)
@@ -198,6 +203,15 @@ public final class ControlService: Sendable {
             case .rekey(let check, let cursor):
                 try requireAdmin(admin)
                 return .rekey(try await rekey(check: check, cursor: cursor, peer: peer))
+            case .hostAdd(let name, let pem, let fingerprint, let notAfter):
+                try requireAdmin(admin)
+                return try await addHost(name, certificatePEM: pem, fingerprint: fingerprint, notAfterMillis: notAfter, peer: peer)
+            case .hostList:
+                try requireAdmin(admin)
+                return .hosts(try await hostInfos(nil))
+            case .hostRevoke(let name):
+                try requireAdmin(admin)
+                return try await revokeHost(name, peer: peer)
             case .policyImpact(let proposed):
                 try requireAdmin(admin)
                 let current = policy.current
@@ -209,6 +223,8 @@ public final class ControlService: Sendable {
             }
         } catch let error as ControlFailure {
             return await refused(request, error, peer: peer)
+        } catch StoreError.conflict(let message) {
+            return .error(code: .conflict, message: message)
         } catch let error as StoreError {
             logger.log(level: error.isLoggedByStore ? .debug : .error, "control request failed in the store",
                        metadata: ["peer": "\(peer)", "error": "\(error)"])
@@ -229,7 +245,8 @@ public final class ControlService: Sendable {
     func refused(_ request: ControlRequest, _ error: ControlFailure, peer: PeerCredentials) async -> ControlResponse {
         if error.code == .permissionDenied {
             let mutations = refusals.refused(AuditRecord(timeMillis: clock.nowMillis(), action: request.auditAction, user: request.targetUser,
-                                                         peerUID: peer.uid, outcome: "refused", reason: error.message))
+                                                         peerUID: peer.uid, outcome: "refused", reason: error.message,
+                                                         host: request.targetHost ?? peer.relayed?.host))
             if !mutations.isEmpty { _ = await authenticator.commit(mutations) }
         }
         return .error(code: error.code, message: error.message)
@@ -403,10 +420,10 @@ public final class ControlService: Sendable {
             return UserStatus(user: user, enrollment: "none", method: nil, required: required, requiredBecause: because,
                               recoveryCodesLeft: 0, failures: 0, lockedUntilMillis: nil, lastSuccessMillis: nil, factors: [])
         }
-        return status(of: record)
+        return status(of: record, lastSuccessHost: try await store.lastSuccessHosts(users: [user])[user])
     }
 
-    func status(of record: UserRecord) -> UserStatus {
+    func status(of record: UserRecord, lastSuccessHost: String?) -> UserStatus {
         let current = policy.current
         let (required, because) = current.requirement(user: record.name, service: nil, host: HostName.local, override: record.requirement)
         let locked = record.throttle.lockedUntilMillis.flatMap { $0 > clock.nowMillis() ? $0 : nil }
@@ -415,7 +432,8 @@ public final class ControlService: Sendable {
                           method: record.factors.isEmpty ? nil : Set(record.factors.map(\.kind.rawValue)).sorted().joined(separator: ","),
                           required: required, requiredBecause: because, recoveryCodesLeft: record.recoveryCodesLeft,
                           failures: record.throttle.failures, lockedUntilMillis: locked, lastSuccessMillis: record.lastSuccessMillis,
-                          override: record.requirement.rawValue, graceUntilMillis: grace, factors: record.factors.map(\.name))
+                          override: record.requirement.rawValue, graceUntilMillis: grace, factors: record.factors.map(\.name),
+                          lastSuccessHost: lastSuccessHost)
     }
 
     /// The daemon's setup as it sees it: the files it uses and the key file's mode and owner.
@@ -467,8 +485,10 @@ public final class ControlService: Sendable {
     }
 
     /// Commits an audit record; the authenticator logs it once it is durable (or as not recorded).
-    func audit(_ action: String, user: String?, peer: PeerCredentials, outcome: String, reason: String?) async {
-        let record = AuditRecord(timeMillis: clock.nowMillis(), action: action, user: user, peerUID: peer.uid, outcome: outcome, reason: reason)
+    /// `host`: the registered host the record is about; by default the relay's host of a relayed caller.
+    func audit(_ action: String, user: String?, peer: PeerCredentials, outcome: String, reason: String?, host: String? = nil) async {
+        let record = AuditRecord(timeMillis: clock.nowMillis(), action: action, user: user, peerUID: peer.uid, outcome: outcome, reason: reason,
+                                 host: host ?? peer.relayed?.host)
         _ = await authenticator.commit([.audit(record)])
     }
 }
@@ -502,6 +522,7 @@ extension ControlRequest {
         case .importEnrollment, .importEnrollments: "import"
         case .audit: "audit"
         case .adminSession: "admin-session"
+        case .hostAdd, .hostList, .hostRevoke: "host"
         }
     }
 
@@ -523,7 +544,7 @@ extension ControlRequest {
         case .revoke: .revoke(user: user)
         case .unlock: .unlock(user: user)
         case .importEnrollment(_, let source, let name): .importEnrollment(user: user, source: source, name: name)
-        case .audit(.some, let since, let outcome, let limit): .audit(user: user, sinceMillis: since, outcome: outcome, limit: limit)
+        case .audit(.some, let since, let outcome, let limit, let host): .audit(user: user, sinceMillis: since, outcome: outcome, limit: limit, host: host)
         default: self
         }
     }
@@ -537,10 +558,19 @@ extension ControlRequest {
         case .showUser(let user), .setRequirement(let user, _), .revoke(let user), .unlock(let user), .importEnrollment(let user, _, _),
              .policyExplain(let user, _, _), .setFactorKinds(let user, _):
             user
-        case .audit(let user, _, _, _):
+        case .audit(let user, _, _, _, _):
             user
-        case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact, .rekey, .adminSession:
+        case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact, .rekey, .adminSession, .hostAdd, .hostList,
+             .hostRevoke:
             nil
+        }
+    }
+
+    /// The registered host the request names, if any.
+    var targetHost: String? {
+        switch self {
+        case .hostAdd(let name, _, _, _), .hostRevoke(let name): HostIdentity.normalizedName(name)
+        default: nil
         }
     }
 }

@@ -47,12 +47,15 @@ public struct Daemon: Sendable {
         let refusals = RefusalAuditor(clock: clock, perMinute: live.current.refusalsAuditedPerMinute) { mutations in
             authenticator.commit(mutations) { _ in }
         }
+        let tierServices = configuration.fleet.role == .server ? TierServices(
+            registry: HostRegistry(store: store), connections: HostConnections { live.current.fleet.maxConnectionsPerHost }, live: live) : nil
         let control = ControlService(store: store, authenticator: authenticator, enrollment: enrollment, policy: policy, clock: clock,
-                                     live: live, keys: keys, recoveryPepper: pepper, refusals: refusals, logger: logger)
+                                     live: live, keys: keys, recoveryPepper: pepper, refusals: refusals, logger: logger) {
+            await tierServices?.refreshRegistry(logger: logger)
+        }
         let source = ListenSource.from(environment: environment, path: configuration.socketPath)
         pruner = AuditPruner(store: store, clock: clock, retentionDays: { live.current.auditRetentionDays }, logger: logger)
-        let tier = try configuration.fleet.role == .server ? TierListener(fleet: configuration.fleet, services: TierServices(
-            registry: HostRegistry(store: store), connections: HostConnections { live.current.fleet.maxConnectionsPerHost }, live: live)) : nil
+        let tier = try tierServices.map { try TierListener(fleet: configuration.fleet, services: $0) }
         server = SocketServer(source: source, live: live, authenticator: authenticator, enrollment: enrollment,
                               control: control, refusals: refusals, logger: logger, environment: environment, tier: tier,
                               onListening: onListening)

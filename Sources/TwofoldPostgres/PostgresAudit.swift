@@ -15,6 +15,7 @@ enum PostgresAudit {
         let peerUID: Int64?
         let outcome: String
         let reason: String?
+        let host: String?
 
         init(_ record: AuditRecord) {
             time = record.timeMillis
@@ -26,15 +27,16 @@ enum PostgresAudit {
             peerUID = record.peerUID.map(Int64.init)
             outcome = clean(record.outcome)
             reason = record.reason.map(clean)
+            host = record.host.map(clean)
         }
     }
 
     static func insert(_ records: [AuditRecord], _ connection: PostgresConnection) async throws {
         let json = String(decoding: try JSONEncoder().encode(records.map(Row.init)), as: UTF8.self)
         try await connection.run("""
-            INSERT INTO audit (time, action, user_name, service, rhost, tty, peer_uid, outcome, reason)
+            INSERT INTO audit (time, action, user_name, service, rhost, tty, peer_uid, outcome, reason, host)
             SELECT (e->>'time')::bigint, e->>'action', e->>'user', e->>'service', e->>'rhost', e->>'tty',
-                (e->>'peerUID')::bigint, e->>'outcome', e->>'reason'
+                (e->>'peerUID')::bigint, e->>'outcome', e->>'reason', e->>'host'
             FROM jsonb_array_elements(\(json)::jsonb) WITH ORDINALITY AS a(e, ord)
             ORDER BY ord
             """)

@@ -41,21 +41,22 @@ extension PostgresSchema {
     /// create or migrate it once. Refuses a newer schema (`schemaTooNew`) and a keyring with no key
     /// the database knows (`wrongKey`) before writing anything; on an empty database creates every
     /// table, the sealing key's check, a random pepper and the timeline seen now; migrates v3 to
-    /// v4; opens the pepper (a previous key removed too early fails here); only then registers the
+    /// v4 and v4 to v5; opens the pepper (a previous key removed too early fails here); only then registers the
     /// keyring's other keys. Any failure rolls everything back. Other daemons starting wait while
     /// it holds the lock: 3 round trips, COMMIT included, on a database that needs nothing.
     static func open(_ connector: PostgresConnector, sealer: Sealer) async throws -> PostgresOpening {
         // Sealed before the transaction, to keep it short; stored only on an empty database.
         let keyCheck = try KeyCheck.seal(with: sealer)
         let pepper = try StoreMeta.sealPepper(try SecretBytes(randomCount: 32), with: sealer)
-        return try await connector.transaction(statements: 6) { connection in
+        return try await connector.transaction(statements: 8) { connection in
             try await connection.run("SELECT pg_advisory_xact_lock(\(openLockKey))")
             var created = false, migratedFrom: String?
             var schema = try await read(connection)
             if let found = schema {
                 try checkVersion(found.version)
-                if found.version == "v3" {
-                    try await migrateFromV3(connection, keyCheck: found.keyCheck, sealer: sealer)
+                if found.version != supported {
+                    if found.version == "v3" { try await migrateFromV3(connection, keyCheck: found.keyCheck, sealer: sealer) }
+                    try await migrateFromV4(connection)
                     migratedFrom = found.version
                 }
             } else {
@@ -94,8 +95,7 @@ extension PostgresSchema {
     /// Every table (in one round trip), the first key's check (in `twofold_schema` too, for older
     /// code), a random pepper, and the timeline seen now.
     private static func create(_ connection: PostgresConnection, keyCheck: [UInt8], pepper: [UInt8]) async throws {
-        let statements = (tablesV3 + [metaTable]).map { $0.sql + ";" }.joined(separator: "\n")
-        try await connection.run(PostgresQuery(unsafeSQL: "DO $$ BEGIN\n" + statements + "\nEND $$"))
+        try await connection.run(block(tablesV3 + [metaTable] + tablesV5))
         let check = ByteBuffer(bytes: keyCheck)
         try await connection.run("""
             WITH made AS (
@@ -125,6 +125,16 @@ extension PostgresSchema {
             )
             UPDATE twofold_schema SET version = \("v4")
             """)
+    }
+
+    /// v4 → v5: the host registry and the audit's host (`tablesV5`), in one round trip.
+    private static func migrateFromV4(_ connection: PostgresConnection) async throws {
+        try await connection.run(block(tablesV5 + ["UPDATE twofold_schema SET version = 'v5'"]))
+    }
+
+    /// Statements without parameters as one (a DO block): one round trip.
+    private static func block(_ statements: [PostgresQuery]) -> PostgresQuery {
+        PostgresQuery(unsafeSQL: "DO $$ BEGIN\n" + statements.map { $0.sql + ";" }.joined(separator: "\n") + "\nEND $$")
     }
 
     /// Stores a check for each key of the keyring the stored checks do not know (one of them they

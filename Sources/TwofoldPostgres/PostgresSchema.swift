@@ -2,19 +2,19 @@ import NIOCore
 import PostgresNIO
 import TwofoldStore
 
-/// The PostgreSQL schema: the SQLite backend's schema v4 (users, factors, recovery_codes, settings,
-/// audit, and the key checks and sealed recovery pepper in `twofold_meta`, SQLite's `meta`) in
-/// PostgreSQL's types, with the schema version in `twofold_schema` and the server timeline last
+/// The PostgreSQL schema: the SQLite backend's schema v5 (users, factors, recovery_codes, settings,
+/// audit, the key checks and sealed recovery pepper in `twofold_meta`, SQLite's `meta`, and the host
+/// registry) in PostgreSQL's types, with the schema version in `twofold_schema` and the server timeline last
 /// seen in `twofold_timeline` (see PostgresTimeline). Opening it: PostgresSchema+Open.swift.
 ///
-/// Version strings are the SQLite backend's migration identifiers (`Schema.supported` there): "v4"
+/// Version strings are the SQLite backend's migration identifiers (`Schema.supported` there): "v5"
 /// means the same tables, columns, meta rows and sealing on both backends. A later schema appends a
 /// version here and a migration step in `open`.
 enum PostgresSchema {
     /// The newest schema this code understands.
-    static let supported = "v4"
-    /// Versions a PostgreSQL database can hold (PostgreSQL came with v3; `open` migrates it to v4).
-    static let known = ["v3", "v4"]
+    static let supported = "v5"
+    /// Versions a PostgreSQL database can hold (PostgreSQL came with v3; `open` migrates each to v5).
+    static let known = ["v3", "v4", "v5"]
     /// `pg_advisory_xact_lock` key that serializes opening: "twofold1" in ASCII. Transaction-scoped, so
     /// PgBouncer's transaction pooling cannot leave it held on a server connection.
     static let openLockKey: Int64 = 8_392_298_916_374_930_481
@@ -114,6 +114,30 @@ enum PostgresSchema {
             value BYTEA NOT NULL
         )
         """
+
+    /// The records `audit_host_logins` indexes. A query uses the index only when its WHERE says
+    /// this too, so the query is built from the same text; a released schema never changes it.
+    static let hostLoginCondition = "action = 'verify' AND outcome = 'success' AND host IS NOT NULL"
+
+    /// Schema v5's additions (fleet mode), as SQLite's v5: the host registry (one row per
+    /// certificate, keyed by its fingerprint), the host of an audit record, and a partial index of
+    /// the successful logins that name a host, by user (`lastSuccessHosts`), which records
+    /// without a host (every login of a single host) do not enter. Adding a nullable column
+    /// without a default rewrites no rows.
+    static let tablesV5: [PostgresQuery] = [
+        """
+        CREATE TABLE host_certificates (
+            fingerprint TEXT COLLATE "C" PRIMARY KEY,
+            host TEXT COLLATE "C" NOT NULL,
+            not_after BIGINT,
+            added_at BIGINT NOT NULL,
+            revoked_at BIGINT
+        )
+        """,
+        "CREATE INDEX host_certificates_by_host ON host_certificates (host, added_at)",
+        "ALTER TABLE audit ADD COLUMN host TEXT COLLATE \"C\"",
+        PostgresQuery(unsafeSQL: "CREATE INDEX audit_host_logins ON audit (user_name, id) WHERE " + hostLoginCondition),
+    ]
 
     /// Throws `schemaTooNew` for a version after `supported`, `database` for one this code never wrote.
     static func checkVersion(_ version: String) throws {

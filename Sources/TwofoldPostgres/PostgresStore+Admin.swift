@@ -88,16 +88,17 @@ extension PostgresStore {
         // NULL filters match everything: one statement for every combination.
         let records = try await read { connection in
             try await connection.run("""
-                SELECT id, time, action, user_name, service, rhost, tty, peer_uid, outcome, reason FROM audit
+                SELECT id, time, action, user_name, service, rhost, tty, peer_uid, outcome, reason, host FROM audit
                 WHERE (\(query.user)::text IS NULL OR user_name = \(query.user))
                     AND (\(query.sinceMillis)::bigint IS NULL OR time >= \(query.sinceMillis))
                     AND (\(query.outcome)::text IS NULL OR outcome = \(query.outcome))
+                    AND (\(query.host)::text IS NULL OR host = \(query.host))
                 ORDER BY id DESC LIMIT \(query.limit)
                 """).map { row in
-                let (id, time, action, user, service, rhost, tty, peerUID, outcome, reason)
-                    = try row.decode((Int64, Int64, String, String?, String?, String?, String?, Int64?, String, String?).self)
+                let (id, time, action, user, service, rhost, tty, peerUID, outcome, reason, host)
+                    = try row.decode((Int64, Int64, String, String?, String?, String?, String?, Int64?, String, String?, String?).self)
                 return AuditRecord(id: id, timeMillis: time, action: action, user: user, service: service, rhost: rhost, tty: tty,
-                                   peerUID: peerUID.flatMap { UInt32(exactly: $0) }, outcome: outcome, reason: reason)
+                                   peerUID: peerUID.flatMap { UInt32(exactly: $0) }, outcome: outcome, reason: reason, host: host)
             }
         }
         return records.reversed()

@@ -54,8 +54,8 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// Many imports at once (at most `ControlLimits.maxImportsPerRequest`), stored in one
     /// transaction: each item succeeds or fails on its own (`ControlResponse.importedMany`).
     case importEnrollments([EnrollmentImport])
-    /// Audit records, newest last.
-    case audit(user: String?, sinceMillis: Int64?, outcome: String?, limit: Int)
+    /// Audit records, newest last; `host`: only the records of that host (absent from older clients).
+    case audit(user: String?, sinceMillis: Int64?, outcome: String?, limit: Int, host: String? = nil)
     /// The daemon's version and setup (files, key, admin group) for `twofoldctl doctor`.
     case serverInfo
     /// Who a policy requires and what each of them gets at the next login, over every user the
@@ -73,6 +73,18 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// Through a relay: opens an admin session for the caller on the relay's host with a current code
     /// of theirs (the caller in the policy's admins, the host in its admin hosts).
     case adminSession(code: String)
+
+    // MARK: Host registry (admin; fleet mode: a host is known by its TLS client certificate)
+
+    /// Register a certificate of host `name`: exactly one of the certificate (PEM text; the daemon
+    /// checks that its SAN names the host and that it has not expired, and takes its fingerprint and
+    /// expiry from it) or its SHA-256 `fingerprint` (64 hex digits, optionally colon-separated, with
+    /// `notAfterMillis` if known). Answers `hosts` with the certificate as stored.
+    case hostAdd(name: String, certificatePEM: String?, fingerprint: String?, notAfterMillis: Int64?)
+    /// Every registered certificate, revoked ones included (`hosts`).
+    case hostList
+    /// Revoke every certificate of host `name`; answers `hosts` with all of the host's certificates.
+    case hostRevoke(name: String)
 }
 
 /// An admin's per-user override.
@@ -287,6 +299,27 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case rekey(RekeyReport)
     /// An admin session through a relay is open until then (ms since the epoch).
     case adminSession(untilMillis: Int64)
+    /// Host certificates, one entry per certificate, by host then by when it was added.
+    case hosts([HostInfo])
+}
+
+/// One certificate of a registered host (`twofoldctl host list`).
+public struct HostInfo: Codable, Sendable, Equatable {
+    public var name: String
+    /// SHA-256 of the certificate's DER, 64 lowercase hex digits.
+    public var fingerprint: String
+    public var notAfterMillis: Int64?
+    public var addedMillis: Int64
+    /// nil: in force.
+    public var revokedMillis: Int64?
+
+    public init(name: String, fingerprint: String, notAfterMillis: Int64?, addedMillis: Int64, revokedMillis: Int64?) {
+        self.name = name
+        self.fingerprint = fingerprint
+        self.notAfterMillis = notAfterMillis
+        self.addedMillis = addedMillis
+        self.revokedMillis = revokedMillis
+    }
 }
 
 /// The policy chain for one user, service and host (`twofoldctl policy explain`): each level in
@@ -535,10 +568,13 @@ public struct UserStatus: Codable, Sendable, Equatable {
     public var override: String
     /// End of the grace period when one applies to this user.
     public var graceUntilMillis: Int64?
+    /// The host of the last successful login that came through a host of the fleet (nil: none
+    /// did, or a daemon from before the host registry).
+    public var lastSuccessHost: String?
 
     public init(user: String, enrollment: String, method: String?, required: Bool, requiredBecause: String,
                 recoveryCodesLeft: Int, failures: Int, lockedUntilMillis: Int64?, lastSuccessMillis: Int64?,
-                override: String = "policy", graceUntilMillis: Int64? = nil, factors: [String]? = nil) {
+                override: String = "policy", graceUntilMillis: Int64? = nil, factors: [String]? = nil, lastSuccessHost: String? = nil) {
         self.user = user
         self.enrollment = enrollment
         self.method = method
@@ -551,6 +587,7 @@ public struct UserStatus: Codable, Sendable, Equatable {
         self.lastSuccessMillis = lastSuccessMillis
         self.override = override
         self.graceUntilMillis = graceUntilMillis
+        self.lastSuccessHost = lastSuccessHost
     }
 }
 
@@ -565,9 +602,11 @@ public struct AuditEntry: Codable, Sendable, Equatable {
     public var peerUID: UInt32?
     public var outcome: String
     public var reason: String?
+    /// The host the event happened on (nil: the daemon's own, or a daemon from before the host registry).
+    public var host: String?
 
     public init(timeMillis: Int64, action: String, user: String?, service: String?, rhost: String?, tty: String?,
-                peerUID: UInt32?, outcome: String, reason: String?) {
+                peerUID: UInt32?, outcome: String, reason: String?, host: String? = nil) {
         self.timeMillis = timeMillis
         self.action = action
         self.user = user
@@ -577,5 +616,6 @@ public struct AuditEntry: Codable, Sendable, Equatable {
         self.peerUID = peerUID
         self.outcome = outcome
         self.reason = reason
+        self.host = host
     }
 }

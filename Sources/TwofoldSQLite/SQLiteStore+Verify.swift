@@ -121,9 +121,9 @@ extension SQLiteStore {
 
     private static func insertAudit(_ r: AuditRecord, _ db: Database) throws {
         try db.cachedStatement(sql: """
-            INSERT INTO audit (time, action, user, service, rhost, tty, peer_uid, outcome, reason)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO audit (time, action, user, service, rhost, tty, peer_uid, outcome, reason, host)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [r.timeMillis, r.action, r.user, r.service, r.rhost, r.tty,
-                                     r.peerUID.map { Int64($0) }, r.outcome, r.reason])
+                                     r.peerUID.map { Int64($0) }, r.outcome, r.reason, r.host])
     }
 }

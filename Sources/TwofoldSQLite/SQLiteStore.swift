@@ -311,10 +311,14 @@ public final class SQLiteStore: TwofoldStore {
                 conditions.append("outcome = ?")
                 arguments += [outcome]
             }
+            if let host = query.host {
+                conditions.append("host = ?")
+                arguments += [host]
+            }
             arguments += [query.limit]
             let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             let sql = """
-                SELECT id, time, action, user, service, rhost, tty, peer_uid, outcome, reason FROM audit
+                SELECT id, time, action, user, service, rhost, tty, peer_uid, outcome, reason, host FROM audit
                 \(whereClause) ORDER BY id DESC LIMIT ?
                 """
             let frozen = arguments
@@ -325,7 +329,7 @@ public final class SQLiteStore: TwofoldStore {
                     records.append(AuditRecord(id: row["id"], timeMillis: row["time"], action: row["action"], user: row["user"],
                                                service: row["service"], rhost: row["rhost"], tty: row["tty"],
                                                peerUID: (row["peer_uid"] as Int64?).flatMap { UInt32(exactly: $0) },
-                                               outcome: row["outcome"], reason: row["reason"]))
+                                               outcome: row["outcome"], reason: row["reason"], host: row["host"]))
                 }
                 return records.reversed()
             }

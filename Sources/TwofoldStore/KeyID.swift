@@ -19,7 +19,7 @@ public struct KeyID: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     private init(checked bytes: [UInt8]) {
         self.bytes = bytes
-        hex = Self.hex(bytes)
+        hex = Crypto.hex(bytes)
     }
 
     /// Parses 16 hex digits (either case); nil for anything else.
@@ -39,16 +39,6 @@ public struct KeyID: Hashable, Sendable, Comparable, CustomStringConvertible {
         self.init(checked: Array(Crypto.hmac(.sha256, key: master, data: Array("twofold v1 key id".utf8)).prefix(Self.length)))
     }
 
-    private static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(2 * bytes.count)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 
     public var description: String { hex }
 

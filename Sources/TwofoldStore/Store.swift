@@ -116,9 +116,13 @@ public struct AuditRecord: Codable, Sendable, Equatable {
     /// e.g. "success", "failure", "replay", "locked", "denied", "ignored", "error".
     public var outcome: String
     public var reason: String?
+    /// The host the event happened on (a fleet's relay, by its certificate; a host registry
+    /// change); nil for records from before schema v5 and for events of the daemon's own host.
+    public var host: String?
 
     public init(id: Int64? = nil, timeMillis: Int64, action: String, user: String? = nil, service: String? = nil,
-                rhost: String? = nil, tty: String? = nil, peerUID: UInt32? = nil, outcome: String, reason: String? = nil) {
+                rhost: String? = nil, tty: String? = nil, peerUID: UInt32? = nil, outcome: String, reason: String? = nil,
+                host: String? = nil) {
         self.id = id
         self.timeMillis = timeMillis
         self.action = action
@@ -129,6 +133,7 @@ public struct AuditRecord: Codable, Sendable, Equatable {
         self.peerUID = peerUID
         self.outcome = outcome
         self.reason = reason
+        self.host = host
     }
 }
 
@@ -137,13 +142,48 @@ public struct AuditQuery: Sendable, Equatable {
     public var user: String?
     public var sinceMillis: Int64?
     public var outcome: String?
+    /// Records of this host only (exact match).
+    public var host: String?
     public var limit: Int
 
-    public init(user: String? = nil, sinceMillis: Int64? = nil, outcome: String? = nil, limit: Int = 1000) {
+    public init(user: String? = nil, sinceMillis: Int64? = nil, outcome: String? = nil, host: String? = nil, limit: Int = 1000) {
         self.user = user
         self.sinceMillis = sinceMillis
         self.outcome = outcome
+        self.host = host
         self.limit = limit
+    }
+}
+
+/// One certificate of a registered host (the fleet's host registry). A host may have several
+/// (a renewed certificate is added beside the old one); revoking a host revokes all of them.
+public struct HostCertificate: Sendable, Equatable, Codable {
+    public var host: String            // the host's name (must be in the certificate's SAN)
+    public var fingerprint: String     // SHA-256 of the certificate's DER, 64 lowercase hex digits
+    public var notAfterMillis: Int64?  // the certificate's expiry, when known
+    public var addedMillis: Int64
+    public var revokedMillis: Int64?   // nil: in force
+
+    public init(host: String, fingerprint: String, notAfterMillis: Int64? = nil, addedMillis: Int64, revokedMillis: Int64? = nil) {
+        self.host = host
+        self.fingerprint = fingerprint
+        self.notAfterMillis = notAfterMillis
+        self.addedMillis = addedMillis
+        self.revokedMillis = revokedMillis
+    }
+}
+
+extension HostCertificate {
+    /// What `addHostCertificate` does with `self` given the certificate already stored under its
+    /// fingerprint: nothing (the same host, in force), or the conflict to throw. Both backends decide here.
+    public func conflict(with stored: HostCertificate) -> StoreError? {
+        if stored.revokedMillis != nil {
+            return .conflict("certificate \(fingerprint) of host '\(stored.host)' was revoked; a revoked certificate cannot be registered again")
+        }
+        if stored.host != host {
+            return .conflict("certificate \(fingerprint) is registered to host '\(stored.host)'")
+        }
+        return nil
     }
 }
 
@@ -223,6 +263,9 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     /// The database cannot be reached (down, restarting, failing over). The store logs such an
     /// outage once when it begins and once when it ends; callers need not log each failure.
     case unreachable(String)
+    /// The change contradicts what is stored (a host certificate registered to another host, or
+    /// revoked); the message says what.
+    case conflict(String)
 
     public var description: String {
         switch self {
@@ -233,6 +276,7 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
         case .notEnrolled(let u): return "user '\(u)' has no enrollment in the needed state"
         case .database(let r): return "database error: \(r)"
         case .unreachable(let r): return "database unreachable: \(r)"
+        case .conflict(let r): return r
         }
     }
 }
@@ -358,12 +402,34 @@ public protocol TwofoldStore: Sendable {
     /// Audit records matching `query`, newest last.
     func audit(_ query: AuditQuery) async throws -> [AuditRecord]
 
+    /// For each of `users`, the host of the user's most recent successful login ("verify",
+    /// "success") that names one; users without such a login are absent. One query, whatever the
+    /// number of users (an index of those records by user keeps it cheap with a large audit).
+    func lastSuccessHosts(users: [String]) async throws -> [String: String]
+
     /// Deletes at most `limit` of the oldest audit records from before `beforeMillis`, in one short
     /// transaction; returns how many it deleted.
     func pruneAudit(before beforeMillis: Int64, limit: Int) async throws -> Int
 
     /// Closes the store; further calls fail.
     func close() async throws
+
+    // MARK: Host registry (fleet mode: hosts identified by their TLS client certificates)
+
+    /// Registers a host's certificate. Adding the same host and fingerprint again while it is in
+    /// force changes nothing; a fingerprint registered to another host, or revoked (a revoked
+    /// certificate never comes back), throws `StoreError.conflict`.
+    func addHostCertificate(_ certificate: HostCertificate) async throws
+
+    /// Revokes every certificate of host `name` not yet revoked; returns how many it revoked.
+    func revokeHost(_ name: String, atMillis: Int64) async throws -> Int
+
+    /// The certificates of `host` (nil: of every host), revoked ones included, ordered by host then
+    /// by when they were added.
+    func hostCertificates(host: String?) async throws -> [HostCertificate]
+
+    /// The certificate of this fingerprint (64 lowercase hex digits), revoked or not; nil if unknown.
+    func hostCertificate(fingerprint: String) async throws -> HostCertificate?
 
     // MARK: Key rotation (defaults in Rekey.swift for a backend without it)
 

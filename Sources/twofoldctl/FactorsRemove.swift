@@ -82,12 +82,8 @@ extension Twofoldctl.Factors {
             guard case .status(let status) = shown, status.required else { return }
             let summary = "'\(name)' is the last factor of \(who), who must use 2FA (\(status.requiredBecause)): without it they are "
                 + "refused at their next login unless the policy enrolls at login or gives grace"
-            guard Terminal.inputIsTerminal, !options.json else {
-                throw CLIFailure(ExitStatus.cancelled, "\(summary); run again with --yes to remove it")
-            }
-            session.disconnect()
-            let answer = Terminal.readLine(prompt: summary + ". Type yes to remove it: ", hidden: false)
-            guard answer?.trimmingSpaces().lowercased() == "yes" else { throw CLIFailure(ExitStatus.cancelled, "not removed") }
+            try Confirmation.require(summary, prompt: summary + ". Type yes to remove it: ", instead: "run again with --yes to remove it",
+                                     cancelled: "not removed", json: options.json, session: session)
         }
     }
 }

@@ -212,16 +212,11 @@ extension Twofoldctl.Policy {
             let names = impact.users.filter { $0.atLogin == .refused && $0.atLoginBefore != .refused }.map(\.user)
             let shown = names.prefix(10).map(DisplayText.escaped).joined(separator: ", ") + (names.count > 10 ? ", ..." : "")
             let summary = "this change would refuse \(impact.newlyRefused) user(s) at their next login who are not refused now (\(shown))"
-            guard Terminal.inputIsTerminal, !options.json else {
-                throw CLIFailure(ExitStatus.cancelled, "\(summary); see them with --dry-run, then run again with --yes to apply it")
-            }
-            Output.raw(Format.impact(impact))
-            Output.line()
-            // The daemon closes a silent connection: do not hold it while a person reads.
-            session.disconnect()
-            let answer = Terminal.readLine(prompt: "Refuse them at their next login? Type yes to apply the change: ", hidden: false)
-            guard answer?.trimmingSpaces().lowercased() == "yes" else {
-                throw CLIFailure(ExitStatus.cancelled, "not changed: \(summary)")
+            try Confirmation.require(summary, prompt: "Refuse them at their next login? Type yes to apply the change: ",
+                                     instead: "see them with --dry-run, then run again with --yes to apply it",
+                                     cancelled: "not changed: \(summary)", json: options.json, session: session) {
+                Output.raw(Format.impact(impact))
+                Output.line()
             }
         }
 

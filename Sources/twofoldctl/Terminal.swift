@@ -63,6 +63,21 @@ enum Terminal {
     }
 }
 
+/// A change a person must confirm by typing yes (a script gives --yes instead).
+enum Confirmation {
+    /// Goes ahead once a person types yes at `prompt`, after `show` printed what they should read.
+    /// Without a terminal, or with --json, nobody can answer: cancelled with "`summary`; `instead`".
+    /// The daemon closes a silent connection, so the session is closed while the person reads.
+    static func require(_ summary: String, prompt: String, instead: String, cancelled: String, json: Bool,
+                        session: DaemonSession, show: () -> Void = {}) throws(CLIFailure) {
+        guard Terminal.inputIsTerminal, !json else { throw CLIFailure(ExitStatus.cancelled, "\(summary); \(instead)") }
+        show()
+        session.disconnect()
+        let answer = Terminal.readLine(prompt: prompt, hidden: false)
+        guard answer?.trimmingSpaces().lowercased() == "yes" else { throw CLIFailure(ExitStatus.cancelled, cancelled) }
+    }
+}
+
 /// Restores echo and dies of the same signal (async-signal-safe calls only).
 private func restoreAndReraise(_ sig: Int32) {
     if echoIsOff { tcsetattr(STDIN_FILENO, TCSANOW, &savedTerminal) }

@@ -99,7 +99,10 @@ struct FleetTests {
         let connection = try relay.connect()
         try connection.send(.authStart(AuthStart(user: "r1", service: "sshd", deadlineMillis: 10_000, capabilities: [])))
         guard case .promptEchoOff = try connection.receive() else { throw HarnessError("no prompt") }
-        #expect(try fleet.servers[0].control(.hostRevoke(name: "host-a")) == .ok)
+        let revoked = try fleet.servers[0].control(.hostRevoke(name: "host-a"))
+        guard case .hosts(let certificates) = revoked, certificates.allSatisfy({ $0.revokedMillis != nil }) else {
+            throw HarnessError("host revoke: \(revoked)")
+        }
         // The open dialog ends with a verdict that fails (never a bare close, never SUCCESS).
         let ended = try connection.receive()
         guard case .verdict(let verdict, _) = ended else { throw HarnessError("after revocation: \(ended)") }

@@ -13,13 +13,13 @@ import TwofoldCrypto
             // GRDB sets NORMAL when it enables WAL; the store must have put FULL back.
             #expect(try store.writerSynchronousMode() == 2)
             #expect(try store.testingCount("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'") == 1)
-            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2', 'v3', 'v4')") == 4)
+            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2', 'v3', 'v4', 'v5')") == 5)
             #expect(try store.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await store.close()
 
             // Reopening migrates nothing again, keeps one key check, and the file is private.
             let again = try openStore(dir, keys: try makeKeys(in: dir))
-            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 4)
+            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 5)
             #expect(try again.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await again.close()
             let mode = try FileManager.default.attributesOfItem(atPath: dir + "/twofold.db")[.posixPermissions] as? Int
@@ -45,7 +45,9 @@ import TwofoldCrypto
 
             let store = try openStore(dir, keys: keys)
             #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier = 'v2'") == 1)
-            #expect(try store.testingCount("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' AND name NOT LIKE 'sqlite_%'") == 1)
+            // audit_by_user, and v5's partial audit_host_logins (which no record without a host enters).
+            #expect(try store.testingCount("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' AND name NOT LIKE 'sqlite_%'") == 2)
+            #expect(try store.testingCount("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' AND name = 'audit_by_user'") == 1)
             #expect(try store.testingCount("SELECT count(*) FROM sqlite_master WHERE name = 'audit' AND sql LIKE '%AUTOINCREMENT%'") == 0)
             let all = try await store.audit(AuditQuery(limit: 100))
             #expect(all.map(\.timeMillis) == (0..<50).map { Int64(1_000 + $0) })
@@ -55,6 +57,52 @@ import TwofoldCrypto
             _ = try await store.commit([.audit(AuditRecord(timeMillis: 2_000, action: "verify", user: "carol", outcome: "success"))])
             #expect(try await store.audit(AuditQuery(limit: 1)).map(\.id) == [51])
             try await store.close()
+        }
+    }
+
+    @Test func v4DatabaseMigratesToV5KeepingItsData() async throws {
+        try await withTempDir { dir in
+            let keys = try makeKeys(in: dir)
+            // A database as a v4 twofoldd left it: a user's override, a setting and audit records without hosts.
+            let sealer = Sealer(keys: keys)
+            let queue = try DatabaseQueue(path: dir + "/twofold.db")
+            try await queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+            try Schema.migrator(keyCheck: try KeyCheck.seal(with: sealer), sealer: sealer).migrate(queue, upTo: "v4")
+            try await queue.write { db in
+                try db.execute(sql: "INSERT INTO users (name, requirement) VALUES ('bob', 'required')")
+                try db.execute(sql: "INSERT INTO settings (key, value) VALUES ('policy', '{}')")
+                for i in 0..<5 {
+                    try db.execute(sql: "INSERT INTO audit (time, action, user, outcome) VALUES (?, 'verify', 'alice', 'success')", arguments: [1_000 + i])
+                }
+            }
+            try queue.close()
+
+            let store = try openStore(dir, keys: keys)
+            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier = 'v5'") == 1)
+            #expect(try await store.setting("policy") == "{}")
+            #expect(try await store.user("bob")?.requirement == .required)
+            let audit = try await store.audit(AuditQuery())
+            #expect(audit.map(\.timeMillis) == (0..<5).map { Int64(1_000 + $0) } && audit.allSatisfy { $0.host == nil })
+            #expect(try await store.lastSuccessHosts(users: ["alice"]).isEmpty)
+            _ = try await store.commit([.audit(AuditRecord(timeMillis: 2_000, action: "verify", user: "alice", outcome: "success", host: "h-1"))])
+            #expect(try await store.lastSuccessHosts(users: ["alice"]) == ["alice": "h-1"])
+            try await store.addHostCertificate(HostCertificate(host: "h-1", fingerprint: String(repeating: "a", count: 64), addedMillis: 1))
+            #expect(try await store.hostCertificates(host: nil).count == 1)
+            try await store.close()
+        }
+    }
+
+    @Test func lastSuccessHostsLooksEachUserUpInThePartialIndex() async throws {
+        try await withTempDir { dir in
+            try await openStore(dir, keys: try makeKeys(in: dir)).close()
+            let queue = try DatabaseQueue(path: dir + "/twofold.db")
+            defer { try? queue.close() }
+            let plan = try await queue.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + SQLiteStore.lastSuccessHostsSQL, arguments: [#"["alice","bob"]"#])
+                    .map { $0["detail"] as String }
+            }
+            #expect(plan.contains { $0.contains("USING INDEX audit_host_logins") || $0.contains("USING COVERING INDEX audit_host_logins") }, "\(plan)")
+            #expect(!plan.contains { $0.hasPrefix("SCAN audit") }, "\(plan)")
         }
     }
 

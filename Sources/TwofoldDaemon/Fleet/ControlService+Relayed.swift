@@ -21,7 +21,7 @@ extension ControlService {
             return .own
         case .enrollBegin, .enrollVerify, .enrollActivate, .regenerateRecoveryCodes, .disable, .removeFactor:
             return .credential
-        case .rekey, .importEnrollment, .importEnrollments:
+        case .rekey, .importEnrollment, .importEnrollments, .hostAdd, .hostList, .hostRevoke:
             return .serverOnly
         default:
             return .admin

@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+import TwofoldCore
+import TwofoldCrypto
+@testable import TwofoldPostgres
+@testable import TwofoldStore
+import TwofoldTestSupport
+
+/// Schema v5 on PostgreSQL: a v4 database (as the code before the host registry wrote it) opens
+/// as v5 with everything kept, and the last success's host is looked up in the partial index.
+@Suite struct PostgresSchemaV5Tests {
+    @Test func aV4DatabaseMigratesToV5KeepingItsData() async throws {
+        let cluster = try PostgresCluster()
+        let database = try await offPool { try cluster.createScratchDatabase() }
+        try await withTempDir { dir in
+            let keys = try makeKeys(in: dir)
+            let sealer = Sealer(keys: keys)
+            let check = PostgresV3Database.literal(try KeyCheck.seal(with: sealer))
+            let pepper = try SecretBytes(randomCount: 32)
+            let sealedPepper = PostgresV3Database.literal(try StoreMeta.sealPepper(pepper, with: sealer))
+            try await offPool {
+                try cluster.psql((PostgresSchema.tablesV3 + [PostgresSchema.metaTable]).map { $0.sql + ";" }.joined(separator: "\n") + """
+
+                    INSERT INTO twofold_schema (version, key_check) VALUES ('v4', \(check));
+                    INSERT INTO twofold_meta (key, value) VALUES ('\(StoreMeta.keyCheck)', \(check)), ('\(StoreMeta.pepper)', \(sealedPepper));
+                    INSERT INTO twofold_timeline (timeline) SELECT \(PostgresTimeline.currentSQL);
+                    INSERT INTO users (name, requirement) VALUES ('bob', 'required');
+                    INSERT INTO settings (key, value) VALUES ('policy', '{}');
+                    INSERT INTO audit (time, action, user_name, outcome) SELECT 1000 + i, 'verify', 'alice', 'success' FROM generate_series(0, 4) i;
+                    """, url: cluster.url(database: database))
+            }
+            #expect(try await PostgresRekeyTests.layout(cluster, database) == "v4 1 checks")
+
+            let store = try await PostgresRekeyTests.open(cluster, database, Keyring(sealing: keys))
+            #expect(try await PostgresRekeyTests.layout(cluster, database) == "v5 1 checks")
+            #expect(try await store.recoveryPepper()?.constantTimeEquals(pepper) == true)
+            #expect(try await store.setting("policy") == "{}")
+            #expect(try await store.user("bob")?.requirement == .required)
+            let audit = try await store.audit(AuditQuery())
+            #expect(audit.map(\.timeMillis) == (0..<5).map { Int64(1_000 + $0) } && audit.allSatisfy { $0.host == nil })
+            #expect(try await store.lastSuccessHosts(users: ["alice"]).isEmpty)
+            _ = try await store.commit([.audit(AuditRecord(timeMillis: 2_000, action: "verify", user: "alice", outcome: "success", host: "h-1"))])
+            #expect(try await store.lastSuccessHosts(users: ["alice"]) == ["alice": "h-1"])
+            try await store.addHostCertificate(HostCertificate(host: "h-1", fingerprint: String(repeating: "a", count: 64), addedMillis: 1))
+            #expect(try await store.hostCertificates(host: nil).count == 1)
+            try await store.close()
+        }
+    }
+
+    @Test func lastSuccessHostsLooksEachUserUpInThePartialIndex() async throws {
+        let cluster = try PostgresCluster()
+        let database = try await offPool { try cluster.createScratchDatabase() }
+        try await withTempDir { dir in
+            try await PostgresRekeyTests.open(cluster, database, Keyring(sealing: try makeKeys(in: dir))).close()
+        }
+        // The planner may use it (its WHERE implies the index's); with sequential scans off it must.
+        let plan = try await offPool {
+            try cluster.psql("""
+                SET enable_seqscan = off;
+                PREPARE hosts(text[]) AS \(PostgresStore.lastSuccessHostsQuery(["alice"]).sql);
+                EXPLAIN EXECUTE hosts('{alice,bob}');
+                """, url: cluster.url(database: database))
+        }
+        #expect(plan.contains("audit_host_logins"), "\(plan)")
+    }
+}
