@@ -109,13 +109,17 @@ final class RefusedConnectionHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private let reason: String
-    private let userText: String
+    private let userText: String?
+    private let verdict: VerdictCode
     private let onClose: @Sendable () -> Void
 
-    init(reason: String, userText: String = "Too many connections to twofoldd from this account. Try again later.",
-         onClose: @escaping @Sendable () -> Void) {
+    /// `verdict` UNAVAILABLE goes without a text: as the first message it lets the module's failmode
+    /// decide, which any message before it would prevent.
+    init(reason: String, userText: String? = "Too many connections to twofoldd from this account. Try again later.",
+         verdict: VerdictCode = .denied, onClose: @escaping @Sendable () -> Void) {
         self.reason = reason
-        self.userText = userText
+        self.userText = verdict == .unavailable ? nil : userText
+        self.verdict = verdict
         self.onClose = onClose
     }
 
@@ -135,8 +139,8 @@ final class RefusedConnectionHandler: ChannelInboundHandler {
         guard !answered else { return }
         answered = true
         var bytes: [UInt8] = []
-        try? FrameCodec.encode(.errorMessage(userText), into: &bytes)
-        try? FrameCodec.encode(.verdict(.denied, reason: "refused: \(reason)"), into: &bytes)
+        if let userText { try? FrameCodec.encode(.errorMessage(userText), into: &bytes) }
+        try? FrameCodec.encode(.verdict(verdict, reason: "refused: \(reason)"), into: &bytes)
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
         let channel = context.channel
         context.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }

@@ -102,6 +102,9 @@ final class TierGate: ChannelInboundHandler, RemovableChannelHandler {
     private func decided(_ context: ChannelHandlerContext, fingerprint: String, _ found: Result<String, HostRegistry.Refusal>) {
         guard case .checking = state else { return }
         switch found {
+        case .failure(.unavailable(let why)):
+            // Like a database outage at a login: UNAVAILABLE first, and the module's failmode decides.
+            refuse(context, "the host registry cannot be read: \(why)", userText: nil, fingerprint: fingerprint, verdict: .unavailable)
         case .failure(let refusal):
             refuse(context, refusal.description, userText: nil, fingerprint: fingerprint)
         case .success(let host) where !tier.connections.admit(context.channel, host: host, fingerprint: fingerprint):
@@ -132,14 +135,16 @@ final class TierGate: ChannelInboundHandler, RemovableChannelHandler {
         context.pipeline.syncOperations.removeHandler(self, promise: nil)
     }
 
-    private func refuse(_ context: ChannelHandlerContext, _ reason: String, userText: String?, fingerprint: String? = nil) {
+    private func refuse(_ context: ChannelHandlerContext, _ reason: String, userText: String?, fingerprint: String? = nil,
+                        verdict: VerdictCode = .denied) {
         state = .refused
         held = []
         releaseSlot()
         services.logger.warning("tier connection refused", metadata: [
             "reason": "\(reason)", "fingerprint": "\(fingerprint ?? "-")", "remote": "\(context.remoteAddress.map { "\($0)" } ?? "-")",
         ])
-        let handler = RefusedConnectionHandler(reason: reason, userText: userText ?? "This host may not reach the verification servers. Ask your administrator.") {}
+        let handler = RefusedConnectionHandler(reason: reason, userText: userText ?? "This host may not reach the verification servers. Ask your administrator.",
+                                               verdict: verdict) {}
         _ = try? context.pipeline.syncOperations.addHandler(handler, position: .after(self))
     }
 }
