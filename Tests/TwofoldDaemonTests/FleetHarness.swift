@@ -113,6 +113,14 @@ final class Fleet: @unchecked Sendable {
         guard case .hosts = response else { throw HarnessError("host add \(name): \(response)") }
     }
 
+    /// Changes the stored policy through the first server (admin, on its own socket).
+    func setPolicy(_ change: (inout PolicyDocument) -> Void) throws {
+        guard case .policy(var document) = try servers[0].control(.policyShow) else { throw HarnessError("policy show") }
+        change(&document)
+        let response = try servers[0].control(.policySet(document))
+        guard response == .ok else { throw HarnessError("policy set: \(response)") }
+    }
+
     /// Imports `count` users with random secrets through the first server (admin, on its own socket).
     func provision(prefix: String, count: Int) throws -> [String: TestAuthenticator] {
         var apps: [String: TestAuthenticator] = [:]

@@ -222,6 +222,90 @@ struct FleetTests {
         #expect(outcome.transcript.count == 1, "UNAVAILABLE must be the first message: \(outcome.transcript)")
     }
 
+    @Test("enrollment only through the hosts the policy opens; enrolled through one host, a login through another")
+    func enrollmentThroughEnrollHosts() throws {
+        let fleet = try Fleet(servers: 2)
+        let bastion = try fleet.relay("bastion-1", order: [0, 1])
+        let web = try fleet.relay("web-1", order: [1, 0])
+        // Closed by default: a relayed caller cannot enroll anywhere.
+        guard case .error(.permissionDenied, _) = try bastion.control(.enrollBegin(user: nil, currentCode: nil)) else {
+            throw HarnessError("enrollment through a relay was open by default")
+        }
+        try fleet.setPolicy { $0.enrollHosts = ["bastion-*"] }
+        guard case .error(.permissionDenied, let why) = try web.control(.enrollBegin(user: nil, currentCode: nil)) else {
+            throw HarnessError("enrollment through web-1 was open")
+        }
+        #expect(why.contains("web-1"))
+        // Through the bastion: root of bastion-1 enrolls the account "root".
+        guard case .enrollment(let offer) = try bastion.control(.enrollBegin(user: nil, currentCode: nil)) else {
+            throw HarnessError("no enrollment offer through bastion-1")
+        }
+        #expect(offer.user == "root")
+        let app = try TestAuthenticator(base32: offer.secretBase32)
+        guard case .recoveryCodes(let codes) = try bastion.control(.enrollVerify(user: nil, codes: [app.code()])), !codes.isEmpty else {
+            throw HarnessError("enrollVerify through bastion-1")
+        }
+        #expect(try bastion.control(.enrollActivate(user: nil)) == .ok)
+        // The login through web-1 (the other server first) uses the same secret, once.
+        let next = app.code(offset: 1)
+        #expect(try web.login("root", answer: next).verdict == .success)
+        #expect(try bastion.login("root", answer: next).verdict == .failure)
+        // The audit says which host each happened on.
+        guard case .audit(let records) = try fleet.servers[0].control(.audit(user: "root", sinceMillis: nil, outcome: nil, limit: 50, host: nil)) else {
+            throw HarnessError("audit")
+        }
+        #expect(records.contains { $0.action == "enroll" && $0.host == "bastion-1" })
+        #expect(records.contains { $0.action == "verify" && $0.outcome == "success" && $0.host == "web-1" })
+        guard case .status(let status) = try fleet.servers[1].control(.showUser(user: "root")) else { throw HarnessError("showUser") }
+        #expect(status.lastSuccessHost == "web-1")
+    }
+
+    @Test("admin requests through a relay: refused without a session, a session only for a fleet admin on an admin host with a current code")
+    func adminSessions() throws {
+        let fleet = try Fleet(servers: 1)
+        let bastion = try fleet.relay("bastion-1")
+        let web = try fleet.relay("web-1")
+        let root = try fleet.servers[0].provision("root")
+        let listing = ControlRequest.listUsers(after: nil, limit: 10)
+        guard case .error(.permissionDenied, _) = try bastion.control(listing) else { throw HarnessError("admin request without a session") }
+        // Not a fleet admin yet: no session, even with a right code.
+        guard case .error(.permissionDenied, _) = try bastion.control(.adminSession(code: root.code())) else {
+            throw HarnessError("a session for a user who is not a fleet admin")
+        }
+        try fleet.setPolicy { $0.admins = ["root"]; $0.adminHosts = ["bastion-*"] }
+        guard case .error(.permissionDenied, _) = try web.control(.adminSession(code: root.code(offset: 1))) else {
+            throw HarnessError("a session on a host that is not an admin host")
+        }
+        guard case .error(.invalidCode, _) = try bastion.control(.adminSession(code: root.wrongCode())) else {
+            throw HarnessError("a session with a wrong code")
+        }
+        guard case .adminSession(let until) = try bastion.control(.adminSession(code: root.code(offset: 1))) else {
+            throw HarnessError("no session with a right code")
+        }
+        #expect(until > Int64(Date().timeIntervalSince1970 * 1000) + 9 * 60_000)
+        guard case .users = try bastion.control(listing) else { throw HarnessError("admin request in a session") }
+        // The session is bastion-1's: web-1 still has none; the registry stays on the servers' sockets.
+        guard case .error(.permissionDenied, _) = try web.control(listing) else { throw HarnessError("web-1 used bastion-1's session") }
+        guard case .error(.permissionDenied, _) = try bastion.control(.hostRevoke(name: "web-1")) else {
+            throw HarnessError("host registry through a relay")
+        }
+        // The code that opened the session was used up like a login's.
+        #expect(try bastion.login("root", answer: root.code(offset: 1)).verdict == .failure)
+    }
+
+    @Test("failures spread over three hosts lock at max_failures; the right code is then refused through every host")
+    func spreadFailures() throws {
+        let fleet = try Fleet(servers: 2)
+        let relays = try ["host-a", "host-b", "host-c"].map { try fleet.relay($0) }
+        try fleet.setPolicy { $0.maxFailures = 4 }
+        let apps = try fleet.provision(prefix: "s", count: 1)
+        let app = apps["s0"]!
+        for attempt in 0..<4 { _ = try relays[attempt % 3].login("s0", answer: app.wrongCode()) }
+        for relay in relays {
+            #expect(try relay.login("s0", answer: app.code()).verdict == .locked)
+        }
+    }
+
     static func files(under directory: String) throws -> [String] {
         let enumerator = FileManager.default.enumerator(atPath: directory)
         var found: [String] = []
