@@ -13,17 +13,21 @@ import Glibc
 struct SSHLoginTests {
     static let testUser = "twofold-ssh"
 
-    @Test("the right code logs in and runs a command; wrong, empty and replayed codes are refused (SQLite, and PostgreSQL)",
-          arguments: ["sqlite", "postgresql"])
+    @Test("the right code logs in and runs a command; wrong, empty and replayed codes are refused (SQLite, PostgreSQL, and through a fleet's relay)",
+          arguments: ["sqlite", "postgresql", "relay"])
     func sshLogin(store: String) throws {
         try PAMBuild.require()
         let key = try SharedKey()
         // The cluster object owns its scratch database: it lives as long as the test.
-        let cluster = store == "sqlite" ? nil : try PostgresCluster()
-        let daemon = try cluster.map { try DaemonProcess.onPostgres($0, database: try $0.createScratchDatabase(), keyFile: key.path) }
+        let cluster = store == "postgresql" ? try PostgresCluster() : nil
+        // Through a relay: the module talks to this host's relay, the server decides.
+        let fleet = store == "relay" ? try Fleet(servers: 1) : nil
+        let daemon = try fleet.map { $0.servers[0] }
+            ?? cluster.map { try DaemonProcess.onPostgres($0, database: try $0.createScratchDatabase(), keyFile: key.path) }
             ?? DaemonProcess()
         let account = try daemon.provision(Self.testUser)
-        let sshd = try PrivateSSHD(daemonSocket: daemon.socketPath, user: Self.testUser)
+        let socket = try fleet.map { try $0.relay("ssh-host").socketPath } ?? daemon.socketPath
+        let sshd = try PrivateSSHD(daemonSocket: socket, user: Self.testUser)
         defer { sshd.stop() }
 
         let wrong = try sshd.ssh(answer: account.wrongCode(), command: "echo twofold-ok")
@@ -51,7 +55,8 @@ struct SSHLoginTests {
         #expect(entries.filter { $0.outcome == "success" && $0.service?.hasPrefix("twofold-sshd") == true }.count == 1)
         #expect(entries.filter { $0.outcome == "failure" }.count == 3)
         #expect(entries.allSatisfy { $0.rhost == nil || $0.rhost == "127.0.0.1" })
-        withExtendedLifetime(cluster) {}
+        if fleet != nil { #expect(entries.filter { $0.action == "verify" }.allSatisfy { $0.host == "ssh-host" }, "\(entries.map(\.host))") }
+        withExtendedLifetime((cluster, fleet)) {}
     }
 }
 
