@@ -79,6 +79,27 @@ public enum Crypto {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The bytes of lowercase or uppercase hex digits, two per byte; nil for anything else.
+    public static func unhex(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        func value(_ d: UInt8) -> UInt8? {
+            switch d {
+            case 0x30...0x39: d - 0x30
+            case 0x61...0x66: d - 0x61 + 10
+            case 0x41...0x46: d - 0x41 + 10
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(digits.count / 2)
+        for index in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
+            out.append(high << 4 | low)
+        }
+        return out
+    }
+
     /// `count` bytes from the CSPRNG (RAND_bytes).
     public static func randomBytes(_ count: Int) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)

@@ -77,6 +77,7 @@ public final class ControlService: Sendable {
         var relayedAdmin = false
         if let relayed = peer.relayed {
             if case .adminSession(let code) = request { return await openAdminSession(code: code, relayed: relayed, peer: peer) }
+            if case .relayAudit(let entries) = request { return await recordRelayAudit(entries, relayed: relayed, peer: peer) }
             switch await relayedAccess(request, relayed: relayed) {
             case .success(let admin): relayedAdmin = admin
             case .failure(let refusal): return await refused(request, refusal, peer: peer)
@@ -102,6 +103,10 @@ public final class ControlService: Sendable {
                 return .ok
             case .adminSession:
                 throw ControlFailure(.invalidRequest, "admin sessions are for requests through relays; on a server's own socket root and the admin group are admins")
+            case .breakGlassIssue, .breakGlassList, .breakGlassClear:
+                throw ControlFailure(.invalidRequest, "emergency codes belong to a relay's host: run this on that host (role = relay)")
+            case .relayAudit:
+                throw ControlFailure(.invalidRequest, "only a relay reports audit events, through the tier connection")
             case .enrollBegin(let user, let currentCode, let name):
                 let target = try resolve(user, caller: caller, admin: admin)
                 return try await enrollBegin(target, currentCode: currentCode, name: name, peer: peer, admin: admin)
@@ -522,6 +527,7 @@ extension ControlRequest {
         case .importEnrollment, .importEnrollments: "import"
         case .audit: "audit"
         case .adminSession: "admin-session"
+        case .breakGlassIssue, .breakGlassList, .breakGlassClear, .relayAudit: "break-glass"
         case .hostAdd, .hostList, .hostRevoke: "host"
         }
     }
@@ -561,7 +567,7 @@ extension ControlRequest {
         case .audit(let user, _, _, _, _):
             user
         case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact, .rekey, .adminSession, .hostAdd, .hostList,
-             .hostRevoke:
+             .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear, .relayAudit:
             nil
         }
     }

@@ -74,6 +74,19 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// of theirs (the caller in the policy's admins, the host in its admin hosts).
     case adminSession(code: String)
 
+    // MARK: Emergency codes (a relay's own, answered by the relay; its root only)
+
+    /// `count` new single-use emergency codes for each account, for logins on this host while no
+    /// server of the tier is reachable (`breakGlass`, with the codes, shown once).
+    case breakGlassIssue(accounts: [String], count: Int)
+    /// Unused emergency codes per account (`breakGlass`, without codes).
+    case breakGlassList
+    /// Removes the unused emergency codes of `account` (nil: every account); `breakGlass` lists what is left.
+    case breakGlassClear(account: String?)
+    /// A relay reports the events of its emergency codes for the tier's audit (the host is the one
+    /// of the relay's certificate, whatever the entries say).
+    case relayAudit([AuditEntry])
+
     // MARK: Host registry (admin; fleet mode: a host is known by its TLS client certificate)
 
     /// Register a certificate of host `name`: exactly one of the certificate (PEM text; the daemon
@@ -299,8 +312,25 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case rekey(RekeyReport)
     /// An admin session through a relay is open until then (ms since the epoch).
     case adminSession(untilMillis: Int64)
+    /// Emergency codes of a relay's host: new ones (with `code`), or what is left per account.
+    case breakGlass([BreakGlassEntry])
     /// Host certificates, one entry per certificate, by host then by when it was added.
     case hosts([HostInfo])
+}
+
+/// Emergency codes of one account on a relay's host.
+public struct BreakGlassEntry: Codable, Sendable, Equatable {
+    public var account: String
+    /// A new code, shown once (nil in a listing).
+    public var code: String?
+    /// Unused codes of the account.
+    public var unused: Int
+
+    public init(account: String, code: String? = nil, unused: Int) {
+        self.account = account
+        self.code = code
+        self.unused = unused
+    }
 }
 
 /// One certificate of a registered host (`twofoldctl host list`).

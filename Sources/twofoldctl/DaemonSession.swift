@@ -94,6 +94,7 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
     case .factors: name = "factors"
     case .rekey: name = "rekey"
     case .adminSession: name = "adminSession"
+    case .breakGlass: name = "breakGlass"
     case .hosts: name = "hosts"
     }
     return CLIFailure(ExitStatus.failure, "unexpected answer from twofoldd: \(name)")

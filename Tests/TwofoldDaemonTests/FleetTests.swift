@@ -306,6 +306,53 @@ struct FleetTests {
         }
     }
 
+    @Test("emergency codes: issued by the host's root, usable once and only while no server answers, audited at the tier when it is back")
+    func breakGlass() throws {
+        let fleet = try Fleet(servers: 1)
+        let relay = try fleet.relay("host-a")
+        guard case .breakGlass(let issued) = try relay.control(.breakGlassIssue(accounts: ["root"], count: 2)), issued.count == 2 else {
+            throw HarnessError("issue")
+        }
+        let codes = issued.compactMap(\.code)
+        #expect(codes.count == 2 && codes.allSatisfy { $0.count == 19 })   // 16 base32 characters in groups of 4: 80 bits
+        // Only this host's root issues them; the file holds no code.
+        let asUser = try runAsTestUser(socketPath: relay.socketPath, frame: try FrameCodec.encode(
+            .request(Array(try JSONEncoder().encode(ControlRequest.breakGlassIssue(accounts: ["root"], count: 1))))))
+        #expect(asUser.contains("permissionDenied"), "\(asUser)")
+        let file = try String(contentsOfFile: relay.directory + "/state/break-glass.json", encoding: .utf8)
+        #expect(!codes.contains { file.contains($0) || file.contains($0.replacingOccurrences(of: "-", with: "")) })
+
+        // The tier answers: the code is not asked, the login is the tier's.
+        #expect(try relay.login("root", answer: codes[0]).verdict == .ignore)
+        // No server: root is asked for an emergency code; a wrong one fails, a right one works once.
+        fleet.servers[0].kill()
+        let wrong = try relay.login("root", answer: "AAAA-BBBB-CCCC-DDDD")
+        #expect(wrong.verdict == .failure)
+        #expect(wrong.transcript.contains { if case .promptEchoOff(let text, _) = $0 { return text.contains("Emergency code") } else { return false } })
+        #expect(try relay.login("root", answer: codes[0].lowercased()).verdict == .success)
+        #expect(try relay.login("root", answer: codes[0]).verdict == .failure, "a used emergency code")
+        // A user without codes: UNAVAILABLE first, the module's failmode decides.
+        let other = try relay.login("someone", answer: "x")
+        #expect(other.verdict == .unavailable && other.transcript.count == 1)
+        guard case .breakGlass(let left) = try relay.control(.breakGlassList) else { throw HarnessError("list") }
+        #expect(left == [BreakGlassEntry(account: "root", unused: 1)])
+
+        // The server is back: the issue and the two uses reach its audit, under the relay's host.
+        try fleet.servers[0].start()
+        _ = try relay.login("someone", answer: "x")   // a server answered: the relay delivers at once
+        var events: [AuditEntry] = []
+        for _ in 0..<100 {
+            guard case .audit(let records) = try fleet.servers[0].control(.audit(user: "root", sinceMillis: nil, outcome: nil, limit: 100, host: "host-a")) else {
+                throw HarnessError("audit")
+            }
+            events = records.filter { $0.action == "break-glass" }
+            if events.count >= 3 { break }
+            usleep(100_000)
+        }
+        #expect(Set(events.map(\.outcome)) == ["issued", "failure", "success"], "\(events)")
+        #expect(events.allSatisfy { $0.host == "host-a" })
+    }
+
     static func files(under directory: String) throws -> [String] {
         let enumerator = FileManager.default.enumerator(atPath: directory)
         var found: [String] = []

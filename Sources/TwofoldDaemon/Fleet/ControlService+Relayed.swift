@@ -1,4 +1,5 @@
 import TwofoldProtocol
+import TwofoldStore
 
 /// Control requests from callers on other hosts, through their relays. A host is trusted with its
 /// own logins only: root there is no admin here, and a compromised host could keep a code its user
@@ -21,7 +22,8 @@ extension ControlService {
             return .own
         case .enrollBegin, .enrollVerify, .enrollActivate, .regenerateRecoveryCodes, .disable, .removeFactor:
             return .credential
-        case .rekey, .importEnrollment, .importEnrollments, .hostAdd, .hostList, .hostRevoke:
+        case .rekey, .importEnrollment, .importEnrollments, .hostAdd, .hostList, .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear,
+             .relayAudit:
             return .serverOnly
         default:
             return .admin
@@ -78,5 +80,22 @@ extension ControlService {
         } catch {
             return .error(code: .unavailable, message: "the admin session cannot be recorded now: \(error)")
         }
+    }
+
+    /// Records what a relay reports of its emergency codes: at most 1,000 events a request, under
+    /// the relay's registered host whatever the entries say, as action `break-glass`.
+    func recordRelayAudit(_ entries: [AuditEntry], relayed: RelayedPeer, peer: PeerCredentials) async -> ControlResponse {
+        guard entries.count <= BreakGlass.maxPending else { return .error(code: .invalidRequest, message: "too many events in one report") }
+        let allowed: Set<String> = ["issued", "cleared", "success", "failure"]
+        let mutations = entries.compactMap { entry -> StoreMutation? in
+            guard allowed.contains(entry.outcome), entry.user.map({ LoginDialogRunner.isPlausibleName($0) }) ?? true else { return nil }
+            return .audit(AuditRecord(timeMillis: entry.timeMillis, action: "break-glass", user: entry.user, service: entry.service,
+                                      rhost: entry.rhost, peerUID: entry.peerUID, outcome: entry.outcome,
+                                      reason: "reported by the host: " + (entry.reason ?? ""), host: relayed.host))
+        }
+        guard await authenticator.commit(mutations) != nil else {
+            return .error(code: .unavailable, message: "the audit cannot be written now")
+        }
+        return .ok
     }
 }

@@ -13,33 +13,39 @@ final class RelayHandler: ChannelInboundHandler {
     typealias InboundIn = Message
     typealias OutboundOut = Message
 
-    private enum State {
+    enum State {
         case awaitingFirst
         /// NSS lookups (maybe LDAP or sssd) on the thread pool.
         case preparing
         /// Reaching the tier; what the client sends meanwhile waits.
         case connecting(held: [Message])
         case relaying(Channel)
+        /// No server reachable: the emergency code prompt was sent (`RelayHandler+BreakGlass`).
+        case emergency(AuthStart)
+        /// Checking an emergency code, or serving the host's own emergency-code requests.
+        case local
         case finished
     }
 
-    private let peer: PeerCredentials
-    private let connector: TierConnector
-    private let logger: Logger
-    private var state = State.awaitingFirst
-    private var context: ChannelHandlerContext?
+    let peer: PeerCredentials
+    let services: RelayServices
+    private var connector: TierConnector { services.connector }
+    var logger: Logger { services.logger }
+    var state = State.awaitingFirst
+    var context: ChannelHandlerContext?
     /// A login dialog (else control requests).
     private var dialog = false
+    /// The dialog's AUTH_START as forwarded (the user as NSS spells it), for an emergency code.
+    private var start: AuthStart?
     /// Something of the tier's reached the client: a dialog has started.
     private var started = false
     private var received = NIODeadline.now()
     /// What the relay's own hop may take of the module's wait.
     static let hopMarginMillis: Int64 = 250
 
-    init(peer: PeerCredentials, connector: TierConnector, logger: Logger) {
+    init(peer: PeerCredentials, services: RelayServices) {
         self.peer = peer
-        self.connector = connector
-        self.logger = logger
+        self.services = services
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -58,6 +64,10 @@ final class RelayHandler: ChannelInboundHandler {
             state = .connecting(held: held)
         case .relaying(let tier):
             tier.writeAndFlush(message, promise: nil)
+        case .emergency(let start):
+            emergencyAnswer(message, start: start)
+        case .local:
+            localRequest(message)
         case .finished:
             break
         }
@@ -95,7 +105,11 @@ final class RelayHandler: ChannelInboundHandler {
                 return finish(.verdict(.badRequest, reason: "user and service must be non-empty names without control characters"))
             }
             prepare { [peer] in try Self.loginContext(start, peer: peer) }
-        case .request:
+        case .request(let json):
+            if let request = try? ControlCodec.decodeJSON(ControlRequest.self, from: json), request.isBreakGlass {
+                state = .local
+                return localRequest(message)
+            }
             prepare { [peer] in (RelayContext(uid: peer.uid, gid: peer.gid, pid: peer.pid, caller: nil, callerGroups: []).resolvingCaller(), message) }
         default:
             finish(.protocolError("a connection must start with AUTH_START or REQUEST"))
@@ -158,9 +172,14 @@ final class RelayHandler: ChannelInboundHandler {
             case .success(let tier):
                 handler.state = .relaying(tier)
                 handler.send(relayed, first, held, to: tier)
+                handler.services.tierReached()
             case .failure(let error):
                 handler.logger.error("no server of the tier is reachable", metadata: ["error": "\(error)"])
-                handler.unreachable("no server of the tier is reachable")
+                if case .authStart(let start) = first, handler.services.breakGlass?.hasCodes(start.user) == true {
+                    handler.offerEmergencyCode(start)
+                } else {
+                    handler.unreachable("no server of the tier is reachable")
+                }
             }
         }
     }
@@ -219,7 +238,7 @@ final class RelayHandler: ChannelInboundHandler {
     }
 
     /// Sends the last message of the connection, then closes it (and the tier's).
-    private func finish(_ message: Message) {
+    func finish(_ message: Message) {
         if case .relaying(let tier) = state { tier.close(promise: nil) }
         if case .finished = state { return }
         state = .finished
@@ -228,7 +247,7 @@ final class RelayHandler: ChannelInboundHandler {
         context.writeAndFlush(wrapOutboundOut(message)).whenComplete { _ in channel.close(promise: nil) }
     }
 
-    private func close() {
+    func close() {
         if case .relaying(let tier) = state { tier.close(promise: nil) }
         state = .finished
         context?.close(promise: nil)

@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+import TwofoldCore
 
 /// A relay's Unix-socket server (role = relay), run as a service-lifecycle `Service`: the same
 /// socket, limits per uid, timeouts and graceful shutdown as a single host's `SocketServer`, but
@@ -21,7 +22,8 @@ public final class RelayServer: Service, Sendable {
 
     private let source: ListenSource
     private let live: LiveConfiguration
-    private let connector: TierConnector
+    private let services: RelayServices
+    private let forwarder: BreakGlassForwarder?
     private let admission: AdmissionControl
     private let connections = OpenConnections()
     private let state = Mutex<State>(.initial)
@@ -31,11 +33,13 @@ public final class RelayServer: Service, Sendable {
     private let onListening: @Sendable () -> Void
     private let loop: any EventLoop
 
-    init(source: ListenSource, live: LiveConfiguration, connector: TierConnector, logger: Logger, environment: [String: String],
-         shutdownGraceSeconds: Int64 = 10, onListening: @escaping @Sendable () -> Void = {}) {
+    init(source: ListenSource, live: LiveConfiguration, connector: TierConnector, breakGlass: BreakGlass?, clock: any WallClock,
+         logger: Logger, environment: [String: String], shutdownGraceSeconds: Int64 = 10, onListening: @escaping @Sendable () -> Void = {}) {
         self.source = source
         self.live = live
-        self.connector = connector
+        let forwarder = breakGlass.map { BreakGlassForwarder(breakGlass: $0, connector: connector, logger: logger) }
+        self.forwarder = forwarder
+        self.services = RelayServices(connector: connector, breakGlass: breakGlass, clock: clock, logger: logger) { forwarder?.deliver() }
         let admission = AdmissionControl(limits: live.current.admissionLimits)
         self.admission = admission
         live.onChange { admission.limits = $0.admissionLimits }
@@ -49,7 +53,12 @@ public final class RelayServer: Service, Sendable {
     public func run() async throws {
         let listener = try await bind()
         state.withLock { $0 = .listening(listener) }
-        logger.notice("relaying", metadata: ["socket": "\(source)", "servers": "\(connector.servers.map(\.description).joined(separator: ", "))"])
+        logger.notice("relaying", metadata: ["socket": "\(source)", "servers": "\(services.connector.servers.map(\.description).joined(separator: ", "))"])
+        // Emergency-code events reach the tier's audit at the next chance, and at least once a minute.
+        let delivery = forwarder.map { forwarder in
+            loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(60)) { _ in forwarder.deliver() }
+        }
+        defer { delivery?.cancel() }
         SystemdNotify.send("READY=1\nSTATUS=relaying \(source) to the tier\nMAINPID=\(getpid())", environment: environment)
         onListening()
         await withTaskCancellationHandler {
@@ -82,7 +91,7 @@ public final class RelayServer: Service, Sendable {
     }
 
     private func bind() async throws -> Channel {
-        let (live, connector, logger, admission, connections) = (self.live, self.connector, self.logger, self.admission, self.connections)
+        let (live, services, logger, admission, connections) = (self.live, self.services, self.logger, self.admission, self.connections)
         let bootstrap = ServerBootstrap(group: loop, childGroup: loop)
             .serverChannelOption(.backlog, value: 256)
             .childChannelInitializer { channel in
@@ -100,7 +109,7 @@ public final class RelayServer: Service, Sendable {
                                                                  total: .seconds(Int64(timeouts.connectionTimeoutSeconds))))
                     try sync.addHandler(ByteToMessageHandler(MessageDecoder()))
                     try sync.addHandler(MessageToByteHandler(MessageEncoder()))
-                    try sync.addHandler(RelayHandler(peer: peer, connector: connector, logger: logger))
+                    try sync.addHandler(RelayHandler(peer: peer, services: services))
                 }
             }
         return try await source.bind(bootstrap)
@@ -115,14 +124,18 @@ public struct RelayDaemon: Sendable {
     let environment: [String: String]
 
     public init(configuration: DaemonConfiguration, live: LiveConfiguration? = nil, environment: [String: String], logger: Logger,
-                onListening: @escaping @Sendable () -> Void = {}) throws {
+                clock: any WallClock = SystemClock(), onListening: @escaping @Sendable () -> Void = {}) throws {
         let live = live ?? LiveConfiguration(configuration)
         self.live = live
         self.environment = environment
         Daemon.raiseDescriptorLimit(logger: logger)
         let connector = try TierConnector(fleet: configuration.fleet, logger: logger)
+        // The state directory holds only the emergency codes' hashes: no store, no key.
+        try Daemon.makeDirectory(configuration.stateDirectory, mode: 0o700)
+        let breakGlass = try BreakGlass(path: configuration.stateDirectory + "/break-glass.json")
         server = RelayServer(source: ListenSource.from(environment: environment, path: configuration.socketPath), live: live,
-                             connector: connector, logger: logger, environment: environment, onListening: onListening)
+                             connector: connector, breakGlass: breakGlass, clock: clock, logger: logger, environment: environment,
+                             onListening: onListening)
     }
 
     /// Runs until SIGTERM or SIGINT.
