@@ -55,7 +55,7 @@ public struct Daemon: Sendable {
         }
         let source = ListenSource.from(environment: environment, path: configuration.socketPath)
         pruner = AuditPruner(store: store, clock: clock, retentionDays: { live.current.auditRetentionDays }, logger: logger)
-        let tier = try tierServices.map { try TierListener(fleet: configuration.fleet, services: $0) }
+        let tier = try tierServices.map { try TierListener(fleet: configuration.fleet, services: $0, environment: environment) }
         server = SocketServer(source: source, live: live, authenticator: authenticator, enrollment: enrollment,
                               control: control, refusals: refusals, logger: logger, environment: environment, tier: tier,
                               onListening: onListening)

@@ -62,7 +62,7 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
             // A config that is fine but a daemon that would authorize every caller as the wrong
             // user is not "OK": the check reports a user namespace too (an error, exit 1).
             try UserNamespace.requireInitialNamespace()
-            for line in try FleetCheck.report(settings.fleet) { print(line) }
+            for line in try FleetCheck.report(settings.fleet, environment: ProcessInfo.processInfo.environment) { print(line) }
             if settings.fleet.role == .relay {
                 print("configuration OK")
                 return

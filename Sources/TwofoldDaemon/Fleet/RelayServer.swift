@@ -129,7 +129,7 @@ public struct RelayDaemon: Sendable {
         self.live = live
         self.environment = environment
         Daemon.raiseDescriptorLimit(logger: logger)
-        let connector = try TierConnector(fleet: configuration.fleet, logger: logger)
+        let connector = try TierConnector(fleet: configuration.fleet, environment: environment, logger: logger)
         // The state directory holds only the emergency codes' hashes: no store, no key.
         try Daemon.makeDirectory(configuration.stateDirectory, mode: 0o700)
         let breakGlass = try BreakGlass(path: configuration.stateDirectory + "/break-glass.json")

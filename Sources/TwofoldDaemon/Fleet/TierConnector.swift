@@ -17,10 +17,10 @@ final class TierConnector: Sendable {
     private let preferred = Atomic<Int>(0)
     private let logger: Logger
 
-    init(fleet: FleetConfiguration, logger: Logger) throws {
+    init(fleet: FleetConfiguration, environment: [String: String], logger: Logger) throws {
         guard !fleet.servers.isEmpty else { throw ConfigurationError("role = relay needs servers") }
         self.servers = fleet.servers
-        self.context = try TierTLS.clientContext(fleet)
+        self.context = try TierTLS.clientContext(fleet, environment: environment)
         self.timeout = .milliseconds(Int64(fleet.tierConnectTimeoutMillis))
         self.logger = logger
     }

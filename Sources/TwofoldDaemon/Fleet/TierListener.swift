@@ -14,10 +14,10 @@ struct TierListener: Sendable {
     /// Handshakes in progress at most; further connections are closed at once.
     static let maxHandshakes = 256
 
-    init(fleet: FleetConfiguration, services: TierServices) throws {
+    init(fleet: FleetConfiguration, services: TierServices, environment: [String: String]) throws {
         guard let address = fleet.listen else { throw ConfigurationError("role = server needs listen") }
         self.address = address
-        self.context = try TierTLS.serverContext(fleet)
+        self.context = try TierTLS.serverContext(fleet, environment: environment)
         self.services = services
     }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOSSL
 import TwofoldCrypto
 import TwofoldProtocol
@@ -9,9 +12,10 @@ import TwofoldProtocol
 enum TierTLS {
     /// A server's context: presents `tls_certificate`, requires a client certificate that chains
     /// to `tls_client_ca` (no host name check: who the host is, the registry says).
-    static func serverContext(_ fleet: FleetConfiguration) throws -> NIOSSLContext {
+    static func serverContext(_ fleet: FleetConfiguration, environment: [String: String]) throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: try chain(fleet.tlsCertificate, key: "tls_certificate"), privateKey: .privateKey(try privateKey(fleet.tlsKey)))
+            certificateChain: try chain(fleet.tlsCertificate, key: "tls_certificate"),
+            privateKey: .privateKey(try privateKey(fleet.tlsKey, environment: environment)))
         configuration.certificateVerification = .noHostnameVerification
         configuration.trustRoots = .certificates(try certificates(fleet.tlsClientCA, key: "tls_client_ca"))
         return try context(configuration)
@@ -19,10 +23,10 @@ enum TierTLS {
 
     /// A relay's context: presents its host's certificate, accepts a server only with a certificate
     /// that chains to `tls_server_ca` and names the server as `servers` spells it.
-    static func clientContext(_ fleet: FleetConfiguration) throws -> NIOSSLContext {
+    static func clientContext(_ fleet: FleetConfiguration, environment: [String: String]) throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.certificateChain = try chain(fleet.tlsCertificate, key: "tls_certificate")
-        configuration.privateKey = .privateKey(try privateKey(fleet.tlsKey))
+        configuration.privateKey = .privateKey(try privateKey(fleet.tlsKey, environment: environment))
         configuration.certificateVerification = .fullVerification
         configuration.trustRoots = .certificates(try certificates(fleet.tlsServerCA, key: "tls_server_ca"))
         return try context(configuration)
@@ -61,8 +65,15 @@ enum TierTLS {
         try certificates(path, key: key).map { .certificate($0) }
     }
 
-    /// The key's errors name the file and never its content.
-    private static func privateKey(_ path: String?) throws -> NIOSSLPrivateKey {
+    /// The systemd credential that stands in for `tls_key` under the unit (whose dynamic user cannot
+    /// read the root-only file): `LoadCredential=tls-key:/etc/twofold/tls/host.key`.
+    static let keyCredential = "tls-key"
+
+    /// The credential when systemd passed one, else the `tls_key` file. Errors name the file and
+    /// never its content.
+    private static func privateKey(_ configured: String?, environment: [String: String]) throws -> NIOSSLPrivateKey {
+        let credential = environment["CREDENTIALS_DIRECTORY"].map { $0 + "/" + keyCredential }
+        let path = credential.flatMap { access($0, R_OK) == 0 ? $0 : nil } ?? configured
         guard let path else { throw ConfigurationError("tls_key is not set") }
         do {
             return try NIOSSLPrivateKey(file: path, format: .pem)
