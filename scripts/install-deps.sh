@@ -9,7 +9,7 @@ packages=(
   postgresql pgbouncer                                                 # tests: a private PostgreSQL 15 cluster and PgBouncer 1.18 (scripts/pg-cluster.sh)
   mandoc groff-base                                                    # tests: man pages lint clean
   debhelper dpkg-dev lintian                                           # make deb (Rules-Requires-Root: no, so no fakeroot)
-  openssl                                                              # deb-test: a password hash for pam_unix
+  openssl                                                              # deb-test: a password hash for pam_unix; CLI tests: host certificates
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -11,21 +11,21 @@ extension ControlService {
     func addHost(_ name: String, certificatePEM: String?, fingerprint: String?, notAfterMillis: Int64?,
                  peer: PeerCredentials) async throws -> ControlResponse {
         let host = try hostName(name)
-        let now = clock.nowMillis()
-        var certificate: HostCertificate
+        let identity: (fingerprint: String, notAfterMillis: Int64?)
         switch (certificatePEM, fingerprint) {
         case (let pem?, nil):
             guard notAfterMillis == nil else { throw ControlFailure(.invalidRequest, "give no expiry with a certificate: its own is used") }
-            certificate = try Self.certificate(pem: pem, host: host)
+            identity = try Self.identity(pem: pem, host: host)
         case (nil, let text?):
             guard let normalized = HostIdentity.normalizedFingerprint(text) else {
                 throw ControlFailure(.invalidRequest, "a fingerprint is the certificate's SHA-256: 64 hex digits, or 32 pairs separated by colons")
             }
-            certificate = HostCertificate(host: host, fingerprint: normalized, notAfterMillis: notAfterMillis, addedMillis: now)
+            identity = (normalized, notAfterMillis)
         default:
             throw ControlFailure(.invalidRequest, "give either a certificate or a fingerprint, not both or neither")
         }
-        certificate.addedMillis = now
+        let now = clock.nowMillis()
+        let certificate = HostCertificate(host: host, fingerprint: identity.fingerprint, notAfterMillis: identity.notAfterMillis, addedMillis: now)
         if let end = certificate.notAfterMillis, end <= now {
             throw ControlFailure(.invalidRequest, "the certificate expired at \(Self.utc(end)); register its renewal")
         }
@@ -73,7 +73,7 @@ extension ControlService {
 
     /// The certificate's fingerprint (SHA-256 of its DER) and expiry, once its SAN names `host` as
     /// a DNS name (compared without case, as DNS does; no wildcards: one certificate, one host).
-    private static func certificate(pem: String, host: String) throws -> HostCertificate {
+    private static func identity(pem: String, host: String) throws -> (fingerprint: String, notAfterMillis: Int64?) {
         let certificate: NIOSSLCertificate
         let der: [UInt8]
         do {
@@ -87,8 +87,7 @@ extension ControlService {
             let held = names.isEmpty ? "it has no subjectAltName" : "its subjectAltName holds " + names.map(\.description).joined(separator: ", ")
             throw ControlFailure(.invalidRequest, "the certificate is not for host '\(host)': \(held)")
         }
-        return HostCertificate(host: host, fingerprint: Crypto.hex(Crypto.sha256(der)), notAfterMillis: Int64(certificate.notValidAfter) * 1000,
-                               addedMillis: 0)
+        return (Crypto.hex(Crypto.sha256(der)), Int64(certificate.notValidAfter) * 1000)
     }
 }
 

@@ -17,6 +17,9 @@ extension Twofoldctl {
         @Option(help: ArgumentHelp("Only records since this time.", valueName: "time"))
         var since: String?
 
+        @Option(help: ArgumentHelp("Only the records of this host of the fleet.", valueName: "name"))
+        var host: String?
+
         @Option(help: ArgumentHelp("Only this outcome (success, failure, locked, denied, pending, ...).", valueName: "outcome"))
         var outcome: String?
 
@@ -31,11 +34,13 @@ extension Twofoldctl {
             }
             guard limit > 0 else { throw ValidationError("--limit must be positive.") }
             if let user { try Twofoldctl.User.validateName(user) }
+            if let host { _ = try Twofoldctl.Host.normalizedName(host) }
         }
 
         func execute(_ session: DaemonSession) throws(CLIFailure) {
             let sinceMillis = since.flatMap { TimeArgument.millis($0) }
-            let response = try session.send(.audit(user: user, sinceMillis: sinceMillis, outcome: outcome, limit: limit))
+            let response = try session.send(.audit(user: user, sinceMillis: sinceMillis, outcome: outcome, limit: limit,
+                                                   host: host.flatMap(HostIdentity.normalizedName)))
             guard case .audit(let entries) = response else { throw unexpected(response) }
             if options.json {
                 Output.json(entries)
@@ -46,13 +51,14 @@ extension Twofoldctl {
                 return
             }
             Output.raw(Format.table(
-                header: ["TIME", "ACTION", "USER", "OUTCOME", "SERVICE", "RHOST", "TTY", "PEER UID", "REASON"],
+                header: ["TIME", "ACTION", "USER", "OUTCOME", "HOST", "SERVICE", "RHOST", "TTY", "PEER UID", "REASON"],
                 rows: entries.map { entry in
                     [
                         Format.time(millis: entry.timeMillis),
                         entry.action,
                         entry.user ?? "-",
                         entry.outcome,
+                        entry.host ?? "-",
                         entry.service ?? "-",
                         entry.rhost ?? "-",
                         entry.tty ?? "-",

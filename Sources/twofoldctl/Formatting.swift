@@ -59,6 +59,12 @@ enum Format {
         "\(yesNo(status.required)) (\(status.requiredBecause))"
     }
 
+    /// When, and on which host of the fleet when one is known ("… on bastion-1").
+    static func lastSuccess(_ status: UserStatus) -> String {
+        guard let millis = status.lastSuccessMillis else { return "never" }
+        return time(millis: millis) + (status.lastSuccessHost.map { " on \($0)" } ?? "")
+    }
+
     static func locked(_ status: UserStatus) -> String {
         guard let until = status.lockedUntilMillis else { return "no" }
         return "until \(time(millis: until))"
@@ -100,7 +106,7 @@ enum Format {
             ("Recovery codes", "\(status.recoveryCodesLeft) left"),
             ("Failures", "\(status.failures)"),
             ("Locked", locked(status)),
-            ("Last success", status.lastSuccessMillis.map { time(millis: $0) } ?? "never"),
+            ("Last success", lastSuccess(status)),
         ]
         return fields(pairs)
     }

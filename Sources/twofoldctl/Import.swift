@@ -92,12 +92,13 @@ extension Twofoldctl {
             return text
         }
 
-        static func readFile(_ path: String) throws(CLIFailure) -> String {
+        /// A small text file (at most `maxFileBytes`); `kind` names it in errors.
+        static func readFile(_ path: String, kind: String = "an authenticator file") throws(CLIFailure) -> String {
             let data: Data
             do {
                 let url = URL(fileURLWithPath: path)
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-                guard size <= maxFileBytes else { throw CLIFailure(ExitStatus.failure, "\(path) is too large (\(size) bytes) for an authenticator file") }
+                guard size <= maxFileBytes else { throw CLIFailure(ExitStatus.failure, "\(path) is too large (\(size) bytes) for \(kind)") }
                 data = try Data(contentsOf: url)
             } catch let error as CLIFailure {
                 throw error

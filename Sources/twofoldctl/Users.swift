@@ -7,7 +7,8 @@ extension Twofoldctl {
             abstract: "List every user twofoldd knows, as a table (admins).",
             discussion: """
                 Columns: user, enrollment, the kinds of the active factors (method), how many factors, \
-                whether 2FA is required and why, last successful login, consecutive failures, lock, \
+                whether 2FA is required and why, last successful login (and the fleet host it was on, \
+                when known), consecutive failures, lock, \
                 recovery codes left. 'twofoldctl factors --user USER' lists one user's factors. With \
                 --json, an array of the users' status documents (with the factors' names).
                 """
@@ -51,7 +52,7 @@ extension Twofoldctl {
                         status.method ?? "-",
                         status.enrollment == "active" ? status.factors.map { String($0.count) } ?? "-" : "-",
                         Format.required(status),
-                        status.lastSuccessMillis.map { Format.time(millis: $0) } ?? "never",
+                        Format.lastSuccess(status),
                         String(status.failures),
                         Format.locked(status),
                         status.enrollment == "active" ? String(status.recoveryCodesLeft) : "-",

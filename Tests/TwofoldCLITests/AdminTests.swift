@@ -323,7 +323,9 @@ import TwofoldProtocol
     @Test func ordinaryUserIsRefusedAdminCommands() throws {
         let daemon = try DaemonProcess()
         for arguments in [["users"], ["user", "show", "root"], ["policy", "show"], ["policy", "set", "--window", "2"],
-                          ["user", "revoke", "root"], ["audit"], ["import", "twofold-test", "--uri", "-"]] {
+                          ["user", "revoke", "root"], ["audit"], ["import", "twofold-test", "--uri", "-"],
+                          ["host", "add", "host-a", "--fingerprint", String(repeating: "ab", count: 32)], ["host", "list"],
+                          ["host", "revoke", "host-a", "--yes"], ["audit", "--host", "host-a"]] {
             let result = try daemon.ctlAsTestUser(arguments, input: "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP\n")
             #expect(result.status == 4, "\(arguments): \(result)")
             #expect(result.stderr.contains("twofoldctl: this command needs root or membership of the admin group"), "\(arguments): \(result)")

@@ -14,7 +14,7 @@ import TwofoldTestSupport
         ["user"], ["user", "show"], ["user", "require"], ["user", "exempt"], ["user", "default"], ["user", "factor-kinds"],
         ["user", "revoke"], ["user", "unlock"],
         ["policy"], ["policy", "show"], ["policy", "set"], ["policy", "explain"],
-        ["import"], ["bulk-import"], ["audit"], ["doctor"], ["rekey"],
+        ["import"], ["bulk-import"], ["audit"], ["host"], ["host", "add"], ["host", "list"], ["host", "revoke"], ["doctor"], ["rekey"],
     ]
 
     static var updating: Bool { ProcessInfo.processInfo.environment["TWOFOLD_UPDATE_GOLDEN"] == "1" }
@@ -59,7 +59,9 @@ import TwofoldTestSupport
     @Test func usageErrorsExitWithTwo() throws {
         for arguments in [["bogus"], ["users", "--nope"], ["enroll", "--qr", "sixel"], ["policy", "set"],
                           ["policy", "set", "--service", "sshd"], ["import", "alice"], ["audit", "--since", "yesterday"],
-                          ["status", "--timeout", "0"], ["factors", "remove"], ["factors", "remove", "Phone"], ["enroll", "--name", "recovery"]] {
+                          ["status", "--timeout", "0"], ["factors", "remove"], ["factors", "remove", "Phone"], ["enroll", "--name", "recovery"],
+                          ["host", "add", "host-a"], ["host", "add", "host_a", "--fingerprint", String(repeating: "ab", count: 32)],
+                          ["host", "add", "host-a", "--fingerprint", "ab:cd"], ["host", "revoke"], ["audit", "--host", "a..b"]] {
             let result = try CLI.run(arguments)
             #expect(result.status == 2, "\(arguments): \(result)")
             #expect(result.stderr.contains("Error:") || result.stderr.contains("error"), "\(arguments): \(result)")

@@ -34,15 +34,7 @@ import TwofoldTestSupport
             let store = try await PostgresRekeyTests.open(cluster, database, Keyring(sealing: keys))
             #expect(try await PostgresRekeyTests.layout(cluster, database) == "v5 1 checks")
             #expect(try await store.recoveryPepper()?.constantTimeEquals(pepper) == true)
-            #expect(try await store.setting("policy") == "{}")
-            #expect(try await store.user("bob")?.requirement == .required)
-            let audit = try await store.audit(AuditQuery())
-            #expect(audit.map(\.timeMillis) == (0..<5).map { Int64(1_000 + $0) } && audit.allSatisfy { $0.host == nil })
-            #expect(try await store.lastSuccessHosts(users: ["alice"]).isEmpty)
-            _ = try await store.commit([.audit(AuditRecord(timeMillis: 2_000, action: "verify", user: "alice", outcome: "success", host: "h-1"))])
-            #expect(try await store.lastSuccessHosts(users: ["alice"]) == ["alice": "h-1"])
-            try await store.addHostCertificate(HostCertificate(host: "h-1", fingerprint: String(repeating: "a", count: 64), addedMillis: 1))
-            #expect(try await store.hostCertificates(host: nil).count == 1)
+            try await expectV4DataKeptAndV5Working(store)
             try await store.close()
         }
     }

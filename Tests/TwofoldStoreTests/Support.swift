@@ -10,6 +10,21 @@ func openStore(_ dir: String, keys: SealingKeys) throws -> SQLiteStore {
     try SQLiteStore(path: dir + "/twofold.db", keys: keys)
 }
 
+/// A store opened on a v4 database holding bob's override `required`, the setting `policy` = `{}`
+/// and five successful logins of alice (at 1,000 to 1,004) without hosts, as both backends' v4 →
+/// v5 tests write it: all of it kept, and what v5 adds works.
+func expectV4DataKeptAndV5Working(_ store: any TwofoldStore) async throws {
+    #expect(try await store.setting("policy") == "{}")
+    #expect(try await store.user("bob")?.requirement == .required)
+    let audit = try await store.audit(AuditQuery())
+    #expect(audit.map(\.timeMillis) == (0..<5).map { Int64(1_000 + $0) } && audit.allSatisfy { $0.host == nil })
+    #expect(try await store.lastSuccessHosts(users: ["alice"]).isEmpty)
+    _ = try await store.commit([.audit(AuditRecord(timeMillis: 2_000, action: "verify", user: "alice", outcome: "success", host: "h-1"))])
+    #expect(try await store.lastSuccessHosts(users: ["alice"]) == ["alice": "h-1"])
+    try await store.addHostCertificate(HostCertificate(host: "h-1", fingerprint: String(repeating: "a", count: 64), addedMillis: 1))
+    #expect(try await store.hostCertificates(host: nil).count == 1)
+}
+
 /// The bytes of every file of the database (main, -wal, -shm when present), by suffix.
 func databaseFiles(_ dir: String) -> [String: [UInt8]] {
     var files: [String: [UInt8]] = [:]
