@@ -456,7 +456,8 @@ public final class ControlService: Sendable {
         return ServerInfo(version: TwofoldVersion.string, configFile: live.fileRead, database: StoreFactory.location(configuration),
                           keySource: keySource, keyFile: keyFile, keyFileMode: mode, keyFileOwnerUID: owner,
                           daemonUID: getuid(), adminGroup: configuration.adminGroup,
-                          sealingKeyID: keys.keyring.sealing.id.hex, previousKeyIDs: keys.keyring.previous.map(\.id.hex))
+                          sealingKeyID: keys.keyring.sealing.id.hex, previousKeyIDs: keys.keyring.previous.map(\.id.hex),
+                          fleet: FleetCheck.serverInfo(configuration.fleet))
     }
 
     // MARK: - Authorization

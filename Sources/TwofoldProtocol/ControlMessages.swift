@@ -445,10 +445,13 @@ public struct ServerInfo: Codable, Sendable, Equatable {
     /// holds (nil from a daemon before key rotation).
     public var sealingKeyID: String?
     public var previousKeyIDs: [String]?
+    /// A server's or a relay's part in a fleet (nil: a single host, or a daemon from before fleets).
+    public var fleet: FleetInfo?
 
     public init(version: String, configFile: String?, database: String, keySource: String, keyFile: String?,
                 keyFileMode: UInt32?, keyFileOwnerUID: UInt32?, daemonUID: UInt32, adminGroup: String?,
-                sealingKeyID: String? = nil, previousKeyIDs: [String]? = nil) {
+                sealingKeyID: String? = nil, previousKeyIDs: [String]? = nil, fleet: FleetInfo? = nil) {
+        self.fleet = fleet
         self.version = version
         self.configFile = configFile
         self.database = database
@@ -460,6 +463,44 @@ public struct ServerInfo: Codable, Sendable, Equatable {
         self.adminGroup = adminGroup
         self.sealingKeyID = sealingKeyID
         self.previousKeyIDs = previousKeyIDs
+    }
+}
+
+/// A daemon's part in a fleet, for `twofoldctl doctor`. A relay answers `serverInfo` itself (to its
+/// host's root) with this and no store or key; a server adds it to its own.
+public struct FleetInfo: Codable, Sendable, Equatable {
+    /// "server" or "relay".
+    public var role: String
+    /// server: where relays connect.
+    public var listen: String?
+    /// relay: each server, tried just now.
+    public var servers: [TierServerState]?
+    /// This daemon's certificate (a relay's: its host's identity).
+    public var certificateFingerprint: String?
+    public var certificateNotAfterMillis: Int64?
+    /// relay: unused emergency codes per account.
+    public var breakGlass: [BreakGlassEntry]?
+
+    public init(role: String, listen: String? = nil, servers: [TierServerState]? = nil, certificateFingerprint: String? = nil,
+                certificateNotAfterMillis: Int64? = nil, breakGlass: [BreakGlassEntry]? = nil) {
+        self.role = role
+        self.listen = listen
+        self.servers = servers
+        self.certificateFingerprint = certificateFingerprint
+        self.certificateNotAfterMillis = certificateNotAfterMillis
+        self.breakGlass = breakGlass
+    }
+}
+
+/// One server of the tier as a relay reached it (or not) for `doctor`.
+public struct TierServerState: Codable, Sendable, Equatable {
+    public var address: String
+    /// nil: the TLS handshake succeeded with a version in common; else why not.
+    public var error: String?
+
+    public init(address: String, error: String?) {
+        self.address = address
+        self.error = error
     }
 }
 

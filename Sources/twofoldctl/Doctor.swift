@@ -19,6 +19,7 @@ extension Twofoldctl {
                 CHECKS (each finding: ok, warning or error; subject; what is wrong; the fix)
                   daemon.reachable daemon.permission daemon.version key.mode key.owner key.source
                   key.rotation store.sqlite store.postgresql store.tls
+                  fleet.certificate fleet.tier fleet.break-glass fleet.hosts
                   pam.service pam.not-used pam.unreadable pam.module-missing pam.unknown-option
                   pam.nullok pam.bad-option pam.failmode-open pam.wrong-type pam.socket pam.syntax
                   pam.include-missing pam.never-succeeds pam.optional pam.sufficient pam.not-enforced
@@ -74,7 +75,8 @@ extension Twofoldctl {
             let pam = PAMCheck(directory: PAMConfigDirectory(path: pamDirectory),
                                moduleDirectories: moduleDirectories.isEmpty ? PAMModuleDirectories.defaults : moduleDirectories,
                                doctorSocket: options.socketPath).run()
-            let users = daemon.failure == nil ? UsersCheck(session: session).run() : nil
+            // Through a relay the users are the servers' to survey (run doctor on a server for them).
+            let users = daemon.failure == nil && daemon.info?.fleet?.role != "relay" ? UsersCheck(session: session).run() : nil
             var findings = daemon.findings + pam.findings + sshdFindings(pam)
             findings += CoverageCheck(pam: pam, pamDirectory: pamDirectory, policy: users?.policy, impact: users?.impact).findings()
             findings += users?.findings ?? []

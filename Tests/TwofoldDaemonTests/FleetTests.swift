@@ -353,6 +353,27 @@ struct FleetTests {
         #expect(events.allSatisfy { $0.host == "host-a" })
     }
 
+    @Test("doctor on a relay: the servers as it reaches them, its certificate, its emergency codes; on a server: the host registry")
+    func doctor() throws {
+        let fleet = try Fleet(servers: 2)
+        let relay = try fleet.relay("host-a")
+        let arguments = ["doctor", "--json", "--no-sshd", "--pam-dir", relay.directory]
+        let healthy = try run([TestPaths.twofoldctl] + arguments + ["--socket", relay.socketPath])
+        #expect(healthy.output.contains("\"fleet.tier\""), "\(healthy.output)")
+        #expect(!healthy.output.contains("\"key.mode\"") && !healthy.output.contains("\"store."), "a relay has no key or store to check")
+        #expect(healthy.output.contains("\"fleet.certificate\"") && healthy.output.contains("\"fleet.break-glass\""))
+        #expect(!healthy.output.contains("\"severity\" : \"error\"") && !healthy.output.contains("\"severity\":\"error\""), "\(healthy.output)")
+        fleet.servers[1].kill()
+        let degraded = try run([TestPaths.twofoldctl] + arguments + ["--socket", relay.socketPath])
+        #expect(degraded.output.contains("does not answer"), "\(degraded.output)")
+        fleet.servers[0].kill()
+        let down = try run([TestPaths.twofoldctl] + arguments + ["--socket", relay.socketPath])
+        #expect(down.status == 1 && down.output.contains("no server of the tier answers"), "\(down.output)")
+        try fleet.servers[0].start()
+        let server = try run([TestPaths.twofoldctl, "doctor", "--json", "--no-sshd", "--pam-dir", relay.directory, "--socket", fleet.servers[0].socketPath])
+        #expect(server.output.contains("\"fleet.hosts\"") && server.output.contains("1 host registered"), "\(server.output)")
+    }
+
     static func files(under directory: String) throws -> [String] {
         let enumerator = FileManager.default.enumerator(atPath: directory)
         var found: [String] = []

@@ -14,16 +14,17 @@ struct RelayServices: Sendable {
     /// This host's emergency codes (nil: the file could not be set up; none can be used).
     let breakGlass: BreakGlass?
     let clock: any WallClock
+    let live: LiveConfiguration
     let logger: Logger
     /// Called when a server answered: the emergency codes' events can go to its audit.
     let tierReached: @Sendable () -> Void
 }
 
 extension ControlRequest {
-    /// The relay answers these itself, for this host's root.
-    var isBreakGlass: Bool {
+    /// The relay answers these itself, for this host's root: its emergency codes, and its setup.
+    var isAnsweredByRelay: Bool {
         switch self {
-        case .breakGlassIssue, .breakGlassList, .breakGlassClear: true
+        case .breakGlassIssue, .breakGlassList, .breakGlassClear, .serverInfo: true
         default: false
         }
     }
@@ -69,10 +70,11 @@ extension RelayHandler {
 
     /// One of this host's emergency-code requests: root only; one RESPONSE each.
     func localRequest(_ message: Message) {
-        guard case .request(let json) = message, let request = try? ControlCodec.decodeJSON(ControlRequest.self, from: json), request.isBreakGlass else {
-            return finish(.protocolError("this connection serves emergency-code requests only"))
+        guard case .request(let json) = message, let request = try? ControlCodec.decodeJSON(ControlRequest.self, from: json), request.isAnsweredByRelay else {
+            return finish(.protocolError("this connection serves the relay's own requests only"))
         }
-        guard peer.isRoot else { return respond(.error(code: .permissionDenied, message: "emergency codes are issued by this host's root")) }
+        guard peer.isRoot else { return respond(.error(code: .permissionDenied, message: "the relay answers this host's root only")) }
+        if case .serverInfo = request { return relayInfo() }
         guard let breakGlass = services.breakGlass, let loop = context?.eventLoop else {
             return respond(.error(code: .unavailable, message: "this relay cannot keep emergency codes (see its log)"))
         }
@@ -104,6 +106,26 @@ extension RelayHandler {
             return listing(breakGlass)
         default:
             return listing(breakGlass)
+        }
+    }
+
+    /// The relay's own setup: no store, no key; its servers as it reaches them now, its certificate,
+    /// its emergency codes.
+    private func relayInfo() {
+        guard let loop = context?.eventLoop else { return }
+        let configuration = services.live.current
+        let certificate = FleetCheck.certificate(configuration.fleet)
+        let codes = services.breakGlass.map { Self.listing($0) }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let fileRead = services.live.fileRead
+        services.connector.probe(on: loop).whenSuccess { servers in
+            var breakGlass: [BreakGlassEntry]?
+            if case .breakGlass(let entries)? = codes { breakGlass = entries }
+            let fleet = FleetInfo(role: "relay", servers: servers, certificateFingerprint: certificate?.fingerprint,
+                                  certificateNotAfterMillis: certificate?.notAfterMillis, breakGlass: breakGlass)
+            bound.value.respond(.serverInfo(ServerInfo(version: TwofoldVersion.string, configFile: fileRead, database: "(none: a relay)",
+                                                       keySource: "none", keyFile: nil, keyFileMode: nil, keyFileOwnerUID: nil,
+                                                       daemonUID: getuid(), adminGroup: nil, fleet: fleet)))
         }
     }
 

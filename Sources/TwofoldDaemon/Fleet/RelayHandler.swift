@@ -106,7 +106,7 @@ final class RelayHandler: ChannelInboundHandler {
             }
             prepare { [peer] in try Self.loginContext(start, peer: peer) }
         case .request(let json):
-            if let request = try? ControlCodec.decodeJSON(ControlRequest.self, from: json), request.isBreakGlass {
+            if let request = try? ControlCodec.decodeJSON(ControlRequest.self, from: json), request.isAnsweredByRelay {
                 state = .local
                 return localRequest(message)
             }

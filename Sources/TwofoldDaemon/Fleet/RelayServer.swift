@@ -39,7 +39,7 @@ public final class RelayServer: Service, Sendable {
         self.live = live
         let forwarder = breakGlass.map { BreakGlassForwarder(breakGlass: $0, connector: connector, logger: logger) }
         self.forwarder = forwarder
-        self.services = RelayServices(connector: connector, breakGlass: breakGlass, clock: clock, logger: logger) { forwarder?.deliver() }
+        self.services = RelayServices(connector: connector, breakGlass: breakGlass, clock: clock, live: live, logger: logger) { forwarder?.deliver() }
         let admission = AdmissionControl(limits: live.current.admissionLimits)
         self.admission = admission
         live.onChange { admission.limits = $0.admissionLimits }

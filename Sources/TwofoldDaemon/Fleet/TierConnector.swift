@@ -25,6 +25,18 @@ final class TierConnector: Sendable {
         self.logger = logger
     }
 
+    /// Each server, reached just now (connect and handshake) or why not: for `doctor`.
+    func probe(on loop: any EventLoop) -> EventLoopFuture<[TierServerState]> {
+        let side = NIOLoopBound({ TierSideHandler(onMessage: { _ in }, onClose: { _ in }) }, eventLoop: loop)
+        let attempts = servers.map { server in
+            connect(to: server, on: loop, relay: side).map { channel -> TierServerState in
+                channel.close(promise: nil)
+                return TierServerState(address: server.description, error: nil)
+            }.recover { TierServerState(address: server.description, error: String(describing: $0)) }
+        }
+        return EventLoopFuture.whenAllSucceed(attempts, on: loop)
+    }
+
     /// A tier connection on `loop` (the local connection's: no hop between the two) whose end is a
     /// new handler from `makeSide` (one per attempt), or the last server's error.
     func connect(on loop: any EventLoop, makeSide: @escaping () -> TierSideHandler) -> EventLoopFuture<Channel> {

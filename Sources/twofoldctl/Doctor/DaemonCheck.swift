@@ -31,6 +31,9 @@ struct DaemonCheck {
                                             "twofoldd is \(info.version) but this twofoldctl is \(TwofoldVersion.string): a daemon not restarted after an upgrade, or mixed installations",
                                             fix: "`systemctl restart twofoldd` after an upgrade, or install the same version of both"))
         }
+        if let fleet = info.fleet { result.findings += TierCheck(session: session).findings(fleet) }
+        // A relay holds no key and no store: nothing of either to check on this host.
+        guard info.fleet?.role != "relay" else { return result }
         result.findings += keyFindings(info)
         result.findings += KeyRotationCheck(session: session).findings(info)
         result.findings += StoreCheck().findings(info)

@@ -43,6 +43,7 @@ struct Finding: Encodable, Equatable {
         switch check.split(separator: ".").first ?? "" {
         case "daemon": return "Daemon"
         case "key": return "Key"
+        case "fleet": return "Fleet"
         case "pam", "policy": return "PAM"
         case "sshd": return "sshd"
         default: return "Users"
