@@ -202,6 +202,9 @@ public final class Authenticator: Sendable {
             return audited(context, outcome: "denied", reason: "no factor of a kind allowed for this login (\(allowed.because))",
                            then: .denied(userMessage: "None of your second factors may be used for this login (allowed here: \(kinds)). Ask your administrator."))
         }
+        if record.throttle.failures > 0, context.peer.relayed != nil {
+            return .async { await self.withinHostQuota(context, record: record, policy: policy) }
+        }
         return .done(.askCode(record))
     }
 

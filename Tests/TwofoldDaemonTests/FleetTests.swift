@@ -293,14 +293,15 @@ struct FleetTests {
         #expect(try bastion.login("root", answer: root.code(offset: 1)).verdict == .failure)
     }
 
-    @Test("failures spread over three hosts lock at max_failures; the right code is then refused through every host")
+    @Test("failures spread over three hosts (each within its share) lock at max_failures; the right code is then refused through every host")
     func spreadFailures() throws {
         let fleet = try Fleet(servers: 2)
         let relays = try ["host-a", "host-b", "host-c"].map { try fleet.relay($0) }
-        try fleet.setPolicy { $0.maxFailures = 4 }
+        // max_failures 6: a host's share is 2, so it takes three hosts to lock.
+        try fleet.setPolicy { $0.maxFailures = 6 }
         let apps = try fleet.provision(prefix: "s", count: 1)
         let app = apps["s0"]!
-        for attempt in 0..<4 { _ = try relays[attempt % 3].login("s0", answer: app.wrongCode()) }
+        for attempt in 0..<6 { #expect(try relays[attempt % 3].login("s0", answer: app.wrongCode()).verdict != .success) }
         for relay in relays {
             #expect(try relay.login("s0", answer: app.code()).verdict == .locked)
         }
@@ -372,6 +373,34 @@ struct FleetTests {
         try fleet.servers[0].start()
         let server = try run([TestPaths.twofoldctl, "doctor", "--json", "--no-sshd", "--pam-dir", relay.directory, "--socket", fleet.servers[0].socketPath])
         #expect(server.output.contains("\"fleet.hosts\"") && server.output.contains("1 host registered"), "\(server.output)")
+    }
+
+    @Test("one host's share of a user's failures: past it that host is refused before a code is asked; the user logs in elsewhere and is never locked by one or two hosts")
+    func hostFailureQuota() throws {
+        let fleet = try Fleet(servers: 2)
+        let (a, b, c) = (try fleet.relay("host-a"), try fleet.relay("host-b"), try fleet.relay("host-c"))
+        let apps = try fleet.provision(prefix: "q", count: 1)
+        let app = apps["q0"]!
+        // max_failures 10: a host's share is 4.
+        for _ in 0..<4 { #expect(try a.login("q0", answer: app.wrongCode()).verdict == .failure) }
+        // host-a keeps hammering: refused before any prompt, nothing checked or counted.
+        for _ in 0..<10 {
+            let refused = try a.login("q0", answer: app.wrongCode())
+            #expect(refused.verdict == .denied)
+            #expect(!refused.transcript.contains { if case .promptEchoOff = $0 { return true } else { return false } })
+        }
+        // host-b adds its share: 8 in all, under the lock.
+        for _ in 0..<4 { #expect(try b.login("q0", answer: app.wrongCode()).verdict == .failure) }
+        #expect(try b.login("q0", answer: app.code()).verdict == .denied, "host-b is at its share too")
+        // The user logs in from a third host; then the counts start again.
+        #expect(try c.login("q0", answer: app.code()).verdict == .success)
+        #expect(try a.login("q0", answer: app.wrongCode()).verdict == .failure)
+        guard case .status(let status) = try fleet.servers[0].control(.showUser(user: "q0")) else { throw HarnessError("showUser") }
+        #expect(status.lockedUntilMillis == nil && status.failures == 1)
+        guard case .audit(let records) = try fleet.servers[0].control(.audit(user: "q0", sinceMillis: nil, outcome: "throttled", limit: 100, host: "host-a")) else {
+            throw HarnessError("audit")
+        }
+        #expect(records.count == 10)
     }
 
     static func files(under directory: String) throws -> [String] {
