@@ -45,7 +45,8 @@ public final class LiveConfiguration: Sendable {
 
     /// Reads the source again and puts it in force, or keeps the running configuration when the
     /// file does not parse or its policy keys do not make a valid policy.
-    func reload(policy: PolicyHolder) -> ReloadOutcome {
+    /// `policy`: the daemon's (nil for a relay, which holds none).
+    func reload(policy: PolicyHolder?) -> ReloadOutcome {
         guard let source else { return .refused("no configuration source to reload from") }
         let loaded: (configuration: DaemonConfiguration, fileRead: String?)
         let configuredPolicy: Policy
@@ -71,7 +72,7 @@ public final class LiveConfiguration: Sendable {
         state.withLock { $0 = (final, loaded.fileRead) }
         logLevel?.level = final.logLevel
         for observer in observers.withLock({ $0 }) { observer(final) }
-        policy.configured(configuredPolicy)
+        policy?.configured(configuredPolicy)
         return .reloaded(restartNeeded: restartNeeded)
     }
 }
@@ -100,7 +101,8 @@ extension LiveConfiguration {
 /// the new file is in force or was refused (the daemon stays ready either way).
 struct ConfigurationReloader: Service {
     let live: LiveConfiguration
-    let policy: PolicyHolder
+    /// nil on a relay: it holds no policy.
+    let policy: PolicyHolder?
     let environment: [String: String]
     /// Made before the service group starts, so a SIGHUP that comes before this service runs is
     /// queued here and never takes the default action (terminate).

@@ -84,6 +84,9 @@ struct FleetTests {
         guard case .error(.permissionDenied, _) = imported else { throw HarnessError("import through a relay: \(imported)") }
         // A user's own status goes through.
         #expect(try relay.control(.ping) == .ok)
+        // SIGHUP reloads a relay's file as a single host's (it does not end it).
+        #expect(try relay.reload().contains("configuration reloaded"))
+        #expect(try relay.login("u0", answer: apps["u0"]!.code(offset: 1)).verdict == .success)
     }
 
     @Test("an unregistered host and a revoked one get DENIED (fail closed); revoking ends the host's open dialog")

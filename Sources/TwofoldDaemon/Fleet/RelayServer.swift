@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import UnixSignals
 import Synchronization
 import TwofoldCore
 
@@ -138,10 +139,16 @@ public struct RelayDaemon: Sendable {
                              onListening: onListening)
     }
 
-    /// Runs until SIGTERM or SIGINT.
+    /// Runs until SIGTERM or SIGINT. SIGHUP reloads the configuration when it came from a file (the
+    /// log level and the connection limits; the fleet keys need a restart), as on a single host.
     public func run(logger: Logger) async throws {
+        var services: [any Service] = [server]
+        if live.source != nil {
+            let signals = await UnixSignalsSequence(trapping: .sighup)
+            services.append(ConfigurationReloader(live: live, policy: nil, environment: environment, signals: signals, logger: logger))
+        }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }
