@@ -123,6 +123,40 @@ final class Fleet: @unchecked Sendable {
 
     /// Imports `count` users with random secrets through the first server (admin, on its own socket).
     func provision(prefix: String, count: Int) throws -> [String: TestAuthenticator] {
+        try servers[0].provisionMany(prefix: prefix, count: count)
+    }
+}
+
+/// Each user's current code sent to every one of `targets` at once (daemons or relays), 16 users at a
+/// time: the verdicts each user got, and the dialogs that failed outright.
+func raceCodes(users: [String], apps: [String: TestAuthenticator], through targets: [DaemonProcess])
+    -> (verdicts: [String: [VerdictCode]], failures: [String]) {
+    let verdicts = Locked<[String: [VerdictCode]]>([:])
+    let failures = Locked<[String]>([])
+    DispatchQueue.concurrentPerform(iterations: 16) { lane in
+        for index in stride(from: lane, to: users.count, by: 16) {
+            let user = users[index]
+            let code = apps[user]!.code()
+            let group = DispatchGroup()
+            for target in targets {
+                DispatchQueue.global().async(group: group) {
+                    do {
+                        let outcome = try target.login(user, answer: code)
+                        verdicts.withLock { $0[user, default: []].append(outcome.verdict) }
+                    } catch {
+                        failures.withLock { $0.append("\(user): \(error)") }
+                    }
+                }
+            }
+            group.wait()
+        }
+    }
+    return (verdicts.withLock { $0 }, failures.withLock { $0 })
+}
+
+extension DaemonProcess {
+    /// Imports users PREFIX0 … PREFIX(count−1) with random secrets (admin bulk import, 250 at a time).
+    func provisionMany(prefix: String, count: Int) throws -> [String: TestAuthenticator] {
         var apps: [String: TestAuthenticator] = [:]
         let imports = try (0..<count).map { index -> EnrollmentImport in
             let user = "\(prefix)\(index)"
@@ -131,7 +165,7 @@ final class Fleet: @unchecked Sendable {
             return EnrollmentImport(user: user, source: .uri(app.uri(account: user)))
         }
         for chunk in stride(from: 0, to: imports.count, by: 250) {
-            guard case .importedMany(let outcomes) = try servers[0].control(.importEnrollments(Array(imports[chunk..<min(chunk + 250, imports.count)]))),
+            guard case .importedMany(let outcomes) = try control(.importEnrollments(Array(imports[chunk..<min(chunk + 250, imports.count)]))),
                   outcomes.allSatisfy({ $0.error == nil }) else { throw HarnessError("bulk import failed") }
         }
         return apps

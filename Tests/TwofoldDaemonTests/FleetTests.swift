@@ -21,28 +21,8 @@ struct FleetTests {
         }
         let apps = try fleet.provision(prefix: "race", count: 1_000)
         let users = apps.keys.sorted()
-        let verdicts = Locked<[String: [VerdictCode]]>([:])
-        let failures = Locked<[String]>([])
-        DispatchQueue.concurrentPerform(iterations: 16) { lane in
-            for index in stride(from: lane, to: users.count, by: 16) {
-                let user = users[index]
-                let code = apps[user]!.code()
-                let group = DispatchGroup()
-                for relay in relays {
-                    DispatchQueue.global().async(group: group) {
-                        do {
-                            let outcome = try relay.login(user, answer: code)
-                            verdicts.withLock { $0[user, default: []].append(outcome.verdict) }
-                        } catch {
-                            failures.withLock { $0.append("\(user): \(error)") }
-                        }
-                    }
-                }
-                group.wait()
-            }
-        }
-        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0.prefix(5) })")
-        let all = verdicts.withLock { $0 }
+        let (all, failures) = raceCodes(users: users, apps: apps, through: relays)
+        #expect(failures.isEmpty, "\(failures.prefix(5))")
         #expect(all.count == users.count)
         let wrong = all.filter { $0.value.filter { $0 == .success }.count != 1 || $0.value.count != 3 }
         #expect(wrong.isEmpty, "users without exactly one success: \(wrong.prefix(5))")

@@ -130,41 +130,11 @@ struct PostgresDaemonTests {
         let daemons = try (0..<3).map { _ in
             try DaemonProcess.onPostgres(cluster, database: database, keyFile: key.path, throughBouncer: throughBouncer)
         }
-        let users = (0..<1_000).map { "race\($0)" }
-        var apps: [String: TestAuthenticator] = [:]
-        let imports = try users.map { user -> EnrollmentImport in
-            let app = try TestAuthenticator.random()
-            apps[user] = app
-            return EnrollmentImport(user: user, source: .uri(app.uri(account: user)))
-        }
-        for chunk in stride(from: 0, to: imports.count, by: 250) {
-            guard case .importedMany(let outcomes) = try daemons[0].control(.importEnrollments(Array(imports[chunk..<min(chunk + 250, imports.count)]))),
-                  outcomes.allSatisfy({ $0.error == nil }) else { throw HarnessError("bulk import failed") }
-        }
-        let apps_ = apps
+        let apps = try daemons[0].provisionMany(prefix: "race", count: 1_000)
+        let users = apps.keys.sorted()
         // Every user's current code to all three daemons at once, 16 users at a time.
-        let verdicts = Locked<[String: [VerdictCode]]>([:])
-        let failures = Locked<[String]>([])
-        DispatchQueue.concurrentPerform(iterations: 16) { lane in
-            for index in stride(from: lane, to: users.count, by: 16) {
-                let user = users[index]
-                let code = apps_[user]!.code()
-                let group = DispatchGroup()
-                for daemon in daemons {
-                    DispatchQueue.global().async(group: group) {
-                        do {
-                            let outcome = try daemon.login(user, answer: code)
-                            verdicts.withLock { $0[user, default: []].append(outcome.verdict) }
-                        } catch {
-                            failures.withLock { $0.append("\(user): \(error)") }
-                        }
-                    }
-                }
-                group.wait()
-            }
-        }
-        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0.prefix(5) })")
-        let all = verdicts.withLock { $0 }
+        let (all, failures) = raceCodes(users: users, apps: apps, through: daemons)
+        #expect(failures.isEmpty, "\(failures.prefix(5))")
         #expect(all.count == users.count)
         let wrong = all.filter { $0.value.filter { $0 == .success }.count != 1 || $0.value.count != 3 }
         #expect(wrong.isEmpty, "users without exactly one success: \(wrong.prefix(5))")
