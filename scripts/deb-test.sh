@@ -381,7 +381,9 @@ must_exist /usr/sbin/twofoldd /usr/bin/twofoldctl "$MODULE" /lib/systemd/system/
   /etc/twofold/twofoldd.conf /usr/share/pam-configs/twofold \
   /usr/share/bash-completion/completions/twofoldctl /usr/share/zsh/vendor-completions/_twofoldctl \
   /usr/share/fish/vendor_completions.d/twofoldctl.fish \
-  /usr/share/doc/twofold/README.md /usr/share/doc/twofold/copyright /usr/share/doc/twofold/examples/sshd
+  /usr/share/doc/twofold/README.md /usr/share/doc/twofold/copyright /usr/share/doc/twofold/examples/sshd \
+  /usr/share/doc/twofold/examples/postgresql.conf /usr/share/doc/twofold/examples/server.conf \
+  /usr/share/doc/twofold/examples/relay.conf /usr/share/doc/twofold/examples/fleet-ca.sh
 [ -x /usr/sbin/twofoldd ] && [ -x /usr/bin/twofoldctl ] || fail "the binaries are not executable"
 for b in /usr/sbin/twofoldd /usr/bin/twofoldctl "$MODULE"; do
   deps=$(ldd "$b")
