@@ -64,6 +64,11 @@ struct FleetTests {
         guard case .error(.permissionDenied, _) = imported else { throw HarnessError("import through a relay: \(imported)") }
         // A user's own status goes through.
         #expect(try relay.control(.ping) == .ok)
+        // The relay authorizes its local peers as a single host does: another user's dialog is refused
+        // there, before the tier hears of it; a RELAY message from a local client is a protocol error.
+        #expect(try runAsTestUser(socketPath: relay.socketPath, user: "u0") == "DENIED")
+        let smuggled = try runAsTestUser(socketPath: relay.socketPath, frame: try FrameCodec.encode(.relay(Array("{}".utf8))))
+        #expect(smuggled.contains("must start with AUTH_START or REQUEST"), "\(smuggled)")
         // SIGHUP reloads a relay's file as a single host's (it does not end it).
         #expect(try relay.reload().contains("configuration reloaded"))
         #expect(try relay.login("u0", answer: apps["u0"]!.code(offset: 1)).verdict == .success)
