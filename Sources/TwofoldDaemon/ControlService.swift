@@ -22,11 +22,12 @@ public final class ControlService: Sendable {
     let keys: DaemonKeys
     let recoveryPepper: SecretBytes
     let refusals: RefusalAuditor
+    let metrics: DaemonMetrics
     let logger: Logger
 
     init(store: any TwofoldStore, authenticator: Authenticator, enrollment: EnrollmentService, policy: PolicyHolder,
          clock: any WallClock, live: LiveConfiguration, keys: DaemonKeys, recoveryPepper: SecretBytes, refusals: RefusalAuditor,
-         logger: Logger) {
+         metrics: DaemonMetrics, logger: Logger) {
         self.store = store
         self.authenticator = authenticator
         self.enrollment = enrollment
@@ -36,6 +37,7 @@ public final class ControlService: Sendable {
         self.keys = keys
         self.recoveryPepper = recoveryPepper
         self.refusals = refusals
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -53,8 +55,10 @@ public final class ControlService: Sendable {
     func handle(json: [UInt8], peer: PeerCredentials) async -> Message {
         let response: ControlResponse
         if let request = try? ControlCodec.decodeJSON(ControlRequest.self, from: json) {
+            metrics.controlRequest(request.name)
             response = await handle(request, peer: peer)
         } else {
+            metrics.controlRequest("invalid")
             response = .error(code: .invalidRequest, message: "the request is not a valid control request (is twofoldctl the same version as twofoldd?)")
         }
         do {
@@ -182,6 +186,9 @@ public final class ControlService: Sendable {
             case .rekey(let check, let cursor):
                 try requireAdmin(admin)
                 return .rekey(try await rekey(check: check, cursor: cursor, peer: peer))
+            case .metrics:
+                try requireAdmin(admin)
+                return .metricsText(metrics.exposition())
             case .policyImpact(let proposed):
                 try requireAdmin(admin)
                 let current = policy.current
@@ -369,7 +376,7 @@ public final class ControlService: Sendable {
         let context = LoginContext(user: user, service: "twofoldctl:\(purpose)", peer: peer)
         switch try await authenticator.verifyCode(code, context: context) {
         case .success: return
-        case .failure: throw ControlFailure(.invalidCode, "that code is not valid now")
+        case .failure, .replay: throw ControlFailure(.invalidCode, "that code is not valid now")
         case .locked: throw ControlFailure(.locked, "too many failed attempts: the account is locked for now")
         case .tooSoon(let wait): throw ControlFailure(.invalidCode, "too many failed attempts: wait \((wait + 999) / 1000) s and try again")
         case .unavailable: throw ControlFailure(.unavailable, "the daemon cannot check codes right now")
@@ -475,6 +482,7 @@ extension ControlRequest {
         case .listUsers: "users"
         case .setRequirement, .policyShow, .policySet, .policyImpact, .policyExplain, .setFactorKinds: "policy"
         case .serverInfo: "info"
+        case .metrics: "metrics"
         case .rekey: "rekey"
         case .revoke: "revoke"
         case .unlock: "unlock"
@@ -517,7 +525,7 @@ extension ControlRequest {
             user
         case .audit(let user, _, _, _):
             user
-        case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact, .rekey:
+        case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact, .rekey, .metrics:
             nil
         }
     }

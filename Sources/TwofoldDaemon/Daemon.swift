@@ -10,10 +10,12 @@ import TwofoldStore
 import UnixSignals
 
 /// Builds the running daemon from a configuration: the state directory, the key, the store, the
-/// authenticator and the socket server, ready to hand to a `ServiceGroup`.
+/// authenticator, the socket server and the metrics, ready to hand to a `ServiceGroup`.
 public struct Daemon: Sendable {
     public let server: SocketServer
     public let store: any TwofoldStore
+    /// This daemon's metrics (its own registry), recorded by everything below.
+    public let metrics: DaemonMetrics
     /// Deletes audit records past `audit_retention_days`.
     public let pruner: AuditPruner
     /// The configuration in force (a SIGHUP reloads it when it came from a source).
@@ -37,30 +39,33 @@ public struct Daemon: Sendable {
         }
         if keys.sealingSource == "credential" { logger.info("sealing key from systemd credential") }
         logger.info("keyring loaded", metadata: ["keys": "\(keys.summary)"])
-        store = try await Self.openStore(configuration: configuration, keys: keys, environment: environment, logger: logger)
+        let metrics = DaemonMetrics()
+        self.metrics = metrics
+        store = try await Self.openStore(configuration: configuration, keys: keys, environment: environment, logger: logger, observer: metrics.storeObserver)
         let pepper = try await Self.recoveryPepper(store: store, keys: keys)
         let policy = try await PolicyHolder.load(store: store, configuration: configuration)
         self.policy = policy
-        let authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: pepper, logger: logger)
+        let authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: pepper, metrics: metrics, logger: logger)
         let enrollment = EnrollmentService(store: store, clock: clock, policy: policy, recoveryPepper: pepper,
                                            issuer: live.current.issuer, logger: logger)
         let refusals = RefusalAuditor(clock: clock, perMinute: live.current.refusalsAuditedPerMinute) { mutations in
             authenticator.commit(mutations) { _ in }
         }
         let control = ControlService(store: store, authenticator: authenticator, enrollment: enrollment, policy: policy, clock: clock,
-                                     live: live, keys: keys, recoveryPepper: pepper, refusals: refusals, logger: logger)
+                                     live: live, keys: keys, recoveryPepper: pepper, refusals: refusals, metrics: metrics, logger: logger)
         let source: ListenSource = SystemdSocketActivation.listeningDescriptor(environment: environment).map { .descriptor($0) }
             ?? .path(configuration.socketPath)
         pruner = AuditPruner(store: store, clock: clock, retentionDays: { live.current.auditRetentionDays }, logger: logger)
-        server = SocketServer(source: source, live: live, authenticator: authenticator, enrollment: enrollment,
-                              control: control, refusals: refusals, logger: logger, environment: environment, onListening: onListening)
+        server = SocketServer(source: source, live: live, authenticator: authenticator, enrollment: enrollment, control: control,
+                              refusals: refusals, metrics: metrics, logger: logger, environment: environment, onListening: onListening)
     }
 
     /// The store, or an error for the operator when the keyring holds no key the database knows.
     static func openStore(configuration: DaemonConfiguration, keys: DaemonKeys, environment: [String: String],
-                          logger: Logger) async throws -> any TwofoldStore {
+                          logger: Logger, observer: StoreObserver) async throws -> any TwofoldStore {
         do {
-            return try await StoreFactory.makeStore(configuration: configuration, keyring: keys.keyring, environment: environment, logger: logger)
+            return try await StoreFactory.makeStore(configuration: configuration, keyring: keys.keyring, environment: environment,
+                                                    logger: logger, observer: observer)
         } catch StoreError.wrongKey {
             throw keys.unknownToDatabase(StoreFactory.location(configuration))
         }

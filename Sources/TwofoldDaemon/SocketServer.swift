@@ -51,6 +51,7 @@ public final class SocketServer: Service, Sendable {
     private let onListening: @Sendable () -> Void
     private let admission: AdmissionControl
     private let refusals: RefusalAuditor
+    private let metrics: DaemonMetrics
     /// The one loop that accepts and serves every connection. With connections spread over several
     /// loops, NIO hops each accepted connection between the accepting loop and its own three times
     /// (three thread wake-ups); measured on 2 cores, one socket loop gave more verifies/s at 64
@@ -60,7 +61,7 @@ public final class SocketServer: Service, Sendable {
     private let socketLoop: any EventLoop
 
     init(source: ListenSource, live: LiveConfiguration, authenticator: Authenticator, enrollment: EnrollmentService,
-                control: ControlService, refusals: RefusalAuditor, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton,
+                control: ControlService, refusals: RefusalAuditor, metrics: DaemonMetrics, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton,
                 environment: [String: String] = [:], shutdownGraceSeconds: Int64 = 10, onListening: @escaping @Sendable () -> Void = {}) {
         self.source = source
         self.live = live
@@ -72,7 +73,7 @@ public final class SocketServer: Service, Sendable {
         self.admission = admission
         live.onChange { admission.limits = $0.admissionLimits }
         self.refusals = refusals
-
+        self.metrics = metrics
         self.environment = environment
         self.shutdownGraceSeconds = shutdownGraceSeconds
         self.onListening = onListening
@@ -84,7 +85,8 @@ public final class SocketServer: Service, Sendable {
         let reader = try authenticator.store.makeLoginReader().map { LoopLoginReader($0, loop: socketLoop) }
         let deadlines = VerdictDeadlines(loop: socketLoop)
         let services = ConnectionServices(authenticator: authenticator, dialogs: dialogs, control: control, admission: admission,
-                                          refusals: refusals, deadlines: deadlines, logger: logger, reader: reader)
+                                          refusals: refusals, deadlines: deadlines, verifies: LoopVerifyCounters(metrics, loop: socketLoop),
+                                          logger: logger, reader: reader)
         let deadlineSweep = socketLoop.scheduleRepeatedTask(initialDelay: VerdictDeadlines.sweepInterval,
                                                             delay: VerdictDeadlines.sweepInterval) { _ in deadlines.sweep() }
         let listener = try await bind(services)
@@ -154,9 +156,11 @@ public final class SocketServer: Service, Sendable {
     private func admit(_ channel: Channel, peer: PeerCredentials) -> AdmissionControl.Refusal? {
         let id = ObjectIdentifier(channel)
         connections.withLock { c in c.open[id] = channel }
+        metrics.connectionOpened()
         let refusal = admission.admitConnection(uid: peer.uid)
-        let admission = self.admission
+        let (admission, metrics) = (self.admission, self.metrics)
         channel.closeFuture.whenComplete { _ in
+            metrics.connectionClosed()
             if refusal == nil { admission.releaseConnection(uid: peer.uid) }
             let waiters = self.connections.withLock { c -> [CheckedContinuation<Void, Never>] in
                 c.open.removeValue(forKey: id)

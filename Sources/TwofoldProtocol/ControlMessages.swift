@@ -70,6 +70,41 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// the answer's cursor continues it, nil once the whole store was done. `check`: change nothing,
     /// only count the sealed values by key.
     case rekey(check: Bool, cursor: String?)
+    /// The daemon's metrics in Prometheus's text format (`ControlResponse.metricsText`).
+    case metrics
+}
+
+extension ControlRequest {
+    /// The request's name: its key in the JSON document.
+    public var name: String {
+        switch self {
+        case .ping: "ping"
+        case .enrollBegin: "enrollBegin"
+        case .enrollVerify: "enrollVerify"
+        case .enrollActivate: "enrollActivate"
+        case .status: "status"
+        case .regenerateRecoveryCodes: "regenerateRecoveryCodes"
+        case .disable: "disable"
+        case .listFactors: "listFactors"
+        case .removeFactor: "removeFactor"
+        case .listUsers: "listUsers"
+        case .showUser: "showUser"
+        case .setRequirement: "setRequirement"
+        case .setFactorKinds: "setFactorKinds"
+        case .revoke: "revoke"
+        case .unlock: "unlock"
+        case .policyShow: "policyShow"
+        case .policySet: "policySet"
+        case .importEnrollment: "importEnrollment"
+        case .importEnrollments: "importEnrollments"
+        case .audit: "audit"
+        case .serverInfo: "serverInfo"
+        case .policyImpact: "policyImpact"
+        case .policyExplain: "policyExplain"
+        case .rekey: "rekey"
+        case .metrics: "metrics"
+        }
+    }
 }
 
 /// An admin's per-user override.
@@ -265,6 +300,8 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case policyExplanation(PolicyExplanation)
     case factors([FactorInfo])
     case rekey(RekeyReport)
+    /// The exposition text of the daemon's metrics (Prometheus text format 0.0.4), as is.
+    case metricsText(String)
 }
 
 /// The policy chain for one user, service and host (`twofoldctl policy explain`): each level in

@@ -93,6 +93,7 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
     case .policyExplanation: name = "policyExplanation"
     case .factors: name = "factors"
     case .rekey: name = "rekey"
+    case .metricsText: name = "metricsText"
     }
     return CLIFailure(ExitStatus.failure, "unexpected answer from twofoldd: \(name)")
 }

@@ -46,7 +46,7 @@ struct Twofoldctl: ParsableCommand {
                 Enroll.self, Status.self, Factors.self, RecoveryCodes.self, Disable.self,
             ]),
             CommandGroup(name: "Admin", subcommands: [
-                Users.self, User.self, Policy.self, Import.self, BulkImport.self, Audit.self, Doctor.self, Rekey.self,
+                Users.self, User.self, Policy.self, Import.self, BulkImport.self, Audit.self, Doctor.self, Rekey.self, Metrics.self,
             ]),
         ]
     )
