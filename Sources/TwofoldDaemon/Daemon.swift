@@ -16,6 +16,8 @@ public struct Daemon: Sendable {
     public let store: any TwofoldStore
     /// This daemon's metrics (its own registry), recorded by everything below.
     public let metrics: DaemonMetrics
+    /// The HTTP endpoint of `metrics_listen`, bound at start; nil when it is not set.
+    let metricsEndpoint: MetricsEndpoint?
     /// Deletes audit records past `audit_retention_days`.
     public let pruner: AuditPruner
     /// The configuration in force (a SIGHUP reloads it when it came from a source).
@@ -58,6 +60,11 @@ public struct Daemon: Sendable {
         pruner = AuditPruner(store: store, clock: clock, retentionDays: { live.current.auditRetentionDays }, logger: logger)
         server = SocketServer(source: source, live: live, authenticator: authenticator, enrollment: enrollment, control: control,
                               refusals: refusals, metrics: metrics, logger: logger, environment: environment, onListening: onListening)
+        if let address = configuration.metricsListen {
+            metricsEndpoint = try await MetricsEndpoint.bind(address, metrics: metrics, logger: logger)
+        } else {
+            metricsEndpoint = nil
+        }
     }
 
     /// The store, or an error for the operator when the keyring holds no key the database knows.
@@ -85,6 +92,7 @@ public struct Daemon: Sendable {
     /// the configuration when it came from a source (a file).
     public func run(logger: Logger) async throws {
         var services: [any Service] = [server, pruner]
+        if let metricsEndpoint { services.append(metricsEndpoint) }
         if live.source != nil {
             // Trapped before the group starts, so an early SIGHUP never terminates the daemon.
             let signals = await UnixSignalsSequence(trapping: .sighup)
