@@ -4,7 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl {
     struct Metrics: DaemonCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the daemon's metrics in Prometheus's text format (admins only).",
+            abstract: "Print the daemon's metrics in Prometheus's text format (admins).",
             discussion: """
                 The text is what the daemon's metrics_listen endpoint serves at /metrics: logins by \
                 outcome, service and host, their latency, group-commit batch sizes, store errors, \

@@ -14,7 +14,7 @@ import TwofoldTestSupport
         ["user"], ["user", "show"], ["user", "require"], ["user", "exempt"], ["user", "default"], ["user", "factor-kinds"],
         ["user", "revoke"], ["user", "unlock"],
         ["policy"], ["policy", "show"], ["policy", "set"], ["policy", "explain"],
-        ["import"], ["bulk-import"], ["audit"], ["doctor"], ["rekey"],
+        ["import"], ["bulk-import"], ["audit"], ["doctor"], ["rekey"], ["metrics"],
     ]
 
     static var updating: Bool { ProcessInfo.processInfo.environment["TWOFOLD_UPDATE_GOLDEN"] == "1" }
