@@ -91,6 +91,24 @@ struct MetricsTests {
         #expect(scrape.value("twofold_control_requests_total", ["request": "metrics"]) == 2, "the refused request is counted too")
     }
 
+    @Test("enroll at login is counted by the verdict its task sends, or as abandoned when the client leaves at a prompt")
+    func enrollAtLoginIsCounted() throws {
+        let daemon = try DaemonProcess(extraConfig: "require = everyone\nunenrolled = enroll")
+        #expect(try daemon.login("yuri", answer: "000000").verdict == .failure, "a code that does not match the new secret")
+        let (connection, prompt) = try HardeningTests.openDialog(daemon, user: "zack")
+        guard case .promptEchoOn = prompt else { Issue.record("expected the enrollment prompt, got \(prompt)"); return }
+        connection.close()
+        // The daemon counts the abandoned dialog when it sees the close: ask until it has.
+        var scrape = try Scrape.parse(try daemon.ctlMetrics().output)
+        for _ in 0..<50 where scrape.value("twofold_verifies_total", ["outcome": "abandoned"]) == 0 {
+            usleep(100_000)
+            scrape = try Scrape.parse(try daemon.ctlMetrics().output)
+        }
+        #expect(scrape.value("twofold_verifies_total", ["outcome": "failure"]) == 1)
+        #expect(scrape.value("twofold_verifies_total", ["outcome": "abandoned"]) == 1)
+        #expect(scrape.value("twofold_verifies_total") == 2)
+    }
+
     @Test("a peer inventing service names grows the service label to 64 values, then counts as \"other\"")
     func serviceLabelIsCapped() throws {
         let daemon = try DaemonProcess()
