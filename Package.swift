@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         // libcrypto from Debian's libssl-dev, found with pkg-config.
@@ -58,13 +60,18 @@ let package = Package(
         .target(name: "TwofoldProtocol"),
         // Blocking Unix-socket client for the CLI, tests and benchmarks.
         .target(name: "TwofoldClient", dependencies: ["TwofoldProtocol"]),
-        // The daemon as a library: socket server, dialogs, verify engine with group commit.
+        // The daemon as a library: socket server, dialogs, verify engine with group commit, metrics
+        // (a Prometheus registry per daemon, served to twofoldctl and on an optional HTTP endpoint).
         .target(
             name: "TwofoldDaemon",
             dependencies: [
                 "TwofoldCore", "TwofoldCrypto", "TwofoldStore", "TwofoldSQLite", "TwofoldPostgres", "TwofoldProtocol", "TwofoldQR",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                // Prometheus's counters and histograms are swift-metrics handlers; its version is pinned here.
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

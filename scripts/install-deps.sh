@@ -6,6 +6,7 @@ packages=(
   pamtester libpam-wrapper openssh-server openssh-client oathtool      # tests: real peers
   zbar-tools libpam-google-authenticator libpam-oath python3 util-linux
   systemd                                                              # tests: systemd-analyze on the units
+  python3-prometheus-client                                            # tests: the metrics parsed by Prometheus's own Python parser
   postgresql pgbouncer                                                 # tests: a private PostgreSQL 15 cluster and PgBouncer 1.18 (scripts/pg-cluster.sh)
   mandoc groff-base                                                    # tests: man pages lint clean
   debhelper dpkg-dev lintian                                           # make deb (Rules-Requires-Root: no, so no fakeroot)

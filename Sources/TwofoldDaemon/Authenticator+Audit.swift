@@ -21,6 +21,7 @@ extension Authenticator {
                 self.logAudits(mutations, results: results, error: nil)
                 completion(results)
             case .failure(let error):
+                self.metrics.storeError(error)
                 self.logAudits(mutations, results: nil, error: error)
                 completion(nil)
             }
@@ -39,6 +40,7 @@ extension Authenticator {
             logAudits(mutations, results: results, error: nil)
             return results
         } catch {
+            metrics.storeError(error)
             logAudits(mutations, results: nil, error: error)
             return nil
         }

@@ -98,8 +98,10 @@ public enum LoginStart: Sendable {
 public enum LoginResult: Sendable, Equatable {
     /// Proven; `info` is shown to the user (e.g. recovery codes left).
     case success(info: String?)
-    /// Wrong, replayed or malformed.
+    /// Wrong or malformed.
     case failure
+    /// A code already used (by this login's user, or by a concurrent one): a failure, counted as one.
+    case replay
     /// This failure locked the user, or the user was locked.
     case locked(untilMillis: Int64)
     /// A throttle delay had longer to run than the client waits: not checked, not counted.
@@ -129,13 +131,16 @@ public final class Authenticator: Sendable {
     let clock: any WallClock
     let policy: PolicyHolder
     let recoveryPepper: SecretBytes
+    let metrics: DaemonMetrics
     let logger: Logger
 
-    public init(store: any TwofoldStore, clock: any WallClock, policy: PolicyHolder, recoveryPepper: SecretBytes, logger: Logger) {
+    public init(store: any TwofoldStore, clock: any WallClock, policy: PolicyHolder, recoveryPepper: SecretBytes, metrics: DaemonMetrics,
+                logger: Logger) {
         self.store = store
         self.clock = clock
         self.policy = policy
         self.recoveryPepper = recoveryPepper
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -165,6 +170,7 @@ public final class Authenticator: Sendable {
         case .success(let found):
             record = found
         case .failure(let error):
+            metrics.storeError(error)
             logger.log(level: error.isLoggedByStore ? .debug : .error, "cannot read user state",
                        metadata: ["user": "\(context.user)", "error": "\(error)"])
             if error.isLoggedByStore {
@@ -268,6 +274,7 @@ public final class Authenticator: Sendable {
         let policy = self.policy.current
         if let notBefore = record.throttle.notBeforeMillis {
             let wait = min(notBefore - clock.nowMillis(), policy.throttlePolicy.maxDelayMillis)
+            if wait > 0 { metrics.throttled(millis: wait) }
             if wait > context.holdBudgetMillis {
                 return audited(context, outcome: "throttled",
                                reason: "answer came \(wait) ms before the throttle delay ended; not checked",
@@ -304,7 +311,7 @@ public final class Authenticator: Sendable {
                 self.attemptResult(results, context: context, policy: policy, success: .success(info: nil))
             }
         case .replay:
-            return failStep(context, reason: "replayed code", policy: policy)
+            return failStep(context, reason: "replayed code", policy: policy, replay: true)
         case .rejected:
             return failStep(context, reason: "wrong code", policy: policy)
         case .malformed:
@@ -333,7 +340,7 @@ public final class Authenticator: Sendable {
         case .appliedFailure?, .conflict?:
             // Another login took this step first (or the user was revoked meanwhile): a replay,
             // counted as a failure (already audited as one).
-            return failStep(context, reason: "replayed code (concurrent use)", policy: policy, audit: false)
+            return failStep(context, reason: "replayed code (concurrent use)", policy: policy, audit: false, replay: true)
         }
     }
 
@@ -354,6 +361,7 @@ public final class Authenticator: Sendable {
         do {
             candidates = try await store.recoveryCodes(user: context.user)
         } catch {
+            metrics.storeError(error)
             logger.error("cannot read recovery codes", metadata: ["user": "\(context.user)", "error": "\(error)"])
             return .unavailable
         }
@@ -379,17 +387,18 @@ public final class Authenticator: Sendable {
     }
 
     /// Counts a failure durably, with its audit record unless the caller's commit already wrote one;
-    /// the result says whether it locked the user.
-    private func failStep(_ context: LoginContext, reason: String, policy: Policy, audit: Bool = true) -> LoginStep<LoginResult> {
+    /// the result says whether it locked the user, and whether the code was a replay.
+    private func failStep(_ context: LoginContext, reason: String, policy: Policy, audit: Bool = true, replay: Bool = false) -> LoginStep<LoginResult> {
         let now = clock.nowMillis()
         var mutations: [StoreMutation] = [.recordFailure(user: context.user, atMillis: now, policy: policy.throttlePolicy)]
         if audit { mutations.append(auditMutation(context, outcome: "failure", reason: reason, at: now)) }
         return .commit(mutations) { results in
             if case .appliedFailure(let state)? = results?.first, let until = state.lockedUntilMillis, until > now {
                 self.logger.warning("user locked after repeated failures", metadata: ["user": "\(context.user)", "failures": "\(state.failures)"])
+                self.metrics.userLocked()
                 return .done(.locked(untilMillis: until))
             }
-            return .done(results == nil ? .unavailable : .failure)
+            return .done(results == nil ? .unavailable : replay ? .replay : .failure)
         }
     }
 

@@ -13,6 +13,8 @@ struct ConnectionServices: Sendable {
     let refusals: RefusalAuditor
     /// Verdicts owed by a client's deadline, swept on the socket loop.
     let deadlines: VerdictDeadlines
+    /// How login dialogs ended, counted on the socket loop.
+    let verifies: LoopVerifyCounters
     let logger: Logger
     /// The socket loop's synchronous login reader, or nil (the store has no such reader).
     let reader: LoopLoginReader?
@@ -81,6 +83,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var ticket: AdmissionControl.DialogTicket?
     /// An answer is being checked under a verdict deadline (`VerdictDeadlines`).
     private var watched = false
+    /// A login dialog whose outcome is not counted yet: when it began (AUTH_START) and its service.
+    private var uncounted: (began: NIODeadline, service: String)?
 
     init(services: ConnectionServices, peer: PeerCredentials) {
         self.services = services
@@ -154,12 +158,14 @@ final class ConnectionHandler: ChannelInboundHandler {
         switch state {
         case .awaitingAnswer(let login, _):
             state = .finished
+            count(.abandoned)
             login.liveness?.markGone()
             drive(services.authenticator.audited(login, outcome: "abandoned", reason: "connection closed at the code prompt", then: ())) { _, _ in }
         case .starting(let login), .checking(let login):
             // The answer in flight is still decided, as abandoned: a right code is used up, a wrong one counted.
             login.liveness?.markGone()
         case .bridgedLogin(let login):
+            count(.abandoned)   // unless its task sent the verdict already
             login.liveness?.markGone()
             bridge?.closeInput()
         case .bridgedControl:
@@ -211,6 +217,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func beginLogin(_ start: AuthStart) {
         let login = LoginContext(start: start, peer: peer, liveness: DialogLiveness())
         state = .starting(login)
+        uncounted = (.now(), start.service)
         // What the client declared, as sent: "absent" is a module from before CAPABILITIES.
         services.logger.debug("login dialog", metadata: [
             "user": "\(start.user)", "service": "\(start.service)", "peer": "\(peer)",
@@ -345,12 +352,14 @@ final class ConnectionHandler: ChannelInboundHandler {
             finish((info.map { [Message.info($0)] } ?? []) + [.verdict(.success, reason: nil)])
         case .failure:
             finish(.verdict(.failure, reason: "wrong code"))
+        case .replay:
+            finish([.verdict(.failure, reason: "replayed code")], outcome: .replay)
         case .locked:
             finish(.errorMessage(LoginDialogRunner.lockedText), .verdict(.locked, reason: "locked"))
         case .tooSoon(let wait):
             let seconds = (wait + 999) / 1000
-            finish(.errorMessage("Too many failed attempts: wait \(seconds) second\(seconds == 1 ? "" : "s") before trying again."),
-                   .verdict(.failure, reason: "throttle delay in force"))
+            finish([.errorMessage("Too many failed attempts: wait \(seconds) second\(seconds == 1 ? "" : "s") before trying again."),
+                    .verdict(.failure, reason: "throttle delay in force")], outcome: .throttled)
         case .unavailable:
             finish(.verdict(.unavailable, reason: "store unavailable"))
         }
@@ -394,10 +403,12 @@ final class ConnectionHandler: ChannelInboundHandler {
         finish(messages)
     }
 
-    private func finish(_ messages: [Message]) {
+    /// `outcome`: how the login dialog ended, when the last message does not say all of it.
+    private func finish(_ messages: [Message], outcome: VerifyOutcome? = nil) {
         if case .finished = state { return }
         state = .finished
         disarmVerdictWatchdog()
+        if let ending = outcome ?? VerifyOutcome(ending: messages.last!) { count(ending) }
         guard let context else { return }
         for message in messages.dropLast() {
             context.write(wrapOutboundOut(message), promise: nil)
@@ -425,6 +436,14 @@ final class ConnectionHandler: ChannelInboundHandler {
         finish(.protocolError(error.description))
     }
 
+    /// Counts how the login dialog ended, once; nothing for a control connection.
+    private func count(_ outcome: VerifyOutcome) {
+        guard let (began, service) = uncounted else { return }
+        uncounted = nil
+        // The host the login is on: a relayed peer's registered host, else this one.
+        services.verifies.verified(outcome, service: service, host: peer.relayed?.host ?? HostName.local, began: began)
+    }
+
     private func releaseTicket() {
         if let ticket {
             services.admission.release(ticket)
@@ -437,7 +456,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// `capabilities`: a login dialog's (what the task may send the client); `[]` for control requests.
     private func openBridge(capabilities: ClientCapabilities = [], _ body: @escaping @Sendable (AsyncDialog) async throws -> Void) {
         guard let context else { return }
-        let bridge = TaskBridge(channel: context.channel, capabilities: capabilities)
+        // A login task's verdict ends its dialog (weak: the bridge lives as long as this handler).
+        let bridge = TaskBridge(channel: context.channel, capabilities: capabilities) { [weak self] message in
+            if let ending = VerifyOutcome(ending: message) { self?.count(ending) }
+        }
         self.bridge = bridge
         let dialog = AsyncDialog(bridge: NIOLoopBound(bridge, eventLoop: context.eventLoop), channel: context.channel)
         let logger = services.logger

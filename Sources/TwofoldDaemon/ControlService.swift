@@ -22,13 +22,14 @@ public final class ControlService: Sendable {
     let keys: DaemonKeys
     let recoveryPepper: SecretBytes
     let refusals: RefusalAuditor
+    let metrics: DaemonMetrics
     let logger: Logger
     /// Called after the host registry changed here (a server ends a revoked host's connections at once).
     let hostsChanged: @Sendable () async -> Void
 
     init(store: any TwofoldStore, authenticator: Authenticator, enrollment: EnrollmentService, policy: PolicyHolder,
          clock: any WallClock, live: LiveConfiguration, keys: DaemonKeys, recoveryPepper: SecretBytes, refusals: RefusalAuditor,
-         logger: Logger, hostsChanged: @escaping @Sendable () async -> Void = {}) {
+         metrics: DaemonMetrics, logger: Logger, hostsChanged: @escaping @Sendable () async -> Void = {}) {
         self.hostsChanged = hostsChanged
         self.store = store
         self.authenticator = authenticator
@@ -39,6 +40,7 @@ public final class ControlService: Sendable {
         self.keys = keys
         self.recoveryPepper = recoveryPepper
         self.refusals = refusals
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -56,8 +58,10 @@ public final class ControlService: Sendable {
     func handle(json: [UInt8], peer: PeerCredentials) async -> Message {
         let response: ControlResponse
         if let request = try? ControlCodec.decodeJSON(ControlRequest.self, from: json) {
+            metrics.controlRequest(request.name)
             response = await handle(request, peer: peer)
         } else {
+            metrics.controlRequest("invalid")
             response = .error(code: .invalidRequest, message: "the request is not a valid control request (is twofoldctl the same version as twofoldd?)")
         }
         do {
@@ -217,6 +221,9 @@ public final class ControlService: Sendable {
             case .hostRevoke(let name):
                 try requireAdmin(admin)
                 return try await revokeHost(name, peer: peer)
+            case .metrics:
+                try requireAdmin(admin)
+                return .metricsText(metrics.exposition())
             case .policyImpact(let proposed):
                 try requireAdmin(admin)
                 let current = policy.current
@@ -412,7 +419,7 @@ public final class ControlService: Sendable {
         let context = LoginContext(user: user, service: "twofoldctl:\(purpose)", peer: peer)
         switch try await authenticator.verifyCode(code, context: context) {
         case .success: return
-        case .failure: throw ControlFailure(.invalidCode, "that code is not valid now")
+        case .failure, .replay: throw ControlFailure(.invalidCode, "that code is not valid now")
         case .locked: throw ControlFailure(.locked, "too many failed attempts: the account is locked for now")
         case .tooSoon(let wait): throw ControlFailure(.invalidCode, "too many failed attempts: wait \((wait + 999) / 1000) s and try again")
         case .unavailable: throw ControlFailure(.unavailable, "the daemon cannot check codes right now")
@@ -522,6 +529,7 @@ extension ControlRequest {
         case .listUsers: "users"
         case .setRequirement, .policyShow, .policySet, .policyImpact, .policyExplain, .setFactorKinds: "policy"
         case .serverInfo: "info"
+        case .metrics: "metrics"
         case .rekey: "rekey"
         case .revoke: "revoke"
         case .unlock: "unlock"
@@ -568,7 +576,7 @@ extension ControlRequest {
         case .audit(let user, _, _, _, _):
             user
         case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact, .rekey, .adminSession, .hostAdd, .hostList,
-             .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear, .relayAudit:
+             .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear, .relayAudit, .metrics:
             nil
         }
     }

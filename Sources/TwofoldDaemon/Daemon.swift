@@ -10,10 +10,14 @@ import TwofoldStore
 import UnixSignals
 
 /// Builds the running daemon from a configuration: the state directory, the key, the store, the
-/// authenticator and the socket server, ready to hand to a `ServiceGroup`.
+/// authenticator, the socket server and the metrics, ready to hand to a `ServiceGroup`.
 public struct Daemon: Sendable {
     public let server: SocketServer
     public let store: any TwofoldStore
+    /// This daemon's metrics (its own registry), recorded by everything below.
+    public let metrics: DaemonMetrics
+    /// The HTTP endpoint of `metrics_listen`, bound at start; nil when it is not set.
+    let metricsEndpoint: MetricsEndpoint?
     /// Deletes audit records past `audit_retention_days`.
     public let pruner: AuditPruner
     /// The configuration in force (a SIGHUP reloads it when it came from a source).
@@ -37,11 +41,13 @@ public struct Daemon: Sendable {
         }
         if keys.sealingSource == "credential" { logger.info("sealing key from systemd credential") }
         logger.info("keyring loaded", metadata: ["keys": "\(keys.summary)"])
-        store = try await Self.openStore(configuration: configuration, keys: keys, environment: environment, logger: logger)
+        let metrics = DaemonMetrics()
+        self.metrics = metrics
+        store = try await Self.openStore(configuration: configuration, keys: keys, environment: environment, logger: logger, observer: metrics.storeObserver)
         let pepper = try await Self.recoveryPepper(store: store, keys: keys)
         let policy = try await PolicyHolder.load(store: store, configuration: configuration)
         self.policy = policy
-        let authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: pepper, logger: logger)
+        let authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: pepper, metrics: metrics, logger: logger)
         let enrollment = EnrollmentService(store: store, clock: clock, policy: policy, recoveryPepper: pepper,
                                            issuer: live.current.issuer, logger: logger)
         let refusals = RefusalAuditor(clock: clock, perMinute: live.current.refusalsAuditedPerMinute) { mutations in
@@ -50,22 +56,28 @@ public struct Daemon: Sendable {
         let tierServices = configuration.fleet.role == .server ? TierServices(
             registry: HostRegistry(store: store), connections: HostConnections { live.current.fleet.maxConnectionsPerHost }, live: live) : nil
         let control = ControlService(store: store, authenticator: authenticator, enrollment: enrollment, policy: policy, clock: clock,
-                                     live: live, keys: keys, recoveryPepper: pepper, refusals: refusals, logger: logger) {
+                                     live: live, keys: keys, recoveryPepper: pepper, refusals: refusals, metrics: metrics, logger: logger) {
             await tierServices?.refreshRegistry(logger: logger)
         }
         let source = ListenSource.from(environment: environment, path: configuration.socketPath)
         pruner = AuditPruner(store: store, clock: clock, retentionDays: { live.current.auditRetentionDays }, logger: logger)
         let tier = try tierServices.map { try TierListener(fleet: configuration.fleet, services: $0, environment: environment) }
-        server = SocketServer(source: source, live: live, authenticator: authenticator, enrollment: enrollment,
-                              control: control, refusals: refusals, logger: logger, environment: environment, tier: tier,
+        server = SocketServer(source: source, live: live, authenticator: authenticator, enrollment: enrollment, control: control,
+                              refusals: refusals, metrics: metrics, logger: logger, environment: environment, tier: tier,
                               onListening: onListening)
+        if let address = configuration.metricsListen {
+            metricsEndpoint = try await MetricsEndpoint.bind(address, metrics: metrics, logger: logger)
+        } else {
+            metricsEndpoint = nil
+        }
     }
 
     /// The store, or an error for the operator when the keyring holds no key the database knows.
     static func openStore(configuration: DaemonConfiguration, keys: DaemonKeys, environment: [String: String],
-                          logger: Logger) async throws -> any TwofoldStore {
+                          logger: Logger, observer: StoreObserver) async throws -> any TwofoldStore {
         do {
-            return try await StoreFactory.makeStore(configuration: configuration, keyring: keys.keyring, environment: environment, logger: logger)
+            return try await StoreFactory.makeStore(configuration: configuration, keyring: keys.keyring, environment: environment,
+                                                    logger: logger, observer: observer)
         } catch StoreError.wrongKey {
             throw keys.unknownToDatabase(StoreFactory.location(configuration))
         }
@@ -85,6 +97,7 @@ public struct Daemon: Sendable {
     /// the configuration when it came from a source (a file).
     public func run(logger: Logger) async throws {
         var services: [any Service] = [server, pruner]
+        if let metricsEndpoint { services.append(metricsEndpoint) }
         if live.source != nil {
             // Trapped before the group starts, so an early SIGHUP never terminates the daemon.
             let signals = await UnixSignalsSequence(trapping: .sighup)

@@ -79,6 +79,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var auditRetentionDays = 365
     /// The role in a fleet and how it reaches or serves the others (`role`, `listen`, `servers`, `tls_*`).
     public var fleet = FleetConfiguration()
+    /// Where to serve the metrics over HTTP (`GET /metrics`) for a scraper; nil (the default): nowhere.
+    public var metricsListen: ListenAddress?
 
     public init() {}
 
@@ -219,6 +221,12 @@ extension DaemonConfiguration {
             unenrolled = value.lowercased()
         case "grace_days": graceDays = try int(0...3650)
         case "audit_retention_days": auditRetentionDays = try int(0...36_500)
+        case "metrics_listen" where value.isEmpty: metricsListen = nil
+        case "metrics_listen":
+            guard let address = ListenAddress(value) else {
+                throw ConfigurationError("\(at): metrics_listen must be ADDRESS:PORT with an IP address, e.g. 127.0.0.1:9464 or [::1]:9464")
+            }
+            metricsListen = address
         case "digits": newEnrollment.digits = try int(6...8)
         case "period": newEnrollment.period = try int(15...120)
         case "algorithm":

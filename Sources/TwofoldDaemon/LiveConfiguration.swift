@@ -13,7 +13,7 @@ public final class LiveConfiguration: Sendable {
     /// Keys that need a restart: a changed value is logged and the running one kept.
     static let restartOnlyKeys = ["socket", "state_directory", "database", "key_file", "previous_key_files", "store", "postgresql_url",
                                   "postgresql_password_file", "postgresql_connect_timeout_ms", "postgresql_statement_timeout_ms",
-                                  "postgresql_pool_size"]
+                                  "postgresql_pool_size", "metrics_listen"]
 
     public let source: ConfigurationSource?
     let logLevel: LogLevelSwitch?
@@ -67,6 +67,7 @@ public final class LiveConfiguration: Sendable {
         next.databasePath = running.databasePath
         next.keyFile = running.keyFile
         next.previousKeyFiles = running.previousKeyFiles
+        if next.metricsListen != running.metricsListen { restartNeeded.append("metrics_listen"); next.metricsListen = running.metricsListen }
         restartNeeded += Self.keepStoreKeys(of: running, in: &next)
         let final = next
         state.withLock { $0 = (final, loaded.fileRead) }

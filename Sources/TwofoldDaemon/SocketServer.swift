@@ -39,6 +39,7 @@ public final class SocketServer: Service, Sendable {
     private let refusals: RefusalAuditor
     /// A server's listener for relays (role = server), or nil.
     private let tier: TierListener?
+    private let metrics: DaemonMetrics
     /// The one loop that accepts and serves every connection. With connections spread over several
     /// loops, NIO hops each accepted connection between the accepting loop and its own three times
     /// (three thread wake-ups); measured on 2 cores, one socket loop gave more verifies/s at 64
@@ -48,7 +49,7 @@ public final class SocketServer: Service, Sendable {
     private let socketLoop: any EventLoop
 
     init(source: ListenSource, live: LiveConfiguration, authenticator: Authenticator, enrollment: EnrollmentService,
-                control: ControlService, refusals: RefusalAuditor, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton,
+                control: ControlService, refusals: RefusalAuditor, metrics: DaemonMetrics, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton,
                 environment: [String: String] = [:], shutdownGraceSeconds: Int64 = 10, tier: TierListener? = nil,
                 onListening: @escaping @Sendable () -> Void = {}) {
         self.tier = tier
@@ -62,7 +63,7 @@ public final class SocketServer: Service, Sendable {
         self.admission = admission
         live.onChange { admission.limits = $0.admissionLimits }
         self.refusals = refusals
-
+        self.metrics = metrics
         self.environment = environment
         self.shutdownGraceSeconds = shutdownGraceSeconds
         self.onListening = onListening
@@ -74,7 +75,8 @@ public final class SocketServer: Service, Sendable {
         let reader = try authenticator.store.makeLoginReader().map { LoopLoginReader($0, loop: socketLoop) }
         let deadlines = VerdictDeadlines(loop: socketLoop)
         let services = ConnectionServices(authenticator: authenticator, dialogs: dialogs, control: control, admission: admission,
-                                          refusals: refusals, deadlines: deadlines, logger: logger, reader: reader)
+                                          refusals: refusals, deadlines: deadlines, verifies: LoopVerifyCounters(metrics, loop: socketLoop),
+                                          logger: logger, reader: reader)
         let deadlineSweep = socketLoop.scheduleRepeatedTask(initialDelay: VerdictDeadlines.sweepInterval,
                                                             delay: VerdictDeadlines.sweepInterval) { _ in deadlines.sweep() }
         var listeners = [try await bind(services)]
@@ -133,9 +135,13 @@ public final class SocketServer: Service, Sendable {
     /// its peer: nil, or why it is refused. Whatever it is, its close gives everything back.
     private func admit(_ channel: Channel, peer: PeerCredentials) -> AdmissionControl.Refusal? {
         connections.track(channel)
+        metrics.connectionOpened()
         let refusal = admission.admitConnection(uid: peer.uid)
-        let admission = self.admission
-        if refusal == nil { channel.closeFuture.whenComplete { _ in admission.releaseConnection(uid: peer.uid) } }
+        let (admission, metrics) = (self.admission, self.metrics)
+        channel.closeFuture.whenComplete { _ in
+            metrics.connectionClosed()
+            if refusal == nil { admission.releaseConnection(uid: peer.uid) }
+        }
         return refusal
     }
 

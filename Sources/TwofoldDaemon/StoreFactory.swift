@@ -11,17 +11,17 @@ enum StoreFactory {
 
     /// Opens the store the configuration names, sealing with the keyring's sealing key: the embedded
     /// SQLite database at `resolvedDatabasePath`, or the PostgreSQL database at `postgresql_url`
-    /// (creating the schema on an empty one).
+    /// (creating the schema on an empty one). `observer` hears of its batches and reconnects.
     static func makeStore(configuration: DaemonConfiguration, keyring: Keyring, environment: [String: String],
-                          logger: Logger) async throws -> any TwofoldStore {
+                          logger: Logger, observer: StoreObserver) async throws -> any TwofoldStore {
         switch configuration.store {
         case .sqlite:
-            return try SQLiteStore(path: configuration.resolvedDatabasePath, keyring: keyring, logger: logger)
+            return try SQLiteStore(path: configuration.resolvedDatabasePath, keyring: keyring, logger: logger, observer: observer)
         case .postgresql:
             let settings = try postgresConfiguration(configuration, environment: environment)
             logger.info("store: PostgreSQL", metadata: ["host": "\(settings.host)", "port": "\(settings.port)",
                                                          "database": "\(settings.database)", "sslmode": "\(settings.tls.rawValue)"])
-            return try await PostgresStore(configuration: settings, keyring: keyring, logger: logger)
+            return try await PostgresStore(configuration: settings, keyring: keyring, logger: logger, observer: observer)
         }
     }
 

@@ -50,10 +50,13 @@ final class TaskBridge {
     private(set) var payloadOutstanding = false
     /// What the client declared in AUTH_START: the task may send it nothing that needs more.
     private let capabilities: ClientCapabilities
+    /// Hears of each message the task sends (a login dialog counts its verdict).
+    private let sent: (Message) -> Void
 
-    init(channel: any Channel, capabilities: ClientCapabilities = []) {
+    init(channel: any Channel, capabilities: ClientCapabilities = [], sent: @escaping (Message) -> Void = { _ in }) {
         self.channel = channel
         self.capabilities = capabilities
+        self.sent = sent
     }
 
     /// A message from the peer, for the task.
@@ -109,6 +112,7 @@ final class TaskBridge {
             payloadOutstanding = payload != nil
         default: break
         }
+        sent(message)
         channel.writeAndFlush(message, promise: promise)
     }
 

@@ -25,10 +25,11 @@ final class PostgresConnector: Sendable {
         var failures = 0
     }
 
-    init(configuration: PostgresStoreConfiguration, logger: Logger) {
+    /// `onReconnect` hears of each pool replaced during an outage.
+    init(configuration: PostgresStoreConfiguration, logger: Logger, onReconnect: (@Sendable () -> Void)? = nil) {
         self.configuration = configuration
         self.logger = logger
-        pool = PostgresPool(configuration: configuration.clientConfiguration(), backgroundLogger: Self.quiet)
+        pool = PostgresPool(configuration: configuration.clientConfiguration(), backgroundLogger: Self.quiet, onRenew: onReconnect)
     }
 
     /// Stops the pool: cancels `run()` and waits for it (open connections are closed).

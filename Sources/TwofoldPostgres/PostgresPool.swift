@@ -21,9 +21,12 @@ final class PostgresPool: Sendable {
     private let configuration: PostgresClient.Configuration
     private let logger: Logger
     private let state: Mutex<State>
+    /// Hears of each renewal (the daemon counts them as reconnects).
+    private let onRenew: (@Sendable () -> Void)?
 
-    init(configuration: PostgresClient.Configuration, backgroundLogger: Logger) {
+    init(configuration: PostgresClient.Configuration, backgroundLogger: Logger, onRenew: (@Sendable () -> Void)? = nil) {
         self.configuration = configuration
+        self.onRenew = onRenew
         logger = backgroundLogger
         let (client, run) = Self.start(configuration, backgroundLogger)
         state = Mutex(State(client: client, run: run, started: .now))
@@ -38,8 +41,8 @@ final class PostgresPool: Sendable {
 
     /// Replaces the pool if it is older than `renewAfter`; the old one is cancelled after `grace`.
     func renewIfOlder(than renewAfter: Duration, grace: Duration) {
-        state.withLock { state in
-            guard !state.shutDown, ContinuousClock.now - state.started > renewAfter else { return }
+        let renewed = state.withLock { state -> Bool in
+            guard !state.shutDown, ContinuousClock.now - state.started > renewAfter else { return false }
             let old = state.run
             (state.client, state.run) = Self.start(configuration, logger)
             state.started = .now
@@ -48,7 +51,9 @@ final class PostgresPool: Sendable {
                 old.cancel()
                 await old.value
             })
+            return true
         }
+        if renewed { onRenew?() }
     }
 
     /// Cancels every pool's `run()` and waits for them (open connections are closed), at most

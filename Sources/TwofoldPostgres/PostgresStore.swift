@@ -34,10 +34,11 @@ public final class PostgresStore: TwofoldStore {
     }
 
     /// Connects and opens (or creates, or migrates) the schema; new secrets are sealed with the
-    /// keyring's sealing key, and every member opens what it sealed.
+    /// keyring's sealing key, and every member opens what it sealed. `observer` hears of each
+    /// group-commit batch and of each reconnect (a pool replaced during an outage).
     public init(configuration: PostgresStoreConfiguration, keyring: Keyring,
-                logger: Logger = Logger(label: "twofold.store")) async throws {
-        let connector = PostgresConnector(configuration: configuration, logger: logger)
+                logger: Logger = Logger(label: "twofold.store"), observer: StoreObserver = StoreObserver()) async throws {
+        let connector = PostgresConnector(configuration: configuration, logger: logger, onReconnect: observer.reconnected)
         let sealer = Sealer(keyring: keyring)
         let opening: PostgresOpening
         do {
@@ -59,7 +60,7 @@ public final class PostgresStore: TwofoldStore {
         self.connector = connector
         self.sealer = sealer
         self.logger = logger
-        committer = AsyncGroupCommitter(maximumMutations: Self.maximumBatch) { mutations throws(StoreError) in
+        committer = AsyncGroupCommitter(maximumMutations: Self.maximumBatch, observer: observer.batchCommitted) { mutations throws(StoreError) in
             try await Self.applyBatch(mutations, connector: connector, logger: logger)
         }
         logger.debug("store opened", metadata: ["database": "\(configuration.database)"])

@@ -98,6 +98,49 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case hostList
     /// Revoke every certificate of host `name`; answers `hosts` with all of the host's certificates.
     case hostRevoke(name: String)
+    /// The daemon's metrics in Prometheus's text format (`ControlResponse.metricsText`).
+    case metrics
+}
+
+extension ControlRequest {
+    /// The request's name: its key in the JSON document.
+    public var name: String {
+        switch self {
+        case .ping: "ping"
+        case .enrollBegin: "enrollBegin"
+        case .enrollVerify: "enrollVerify"
+        case .enrollActivate: "enrollActivate"
+        case .status: "status"
+        case .regenerateRecoveryCodes: "regenerateRecoveryCodes"
+        case .disable: "disable"
+        case .listFactors: "listFactors"
+        case .removeFactor: "removeFactor"
+        case .listUsers: "listUsers"
+        case .showUser: "showUser"
+        case .setRequirement: "setRequirement"
+        case .setFactorKinds: "setFactorKinds"
+        case .revoke: "revoke"
+        case .unlock: "unlock"
+        case .policyShow: "policyShow"
+        case .policySet: "policySet"
+        case .importEnrollment: "importEnrollment"
+        case .importEnrollments: "importEnrollments"
+        case .audit: "audit"
+        case .serverInfo: "serverInfo"
+        case .policyImpact: "policyImpact"
+        case .policyExplain: "policyExplain"
+        case .rekey: "rekey"
+        case .metrics: "metrics"
+        case .adminSession: "adminSession"
+        case .breakGlassIssue: "breakGlassIssue"
+        case .breakGlassList: "breakGlassList"
+        case .breakGlassClear: "breakGlassClear"
+        case .relayAudit: "relayAudit"
+        case .hostAdd: "hostAdd"
+        case .hostList: "hostList"
+        case .hostRevoke: "hostRevoke"
+        }
+    }
 }
 
 /// An admin's per-user override.
@@ -316,6 +359,8 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case breakGlass([BreakGlassEntry])
     /// Host certificates, one entry per certificate, by host then by when it was added.
     case hosts([HostInfo])
+    /// The exposition text of the daemon's metrics (Prometheus text format 0.0.4), as is.
+    case metricsText(String)
 }
 
 /// Emergency codes of one account on a relay's host.

@@ -37,7 +37,8 @@ public final class SQLiteStore: TwofoldStore {
 
     /// Opens (or creates, mode 0600) the database at `path`, migrating it to the current schema; new
     /// secrets are sealed with the keyring's sealing key, and every member opens what it sealed.
-    public init(path: String, keyring: Keyring, logger: Logger = Logger(label: "twofold.store")) throws {
+    /// `observer` hears of each group-commit batch.
+    public init(path: String, keyring: Keyring, logger: Logger = Logger(label: "twofold.store"), observer: StoreObserver = StoreObserver()) throws {
         let sealer = Sealer(keyring: keyring)
         self.sealer = sealer
         self.logger = logger
@@ -96,7 +97,7 @@ public final class SQLiteStore: TwofoldStore {
             try? pool.close()
             throw Self.storeError(error)
         }
-        self.committer = GroupCommitter { mutations throws(StoreError) in
+        self.committer = GroupCommitter(observer: observer.batchCommitted) { mutations throws(StoreError) in
             do {
                 return try pool.write { db in
                     var results: [MutationResult] = []

@@ -30,11 +30,14 @@ package final class AsyncGroupCommitter: Sendable {
     private let state = Mutex(State())
     private let apply: Apply
     private let maximumMutations: Int
+    private let observer: (@Sendable (_ commits: Int) -> Void)?
 
     /// A caller's mutations are never split: a batch holds at least one caller, more only while
-    /// they fit in `maximumMutations`.
-    package init(maximumMutations: Int = .max, apply: @escaping Apply) {
+    /// they fit in `maximumMutations`. `observer` hears of each committed batch: how many callers
+    /// shared its transaction.
+    package init(maximumMutations: Int = .max, observer: (@Sendable (_ commits: Int) -> Void)? = nil, apply: @escaping Apply) {
         self.maximumMutations = maximumMutations
+        self.observer = observer
         self.apply = apply
     }
 
@@ -119,6 +122,7 @@ package final class AsyncGroupCommitter: Sendable {
             return
         }
         state.withLock { $0.committed += 1 }
+        observer?(batch.count)
         var offset = 0
         for request in batch {
             let end = offset + request.mutations.count

@@ -29,8 +29,11 @@ package final class GroupCommitter: @unchecked Sendable {
 
     private let condition = NSCondition()
     private let apply: Apply
+    private let observer: (@Sendable (_ commits: Int) -> Void)?
 
-    package init(apply: @escaping Apply) {
+    /// `observer` hears of each committed batch: how many callers shared its transaction.
+    package init(observer: (@Sendable (_ commits: Int) -> Void)? = nil, apply: @escaping Apply) {
+        self.observer = observer
         self.apply = apply
     }
 
@@ -125,6 +128,7 @@ package final class GroupCommitter: @unchecked Sendable {
         condition.lock()
         committed += 1
         condition.unlock()
+        observer?(batch.count)
         var offset = 0
         for request in batch {
             let end = offset + request.mutations.count

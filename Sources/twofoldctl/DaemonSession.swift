@@ -96,6 +96,7 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
     case .adminSession: name = "adminSession"
     case .breakGlass: name = "breakGlass"
     case .hosts: name = "hosts"
+    case .metricsText: name = "metricsText"
     }
     return CLIFailure(ExitStatus.failure, "unexpected answer from twofoldd: \(name)")
 }

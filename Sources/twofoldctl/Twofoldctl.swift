@@ -47,7 +47,7 @@ struct Twofoldctl: ParsableCommand {
             ]),
             CommandGroup(name: "Admin", subcommands: [
                 Users.self, User.self, Policy.self, Import.self, BulkImport.self, Audit.self, Host.self, Doctor.self, Rekey.self,
-                AdminSession.self, BreakGlass.self,
+                Metrics.self, AdminSession.self, BreakGlass.self,
             ]),
         ]
     )

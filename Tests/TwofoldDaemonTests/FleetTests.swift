@@ -391,6 +391,26 @@ struct FleetTests {
         #expect(records.count == 10)
     }
 
+    @Test("metrics in a fleet: a relay counts its dialogs, tier connections and failovers; a server counts verifies by host")
+    func metrics() throws {
+        let fleet = try Fleet(servers: 2)
+        let relay = try fleet.relay("host-a", order: [0, 1])
+        let apps = try fleet.provision(prefix: "m", count: 2)
+        #expect(try relay.login("m0", answer: apps["m0"]!.code()).verdict == .success)
+        #expect(try relay.login("m1", answer: apps["m1"]!.wrongCode()).verdict == .failure)
+        fleet.servers[0].kill()
+        #expect(try relay.login("m1", answer: apps["m1"]!.code()).verdict == .success)
+        guard case .metricsText(let relayText) = try relay.control(.metrics) else { throw HarnessError("relay metrics") }
+        let atRelay = try Scrape.parse(relayText)
+        #expect(atRelay.value("twofold_relay_dialogs_total", ["outcome": "success"]) == 2)
+        #expect(atRelay.value("twofold_relay_dialogs_total", ["outcome": "failure"]) == 1)
+        #expect(atRelay.value("twofold_tier_failovers_total") == 1)
+        #expect(atRelay.value("twofold_tier_connections_total", ["outcome": "failed"]) >= 1)
+        guard case .metricsText(let serverText) = try fleet.servers[1].control(.metrics) else { throw HarnessError("server metrics") }
+        let atServer = try Scrape.parse(serverText)
+        #expect(atServer.value("twofold_verifies_total", ["outcome": "success", "host": "host-a"]) == 1)
+    }
+
     static func files(under directory: String) throws -> [String] {
         let enumerator = FileManager.default.enumerator(atPath: directory)
         var found: [String] = []

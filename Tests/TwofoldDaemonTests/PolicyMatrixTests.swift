@@ -126,7 +126,7 @@ final class InProcessDaemon: @unchecked Sendable {
         store = try SQLiteStore(path: directory + "/db.sqlite", keys: keys)
         clock = ManualClock(millis: now)
         policy = PolicyHolder(initial: try Policy(document), store: store)
-        authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: keys.recoveryPepper,
+        authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: keys.recoveryPepper, metrics: DaemonMetrics(),
                                       logger: Logger(label: "test", factory: { [log] _ in RecordingLogHandler(records: log) }))
     }
 

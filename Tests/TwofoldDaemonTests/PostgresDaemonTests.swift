@@ -204,6 +204,12 @@ struct PostgresDaemonTests {
         let back = log.components(separatedBy: "PostgreSQL reachable again").count - 1
         #expect(down == 1, "the outage is logged once, found \(down) times")
         #expect(back == 1, "the recovery is logged once, found \(back) times")
+        // And counted: each login's read failed as unreachable; their verdicts; every verify batch was one commit.
+        let metrics = try Scrape.parse(try daemon.ctlMetrics().output)
+        #expect(metrics.value("twofold_store_errors_total", ["kind": "unreachable"]) >= 3)
+        #expect(metrics.value("twofold_verifies_total", ["outcome": "unavailable"]) == 3)
+        #expect(metrics.value("twofold_verifies_total", ["outcome": "success"]) == 2)
+        #expect(metrics.value("twofold_commit_batch_size_count") >= 2)
     }
 
     @Test("a stale standby promoted: no code accepted on the old primary is accepted again; audited; recovery codes still log in",

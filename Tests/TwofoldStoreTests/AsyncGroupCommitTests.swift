@@ -5,7 +5,7 @@ import TwofoldCore
 
 /// AsyncGroupCommitter alone, with an apply that records its batches: every caller completed once
 /// with its own results, callers arriving during a batch share the next one, none split, none over
-/// the cap; a failed batch fails exactly its callers.
+/// the cap; a failed batch fails exactly its callers; the observer hears of each committed batch.
 @Suite struct AsyncGroupCommitTests {
     private static func audit(_ n: Int) -> StoreMutation {
         .audit(AuditRecord(timeMillis: Int64(n), action: "verify", outcome: "success"))
@@ -13,7 +13,8 @@ import TwofoldCore
 
     @Test func callersShareBatchesUpToTheCapAndGetTheirOwnResults() async throws {
         let batches = Mutex<[[Int64]]>([])
-        let committer = AsyncGroupCommitter(maximumMutations: 10) { mutations throws(StoreError) in
+        let observed = Mutex<[Int]>([])
+        let committer = AsyncGroupCommitter(maximumMutations: 10, observer: { commits in observed.withLock { $0.append(commits) } }) { mutations throws(StoreError) in
             let times = mutations.map { mutation -> Int64 in
                 if case .audit(let record) = mutation { return record.timeMillis }
                 return -1
@@ -51,6 +52,7 @@ import TwofoldCore
             }
         }
         #expect(committer.batchesCommitted == seen.count - 1)
+        #expect(observed.withLock { $0 } == seen.filter { !$0.contains(666) }.map { $0.count / 3 }, "callers of each committed batch, in order")
         await committer.close()
         await #expect(throws: StoreError.self) { try await committer.submit([Self.audit(1)]) }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TwofoldCore
 import TwofoldCrypto
@@ -8,10 +9,13 @@ import TwofoldCrypto
 @Suite struct GroupCommitTests {
     @Test func concurrentCommitsShareTransactions() async throws {
         try await withTempDir { dir in
-            let store = try openStore(dir, keys: try makeKeys(in: dir))
+            let observed = Mutex<[Int]>([])
+            let store = try SQLiteStore(path: dir + "/twofold.db", keyring: Keyring(sealing: try makeKeys(in: dir)),
+                                        observer: StoreObserver(batchCommitted: { commits in observed.withLock { $0.append(commits) } }))
             let users = (0..<64).map { "user\($0)" }
             for user in users { try await enroll(store, user) }
             let before = store.batchesCommitted
+            observed.withLock { $0 = [] }
             let results = try await withThrowingTaskGroup(of: (String, [MutationResult]).self) { group in
                 for user in users {
                     group.addTask { (user, try await store.commit([accept(user, step: 7), .audit(AuditRecord(timeMillis: 3, action: "verify", user: user, outcome: "success"))])) }
@@ -23,6 +27,8 @@ import TwofoldCrypto
             #expect(results.values.allSatisfy { $0 == [.applied, .applied] })
             #expect(batches >= 1)
             #expect(batches < 64, "64 concurrent commits took \(batches) transactions")
+            // The observer heard of each batch: how many of the 64 commits shared it.
+            #expect(observed.withLock { $0.count == batches && $0.reduce(0, +) == 64 })
             // Each caller got its own results: every user's step and audit record is there.
             for user in users { #expect(try await store.user(user)?.verify.lastStep == 7) }
             #expect(try await store.audit(AuditQuery(limit: 1000)).count == 64)

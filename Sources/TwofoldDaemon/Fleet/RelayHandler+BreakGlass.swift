@@ -15,6 +15,7 @@ struct RelayServices: Sendable {
     let breakGlass: BreakGlass?
     let clock: any WallClock
     let live: LiveConfiguration
+    let metrics: DaemonMetrics
     let logger: Logger
     /// Called when a server answered: the emergency codes' events can go to its audit.
     let tierReached: @Sendable () -> Void
@@ -24,7 +25,7 @@ extension ControlRequest {
     /// The relay answers these itself, for this host's root: its emergency codes, and its setup.
     var isAnsweredByRelay: Bool {
         switch self {
-        case .breakGlassIssue, .breakGlassList, .breakGlassClear, .serverInfo: true
+        case .breakGlassIssue, .breakGlassList, .breakGlassClear, .serverInfo, .metrics: true
         default: false
         }
     }
@@ -75,6 +76,7 @@ extension RelayHandler {
         }
         guard peer.isRoot else { return respond(.error(code: .permissionDenied, message: "the relay answers this host's root only")) }
         if case .serverInfo = request { return relayInfo() }
+        if case .metrics = request { return respond(.metricsText(services.metrics.exposition())) }
         guard let breakGlass = services.breakGlass, let loop = context?.eventLoop else {
             return respond(.error(code: .unavailable, message: "this relay cannot keep emergency codes (see its log)"))
         }

@@ -75,6 +75,7 @@ final class RelayHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         if case .relaying(let tier) = state { tier.close(promise: nil) }
+        if dialog, !isFinished { services.metrics.relayDialog(outcome: .abandoned) }
         state = .finished
         context.fireChannelInactive()
     }
@@ -242,9 +243,15 @@ final class RelayHandler: ChannelInboundHandler {
         if case .relaying(let tier) = state { tier.close(promise: nil) }
         if case .finished = state { return }
         state = .finished
+        if dialog, let outcome = VerifyOutcome(ending: message) { services.metrics.relayDialog(outcome: outcome) }
         guard let context else { return }
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(message)).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    private var isFinished: Bool {
+        if case .finished = state { return true }
+        return false
     }
 
     func close() {

@@ -35,12 +35,14 @@ public final class RelayServer: Service, Sendable {
     private let loop: any EventLoop
 
     init(source: ListenSource, live: LiveConfiguration, connector: TierConnector, breakGlass: BreakGlass?, clock: any WallClock,
-         logger: Logger, environment: [String: String], shutdownGraceSeconds: Int64 = 10, onListening: @escaping @Sendable () -> Void = {}) {
+         metrics: DaemonMetrics, logger: Logger, environment: [String: String], shutdownGraceSeconds: Int64 = 10,
+         onListening: @escaping @Sendable () -> Void = {}) {
         self.source = source
         self.live = live
         let forwarder = breakGlass.map { BreakGlassForwarder(breakGlass: $0, connector: connector, logger: logger) }
         self.forwarder = forwarder
-        self.services = RelayServices(connector: connector, breakGlass: breakGlass, clock: clock, live: live, logger: logger) { forwarder?.deliver() }
+        self.services = RelayServices(connector: connector, breakGlass: breakGlass, clock: clock, live: live, metrics: metrics,
+                                      logger: logger) { forwarder?.deliver() }
         let admission = AdmissionControl(limits: live.current.admissionLimits)
         self.admission = admission
         live.onChange { admission.limits = $0.admissionLimits }
@@ -104,7 +106,11 @@ public final class RelayServer: Service, Sendable {
                         guard admission.beginRefusing() else { return try sync.addHandler(CloseOnActiveHandler()) }
                         return try sync.addHandler(RefusedConnectionHandler(reason: refusal.description) { admission.endRefusing() })
                     }
-                    channel.closeFuture.whenComplete { _ in admission.releaseConnection(uid: peer.uid) }
+                    services.metrics.connectionOpened()
+                    channel.closeFuture.whenComplete { _ in
+                        admission.releaseConnection(uid: peer.uid)
+                        services.metrics.connectionClosed()
+                    }
                     let timeouts = live.current
                     try sync.addHandler(ConnectionTimeoutHandler(idle: .seconds(Int64(timeouts.idleTimeoutSeconds)),
                                                                  total: .seconds(Int64(timeouts.connectionTimeoutSeconds))))
@@ -121,28 +127,39 @@ public final class RelayServer: Service, Sendable {
 /// nothing else: no state directory, no store, no key.
 public struct RelayDaemon: Sendable {
     public let server: RelayServer
+    /// The relay's own metrics (its dialogs by outcome, its tier connections and failovers).
+    public let metrics: DaemonMetrics
+    let metricsEndpoint: MetricsEndpoint?
     let live: LiveConfiguration
     let environment: [String: String]
 
     public init(configuration: DaemonConfiguration, live: LiveConfiguration? = nil, environment: [String: String], logger: Logger,
-                clock: any WallClock = SystemClock(), onListening: @escaping @Sendable () -> Void = {}) throws {
+                clock: any WallClock = SystemClock(), onListening: @escaping @Sendable () -> Void = {}) async throws {
         let live = live ?? LiveConfiguration(configuration)
         self.live = live
         self.environment = environment
         Daemon.raiseDescriptorLimit(logger: logger)
-        let connector = try TierConnector(fleet: configuration.fleet, environment: environment, logger: logger)
+        let metrics = DaemonMetrics()
+        self.metrics = metrics
+        let connector = try TierConnector(fleet: configuration.fleet, environment: environment, logger: logger, metrics: metrics)
         // The state directory holds only the emergency codes' hashes: no store, no key.
         try Daemon.makeDirectory(configuration.stateDirectory, mode: 0o700)
         let breakGlass = try BreakGlass(path: configuration.stateDirectory + "/break-glass.json")
         server = RelayServer(source: ListenSource.from(environment: environment, path: configuration.socketPath), live: live,
-                             connector: connector, breakGlass: breakGlass, clock: clock, logger: logger, environment: environment,
-                             onListening: onListening)
+                             connector: connector, breakGlass: breakGlass, clock: clock, metrics: metrics, logger: logger,
+                             environment: environment, onListening: onListening)
+        if let address = configuration.metricsListen {
+            metricsEndpoint = try await MetricsEndpoint.bind(address, metrics: metrics, logger: logger)
+        } else {
+            metricsEndpoint = nil
+        }
     }
 
     /// Runs until SIGTERM or SIGINT. SIGHUP reloads the configuration when it came from a file (the
     /// log level and the connection limits; the fleet keys need a restart), as on a single host.
     public func run(logger: Logger) async throws {
         var services: [any Service] = [server]
+        if let metricsEndpoint { services.append(metricsEndpoint) }
         if live.source != nil {
             let signals = await UnixSignalsSequence(trapping: .sighup)
             services.append(ConfigurationReloader(live: live, policy: nil, environment: environment, signals: signals, logger: logger))

@@ -16,8 +16,10 @@ final class TierConnector: Sendable {
     private let timeout: TimeAmount
     private let preferred = Atomic<Int>(0)
     private let logger: Logger
+    private let metrics: DaemonMetrics?
 
-    init(fleet: FleetConfiguration, environment: [String: String], logger: Logger) throws {
+    init(fleet: FleetConfiguration, environment: [String: String], logger: Logger, metrics: DaemonMetrics? = nil) throws {
+        self.metrics = metrics
         guard !fleet.servers.isEmpty else { throw ConfigurationError("role = relay needs servers") }
         self.servers = fleet.servers
         self.context = try TierTLS.clientContext(fleet, environment: environment)
@@ -41,7 +43,10 @@ final class TierConnector: Sendable {
     /// new handler from `makeSide` (one per attempt), or the last server's error.
     func connect(on loop: any EventLoop, makeSide: @escaping () -> TierSideHandler) -> EventLoopFuture<Channel> {
         let start = preferred.load(ordering: .relaxed)
-        return attempt(start, left: servers.count, on: loop, relay: NIOLoopBound(makeSide, eventLoop: loop), lastError: nil)
+        return attempt(start, left: servers.count, on: loop, relay: NIOLoopBound(makeSide, eventLoop: loop), lastError: nil).map { channel in
+            if self.preferred.load(ordering: .relaxed) != start { self.metrics?.tierFailover() }
+            return channel
+        }
     }
 
     private func attempt(_ index: Int, left: Int, on loop: any EventLoop, relay: NIOLoopBound<() -> TierSideHandler>,
@@ -50,8 +55,10 @@ final class TierConnector: Sendable {
         let server = servers[index % servers.count]
         return connect(to: server, on: loop, relay: relay).map { channel in
             self.preferred.store(index % self.servers.count, ordering: .relaxed)
+            self.metrics?.tierConnection(server: server.description, outcome: "connected")
             return channel
         }.flatMapError { error in
+            self.metrics?.tierConnection(server: server.description, outcome: "failed")
             self.logger.warning("tier server unreachable", metadata: ["server": "\(server)", "error": "\(error)"])
             return self.attempt(index + 1, left: left - 1, on: loop, relay: relay, lastError: error)
         }
