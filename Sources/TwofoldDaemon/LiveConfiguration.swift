@@ -13,7 +13,9 @@ public final class LiveConfiguration: Sendable {
     /// Keys that need a restart: a changed value is logged and the running one kept.
     static let restartOnlyKeys = ["socket", "state_directory", "database", "key_file", "previous_key_files", "store", "postgresql_url",
                                   "postgresql_password_file", "postgresql_connect_timeout_ms", "postgresql_statement_timeout_ms",
-                                  "postgresql_pool_size", "metrics_listen"]
+                                  "postgresql_pool_size", "metrics_listen", "role", "listen", "servers", "tls_certificate", "tls_key",
+                                  "tls_client_ca", "tls_server_ca", "tier_connect_timeout_ms", "max_connections_per_host",
+                                  "registry_refresh_seconds"]
 
     public let source: ConfigurationSource?
     let logLevel: LogLevelSwitch?

@@ -215,7 +215,7 @@ struct DaemonSocketTests {
                 for _ in 0..<8 { group.addTask { try daemon.login(account.user, answer: code).verdict } }
                 return try await group.reduce(into: [VerdictCode]()) { $0.append($1) }
             }
-            #expect(verdicts.filter { $0 == .success }.count == 1, "round \(round): \(verdicts)")
+            #expect(verdicts.filter { $0 == .success }.count == 1, "round \(round): \(verdicts)\n\(daemon.log.suffix(3000))")
         }
     }
 

@@ -211,16 +211,21 @@ struct ManPageDriftTests {
     }
 
     /// The keys `DaemonConfiguration.set(key:value:at:)` switches on.
+    /// The keys of the `set(key:…)` switches: DaemonConfiguration's and, for the fleet keys, FleetConfiguration's.
     static func parserKeys() throws -> Set<String> {
-        let source = try read("Sources/TwofoldDaemon/DaemonConfiguration.swift")
-        guard let start = source.range(of: "func set(key:"), let end = source.range(of: "default:", range: start.upperBound..<source.endIndex) else {
-            throw HarnessError("DaemonConfiguration.swift: no set(key:) switch found")
+        var keys = Set<String>()
+        for file in ["Sources/TwofoldDaemon/DaemonConfiguration.swift", "Sources/TwofoldDaemon/Fleet/FleetConfiguration.swift"] {
+            let source = try read(file)
+            guard let start = source.range(of: "func set(key:"), let end = source.range(of: "default:", range: start.upperBound..<source.endIndex) else {
+                throw HarnessError("\(file): no set(key:) switch found")
+            }
+            let regex = try NSRegularExpression(pattern: #"case "([a-z_]+)""#)
+            let body = String(source[start.upperBound..<end.lowerBound])
+            keys.formUnion(regex.matches(in: body, range: NSRange(body.startIndex..., in: body)).compactMap {
+                Range($0.range(at: 1), in: body).map { String(body[$0]) }
+            })
         }
-        let regex = try NSRegularExpression(pattern: #"case "([a-z_]+)""#)
-        let body = String(source[start.upperBound..<end.lowerBound])
-        return Set(regex.matches(in: body, range: NSRange(body.startIndex..., in: body)).compactMap {
-            Range($0.range(at: 1), in: body).map { String(body[$0]) }
-        })
+        return keys
     }
 
     static func longOptions(in help: String) -> [String] {

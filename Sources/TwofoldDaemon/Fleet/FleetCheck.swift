@@ -10,7 +10,7 @@ public enum FleetCheck {
     public static func report(_ fleet: FleetConfiguration, environment: [String: String]) throws -> [String] {
         switch fleet.role {
         case .single:
-            return ["role: single host"]
+            return []
         case .server:
             _ = try TierTLS.serverContext(fleet, environment: environment)
             return ["role: server of the tier, listening for relays on \(fleet.listen.map(\.description) ?? "-")",

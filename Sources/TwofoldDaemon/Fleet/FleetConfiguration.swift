@@ -55,25 +55,16 @@ public struct FleetConfiguration: Sendable, Equatable {
 
     /// Sets a fleet key; false when `key` is not one.
     mutating func set(key: String, value: String, at: String, path: () throws -> String, int: (ClosedRange<Int>) throws -> Int) throws -> Bool {
-        // An empty value is the default (unset), as the shipped file shows it.
-        if value.isEmpty, ["listen", "servers", "tls_certificate", "tls_key", "tls_client_ca", "tls_server_ca"].contains(key) {
-            switch key {
-            case "listen": listen = nil
-            case "servers": servers = []
-            case "tls_certificate": tlsCertificate = nil
-            case "tls_key": tlsKey = nil
-            case "tls_client_ca": tlsClientCA = nil
-            default: tlsServerCA = nil
-            }
-            return true
-        }
         switch key {
         case "role":
             guard let role = DaemonRole(rawValue: value.lowercased()) else { throw ConfigurationError("\(at): role must be single, server or relay") }
             self.role = role
+        // An empty value is the default (unset), as the shipped file shows it.
+        case "listen" where value.isEmpty: listen = nil
         case "listen":
             guard let address = TierAddress(parsing: Substring(value)) else { throw ConfigurationError("\(at): listen must be ADDRESS:PORT, e.g. 0.0.0.0:7443") }
             listen = address
+        case "servers" where value.isEmpty: servers = []
         case "servers":
             let parts = value.split(separator: ",")
             let addresses = parts.compactMap { TierAddress(parsing: $0) }
@@ -81,10 +72,10 @@ public struct FleetConfiguration: Sendable, Equatable {
                 throw ConfigurationError("\(at): servers must be a comma-separated list of NAME:PORT, e.g. tier-1.example.com:7443, tier-2.example.com:7443")
             }
             servers = addresses
-        case "tls_certificate": tlsCertificate = try path()
-        case "tls_key": tlsKey = try path()
-        case "tls_client_ca": tlsClientCA = try path()
-        case "tls_server_ca": tlsServerCA = try path()
+        case "tls_certificate": tlsCertificate = value.isEmpty ? nil : try path()
+        case "tls_key": tlsKey = value.isEmpty ? nil : try path()
+        case "tls_client_ca": tlsClientCA = value.isEmpty ? nil : try path()
+        case "tls_server_ca": tlsServerCA = value.isEmpty ? nil : try path()
         case "tier_connect_timeout_ms": tierConnectTimeoutMillis = try int(100...8_000)
         case "max_connections_per_host": maxConnectionsPerHost = try int(1...65_536)
         case "registry_refresh_seconds": registryRefreshSeconds = try int(1...3_600)
