@@ -411,6 +411,22 @@ struct FleetTests {
         #expect(atServer.value("twofold_verifies_total", ["outcome": "success", "host": "host-a"]) == 1)
     }
 
+    @Test("versions are chosen in the TLS handshake: a client that offers none the server speaks is refused")
+    func versionNegotiation() throws {
+        let fleet = try Fleet(servers: 1)
+        let host = try fleet.ca.host("host-v")
+        try fleet.register("host-v", certificate: host.certificate)
+        func handshake(_ alpn: String) throws -> String {
+            try run(["/usr/bin/openssl", "s_client", "-connect", "127.0.0.1:\(fleet.ports[0])", "-alpn", alpn, "-cert", host.certificate,
+                     "-key", host.key, "-CAfile", fleet.ca.serverCA, "-servername", "localhost", "-tls1_3", "-quiet"], input: "").output
+        }
+        _ = try handshake("twofold-relay/99")
+        #expect(fleet.servers[0].log.contains("no relay protocol version in common"), "\(fleet.servers[0].log.suffix(2000))")
+        // A relay offering every version it speaks gets the newest the server speaks.
+        let relay = try fleet.relay("host-w")
+        #expect(try relay.control(.ping) == .ok)
+    }
+
     static func files(under directory: String) throws -> [String] {
         let enumerator = FileManager.default.enumerator(atPath: directory)
         var found: [String] = []
