@@ -427,6 +427,24 @@ struct FleetTests {
         #expect(try relay.control(.ping) == .ok)
     }
 
+    @Test("per-host policy rules by pattern, set through one server, decide the next login through any relay and server")
+    func perHostPolicy() throws {
+        let fleet = try Fleet(servers: 2)
+        let bastion = try fleet.relay("bastion-7", order: [1, 0])
+        let build = try fleet.relay("build-3", order: [1, 0])
+        // Nobody enrolled: not required anywhere yet.
+        #expect(try bastion.login("newcomer", answer: nil).verdict == .ignore)
+        try fleet.setPolicy { $0.hosts = ["bastion-*": "required", "build-*": "optional"]; $0.require = "everyone" }
+        // Set through server 0; the relays reach server 1 first.
+        let refused = try bastion.login("newcomer", answer: nil)
+        #expect(refused.verdict == .denied, "\(refused.transcript)")
+        #expect(try build.login("newcomer", answer: nil).verdict == .ignore)
+        guard case .policyExplanation(let why) = try fleet.servers[1].control(.policyExplain(user: "newcomer", service: "sshd", host: "bastion-7")) else {
+            throw HarnessError("policy explain")
+        }
+        #expect(why.decidedBy == "host", "\(why)")
+    }
+
     static func files(under directory: String) throws -> [String] {
         let enumerator = FileManager.default.enumerator(atPath: directory)
         var found: [String] = []
