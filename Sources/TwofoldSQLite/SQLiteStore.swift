@@ -402,6 +402,20 @@ public final class SQLiteStore: TwofoldStore {
         try pool.read { db in try Data.fetchOne(db, sql: sql).map { Array($0) } }
     }
 
+    /// Creates a database as an older twofoldd left it (the migrations up to `version`, then
+    /// `sql`), for tests that read old stores; returns its recovery pepper (v4 and later).
+    static func testingCreate(path: String, keys: SealingKeys, upTo version: String, sql: String) throws -> SecretBytes? {
+        let sealer = Sealer(keys: keys)
+        let queue = try DatabaseQueue(path: path)
+        defer { try? queue.close() }
+        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+        try Schema.migrator(keyCheck: try KeyCheck.seal(with: sealer), sealer: sealer).migrate(queue, upTo: version)
+        return try queue.write { db in
+            try db.execute(sql: sql)
+            return try? Schema.pepper(db, sealer: sealer)
+        }
+    }
+
     /// The number of rows of a raw SQL count query, for tests.
     func testingCount(_ sql: String) throws -> Int {
         try pool.read { db in try Int.fetchOne(db, sql: sql) ?? 0 }
