@@ -24,7 +24,8 @@ extension PostgresStore {
                               tierCodes: try await Self.unusedCodes(user: name, sealer: sealer, connection))
         }
         if dryRun { return try await read(statements: 2) { try await decide($0).outcome } }
-        return try await write(statements: 8) { connection in
+        // Up to 8 statements, and one more per factor whose replay state is raised.
+        return try await write(statements: 8 + factors.count) { connection in
             // The row first, so that there is one to lock for a user new to the tier.
             try await connection.run("INSERT INTO users (name) VALUES (\(name)) ON CONFLICT (name) DO NOTHING")
             try await Self.lockUser(name, connection)

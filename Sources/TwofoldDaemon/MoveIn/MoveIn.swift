@@ -38,7 +38,8 @@ public enum MoveIn {
             throw ConfigurationError("move-in runs on a server of the tier, with its twofoldd.conf; this one is a relay's")
         }
         guard let keys = try DaemonKeys.load(configuration: configuration, environment: environment, create: false) else {
-            throw ConfigurationError("the tier's key file \(configuration.resolvedKeyFile) does not exist")
+            throw ConfigurationError("the tier's key is neither \(configuration.resolvedKeyFile) nor a systemd credential: run move-in "
+                + "with the server's credentials (twofoldd(8), MOVING A HOST IN)")
         }
         let host = try await HostStore.open(database: options.database, keyFile: options.keyFile,
                                             previousKeyFiles: options.previousKeyFiles, logger: logger)
@@ -121,7 +122,8 @@ public enum MoveIn {
             let records = page.map { record in
                 var copied = record
                 copied.id = nil
-                copied.host = record.host ?? report.host
+                // The host's own name for itself (if any) is the machine's; the fleet knows it by NAME.
+                copied.host = report.host
                 return copied
             }
             if !report.dryRun { try await tier.appendMovedAudit(records, host: report.host, through: last, previous: mark) }

@@ -52,7 +52,8 @@ public struct MoveInReport: Codable, Sendable, Equatable {
         }
         lines.append("recovery-code sets: \(recoveryCodeSets) (\(recoveryCodes) unused codes, which keep working)")
         lines.append("audit records: \(auditRecords) copied, with host \(host)")
-        lines.append("policy: \(policy)" + (policyDifferences.isEmpty ? "" : "; not merged, the tier's applies:"))
+        let hint = policy == "none on the host" ? " (its twofoldd.conf policy keys applied there: compare them with 'twofoldctl policy show')" : ""
+        lines.append("policy: \(policy)" + hint + (policyDifferences.isEmpty ? "" : "; not merged, the tier's applies:"))
         lines += policyDifferences.map { "  \($0.field): host \($0.host), tier \($0.tier)" }
         return lines + nextSteps
     }

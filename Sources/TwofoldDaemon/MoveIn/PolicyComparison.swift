@@ -8,7 +8,7 @@ enum PolicyComparison {
     /// text (nil: none stored; its config file's keys applied there, which this cannot see).
     static func compare(host: String?, tier: PolicyDocument, into report: inout MoveInReport) {
         guard let host else {
-            report.policy = "none on the host (its twofoldd.conf policy keys applied there: compare them with 'twofoldctl policy show')"
+            report.policy = "none on the host"
             return
         }
         guard let document = try? ControlCodec.decodeJSON(PolicyDocument.self, from: Array(host.utf8)),
