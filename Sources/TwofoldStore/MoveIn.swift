@@ -45,8 +45,6 @@ package struct MoveInPlan: Sendable {
     /// An already moved user: the tier's recovery codes (indexes) the host used since.
     package var usedCodes: [Int] = []
 
-    package var writes: Bool { newUser != nil || !replay.isEmpty || !usedCodes.isEmpty }
-
     package static func decide(_ moved: MovedUser, tier: UserRecord?, tierCodes: [(index: Int, hash: RecoveryCodeHash)]) -> MoveInPlan {
         let host = moved.record
         guard let tier, !tier.factors.isEmpty else {
