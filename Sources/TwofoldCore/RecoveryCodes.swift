@@ -74,8 +74,6 @@ public enum RecoveryCodes {
         return RecoveryCodeHash(salt: salt, hash: hash(canonical: canonical, salt: salt, pepper: pepper))
     }
 
-    /// Compares against EVERY candidate with a constant-time compare and no early return; the matching index or nil.
-    /// (Were one code stored twice, the last candidate would win: the scan never stops early.)
     /// The canonical form of an imported google-authenticator scratch code (exactly 8 digits,
     /// spaces and dashes ignored), kept apart from native codes by a prefix; nil otherwise.
     public static func scratchCanonical(_ input: String) -> String? {
@@ -84,12 +82,15 @@ public enum RecoveryCodes {
         return "scratch:" + String(String.UnicodeScalarView(digits))
     }
 
+    /// Compares against EVERY candidate with a constant-time compare and no early return; the matching index or nil.
+    /// (Were one code stored twice, the last candidate would win: the scan never stops early.)
+    /// `pepper` is the store's; a candidate that carries its own (moved in from a host) uses that.
     public static func match(_ input: String, against candidates: [(index: Int, hash: RecoveryCodeHash)], pepper: SecretBytes) -> Int? {
         guard let code = canonical(input) ?? scratchCanonical(input) else { return nil }
         var found: Int64 = 0
         var hit: Int64 = 0
         for candidate in candidates {
-            var computed = hash(canonical: code, salt: candidate.hash.salt, pepper: pepper)
+            var computed = hash(canonical: code, salt: candidate.hash.salt, pepper: candidate.hash.pepper ?? pepper)
             let equal = Crypto.constantTimeEqual(computed, candidate.hash.hash)
             Crypto.wipe(&computed)
             let m = BranchFree.mask(equal)

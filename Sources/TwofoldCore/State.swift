@@ -71,12 +71,26 @@ public struct ThrottlePolicy: Codable, Sendable, Equatable {
 }
 
 /// One stored recovery code: a random salt and HMAC-SHA256(pepper, salt || canonical code).
-public struct RecoveryCodeHash: Codable, Sendable, Equatable {
+public struct RecoveryCodeHash: Sendable, Equatable {
     public var salt: [UInt8]
     public var hash: [UInt8]
+    /// The pepper this hash was made with when it is not the store's own: codes moved in from a
+    /// host's store (`twofoldd move-in`) keep that host's pepper, since the codes themselves are
+    /// not known to re-hash them. Nil: the store's pepper.
+    public var pepper: SecretBytes?
 
-    public init(salt: [UInt8], hash: [UInt8]) {
+    public init(salt: [UInt8], hash: [UInt8], pepper: SecretBytes? = nil) {
         self.salt = salt
         self.hash = hash
+        self.pepper = pepper
+    }
+
+    public static func == (a: RecoveryCodeHash, b: RecoveryCodeHash) -> Bool {
+        guard a.salt == b.salt, a.hash == b.hash else { return false }
+        switch (a.pepper, b.pepper) {
+        case (nil, nil): return true
+        case let (x?, y?): return x.count == y.count && x.constantTimeEquals(y)
+        default: return false
+        }
     }
 }

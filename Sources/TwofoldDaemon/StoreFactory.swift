@@ -25,6 +25,12 @@ enum StoreFactory {
         }
     }
 
+    /// A single host's SQLite store at `path`, opened with that host's keyring (`twofoldd move-in`,
+    /// on a private copy of the host's file: opening migrates an older schema).
+    static func openSQLite(path: String, keyring: Keyring, logger: Logger) throws -> any TwofoldStore {
+        try SQLiteStore(path: path, keyring: keyring, logger: logger)
+    }
+
     /// What the configured store says of `keyring` without changing anything (`--check-config`):
     /// the keys it knows and those a start would register; nil when it does not exist yet (no SQLite
     /// file, or no Twofold schema in the PostgreSQL database). Throws `StoreError.wrongKey` when it

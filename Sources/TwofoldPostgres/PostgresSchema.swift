@@ -2,19 +2,20 @@ import NIOCore
 import PostgresNIO
 import TwofoldStore
 
-/// The PostgreSQL schema: the SQLite backend's schema v5 (users, factors, recovery_codes, settings,
-/// audit, the key checks and sealed recovery pepper in `twofold_meta`, SQLite's `meta`, and the host
-/// registry) in PostgreSQL's types, with the schema version in `twofold_schema` and the server timeline last
-/// seen in `twofold_timeline` (see PostgresTimeline). Opening it: PostgresSchema+Open.swift.
+/// The PostgreSQL schema: the SQLite backend's schema v6 (users, factors, recovery_codes, settings,
+/// audit, the key checks and sealed recovery pepper in `twofold_meta`, SQLite's `meta`, the host
+/// registry and the hosts moved in) in PostgreSQL's types, with the schema version in `twofold_schema`
+/// and the server timeline last seen in `twofold_timeline` (see PostgresTimeline). Opening it:
+/// PostgresSchema+Open.swift.
 ///
-/// Version strings are the SQLite backend's migration identifiers (`Schema.supported` there): "v5"
+/// Version strings are the SQLite backend's migration identifiers (`Schema.supported` there): "v6"
 /// means the same tables, columns, meta rows and sealing on both backends. A later schema appends a
 /// version here and a migration step in `open`.
 enum PostgresSchema {
     /// The newest schema this code understands.
-    static let supported = "v5"
-    /// Versions a PostgreSQL database can hold (PostgreSQL came with v3; `open` migrates each to v5).
-    static let known = ["v3", "v4", "v5"]
+    static let supported = "v6"
+    /// Versions a PostgreSQL database can hold (PostgreSQL came with v3; `open` migrates each to v6).
+    static let known = ["v3", "v4", "v5", "v6"]
     /// `pg_advisory_xact_lock` key that serializes opening: "twofold1" in ASCII. Transaction-scoped, so
     /// PgBouncer's transaction pooling cannot leave it held on a server connection.
     static let openLockKey: Int64 = 8_392_298_916_374_930_481
@@ -137,6 +138,17 @@ enum PostgresSchema {
         "CREATE INDEX host_certificates_by_host ON host_certificates (host, added_at)",
         "ALTER TABLE audit ADD COLUMN host TEXT COLLATE \"C\"",
         PostgresQuery(unsafeSQL: "CREATE INDEX audit_host_logins ON audit (user_name, id) WHERE " + hostLoginCondition),
+    ]
+
+    /// Schema v6's addition, as SQLite's v6: per host moved in, the id in its own log of the last
+    /// audit record copied. (v6 also lets a recovery code's sealed body carry its pepper.)
+    static let tablesV6: [PostgresQuery] = [
+        """
+        CREATE TABLE moved_hosts (
+            host TEXT COLLATE "C" PRIMARY KEY,
+            audit_through BIGINT NOT NULL
+        )
+        """,
     ]
 
     /// Throws `schemaTooNew` for a version after `supported`, `database` for one this code never wrote.

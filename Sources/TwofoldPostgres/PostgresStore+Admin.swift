@@ -19,10 +19,13 @@ extension PostgresStore {
 
     public func recoveryCodes(user: String) async throws -> [(index: Int, hash: RecoveryCodeHash)] {
         let sealer = self.sealer
-        let rows = try await read { connection in
-            try await connection.run("SELECT idx, sealed FROM recovery_codes WHERE user_name = \(user) AND used_at IS NULL ORDER BY idx")
-                .map { row in try row.decode((Int, ByteBuffer).self) }
-        }
+        return try await read { connection in try await Self.unusedCodes(user: user, sealer: sealer, connection) }
+    }
+
+    /// The user's unused recovery codes, opened, read on `connection` (inside a caller's transaction).
+    static func unusedCodes(user: String, sealer: Sealer, _ connection: PostgresConnection) async throws -> [(index: Int, hash: RecoveryCodeHash)] {
+        let rows = try await connection.run("SELECT idx, sealed FROM recovery_codes WHERE user_name = \(user) AND used_at IS NULL ORDER BY idx")
+            .map { row in try row.decode((Int, ByteBuffer).self) }
         return try rows.map { index, blob in (index, try sealer.openRecovery(Array(blob.readableBytesView), user: user, index: index)) }
     }
 
@@ -44,7 +47,7 @@ extension PostgresStore {
     }
 
     public func setFactorKinds(user: String, _ kinds: Set<FactorKind>?) async throws {
-        let text = kinds.map { set in FactorKind.allCases.filter(set.contains).map(\.rawValue).joined(separator: ",") }
+        let text = FactorKindsColumn.text(kinds)
         try await write { connection in
             try await connection.run("""
                 INSERT INTO users (name, factor_kinds) VALUES (\(user), \(text))
@@ -88,20 +91,25 @@ extension PostgresStore {
         // NULL filters match everything: one statement for every combination.
         let records = try await read { connection in
             try await connection.run("""
-                SELECT id, time, action, user_name, service, rhost, tty, peer_uid, outcome, reason, host FROM audit
+                SELECT \(unescaped: Self.auditColumns) FROM audit
                 WHERE (\(query.user)::text IS NULL OR user_name = \(query.user))
                     AND (\(query.sinceMillis)::bigint IS NULL OR time >= \(query.sinceMillis))
                     AND (\(query.outcome)::text IS NULL OR outcome = \(query.outcome))
                     AND (\(query.host)::text IS NULL OR host = \(query.host))
                 ORDER BY id DESC LIMIT \(query.limit)
-                """).map { row in
-                let (id, time, action, user, service, rhost, tty, peerUID, outcome, reason, host)
-                    = try row.decode((Int64, Int64, String, String?, String?, String?, String?, Int64?, String, String?, String?).self)
-                return AuditRecord(id: id, timeMillis: time, action: action, user: user, service: service, rhost: rhost, tty: tty,
-                                   peerUID: peerUID.flatMap { UInt32(exactly: $0) }, outcome: outcome, reason: reason, host: host)
-            }
+                """).map(Self.auditRecord)
         }
         return records.reversed()
+    }
+
+    static let auditColumns = "id, time, action, user_name, service, rhost, tty, peer_uid, outcome, reason, host"
+
+    /// A row of `auditColumns`.
+    static func auditRecord(_ row: PostgresRow) throws -> AuditRecord {
+        let (id, time, action, user, service, rhost, tty, peerUID, outcome, reason, host)
+            = try row.decode((Int64, Int64, String, String?, String?, String?, String?, Int64?, String, String?, String?).self)
+        return AuditRecord(id: id, timeMillis: time, action: action, user: user, service: service, rhost: rhost, tty: tty,
+                           peerUID: peerUID.flatMap { UInt32(exactly: $0) }, outcome: outcome, reason: reason, host: host)
     }
 
     public func pruneAudit(before beforeMillis: Int64, limit: Int) async throws -> Int {

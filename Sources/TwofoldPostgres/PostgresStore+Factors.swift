@@ -22,13 +22,16 @@ extension PostgresStore {
 
     public func user(_ name: String) async throws -> UserRecord? {
         let sealer = self.sealer
-        return try await read { connection in
-            let rows = try await connection.run("""
-                SELECT \(unescaped: Self.userColumns), \(unescaped: Self.factorColumns), f.secret, \(unescaped: Self.codesLeftColumn)
-                \(unescaped: Self.fromUsers) WHERE u.name = \(name) ORDER BY f.name
-                """)
-            return try PostgresUserRows.decode(rows, sealer: sealer).first
-        }
+        return try await read { connection in try await Self.user(name, sealer: sealer, connection) }
+    }
+
+    /// The user's record with the secrets opened, read on `connection` (inside a caller's transaction).
+    static func user(_ name: String, sealer: Sealer, _ connection: PostgresConnection) async throws -> UserRecord? {
+        let rows = try await connection.run("""
+            SELECT \(unescaped: userColumns), \(unescaped: factorColumns), f.secret, \(unescaped: codesLeftColumn)
+            \(unescaped: fromUsers) WHERE u.name = \(name) ORDER BY f.name
+            """)
+        return try PostgresUserRows.decode(rows, sealer: sealer).first
     }
 
     /// One statement: the setting in a one-row relation, the user's rows joined to it (none: the

@@ -193,7 +193,7 @@ extension SQLiteStore {
     }
 
     /// Adds the factor, or replaces the one of the same name (its replay state and last use start over).
-    private static func upsertFactor(user: String, name: String, parameters p: OTPParameters, sealed: Data, verify v: VerifyState,
+    static func upsertFactor(user: String, name: String, parameters p: OTPParameters, sealed: Data, verify v: VerifyState,
                                      atMillis: Int64, _ db: Database) throws {
         try db.cachedStatement(sql: """
             INSERT INTO factors (user, name, kind, algorithm, digits, period, secret, last_step, counter, drift, last_offset, added_at)

@@ -119,7 +119,7 @@ extension SQLiteStore {
             .execute(arguments: [state.failures, state.notBeforeMillis, state.lockedUntilMillis, user])
     }
 
-    private static func insertAudit(_ r: AuditRecord, _ db: Database) throws {
+    static func insertAudit(_ r: AuditRecord, _ db: Database) throws {
         try db.cachedStatement(sql: """
             INSERT INTO audit (time, action, user, service, rhost, tty, peer_uid, outcome, reason, host)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

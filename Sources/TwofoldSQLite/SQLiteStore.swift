@@ -198,18 +198,21 @@ public final class SQLiteStore: TwofoldStore {
     public func recoveryCodes(user: String) async throws -> [(index: Int, hash: RecoveryCodeHash)] {
         try await guarded {
             let sealer = self.sealer
-            return try await pool.read { db in
-                let rows = try Row.fetchCursor(db, sql: "SELECT idx, sealed FROM recovery_codes WHERE user = ? AND used_at IS NULL ORDER BY idx",
-                                               arguments: [user])
-                var codes: [(index: Int, hash: RecoveryCodeHash)] = []
-                while let row = try rows.next() {
-                    let index: Int = row[0]
-                    let blob: Data = row[1]
-                    codes.append((index, try sealer.openRecovery(Array(blob), user: user, index: index)))
-                }
-                return codes
-            }
+            return try await pool.read { db in try Self.unusedCodes(user: user, sealer: sealer, db) }
         }
+    }
+
+    /// The user's unused recovery codes, opened.
+    static func unusedCodes(user: String, sealer: Sealer, _ db: Database) throws -> [(index: Int, hash: RecoveryCodeHash)] {
+        let rows = try Row.fetchCursor(db, sql: "SELECT idx, sealed FROM recovery_codes WHERE user = ? AND used_at IS NULL ORDER BY idx",
+                                       arguments: [user])
+        var codes: [(index: Int, hash: RecoveryCodeHash)] = []
+        while let row = try rows.next() {
+            let index: Int = row[0]
+            let blob: Data = row[1]
+            codes.append((index, try sealer.openRecovery(Array(blob), user: user, index: index)))
+        }
+        return codes
     }
 
     /// Seals codes for indexes 0..<n (outside the write transaction, to keep it short).
@@ -247,7 +250,7 @@ public final class SQLiteStore: TwofoldStore {
     }
 
     public func setFactorKinds(user: String, _ kinds: Set<FactorKind>?) async throws {
-        let text = kinds.map { set in FactorKind.allCases.filter(set.contains).map(\.rawValue).joined(separator: ",") }
+        let text = FactorKindsColumn.text(kinds)
         try await guarded {
             try await pool.write { db in
                 try db.execute(sql: """
@@ -318,23 +321,25 @@ public final class SQLiteStore: TwofoldStore {
             }
             arguments += [query.limit]
             let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-            let sql = """
-                SELECT id, time, action, user, service, rhost, tty, peer_uid, outcome, reason, host FROM audit
-                \(whereClause) ORDER BY id DESC LIMIT ?
-                """
+            let sql = "SELECT \(Self.auditColumns) FROM audit \(whereClause) ORDER BY id DESC LIMIT ?"
             let frozen = arguments
-            return try await pool.read { db in
-                var records: [AuditRecord] = []
-                let rows = try Row.fetchCursor(db, sql: sql, arguments: frozen)
-                while let row = try rows.next() {
-                    records.append(AuditRecord(id: row["id"], timeMillis: row["time"], action: row["action"], user: row["user"],
-                                               service: row["service"], rhost: row["rhost"], tty: row["tty"],
-                                               peerUID: (row["peer_uid"] as Int64?).flatMap { UInt32(exactly: $0) },
-                                               outcome: row["outcome"], reason: row["reason"], host: row["host"]))
-                }
-                return records.reversed()
-            }
+            return try await pool.read { db in try Self.auditRecords(sql: sql, arguments: frozen, db).reversed() }
         }
+    }
+
+    static let auditColumns = "id, time, action, user, service, rhost, tty, peer_uid, outcome, reason, host"
+
+    /// The records of a query that selects `auditColumns`, in its order.
+    static func auditRecords(sql: String, arguments: StatementArguments, _ db: Database) throws -> [AuditRecord] {
+        var records: [AuditRecord] = []
+        let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+        while let row = try rows.next() {
+            records.append(AuditRecord(id: row["id"], timeMillis: row["time"], action: row["action"], user: row["user"],
+                                       service: row["service"], rhost: row["rhost"], tty: row["tty"],
+                                       peerUID: (row["peer_uid"] as Int64?).flatMap { UInt32(exactly: $0) },
+                                       outcome: row["outcome"], reason: row["reason"], host: row["host"]))
+        }
+        return records
     }
 
     public func pruneAudit(before beforeMillis: Int64, limit: Int) async throws -> Int {
@@ -396,6 +401,20 @@ public final class SQLiteStore: TwofoldStore {
     /// The first column of the first row of raw SQL, as bytes, for tests.
     func testingFetchBlob(_ sql: String) throws -> [UInt8]? {
         try pool.read { db in try Data.fetchOne(db, sql: sql).map { Array($0) } }
+    }
+
+    /// Creates a database as an older twofoldd left it (the migrations up to `version`, then
+    /// `sql`), for tests that read old stores; returns its recovery pepper (v4 and later).
+    static func testingCreate(path: String, keys: SealingKeys, upTo version: String, sql: String) throws -> SecretBytes? {
+        let sealer = Sealer(keys: keys)
+        let queue = try DatabaseQueue(path: path)
+        defer { try? queue.close() }
+        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+        try Schema.migrator(keyCheck: try KeyCheck.seal(with: sealer), sealer: sealer).migrate(queue, upTo: version)
+        return try queue.write { db in
+            try db.execute(sql: sql)
+            return try? Schema.pepper(db, sealer: sealer)
+        }
     }
 
     /// The number of rows of a raw SQL count query, for tests.

@@ -6,7 +6,7 @@ import TwofoldStore
 /// The numbered schema migrations and the checks made before any of them runs.
 enum Schema {
     /// Migration identifiers this code knows, oldest first. Append only.
-    static let migrationIdentifiers = ["v1", "v2", "v3", "v4", "v5"]
+    static let migrationIdentifiers = ["v1", "v2", "v3", "v4", "v5", "v6"]
 
     /// The newest schema this code understands.
     static var supported: String { migrationIdentifiers.last! }
@@ -124,6 +124,9 @@ enum Schema {
         }
         migrator.registerMigration("v5") { db in
             try db.execute(sql: v5)
+        }
+        migrator.registerMigration("v6") { db in
+            try db.execute(sql: v6)
         }
         precondition(migrator.migrations == migrationIdentifiers)
         return migrator

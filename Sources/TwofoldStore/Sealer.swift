@@ -164,10 +164,23 @@ package struct Sealer: Sendable {
         return try opened.withUnsafeBytes { try seal($0, purpose, user: user, index: index, factor: factor) }
     }
 
-    /// Seals a recovery code hash as salt length (1 byte) ‖ salt ‖ hash.
+    /// A recovery code body that carries its own pepper starts with this byte where a plain body
+    /// has its salt length (so a plain body's salt is at most 254 bytes; every salt is 16).
+    static let pepperedBody: UInt8 = 0xFF
+
+    /// Seals a recovery code hash as salt length (1 byte) ‖ salt ‖ hash; one with a pepper of its
+    /// own (moved in from a host, schema v6) as 0xFF ‖ salt length ‖ salt ‖ hash length ‖ hash ‖
+    /// pepper, so the pepper is sealed, re-sealed by a rekey and removed with its code.
     package func sealRecovery(_ code: RecoveryCodeHash, user: String, index: Int) throws -> [UInt8] {
-        guard code.salt.count <= 255 else { throw StoreError.database("recovery code salt longer than 255 bytes") }
-        var plain = [UInt8(code.salt.count)] + code.salt + code.hash
+        guard code.salt.count < Self.pepperedBody, code.hash.count <= 255 else {
+            throw StoreError.database("recovery code salt or hash too long")
+        }
+        var plain = [UInt8(code.salt.count)] + code.salt
+        if let pepper = code.pepper {
+            plain = [Self.pepperedBody] + plain + [UInt8(code.hash.count)] + code.hash + pepper.copyBytes()
+        } else {
+            plain += code.hash
+        }
         defer { Crypto.wipe(&plain) }
         return try plain.withUnsafeBytes { try seal($0, .recovery, user: user, index: index) }
     }
@@ -176,9 +189,19 @@ package struct Sealer: Sendable {
         let opened = try open(sealed, .recovery, user: user, index: index)
         var plain = opened.copyBytes()
         defer { Crypto.wipe(&plain) }
-        guard let saltCount = plain.first.map(Int.init), plain.count >= 1 + saltCount else {
+        let peppered = plain.first == Self.pepperedBody
+        var at = peppered ? 1 : 0
+        guard let salt = Self.field(plain, at: &at), let hash = peppered ? Self.field(plain, at: &at) : Array(plain[at...]),
+              !peppered || at < plain.count else {
             throw StoreError.corruptRecord(user: user, reason: "recovery code \(index) has a malformed body")
         }
-        return RecoveryCodeHash(salt: Array(plain[1 ..< 1 + saltCount]), hash: Array(plain[(1 + saltCount)...]))
+        return RecoveryCodeHash(salt: salt, hash: hash, pepper: peppered ? SecretBytes(plain[at...]) : nil)
+    }
+
+    /// The length-prefixed field at `at`, moving `at` past it; nil when the body is too short.
+    private static func field(_ plain: [UInt8], at: inout Int) -> [UInt8]? {
+        guard at < plain.count, plain.count >= at + 1 + Int(plain[at]) else { return nil }
+        defer { at += 1 + Int(plain[at]) }
+        return Array(plain[at + 1 ..< at + 1 + Int(plain[at])])
     }
 }

@@ -431,6 +431,27 @@ public protocol TwofoldStore: Sendable {
     /// The certificate of this fingerprint (64 lowercase hex digits), revoked or not; nil if unknown.
     func hostCertificate(fingerprint: String) async throws -> HostCertificate?
 
+    // MARK: Moving a host in (schema v6; `twofoldd move-in`)
+
+    /// Moves one user of a host's store in: in one durable transaction, under the user's lock,
+    /// decides from what is stored (`MoveInPlan`) and writes it — a new user as the host had it
+    /// (factors sealed under this store's key, replay and throttle state, overrides, recovery
+    /// codes with their pepper); an already moved one only the later replay state and the codes
+    /// used on the host since. A user enrolled differently is not touched (`.conflict`). With
+    /// `dryRun` it only decides and writes nothing.
+    func moveIn(_ user: MovedUser, dryRun: Bool) async throws -> MoveInOutcome
+
+    /// Up to `limit` audit records with an id after `afterID`, oldest first (copying a log out).
+    func auditRecords(after afterID: Int64, limit: Int) async throws -> [AuditRecord]
+
+    /// The id, in host `host`'s own log, of the last of its audit records copied in; nil: none yet.
+    func movedAuditMark(host: String) async throws -> Int64?
+
+    /// Appends `records` (host `host`'s, ending with its record `through`) and moves the host's
+    /// mark to `through`, in one durable transaction, if the mark is still `previous`; otherwise
+    /// (another move of the host ran meanwhile) throws `StoreError.conflict` and writes nothing.
+    func appendMovedAudit(_ records: [AuditRecord], host: String, through: Int64, previous: Int64?) async throws
+
     // MARK: Key rotation (defaults in Rekey.swift for a backend without it)
 
     /// The pepper of recovery-code hashes, which the store keeps sealed like a secret (a rekey

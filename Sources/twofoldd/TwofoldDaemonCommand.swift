@@ -16,12 +16,11 @@ private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
 private let mallocArenaMax: Int32 = -8
 
 /// `twofoldd`: the Twofold daemon. Reads its config file, then flags override it.
-@main
 struct TwofoldDaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "twofoldd",
         abstract: "The Twofold second-factor daemon: owns every secret and answers login and enrollment requests on a Unix socket.",
-        discussion: "Configuration is read from --config (default /etc/twofold/twofoldd.conf; a missing default file means built-in defaults). Flags override the file. SIGHUP reads the file again (see twofoldd(8)). Every key, with its default, is in twofoldd.conf(5) and the shipped twofoldd.conf.",
+        discussion: "Configuration is read from --config (default /etc/twofold/twofoldd.conf; a missing default file means built-in defaults). Flags override the file. SIGHUP reads the file again (see twofoldd(8)). Every key, with its default, is in twofoldd.conf(5) and the shipped twofoldd.conf. Moving a single host's store into a fleet's tier: twofoldd move-in --help.",
         version: "twofoldd \(TwofoldVersion.string)")
 
     @Option(name: .long, help: "Config file.")

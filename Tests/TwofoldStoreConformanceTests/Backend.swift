@@ -135,6 +135,7 @@ final class ScratchDatabases: @unchecked Sendable {
             UNION ALL SELECT 7, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM audit x)
             UNION ALL SELECT 8, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM twofold_meta x)
             UNION ALL SELECT 9, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM host_certificates x)
+            UNION ALL SELECT 10, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM moved_hosts x)
         ) AS s(n, t)
         """
 }

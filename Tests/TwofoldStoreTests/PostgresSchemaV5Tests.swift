@@ -6,10 +6,11 @@ import TwofoldCrypto
 @testable import TwofoldStore
 import TwofoldTestSupport
 
-/// Schema v5 on PostgreSQL: a v4 database (as the code before the host registry wrote it) opens
-/// as v5 with everything kept, and the last success's host is looked up in the partial index.
+/// Schemas v5 and v6 on PostgreSQL: a v4 database (as the code before the host registry wrote it)
+/// and a v5 one (before hosts moved in) open as v6 with everything kept, and the last success's
+/// host is looked up in the partial index.
 @Suite struct PostgresSchemaV5Tests {
-    @Test func aV4DatabaseMigratesToV5KeepingItsData() async throws {
+    @Test(arguments: ["v4", "v5"]) func anOlderDatabaseMigratesToV6KeepingItsData(_ version: String) async throws {
         let cluster = try PostgresCluster()
         let database = try await offPool { try cluster.createScratchDatabase() }
         try await withTempDir { dir in
@@ -19,9 +20,10 @@ import TwofoldTestSupport
             let pepper = try SecretBytes(randomCount: 32)
             let sealedPepper = PostgresV3Database.literal(try StoreMeta.sealPepper(pepper, with: sealer))
             try await offPool {
-                try cluster.psql((PostgresSchema.tablesV3 + [PostgresSchema.metaTable]).map { $0.sql + ";" }.joined(separator: "\n") + """
+                let tables = PostgresSchema.tablesV3 + [PostgresSchema.metaTable] + (version == "v5" ? PostgresSchema.tablesV5 : [])
+                try cluster.psql(tables.map { $0.sql + ";" }.joined(separator: "\n") + """
 
-                    INSERT INTO twofold_schema (version, key_check) VALUES ('v4', \(check));
+                    INSERT INTO twofold_schema (version, key_check) VALUES ('\(version)', \(check));
                     INSERT INTO twofold_meta (key, value) VALUES ('\(StoreMeta.keyCheck)', \(check)), ('\(StoreMeta.pepper)', \(sealedPepper));
                     INSERT INTO twofold_timeline (timeline) SELECT \(PostgresTimeline.currentSQL);
                     INSERT INTO users (name, requirement) VALUES ('bob', 'required');
@@ -29,12 +31,14 @@ import TwofoldTestSupport
                     INSERT INTO audit (time, action, user_name, outcome) SELECT 1000 + i, 'verify', 'alice', 'success' FROM generate_series(0, 4) i;
                     """, url: cluster.url(database: database))
             }
-            #expect(try await PostgresRekeyTests.layout(cluster, database) == "v4 1 checks")
+            #expect(try await PostgresRekeyTests.layout(cluster, database) == "\(version) 1 checks")
 
             let store = try await PostgresRekeyTests.open(cluster, database, Keyring(sealing: keys))
-            #expect(try await PostgresRekeyTests.layout(cluster, database) == "v5 1 checks")
+            #expect(try await PostgresRekeyTests.layout(cluster, database) == "v6 1 checks")
             #expect(try await store.recoveryPepper()?.constantTimeEquals(pepper) == true)
             try await expectV4DataKeptAndV5Working(store)
+            try await store.appendMovedAudit([], host: "h-1", through: 7, previous: nil)
+            #expect(try await store.movedAuditMark(host: "h-1") == 7)
             try await store.close()
         }
     }

@@ -13,13 +13,13 @@ import TwofoldCrypto
             // GRDB sets NORMAL when it enables WAL; the store must have put FULL back.
             #expect(try store.writerSynchronousMode() == 2)
             #expect(try store.testingCount("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'") == 1)
-            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2', 'v3', 'v4', 'v5')") == 5)
+            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2', 'v3', 'v4', 'v5', 'v6')") == 6)
             #expect(try store.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await store.close()
 
             // Reopening migrates nothing again, keeps one key check, and the file is private.
             let again = try openStore(dir, keys: try makeKeys(in: dir))
-            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 5)
+            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 6)
             #expect(try again.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await again.close()
             let mode = try FileManager.default.attributesOfItem(atPath: dir + "/twofold.db")[.posixPermissions] as? Int
@@ -60,7 +60,7 @@ import TwofoldCrypto
         }
     }
 
-    @Test func v4DatabaseMigratesToV5KeepingItsData() async throws {
+    @Test func v4DatabaseMigratesToV5AndV6KeepingItsData() async throws {
         try await withTempDir { dir in
             let keys = try makeKeys(in: dir)
             // A database as a v4 twofoldd left it: a user's override, a setting and audit records without hosts.
@@ -80,6 +80,7 @@ import TwofoldCrypto
             let store = try openStore(dir, keys: keys)
             #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier = 'v5'") == 1)
             try await expectV4DataKeptAndV5Working(store)
+            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier = 'v6'") == 1)
             try await store.close()
         }
     }

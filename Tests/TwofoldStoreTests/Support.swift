@@ -23,6 +23,8 @@ func expectV4DataKeptAndV5Working(_ store: any TwofoldStore) async throws {
     #expect(try await store.lastSuccessHosts(users: ["alice"]) == ["alice": "h-1"])
     try await store.addHostCertificate(HostCertificate(host: "h-1", fingerprint: String(repeating: "a", count: 64), addedMillis: 1))
     #expect(try await store.hostCertificates(host: nil).count == 1)
+    // v6: hosts moved in.
+    #expect(try await store.movedAuditMark(host: "h-1") == nil)
 }
 
 /// The bytes of every file of the database (main, -wal, -shm when present), by suffix.

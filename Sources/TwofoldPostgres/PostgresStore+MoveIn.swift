@@ -1,0 +1,99 @@
+import Foundation
+import PostgresNIO
+import TwofoldCore
+import TwofoldStore
+
+/// Moving a host in (schema v6), with the SQLite backend's semantics: a user at a time in one
+/// transaction that locks the user's row first (as the verify batch does, so a login through
+/// another server waits for the move or the move for it), and the host's audit records with its
+/// mark in `moved_hosts`.
+extension PostgresStore {
+    public func moveIn(_ moved: MovedUser, dryRun: Bool) async throws -> MoveInOutcome {
+        let sealer = self.sealer
+        let name = moved.record.name
+        // Sealed outside the transaction, to keep it short (used only for a new user).
+        let factors = try moved.record.factors.map { factor -> PostgresFactorRow in
+            guard let secret = factor.secret else { throw StoreError.notEnrolled(name) }
+            return PostgresFactorRow(user: name, name: factor.name, parameters: factor.parameters,
+                                     sealed: try sealer.seal(secret, .factor, user: name, factor: factor.name),
+                                     verify: factor.verify, atMillis: factor.addedAtMillis)
+        }.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        let codes = try sealCodes(moved.recoveryCodes, user: name)
+        let decide: @Sendable (PostgresConnection) async throws -> MoveInPlan = { connection in
+            MoveInPlan.decide(moved, tier: try await Self.user(name, sealer: sealer, connection),
+                              tierCodes: try await Self.unusedCodes(user: name, sealer: sealer, connection))
+        }
+        if dryRun { return try await read(statements: 2) { try await decide($0).outcome } }
+        // Up to 8 statements, and one more per factor whose replay state is raised.
+        return try await write(statements: 8 + factors.count) { connection in
+            // The row first, so that there is one to lock for a user new to the tier.
+            try await connection.run("INSERT INTO users (name) VALUES (\(name)) ON CONFLICT (name) DO NOTHING")
+            try await Self.lockUser(name, connection)
+            let plan = try await decide(connection)
+            if let user = plan.newUser { try await Self.writeMovedUser(user, factors: factors, codes: codes, connection) }
+            try await Self.raise(plan, user: name, atMillis: moved.atMillis, connection)
+            return plan.outcome
+        }
+    }
+
+    /// A new user's row (over the empty one, or one without factors), factors and recovery codes.
+    private static func writeMovedUser(_ user: UserRecord, factors: [PostgresFactorRow], codes: [ByteBuffer],
+                                       _ connection: PostgresConnection) async throws {
+        let throttle = user.throttle
+        try await connection.run("""
+            UPDATE users SET failures = \(throttle.failures), not_before = \(throttle.notBeforeMillis),
+                locked_until = \(throttle.lockedUntilMillis), requirement = \(user.requirement.rawValue),
+                last_success = \(user.lastSuccessMillis), first_required = \(user.firstRequiredMillis),
+                factor_kinds = \(FactorKindsColumn.text(user.factorKinds))
+            WHERE name = \(user.name)
+            """)
+        if !factors.isEmpty { try await PostgresFactorRow.upsert(factors, connection) }
+        if !codes.isEmpty { try await storeCodes([user.name: codes], connection) }
+    }
+
+    /// An already moved user: the later replay states, and the codes the host used since.
+    private static func raise(_ plan: MoveInPlan, user: String, atMillis: Int64, _ connection: PostgresConnection) async throws {
+        for (factor, v) in plan.replay {
+            try await connection.run("""
+                UPDATE factors SET last_step = \(v.lastStep), counter = \(Int64(bitPattern: v.counter)), drift = \(v.drift),
+                    last_offset = \(v.lastOffset)
+                WHERE user_name = \(user) AND name = \(factor)
+                """)
+        }
+        guard !plan.usedCodes.isEmpty else { return }
+        try await connection.run("""
+            UPDATE recovery_codes SET used_at = \(atMillis)
+            WHERE user_name = \(user) AND idx = ANY(\(plan.usedCodes)::bigint[]) AND used_at IS NULL
+            """)
+    }
+
+    public func auditRecords(after afterID: Int64, limit: Int) async throws -> [AuditRecord] {
+        guard limit > 0 else { try checkOpen(); return [] }
+        return try await read { connection in
+            try await connection.run("SELECT \(unescaped: Self.auditColumns) FROM audit WHERE id > \(afterID) ORDER BY id LIMIT \(limit)")
+                .map(Self.auditRecord)
+        }
+    }
+
+    public func movedAuditMark(host: String) async throws -> Int64? {
+        try await read { connection in try await Self.auditMark(host: host, lock: false, connection) }
+    }
+
+    public func appendMovedAudit(_ records: [AuditRecord], host: String, through: Int64, previous: Int64?) async throws {
+        try await write(statements: 4) { connection in
+            // Two moves of one host at once: the second waits for the first's row, then sees its mark.
+            try await connection.run("INSERT INTO moved_hosts (host, audit_through) VALUES (\(host), -1) ON CONFLICT (host) DO NOTHING")
+            let current = try await Self.auditMark(host: host, lock: true, connection)
+            guard current == previous else { throw StoreError.conflict(MovedAudit.raced(host)) }
+            if !records.isEmpty { try await PostgresAudit.insert(records, connection) }
+            try await connection.run("UPDATE moved_hosts SET audit_through = \(through) WHERE host = \(host)")
+        }
+    }
+
+    private static func auditMark(host: String, lock: Bool, _ connection: PostgresConnection) async throws -> Int64? {
+        let mark = try await connection.run("""
+            SELECT audit_through FROM moved_hosts WHERE host = \(host) \(unescaped: lock ? "FOR UPDATE" : "")
+            """).first?.decode(Int64.self)
+        return mark == -1 ? nil : mark
+    }
+}
