@@ -65,11 +65,7 @@ public struct Daemon: Sendable {
         server = SocketServer(source: source, live: live, authenticator: authenticator, enrollment: enrollment, control: control,
                               refusals: refusals, metrics: metrics, logger: logger, environment: environment, tier: tier,
                               onListening: onListening)
-        if let address = configuration.metricsListen {
-            metricsEndpoint = try await MetricsEndpoint.bind(address, metrics: metrics, logger: logger)
-        } else {
-            metricsEndpoint = nil
-        }
+        metricsEndpoint = try await MetricsEndpoint.bindIfSet(configuration.metricsListen, metrics: metrics, logger: logger)
     }
 
     /// The store, or an error for the operator when the keyring holds no key the database knows.
@@ -96,13 +92,8 @@ public struct Daemon: Sendable {
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully and closes the store. SIGHUP reloads
     /// the configuration when it came from a source (a file).
     public func run(logger: Logger) async throws {
-        var services: [any Service] = [server, pruner]
-        if let metricsEndpoint { services.append(metricsEndpoint) }
-        if live.source != nil {
-            // Trapped before the group starts, so an early SIGHUP never terminates the daemon.
-            let signals = await UnixSignalsSequence(trapping: .sighup)
-            services.append(ConfigurationReloader(live: live, policy: policy, environment: environment, signals: signals, logger: logger))
-        }
+        let services = await ConfigurationReloader.withReloader([server, pruner] + (metricsEndpoint.map { [$0] } ?? []), live: live,
+                                                               policy: policy, environment: environment, logger: logger)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {

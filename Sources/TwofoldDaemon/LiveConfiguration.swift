@@ -114,6 +114,15 @@ struct ConfigurationReloader: Service {
     /// Called after each reload (tests wait on it).
     var onReload: @Sendable (LiveConfiguration.ReloadOutcome) -> Void = { _ in }
 
+    /// `services` and, when the configuration came from a source (a file), a reloader for SIGHUP.
+    static func withReloader(_ services: [any Service], live: LiveConfiguration, policy: PolicyHolder?, environment: [String: String],
+                             logger: Logger) async -> [any Service] {
+        guard live.source != nil else { return services }
+        // Trapped before the group starts, so an early SIGHUP never terminates the daemon.
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        return services + [ConfigurationReloader(live: live, policy: policy, environment: environment, signals: signals, logger: logger)]
+    }
+
     func run() async throws {
         try await cancelWhenGracefulShutdown {
             for await _ in signals {

@@ -148,22 +148,14 @@ public struct RelayDaemon: Sendable {
         server = RelayServer(source: ListenSource.from(environment: environment, path: configuration.socketPath), live: live,
                              connector: connector, breakGlass: breakGlass, clock: clock, metrics: metrics, logger: logger,
                              environment: environment, onListening: onListening)
-        if let address = configuration.metricsListen {
-            metricsEndpoint = try await MetricsEndpoint.bind(address, metrics: metrics, logger: logger)
-        } else {
-            metricsEndpoint = nil
-        }
+        metricsEndpoint = try await MetricsEndpoint.bindIfSet(configuration.metricsListen, metrics: metrics, logger: logger)
     }
 
     /// Runs until SIGTERM or SIGINT. SIGHUP reloads the configuration when it came from a file (the
     /// log level and the connection limits; the fleet keys need a restart), as on a single host.
     public func run(logger: Logger) async throws {
-        var services: [any Service] = [server]
-        if let metricsEndpoint { services.append(metricsEndpoint) }
-        if live.source != nil {
-            let signals = await UnixSignalsSequence(trapping: .sighup)
-            services.append(ConfigurationReloader(live: live, policy: nil, environment: environment, signals: signals, logger: logger))
-        }
+        let services = await ConfigurationReloader.withReloader([server] + (metricsEndpoint.map { [$0] } ?? []), live: live, policy: nil,
+                                                               environment: environment, logger: logger)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

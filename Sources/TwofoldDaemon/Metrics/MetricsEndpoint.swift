@@ -31,6 +31,12 @@ final class MetricsEndpoint: Service, Sendable {
 
     /// Binds `address` now, so that an address in use stops the daemon at its start rather than
     /// later, and logs the address bound (the port taken when `address` says 0).
+    /// The endpoint of `metrics_listen`, or nil when it is not set.
+    static func bindIfSet(_ address: ListenAddress?, metrics: DaemonMetrics, logger: Logger) async throws -> MetricsEndpoint? {
+        guard let address else { return nil }
+        return try await bind(address, metrics: metrics, logger: logger)
+    }
+
     static func bind(_ address: ListenAddress, metrics: DaemonMetrics, logger: Logger,
                      group: MultiThreadedEventLoopGroup = .singleton) async throws -> MetricsEndpoint {
         let slots = ConnectionSlots(maxConnections)
