@@ -131,6 +131,7 @@ run() {
   while [ "$1" != -- ]; do groups+=("$1"); shift; done; shift
   for s in "$@"; do sockets+=(-s "$s"); done
   ops=$(( n / 4 < 20000 ? n / 4 : 20000 )); warm=$(( c * 10 ))
+  [ "$c" = 1 ] && ops=$(( ops < 1000 ? ops : 1000 ))   # a lone client's rate is steady early, and slow
   [ "$SMOKE" = 1 ] && ops=300
   line=$("$BIN/loadgen" "${sockets[@]}" "${groups[@]}" -S "$state" -N "$n" -m verify -c "$c" -n "$ops" -w "$warm" -d 120 \
     --label "$path-$tag") || { log "loadgen failed: $path $tag $c clients"; FAILED=$(( FAILED + 1 )); [ "$SMOKE" = 0 ] || exit 1; }
@@ -138,14 +139,29 @@ run() {
   return 0
 }
 
-# rss LABEL PID... -> a RSS line: the largest VmRSS now and VmHWM (peak since start) among them.
+# rss LABEL PID... -> a RSS line: the largest VmRSS now (with its anonymous and file-backed parts)
+# and the largest VmHWM (peak since start) among them.
 rss() {
-  local label=$1 pid r h mr=0 mh=0; shift
+  local label=$1 pid r h mr=0 mh=0 anon=0 file=0; shift
   for pid in "$@"; do
     r=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"); h=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
-    [ "$r" -gt "$mr" ] && mr=$r; [ "$h" -gt "$mh" ] && mh=$h
+    if [ "$r" -gt "$mr" ]; then
+      mr=$r
+      anon=$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status"); file=$(awk '/^RssFile:/ { print $2 }' "/proc/$pid/status")
+    fi
+    [ "$h" -gt "$mh" ] && mh=$h
   done
-  echo "RSS what=$label count=$# rss_kib=$mr hwm_kib=$mh" >> "$RAW"
+  echo "RSS what=$label count=$# rss_kib=$mr hwm_kib=$mh anon_kib=$anon file_kib=$file" >> "$RAW"
+}
+
+# idle TAG SERVER_PID... : what the relays, the servers and PostgreSQL burn with no load, over 5 s
+# (it is inside every per-verify figure, most at 1 client).
+idle() {
+  local tag=$1 r0 s0 p0; shift
+  r0=$(cpu_of "${RELAY_PIDS[@]}"); s0=$(cpu_of "$@"); p0=$(cpu_of $(postgres_pids))
+  sleep 5
+  echo "IDLE store=$tag secs=5 relays_ticks=$(( $(cpu_of "${RELAY_PIDS[@]}") - r0 )) servers_ticks=$(( $(cpu_of "$@") - s0 ))" \
+    "postgres_ticks=$(( $(cpu_of $(postgres_pids)) - p0 ))" >> "$RAW"
 }
 
 pg_group() { echo "-P" "postgres:+$POSTMASTER"; }
@@ -162,8 +178,6 @@ suite() {
   local single=$DPID
   provision_bulk "$WORK/sqlite-$tag/twofold.sock" 0 "$n" "sqlite-$tag"
   sync
-  for c in $COUNTS; do run "$tag" sqlite "$n" "$c" "$WORK/sqlite-$tag.lg.state" -P "server:$single" $(pg_group) -- "$WORK/sqlite-$tag/twofold.sock"; done
-  stop_daemon "$single"
 
   # The tier on one database per store: provisioned and the hosts registered through server 1.
   local db=bench_${tag,,}   # unquoted identifiers are lower case in PostgreSQL
@@ -175,16 +189,21 @@ suite() {
   su_psql -d "$db" -c "VACUUM ANALYZE" >/dev/null
   register_hosts "$WORK/server1-$tag/twofold.sock"
   [ -n "${RELAY_PIDS:-}" ] || start_relays
+  sync
+  idle "$tag" "${servers[@]}"
 
-  # One server on PostgreSQL, its own Unix socket: pg.sh's path, no relay.
+  # The three paths one after the other at each client count, so that each ratio compares runs
+  # close in time (the machine is shared: its other work moves whole minutes).
   for c in $COUNTS; do
+    # Single-host SQLite, the reference.
+    run "$tag" sqlite "$n" "$c" "$WORK/sqlite-$tag.lg.state" -P "server:$single" $(pg_group) -- "$WORK/sqlite-$tag/twofold.sock"
+    # One server on PostgreSQL, its own Unix socket: pg.sh's path, no relay.
     run "$tag" direct "$n" "$c" "$WORK/$db.lg.state" -P "server:${servers[0]}" $(pg_group) -- "$WORK/server1-$tag/twofold.sock"
-  done
-  # The fleet: the clients spread over every relay's socket (user i on relay i mod NRELAYS).
-  for c in $COUNTS; do
+    # The fleet: the clients spread over every relay's socket (user i on relay i mod NRELAYS).
     run "$tag" fleet "$n" "$c" "$WORK/$db.lg.state" -P "relays:$(csv "${RELAY_PIDS[@]}")" -P "server:$(csv "${servers[@]}")" $(pg_group) \
       -- "${RELAY_SOCKETS[@]}"
   done
+  stop_daemon "$single"
 
   # One handshake, alone (1 client) and with 8 at once: relay-01's certificate against server 1.
   if [ "$tag" = "${FIRST_TAG}" ]; then
@@ -253,13 +272,19 @@ cp "$RAW" "$OUT/results/fleet-$STAMP.raw"
       "$(awk -v x="$(field "$l" client_cpu_s)" -v n="$n" 'BEGIN { printf "%.3f", n ? 1000 * x / n : 0 }')" "$(field "$l" errors)"
   done
   echo
-  echo "| process | count | largest RSS after the runs, MiB | largest peak RSS (VmHWM since start), MiB | target |"
-  echo "|---|---:|---:|---:|---|"
+  mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+  echo "| process | count | largest RSS after the runs, MiB | of which anonymous / file-backed, MiB | largest peak RSS (VmHWM since start), MiB | target |"
+  echo "|---|---:|---:|---:|---:|---|"
   grep '^RSS ' "$RAW" | while read -r l; do
     what=$(sed -n 's/^RSS what=\(.*\) count=.*/\1/p' <<< "$l")
     target=$([[ $what == relay* ]] && echo "< 30 MiB" || echo "< 60 MiB")
-    printf '| %s | %s | %.1f | %.1f | %s |\n' "$what" "$(field "$l" count)" "$(awk -v k="$(field "$l" rss_kib)" 'BEGIN { print k / 1024 }')" \
-      "$(awk -v k="$(field "$l" hwm_kib)" 'BEGIN { print k / 1024 }')" "$target"
+    printf '| %s | %s | %s | %s / %s | %s | %s |\n' "$what" "$(field "$l" count)" "$(mib "$(field "$l" rss_kib)")" \
+      "$(mib "$(field "$l" anon_kib)")" "$(mib "$(field "$l" file_kib)")" "$(mib "$(field "$l" hwm_kib)")" "$target"
+  done
+  echo
+  grep '^IDLE ' "$RAW" | while read -r l; do
+    pct() { awk -v t="$1" -v k="$TICKS" -v s="$(field "$l" secs)" 'BEGIN { printf "%.1f", 100 * t / k / s }'; }
+    echo "Idle ($(field "$l" store), no load, $(field "$l" secs) s): the $NRELAYS relays together $(pct "$(field "$l" relays_ticks)") % of a core, the servers $(pct "$(field "$l" servers_ticks)") %, PostgreSQL $(pct "$(field "$l" postgres_ticks)") %."
   done
   echo
   echo "Lines with a warning or an error in the relays' and servers' logs: $LOG_PROBLEMS."
