@@ -9,6 +9,9 @@
 #   benchmarks/fleet.sh --smoke    2 relays, 1 server, 1,000 users, 8 clients: checks the harness
 #   options: --no-1m               skip the 1,000,000-user stores
 #            --relays N            relays in the simulated fleet (default 50)
+#            --perf                one more fleet run at 64 clients of the first store, under perf
+#                                  (cpu-clock, call graphs) on the relays and on the servers, summarized in
+#                                  benchmarks/out/results/fleet-<time>-perf.txt
 #            --keep                keep the temporary directory (logs, the cluster, the CA)
 #   environment: TWOFOLDD=/path/to/twofoldd  use this binary instead of building .build/release/twofoldd
 #
@@ -23,14 +26,15 @@ OUT=$BENCH/out
 BIN=$OUT/bin
 export PATH="/opt/swift/usr/bin:$PATH"
 
-SMOKE=0 DO_1M=1 KEEP=0 NRELAYS=50 NSERVERS=2
+SMOKE=0 DO_1M=1 KEEP=0 NRELAYS=50 NSERVERS=2 PERF=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1; DO_1M=0; NRELAYS=2; NSERVERS=1 ;;
     --no-1m) DO_1M=0 ;;
     --relays) NRELAYS=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --perf) PERF=1 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "fleet.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -133,9 +137,16 @@ run() {
   ops=$(( n / 4 < 20000 ? n / 4 : 20000 )); warm=$(( c * 10 ))
   [ "$c" = 1 ] && ops=$(( ops < 1000 ? ops : 1000 ))   # a lone client's rate is steady early, and slow
   [ "$SMOKE" = 1 ] && ops=300
+  local perfs=()
+  if [ "$path" = profiled ]; then
+    perf record -e cpu-clock -F 2000 -g -p "$(csv "${RELAY_PIDS[@]}")" -o "$WORK/perf-relays.data" 2> "$WORK/perf-relays.log" & perfs+=($!)
+    perf record -e cpu-clock -F 2000 -g -p "$(csv "${SERVER_PIDS[@]}")" -o "$WORK/perf-servers.data" 2> "$WORK/perf-servers.log" & perfs+=($!)
+  fi
   line=$("$BIN/loadgen" "${sockets[@]}" "${groups[@]}" -S "$state" -N "$n" -m verify -c "$c" -n "$ops" -w "$warm" -d 120 \
     --label "$path-$tag") || { log "loadgen failed: $path $tag $c clients"; FAILED=$(( FAILED + 1 )); [ "$SMOKE" = 0 ] || exit 1; }
-  [ -n "$line" ] && echo "FLEET store=$tag path=$path $line" >> "$RAW"
+  if [ ${#perfs[@]} -gt 0 ]; then kill -INT "${perfs[@]}"; wait "${perfs[@]}" 2>/dev/null || true; fi
+  # The profiled run is not a row: perf's sampling costs CPU of its own.
+  [ -n "$line" ] && echo "$([ "$path" = profiled ] && echo PROFILED || echo FLEET) store=$tag path=$path $line" >> "$RAW"
   return 0
 }
 
@@ -184,6 +195,7 @@ suite() {
   su_psql -d postgres -c "CREATE DATABASE $db OWNER twofold" >/dev/null
   local servers=()
   for i in $(seq 1 "$NSERVERS"); do start_server "$i" "$tag" "$db"; servers+=("$DPID"); done
+  SERVER_PIDS=("${servers[@]}")
   log "$tag: PostgreSQL, provisioning $n users through server 1"
   provision_bulk "$WORK/server1-$tag/twofold.sock" 0 "$n" "pg-$tag"
   su_psql -d "$db" -c "VACUUM ANALYZE" >/dev/null
@@ -200,9 +212,17 @@ suite() {
     # One server on PostgreSQL, its own Unix socket: pg.sh's path, no relay.
     run "$tag" direct "$n" "$c" "$WORK/$db.lg.state" -P "server:${servers[0]}" $(pg_group) -- "$WORK/server1-$tag/twofold.sock"
     # The fleet: the clients spread over every relay's socket (user i on relay i mod NRELAYS).
-    run "$tag" fleet "$n" "$c" "$WORK/$db.lg.state" -P "relays:$(csv "${RELAY_PIDS[@]}")" -P "server:$(csv "${servers[@]}")" $(pg_group) \
-      -- "${RELAY_SOCKETS[@]}"
+    # Each server on its own too (server_1, ...): whether the relays' orders spread the load.
+    local each=()
+    for i in $(seq 1 "$NSERVERS"); do each+=(-P "server_$i:${servers[i-1]}"); done
+    run "$tag" fleet "$n" "$c" "$WORK/$db.lg.state" -P "relays:$(csv "${RELAY_PIDS[@]}")" -P "server:$(csv "${servers[@]}")" "${each[@]}" \
+      $(pg_group) -- "${RELAY_SOCKETS[@]}"
   done
+  # --perf: one more fleet run at the most clients, under perf (not a row of the table).
+  if [ "$PERF" = 1 ] && [ "$tag" = "$FIRST_TAG" ]; then
+    run "$tag" profiled "$n" "${COUNTS##* }" "$WORK/$db.lg.state" -P "relays:$(csv "${RELAY_PIDS[@]}")" -P "server:$(csv "${servers[@]}")" \
+      $(pg_group) -- "${RELAY_SOCKETS[@]}"
+  fi
   stop_daemon "$single"
 
   # One handshake, alone (1 client) and with 8 at once: relay-01's certificate against server 1.
@@ -260,6 +280,12 @@ cp "$RAW" "$OUT/results/fleet-$STAMP.raw"
   done
   echo
   echo "CPU: utime+stime from /proc over each run's measured part (warmup and any wait for a fresh 30 s step excluded), divided by its verifies; relays and servers summed over all of them; PostgreSQL is the postmaster with its children (backends, WAL writer, checkpointer). \"all\" adds loadgen's own."
+  shares=$(grep '^FLEET .* path=fleet ' "$RAW" | while read -r l; do
+    printf '%s/%s clients: %s; ' "$(field "$l" store)" "$(field "$l" clients)" \
+      "$(for i in $(seq 1 "$NSERVERS"); do printf '%.0f%% ' "$(awk -v a="$(field "$l" "cpu_s_server_$i")" -v t="$(field "$l" cpu_s_server)" 'BEGIN { print (t > 0 ? 100 * a / t : 0) }')"; done)"
+  done)
+  echo
+  echo "Each server's share of the servers' CPU in the fleet runs (server 1, 2, ...): ${shares%; }."
   echo
   echo "One TLS handshake (\`tlsloop\`: TCP connect, TLS 1.3 with relay-01's certificate and ALPN twofold-relay/1, close_notify, the server's close; no dialog), against server 1:"
   echo
@@ -290,4 +316,55 @@ cp "$RAW" "$OUT/results/fleet-$STAMP.raw"
   echo "Lines with a warning or an error in the relays' and servers' logs: $LOG_PROBLEMS."
 } > "$TABLE"
 cat "$TABLE"
+
+# The profiles: inclusive shares by component (the largest matching frame; components overlap), self
+# time by shared object and by symbol.
+if [ "$PERF" = 1 ] && [ -s "$WORK/perf-relays.data" ]; then
+  PROFILE=$OUT/results/fleet-$STAMP-perf.txt
+  for who in relays servers; do
+    echo "# perf record -e cpu-clock -F 2000 -g on the $who, fleet path, ${COUNTS##* } clients, $FIRST_TAG users (a run of its own, after the table's)"
+    echo "# run: $(grep '^PROFILED ' "$RAW" | head -1)"
+    perf report -i "$WORK/perf-$who.data" --children --sort symbol --stdio --percent-limit 0.2 -g none 2>/dev/null \
+      | grep '%' | swift-demangle --simplified | sed 's/  */ /g' > "$WORK/children-$who.txt"
+    echo "## inclusive share of the $who' CPU samples by component"
+    while IFS='|' read -r label pattern; do
+      [ -n "$label" ] || continue
+      awk -v pat="$pattern" -v label="$label" 'index($0, pat) { v = $1 + 0; if (v > max) max = v }
+        END { printf "  %6.2f%%  %s   [%s]\n", max, label, pat }' "$WORK/children-$who.txt"
+    done <<'PATTERNS'
+NIO event loop threads|SelectableEventLoop.run()
+NIO thread pool (the relay's NSS lookups)|NIOThreadPool
+Swift concurrency jobs|swift_job_run
+kernel: all syscalls|entry_SYSCALL_64_after_hwframe
+kernel: scheduler|__schedule
+TLS handshake (BoringSSL SSL_do_handshake)|SSL_do_handshake
+TLS records (BoringSSL SSL_read)|CNIOBoringSSL_SSL_read
+TLS records (BoringSSL SSL_write)|CNIOBoringSSL_SSL_write
+certificate chain verification|X509_verify_cert
+ECDSA sign|ECDSA_sign
+ECDSA verify|ECDSA_verify
+X25519|X25519
+certificate parsing (X509 d2i)|d2i_X509
+NIOSSLHandler|NIOSSLHandler
+TCP connect to a server (ClientBootstrap)|ClientBootstrap
+accept + child channel setup|ServerSocketChannel.readFromSocket()
+NSS lookups (Accounts)|Accounts.
+relay handler|RelayHandler
+tier gate (registry, admission)|TierGate
+login dialog (LoginDialogRunner.run)|LoginDialogRunner.run
+Authenticator.check (code check + commit)|Authenticator.check
+PostgreSQL client (PostgresNIO)|PostgresNIO
+logging (JournalLogHandler)|JournalLogHandler.log
+PATTERNS
+    echo
+    echo "## self, by shared object"
+    perf report -i "$WORK/perf-$who.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep '%' | sed 's/  */ /g' | sed -n 1,12p
+    echo
+    echo "## self, by symbol"
+    perf report -i "$WORK/perf-$who.data" --no-children --sort dso,symbol --stdio --percent-limit 0.5 -g none 2>/dev/null \
+      | grep '%' | swift-demangle --simplified | sed 's/  */ /g' | cut -c1-180 | sed -n 1,40p
+    echo
+  done > "$PROFILE"
+  log "profiles: $PROFILE"
+fi
 [ "$FAILED" = 0 ] || { log "$FAILED runs failed"; exit 1; }
