@@ -137,6 +137,9 @@ run() {
   ops=$(( n / 4 < 20000 ? n / 4 : 20000 )); warm=$(( c * 10 ))
   [ "$c" = 1 ] && ops=$(( ops < 1000 ? ops : 1000 ))   # a lone client's rate is steady early, and slow
   [ "$SMOKE" = 1 ] && ops=300
+  # The database's commits around the run (warmup included): how well the servers' group commit batches.
+  local k0=0 commits=-
+  [ "$path" = sqlite ] || k0=$(db_commits)
   local perfs=()
   if [ "$path" = profiled ]; then
     perf record -e cpu-clock -F 2000 -g -p "$(csv "${RELAY_PIDS[@]}")" -o "$WORK/perf-relays.data" 2> "$WORK/perf-relays.log" & perfs+=($!)
@@ -145,6 +148,8 @@ run() {
   line=$("$BIN/loadgen" "${sockets[@]}" "${groups[@]}" -S "$state" -N "$n" -m verify -c "$c" -n "$ops" -w "$warm" -d 120 \
     --label "$path-$tag") || { log "loadgen failed: $path $tag $c clients"; FAILED=$(( FAILED + 1 )); [ "$SMOKE" = 0 ] || exit 1; }
   if [ ${#perfs[@]} -gt 0 ]; then kill -INT "${perfs[@]}"; wait "${perfs[@]}" 2>/dev/null || true; fi
+  [ "$path" = sqlite ] || commits=$(( $(db_commits) - k0 ))
+  line="$line commits=$commits"
   # The profiled run is not a row: perf's sampling costs CPU of its own.
   [ -n "$line" ] && echo "$([ "$path" = profiled ] && echo PROFILED || echo FLEET) store=$tag path=$path $line" >> "$RAW"
   return 0
@@ -175,6 +180,7 @@ idle() {
     "postgres_ticks=$(( $(cpu_of $(postgres_pids)) - p0 ))" >> "$RAW"
 }
 
+db_commits() { su_psql -d "$DB" -c "SELECT xact_commit FROM pg_stat_database WHERE datname = '$DB'"; }
 pg_group() { echo "-P" "postgres:+$POSTMASTER"; }
 csv() { local IFS=,; echo "$*"; }
 
@@ -192,6 +198,7 @@ suite() {
 
   # The tier on one database per store: provisioned and the hosts registered through server 1.
   local db=bench_${tag,,}   # unquoted identifiers are lower case in PostgreSQL
+  DB=$db
   su_psql -d postgres -c "CREATE DATABASE $db OWNER twofold" >/dev/null
   local servers=()
   for i in $(seq 1 "$NSERVERS"); do start_server "$i" "$tag" "$db"; servers+=("$DPID"); done
@@ -265,8 +272,8 @@ cp "$RAW" "$OUT/results/fleet-$STAMP.raw"
   echo
   echo "**Machine:** $MACHINE_START at the start; $(cut -d' ' -f1-3 /proc/loadavg) at the end."
   echo
-  echo "| users | path | clients | verifies/s | vs SQLite | p50 ms | p99 ms | relays CPU ms/verify | servers CPU ms/verify | PostgreSQL CPU ms/verify | loadgen CPU ms/verify | all CPU ms/verify | unexpected |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| users | path | clients | verifies/s | vs SQLite | p50 ms | p99 ms | relays CPU ms/verify | servers CPU ms/verify | PostgreSQL CPU ms/verify | loadgen CPU ms/verify | all CPU ms/verify | commits/verify | unexpected |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   grep '^FLEET ' "$RAW" | while read -r l; do
     tag=$(field "$l" store); path=$(field "$l" path); c=$(field "$l" clients); ops=$(field "$l" ops)
     base=$(grep "^FLEET store=$tag path=sqlite .* clients=$c " "$RAW" | head -1)
@@ -275,11 +282,12 @@ cp "$RAW" "$OUT/results/fleet-$STAMP.raw"
     relays=$(per "$(field "$l" cpu_s_relays)"); server=$(per "$(field "$l" cpu_s_server)"); pg=$(per "$(field "$l" cpu_s_postgres)")
     lgc=$(awk -v x="$(field "$l" lg_cpu_ms_per_op)" 'BEGIN { printf "%.3f", x }')
     all=$(awk -v a="$relays" -v b="$server" -v c="$pg" -v d="$lgc" 'BEGIN { printf "%.3f", (a == "-" ? 0 : a) + b + c + d }')
-    printf '| %s | %s | %s | %.0f | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %s |\n' "$tag" "$path" "$c" "$(field "$l" rate)" "$ratio" \
-      "$(field "$l" p50_ms)" "$(field "$l" p99_ms)" "$relays" "$server" "$pg" "$lgc" "$all" "$(field "$l" unexpected)"
+    cpv=$(awk -v k="$(field "$l" commits)" -v n="$(( ops + $(field "$l" warmup) ))" 'BEGIN { if (k == "-") print "-"; else printf "%.2f", k / n }')
+    printf '| %s | %s | %s | %.0f | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s |\n' "$tag" "$path" "$c" "$(field "$l" rate)" "$ratio" \
+      "$(field "$l" p50_ms)" "$(field "$l" p99_ms)" "$relays" "$server" "$pg" "$lgc" "$all" "$cpv" "$(field "$l" unexpected)"
   done
   echo
-  echo "CPU: utime+stime from /proc over each run's measured part (warmup and any wait for a fresh 30 s step excluded), divided by its verifies; relays and servers summed over all of them; PostgreSQL is the postmaster with its children (backends, WAL writer, checkpointer). \"all\" adds loadgen's own."
+  echo "CPU: utime+stime from /proc over each run's measured part (warmup and any wait for a fresh 30 s step excluded), divided by its verifies; relays and servers summed over all of them; PostgreSQL is the postmaster with its children (backends, WAL writer, checkpointer). \"all\" adds loadgen's own. Commits per verify: the database's transactions over the run, warmup included (divided accordingly), the audit's and the registry's included."
   shares=$(grep '^FLEET .* path=fleet ' "$RAW" | while read -r l; do
     printf '%s/%s clients: %s; ' "$(field "$l" store)" "$(field "$l" clients)" \
       "$(for i in $(seq 1 "$NSERVERS"); do printf '%.0f%% ' "$(awk -v a="$(field "$l" "cpu_s_server_$i")" -v t="$(field "$l" cpu_s_server)" 'BEGIN { print (t > 0 ? 100 * a / t : 0) }')"; done)"
