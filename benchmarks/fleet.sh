@@ -365,6 +365,14 @@ Authenticator.check (code check + commit)|Authenticator.check
 PostgreSQL client (PostgresNIO)|PostgresNIO
 logging (JournalLogHandler)|JournalLogHandler.log
 PATTERNS
+    # perf's frame-pointer call chains break inside BoringSSL's assembly, so the inclusive TLS shares
+    # above are lower bounds; the self time of every BoringSSL symbol together is the crypto's share.
+    perf report -i "$WORK/perf-$who.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null | grep '%' > "$WORK/self-$who.txt"
+    awk '$2 == "twofoldd" && /CNIOBoringSSL|ecp_nistz256|mlkem|keccak|fiat_|x25519|bssl::|sha256_block|beeu_|bn_|p256/ { s += $1 + 0 }
+      END { printf "  %6.2f%%  self time in BoringSSL (TLS crypto: P-256, X25519, ML-KEM, SHA-256, bignums)\n", s }' "$WORK/self-$who.txt"
+    echo
+    echo "## self, by thread name"
+    perf report -i "$WORK/perf-$who.data" --no-children --sort comm --stdio -g none 2>/dev/null | grep '%' | sed 's/  */ /g' | sed -n 1,8p
     echo
     echo "## self, by shared object"
     perf report -i "$WORK/perf-$who.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep '%' | sed 's/  */ /g' | sed -n 1,12p
