@@ -8,7 +8,7 @@
 #   benchmarks/fleet.sh            everything: 50 relays, 2 servers (the 1,000,000-user stores take minutes)
 #   benchmarks/fleet.sh --smoke    2 relays, 1 server, 1,000 users, 8 clients: checks the harness
 #   options: --no-1m               skip the 1,000,000-user stores
-#            --relays N            relays in the simulated fleet (default 50)
+#            --relays N            relays in the simulated fleet (default 50, at most 256)
 #            --perf                one more fleet run at 64 clients of the first store, under perf
 #                                  (cpu-clock, call graphs) on the relays and on the servers, summarized in
 #                                  benchmarks/out/results/fleet-<time>-perf.txt
@@ -39,6 +39,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+[[ $NRELAYS =~ ^[0-9]+$ ]] && [ "$NRELAYS" -ge 1 ] && [ "$NRELAYS" -le 256 ] || { echo "fleet.sh: --relays takes 1 to 256 (loadgen's sockets)" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/tffleet-XXXXXX)
 chmod 755 "$WORK"
@@ -68,8 +69,8 @@ KEY=$WORK/shared.key
 head -c 32 /dev/urandom > "$KEY" && chmod 600 "$KEY"
 
 # ------------------------------------------------------------------------------------------------
-# The fleet's certificates (scripts/fleet-ca.sh, as an admin makes them): each server's names
-# 127.0.0.1 in its IP SAN, since the relays name the servers by address (no resolver in the path).
+# The fleet's certificates (scripts/fleet-ca.sh, as an admin makes them): each server's certificate
+# names 127.0.0.1 in its IP SAN, since the relays name the servers by address (no resolver in the path).
 
 CA=$WORK/ca
 log "fleet CA: $NSERVERS server and $NRELAYS host certificates"
@@ -99,7 +100,7 @@ tls_client_ca = $CA/host-ca.pem"
 
 # The relays, started once: no store, no key; relay k lists the servers starting with server
 # k mod NSERVERS, since a relay keeps to the first server that answers (TierConnector): the
-# fleet's load is spread over the tier by the relays' configurations, as it would be in a real one.
+# fleet's load is spread over the tier only by the relays' configurations, here as in a real fleet.
 start_relays() {
   local k name order j
   RELAY_PIDS=() RELAY_SOCKETS=()
