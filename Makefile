@@ -51,7 +51,8 @@ run: deps
 	@echo "twofoldd: state in $(STATE), socket $(STATE)/twofold.sock (Ctrl-C stops)"
 	$(CURDIR)/.build/release/twofoldd --config /dev/null --state-directory $(STATE) --socket $(STATE)/twofold.sock
 
-# The smoke benchmark (a few seconds, on the debug build) runs first so the harness never rots;
+# The smoke benchmarks (seconds each, on the debug build; the fleet's ~20 s: a private PostgreSQL,
+# a server and two relays) run first so the harnesses never rot;
 # swift test's summary stays the last line (it prints its own time). test-setup.sh creates the
 # accounts the tests run as. Each other stage prints how long it took (scripts/stage.sh). The deb
 # stage makes the release build, builds the package and takes it through install, logins, upgrade,
@@ -65,6 +66,7 @@ check:
 	@bash scripts/stage.sh check-exports $(MAKE) -C pam check-exports
 	@bash scripts/stage.sh build $(SWIFT) build --build-tests
 	@bash scripts/stage.sh bench-smoke env TWOFOLDD=$$($(SWIFT) build --show-bin-path)/twofoldd bash benchmarks/run.sh --smoke
+	@bash scripts/stage.sh bench-fleet-smoke env TWOFOLDD=$$($(SWIFT) build --show-bin-path)/twofoldd bash benchmarks/fleet.sh --smoke
 	@bash scripts/stage.sh deb bash scripts/deb-test.sh
 	SWIFT=$(SWIFT) bash scripts/run-tests.sh
 

@@ -1,6 +1,7 @@
-# Shared by benchmarks/run.sh and benchmarks/pg.sh (sourced): logging, stopping what was started,
-# RESULT fields, starting and provisioning a daemon, one loadgen run. The caller sets WORK, BIN,
-# DAEMON, RAW, SMOKE and PIDS=() before using them.
+# Shared by benchmarks/run.sh, pg.sh and fleet.sh (sourced): logging, stopping what was started,
+# RESULT fields, starting and provisioning a daemon, one loadgen run, the daemon's build, a private
+# PostgreSQL and CPU from /proc. The caller sets ROOT, WORK, BIN, DAEMON, RAW, SMOKE and PIDS=()
+# before using them.
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # Stops one process we started: SIGTERM, up to 30 s for a graceful exit, then SIGKILL.
@@ -63,6 +64,14 @@ provision() {
   echo "PROV store=$tag kind=bulk $line" >> "$RAW"
 }
 
+# provision_bulk SOCKET FIRST COUNT TAG: every user in bulk requests of 200 (where the provisioning
+# rate is not what is measured, only the store).
+provision_bulk() {
+  local line
+  line=$("$BIN/tfprov" import -s "$1" -o "$2" -N "$3" -c 2 -w 2 -b 200)
+  echo "PROV store=$4 kind=bulk $line" >> "$RAW"
+}
+
 # lg TAG ARGS... : one loadgen run, its RESULT line tagged. A run with unexpected outcomes (a wrong
 # verdict, a dropped connection) is counted in FAILED; the smoke run stops at the first.
 # With PERF_PID set (and perf's syscall tracepoints usable), the daemon's fdatasync+fsync calls during
@@ -93,3 +102,77 @@ lg() {
   return 0
 }
 
+
+# build_daemon -> DAEMON: TWOFOLDD if set, else a release build of this tree; copied into WORK so a
+# rebuild during the run changes nothing.
+build_daemon() {
+  if [ -n "${TWOFOLDD:-}" ]; then
+    cp "$TWOFOLDD" "$WORK/twofoldd"
+  else
+    log "building twofoldd (release)"
+    (cd "$ROOT" && swift build -c release --static-swift-stdlib --product twofoldd) > "$WORK/swift-build.log" 2>&1 \
+      || { tail -20 "$WORK/swift-build.log" >&2; return 1; }
+    cp "$ROOT/.build/release/twofoldd" "$WORK/twofoldd"
+  fi
+  DAEMON=$WORK/twofoldd
+}
+
+# pg_start [statements] -> a private cluster in WORK/pg (scripts/pg-cluster.sh) and TWOFOLD_PG_*,
+# PGPORT, POSTMASTER, as_pg, su_psql; with "statements", pg_stat_statements loaded when installed
+# (STATEMENTS=1). The caller's cleanup runs pg_stop.
+pg_start() {
+  log "starting a private PostgreSQL"
+  bash "$ROOT/scripts/pg-cluster.sh" start "$WORK/pg" >&2
+  eval "$(bash "$ROOT/scripts/pg-cluster.sh" env "$WORK/pg")"
+  PGPORT=$(sed -n 's/^port = //p' "$TWOFOLD_PG_DATA/twofold-port.conf")
+  STATEMENTS=0
+  if [ "${1:-}" = statements ]; then
+    if [ -f "$(ls -d /usr/share/postgresql/*/extension 2>/dev/null | tail -1)/pg_stat_statements.control" ]; then
+      echo "shared_preload_libraries = 'pg_stat_statements'" | as_pg tee -a "$TWOFOLD_PG_DATA/postgresql.conf" >/dev/null
+      as_pg "$TWOFOLD_PG_BIN/pg_ctl" restart -D "$TWOFOLD_PG_DATA" -m fast -w -l "$TWOFOLD_PG_SOCKET_DIR/postgresql.log" >/dev/null
+      STATEMENTS=1
+    else
+      log "no pg_stat_statements (postgresql-contrib): statements per verify not counted"
+    fi
+  fi
+  POSTMASTER=$(head -1 "$TWOFOLD_PG_DATA/postmaster.pid")
+}
+pg_stop() { [ -z "${WORK:-}" ] || bash "$ROOT/scripts/pg-cluster.sh" stop "$WORK/pg" >/dev/null 2>&1 || true; }
+as_pg() { runuser -u postgres -- "$@"; }
+su_psql() { as_pg "$TWOFOLD_PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$TWOFOLD_PG_SOCKET_DIR" -p "$PGPORT" "$@"; }
+
+# start_pg_daemon DIR DB [EXTRA_CONFIG] -> DPID: a daemon on the private cluster directly, with the
+# shared sealing key KEY.
+start_pg_daemon() {
+  start_daemon "$1" "store = postgresql
+postgresql_url = postgresql://twofold@127.0.0.1:$PGPORT/$2
+postgresql_password_file = $TWOFOLD_PG_PASSWORD_FILE
+key_file = $KEY
+${3:-}"
+}
+
+# CPU clock ticks (utime+stime, and the reaped children's) of the given pids; postgres_pids lists
+# the postmaster and its live children. TICKS converts.
+cpu_of() {
+  local total=0 pid t
+  for pid in "$@"; do
+    t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    total=$(( total + t ))
+  done
+  echo "$total"
+}
+postgres_pids() { echo "$POSTMASTER"; pgrep -P "$POSTMASTER" || true; }
+TICKS=$(getconf CLK_TCK)
+
+# A TCP port the kernel considers free on 127.0.0.1 (bound to 0, read back, released).
+free_port() {
+  python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# One line about the machine: CPUs, model, memory, load.
+machine_line() {
+  printf '%s CPUs (%s), %s GiB, Linux %s; load average (1/5/15 min) %s' "$(nproc)" \
+    "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" \
+    "$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+}

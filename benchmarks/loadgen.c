@@ -2,8 +2,8 @@
  * loadgen - load generator for twofoldd over its Unix socket.
  *
  *   loadgen -s SOCKET [-s SOCKET...] -N USERS [-m verify|wrong|enroll] [-c CLIENTS] [-n OPS]
- *           [-w WARMUP] [-d MAX_SECONDS] [-p DAEMON_PID] [-S STATE_FILE] [-T IO_TIMEOUT_S]
- *           [--seed SEED] [--prefix PREFIX] [--label TEXT] [--allow-failures]
+ *           [-w WARMUP] [-d MAX_SECONDS] [-p DAEMON_PID] [-P LABEL:PID,...] [-S STATE_FILE]
+ *           [-T IO_TIMEOUT_S] [--seed SEED] [--prefix PREFIX] [--label TEXT] [--allow-failures]
  *
  * One thread per client, blocking sockets (64 threads on this machine cost
  * less than the daemon's work per dialog; `stubd` measures the ceiling of
@@ -32,12 +32,17 @@
  * answering fails the run (a connection error) instead of hanging it; the run itself stops
  * handing out operations after MAX_SECONDS.
  *
- * Several -s (up to 8; several daemons on one database): user i's dialogs go to socket
- * i % count, so every daemon serves its share and no user is split between them.
+ * Several -s (up to 256: several daemons on one database, or a fleet's relays): user i's dialogs
+ * go to socket i % count, so every daemon serves its share and no user is split between them.
  *
  * Latency is per dialog, from connect() to the verdict (or, for enroll,
  * to the last response).  With -p it reads the daemon's utime+stime and
- * resets/reads its VmHWM around the measured part.
+ * resets/reads its VmHWM around the measured part.  -P LABEL:PID,PID,... (up to
+ * 8 groups; many processes, e.g. a fleet's relays, servers and PostgreSQL) adds
+ * "cpu_s_LABEL=" to RESULT: the group's utime+stime over the measured part
+ * only (the same interval as -p); a PID written +PID also counts its children
+ * as they are at each reading and its reaped children (PostgreSQL's postmaster
+ * and its backends).
  *
  * Output: a human summary on stderr and one machine-readable line on
  * stdout:  RESULT key=value ...
@@ -46,6 +51,7 @@
  */
 #include "bench_common.h"
 
+#include <dirent.h>
 #include <getopt.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -67,8 +73,9 @@ struct state_file {
 
 static struct {
 	const char *socket;
-	/* -s given several times: each dialog goes to sockets[user index % nsockets] (several daemons on one database). */
-	const char *sockets[8];
+	/* -s given several times: each dialog goes to sockets[user index % nsockets] (several daemons on
+	 * one database, or the relays of a simulated fleet). */
+	const char *sockets[256];
 	int nsockets;
 	enum mode mode;
 	int clients;
@@ -83,6 +90,87 @@ static struct {
 
 static struct state_file *st;
 static struct state_file st_private;
+
+/* -P groups of processes whose CPU is measured over the measured part. */
+#define MAX_CPU_GROUPS 8
+#define MAX_GROUP_PIDS 512
+static struct cpu_group {
+	const char *label;
+	int npids;
+	int pids[MAX_GROUP_PIDS];
+	char tree[MAX_GROUP_PIDS]; /* +PID: with its children */
+	double before;
+} cpu_groups[MAX_CPU_GROUPS];
+static int ncpu_groups;
+
+/* utime+stime (+ cutime+cstime with reaped) of one process, in clock ticks; its parent in *ppid. */
+static long long proc_ticks(int pid, int reaped, int *ppid)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	long long ut = 0, st_ = 0, cut = 0, cst = 0;
+	int parent = 0;
+	if (p == NULL || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld", &parent, &ut, &st_, &cut, &cst) != 5)
+		return -1;
+	if (ppid)
+		*ppid = parent;
+	return ut + st_ + (reaped ? cut + cst : 0);
+}
+
+static double group_cpu_seconds(const struct cpu_group *g)
+{
+	long long ticks = 0;
+	int any_tree = 0;
+	for (int i = 0; i < g->npids; i++) {
+		long long t = proc_ticks(g->pids[i], g->tree[i], NULL);
+		ticks += t > 0 ? t : 0;
+		any_tree |= g->tree[i];
+	}
+	if (any_tree) {
+		DIR *d = opendir("/proc");
+		struct dirent *e;
+		while (d && (e = readdir(d)) != NULL) {
+			int pid = atoi(e->d_name), parent = 0;
+			if (pid <= 0)
+				continue;
+			long long t = proc_ticks(pid, 0, &parent);
+			for (int i = 0; i < g->npids && t > 0; i++)
+				if (g->tree[i] && g->pids[i] == parent) {
+					ticks += t;
+					break;
+				}
+		}
+		if (d)
+			closedir(d);
+	}
+	return (double)ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void parse_cpu_group(char *spec)
+{
+	char *colon = strchr(spec, ':');
+	if (colon == NULL || colon == spec || ncpu_groups == MAX_CPU_GROUPS)
+		die("-P LABEL:PID,PID,... (at most %d groups)", MAX_CPU_GROUPS);
+	*colon = '\0';
+	struct cpu_group *g = &cpu_groups[ncpu_groups++];
+	g->label = spec;
+	for (char *tok = strtok(colon + 1, ","); tok != NULL; tok = strtok(NULL, ",")) {
+		if (g->npids == MAX_GROUP_PIDS)
+			die("-P %s: at most %d processes", spec, MAX_GROUP_PIDS);
+		g->tree[g->npids] = tok[0] == '+';
+		g->pids[g->npids] = atoi(tok + (tok[0] == '+'));
+		if (g->pids[g->npids] <= 0)
+			die("-P %s: not a pid: %s", spec, tok);
+		g->npids++;
+	}
+}
 
 /* Run-time shared state. */
 static atomic_long next_op;        /* operations handed out in the current phase */
@@ -413,8 +501,8 @@ static void *worker(void *arg)
 static void usage(void)
 {
 	fprintf(stderr, "usage: loadgen -s SOCKET [-s SOCKET...] -N USERS [-m verify|wrong|enroll] [-c CLIENTS] [-n OPS] [-w WARMUP]\n"
-			"               [-d MAX_SECONDS] [-p DAEMON_PID] [-S STATE_FILE] [-T IO_TIMEOUT_S] [--seed S] [--prefix P]\n"
-			"               [--label TEXT] [--allow-failures]\n");
+			"               [-d MAX_SECONDS] [-p DAEMON_PID] [-P LABEL:PID,...] [-S STATE_FILE] [-T IO_TIMEOUT_S]\n"
+			"               [--seed S] [--prefix P] [--label TEXT] [--allow-failures]\n");
 	exit(2);
 }
 
@@ -428,11 +516,11 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "s:m:c:N:n:w:d:p:S:T:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:m:c:N:n:w:d:p:P:S:T:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			if (opt.nsockets == (int)(sizeof opt.sockets / sizeof opt.sockets[0]))
-				die("at most 8 sockets");
+				die("at most 256 sockets");
 			opt.sockets[opt.nsockets++] = optarg;
 			opt.socket = opt.sockets[0];
 			break;
@@ -448,6 +536,7 @@ int main(int argc, char **argv)
 		case 'w': opt.warmup = atol(optarg); break;
 		case 'd': opt.max_seconds = atof(optarg); break;
 		case 'p': opt.pid = atoi(optarg); break;
+		case 'P': parse_cpu_group(optarg); break;
 		case 'S': opt.state_path = optarg; break;
 		case 'T': io_timeout_s = atoi(optarg) > 0 ? atoi(optarg) : 20; break;
 		case 1: opt.seed = optarg; break;
@@ -509,6 +598,8 @@ int main(int argc, char **argv)
 	/* Measured phase. */
 	struct rusage ru0, ru1;
 	double cpu0 = opt.pid ? proc_cpu_seconds(opt.pid) : -1;
+	for (int g = 0; g < ncpu_groups; g++)
+		cpu_groups[g].before = group_cpu_seconds(&cpu_groups[g]);
 	int hwm_reset = opt.pid ? proc_reset_hwm(opt.pid) == 0 : 0;
 	getrusage(RUSAGE_SELF, &ru0);
 	measuring = 1;
@@ -522,6 +613,9 @@ int main(int argc, char **argv)
 	double t1 = now_mono();
 	getrusage(RUSAGE_SELF, &ru1);
 	double cpu1 = opt.pid ? proc_cpu_seconds(opt.pid) : -1;
+	double group_cpu[MAX_CPU_GROUPS];
+	for (int g = 0; g < ncpu_groups; g++)
+		group_cpu[g] = group_cpu_seconds(&cpu_groups[g]) - cpu_groups[g].before;
 	long hwm = opt.pid ? proc_status_kib(opt.pid, "VmHWM") : -1;
 	long rss = opt.pid ? proc_status_kib(opt.pid, "VmRSS") : -1;
 	for (int i = 0; i < opt.clients; i++)
@@ -566,10 +660,13 @@ int main(int argc, char **argv)
 			atomic_load(&done_conn_err));
 
 	printf("RESULT mode=%s label=%s clients=%d users=%ld ops=%ld secs=%.3f rate=%.1f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f "
-	       "cpu_ms_per_op=%.4f daemon_cpu_pct=%.1f hwm_kib=%ld hwm_reset=%d rss_kib=%ld lg_cpu_ms_per_op=%.4f lg_cpu_pct=%.1f unexpected=%ld warmup=%ld\n",
+	       "cpu_ms_per_op=%.4f daemon_cpu_pct=%.1f hwm_kib=%ld hwm_reset=%d rss_kib=%ld lg_cpu_ms_per_op=%.4f lg_cpu_pct=%.1f unexpected=%ld warmup=%ld",
 	       mode_name, opt.label[0] ? opt.label : "-", opt.clients, opt.nusers, n, secs, rate, pct_ms(lat, m, 50), pct_ms(lat, m, 99),
 	       pct_ms(lat, m, 99.9), m ? (double)lat[m - 1] / 1e6 : 0.0, dcpu >= 0 ? 1000 * dcpu / (double)(n ? n : 1) : -1.0,
 	       dcpu >= 0 ? 100 * dcpu / secs : -1.0, hwm, hwm_reset, rss, 1000 * lg_cpu / (double)(n ? n : 1), 100 * lg_cpu / secs, bad, opt.warmup);
+	for (int g = 0; g < ncpu_groups; g++)
+		printf(" cpu_s_%s=%.3f", cpu_groups[g].label, group_cpu[g]);
+	printf("\n");
 	fflush(stdout);
 	return (bad > 0 && !opt.allow_failures) || n == 0 ? 1 : 0;
 }

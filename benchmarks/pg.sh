@@ -42,7 +42,7 @@ PIDS=()
 cleanup() {
   local rc=$?
   for pid in "${PIDS[@]:-}"; do stop_pid "$pid"; done
-  bash "$ROOT/scripts/pg-cluster.sh" stop "$WORK/pg" >/dev/null 2>&1 || true
+  pg_stop
   if [ "$KEEP" = 1 ] || [ "$rc" != 0 ]; then log "temporary directory kept: $WORK"; else rm -rf "$WORK"; fi
   exit "$rc"
 }
@@ -50,48 +50,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 make -s -C "$BENCH" >&2
-if [ -n "${TWOFOLDD:-}" ]; then
-  cp "$TWOFOLDD" "$WORK/twofoldd"
-else
-  log "building twofoldd (release)"
-  (cd "$ROOT" && swift build -c release --static-swift-stdlib --product twofoldd) > "$WORK/swift-build.log" 2>&1 \
-    || { tail -20 "$WORK/swift-build.log" >&2; exit 1; }
-  cp "$ROOT/.build/release/twofoldd" "$WORK/twofoldd"
-fi
-DAEMON=$WORK/twofoldd
+build_daemon
 
 # ------------------------------------------------------------------------------------------------
 # The cluster: scripts/pg-cluster.sh's, with pg_stat_statements loaded to count statements.
 
-log "starting a private PostgreSQL"
-bash "$ROOT/scripts/pg-cluster.sh" start "$WORK/pg" >&2
-eval "$(bash "$ROOT/scripts/pg-cluster.sh" env "$WORK/pg")"
-as_pg() { runuser -u postgres -- "$@"; }
-PGPORT=$(sed -n 's/^port = //p' "$TWOFOLD_PG_DATA/twofold-port.conf")
-su_psql() { as_pg "$TWOFOLD_PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$TWOFOLD_PG_SOCKET_DIR" -p "$PGPORT" "$@"; }
-STATEMENTS=0
-if [ -f "$(ls -d /usr/share/postgresql/*/extension 2>/dev/null | tail -1)/pg_stat_statements.control" ]; then
-  echo "shared_preload_libraries = 'pg_stat_statements'" | as_pg tee -a "$TWOFOLD_PG_DATA/postgresql.conf" >/dev/null
-  as_pg "$TWOFOLD_PG_BIN/pg_ctl" restart -D "$TWOFOLD_PG_DATA" -m fast -w -l "$TWOFOLD_PG_SOCKET_DIR/postgresql.log" >/dev/null
-  STATEMENTS=1
-else
-  log "no pg_stat_statements (postgresql-contrib): statements per verify not counted"
-fi
-POSTMASTER=$(head -1 "$TWOFOLD_PG_DATA/postmaster.pid")
+pg_start statements
 KEY=$WORK/shared.key
 head -c 32 /dev/urandom > "$KEY" && chmod 600 "$KEY"
-
-# CPU seconds (utime+stime) of the given pids; for the postmaster also its reaped children.
-cpu_of() {
-  local total=0 pid t
-  for pid in "$@"; do
-    t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
-    total=$(( total + t ))
-  done
-  echo "$total"
-}
-postgres_pids() { echo "$POSTMASTER"; pgrep -P "$POSTMASTER" || true; }
-TICKS=$(getconf CLK_TCK)
 
 counters() { # database -> "commits statements sessions"
   local commits statements=0 sessions
@@ -119,14 +85,6 @@ run_pg() {
   echo "PG store=$tag $line daemons=$# commits=$(( a[0] - b[0] )) statements=$(( a[1] - b[1] )) sessions=$(( a[2] - b[2] ))" \
        "daemon_cpu_s=$(awk -v a="$dcpu0" -v b="$dcpu1" -v t="$TICKS" 'BEGIN { print (b - a) / t }')" \
        "pg_cpu_s=$(awk -v a="$pcpu0" -v b="$pcpu1" -v t="$TICKS" 'BEGIN { print (b - a) / t }')" >> "$RAW"
-}
-
-# start_pg_daemon DIR DB -> DPID (on the shared key, through the private cluster directly)
-start_pg_daemon() {
-  start_daemon "$1" "store = postgresql
-postgresql_url = postgresql://twofold@127.0.0.1:$PGPORT/$2
-postgresql_password_file = $TWOFOLD_PG_PASSWORD_FILE
-key_file = $KEY"
 }
 
 FAILED=0

@@ -25,6 +25,12 @@
  *       once it is reused), and append + fsync (a growing file: metadata too).
  *       Prints "RESULT fsync_p50_ms=... fsync_p99_ms=... fsync_per_s=... append_p50_ms=... append_p99_ms=...".
  *
+ *   tfprov request -s SOCKET JSON
+ *       Sends one control request (REQUEST, its JSON as the daemon's ControlRequest encodes it,
+ *       e.g. {"hostAdd":{"name":"web-1","certificatePEM":"..."}}) and prints the response's JSON.
+ *       Exits 1 if the daemon answered with an error or not at all (what `twofoldctl` does, without
+ *       needing a twofoldctl binary of the same build).
+ *
  *   tfprov start-daemon NOTIFY_PATH LOG_FILE PID_FILE TIMEOUT_S -- PROGRAM ARGS...
  *       Starts PROGRAM with NOTIFY_SOCKET=NOTIFY_PATH, stdout+stderr to LOG_FILE,
  *       waits for its READY=1 datagram (as systemd would), writes its pid to
@@ -437,10 +443,44 @@ static int cmd_start_daemon(int argc, char **argv)
 	return 1;
 }
 
+/* ---------------------------------------------------------------- */
+/* One control request */
+
+static int cmd_request(int argc, char **argv)
+{
+	if (argc != 5 || strcmp(argv[2], "-s") != 0)
+		die("usage: tfprov request -s SOCKET JSON");
+	struct conn c = { 0 };
+	struct frame_out *f = malloc(sizeof *f);
+	int fd = unix_connect(argv[3]);
+	if (f == NULL || fd < 0)
+		die("connect %s: %s", argv[3], strerror(errno));
+	conn_init(&c, fd);
+	fo_begin(f, T_REQUEST);
+	fo_text(f, F_JSON, argv[4]);
+	fo_end(f);
+	if (write_all(fd, f->buf, f->len) != 0)
+		die("send: %s", strerror(errno));
+	unsigned char *body;
+	const unsigned char *v = NULL;
+	long n = conn_read_frame(&c, &body);
+	if (n <= 0)
+		die("no response from %s", argv[3]);
+	long len = frame_field(body, n, body[1] == T_RESPONSE ? F_JSON : F_TEXT, &v);
+	if (len < 0 || v == NULL)
+		len = 0;
+	printf("%.*s\n", (int)len, (const char *)v);
+	int ok = body[1] == T_RESPONSE && !(len >= 9 && memcmp(v, "{\"error\"", 9) == 0);
+	close(fd);
+	free(c.in);
+	free(f);
+	return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
-		die("usage: tfprov import|ga-files|oath-file|fsync-probe|start-daemon ...");
+		die("usage: tfprov import|ga-files|oath-file|fsync-probe|request|start-daemon ...");
 	signal(SIGPIPE, SIG_IGN);
 	if (strcmp(argv[1], "import") == 0)
 		return cmd_import(argc - 1, argv + 1);
@@ -452,5 +492,7 @@ int main(int argc, char **argv)
 		return cmd_fsync_probe(argc, argv);
 	if (strcmp(argv[1], "start-daemon") == 0)
 		return cmd_start_daemon(argc, argv);
+	if (strcmp(argv[1], "request") == 0)
+		return cmd_request(argc, argv);
 	die("unknown command %s", argv[1]);
 }
