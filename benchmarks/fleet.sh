@@ -183,7 +183,7 @@ idle() {
 
 # The next transaction id the cluster will assign: every write transaction takes one, read-only ones
 # none, and reading it takes none. Exact at once, unlike pg_stat_database's counters, which backends
-# flush up to seconds later (a run of one or two seconds would miss most of its commits).
+# flush on their own schedule (a run of a second or two misses part of its commits).
 next_xid() { su_psql -d "$DB" -c "SELECT pg_snapshot_xmax(pg_current_snapshot())"; }
 pg_group() { echo "-P" "postgres:+$POSTMASTER"; }
 csv() { local IFS=,; echo "$*"; }
