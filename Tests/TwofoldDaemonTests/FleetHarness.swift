@@ -1,10 +1,16 @@
 import Foundation
+import Testing
 import TwofoldClient
 import TwofoldProtocol
 import TwofoldTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// The suites that run many daemons on the shared PostgreSQL cluster at once (fleets, races of
+/// 1,000 users, move-in), one after another: together they kept the shared cluster from answering
+/// the store tests for 20 s and more on two cores.
+@Suite(.serialized) struct HeavyDaemonSuites {}
 
 /// The fleet's certificates, made by the shipped scripts/fleet-ca.sh: a server CA and a host CA.
 final class FleetCA {

@@ -11,6 +11,7 @@ import Glibc
 /// The fleet with real parts: two servers on one PostgreSQL database and relays as separate hosts,
 /// each a real twofoldd with its own directory, socket and certificate from scripts/fleet-ca.sh,
 /// over real mutual TLS on loopback.
+extension HeavyDaemonSuites {
 @Suite("A fleet: servers, relays, hosts known by certificate", .serialized)
 struct FleetTests {
     @Test("1,000 users, each code raced through three relays: exactly one success each; no relay holds a secret")
@@ -464,4 +465,5 @@ struct FleetTests {
         }
         return false
     }
+}
 }

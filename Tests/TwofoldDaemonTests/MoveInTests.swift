@@ -12,6 +12,7 @@ import TwofoldTestSupport
 /// `twofoldd move-in` with real parts: a single host's store made by a real twofoldd on SQLite
 /// (imports, logins, recovery codes, a lock, a stored policy), moved into a tier on PostgreSQL
 /// while its server runs, then logins through the tier and through the host's relay.
+extension HeavyDaemonSuites {
 @Suite("Moving a host in: twofoldd move-in", .serialized)
 struct MoveInTests {
     /// A single host's store, populated through its twofoldd, then stopped.
@@ -157,4 +158,5 @@ struct MoveInTests {
         }
         return files
     }
+}
 }

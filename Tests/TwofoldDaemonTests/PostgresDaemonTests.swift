@@ -84,6 +84,7 @@ final class SharedKey {
 /// twofoldd on PostgreSQL over its real socket: the login path without a synchronous reader, several
 /// daemons on one database (accept once, a shared throttle, a shared policy), and the rules for a
 /// database that goes down or fails over to a standby that missed commits.
+extension HeavyDaemonSuites {
 @Suite("twofoldd on PostgreSQL", .serialized)
 struct PostgresDaemonTests {
     @Test("a login on PostgreSQL: right code SUCCESS, the same code again and a wrong one FAILURE")
@@ -369,6 +370,7 @@ struct PostgresDaemonTests {
         }
         return users
     }
+}
 }
 
 /// A user of the rotation test: a TOTP app and the recovery codes imported with it.
