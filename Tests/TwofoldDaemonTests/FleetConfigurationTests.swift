@@ -84,4 +84,20 @@ struct FleetConfigurationTests {
         let decoded = try ControlCodec.decodeJSON(PolicyDocument.self, from: Array(old.utf8))
         #expect(decoded.admins.isEmpty && decoded.adminHosts.isEmpty && decoded.enrollHosts.isEmpty && decoded.adminSessionMinutes == 10)
     }
+
+    @Test("what a relay reports of its emergency codes is kept only in the audit's shape")
+    func relayReports() {
+        let now: Int64 = 1_800_000_000_000
+        func entry(user: String? = "root", reason: String? = "emergency code used", outcome: String = "success", action: String = "break-glass",
+                   time: Int64 = 1_800_000_000_000) -> AuditEntry {
+            AuditEntry(timeMillis: time, action: action, user: user, service: "sshd", rhost: nil, tty: nil, peerUID: 0, outcome: outcome, reason: reason)
+        }
+        #expect(ControlService.isPlausibleReport(entry(), nowMillis: now))
+        #expect(!ControlService.isPlausibleReport(entry(outcome: "admin"), nowMillis: now))
+        #expect(!ControlService.isPlausibleReport(entry(action: "verify"), nowMillis: now))
+        #expect(!ControlService.isPlausibleReport(entry(user: "ro\u{1B}[2Jot"), nowMillis: now))
+        #expect(!ControlService.isPlausibleReport(entry(reason: String(repeating: "x", count: 257)), nowMillis: now))
+        #expect(!ControlService.isPlausibleReport(entry(time: now + 3_600_000), nowMillis: now))
+        #expect(!ControlService.isPlausibleReport(entry(time: 0), nowMillis: now))
+    }
 }

@@ -86,9 +86,9 @@ extension ControlService {
     /// the relay's registered host whatever the entries say, as action `break-glass`.
     func recordRelayAudit(_ entries: [AuditEntry], relayed: RelayedPeer, peer: PeerCredentials) async -> ControlResponse {
         guard entries.count <= BreakGlass.maxPending else { return .error(code: .invalidRequest, message: "too many events in one report") }
-        let allowed: Set<String> = ["issued", "cleared", "success", "failure"]
+        let now = clock.nowMillis()
         let mutations = entries.compactMap { entry -> StoreMutation? in
-            guard allowed.contains(entry.outcome), entry.user.map({ LoginDialogRunner.isPlausibleName($0) }) ?? true else { return nil }
+            guard Self.isPlausibleReport(entry, nowMillis: now) else { return nil }
             return .audit(AuditRecord(timeMillis: entry.timeMillis, action: "break-glass", user: entry.user, service: entry.service,
                                       rhost: entry.rhost, peerUID: entry.peerUID, outcome: entry.outcome,
                                       reason: "reported by the host: " + (entry.reason ?? ""), host: relayed.host))
@@ -97,5 +97,15 @@ extension ControlService {
             return .error(code: .unavailable, message: "the audit cannot be written now")
         }
         return .ok
+    }
+
+    /// What a relay may report of its emergency codes: a known outcome, names and a reason without
+    /// control characters and of a name's length (the host is trusted with its own events, not with
+    /// the audit's shape), a time not in the future. Anything else is dropped.
+    static func isPlausibleReport(_ entry: AuditEntry, nowMillis: Int64) -> Bool {
+        let texts = [entry.user, entry.service, entry.rhost, entry.reason].compactMap { $0 }
+        return ["issued", "cleared", "success", "failure"].contains(entry.outcome) && entry.action == "break-glass"
+            && texts.allSatisfy { LoginDialogRunner.isPlausibleName($0) && $0.utf8.count <= 256 }
+            && entry.timeMillis > 0 && entry.timeMillis <= nowMillis + 300_000
     }
 }
