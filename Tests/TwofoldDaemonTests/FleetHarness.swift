@@ -94,7 +94,8 @@ final class Fleet: @unchecked Sendable {
     }
 
     /// A relay for host `name` (its certificate made and, unless `register` is false, added to the
-    /// registry through the first server), reaching the servers in the given order.
+    /// registry through the first server), listing the servers `order` names (default: all). It
+    /// starts at one of them picked at random, then keeps to the one that answers.
     @discardableResult
     func relay(_ name: String, register: Bool = true, order: [Int]? = nil, certificate: (String, String)? = nil,
                serverCA: String? = nil, extraConfig: String = "") throws -> DaemonProcess {
@@ -112,6 +113,18 @@ final class Fleet: @unchecked Sendable {
             """)
         relays[name] = relay
         return relay
+    }
+
+    /// The server `relay` keeps to, from the relay's own metrics after a request through it (a
+    /// relay that has not failed over has reached exactly one).
+    func server(usedBy relay: DaemonProcess) throws -> Int {
+        guard try relay.control(.ping) == .ok, case .metricsText(let text) = try relay.control(.metrics) else { throw HarnessError("relay metrics") }
+        let scrape = try Scrape.parse(text)
+        let used = ports.indices.filter {
+            scrape.value("twofold_tier_connections_total", ["server": "localhost:\(ports[$0])", "outcome": "connected"]) > 0
+        }
+        guard used.count == 1 else { throw HarnessError("the relay reached servers \(used)") }
+        return used[0]
     }
 
     func register(_ name: String, certificate: String) throws {

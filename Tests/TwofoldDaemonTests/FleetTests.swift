@@ -138,13 +138,15 @@ struct FleetTests {
     @Test("one server killed mid-load: relays fail over, no code gets SUCCESS twice")
     func failover() throws {
         let fleet = try Fleet(servers: 2)
-        let relays = try ["host-a", "host-b"].map { try fleet.relay($0, order: [0, 1]) }
+        let relays = try ["host-a", "host-b"].map { try fleet.relay($0) }
         let apps = try fleet.provision(prefix: "f", count: 300)
         let users = apps.keys.sorted()
+        // The server the first relay keeps to dies mid-load: that relay must fail over.
+        let victim = try fleet.server(usedBy: relays[0])
         let successes = Locked<[String: Int]>([:])
         DispatchQueue.concurrentPerform(iterations: 8) { lane in
             for index in stride(from: lane, to: users.count, by: 8) {
-                if index == 100 { fleet.servers[0].kill() }
+                if index == 100 { fleet.servers[victim].kill() }
                 let user = users[index]
                 let code = apps[user]!.code()
                 for relay in relays {
@@ -159,7 +161,7 @@ struct FleetTests {
         // After the kill every login went to the other server: nearly every user got in once.
         #expect(counts.count >= users.count - 16, "\(counts.count) of \(users.count)")
         // And the killed server's slot is taken again when it comes back.
-        try fleet.servers[0].start()
+        try fleet.servers[victim].start()
         let late = try fleet.provision(prefix: "late", count: 1)
         #expect(try relays[0].login("late0", answer: late["late0"]!.code()).verdict == .success)
     }
@@ -214,8 +216,8 @@ struct FleetTests {
     @Test("enrollment only through the hosts the policy opens; enrolled through one host, a login through another")
     func enrollmentThroughEnrollHosts() throws {
         let fleet = try Fleet(servers: 2)
-        let bastion = try fleet.relay("bastion-1", order: [0, 1])
-        let web = try fleet.relay("web-1", order: [1, 0])
+        let bastion = try fleet.relay("bastion-1", order: [0])
+        let web = try fleet.relay("web-1", order: [1])
         // Closed by default: a relayed caller cannot enroll anywhere.
         guard case .error(.permissionDenied, _) = try bastion.control(.enrollBegin(user: nil, currentCode: nil)) else {
             throw HarnessError("enrollment through a relay was open by default")
@@ -235,7 +237,7 @@ struct FleetTests {
             throw HarnessError("enrollVerify through bastion-1")
         }
         #expect(try bastion.control(.enrollActivate(user: nil)) == .ok)
-        // The login through web-1 (the other server first) uses the same secret, once.
+        // The login through web-1 (which lists only the other server) uses the same secret, once.
         let next = app.code(offset: 1)
         #expect(try web.login("root", answer: next).verdict == .success)
         #expect(try bastion.login("root", answer: next).verdict == .failure)
@@ -395,11 +397,12 @@ struct FleetTests {
     @Test("metrics in a fleet: a relay counts its dialogs, tier connections and failovers; a server counts verifies by host")
     func metrics() throws {
         let fleet = try Fleet(servers: 2)
-        let relay = try fleet.relay("host-a", order: [0, 1])
+        let relay = try fleet.relay("host-a")
         let apps = try fleet.provision(prefix: "m", count: 2)
         #expect(try relay.login("m0", answer: apps["m0"]!.code()).verdict == .success)
         #expect(try relay.login("m1", answer: apps["m1"]!.wrongCode()).verdict == .failure)
-        fleet.servers[0].kill()
+        let victim = try fleet.server(usedBy: relay)
+        fleet.servers[victim].kill()
         #expect(try relay.login("m1", answer: apps["m1"]!.code()).verdict == .success)
         guard case .metricsText(let relayText) = try relay.control(.metrics) else { throw HarnessError("relay metrics") }
         let atRelay = try Scrape.parse(relayText)
@@ -407,7 +410,7 @@ struct FleetTests {
         #expect(atRelay.value("twofold_relay_dialogs_total", ["outcome": "failure"]) == 1)
         #expect(atRelay.value("twofold_tier_failovers_total") == 1)
         #expect(atRelay.value("twofold_tier_connections_total", ["outcome": "failed"]) >= 1)
-        guard case .metricsText(let serverText) = try fleet.servers[1].control(.metrics) else { throw HarnessError("server metrics") }
+        guard case .metricsText(let serverText) = try fleet.servers[1 - victim].control(.metrics) else { throw HarnessError("server metrics") }
         let atServer = try Scrape.parse(serverText)
         #expect(atServer.value("twofold_verifies_total", ["outcome": "success", "host": "host-a"]) == 1)
     }
@@ -431,12 +434,12 @@ struct FleetTests {
     @Test("per-host policy rules by pattern, set through one server, decide the next login through any relay and server")
     func perHostPolicy() throws {
         let fleet = try Fleet(servers: 2)
-        let bastion = try fleet.relay("bastion-7", order: [1, 0])
-        let build = try fleet.relay("build-3", order: [1, 0])
+        let bastion = try fleet.relay("bastion-7", order: [1])
+        let build = try fleet.relay("build-3", order: [1])
         // Nobody enrolled: not required anywhere yet.
         #expect(try bastion.login("newcomer", answer: nil).verdict == .ignore)
         try fleet.setPolicy { $0.hosts = ["bastion-*": "required", "build-*": "optional"]; $0.require = "everyone" }
-        // Set through server 0; the relays reach server 1 first.
+        // Set through server 0; the relays list only server 1.
         let refused = try bastion.login("newcomer", answer: nil)
         #expect(refused.verdict == .denied, "\(refused.transcript)")
         #expect(try build.login("newcomer", answer: nil).verdict == .ignore)

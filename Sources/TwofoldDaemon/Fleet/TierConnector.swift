@@ -7,14 +7,15 @@ import Synchronization
 import TwofoldProtocol
 
 /// How a relay reaches the tier: the configured servers in turn, starting with the last one that
-/// answered, each bounded by `tier_connect_timeout_ms` for the TCP connect and the TLS handshake
+/// answered (at start, one picked at random, so relays with the same `servers` line spread over
+/// the tier instead of all using its first server), each bounded by `tier_connect_timeout_ms` for the TCP connect and the TLS handshake
 /// together. A server is taken only once its certificate chains to `tls_server_ca`, names it as
 /// `servers` spells it, and ALPN chose a relay protocol version this relay speaks.
 final class TierConnector: Sendable {
     let servers: [TierAddress]
     private let context: NIOSSLContext
     private let timeout: TimeAmount
-    private let preferred = Atomic<Int>(0)
+    private let preferred: Atomic<Int>
     private let logger: Logger
     private let metrics: DaemonMetrics?
 
@@ -22,6 +23,7 @@ final class TierConnector: Sendable {
         self.metrics = metrics
         guard !fleet.servers.isEmpty else { throw ConfigurationError("role = relay needs servers") }
         self.servers = fleet.servers
+        self.preferred = Atomic(Int.random(in: 0..<fleet.servers.count))
         self.context = try TierTLS.clientContext(fleet, environment: environment)
         self.timeout = .milliseconds(Int64(fleet.tierConnectTimeoutMillis))
         self.logger = logger
