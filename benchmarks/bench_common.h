@@ -424,8 +424,9 @@ static __attribute__((unused)) double pct_ms(const int64_t *sorted, long n, doub
 /* ---------------------------------------------------------------- */
 /* /proc of the daemon                                               */
 
-/* utime + stime of a process, in seconds; -1 if unreadable. */
-static __attribute__((unused)) double proc_cpu_seconds(int pid)
+/* utime+stime (+ cutime+cstime of its reaped children with `reaped`) of a process, in clock ticks;
+ * its parent in *ppid when given; -1 if unreadable. */
+static __attribute__((unused)) long long proc_ticks(int pid, int reaped, int *ppid)
 {
 	char path[64], buf[4096];
 	snprintf(path, sizeof path, "/proc/%d/stat", pid);
@@ -435,14 +436,22 @@ static __attribute__((unused)) double proc_cpu_seconds(int pid)
 	size_t n = fread(buf, 1, sizeof buf - 1, f);
 	fclose(f);
 	buf[n] = '\0';
+	/* After "pid (comm)": field 3 is state, 4 the parent; utime and stime are fields 14 and 15. */
 	char *p = strrchr(buf, ')');
-	if (p == NULL)
+	long long ut = 0, st = 0, cut = 0, cst = 0;
+	int parent = 0;
+	if (p == NULL || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld", &parent, &ut, &st, &cut, &cst) != 5)
 		return -1;
-	/* After "pid (comm)": field 3 is state; utime and stime are fields 14 and 15. */
-	unsigned long long ut = 0, st = 0;
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	if (ppid)
+		*ppid = parent;
+	return ut + st + (reaped ? cut + cst : 0);
+}
+
+/* utime + stime of a process, in seconds; -1 if unreadable. */
+static __attribute__((unused)) double proc_cpu_seconds(int pid)
+{
+	long long ticks = proc_ticks(pid, 0, NULL);
+	return ticks < 0 ? -1 : (double)ticks / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* A "VmXXX:" value of /proc/PID/status in KiB; -1 if absent. */

@@ -41,22 +41,8 @@ while [ $# -gt 0 ]; do
 done
 [[ $NRELAYS =~ ^[0-9]+$ ]] && [ "$NRELAYS" -ge 1 ] && [ "$NRELAYS" -le 256 ] || { echo "fleet.sh: --relays takes 1 to 256 (loadgen's sockets)" >&2; exit 2; }
 
-WORK=$(mktemp -d /tmp/tffleet-XXXXXX)
-chmod 755 "$WORK"
-RAW=$WORK/results.raw
-: > "$RAW"
-PIDS=()
 . "$BENCH/lib.sh"
-
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]:-}"; do stop_pid "$pid"; done
-  pg_stop
-  if [ "$KEEP" = 1 ] || [ "$rc" != 0 ]; then log "temporary directory kept: $WORK"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir tffleet
 
 MACHINE_START=$(machine_line)
 if [ -n "${TWOFOLDD:-}" ]; then BUILT="TWOFOLDD=$TWOFOLDD"; else
@@ -337,14 +323,8 @@ if [ "$PERF" = 1 ] && [ -s "$WORK/perf-relays.data" ]; then
   for who in relays servers; do
     echo "# perf record -e cpu-clock -F 2000 -g on the $who, fleet path, ${COUNTS##* } clients, $FIRST_TAG users (a run of its own, after the table's)"
     echo "# run: $(grep '^PROFILED ' "$RAW" | head -1)"
-    perf report -i "$WORK/perf-$who.data" --children --sort symbol --stdio --percent-limit 0.2 -g none 2>/dev/null \
-      | grep '%' | swift-demangle --simplified | sed 's/  */ /g' > "$WORK/children-$who.txt"
     echo "## inclusive share of the $who' CPU samples by component"
-    while IFS='|' read -r label pattern; do
-      [ -n "$label" ] || continue
-      awk -v pat="$pattern" -v label="$label" 'index($0, pat) { v = $1 + 0; if (v > max) max = v }
-        END { printf "  %6.2f%%  %s   [%s]\n", max, label, pat }' "$WORK/children-$who.txt"
-    done <<'PATTERNS'
+    perf_components "$WORK/perf-$who.data" <<'PATTERNS'
 NIO event loop threads|SelectableEventLoop.run()
 NIO thread pool (the relay's NSS lookups)|NIOThreadPool
 Swift concurrency jobs|swift_job_run

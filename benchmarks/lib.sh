@@ -1,8 +1,42 @@
 # Shared by benchmarks/run.sh, pg.sh and fleet.sh (sourced): logging, stopping what was started,
 # RESULT fields, starting and provisioning a daemon, one loadgen run, the daemon's build, a private
-# PostgreSQL and CPU from /proc. The caller sets ROOT, WORK, BIN, DAEMON, RAW, SMOKE and PIDS=()
-# before using them.
+# PostgreSQL and CPU from /proc. The caller sets ROOT, BIN and SMOKE, and calls bench_workdir (WORK,
+# RAW, PIDS and the cleanup at exit) before using the rest.
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# bench_workdir PREFIX: the run's temporary directory /tmp/PREFIX-XXXXXX (short: Unix socket paths
+# are limited to 107 bytes), its raw-results file RAW and the list PIDS of what it starts; at exit
+# those are stopped, and a private PostgreSQL if pg_start made one, and the directory is removed
+# unless KEEP=1 (--keep) or the run failed.
+bench_workdir() {
+  WORK=$(mktemp -d "/tmp/$1-XXXXXX")
+  chmod 755 "$WORK"
+  RAW=$WORK/results.raw
+  : > "$RAW"
+  PIDS=()
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]:-}"; do stop_pid "$pid"; done
+  [ ! -d "$WORK/pg" ] || pg_stop
+  if [ "${KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then log "temporary directory kept: $WORK"; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+
+# perf_components PERF_DATA < PATTERNS: the inclusive share of the profile's samples of each
+# component, its largest matching frame ("label|pattern" lines on stdin; components overlap).
+perf_components() {
+  perf report -i "$1" --children --sort symbol --stdio --percent-limit 0.2 -g none 2>/dev/null \
+    | grep '%' | swift-demangle --simplified | sed 's/  */ /g' > "$1.children"
+  while IFS='|' read -r label pattern; do
+    [ -n "$label" ] || continue
+    awk -v pat="$pattern" -v label="$label" 'index($0, pat) { v = $1 + 0; if (v > max) max = v }
+      END { printf "  %6.2f%%  %s   [%s]\n", max, label, pat }' "$1.children"
+  done
+}
 
 # Stops one process we started: SIGTERM, up to 30 s for a graceful exit, then SIGKILL.
 stop_pid() {

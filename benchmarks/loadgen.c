@@ -103,27 +103,6 @@ static struct cpu_group {
 } cpu_groups[MAX_CPU_GROUPS];
 static int ncpu_groups;
 
-/* utime+stime (+ cutime+cstime with reaped) of one process, in clock ticks; its parent in *ppid. */
-static long long proc_ticks(int pid, int reaped, int *ppid)
-{
-	char path[64], buf[4096];
-	snprintf(path, sizeof path, "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	long long ut = 0, st_ = 0, cut = 0, cst = 0;
-	int parent = 0;
-	if (p == NULL || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld", &parent, &ut, &st_, &cut, &cst) != 5)
-		return -1;
-	if (ppid)
-		*ppid = parent;
-	return ut + st_ + (reaped ? cut + cst : 0);
-}
-
 static double group_cpu_seconds(const struct cpu_group *g)
 {
 	long long ticks = 0;

@@ -32,22 +32,8 @@ for arg in "$@"; do
   esac
 done
 
-WORK=$(mktemp -d /tmp/tfpg-XXXXXX)
-chmod 755 "$WORK"
-RAW=$WORK/results.raw
-: > "$RAW"
-PIDS=()
 . "$BENCH/lib.sh"
-
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]:-}"; do stop_pid "$pid"; done
-  pg_stop
-  if [ "$KEEP" = 1 ] || [ "$rc" != 0 ]; then log "temporary directory kept: $WORK"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir tfpg
 
 make -s -C "$BENCH" >&2
 build_daemon

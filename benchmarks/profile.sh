@@ -38,6 +38,7 @@ done
 WORK=$(mktemp -d /tmp/tfprof-XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
+. "$BENCH/lib.sh"   # perf_components; the log and stop_pid below (callgrind's longer exit) replace lib's
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 stop_pid() {
   local pid=$1 i
@@ -108,14 +109,8 @@ if [ "$DO_PERF" = 1 ]; then
     echo "# syscalls and switches during the run (perf stat; ~0.5 s of idle before the run included):"
     awk -F, -v n="$OPSDONE" '$3 != "" { printf "#   %-36s %10s  = %.2f per verify\n", $3, $1, $1 / n }' "$WORK/perf-stat.csv"
     echo
-    perf report -i "$WORK/perf.data" --children --sort symbol --stdio --percent-limit 0.2 -g none 2>/dev/null \
-      | grep '%' | swift-demangle --simplified | sed 's/  */ /g' > "$WORK/children.txt"
     echo "## inclusive share of the daemon's CPU samples by component (largest matching frame; components overlap)"
-    while IFS='|' read -r label pattern; do
-      [ -n "$label" ] || continue
-      awk -v pat="$pattern" -v label="$label" 'index($0, pat) { v = $1 + 0; if (v > max) max = v }
-        END { printf "  %6.2f%%  %s   [%s]\n", max, label, pat }' "$WORK/children.txt"
-    done <<'PATTERNS'
+    perf_components "$WORK/perf.data" <<'PATTERNS'
 NIO event loop threads (socket I/O, channel pipeline)|SelectableEventLoop.run()
 Dispatch worker threads (GRDB database queues)|_dispatch_worker_thread
 Swift concurrency jobs (async dialog code)|swift_job_run

@@ -41,26 +41,8 @@ for arg in "$@"; do
   esac
 done
 
-WORK=$(mktemp -d /tmp/tfbench-XXXXXX)   # short: Unix socket paths are limited to 107 bytes
-chmod 755 "$WORK"
-RAW=$WORK/results.raw
-: > "$RAW"
-PIDS=()
-
 . "$BENCH/lib.sh"
-
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]:-}"; do stop_pid "$pid"; done
-  if [ "$KEEP" = 1 ] || [ "$rc" != 0 ]; then
-    log "temporary directory kept: $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir tfbench
 
 # ------------------------------------------------------------------------------------------------
 # Build
