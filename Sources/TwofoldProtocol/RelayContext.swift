@@ -24,20 +24,18 @@ public struct RelayContext: Codable, Sendable, Equatable {
     public var uid: UInt32
     public var gid: UInt32
     public var pid: Int32
-    /// The peer's account name on that host (nil: the uid has none).
+    /// A control request's caller: the peer's account name on that host (nil in a login dialog,
+    /// where the AUTH_START names the user, or when the uid has none).
     public var caller: String?
-    /// The groups of `caller` as the host resolved them.
-    public var callerGroups: [String]
     /// A login dialog's user's groups on that host (the AUTH_START that follows names the user as
     /// the host's NSS spells it).
     public var userGroups: [String]?
 
-    public init(uid: UInt32, gid: UInt32, pid: Int32, caller: String?, callerGroups: [String], userGroups: [String]? = nil) {
+    public init(uid: UInt32, gid: UInt32, pid: Int32, caller: String? = nil, userGroups: [String]? = nil) {
         self.uid = uid
         self.gid = gid
         self.pid = pid
         self.caller = caller
-        self.callerGroups = callerGroups
         self.userGroups = userGroups
     }
 }

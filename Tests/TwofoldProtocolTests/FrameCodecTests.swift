@@ -26,7 +26,7 @@ let sampleMessages: [Message] = [
     .response(Array(#"{"ok":{}}"#.utf8)),
     .response([]),
     .protocolError("frame too large"),
-    .relay(Array(#"{"uid":0,"gid":0,"pid":1,"callerGroups":[]}"#.utf8)),
+    .relay(Array(#"{"uid":0,"gid":0,"pid":1,"userGroups":[]}"#.utf8)),
 ] + VerdictCode.allCases.map { .verdict($0, reason: nil) }
 
 @Suite("FrameCodec")

@@ -190,7 +190,7 @@ final class BreakGlassForwarder: Sendable {
         }.whenComplete { result in
             switch result {
             case .success(let tier):
-                let context = RelayContext(uid: getuid(), gid: getgid(), pid: getpid(), caller: nil, callerGroups: [])
+                let context = RelayContext(uid: getuid(), gid: getgid(), pid: getpid())
                 if case .request(let json)? = try? ControlCodec.encodeRequest(context),
                    let report = try? ControlCodec.encodeRequest(ControlRequest.relayAudit(events)) {
                     tier.write(Message.relay(json), promise: nil)

@@ -15,9 +15,9 @@ final class RelayHandler: ChannelInboundHandler {
 
     enum State {
         case awaitingFirst
-        /// NSS lookups (maybe LDAP or sssd) on the thread pool.
-        case preparing
-        /// Reaching the tier; what the client sends meanwhile waits.
+        /// NSS lookups (maybe LDAP or sssd) on the thread pool, then reaching the tier; what the
+        /// client sends meanwhile waits (a control client may send its requests ahead; in a dialog
+        /// the tier refuses an answer nobody asked for).
         case connecting(held: [Message])
         case relaying(Channel)
         /// No server reachable: the emergency code prompt was sent (`RelayHandler+BreakGlass`).
@@ -29,16 +29,11 @@ final class RelayHandler: ChannelInboundHandler {
 
     let peer: PeerCredentials
     let services: RelayServices
-    private var connector: TierConnector { services.connector }
     var logger: Logger { services.logger }
     var state = State.awaitingFirst
     var context: ChannelHandlerContext?
     /// A login dialog (else control requests).
     private var dialog = false
-    /// The dialog's AUTH_START as forwarded (the user as NSS spells it), for an emergency code.
-    private var start: AuthStart?
-    /// Something of the tier's reached the client: a dialog has started.
-    private var started = false
     private var received = NIODeadline.now()
     /// What the relay's own hop may take of the module's wait.
     static let hopMarginMillis: Int64 = 250
@@ -56,9 +51,6 @@ final class RelayHandler: ChannelInboundHandler {
         switch state {
         case .awaitingFirst:
             first(message, context: context)
-        case .preparing:
-            // The client speaks only when asked, and nothing has asked it yet.
-            finish(.protocolError("no prompt is outstanding"))
         case .connecting(var held):
             held.append(message)
             state = .connecting(held: held)
@@ -82,13 +74,11 @@ final class RelayHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard let cut = event as? DialogCutOff else { return context.fireUserInboundEventTriggered(event) }
-        if case .relaying(let tier) = state { tier.close(promise: nil) }
         if dialog { finish(.verdict(cut.verdict, reason: cut.reason)) } else { close() }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? ProtocolError {
-            if case .relaying(let tier) = state { tier.close(promise: nil) }
             finish(.protocolError(error.description))
         } else {
             close()
@@ -111,7 +101,7 @@ final class RelayHandler: ChannelInboundHandler {
                 state = .local
                 return localRequest(message)
             }
-            prepare { [peer] in (RelayContext(uid: peer.uid, gid: peer.gid, pid: peer.pid, caller: nil, callerGroups: []).resolvingCaller(), message) }
+            prepare { [peer] in (RelayContext(uid: peer.uid, gid: peer.gid, pid: peer.pid, caller: Accounts.name(of: peer.uid)), message) }
         default:
             finish(.protocolError("a connection must start with AUTH_START or REQUEST"))
         }
@@ -126,8 +116,7 @@ final class RelayHandler: ChannelInboundHandler {
         if !peer.isRoot, Accounts.uid(of: start.user) != peer.uid {
             throw Refused(reason: "peer uid \(peer.uid) may not ask about this user")
         }
-        let context = RelayContext(uid: peer.uid, gid: peer.gid, pid: peer.pid, caller: nil, callerGroups: [],
-                                   userGroups: Accounts.groups(of: start.user).sorted()).resolvingCaller()
+        let context = RelayContext(uid: peer.uid, gid: peer.gid, pid: peer.pid, userGroups: Accounts.groups(of: start.user).sorted())
         return (context, .authStart(start))
     }
 
@@ -137,7 +126,7 @@ final class RelayHandler: ChannelInboundHandler {
 
     private func prepare(_ work: @escaping @Sendable () throws -> (RelayContext, Message)) {
         guard let loop = context?.eventLoop else { return }
-        state = .preparing
+        state = .connecting(held: [])
         let bound = NIOLoopBound(self, eventLoop: loop)
         NIOThreadPool.singleton.runIfActive(eventLoop: loop, work).whenComplete { result in
             let handler = bound.value
@@ -157,10 +146,9 @@ final class RelayHandler: ChannelInboundHandler {
     // MARK: - The tier
 
     private func connect(_ relayed: RelayContext, _ first: Message) {
-        guard case .preparing = state, let loop = context?.eventLoop else { return }
-        state = .connecting(held: [])
+        guard case .connecting = state, let loop = context?.eventLoop else { return }
         let bound = NIOLoopBound(self, eventLoop: loop)
-        let connecting = connector.connect(on: loop) {
+        let connecting = services.connector.connect(on: loop) {
             TierSideHandler(onMessage: { bound.value.fromTier($0) }, onClose: { bound.value.tierClosed($0) })
         }
         connecting.whenComplete { result in
@@ -207,7 +195,6 @@ final class RelayHandler: ChannelInboundHandler {
 
     private func fromTier(_ message: Message) {
         guard case .relaying = state, let context else { return }
-        started = true
         switch message {
         case .verdict, .protocolError:
             finish(message)
@@ -258,15 +245,5 @@ final class RelayHandler: ChannelInboundHandler {
         if case .relaying(let tier) = state { tier.close(promise: nil) }
         state = .finished
         context?.close(promise: nil)
-    }
-}
-
-extension RelayContext {
-    /// With the peer's account name and groups on this host filled in (NSS: run off the loop).
-    func resolvingCaller() -> RelayContext {
-        var context = self
-        context.caller = Accounts.name(of: uid)
-        context.callerGroups = context.caller.map { Accounts.groups(of: $0).sorted() } ?? []
-        return context
     }
 }

@@ -185,8 +185,8 @@ final class RelayEntryHandler: ChannelInboundHandler {
 
     /// Names as a host's NSS could spell them, and not more groups than a system has.
     private static func plausible(_ relayed: RelayContext) -> Bool {
-        let names = (relayed.caller.map { [$0] } ?? []) + relayed.callerGroups + (relayed.userGroups ?? [])
-        return relayed.callerGroups.count <= 4_096 && (relayed.userGroups?.count ?? 0) <= 4_096
+        let names = (relayed.caller.map { [$0] } ?? []) + (relayed.userGroups ?? [])
+        return (relayed.userGroups?.count ?? 0) <= 4_096
             && names.allSatisfy { LoginDialogRunner.isPlausibleName($0) && $0.utf8.count <= 256 }
     }
 
