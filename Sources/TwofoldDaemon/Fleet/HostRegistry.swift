@@ -38,19 +38,28 @@ final class HostRegistry: Sendable {
         self.listing = listing
     }
 
-    /// The host a certificate stands for, or why it is refused.
+    /// The host a certificate stands for, or why it is refused, from the copy (nil: the copy does
+    /// not know it). Synchronous, so a known host's handshake decides on its loop.
+    func cachedHost(fingerprint: String) -> Result<String, Refusal>? {
+        known.withLock { $0[fingerprint] }.map(Self.decision)
+    }
+
+    /// The host a certificate stands for, or why it is refused: from the copy, else the store.
     func host(fingerprint: String) async -> Result<String, Refusal> {
-        var entry = known.withLock { $0[fingerprint] }
-        if entry == nil {
-            do {
-                entry = try await lookup(fingerprint)
-            } catch {
-                return .failure(.unavailable(String(describing: error)))
-            }
-            if let entry { known.withLock { $0[fingerprint] = entry } }
+        if let known = cachedHost(fingerprint: fingerprint) { return known }
+        let entry: RegisteredCertificate?
+        do {
+            entry = try await lookup(fingerprint)
+        } catch {
+            return .failure(.unavailable(String(describing: error)))
         }
         guard let entry else { return .failure(.unknown) }
-        return entry.revoked ? .failure(.revoked(host: entry.host)) : .success(entry.host)
+        known.withLock { $0[fingerprint] = entry }
+        return Self.decision(entry)
+    }
+
+    private static func decision(_ entry: RegisteredCertificate) -> Result<String, Refusal> {
+        entry.revoked ? .failure(.revoked(host: entry.host)) : .success(entry.host)
     }
 
     /// Reads the whole registry again; returns the fingerprints revoked now.

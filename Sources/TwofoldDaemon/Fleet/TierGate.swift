@@ -87,6 +87,8 @@ final class TierGate: ChannelInboundHandler, RemovableChannelHandler {
         } catch {
             return refuse(context, "unreadable client certificate", userText: nil)
         }
+        // A host the registry's copy knows is decided here, without leaving the loop.
+        if let known = tier.registry.cachedHost(fingerprint: fingerprint) { return decided(context, fingerprint: fingerprint, known) }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let registry = tier.registry
         let loop = context.eventLoop
