@@ -10,8 +10,13 @@ final class HostConnections: Sendable {
         var fingerprint: String
     }
 
-    private let open = Mutex<[ObjectIdentifier: Open]>([:])
-    private let counts = Mutex<[String: Int]>([:])
+    /// The open connections, and how many each host holds (derived from them, kept for the cap's O(1) check).
+    private struct State {
+        var open: [ObjectIdentifier: Open] = [:]
+        var counts: [String: Int] = [:]
+    }
+
+    private let state = Mutex(State())
     private let limit: @Sendable () -> Int
 
     init(limit: @escaping @Sendable () -> Int) {
@@ -22,19 +27,19 @@ final class HostConnections: Sendable {
     /// Its close gives the slot back.
     func admit(_ channel: Channel, host: String, fingerprint: String) -> Bool {
         let cap = limit()
-        let admitted = counts.withLock { counts -> Bool in
-            guard counts[host, default: 0] < cap else { return false }
-            counts[host, default: 0] += 1
+        let id = ObjectIdentifier(channel)
+        let admitted = state.withLock { state -> Bool in
+            guard state.counts[host, default: 0] < cap else { return false }
+            state.counts[host, default: 0] += 1
+            state.open[id] = Open(channel: channel, host: host, fingerprint: fingerprint)
             return true
         }
         guard admitted else { return false }
-        let id = ObjectIdentifier(channel)
-        open.withLock { $0[id] = Open(channel: channel, host: host, fingerprint: fingerprint) }
         channel.closeFuture.whenComplete { _ in
-            self.open.withLock { _ = $0.removeValue(forKey: id) }
-            self.counts.withLock { counts in
-                counts[host, default: 1] -= 1
-                if counts[host] == 0 { counts.removeValue(forKey: host) }
+            self.state.withLock { state in
+                state.open.removeValue(forKey: id)
+                state.counts[host, default: 1] -= 1
+                if state.counts[host] == 0 { state.counts.removeValue(forKey: host) }
             }
         }
         return true
@@ -44,7 +49,7 @@ final class HostConnections: Sendable {
     /// (DENIED) first. Returns the hosts whose connections were ended.
     @discardableResult
     func end(fingerprints: Set<String>) -> Set<String> {
-        let ending = open.withLock { $0.values.filter { fingerprints.contains($0.fingerprint) } }
+        let ending = state.withLock { $0.open.values.filter { fingerprints.contains($0.fingerprint) } }
         for connection in ending {
             let channel = connection.channel
             channel.pipeline.fireUserInboundEventTriggered(DialogCutOff(verdict: .denied, reason: "the host's certificate was revoked"))
@@ -52,7 +57,4 @@ final class HostConnections: Sendable {
         }
         return Set(ending.map(\.host))
     }
-
-    /// Connections open per host (for tests and status).
-    var perHost: [String: Int] { counts.withLock { $0 } }
 }
