@@ -134,7 +134,9 @@ final class RelayHandler: ChannelInboundHandler {
             case .success(let (relayed, first)):
                 handler.connect(relayed, first)
             case .failure(let refused as Refused):
-                handler.logger.warning("relay refused a login", metadata: ["peer": "\(handler.peer)", "reason": "\(refused.reason)"])
+                // Debug only: a local user could write a line per attempt (the relay has no refusal
+                // auditor); the denials are counted in twofold_relay_dialogs_total.
+                handler.logger.debug("relay refused a login", metadata: ["peer": "\(handler.peer)", "reason": "\(refused.reason)"])
                 handler.finish(.verdict(.denied, reason: "refused: \(refused.reason)"))
             case .failure(let error):
                 handler.logger.error("relay cannot look up the account", metadata: ["error": "\(error)"])

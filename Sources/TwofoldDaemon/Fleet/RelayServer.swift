@@ -102,7 +102,8 @@ public final class RelayServer: Service, Sendable {
                     connections.track(channel)
                     let sync = channel.pipeline.syncOperations
                     if let refusal = admission.admitConnection(uid: peer.uid) {
-                        logger.notice("connection refused", metadata: ["peer": "\(peer)", "reason": "\(refusal)"])
+                        // Debug only: a local user at its cap could write a line per connection.
+                        logger.debug("connection refused", metadata: ["peer": "\(peer)", "reason": "\(refusal)"])
                         guard admission.beginRefusing() else { return try sync.addHandler(CloseOnActiveHandler()) }
                         return try sync.addHandler(RefusedConnectionHandler(reason: refusal.description) { admission.endRefusing() })
                     }
@@ -123,8 +124,9 @@ public final class RelayServer: Service, Sendable {
     }
 }
 
-/// A relay as `twofoldd` runs it: the configuration, the tier connector and the relay server, and
-/// nothing else: no state directory, no store, no key.
+/// A relay as `twofoldd` runs it: the configuration, the tier connector, the relay server and its
+/// metrics, and nothing else: no store, no key; its state directory holds only the emergency codes'
+/// hashes.
 public struct RelayDaemon: Sendable {
     public let server: RelayServer
     /// The relay's own metrics (its dialogs by outcome, its tier connections and failovers).
