@@ -75,7 +75,7 @@ extension Authenticator {
     func attemptRecord(_ context: LoginContext, reason: String, at now: Int64) -> AuditRecord {
         AuditRecord(timeMillis: now, action: "verify", user: context.user, service: context.service,
                     rhost: context.rhost, tty: context.tty, peerUID: context.peer.uid, outcome: "success", reason: reason,
-                    host: context.host)
+                    host: context.auditHost)
     }
 
     /// An audit record for the verify path (logged when committed).
@@ -86,7 +86,7 @@ extension Authenticator {
     func auditRecord(_ context: LoginContext, outcome: String, reason: String?, at now: Int64? = nil, action: String = "verify") -> AuditRecord {
         AuditRecord(timeMillis: now ?? clock.nowMillis(), action: action, user: context.user, service: context.service,
                     rhost: context.rhost, tty: context.tty, peerUID: context.peer.uid, outcome: outcome, reason: reason,
-                    host: context.host)
+                    host: context.auditHost)
     }
 
     /// Records an event that changes no other state (denied, ignored, abandoned, enrollment steps).

@@ -28,6 +28,9 @@ public struct LoginContext: Sendable {
     /// The host the login is on: this one, or the relay's host (by its certificate). The policy's
     /// host level and the audit use it.
     public var host: String
+    /// The host an audit record names: a relayed login's; nil for this host's own, so a single host
+    /// (and a server's own logins) add no entry to the index of logins by host on every success.
+    var auditHost: String? { peer.relayed?.host }
     /// The user's groups as the relay's host resolved them (nil: look them up here, through NSS).
     /// A host's claim decides only logins on that host.
     public var claimedGroups: Set<String>?
