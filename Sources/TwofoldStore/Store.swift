@@ -37,10 +37,16 @@ public struct UserRecord: Sendable {
     public var firstRequiredMillis: Int64?
     /// The admin's per-user factor kinds (the first level of the chain); nil: the policy's.
     public var factorKinds: Set<FactorKind>?
+    /// The user's contacts, verified or waiting for their code, ordered by channel then address.
+    /// A verified one is a factor (`email` or `sms`).
+    public var contacts: [Contact]
+    /// The user's delivered login code, if one was sent and not used or replaced (maybe expired).
+    public var deliveredCode: DeliveredCodeRecord?
 
     public init(name: String, factors: [FactorRecord] = [], pendingFactor: String? = nil, throttle: ThrottleState = ThrottleState(),
                 requirement: RequirementOverride = .policy, lastSuccessMillis: Int64? = nil,
-                recoveryCodesLeft: Int = 0, firstRequiredMillis: Int64? = nil, factorKinds: Set<FactorKind>? = nil) {
+                recoveryCodesLeft: Int = 0, firstRequiredMillis: Int64? = nil, factorKinds: Set<FactorKind>? = nil,
+                contacts: [Contact] = [], deliveredCode: DeliveredCodeRecord? = nil) {
         self.name = name
         self.factors = factors
         self.pendingFactor = pendingFactor
@@ -50,12 +56,28 @@ public struct UserRecord: Sendable {
         self.recoveryCodesLeft = recoveryCodesLeft
         self.firstRequiredMillis = firstRequiredMillis
         self.factorKinds = factorKinds
+        self.contacts = contacts
+        self.deliveredCode = deliveredCode
     }
 
-    /// Active with at least one factor; pending with only an enrollment waiting; nil: neither.
+    /// Active with at least one factor (an OTP factor or a verified contact); pending with only an
+    /// enrollment waiting; nil: neither.
     public var status: EnrollmentStatus? {
-        if !factors.isEmpty { return .active }
+        if hasFactor { return .active }
         return pendingFactor == nil ? nil : .pending
+    }
+
+    /// Whether the user has a second factor: an OTP factor or a verified contact.
+    public var hasFactor: Bool { !factors.isEmpty || contacts.contains { $0.isVerified } }
+
+    /// The user's factor kinds: of the OTP factors and the verified contacts.
+    public var kinds: Set<FactorKind> {
+        Set(factors.map(\.kind)).union(contacts.filter(\.isVerified).map(\.channel.factorKind))
+    }
+
+    /// The verified contact of `channel`, if any.
+    public func verifiedContact(_ channel: DeliveryChannel) -> Contact? {
+        contacts.first { $0.channel == channel && $0.isVerified }
     }
 
     /// The named active factor.
@@ -63,6 +85,68 @@ public struct UserRecord: Sendable {
 
     /// When the first of the active factors was added.
     public var enrolledAtMillis: Int64? { factors.map(\.addedAtMillis).min() }
+}
+
+/// A user's email address or phone number. At most one verified and one waiting per channel:
+/// verifying the waiting one replaces the verified one.
+public struct Contact: Sendable, Equatable, Codable {
+    public var channel: DeliveryChannel
+    /// Normalised (`ContactAddress.normalize`).
+    public var value: String
+    public var addedMillis: Int64
+    /// When its code was confirmed (or an admin imported it); nil: waiting for its code.
+    public var verifiedMillis: Int64?
+
+    public init(channel: DeliveryChannel, value: String, addedMillis: Int64, verifiedMillis: Int64? = nil) {
+        self.channel = channel
+        self.value = value
+        self.addedMillis = addedMillis
+        self.verifiedMillis = verifiedMillis
+    }
+
+    public var isVerified: Bool { verifiedMillis != nil }
+    public var masked: String { ContactAddress.masked(value, channel: channel) }
+}
+
+/// A contact with its user (admin listings and imports).
+public struct UserContact: Sendable, Equatable {
+    public var user: String
+    public var contact: Contact
+
+    public init(user: String, contact: Contact) {
+        self.user = user
+        self.contact = contact
+    }
+}
+
+/// One sent code, kept for the send limits (per user, per destination, per host) until pruned.
+public struct DeliverySend: Sendable, Equatable {
+    public var timeMillis: Int64
+    public var user: String
+    public var channel: DeliveryChannel
+    public var destination: String
+    public var host: String
+
+    public init(timeMillis: Int64, user: String, channel: DeliveryChannel, destination: String, host: String) {
+        self.timeMillis = timeMillis
+        self.user = user
+        self.channel = channel
+        self.destination = destination
+        self.host = host
+    }
+}
+
+/// How many codes went out since a time: to the user, to the destination, from the host.
+public struct DeliverySendCounts: Sendable, Equatable {
+    public var user: Int
+    public var destination: Int
+    public var host: Int
+
+    public init(user: Int, destination: Int, host: Int) {
+        self.user = user
+        self.destination = destination
+        self.host = host
+    }
 }
 
 /// An enrollment waiting for its first code(s): a new factor, or a factor's new secret.
@@ -190,7 +274,8 @@ extension HostCertificate {
 /// A state change that the verify path commits. A batch of them shares one transaction and one
 /// sync to disk (group commit); each is applied atomically and reports whether it took effect.
 public enum StoreMutation: Sendable {
-    /// Apply an accepted answer's `use` (a TOTP step, an HOTP counter, a recovery code), only if it
+    /// Apply an accepted answer's `use` (a TOTP step, an HOTP counter, a recovery code, a delivered
+    /// code: deleted only if it is still the user's login code of that id), only if it
     /// is still fresh for its factor, so a code is never accepted twice; replay state is per
     /// factor. Resets the user's throttle and records the factor's last use.
     /// It first reads the user's throttle state in the transaction: while a lock or delay is in
@@ -375,7 +460,8 @@ public protocol TwofoldStore: Sendable {
     /// pending enrollment (no second factor is left to recover). Returns false if there was none of that name.
     func removeFactor(user: String, name: String) async throws -> Bool
 
-    /// Removes every factor, the pending enrollment and the recovery codes. Returns false if there was none.
+    /// Removes every factor, the pending enrollment, the recovery codes, the contacts and any
+    /// delivered code. Returns false if there was none.
     func revoke(user: String) async throws -> Bool
 
     /// Clears failures and any lock.
@@ -451,6 +537,46 @@ public protocol TwofoldStore: Sendable {
     /// mark to `through`, in one durable transaction, if the mark is still `previous`; otherwise
     /// (another move of the host ran meanwhile) throws `StoreError.conflict` and writes nothing.
     func appendMovedAudit(_ records: [AuditRecord], host: String, through: Int64, previous: Int64?) async throws
+
+    // MARK: Contacts and delivered codes (schema v7)
+
+    /// Adds `contact` for `user` (creating the user row if needed). A waiting contact replaces the
+    /// user's waiting one of its channel; a verified one (an admin's) replaces both of its channel.
+    func addContact(user: String, _ contact: Contact) async throws
+
+    /// Removes the user's contacts of `channel` (only the one of this address when `value` is
+    /// given), and a delivered code sent to a removed address; returns how many it removed.
+    func removeContact(user: String, channel: DeliveryChannel, value: String?) async throws -> Int
+
+    /// Adds many verified contacts in one durable transaction (all or none), as `addContact` each.
+    func importContacts(_ contacts: [UserContact]) async throws
+
+    /// Contacts of every user ordered by user, channel, address; users after `afterUser`, at most
+    /// `limit` contacts (a user's contacts are never split across pages).
+    func listContacts(after afterUser: String?, limit: Int) async throws -> [UserContact]
+
+    /// Stores `code` as the user's delivered code of its purpose, durably, replacing (invalidating)
+    /// the previous one of that purpose. Creates the user row if needed.
+    func storeDeliveredCode(user: String, _ code: DeliveredCodeRecord) async throws
+
+    /// The user's delivered code of `purpose` (login codes also come with `user(_:)`); nil: none.
+    func deliveredCode(user: String, purpose: DeliveryPurpose) async throws -> DeliveredCodeRecord?
+
+    /// Confirms a waiting contact with its code: in one durable transaction, if the user's contact
+    /// code is still `codeID` and was sent to that contact, deletes the code, marks the contact
+    /// verified at `atMillis`, drops the user's other verified contact of that channel and resets
+    /// the user's failures. False (nothing written) if the code was replaced or used meanwhile.
+    func confirmContact(user: String, channel: DeliveryChannel, value: String, codeID: Int64, atMillis: Int64) async throws -> Bool
+
+    /// Records a sent code for the send limits.
+    func recordSend(_ send: DeliverySend) async throws
+
+    /// Codes sent since `sinceMillis`: to `user`, to `destination` (any user), from `host`.
+    func sendCounts(user: String, destination: String, host: String, since sinceMillis: Int64) async throws -> DeliverySendCounts
+
+    /// Deletes records of sends from before `beforeMillis` and delivered codes that expired before
+    /// it; returns how many rows it deleted.
+    func pruneDeliveries(before beforeMillis: Int64) async throws -> Int
 
     // MARK: Key rotation (defaults in Rekey.swift for a backend without it)
 

@@ -7,6 +7,10 @@ public enum FactorKind: String, Codable, Sendable, CaseIterable {
     case hotp
     /// One-time recovery codes: one set per user.
     case recovery
+    /// A code sent by email to a verified address of the user (`DeliveredCodeFactor`).
+    case email
+    /// A code sent by text message to a verified phone number of the user.
+    case sms
 }
 
 /// What a factor decided on one answer.
@@ -31,12 +35,16 @@ public enum FactorUse: Sendable, Equatable {
     case counter(factor: String, counter: UInt64, offset: Int)
     /// Recovery code number `index` is used (applies only if still unused).
     case recoveryCode(index: Int)
+    /// The user's delivered login code `id` is used: the store deletes it (applies only if it is
+    /// still the user's code, so it works once).
+    case deliveredCode(channel: DeliveryChannel, id: Int64)
 
     /// The factor the use belongs to (recovery codes: "recovery").
     public var factorName: String {
         switch self {
         case .timeStep(let factor, _, _, _), .counter(let factor, _, _): factor
         case .recoveryCode: RecoveryCodeFactor.setName
+        case .deliveredCode(let channel, _): channel.rawValue
         }
     }
 }
