@@ -185,7 +185,7 @@ public final class Authenticator: Sendable {
             return audited(context, outcome: "error", reason: "store: \(error.description)", then: .unavailable)
         }
         let policy = self.policy.current
-        guard let record, !record.factors.isEmpty else {
+        guard let record, record.hasFactor else {
             let override = record?.requirement ?? .policy
             if let claimed = context.claimedGroups {
                 return notEnrolled(context, override: override, policy: policy, groups: { _ in claimed })
@@ -206,7 +206,7 @@ public final class Authenticator: Sendable {
         }
         // Only the factor kinds this login may use count; with none of them the login cannot go on.
         let allowed = policy.allowedKinds(user: record.factorKinds, service: context.service, host: context.host)
-        guard allowed.kinds.contains(.recovery) || record.factors.contains(where: { allowed.kinds.contains($0.kind) }) else {
+        guard allowed.kinds.contains(.recovery) || !record.kinds.isDisjoint(with: allowed.kinds) else {
             let kinds = FactorKind.allCases.filter(allowed.kinds.contains).map(\.rawValue).joined(separator: ", ")
             return audited(context, outcome: "denied", reason: "no factor of a kind allowed for this login (\(allowed.because))",
                            then: .denied(userMessage: "None of your second factors may be used for this login (allowed here: \(kinds)). Ask your administrator."))
@@ -264,6 +264,12 @@ public final class Authenticator: Sendable {
         return .grace(notice: "Two-factor authentication will be required for this account in \(days) day\(days == 1 ? "" : "s") (from \(date)). Set it up now with: twofoldctl enroll")
     }
 
+    /// What the code prompt offers by delivered codes for this login.
+    func deliveryOffer(_ record: UserRecord, context: LoginContext) -> DeliveryOffer {
+        let allowed = policy.current.allowedKinds(user: record.factorKinds, service: context.service, host: context.host).kinds
+        return DeliveryOffer.plan(record, allowed: allowed, host: context.host, service: context.service, nowMillis: clock.nowMillis())
+    }
+
     /// Checks an answer to the code prompt: a one-time code of one of the user's factors, or a recovery code.
     public func check(answer: String, record: UserRecord, context: LoginContext) async -> LoginResult {
         await run(answerStep(answer: answer, record: record, context: context))
@@ -295,7 +301,10 @@ public final class Authenticator: Sendable {
     private func evaluate(answer: String, record: UserRecord, context: LoginContext, policy: Policy) -> LoginStep<LoginResult> {
         // Factors of a kind this login may not use are left out, as if the user had none of them.
         let allowed = policy.allowedKinds(user: record.factorKinds, service: context.service, host: context.host).kinds
-        let factors = record.factors.filter { allowed.contains($0.kind) }.compactMap { $0.factor() }
+        var factors = record.factors.filter { allowed.contains($0.kind) }.compactMap { $0.factor() }
+        if let code = record.deliveredCode, allowed.contains(code.channel.factorKind) {
+            factors.append(DeliveredCodeFactor(record: code, pepper: recoveryPepper, host: context.host, service: context.service))
+        }
         if !FactorSet.claims(answer, factors: factors), RecoveryCodeFactor.claims(answer), allowed.contains(.recovery) {
             return .async { await self.checkRecoveryCode(answer, context: context, policy: policy) }
         }
@@ -351,7 +360,7 @@ public final class Authenticator: Sendable {
     /// Checks a code for a control request (re-enroll, new recovery codes, disable): the same
     /// throttle, replay protection and audit as a login.
     public func verifyCode(_ code: String, context: LoginContext) async throws -> LoginResult {
-        guard let record = try await store.user(context.user), !record.factors.isEmpty else {
+        guard let record = try await store.user(context.user), record.hasFactor else {
             throw ControlFailure(.notFound, "'\(context.user)' has no active 2FA enrollment")
         }
         if case .locked(let until) = Throttle.admit(record.throttle, nowMillis: clock.nowMillis(), policy: policy.current.throttlePolicy) {

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import TwofoldCore
 import TwofoldProtocol
 import TwofoldStore
 
@@ -61,8 +62,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         case awaitingFirst
         /// The start of a login is being decided (store read done; maybe an audit commit in flight).
         case starting(LoginContext)
-        /// The code prompt was sent.
-        case awaitingAnswer(LoginContext, UserRecord)
+        /// The code prompt was sent (with what it offers by delivered codes).
+        case awaitingAnswer(LoginContext, UserRecord, DeliveryOffer)
         /// The answer is being checked (a commit or a throttle delay in flight).
         case checking(LoginContext)
         /// A task drives a login dialog (enroll at login) through the bridge.
@@ -117,7 +118,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             default:
                 protocolError(.unexpectedMessage("a connection must start with AUTH_START or REQUEST"))
             }
-        case .awaitingAnswer(let login, let record):
+        case .awaitingAnswer(let login, let record, let offer):
             guard case .answer(let answer, _) = message else {
                 protocolError(.unexpectedMessage("expected ANSWER after a prompt"))
                 return
@@ -125,6 +126,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             // The code prompt is text: no PAYLOAD belongs in its answer.
             if let error = Self.payloadError(message, login, promptHadPayload: false) {
                 protocolError(error)
+                return
+            }
+            if let channel = offer.channel(asked: answer) {
+                deliver(login, record: record, channel: channel, offer: offer)
                 return
             }
             state = .checking(login)
@@ -156,7 +161,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         switch state {
-        case .awaitingAnswer(let login, _):
+        case .awaitingAnswer(let login, _, _):
             state = .finished
             count(.abandoned)
             login.liveness?.markGone()
@@ -186,7 +191,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .awaitingFirst, .bridgedControl:
             state = .finished
             context.close(promise: nil)
-        case .awaitingAnswer(let login, _):
+        case .awaitingAnswer(let login, _, _):
             login.liveness?.markGone()
             let step = services.authenticator.audited(login, outcome: "abandoned", reason: "no answer at the code prompt: \(cut.reason)",
                                                       then: Message.verdict(cut.verdict, reason: cut.reason))
@@ -309,8 +314,23 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .unavailable:
             finish(.verdict(.unavailable, reason: "store unavailable"))
         case .askCode(let record):
-            state = .awaitingAnswer(login, record)
-            context?.writeAndFlush(wrapOutboundOut(.promptEchoOff(LoginDialogRunner.codePrompt)), promise: nil)
+            let offer = services.authenticator.deliveryOffer(record, context: login)
+            if let channel = offer.sendNow {
+                deliver(login, record: record, channel: channel, offer: offer)
+                return
+            }
+            state = .awaitingAnswer(login, record, offer)
+            context?.writeAndFlush(wrapOutboundOut(.promptEchoOff(offer.prompt)), promise: nil)
+        }
+    }
+
+    /// A delivered code, sent before the first prompt or asked for at it: the send awaits the
+    /// delivery service, so the rest of the dialog runs as a task.
+    private func deliver(_ login: LoginContext, record: UserRecord, channel: DeliveryChannel, offer: DeliveryOffer) {
+        let dialogs = services.dialogs
+        state = .bridgedLogin(login)
+        openBridge(capabilities: login.capabilities) { dialog in
+            try await dialogs.deliverAndAsk(login, record: record, channel: channel, offer: offer, dialog: dialog)
         }
     }
 
@@ -347,22 +367,8 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
             return
         }
-        switch result {
-        case .success(let info):
-            finish((info.map { [Message.info($0)] } ?? []) + [.verdict(.success, reason: nil)])
-        case .failure:
-            finish(.verdict(.failure, reason: "wrong code"))
-        case .replay:
-            finish([.verdict(.failure, reason: "replayed code")], outcome: .replay)
-        case .locked:
-            finish(.errorMessage(LoginDialogRunner.lockedText), .verdict(.locked, reason: "locked"))
-        case .tooSoon(let wait):
-            let seconds = (wait + 999) / 1000
-            finish([.errorMessage("Too many failed attempts: wait \(seconds) second\(seconds == 1 ? "" : "s") before trying again."),
-                    .verdict(.failure, reason: "throttle delay in force")], outcome: .throttled)
-        case .unavailable:
-            finish(.verdict(.unavailable, reason: "store unavailable"))
-        }
+        let (messages, outcome) = LoginDialogRunner.ending(result)
+        finish(messages, outcome: outcome)
     }
 
     /// Runs `step` to its end, even if the peer has gone (a failure is still counted); every

@@ -22,6 +22,8 @@ public final class ControlService: Sendable {
     let keys: DaemonKeys
     let recoveryPepper: SecretBytes
     let refusals: RefusalAuditor
+    /// Sends contact codes and codes for twofoldctl requests.
+    let delivery: CodeDelivery
     let metrics: DaemonMetrics
     let logger: Logger
     /// Called after the host registry changed here (a server ends a revoked host's connections at once).
@@ -29,8 +31,9 @@ public final class ControlService: Sendable {
 
     init(store: any TwofoldStore, authenticator: Authenticator, enrollment: EnrollmentService, policy: PolicyHolder,
          clock: any WallClock, live: LiveConfiguration, keys: DaemonKeys, recoveryPepper: SecretBytes, refusals: RefusalAuditor,
-         metrics: DaemonMetrics, logger: Logger, hostsChanged: @escaping @Sendable () async -> Void = {}) {
+         delivery: CodeDelivery, metrics: DaemonMetrics, logger: Logger, hostsChanged: @escaping @Sendable () async -> Void = {}) {
         self.hostsChanged = hostsChanged
+        self.delivery = delivery
         self.store = store
         self.authenticator = authenticator
         self.enrollment = enrollment
@@ -224,6 +227,25 @@ public final class ControlService: Sendable {
             case .metrics:
                 try requireAdmin(admin)
                 return .metricsText(metrics.exposition())
+            case .contactAdd(let user, let channel, let value, let code):
+                let target = try resolve(user, caller: caller, admin: admin)
+                return try await addContact(target, channel: channel, value: value, code: code, peer: peer, admin: admin)
+            case .contactVerify(let user, let code):
+                return try await verifyContact(try resolve(user, caller: caller, admin: admin), code: code, peer: peer)
+            case .contactRemove(let user, let channel, let value, let code):
+                let target = try resolve(user, caller: caller, admin: admin)
+                return try await removeContact(target, channel: channel, value: value, code: code, peer: peer, admin: admin)
+            case .contactList(let user, let all):
+                if all && user == nil {
+                    try requireAdmin(admin)
+                    return .contacts(try await allContacts())
+                }
+                return .contacts(try await contacts(of: try resolve(user, caller: caller, admin: admin)))
+            case .contactImport(let items):
+                try requireAdmin(admin)
+                return try await importContacts(items, peer: peer)
+            case .codeSend(let user, let channel):
+                return try await sendCode(try resolve(user, caller: caller, admin: admin), channel: channel, peer: peer)
             case .policyImpact(let proposed):
                 try requireAdmin(admin)
                 let current = policy.current
@@ -538,6 +560,8 @@ extension ControlRequest {
         case .adminSession: "admin-session"
         case .breakGlassIssue, .breakGlassList, .breakGlassClear, .relayAudit: "break-glass"
         case .hostAdd, .hostList, .hostRevoke: "host"
+        case .contactAdd, .contactVerify, .contactRemove, .contactList, .contactImport: "contact"
+        case .codeSend: "send"
         }
     }
 
@@ -560,6 +584,11 @@ extension ControlRequest {
         case .unlock: .unlock(user: user)
         case .importEnrollment(_, let source, let name): .importEnrollment(user: user, source: source, name: name)
         case .audit(.some, let since, let outcome, let limit, let host): .audit(user: user, sinceMillis: since, outcome: outcome, limit: limit, host: host)
+        case .contactAdd(.some, let channel, let value, let code): .contactAdd(user: user, channel: channel, value: value, code: code)
+        case .contactVerify(.some, let code): .contactVerify(user: user, code: code)
+        case .contactRemove(.some, let channel, let value, let code): .contactRemove(user: user, channel: channel, value: value, code: code)
+        case .contactList(.some, let all): .contactList(user: user, all: all)
+        case .codeSend(.some, let channel): .codeSend(user: user, channel: channel)
         default: self
         }
     }
@@ -573,10 +602,11 @@ extension ControlRequest {
         case .showUser(let user), .setRequirement(let user, _), .revoke(let user), .unlock(let user), .importEnrollment(let user, _, _),
              .policyExplain(let user, _, _), .setFactorKinds(let user, _):
             user
-        case .audit(let user, _, _, _, _):
+        case .audit(let user, _, _, _, _), .contactAdd(let user, _, _, _), .contactVerify(let user, _), .contactRemove(let user, _, _, _),
+             .contactList(let user, _), .codeSend(let user, _):
             user
         case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact, .rekey, .adminSession, .hostAdd, .hostList,
-             .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear, .relayAudit, .metrics:
+             .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear, .relayAudit, .metrics, .contactImport:
             nil
         }
     }

@@ -50,19 +50,22 @@ public struct Daemon: Sendable {
         let authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: pepper, metrics: metrics, logger: logger)
         let enrollment = EnrollmentService(store: store, clock: clock, policy: policy, recoveryPepper: pepper,
                                            issuer: live.current.issuer, logger: logger)
+        let delivery = CodeDelivery(store: store, authenticator: authenticator, clock: clock, pepper: pepper, policy: policy,
+                                    logger: logger) { live.current.delivery }
         let refusals = RefusalAuditor(clock: clock, perMinute: live.current.refusalsAuditedPerMinute) { mutations in
             authenticator.commit(mutations) { _ in }
         }
         let tierServices = configuration.fleet.role == .server ? TierServices(
             registry: HostRegistry(store: store), connections: HostConnections { live.current.fleet.maxConnectionsPerHost }, live: live) : nil
         let control = ControlService(store: store, authenticator: authenticator, enrollment: enrollment, policy: policy, clock: clock,
-                                     live: live, keys: keys, recoveryPepper: pepper, refusals: refusals, metrics: metrics, logger: logger) {
+                                     live: live, keys: keys, recoveryPepper: pepper, refusals: refusals, delivery: delivery, metrics: metrics,
+                                     logger: logger) {
             await tierServices?.refreshRegistry(logger: logger)
         }
         let source = ListenSource.from(environment: environment, path: configuration.socketPath)
         pruner = AuditPruner(store: store, clock: clock, retentionDays: { live.current.auditRetentionDays }, logger: logger)
         let tier = try tierServices.map { try TierListener(fleet: configuration.fleet, services: $0, environment: environment) }
-        server = SocketServer(source: source, live: live, authenticator: authenticator, enrollment: enrollment, control: control,
+        server = SocketServer(source: source, live: live, authenticator: authenticator, enrollment: enrollment, delivery: delivery, control: control,
                               refusals: refusals, metrics: metrics, logger: logger, environment: environment, tier: tier,
                               onListening: onListening)
         metricsEndpoint = try await MetricsEndpoint.bindIfSet(configuration.metricsListen, metrics: metrics, logger: logger)

@@ -81,6 +81,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var fleet = FleetConfiguration()
     /// Where to serve the metrics over HTTP (`GET /metrics`) for a scraper; nil (the default): nowhere.
     public var metricsListen: ListenAddress?
+    /// Delivered codes: the delivery service's socket, the codes' validity and digits, send limits.
+    public var delivery = DeliveryConfiguration()
 
     public init() {}
 
@@ -233,7 +235,8 @@ extension DaemonConfiguration {
             guard let alg = HashAlgorithm(rawValue: value.uppercased().filter { $0 != "-" }) else { throw ConfigurationError("\(at): algorithm must be SHA1, SHA256 or SHA512") }
             newEnrollment.algorithm = alg
         default:
-            guard try fleet.set(key: key, value: value, at: at, path: path, int: int) else {
+            guard try fleet.set(key: key, value: value, at: at, path: path, int: int)
+                    || delivery.set(key: key, value: value, at: at, path: path, int: int) else {
                 throw ConfigurationError("\(at): unknown key '\(key)'")
             }
         }

@@ -10,6 +10,7 @@ import TwofoldQR
 struct LoginDialogRunner: Sendable {
     let authenticator: Authenticator
     let enrollment: EnrollmentService
+    let delivery: CodeDelivery
     let logger: Logger
 
     static let codePrompt = "Verification code: "

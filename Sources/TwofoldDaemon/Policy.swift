@@ -63,6 +63,7 @@ public struct Policy: Sendable, Equatable {
         for admin in document.admins where !LoginDialogRunner.isPlausibleName(admin) || admin.utf8.count > 256 {
             throw fail("admins must be user names")
         }
+        guard DeliveredCode.digitRange.contains(document.deliveredCodeDigits) else { throw fail("delivered code digits must be 6 to 8") }
         guard (1...1_440).contains(document.adminSessionMinutes) else { throw fail("admin session minutes must be 1 to 1440") }
         if require == .groups && document.requiredGroups.isEmpty { throw fail("require = groups needs at least one required group") }
         if unenrolled == .grace && document.graceDays == nil && document.graceDeadlineMillis == nil {
@@ -102,7 +103,8 @@ public struct Policy: Sendable, Equatable {
                        digits: configuration.newEnrollment.digits, algorithm: configuration.newEnrollment.algorithm.rawValue,
                        period: configuration.newEnrollment.period, window: configuration.window, maxDrift: configuration.maxDrift,
                        maxFailures: configuration.maxFailures, throttleDelayMillis: configuration.throttleBaseDelayMillis,
-                       throttleMaxDelayMillis: configuration.throttleMaxDelayMillis, lockSeconds: configuration.lockSeconds)
+                       throttleMaxDelayMillis: configuration.throttleMaxDelayMillis, lockSeconds: configuration.lockSeconds,
+                       deliveredCodeDigits: configuration.delivery.codeDigits)
     }
 
     static let hostNameRule = "host names and patterns are 1 to 253 letters, digits, '.', '-', '_', '*' or '?'"

@@ -48,7 +48,7 @@ public final class SocketServer: Service, Sendable {
     /// commit runs on its own thread.
     private let socketLoop: any EventLoop
 
-    init(source: ListenSource, live: LiveConfiguration, authenticator: Authenticator, enrollment: EnrollmentService,
+    init(source: ListenSource, live: LiveConfiguration, authenticator: Authenticator, enrollment: EnrollmentService, delivery: CodeDelivery,
                 control: ControlService, refusals: RefusalAuditor, metrics: DaemonMetrics, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton,
                 environment: [String: String] = [:], shutdownGraceSeconds: Int64 = 10, tier: TierListener? = nil,
                 onListening: @escaping @Sendable () -> Void = {}) {
@@ -56,7 +56,7 @@ public final class SocketServer: Service, Sendable {
         self.source = source
         self.live = live
         self.authenticator = authenticator
-        self.dialogs = LoginDialogRunner(authenticator: authenticator, enrollment: enrollment, logger: logger)
+        self.dialogs = LoginDialogRunner(authenticator: authenticator, enrollment: enrollment, delivery: delivery, logger: logger)
         self.control = control
         self.logger = logger
         let admission = AdmissionControl(limits: live.current.admissionLimits)

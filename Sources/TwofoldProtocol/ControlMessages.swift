@@ -100,6 +100,64 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case hostRevoke(name: String)
     /// The daemon's metrics in Prometheus's text format (`ControlResponse.metricsText`).
     case metrics
+
+    // MARK: Contacts and delivered codes (the caller's own; an admin may name another user)
+
+    /// Add an email address or a phone number (`channel`: `email` or `sms`; E.164 for a phone) and
+    /// send it a code to confirm it (`contactCodeSent`); it is used only once confirmed. A user who
+    /// has a factor gives a current code of one (`code`) unless the caller is an admin.
+    case contactAdd(user: String?, channel: String, value: String, code: String?)
+    /// Confirm the contact waiting for its code with the code it received.
+    case contactVerify(user: String?, code: String)
+    /// Remove the user's contact(s) of `channel` (only `value` when given). A current code as for
+    /// adding, unless an admin asks.
+    case contactRemove(user: String?, channel: String, value: String?, code: String?)
+    /// The user's contacts, masked (`contacts`); `user` nil and `all`: every user's (admin).
+    case contactList(user: String?, all: Bool)
+    /// Admin: add verified contacts in bulk (`importedMany`, one outcome per item, in order).
+    case contactImport([ContactImport])
+    /// Send a login code to the user's verified contact of `channel` (nil: the first allowed), to
+    /// use as the current code of a following request of twofoldctl on this host (`contactCodeSent`).
+    case codeSend(user: String?, channel: String?)
+}
+
+/// One contact of a bulk contact import.
+public struct ContactImport: Codable, Sendable, Equatable {
+    public var user: String
+    /// `email` or `sms`.
+    public var channel: String
+    public var value: String
+
+    public init(user: String, channel: String, value: String) {
+        self.user = user
+        self.channel = channel
+        self.value = value
+    }
+}
+
+/// One contact as listings show it: masked.
+public struct ContactInfo: Codable, Sendable, Equatable {
+    public var user: String
+    /// `email` or `sms`.
+    public var channel: String
+    /// `a***@example.com`, `+49 *** *** 12`.
+    public var masked: String
+    public var verified: Bool
+    public var addedMillis: Int64
+    public var verifiedMillis: Int64?
+    /// For a code just sent: how long it is valid, in seconds.
+    public var codeValidSeconds: Int?
+
+    public init(user: String, channel: String, masked: String, verified: Bool, addedMillis: Int64, verifiedMillis: Int64? = nil,
+                codeValidSeconds: Int? = nil) {
+        self.user = user
+        self.channel = channel
+        self.masked = masked
+        self.verified = verified
+        self.addedMillis = addedMillis
+        self.verifiedMillis = verifiedMillis
+        self.codeValidSeconds = codeValidSeconds
+    }
 }
 
 extension ControlRequest {
@@ -139,6 +197,12 @@ extension ControlRequest {
         case .hostAdd: "hostAdd"
         case .hostList: "hostList"
         case .hostRevoke: "hostRevoke"
+        case .contactAdd: "contactAdd"
+        case .contactVerify: "contactVerify"
+        case .contactRemove: "contactRemove"
+        case .contactList: "contactList"
+        case .contactImport: "contactImport"
+        case .codeSend: "codeSend"
         }
     }
 }
@@ -203,8 +267,9 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     /// Per host: "required" or "optional" (overrides the service and default rules on that host).
     /// The chain, first match wins: user override › host › service › default.
     public var hosts: [String: String]
-    /// The factor kinds a login may use (`totp`, `hotp`, `recovery`), by the same chain: a host's
-    /// list › a service's list › the default list.
+    /// The factor kinds a login may use (`totp`, `hotp`, `recovery`, `email`, `sms`), by the same
+    /// chain: a host's list › a service's list › the default list. Email and sms are in none by
+    /// default: an admin turns them on.
     public var factorKinds: [String]
     public var serviceFactorKinds: [String: [String]]
     public var hostFactorKinds: [String: [String]]
@@ -240,6 +305,8 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     public var adminHosts: [String]
     public var enrollHosts: [String]
     public var adminSessionMinutes: Int
+    /// Digits of a delivered code (email, sms): 6 to 8.
+    public var deliveredCodeDigits: Int
 
     public init(require: String = "nobody", requiredGroups: [String] = [], services: [String: String] = [:],
                 hosts: [String: String] = [:], factorKinds: [String] = ["totp", "hotp", "recovery"],
@@ -247,7 +314,9 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
                 selfEnrollment: Bool = true, allowDisable: Bool = true, enrollmentCodes: Int = 1,
                 digits: Int = 6, algorithm: String = "SHA1", period: Int = 30, window: Int = 1, maxDrift: Int = 3,
                 maxFailures: Int = 10, throttleDelayMillis: Int64 = 1000, throttleMaxDelayMillis: Int64 = 30_000, lockSeconds: Int = 900,
-                admins: [String] = [], adminHosts: [String] = [], enrollHosts: [String] = [], adminSessionMinutes: Int = 10) {
+                admins: [String] = [], adminHosts: [String] = [], enrollHosts: [String] = [], adminSessionMinutes: Int = 10,
+                deliveredCodeDigits: Int = 6) {
+        self.deliveredCodeDigits = deliveredCodeDigits
         self.admins = admins
         self.adminHosts = adminHosts
         self.enrollHosts = enrollHosts
@@ -281,7 +350,7 @@ extension PolicyDocument {
     private enum CodingKeys: String, CodingKey {
         case require, requiredGroups, services, hosts, factorKinds, serviceFactorKinds, hostFactorKinds, unenrolled, graceDays, graceDeadlineMillis, selfEnrollment, allowDisable
         case enrollmentCodes, digits, algorithm, period, window, maxDrift, maxFailures, throttleDelayMillis, throttleMaxDelayMillis
-        case lockSeconds, admins, adminHosts, enrollHosts, adminSessionMinutes
+        case lockSeconds, admins, adminHosts, enrollHosts, adminSessionMinutes, deliveredCodeDigits
     }
 
     /// Decodes a document stored by an earlier release too: a field added since (`hosts` and the
@@ -315,6 +384,7 @@ extension PolicyDocument {
         adminHosts = try c.decodeIfPresent([String].self, forKey: .adminHosts) ?? []
         enrollHosts = try c.decodeIfPresent([String].self, forKey: .enrollHosts) ?? []
         adminSessionMinutes = try c.decodeIfPresent(Int.self, forKey: .adminSessionMinutes) ?? 10
+        deliveredCodeDigits = try c.decodeIfPresent(Int.self, forKey: .deliveredCodeDigits) ?? 6
     }
 
     /// The names of the fields (as in the JSON) whose values differ, sorted: for the audit record.
@@ -361,6 +431,10 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case hosts([HostInfo])
     /// The exposition text of the daemon's metrics (Prometheus text format 0.0.4), as is.
     case metricsText(String)
+    /// Contacts, masked.
+    case contacts([ContactInfo])
+    /// A code went to this contact (masked), valid `codeValidSeconds`.
+    case contactCodeSent(ContactInfo)
 }
 
 /// Emergency codes of one account on a relay's host.

@@ -97,6 +97,8 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
     case .breakGlass: name = "breakGlass"
     case .hosts: name = "hosts"
     case .metricsText: name = "metricsText"
+    case .contacts: name = "contacts"
+    case .contactCodeSent: name = "contactCodeSent"
     }
     return CLIFailure(ExitStatus.failure, "unexpected answer from twofoldd: \(name)")
 }

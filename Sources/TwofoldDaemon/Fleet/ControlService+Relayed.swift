@@ -18,9 +18,10 @@ extension ControlService {
 
     static func relayedClass(_ request: ControlRequest) -> RelayedClass {
         switch request {
-        case .ping, .status, .listFactors:
+        case .ping, .status, .listFactors, .contactList(_, false):
             return .own
-        case .enrollBegin, .enrollVerify, .enrollActivate, .regenerateRecoveryCodes, .disable, .removeFactor:
+        case .enrollBegin, .enrollVerify, .enrollActivate, .regenerateRecoveryCodes, .disable, .removeFactor, .contactAdd, .contactVerify,
+             .contactRemove, .codeSend:
             return .credential
         case .rekey, .importEnrollment, .importEnrollments, .hostAdd, .hostList, .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear,
              .relayAudit:
