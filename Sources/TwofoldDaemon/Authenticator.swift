@@ -303,7 +303,10 @@ public final class Authenticator: Sendable {
         let allowed = policy.allowedKinds(user: record.factorKinds, service: context.service, host: context.host).kinds
         var factors = record.factors.filter { allowed.contains($0.kind) }.compactMap { $0.factor() }
         if let code = record.deliveredCode, allowed.contains(code.channel.factorKind) {
-            factors.append(DeliveredCodeFactor(record: code, pepper: recoveryPepper, host: context.host, service: context.service))
+            // twofoldctl's requests name their purpose ("twofoldctl:contact"); a code sent for
+            // twofoldctl (`codeSend`) serves any of them on the host it was sent for.
+            let service = context.service.hasPrefix(ControlService.cliService + ":") ? ControlService.cliService : context.service
+            factors.append(DeliveredCodeFactor(record: code, pepper: recoveryPepper, host: context.host, service: service))
         }
         if !FactorSet.claims(answer, factors: factors), RecoveryCodeFactor.claims(answer), allowed.contains(.recovery) {
             return .async { await self.checkRecoveryCode(answer, context: context, policy: policy) }
