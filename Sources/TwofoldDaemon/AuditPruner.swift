@@ -3,7 +3,7 @@ import ServiceLifecycle
 import TwofoldCore
 import TwofoldStore
 
-/// Keeps the audit table to `retentionDays`: at start and then every `interval`, deletes the
+/// Keeps the audit table to `retentionDays` (and the sent codes' records to the send limits' hour): at start and then every `interval`, deletes the
 /// records older than that, `batch` at a time, each batch its own short transaction (so logins'
 /// commits are never held up for long). Does nothing while `retentionDays` is 0 (read at each
 /// pass, so a reload that changes it applies from the next one).
@@ -33,9 +33,22 @@ public struct AuditPruner: Service {
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await pruneNow()
+            await pruneDeliveries()
             // Ends early on graceful shutdown or cancellation.
             let interval = self.interval
             _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+
+    /// Deletes the records of sends past the send limits' window and the delivered codes expired
+    /// before it (whatever the audit's retention: they are no audit).
+    @discardableResult
+    public func pruneDeliveries() async -> Int {
+        do {
+            return try await store.pruneDeliveries(before: clock.nowMillis() - DeliveryConfiguration.limitWindowMillis)
+        } catch {
+            logger.error("pruning sent codes failed", metadata: ["error": "\(error)"])
+            return 0
         }
     }
 

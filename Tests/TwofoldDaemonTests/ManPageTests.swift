@@ -211,10 +211,11 @@ struct ManPageDriftTests {
     }
 
     /// The keys `DaemonConfiguration.set(key:value:at:)` switches on.
-    /// The keys of the `set(key:…)` switches: DaemonConfiguration's and, for the fleet keys, FleetConfiguration's.
+    /// The keys of the `set(key:…)` switches: DaemonConfiguration's, FleetConfiguration's and DeliveryConfiguration's.
     static func parserKeys() throws -> Set<String> {
         var keys = Set<String>()
-        for file in ["Sources/TwofoldDaemon/DaemonConfiguration.swift", "Sources/TwofoldDaemon/Fleet/FleetConfiguration.swift"] {
+        for file in ["Sources/TwofoldDaemon/DaemonConfiguration.swift", "Sources/TwofoldDaemon/Fleet/FleetConfiguration.swift",
+                     "Sources/TwofoldDaemon/Delivery/DeliveryConfiguration.swift"] {
             let source = try read(file)
             guard let start = source.range(of: "func set(key:"), let end = source.range(of: "default:", range: start.upperBound..<source.endIndex) else {
                 throw HarnessError("\(file): no set(key:) switch found")
