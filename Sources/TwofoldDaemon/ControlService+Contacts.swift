@@ -161,6 +161,18 @@ extension ControlService {
         }
     }
 
+    /// For doctor: the channels the policy allows anywhere, and whether the delivery service takes
+    /// connections (probed only when one is allowed). A relay sends nothing itself.
+    func deliveryInfo(_ configuration: DaemonConfiguration) async -> DeliveryInfo? {
+        guard configuration.fleet.role != .relay else { return nil }
+        let current = policy.current
+        let kinds = current.factorKinds.union(current.serviceFactorKinds.values.joined()).union(current.hostFactorKinds.values.joined())
+        let channels = DeliveryChannel.allCases.filter { kinds.contains($0.factorKind) }
+        let socket = configuration.delivery.socketPath
+        let error = channels.isEmpty ? nil : await DeliveryClient(socketPath: socket).probe()
+        return DeliveryInfo(allowedChannels: channels.map(\.rawValue), socket: socket, error: error)
+    }
+
     static func channel(_ name: String) throws -> DeliveryChannel {
         switch name.lowercased() {
         case "email": return .email

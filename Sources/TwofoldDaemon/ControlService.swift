@@ -211,7 +211,7 @@ public final class ControlService: Sendable {
                 return .policyExplanation(try await explain(try validName(user), service: service, host: host))
             case .serverInfo:
                 try requireAdmin(admin)
-                return .serverInfo(serverInfo())
+                return .serverInfo(await serverInfo())
             case .rekey(let check, let cursor):
                 try requireAdmin(admin)
                 return .rekey(try await rekey(check: check, cursor: cursor, peer: peer))
@@ -471,7 +471,7 @@ public final class ControlService: Sendable {
     }
 
     /// The daemon's setup as it sees it: the files it uses and the key file's mode and owner.
-    private func serverInfo() -> ServerInfo {
+    private func serverInfo() async -> ServerInfo {
         let configuration = live.current
         var mode: UInt32?
         var owner: UInt32?
@@ -486,7 +486,7 @@ public final class ControlService: Sendable {
                           keySource: keySource, keyFile: keyFile, keyFileMode: mode, keyFileOwnerUID: owner,
                           daemonUID: getuid(), adminGroup: configuration.adminGroup,
                           sealingKeyID: keys.keyring.sealing.id.hex, previousKeyIDs: keys.keyring.previous.map(\.id.hex),
-                          fleet: FleetCheck.serverInfo(configuration.fleet))
+                          fleet: FleetCheck.serverInfo(configuration.fleet), delivery: await deliveryInfo(configuration))
     }
 
     // MARK: - Authorization

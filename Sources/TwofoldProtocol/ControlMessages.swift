@@ -566,11 +566,15 @@ public struct ServerInfo: Codable, Sendable, Equatable {
     public var previousKeyIDs: [String]?
     /// A server's or a relay's part in a fleet (nil: a single host, or a daemon from before fleets).
     public var fleet: FleetInfo?
+    /// Delivered codes: what the policy allows and whether the delivery service answers (nil: a
+    /// daemon from before delivered codes).
+    public var delivery: DeliveryInfo?
 
     public init(version: String, configFile: String?, database: String, keySource: String, keyFile: String?,
                 keyFileMode: UInt32?, keyFileOwnerUID: UInt32?, daemonUID: UInt32, adminGroup: String?,
-                sealingKeyID: String? = nil, previousKeyIDs: [String]? = nil, fleet: FleetInfo? = nil) {
+                sealingKeyID: String? = nil, previousKeyIDs: [String]? = nil, fleet: FleetInfo? = nil, delivery: DeliveryInfo? = nil) {
         self.fleet = fleet
+        self.delivery = delivery
         self.version = version
         self.configFile = configFile
         self.database = database
@@ -582,6 +586,25 @@ public struct ServerInfo: Codable, Sendable, Equatable {
         self.adminGroup = adminGroup
         self.sealingKeyID = sealingKeyID
         self.previousKeyIDs = previousKeyIDs
+    }
+}
+
+/// Delivered codes as the daemon sees them, for `twofoldctl doctor`.
+public struct DeliveryInfo: Codable, Sendable, Equatable {
+    /// The channels (`email`, `sms`) the policy allows anywhere (by default, for a service or a host).
+    public var allowedChannels: [String]
+    /// The delivery service's socket (`delivery_socket`).
+    public var socket: String
+    /// Why the daemon cannot connect to it; nil: it connects (probed only when a channel is allowed).
+    public var error: String?
+    /// Users with a verified contact (nil: not counted).
+    public var usersWithContacts: Int?
+
+    public init(allowedChannels: [String], socket: String, error: String? = nil, usersWithContacts: Int? = nil) {
+        self.allowedChannels = allowedChannels
+        self.socket = socket
+        self.error = error
+        self.usersWithContacts = usersWithContacts
     }
 }
 

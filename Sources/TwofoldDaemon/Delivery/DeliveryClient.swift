@@ -31,23 +31,23 @@ struct DeliveryClient: Sendable {
         }
     }
 
+    /// Whether the service takes connections (for doctor): nil, or why not. Sends nothing.
+    func probe() async -> String? {
+        let path = socketPath
+        do {
+            try await NIOThreadPool.singleton.runIfActive {
+                let fd = try Self.connected(path, deadline: DispatchTime.now().uptimeNanoseconds + 1_000_000_000)
+                close(fd)
+            }
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
     private static func exchange(_ frame: [UInt8], path: String, deadline: UInt64) throws -> DeliveryResponse {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure.unreachable("socket: \(String(cString: strerror(errno)))") }
+        let fd = try connected(path, deadline: deadline)
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw Failure.unreachable("socket path too long") }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        try setTimeout(fd, deadline: deadline)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else { throw Failure.unreachable("\(path): \(String(cString: strerror(errno)))") }
         var offset = 0
         while offset < frame.count {
             try setTimeout(fd, deadline: deadline)
@@ -64,6 +64,38 @@ struct DeliveryClient: Sendable {
         } catch {
             throw Failure.badAnswer("not a response")
         }
+    }
+
+    /// A socket connected to `path`; the caller closes it.
+    private static func connected(_ path: String, deadline: UInt64) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure.unreachable("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw Failure.unreachable("socket path too long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        do {
+            try setTimeout(fd, deadline: deadline)
+        } catch {
+            close(fd)
+            throw error
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw Failure.unreachable("\(path): \(reason)")
+        }
+        return fd
     }
 
     private static func read(_ fd: Int32, count: Int, deadline: UInt64) throws -> [UInt8] {
