@@ -344,7 +344,7 @@ public final class ControlService: Sendable {
             throw ControlFailure(.notFound, "'\(user)' has no factor named '\(name)'")
         }
         if !admin {
-            if record.factors.count == 1 {
+            if record.factors.count == 1 && !record.contacts.contains(where: \.isVerified) {
                 let (required, because) = policy.current.requirement(user: user, service: nil, override: record.requirement)
                 guard !required else { throw ControlFailure(.permissionDenied, "'\(name)' is the last factor and 2FA is required for '\(user)' (\(because))") }
             }
@@ -352,7 +352,7 @@ public final class ControlService: Sendable {
             try await requireCurrentCode(code, user: user, peer: peer, purpose: "remove factor")
         }
         guard try await store.removeFactor(user: user, name: name) else { throw ControlFailure(.notFound, "'\(user)' has no factor named '\(name)'") }
-        await audit("factor", user: user, peer: peer, outcome: "success", reason: "factor '\(name)' removed\(record.factors.count == 1 ? "; it was the last: recovery codes removed too" : "")")
+        await audit("factor", user: user, peer: peer, outcome: "success", reason: "factor '\(name)' removed\(record.factors.count == 1 && !record.contacts.contains(where: \.isVerified) ? "; it was the last: recovery codes removed too" : "")")
         return .ok
     }
 
@@ -463,7 +463,7 @@ public final class ControlService: Sendable {
         let locked = record.throttle.lockedUntilMillis.flatMap { $0 > clock.nowMillis() ? $0 : nil }
         let grace = record.status == .active ? nil : record.firstRequiredMillis.flatMap(current.graceEnd(firstRequiredMillis:))
         return UserStatus(user: record.name, enrollment: record.status?.rawValue ?? "none",
-                          method: record.factors.isEmpty ? nil : Set(record.factors.map(\.kind.rawValue)).sorted().joined(separator: ","),
+                          method: record.hasFactor ? record.kinds.map(\.rawValue).sorted().joined(separator: ",") : nil,
                           required: required, requiredBecause: because, recoveryCodesLeft: record.recoveryCodesLeft,
                           failures: record.throttle.failures, lockedUntilMillis: locked, lastSuccessMillis: record.lastSuccessMillis,
                           override: record.requirement.rawValue, graceUntilMillis: grace, factors: record.factors.map(\.name),

@@ -124,7 +124,7 @@ final class EnrollmentService: Sendable {
     /// silently (`regenerateRecoveryCodes` replaces it on request); ([], nil) then. A user whose set
     /// is used up (or who never had one, as after an import) gets a fresh set, since none is voided.
     func recoverySet(for user: String) async throws -> (codes: [String], hashes: [RecoveryCodeHash]?) {
-        if let record = try await store.user(user), !record.factors.isEmpty, record.recoveryCodesLeft > 0 {
+        if let record = try await store.user(user), record.hasFactor, record.recoveryCodesLeft > 0 {
             return ([], nil)
         }
         let (codes, hashes) = try makeRecoveryCodes()

@@ -82,7 +82,7 @@ struct PolicyImpactSurvey {
         if let record, record.status == .active {
             // An enrolled user is asked for a code, required or not, if a factor of theirs may be used here.
             let allowed = policy.allowedKinds(user: record.factorKinds, service: service, host: host).kinds
-            let usable = allowed.contains(.recovery) || record.factors.contains { allowed.contains($0.kind) }
+            let usable = allowed.contains(.recovery) || !record.kinds.isDisjoint(with: allowed)
             return (usable ? .code : .refused, nil)
         }
         guard required else { return (.notRequired, nil) }
