@@ -33,8 +33,8 @@ extension SQLiteStore {
 
     public func importContacts(_ contacts: [UserContact]) async throws {
         try await guarded {
+            let contacts = try contacts.importable()
             guard !contacts.isEmpty else { return }
-            for item in contacts { try item.contact.checkStorable(user: item.user) }
             try await pool.write { db in
                 for item in contacts {
                     try Self.ensureUser(item.user, db)

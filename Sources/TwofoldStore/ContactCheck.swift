@@ -17,3 +17,23 @@ extension Contact {
         }
     }
 }
+
+extension Array where Element == UserContact {
+    /// An import's contacts as both backends write them: each checked (`checkStorable`; one not
+    /// verified is refused too: an import adds verified contacts), then the last of each user and
+    /// channel (as adding them one by one would leave it: a verified contact replaces its channel's),
+    /// in byte order of user, then channel. Throws `StoreError.conflict` for the first refused one.
+    package func importable() throws -> [UserContact] {
+        var last: [String: [DeliveryChannel: UserContact]] = [:]
+        for item in self {
+            try item.contact.checkStorable(user: item.user)
+            guard item.contact.isVerified else {
+                throw StoreError.conflict("the \(item.contact.channel.rawValue) contact of user '\(item.user)' is not verified: an import adds verified contacts")
+            }
+            last[item.user, default: [:]][item.contact.channel] = item
+        }
+        return last.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }.flatMap { user in
+            DeliveryChannel.allCases.compactMap { last[user]?[$0] }
+        }
+    }
+}
