@@ -205,14 +205,15 @@ extension SQLiteStore {
 
     // MARK: - Reading them with the user
 
-    /// The user's contacts (kind 0, in channel then address order) and login code (kind 1), in one
-    /// statement: a range of the contacts' key and a lookup of the codes' key.
+    /// The user's contacts (kind 0) and login code (kind 1) in channel then address order, in one
+    /// statement: a range of the contacts' key and a lookup of the codes' key, merged as each
+    /// comes in that order (no sort: ordering by the kind too would add one).
     static let deliverySQL = """
         SELECT 0, channel, value, added_at, verified_at, NULL, NULL, NULL, NULL, NULL FROM contacts WHERE user = ?1
         UNION ALL
         SELECT 1, channel, destination, created_at, expires_at, id, hash, digits, host, service
         FROM delivered_codes WHERE user = ?1 AND purpose = 'login'
-        ORDER BY 1, 2, 3
+        ORDER BY 2, 3
         """
 
     /// Fills the record's contacts and login code.
