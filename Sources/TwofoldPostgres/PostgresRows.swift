@@ -7,6 +7,11 @@ import TwofoldStore
 /// Users read back from rows of `users LEFT JOIN factors` (a user's rows consecutive), as SQLite's
 /// `decodeUsers` reads them: the secret opened when a sealer is given, a damaged row a `corruptRecord`.
 enum PostgresUserRows {
+    /// The columns a user's row has: the user's (0...8), the factor's (9...19), its sealed secret
+    /// (20), the count of unused recovery codes (21), the contacts as JSON (22), the login code's
+    /// (23...31). A query may add columns of its own after them.
+    static let columns = 32
+
     static func decode(_ rows: PostgresQueryResult, sealer: Sealer?) throws -> [UserRecord] {
         var users: [UserRecord] = []
         for row in rows {
@@ -39,7 +44,24 @@ enum PostgresUserRows {
                                      lockedUntilMillis: try columns[4].decode(Int64?.self))
         return UserRecord(name: name, pendingFactor: try columns[1].decode(String?.self), throttle: throttle, requirement: override,
                           lastSuccessMillis: try columns[6].decode(Int64?.self), recoveryCodesLeft: Int(try columns[21].decode(Int64.self)),
-                          firstRequiredMillis: try columns[7].decode(Int64?.self), factorKinds: kinds)
+                          firstRequiredMillis: try columns[7].decode(Int64?.self), factorKinds: kinds,
+                          contacts: try contacts(columns, user: name), deliveredCode: try loginCode(columns, user: name))
+    }
+
+    /// The contacts from their JSON array (column 22; NULL: none).
+    private static func contacts(_ columns: PostgresRandomAccessRow, user: String) throws -> [Contact] {
+        guard let json = try columns[22].decode(String?.self) else { return [] }
+        do {
+            return try JSONDecoder().decode([Contact].self, from: Data(json.utf8))
+        } catch {
+            throw StoreError.corruptRecord(user: user, reason: "unreadable contacts (\(type(of: error)))")
+        }
+    }
+
+    /// The login code from its columns (23...31; a NULL id: none).
+    private static func loginCode(_ columns: PostgresRandomAccessRow, user: String) throws -> DeliveredCodeRecord? {
+        guard let id = try columns[23].decode(Int64?.self) else { return nil }
+        return try PostgresDeliveryRows.code(columns, at: 23, id: id, purpose: .login, user: user)
     }
 
     private static func decodeFactor(_ columns: PostgresRandomAccessRow, user: String, sealer: Sealer?) throws -> FactorRecord {

@@ -2,20 +2,20 @@ import NIOCore
 import PostgresNIO
 import TwofoldStore
 
-/// The PostgreSQL schema: the SQLite backend's schema v6 (users, factors, recovery_codes, settings,
+/// The PostgreSQL schema: the SQLite backend's schema v7 (users, factors, recovery_codes, settings,
 /// audit, the key checks and sealed recovery pepper in `twofold_meta`, SQLite's `meta`, the host
-/// registry and the hosts moved in) in PostgreSQL's types, with the schema version in `twofold_schema`
+/// registry, the hosts moved in, contacts, delivered codes and sends) in PostgreSQL's types, with the schema version in `twofold_schema`
 /// and the server timeline last seen in `twofold_timeline` (see PostgresTimeline). Opening it:
 /// PostgresSchema+Open.swift.
 ///
-/// Version strings are the SQLite backend's migration identifiers (`Schema.supported` there): "v6"
+/// Version strings are the SQLite backend's migration identifiers (`Schema.supported` there): "v7"
 /// means the same tables, columns, meta rows and sealing on both backends. A later schema appends a
 /// version here and a migration step in `open`.
 enum PostgresSchema {
     /// The newest schema this code understands.
-    static let supported = "v6"
-    /// Versions a PostgreSQL database can hold (PostgreSQL came with v3; `open` migrates each to v6).
-    static let known = ["v3", "v4", "v5", "v6"]
+    static let supported = "v7"
+    /// Versions a PostgreSQL database can hold (PostgreSQL came with v3; `open` migrates each to v7).
+    static let known = ["v3", "v4", "v5", "v6", "v7"]
     /// `pg_advisory_xact_lock` key that serializes opening: "twofold1" in ASCII. Transaction-scoped, so
     /// PgBouncer's transaction pooling cannot leave it held on a server connection.
     static let openLockKey: Int64 = 8_392_298_916_374_930_481
@@ -149,6 +149,54 @@ enum PostgresSchema {
             audit_through BIGINT NOT NULL
         )
         """,
+    ]
+
+    /// Schema v7's additions, as SQLite's v7 (delivered codes): the users' contacts (at most one
+    /// verified and one waiting per channel, which two partial unique indexes keep), the codes
+    /// sent (one per user and purpose; only a keyed hash of the code), and the record of sends
+    /// for the send limits, indexed by user, destination and host with the time. Nothing sealed.
+    /// Sends hang on no user row: revoking a user does not reset its limits.
+    static let tablesV7: [PostgresQuery] = [
+        """
+        CREATE TABLE contacts (
+            user_name TEXT COLLATE "C" NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+            channel TEXT COLLATE "C" NOT NULL CHECK (channel IN ('email', 'sms')),
+            value TEXT COLLATE "C" NOT NULL,
+            added_at BIGINT NOT NULL,
+            verified_at BIGINT,
+            PRIMARY KEY (user_name, channel, value)
+        )
+        """,
+        "CREATE UNIQUE INDEX contacts_verified ON contacts (user_name, channel) WHERE verified_at IS NOT NULL",
+        "CREATE UNIQUE INDEX contacts_waiting ON contacts (user_name, channel) WHERE verified_at IS NULL",
+        """
+        CREATE TABLE delivered_codes (
+            user_name TEXT COLLATE "C" NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+            purpose TEXT COLLATE "C" NOT NULL CHECK (purpose IN ('login', 'contact')),
+            id BIGINT NOT NULL,
+            channel TEXT COLLATE "C" NOT NULL CHECK (channel IN ('email', 'sms')),
+            destination TEXT COLLATE "C" NOT NULL,
+            hash BYTEA NOT NULL,
+            digits INTEGER NOT NULL,
+            host TEXT COLLATE "C" NOT NULL,
+            service TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            PRIMARY KEY (user_name, purpose)
+        )
+        """,
+        """
+        CREATE TABLE delivery_sends (
+            time BIGINT NOT NULL,
+            user_name TEXT COLLATE "C" NOT NULL,
+            channel TEXT COLLATE "C" NOT NULL CHECK (channel IN ('email', 'sms')),
+            destination TEXT COLLATE "C" NOT NULL,
+            host TEXT COLLATE "C" NOT NULL
+        )
+        """,
+        "CREATE INDEX delivery_sends_by_user ON delivery_sends (user_name, time)",
+        "CREATE INDEX delivery_sends_by_destination ON delivery_sends (destination, time)",
+        "CREATE INDEX delivery_sends_by_host ON delivery_sends (host, time)",
     ]
 
     /// Throws `schemaTooNew` for a version after `supported`, `database` for one this code never wrote.

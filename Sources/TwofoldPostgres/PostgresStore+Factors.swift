@@ -18,7 +18,28 @@ extension PostgresStore {
         """
     /// The count of unused recovery codes (index 21).
     private static let codesLeftColumn = "(SELECT count(*) FROM recovery_codes r WHERE r.user_name = u.name AND r.used_at IS NULL)"
-    private static let fromUsers = "FROM users u LEFT JOIN factors f ON f.user_name = u.name"
+    /// After the count: the user's contacts as a JSON array (22), then its login code's columns (23...31).
+    private static let deliveryColumns = """
+        c.list, d.id, d.channel, d.destination, d.hash, d.digits, d.host, d.service, d.created_at, d.expires_at
+        """
+    /// The delivery columns of a listing: no login code.
+    private static let noCodeColumns = "NULL::bigint, NULL::text, NULL::text, NULL::bytea, NULL::integer, NULL::text, NULL::text, NULL::bigint, NULL::bigint"
+    /// User `u`'s contacts as one JSON array of `Contact`s in channel then address order (one range
+    /// of their key); NULL: none. Contacts are not secrets: they are read as they are stored.
+    private static let contactsList = """
+        SELECT json_agg(json_build_object('channel', channel, 'value', value, 'addedMillis', added_at, 'verifiedMillis', verified_at)
+                        ORDER BY channel, value)::text AS list
+        FROM contacts WHERE user_name = u.name
+        """
+    /// The user's row with its login code (a key lookup, at most one row) and its contacts (once
+    /// per user), then a row per factor.
+    private static let usersWithDelivery = """
+        users u
+        LEFT JOIN delivered_codes d ON d.user_name = u.name AND d.purpose = 'login'
+        LEFT JOIN LATERAL (\(contactsList)) c ON true
+        LEFT JOIN factors f ON f.user_name = u.name
+        """
+    private static let fromUsers = "FROM \(usersWithDelivery)"
 
     public func user(_ name: String) async throws -> UserRecord? {
         let sealer = self.sealer
@@ -28,26 +49,29 @@ extension PostgresStore {
     /// The user's record with the secrets opened, read on `connection` (inside a caller's transaction).
     static func user(_ name: String, sealer: Sealer, _ connection: PostgresConnection) async throws -> UserRecord? {
         let rows = try await connection.run("""
-            SELECT \(unescaped: userColumns), \(unescaped: factorColumns), f.secret, \(unescaped: codesLeftColumn)
+            SELECT \(unescaped: userColumns), \(unescaped: factorColumns), f.secret, \(unescaped: codesLeftColumn),
+                \(unescaped: deliveryColumns)
             \(unescaped: fromUsers) WHERE u.name = \(name) ORDER BY f.name
             """)
         return try PostgresUserRows.decode(rows, sealer: sealer).first
     }
 
     /// One statement: the setting in a one-row relation, the user's rows joined to it (none: the
-    /// setting alone, with a NULL name); no recovery-code count (a login does not need it).
+    /// setting alone, with a NULL name), its contacts and login code with them; no recovery-code
+    /// count (a login does not need it).
     public func loginRecord(_ name: String, setting key: String) async throws -> (record: UserRecord?, setting: String?) {
         let sealer = self.sealer
         return try await read { connection in
             let rows = try await connection.run("""
-                SELECT \(unescaped: Self.userColumns), \(unescaped: Self.factorColumns), f.secret, 0::bigint, p.value
+                SELECT \(unescaped: Self.userColumns), \(unescaped: Self.factorColumns), f.secret, 0::bigint,
+                    \(unescaped: Self.deliveryColumns), p.value
                 FROM (SELECT (SELECT value FROM settings WHERE key = \(key)) AS value) p
-                LEFT JOIN (users u LEFT JOIN factors f ON f.user_name = u.name) ON u.name = \(name)
+                LEFT JOIN (\(unescaped: Self.usersWithDelivery)) ON u.name = \(name)
                 ORDER BY f.name
                 """)
             var setting: String?
             for row in rows {
-                setting = try row.makeRandomAccess()[22].decode(String?.self)
+                setting = try row.makeRandomAccess()[PostgresUserRows.columns].decode(String?.self)
                 break
             }
             return (try PostgresUserRows.decode(rows, sealer: sealer).first, setting)
@@ -57,10 +81,13 @@ extension PostgresStore {
     public func listUsers(after afterName: String?, limit: Int) async throws -> [UserRecord] {
         guard limit > 0 else { try checkOpen(); return [] }
         return try await read { connection in
-            // Listings do not even read the sealed secrets.
+            // Listings do not even read the sealed secrets, nor the login code.
             let rows = try await connection.run("""
-                SELECT \(unescaped: Self.userColumns), \(unescaped: Self.factorColumns), NULL::bytea, \(unescaped: Self.codesLeftColumn)
-                \(unescaped: Self.fromUsers)
+                SELECT \(unescaped: Self.userColumns), \(unescaped: Self.factorColumns), NULL::bytea, \(unescaped: Self.codesLeftColumn),
+                    c.list, \(unescaped: Self.noCodeColumns)
+                FROM users u
+                LEFT JOIN LATERAL (\(unescaped: Self.contactsList)) c ON true
+                LEFT JOIN factors f ON f.user_name = u.name
                 WHERE u.name IN (SELECT name FROM users WHERE name > \(afterName ?? "") ORDER BY name LIMIT \(limit))
                 ORDER BY u.name, f.name
                 """)
@@ -168,8 +195,12 @@ extension PostgresStore {
             try await Self.lockUser(user, connection)
             let deleted = try await connection.run("DELETE FROM factors WHERE user_name = \(user) AND name = \(name)").metadata.rows
             guard deleted == 1 else { return false }
-            let left = try await connection.run("SELECT count(*) FROM factors WHERE user_name = \(user)").first?.decode(Int64.self)
-            if left == 0 { _ = try await Self.clearEnrollment(user: user, connection) }
+            // A verified contact is a second factor too: the recovery codes stay while one is left.
+            let left = try await connection.run("""
+                SELECT (SELECT count(*) FROM factors WHERE user_name = \(user))
+                    + (SELECT count(*) FROM contacts WHERE user_name = \(user) AND verified_at IS NOT NULL)
+                """).first?.decode(Int64.self)
+            if left == 0 { _ = try await Self.clearEnrollment(user: user, contacts: false, connection) }
             return true
         }
     }
@@ -177,19 +208,23 @@ extension PostgresStore {
     public func revoke(user: String) async throws -> Bool {
         try await write(statements: 2) { connection in
             try await Self.lockUser(user, connection)
-            return try await Self.clearEnrollment(user: user, connection)
+            return try await Self.clearEnrollment(user: user, contacts: true, connection)
         }
     }
 
-    /// Removes every factor, the recovery codes and the pending enrollment (one statement); true if there was any.
-    private static func clearEnrollment(user: String, _ connection: PostgresConnection) async throws -> Bool {
+    /// Removes every factor, the recovery codes and the pending enrollment, with `contacts` the
+    /// contacts and delivered codes too (one statement); true if there was any.
+    private static func clearEnrollment(user: String, contacts: Bool, _ connection: PostgresConnection) async throws -> Bool {
         let removed = try await connection.run("""
             WITH f AS (DELETE FROM factors WHERE user_name = \(user) RETURNING 1),
                  r AS (DELETE FROM recovery_codes WHERE user_name = \(user) RETURNING 1),
                  p AS (UPDATE users SET pending_name = NULL, pending_secret = NULL, pending_method = NULL, pending_algorithm = NULL,
                            pending_digits = NULL, pending_period = NULL
-                       WHERE name = \(user) AND pending_name IS NOT NULL RETURNING 1)
-            SELECT (SELECT count(*) FROM f) + (SELECT count(*) FROM r) + (SELECT count(*) FROM p)
+                       WHERE name = \(user) AND pending_name IS NOT NULL RETURNING 1),
+                 c AS (DELETE FROM contacts WHERE user_name = \(user) AND \(contacts) RETURNING 1),
+                 d AS (DELETE FROM delivered_codes WHERE user_name = \(user) AND \(contacts) RETURNING 1)
+            SELECT (SELECT count(*) FROM f) + (SELECT count(*) FROM r) + (SELECT count(*) FROM p) + (SELECT count(*) FROM c)
+                + (SELECT count(*) FROM d)
             """).first?.decode(Int64.self)
         return (removed ?? 0) > 0
     }

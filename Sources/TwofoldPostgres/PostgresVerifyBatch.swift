@@ -89,7 +89,7 @@ struct PostgresVerifyBatch {
             case let .counter(factor, counter, _):
                 guard counter < UInt64(Int64.max) else { continue }
                 factors.append(factor); values.append(Int64(counter)); drifts.append(0); offsets.append(Self.noOffset)
-            case .recoveryCode:
+            case .recoveryCode, .deliveredCode:
                 continue
             }
             users.append(login.user); times.append(login.atMillis); indices.append(Int64(login.index))
@@ -148,8 +148,8 @@ struct PostgresVerifyBatch {
         }
     }
 
-    /// A TOTP step or HOTP counter of a login: applied only while no lock or delay is in force; a
-    /// refused one is used up all the same and counted as a failure.
+    /// A TOTP step, HOTP counter or delivered code of a login: applied only while no lock or delay
+    /// is in force; a refused one is used up all the same and counted as a failure.
     private mutating func accept(_ use: FactorUse, user: String, atMillis: Int64, policy: ThrottlePolicy) async throws -> MutationResult {
         // No user row: no factor either (the foreign key), as SQLite's EXISTS finds.
         guard let current = throttles[user] else { return .conflict }
@@ -166,7 +166,8 @@ struct PostgresVerifyBatch {
     }
 
     /// Moves the factor's watermark past `use`, records its use and clears the user's throttle when
-    /// there is something to clear: one statement. True if the factor took it (fresh step or counter).
+    /// there is something to clear: one statement. True if the factor took it (fresh step or
+    /// counter, or the user's login code of that id, which it deletes).
     private func login(_ use: FactorUse, user: String, atMillis: Int64) async throws -> Bool {
         let query: PostgresQuery
         switch use {
@@ -189,6 +190,18 @@ struct PostgresVerifyBatch {
                 ), cleared AS (\(unescaped: Self.clearThrottle) \(user) \(unescaped: Self.clearThrottleCondition))
                 SELECT count(*) FROM used
                 """
+        case let .deliveredCode(channel, id):
+            // No factor row: the user's row records the login, as a recovery code's does.
+            query = """
+                WITH used AS (
+                    DELETE FROM delivered_codes WHERE user_name = \(user) AND purpose = 'login' AND id = \(id) AND channel = \(channel.rawValue)
+                    RETURNING 1
+                ), login AS (
+                    UPDATE users SET failures = 0, not_before = NULL, locked_until = NULL, last_success = \(atMillis)
+                    WHERE name = \(user) AND EXISTS (SELECT 1 FROM used)
+                )
+                SELECT count(*) FROM used
+                """
         case .recoveryCode:
             preconditionFailure("recovery codes are applied by acceptRecoveryCode")
         }
@@ -201,7 +214,8 @@ struct PostgresVerifyBatch {
         AND (failures <> 0 OR not_before IS NOT NULL OR locked_until IS NOT NULL) AND EXISTS (SELECT 1 FROM used)
         """
 
-    /// Moves the factor's watermark past `use` without a login (no last use, no throttle change).
+    /// Moves the factor's watermark past `use`, or deletes the delivered code it names, without a
+    /// login (no last use, no throttle change).
     private func consume(_ use: FactorUse, user: String) async throws -> Bool {
         switch use {
         case let .timeStep(factor, step, _, _):
@@ -214,6 +228,10 @@ struct PostgresVerifyBatch {
             return try await connection.run("""
                 UPDATE factors SET counter = \(Int64(counter) + 1)
                 WHERE user_name = \(user) AND name = \(factor) AND kind = 'hotp' AND counter <= \(Int64(counter))
+                """).metadata.rows == 1
+        case let .deliveredCode(channel, id):
+            return try await connection.run("""
+                DELETE FROM delivered_codes WHERE user_name = \(user) AND purpose = 'login' AND id = \(id) AND channel = \(channel.rawValue)
                 """).metadata.rows == 1
         case .recoveryCode:
             return false

@@ -31,7 +31,9 @@ extension SQLiteStore {
             let sealer = self.sealer
             return try await pool.read { db in
                 let rows = try Row.fetchCursor(db.cachedStatement(sql: Self.userSQL), arguments: [name])
-                return try Self.decodeUsers(rows, sealer: sealer, countsCodes: true).first
+                guard var record = try Self.decodeUsers(rows, sealer: sealer, countsCodes: true).first else { return nil }
+                try Self.attachDelivery(&record, db)
+                return record
             }
         }
     }
@@ -43,7 +45,9 @@ extension SQLiteStore {
                 let page = "SELECT name FROM users WHERE name > ? ORDER BY name LIMIT ?"
                 let rows = try Row.fetchCursor(db, sql: "\(Self.listSQL) WHERE u.name IN (\(page)) ORDER BY u.name, f.name",
                                                arguments: [afterName ?? "", limit])
-                return try Self.decodeUsers(rows, sealer: nil, countsCodes: true)
+                var records = try Self.decodeUsers(rows, sealer: nil, countsCodes: true)
+                try Self.attachContacts(&records, db)
+                return records
             }
         }
     }
@@ -213,7 +217,11 @@ extension SQLiteStore {
             try await pool.write { db in
                 try db.execute(sql: "DELETE FROM factors WHERE user = ? AND name = ?", arguments: [user, name])
                 guard db.changesCount == 1 else { return false }
-                if try Int.fetchOne(db, sql: "SELECT count(*) FROM factors WHERE user = ?", arguments: [user]) == 0 {
+                // A verified contact is a second factor too: the recovery codes stay while one is left.
+                if try Int.fetchOne(db, sql: """
+                    SELECT (SELECT count(*) FROM factors WHERE user = ?1)
+                        + (SELECT count(*) FROM contacts WHERE user = ?1 AND verified_at IS NOT NULL)
+                    """, arguments: [user]) == 0 {
                     try Self.clearEnrollment(user: user, db)
                 }
                 return true
@@ -223,11 +231,19 @@ extension SQLiteStore {
 
     public func revoke(user: String) async throws -> Bool {
         try await guarded {
-            try await pool.write { db in try Self.clearEnrollment(user: user, db) }
+            try await pool.write { db in
+                var removed = try Self.clearEnrollment(user: user, db)
+                try db.execute(sql: "DELETE FROM contacts WHERE user = ?", arguments: [user])
+                removed = removed || db.changesCount > 0
+                try db.execute(sql: "DELETE FROM delivered_codes WHERE user = ?", arguments: [user])
+                return removed || db.changesCount > 0
+            }
         }
     }
 
-    /// Removes every factor, the recovery codes and the pending enrollment; true if there was any.
+    /// Removes every factor, the recovery codes and the pending enrollment (not the contacts); true
+    /// if there was any.
+    @discardableResult
     private static func clearEnrollment(user: String, _ db: Database) throws -> Bool {
         try db.execute(sql: "DELETE FROM factors WHERE user = ?", arguments: [user])
         var removed = db.changesCount > 0

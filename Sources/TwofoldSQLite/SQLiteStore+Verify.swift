@@ -17,7 +17,8 @@ extension SQLiteStore {
             // user's row to learn why.
             try markUsed(use, user: user, lastUsed: atMillis, db)
             if db.changesCount == 1 {
-                try clearThrottle(user: user, db)
+                // A delivered code has no factor row to record its use in: the user's row records the login.
+                if case .deliveredCode = use { try recordLogin(user: user, atMillis: atMillis, db) } else { try clearThrottle(user: user, db) }
                 return .applied
             }
             guard let refused = try refuseIfThrottled(user: user, atMillis: atMillis, policy: policy, db) else { return .conflict }
@@ -46,8 +47,9 @@ extension SQLiteStore {
         }
     }
 
-    /// Moves the factor's replay watermark past the step or counter of `use`. With `lastUsed` it is
-    /// a login: applied only while no lock or delay is in force, and it records the factor's use.
+    /// Moves the factor's replay watermark past the step or counter of `use`, or deletes the
+    /// delivered code it names. With `lastUsed` it is a login: applied only while no lock or delay
+    /// is in force, and it records the factor's use (a delivered code: the caller records it).
     private static func markUsed(_ use: FactorUse, user: String, lastUsed: Int64?, _ db: Database) throws {
         let unthrottled = lastUsed == nil ? "" : """
              AND EXISTS (SELECT 1 FROM users WHERE name = ? AND (locked_until IS NULL OR locked_until <= ?)
@@ -69,6 +71,11 @@ extension SQLiteStore {
             try db.cachedStatement(sql: """
                 UPDATE factors SET \(set) WHERE user = ? AND name = ? AND kind = 'hotp' AND counter <= ?\(unthrottled)
                 """).execute(arguments: setArguments + [user, factor, value] + throttleArguments)
+        case let .deliveredCode(channel, id):
+            // Used once: deleted if it is still the user's login code of that id.
+            try db.cachedStatement(sql: """
+                DELETE FROM delivered_codes WHERE user = ? AND purpose = 'login' AND id = ? AND channel = ?\(unthrottled)
+                """).execute(arguments: [user, id, channel.rawValue] + throttleArguments)
         case .recoveryCode:
             preconditionFailure("recovery codes are applied by acceptRecoveryCode")
         }
@@ -81,10 +88,16 @@ extension SQLiteStore {
             .execute(arguments: [atMillis, user, index])
         guard db.changesCount == 1 else { return .conflict }
         // A recovery code is a successful login: reset the throttle and record it.
+        try recordLogin(user: user, atMillis: atMillis, db)
+        return .applied
+    }
+
+    /// A login with a recovery code or a delivered code (no factor row of its own): resets the
+    /// user's throttle and records the success on the user's row.
+    private static func recordLogin(user: String, atMillis: Int64, _ db: Database) throws {
         try db.cachedStatement(sql: """
             UPDATE users SET failures = 0, not_before = NULL, locked_until = NULL, last_success = ? WHERE name = ?
             """).execute(arguments: [atMillis, user])
-        return .applied
     }
 
     /// Resets the user's throttle after a success; writes the row only when there is something to clear.

@@ -512,8 +512,9 @@ public final class SQLiteStore: TwofoldStore {
 }
 
 /// The login read on a connection of its own, used synchronously by one thread (an event loop):
-/// no executor hop and no shared reader pool to wait for. Each read is a single SELECT in
-/// autocommit mode, so it sees every transaction committed before it started.
+/// no executor hop and no shared reader pool to wait for. Each read is a SELECT in autocommit mode
+/// (the user's row and factors; then, for a known user, its contacts and login code), so it sees
+/// every transaction committed before it started.
 final class SQLiteLoginReader: LoginReader {
     private let queue: DatabaseQueue
     private let sealer: Sealer
@@ -530,7 +531,12 @@ final class SQLiteLoginReader: LoginReader {
         do {
             return try queue.inDatabase { db in
                 let rows = try Row.fetchCursor(db.cachedStatement(sql: SQLiteStore.loginSQL), arguments: [name])
-                return try SQLiteStore.decodeUsers(rows, sealer: sealer, countsCodes: false).first
+                guard var record = try SQLiteStore.decodeUsers(rows, sealer: sealer, countsCodes: false).first else { return nil }
+                // The contacts and the login code: a second statement, only for a known user. A commit
+                // between the two may show a code newer than the factors read; the verify path
+                // decides on what it finds when it commits, so that is harmless.
+                try SQLiteStore.attachDelivery(&record, db)
+                return record
             }
         } catch {
             throw SQLiteStore.storeError(error)

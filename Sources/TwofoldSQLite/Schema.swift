@@ -6,7 +6,7 @@ import TwofoldStore
 /// The numbered schema migrations and the checks made before any of them runs.
 enum Schema {
     /// Migration identifiers this code knows, oldest first. Append only.
-    static let migrationIdentifiers = ["v1", "v2", "v3", "v4", "v5", "v6"]
+    static let migrationIdentifiers = ["v1", "v2", "v3", "v4", "v5", "v6", "v7"]
 
     /// The newest schema this code understands.
     static var supported: String { migrationIdentifiers.last! }
@@ -127,6 +127,9 @@ enum Schema {
         }
         migrator.registerMigration("v6") { db in
             try db.execute(sql: v6)
+        }
+        migrator.registerMigration("v7") { db in
+            try db.execute(sql: v7)
         }
         precondition(migrator.migrations == migrationIdentifiers)
         return migrator

@@ -275,16 +275,19 @@ extension HostCertificate {
 /// sync to disk (group commit); each is applied atomically and reports whether it took effect.
 public enum StoreMutation: Sendable {
     /// Apply an accepted answer's `use` (a TOTP step, an HOTP counter, a recovery code, a delivered
-    /// code: deleted only if it is still the user's login code of that id), only if it
-    /// is still fresh for its factor, so a code is never accepted twice; replay state is per
-    /// factor. Resets the user's throttle and records the factor's last use.
+    /// code: deleted only if it is still the user's login code of that id and channel, else
+    /// `.conflict`), only if it is still fresh for its factor, so a code is never accepted twice;
+    /// replay state is per factor. Resets the user's throttle and records the factor's last use
+    /// (a recovery or delivered code: the user's last success). A delivered code's expiry, host and
+    /// service are the caller's to check (`DeliveredCodeFactor`), not the store's.
     /// It first reads the user's throttle state in the transaction: while a lock or delay is in
-    /// force it is refused (`.throttled`) and counted as a failure under `policy`. A step or counter
-    /// refused that way is still used up (a right code whose dialog was refused must not work
-    /// later); a refused recovery code stays unused.
+    /// force it is refused (`.throttled`) and counted as a failure under `policy`. A step, counter
+    /// or delivered code refused that way is still used up (a right code whose dialog was refused
+    /// must not work later); a refused recovery code stays unused.
     case accept(user: String, use: FactorUse, atMillis: Int64, policy: ThrottlePolicy = ThrottlePolicy())
-    /// Use up a TOTP step or HOTP counter without logging in: a right code whose client gave up
-    /// before the verdict. Changes neither the throttle nor the last use.
+    /// Use up a TOTP step, an HOTP counter or a delivered login code (of that id) without logging
+    /// in: a right code whose client gave up before the verdict. Changes neither the throttle nor
+    /// the last use.
     case consume(user: String, use: FactorUse)
     /// Count a failure: the store reads the current throttle state inside the transaction and
     /// stores `Throttle.afterFailure(...)` of it. Result `.appliedFailure(_)` gives the new state.
@@ -456,8 +459,10 @@ public protocol TwofoldStore: Sendable {
     /// The user's unused recovery codes as (index, hash), opened.
     func recoveryCodes(user: String) async throws -> [(index: Int, hash: RecoveryCodeHash)]
 
-    /// Removes one active factor. Removing the last one also removes the recovery codes and any
-    /// pending enrollment (no second factor is left to recover). Returns false if there was none of that name.
+    /// Removes one active OTP factor. Removing the last one also removes the recovery codes and any
+    /// pending enrollment (no second factor is left to recover), unless the user has a verified
+    /// contact left (a factor too): then they stay. Contacts are never removed here. Returns false
+    /// if there was none of that name.
     func removeFactor(user: String, name: String) async throws -> Bool
 
     /// Removes every factor, the pending enrollment, the recovery codes, the contacts and any
@@ -476,7 +481,8 @@ public protocol TwofoldStore: Sendable {
     /// Records, once, when a policy rule first applied to the user; returns the stored time.
     func markFirstRequired(user: String, atMillis: Int64) async throws -> Int64
 
-    /// Users ordered by name, starting after `afterName`, at most `limit`. Secrets are not opened (nil).
+    /// Users ordered by name, starting after `afterName`, at most `limit`. Secrets are not opened (nil);
+    /// the contacts are filled (one query for the page), the delivered code is not (nil).
     func listUsers(after afterName: String?, limit: Int) async throws -> [UserRecord]
 
     /// A stored setting (policy documents are JSON strings), or nil.
@@ -541,18 +547,25 @@ public protocol TwofoldStore: Sendable {
     // MARK: Contacts and delivered codes (schema v7)
 
     /// Adds `contact` for `user` (creating the user row if needed). A waiting contact replaces the
-    /// user's waiting one of its channel; a verified one (an admin's) replaces both of its channel.
+    /// user's waiting one of its channel (a waiting contact of the address already verified changes
+    /// nothing); a verified one (an admin's) replaces both of its channel. Adding an address
+    /// already there again replaces it (its times). A delivered code sent to a replaced address is
+    /// deleted with it. An address not in `ContactAddress.normalize`'s form is refused
+    /// (`StoreError.conflict`, nothing written).
     func addContact(user: String, _ contact: Contact) async throws
 
     /// Removes the user's contacts of `channel` (only the one of this address when `value` is
     /// given), and a delivered code sent to a removed address; returns how many it removed.
     func removeContact(user: String, channel: DeliveryChannel, value: String?) async throws -> Int
 
-    /// Adds many verified contacts in one durable transaction (all or none), as `addContact` each.
+    /// Adds many verified contacts in one durable transaction (all or none), as `addContact` each
+    /// (the last of a user and channel wins). One not verified or not normalised refuses the whole
+    /// import (`StoreError.conflict`, nothing written).
     func importContacts(_ contacts: [UserContact]) async throws
 
     /// Contacts of every user ordered by user, channel, address; users after `afterUser`, at most
-    /// `limit` contacts (a user's contacts are never split across pages).
+    /// `limit` contacts (a user's contacts are never split across pages; the first user's come
+    /// whole even beyond `limit`, so a page is empty only at the end).
     func listContacts(after afterUser: String?, limit: Int) async throws -> [UserContact]
 
     /// Stores `code` as the user's delivered code of its purpose, durably, replacing (invalidating)
@@ -563,19 +576,22 @@ public protocol TwofoldStore: Sendable {
     func deliveredCode(user: String, purpose: DeliveryPurpose) async throws -> DeliveredCodeRecord?
 
     /// Confirms a waiting contact with its code: in one durable transaction, if the user's contact
-    /// code is still `codeID` and was sent to that contact, deletes the code, marks the contact
-    /// verified at `atMillis`, drops the user's other verified contact of that channel and resets
-    /// the user's failures. False (nothing written) if the code was replaced or used meanwhile.
+    /// code is still `codeID` and was sent to that contact, and the contact is still the user's,
+    /// deletes the code, marks the contact verified at `atMillis`, drops the user's other verified
+    /// contact of that channel (and a code sent to it) and resets the user's failures. False
+    /// (nothing written) if the code was replaced or used meanwhile, or the contact removed. The
+    /// code's expiry is the caller's to check.
     func confirmContact(user: String, channel: DeliveryChannel, value: String, codeID: Int64, atMillis: Int64) async throws -> Bool
 
-    /// Records a sent code for the send limits.
+    /// Records a sent code for the send limits. Kept until pruned, whatever happens to the user
+    /// (a revoke does not reset the limits).
     func recordSend(_ send: DeliverySend) async throws
 
-    /// Codes sent since `sinceMillis`: to `user`, to `destination` (any user), from `host`.
+    /// Codes sent since `sinceMillis` (inclusive): to `user`, to `destination` (any user), from `host`.
     func sendCounts(user: String, destination: String, host: String, since sinceMillis: Int64) async throws -> DeliverySendCounts
 
     /// Deletes records of sends from before `beforeMillis` and delivered codes that expired before
-    /// it; returns how many rows it deleted.
+    /// it (of any purpose); returns how many rows it deleted.
     func pruneDeliveries(before beforeMillis: Int64) async throws -> Int
 
     // MARK: Key rotation (defaults in Rekey.swift for a backend without it)

@@ -136,6 +136,9 @@ final class ScratchDatabases: @unchecked Sendable {
             UNION ALL SELECT 8, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM twofold_meta x)
             UNION ALL SELECT 9, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM host_certificates x)
             UNION ALL SELECT 10, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM moved_hosts x)
+            UNION ALL SELECT 11, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM contacts x)
+            UNION ALL SELECT 12, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM delivered_codes x)
+            UNION ALL SELECT 13, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM delivery_sends x)
         ) AS s(n, t)
         """
 }

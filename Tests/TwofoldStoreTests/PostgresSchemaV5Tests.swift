@@ -6,11 +6,11 @@ import TwofoldCrypto
 @testable import TwofoldStore
 import TwofoldTestSupport
 
-/// Schemas v5 and v6 on PostgreSQL: a v4 database (as the code before the host registry wrote it)
-/// and a v5 one (before hosts moved in) open as v6 with everything kept, and the last success's
-/// host is looked up in the partial index.
+/// Schemas v5 to v7 on PostgreSQL: a v4 database (as the code before the host registry wrote it),
+/// a v5 one (before hosts moved in) and a v6 one (before delivered codes) open as v7 with
+/// everything kept, and the last success's host is looked up in the partial index.
 @Suite struct PostgresSchemaV5Tests {
-    @Test(arguments: ["v4", "v5"]) func anOlderDatabaseMigratesToV6KeepingItsData(_ version: String) async throws {
+    @Test(arguments: ["v4", "v5", "v6"]) func anOlderDatabaseMigratesToV7KeepingItsData(_ version: String) async throws {
         let cluster = try PostgresCluster()
         let database = try await offPool { try cluster.createScratchDatabase() }
         try await withTempDir { dir in
@@ -20,7 +20,8 @@ import TwofoldTestSupport
             let pepper = try SecretBytes(randomCount: 32)
             let sealedPepper = PostgresV3Database.literal(try StoreMeta.sealPepper(pepper, with: sealer))
             try await offPool {
-                let tables = PostgresSchema.tablesV3 + [PostgresSchema.metaTable] + (version == "v5" ? PostgresSchema.tablesV5 : [])
+                let later = version == "v4" ? [] : PostgresSchema.tablesV5 + (version == "v6" ? PostgresSchema.tablesV6 : [])
+                let tables = PostgresSchema.tablesV3 + [PostgresSchema.metaTable] + later
                 try cluster.psql(tables.map { $0.sql + ";" }.joined(separator: "\n") + """
 
                     INSERT INTO twofold_schema (version, key_check) VALUES ('\(version)', \(check));
@@ -34,7 +35,7 @@ import TwofoldTestSupport
             #expect(try await PostgresRekeyTests.layout(cluster, database) == "\(version) 1 checks")
 
             let store = try await PostgresRekeyTests.open(cluster, database, Keyring(sealing: keys))
-            #expect(try await PostgresRekeyTests.layout(cluster, database) == "v6 1 checks")
+            #expect(try await PostgresRekeyTests.layout(cluster, database) == "v7 1 checks")
             #expect(try await store.recoveryPepper()?.constantTimeEquals(pepper) == true)
             try await expectV4DataKeptAndV5Working(store)
             try await store.appendMovedAudit([], host: "h-1", through: 7, previous: nil)

@@ -13,13 +13,13 @@ import TwofoldCrypto
             // GRDB sets NORMAL when it enables WAL; the store must have put FULL back.
             #expect(try store.writerSynchronousMode() == 2)
             #expect(try store.testingCount("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'") == 1)
-            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2', 'v3', 'v4', 'v5', 'v6')") == 6)
+            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2', 'v3', 'v4', 'v5', 'v6', 'v7')") == 7)
             #expect(try store.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await store.close()
 
             // Reopening migrates nothing again, keeps one key check, and the file is private.
             let again = try openStore(dir, keys: try makeKeys(in: dir))
-            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 6)
+            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 7)
             #expect(try again.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await again.close()
             let mode = try FileManager.default.attributesOfItem(atPath: dir + "/twofold.db")[.posixPermissions] as? Int
@@ -81,6 +81,56 @@ import TwofoldCrypto
             #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier = 'v5'") == 1)
             try await expectV4DataKeptAndV5Working(store)
             #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier = 'v6'") == 1)
+            try await store.close()
+        }
+    }
+
+    @Test func v6DatabaseMigratesToV7KeepingItsData() async throws {
+        try await withTempDir { dir in
+            let keys = try makeKeys(in: dir)
+            // A database as a v6 twofoldd left it: an enrolled user with a used step, failures and an
+            // override, recovery codes, a host moved in, a setting.
+            let sealer = Sealer(keys: keys)
+            let secret = try SecretBytes(randomCount: 20)
+            let pepper = try #require(try SQLiteStore.testingCreate(path: dir + "/twofold.db", keys: keys, upTo: "v6", sql: """
+                INSERT INTO users (name, requirement, failures) VALUES ('alice', 'required', 2);
+                INSERT INTO moved_hosts (host, audit_through) VALUES ('h-1', 9);
+                INSERT INTO settings (key, value) VALUES ('policy', '{}');
+                """))
+            let code = try RecoveryCodes.makeHash(canonical: "abcdefghjk", pepper: pepper)
+            let queue = try DatabaseQueue(path: dir + "/twofold.db")
+            try await queue.write { db in
+                try db.execute(sql: """
+                    INSERT INTO factors (user, name, kind, algorithm, digits, period, secret, last_step, added_at)
+                    VALUES ('alice', 'app', 'totp', 'SHA1', 6, 30, ?, 40, 1000)
+                    """, arguments: [Data(try sealer.seal(secret, .factor, user: "alice", factor: "app"))])
+                try db.execute(sql: "INSERT INTO recovery_codes (user, idx, sealed) VALUES ('alice', 0, ?)",
+                               arguments: [Data(try sealer.sealRecovery(code, user: "alice", index: 0))])
+            }
+            try queue.close()
+
+            let store = try openStore(dir, keys: keys)
+            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier = 'v7'") == 1)
+            var alice = try #require(try await store.user("alice"))
+            #expect(alice.factors.map(\.name) == ["app"] && alice.secret?.constantTimeEquals(secret) == true && alice.verify.lastStep == 40)
+            #expect(alice.requirement == .required && alice.throttle.failures == 2 && alice.recoveryCodesLeft == 1)
+            #expect(alice.contacts.isEmpty && alice.deliveredCode == nil)
+            #expect(try await store.movedAuditMark(host: "h-1") == 9)
+            #expect(try await store.setting("policy") == "{}")
+            #expect(try await store.commit([accept("alice", step: 40)]) == [.conflict])
+            // What v7 adds works on the migrated file; nothing of it is sealed.
+            let counts = try await store.sealedValueCounts()
+            try await store.addContact(user: "alice", Contact(channel: .sms, value: "+4915112345678", addedMillis: 5, verifiedMillis: 5))
+            try await store.storeDeliveredCode(user: "alice", DeliveredCodeRecord(
+                id: 7, purpose: .login, channel: .sms, destination: "+4915112345678", hash: Array(repeating: 1, count: 32), digits: 6,
+                host: "h-1", service: "sshd", createdMillis: 5, expiresMillis: 500))
+            try await store.recordSend(DeliverySend(timeMillis: 5, user: "alice", channel: .sms, destination: "+4915112345678", host: "h-1"))
+            #expect(try await store.sealedValueCounts() == counts)
+            alice = try #require(try await store.user("alice"))
+            #expect(alice.kinds == [.totp, .sms] && alice.deliveredCode?.id == 7)
+            #expect(try await store.commit([.accept(user: "alice", use: .deliveredCode(channel: .sms, id: 7), atMillis: 50, policy: ThrottlePolicy())])
+                    == [.applied])
+            #expect(try await store.user("alice")?.throttle == ThrottleState())
             try await store.close()
         }
     }

@@ -12,7 +12,7 @@ func openStore(_ dir: String, keys: SealingKeys) throws -> SQLiteStore {
 
 /// A store opened on a v4 database holding bob's override `required`, the setting `policy` = `{}`
 /// and five successful logins of alice (at 1,000 to 1,004) without hosts, as both backends' v4 →
-/// v5 tests write it: all of it kept, and what v5 adds works.
+/// v5 tests write it: all of it kept, and what v5, v6 and v7 add works.
 func expectV4DataKeptAndV5Working(_ store: any TwofoldStore) async throws {
     #expect(try await store.setting("policy") == "{}")
     #expect(try await store.user("bob")?.requirement == .required)
@@ -25,6 +25,11 @@ func expectV4DataKeptAndV5Working(_ store: any TwofoldStore) async throws {
     #expect(try await store.hostCertificates(host: nil).count == 1)
     // v6: hosts moved in.
     #expect(try await store.movedAuditMark(host: "h-1") == nil)
+    // v7: contacts (bob, who had only an override, keeps it and gets one).
+    try await store.addContact(user: "bob", Contact(channel: .email, value: "bob@example.com", addedMillis: 3_000, verifiedMillis: 3_000))
+    let bob = try await store.user("bob")
+    #expect(bob?.contacts.map(\.value) == ["bob@example.com"] && bob?.requirement == .required && bob?.status == .active)
+    #expect(try await store.sendCounts(user: "bob", destination: "bob@example.com", host: "h-1", since: 0) == DeliverySendCounts(user: 0, destination: 0, host: 0))
 }
 
 /// The bytes of every file of the database (main, -wal, -shm when present), by suffix.
