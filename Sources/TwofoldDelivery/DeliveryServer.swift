@@ -151,8 +151,9 @@ public final class DeliveryServer: Sendable {
             refused("the frame announces \(length) bytes; at most \(DeliveryWire.maxFrame)")
         case .timedOut:
             refused("no whole request within \(Self.readDeadlineMillis) ms")
-        case .truncated:
-            log.log(.notice, "connection closed before a whole request")
+        case .truncated(let received):
+            // Nothing at all: a probe that the service takes connections (twofoldctl doctor).
+            if received > 0 { log.log(.notice, "connection closed before a whole request") }
         case .failed(let reason):
             log.log(.warning, "cannot read a request", [("error", reason)])
         }

@@ -86,8 +86,8 @@ enum UnixSocket {
         case frame([UInt8])
         /// The length prefix announces more than the largest frame.
         case tooLarge(Int)
-        /// The peer closed the connection before a whole frame.
-        case truncated
+        /// The peer closed the connection before a whole frame, after this many bytes.
+        case truncated(Int)
         /// No whole frame before the deadline.
         case timedOut
         case failed(String)
@@ -97,19 +97,16 @@ enum UnixSocket {
     /// milliseconds).
     static func readFrame(_ fd: Int32, maxLength: Int, deadline: Int) -> ReadOutcome {
         var prefix = [UInt8](repeating: 0, count: 4)
-        switch readExactly(fd, into: &prefix, deadline: deadline) {
-        case .some(let outcome): return outcome
-        case .none: break
-        }
+        if let outcome = readExactly(fd, into: &prefix, deadline: deadline, before: 0) { return outcome }
         let length = Int(prefix[0]) << 24 | Int(prefix[1]) << 16 | Int(prefix[2]) << 8 | Int(prefix[3])
         guard length <= maxLength else { return .tooLarge(length) }
         var body = [UInt8](repeating: 0, count: length)
-        if let outcome = readExactly(fd, into: &body, deadline: deadline) { return outcome }
+        if let outcome = readExactly(fd, into: &body, deadline: deadline, before: 4) { return outcome }
         return .frame(body)
     }
 
-    /// Fills `buffer`; nil when it did, else what happened instead.
-    private static func readExactly(_ fd: Int32, into buffer: inout [UInt8], deadline: Int) -> ReadOutcome? {
+    /// Fills `buffer`; nil when it did, else what happened instead (`before`: bytes read earlier).
+    private static func readExactly(_ fd: Int32, into buffer: inout [UInt8], deadline: Int, before: Int) -> ReadOutcome? {
         var filled = 0
         while filled < buffer.count {
             let left = deadline - CommandRunner.monotonicMillis()
@@ -125,7 +122,7 @@ enum UnixSocket {
             if n > 0 {
                 filled += n
             } else if n == 0 {
-                return .truncated
+                return .truncated(before + filled)
             } else if errno != EINTR && errno != EAGAIN {
                 return .failed("read: \(String(cString: strerror(errno)))")
             }
