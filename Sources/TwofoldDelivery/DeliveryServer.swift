@@ -108,8 +108,8 @@ public final class DeliveryServer: Sendable {
     /// of connections bounded, so neither a stranger nor a flood gets a thread.
     private func admit(_ fd: Int32) {
         guard let uid = UnixSocket.peerUID(fd), authorization.allows(uid: uid) else {
-            close(fd)
             noteRefusedPeer()
+            close(fd)
             return
         }
         let admitted = counts.withLock { counts -> Bool in

@@ -193,8 +193,14 @@ struct DeliveryServiceTests {
         #expect(elapsed >= 1.0 && elapsed < 1.0 + 0.5 + 1.5, "answered after \(elapsed) s")
         for name in ["command.pid", "child.pid"] {
             let pid = try #require(Int32((try String(contentsOfFile: service.directory + "/" + name, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)))
-            // Gone, or a zombie waiting for a reaper: either way it runs no more.
-            let state = processState(pid)
+            // Gone, or a zombie waiting for a reaper: either way it runs no more. (SIGKILL is sent
+            // before the answer; on a busy machine the process may take a moment to be scheduled and die.)
+            let until = Date().addingTimeInterval(5)
+            var state = processState(pid)
+            while state != nil && state != "Z" && Date() < until {
+                usleep(10_000)
+                state = processState(pid)
+            }
             #expect(state == nil || state == "Z", "\(name) \(pid) is still running (state \(String(describing: state)))")
         }
         #expect(service.stop() == 0)
@@ -295,7 +301,9 @@ struct DeliveryServiceTests {
         #expect(try JSONDecoder().decode(DeliveryResponse.self, from: Data(answer)) == DeliveryResponse(outcome: "sent"))
         #expect(service.process?.wait() == 0, "\(service.log)")
         #expect(throws: HarnessError.self) { _ = try DeliveryClient.connect(service.socketPath) }
-        #expect(service.log.contains("shutting down: no new connections connections=1 running=1") && service.log.contains("stopped"), "\(service.log)")
+        // (The busy connection may still be counted: its thread closes it just after answering.)
+        #expect(service.log.contains("shutting down: no new connections connections=") && service.log.contains("running=1")
+                && service.log.contains("<5>stopped"), "\(service.log)")
     }
 
     // MARK: who may ask, and what a request may be
@@ -313,7 +321,10 @@ struct DeliveryServiceTests {
                 s.sendall(bytes.fromhex(sys.argv[2]))
             except OSError:
                 pass
-            data = s.recv(65536)
+            try:
+                data = s.recv(65536)
+            except ConnectionResetError:  # closed with the request unread: the kernel resets
+                data = b""
             print("closed" if not data else "answered: " + data[4:].decode())
             """
         let hex = frame.map { String(format: "%02x", $0) }.joined()
