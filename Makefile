@@ -40,6 +40,7 @@ deps:
 build: $(DEPS)
 	$(RELEASE) --product twofoldd
 	$(RELEASE) --product twofoldctl
+	$(RELEASE) --product twofold-deliver
 
 pam: $(DEPS)
 	$(MAKE) -C pam all
@@ -96,16 +97,30 @@ deb-test:
 install: build pam
 	install -D -s -m 0755 .build/release/twofoldd $(DESTDIR)$(SBINDIR)/twofoldd
 	install -D -s -m 0755 .build/release/twofoldctl $(DESTDIR)$(BINDIR)/twofoldctl
+	install -D -s -m 0755 .build/release/twofold-deliver $(DESTDIR)$(SBINDIR)/twofold-deliver
+	install -D -m 0755 delivery/send-email $(DESTDIR)$(PREFIX)/lib/twofold/send-email
+	install -D -m 0755 delivery/send-sms $(DESTDIR)$(PREFIX)/lib/twofold/send-sms
 	$(MAKE) install-man
 	$(MAKE) -C pam install DESTDIR=$(DESTDIR)
 	install -D -m 0644 systemd/twofoldd.service $(DESTDIR)$(UNITDIR)/twofoldd.service
 	install -D -m 0644 systemd/twofoldd.socket $(DESTDIR)$(UNITDIR)/twofoldd.socket
+	install -D -m 0644 systemd/twofold-deliver.service $(DESTDIR)$(UNITDIR)/twofold-deliver.service
+	install -D -m 0644 systemd/twofold-deliver.socket $(DESTDIR)$(UNITDIR)/twofold-deliver.socket
+	install -D -m 0644 debian/twofold.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/twofold.conf
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/twofold/twofoldd.conf ]; then \
 		install -D -m 0644 systemd/twofoldd.conf $(DESTDIR)$(SYSCONFDIR)/twofold/twofoldd.conf; \
 	else echo "keeping existing $(SYSCONFDIR)/twofold/twofoldd.conf"; fi
+	@for conf in deliver.conf send-email.conf send-sms.conf; do \
+		if [ ! -e $(DESTDIR)$(SYSCONFDIR)/twofold/$$conf ]; then \
+			install -D -m 0644 systemd/$$conf $(DESTDIR)$(SYSCONFDIR)/twofold/$$conf; \
+		else echo "keeping existing $(SYSCONFDIR)/twofold/$$conf"; fi; \
+	done
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -D -m 0644 docs/delivery.md $(DESTDIR)$(DOCDIR)/delivery.md
+	install -D -m 0644 systemd/twofold-deliver-hardening.conf $(DESTDIR)$(DOCDIR)/examples/twofold-deliver-hardening.conf
 	install -D -m 0644 pam/examples/README.md $(DESTDIR)$(DOCDIR)/pam-examples.md
 	@echo "Installed. Next: systemctl daemon-reload && systemctl enable --now twofoldd.socket"
+	@echo "Delivery by email or text message: systemd-sysusers twofold.conf, edit $(SYSCONFDIR)/twofold/deliver.conf, systemctl enable --now twofold-deliver.socket"
 
 install-man:
 	@for page in $(MANPAGES); do \
@@ -115,7 +130,9 @@ install-man:
 
 # Leaves /etc/twofold (config, key) and /var/lib/twofold (state) in place: they hold secrets.
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/twofoldd $(DESTDIR)$(BINDIR)/twofoldctl
+	rm -f $(DESTDIR)$(SBINDIR)/twofoldd $(DESTDIR)$(BINDIR)/twofoldctl $(DESTDIR)$(SBINDIR)/twofold-deliver
+	rm -rf $(DESTDIR)$(PREFIX)/lib/twofold
+	rm -f $(DESTDIR)$(UNITDIR)/twofold-deliver.service $(DESTDIR)$(UNITDIR)/twofold-deliver.socket $(DESTDIR)$(PREFIX)/lib/sysusers.d/twofold.conf
 	$(MAKE) uninstall-man
 	$(MAKE) -C pam uninstall DESTDIR=$(DESTDIR)
 	rm -f $(DESTDIR)$(UNITDIR)/twofoldd.service $(DESTDIR)$(UNITDIR)/twofoldd.socket

@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "twofoldd", targets: ["twofoldd"]),
         .executable(name: "twofoldctl", targets: ["twofoldctl"]),
+        .executable(name: "twofold-deliver", targets: ["twofold-deliver"]),
         .library(name: "TwofoldCore", targets: ["TwofoldCore"]),
     ],
     dependencies: [
@@ -90,6 +91,18 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The delivery service as a library (docs/delivery.md): its config, the Unix-socket server that takes one
+        // request per connection from twofoldd (SO_PEERCRED), the checks of a request, the channel's command
+        // run without a shell under a time limit. Threads and blocking I/O: at most a few commands at once.
+        .target(name: "TwofoldDelivery", dependencies: ["TwofoldProtocol", "TwofoldCore"]),
+        // `twofold-deliver`: sends twofoldd's login codes by email and text message, outside its sandbox.
+        .executableTarget(
+            name: "twofold-deliver",
+            dependencies: [
+                "TwofoldDelivery", "TwofoldProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // libqrencode from Debian's libqrencode-dev, found with pkg-config.
         .systemLibrary(
             name: "CQRencode",
@@ -131,6 +144,10 @@ let package = Package(
             "TwofoldDaemon", "TwofoldStore", "TwofoldSQLite", "TwofoldProtocol", "TwofoldClient", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // twofold-deliver (the real binary) on a temporary socket: its commands against a real SMTP server (aiosmtpd,
+        // through msmtp) and a real HTTP server, failures, time limits, bad frames, peers of the wrong uid.
+        .testTarget(name: "TwofoldDeliveryTests", dependencies: ["TwofoldDelivery", "TwofoldProtocol", "TwofoldCore", "TwofoldTestSupport"],
+                    exclude: ["Servers"]),
         // twofoldctl (the real binary) against a real twofoldd; TwofoldQR decoded back with zbarimg; golden help texts.
         .testTarget(
             name: "TwofoldCLITests",

@@ -37,6 +37,8 @@ UNENROLLED=twofold-member                     # not enrolled; logs in through co
 SECRET1=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP
 SECRET2=KRUGKIDROVUWG2ZAMJZG653OEBTG66BA
 STATE_PATHS=(/etc/twofold /var/lib/twofold /var/lib/private/twofold /run/twofold)
+# The package's conffiles: the daemon's, the delivery service's and its two commands'.
+CONFFILES="/etc/twofold/twofoldd.conf /etc/twofold/deliver.conf /etc/twofold/send-email.conf /etc/twofold/send-sms.conf"
 APT=(apt-get -y -q -o DPkg::Lock::Timeout=600)
 PROMPT="Verification code"                    # the daemon's code prompt
 
@@ -241,9 +243,9 @@ status_is() {  # status_is EXPECTED WHEN
   [ "$s" = "$1" ] || fail "dpkg: twofold is '${s:-unknown}', expected '$1' ($2)"
 }
 
-units_enabled_links() {  # what deb-systemd-helper made for twofoldd's units
+units_enabled_links() {  # what deb-systemd-helper made for twofoldd's and twofold-deliver's units
   find /etc/systemd/system /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked \
-    -name 'twofoldd.*' 2>/dev/null | sort
+    \( -name 'twofoldd.*' -o -name 'twofold-deliver.*' \) 2>/dev/null | sort
 }
 
 # ====================================================================================================
@@ -253,7 +255,8 @@ case $(package_status) in
   *) fail "the twofold package is on this machine ($(package_status)): this test installs and purges it; purge it first (apt-get purge twofold)" ;;
 esac
 for p in "${STATE_PATHS[@]}" /usr/sbin/twofoldd /usr/bin/twofoldctl "$MODULE" /usr/share/pam-configs/twofold \
-         /lib/systemd/system/twofoldd.service /lib/systemd/system/twofoldd.socket; do
+         /lib/systemd/system/twofoldd.service /lib/systemd/system/twofoldd.socket /usr/sbin/twofold-deliver /usr/lib/twofold \
+         /lib/systemd/system/twofold-deliver.service /lib/systemd/system/twofold-deliver.socket; do
   [ ! -e "$p" ] && [ ! -L "$p" ] || fail "$p exists (a Twofold installed with make install?): this test would replace or purge it; remove it first (make uninstall; the state is yours to keep or delete)"
 done
 [ -z "$(units_enabled_links)" ] || fail "twofoldd's units are enabled here: $(units_enabled_links | tr '\n' ' ')"
@@ -368,8 +371,16 @@ if errors:
     print("\n".join("deb-test: FAIL: " + e for e in errors), file=sys.stderr)
     sys.exit(1)
 PY
-grep -qx /etc/twofold/twofoldd.conf "$TMP/control/conffiles" || fail "conffiles does not list /etc/twofold/twofoldd.conf"
-ok "conffiles: /etc/twofold/twofoldd.conf"
+for conf in $CONFFILES; do
+  grep -qx "$conf" "$TMP/control/conffiles" || fail "conffiles does not list $conf"
+done
+ok "conffiles: $CONFFILES"
+# The delivery service: its user made by systemd-sysusers; its units neither enabled nor started.
+grep -q "systemd-sysusers.* twofold.conf" "$TMP/control/postinst" || fail "postinst does not run systemd-sysusers twofold.conf"
+! grep -Eq "deb-systemd-helper enable '?twofold-deliver|deb-systemd-invoke (start|restart) '?twofold-deliver" "$TMP/control/postinst" ||
+  fail "postinst enables or starts a twofold-deliver unit: the admin turns delivery on"
+grep -Eq "deb-systemd-invoke stop '?twofold-deliver.socket" "$TMP/control/prerm" || fail "prerm does not stop twofold-deliver.socket"
+ok "twofold-deliver: its user from sysusers, its units not enabled, the socket stopped on remove"
 
 # ====================================================================================================
 step "install: apt-get install $DEB"
@@ -383,9 +394,16 @@ must_exist /usr/sbin/twofoldd /usr/bin/twofoldctl "$MODULE" /lib/systemd/system/
   /usr/share/fish/vendor_completions.d/twofoldctl.fish \
   /usr/share/doc/twofold/README.md /usr/share/doc/twofold/copyright /usr/share/doc/twofold/examples/sshd \
   /usr/share/doc/twofold/examples/postgresql.conf /usr/share/doc/twofold/examples/server.conf \
-  /usr/share/doc/twofold/examples/relay.conf /usr/share/doc/twofold/examples/fleet-ca.sh
-[ -x /usr/sbin/twofoldd ] && [ -x /usr/bin/twofoldctl ] || fail "the binaries are not executable"
-for b in /usr/sbin/twofoldd /usr/bin/twofoldctl "$MODULE"; do
+  /usr/share/doc/twofold/examples/relay.conf /usr/share/doc/twofold/examples/fleet-ca.sh \
+  /usr/sbin/twofold-deliver /usr/lib/twofold/send-email /usr/lib/twofold/send-sms \
+  /lib/systemd/system/twofold-deliver.service /lib/systemd/system/twofold-deliver.socket $CONFFILES \
+  /usr/lib/sysusers.d/twofold.conf /usr/share/doc/twofold/delivery.md /usr/share/doc/twofold/examples/twofold-deliver-hardening.conf
+[ -x /usr/sbin/twofoldd ] && [ -x /usr/bin/twofoldctl ] && [ -x /usr/sbin/twofold-deliver ] || fail "the binaries are not executable"
+[ -x /usr/lib/twofold/send-email ] && [ -x /usr/lib/twofold/send-sms ] || fail "the delivery commands are not executable"
+getent passwd twofold-deliver >/dev/null || fail "systemd-sysusers did not create the user twofold-deliver"
+[ "$(/usr/sbin/twofold-deliver --config /etc/twofold/deliver.conf --check-config | tail -n 1)" = "configuration OK" ] ||
+  fail "the installed deliver.conf does not check OK"
+for b in /usr/sbin/twofoldd /usr/bin/twofoldctl /usr/sbin/twofold-deliver "$MODULE"; do
   deps=$(ldd "$b")
   ! grep -q -e 'not found' -e /opt/swift <<<"$deps" || fail "$b needs a library that is missing or in /opt/swift: $deps"
 done
@@ -410,16 +428,18 @@ grep -q "^ /etc/twofold/twofoldd.conf $(md5sum < systemd/twofoldd.conf | cut -d'
 cmp -s /etc/twofold/twofoldd.conf systemd/twofoldd.conf || fail "/etc/twofold/twofoldd.conf is not systemd/twofoldd.conf"
 [ "$(/usr/sbin/twofoldd --config /etc/twofold/twofoldd.conf --check-config | tail -n 1)" = "configuration OK" ] || fail "the installed config does not check OK"
 ok "conffile /etc/twofold/twofoldd.conf (dpkg-query Conffiles), checks OK"
-verify=$(systemd-analyze verify /lib/systemd/system/twofoldd.socket /lib/systemd/system/twofoldd.service 2>&1) ||
+verify=$(systemd-analyze verify /lib/systemd/system/twofoldd.socket /lib/systemd/system/twofoldd.service \
+  /lib/systemd/system/twofold-deliver.socket /lib/systemd/system/twofold-deliver.service 2>&1) ||
   fail "systemd-analyze verify: $verify"
 [ -z "$verify" ] || fail "systemd-analyze verify: $verify"
 grep -q '^Requires=.*twofoldd\.socket' /lib/systemd/system/twofoldd.service ||
   fail "twofoldd.service does not Require= twofoldd.socket: stopping the socket on remove would leave twofoldd running"
-ok "systemd-analyze verify: both installed units; the service Requires= the socket"
+ok "systemd-analyze verify: the four installed units; twofoldd.service Requires= its socket"
 link=/etc/systemd/system/sockets.target.wants/twofoldd.socket
 [ "$(readlink "$link")" = /lib/systemd/system/twofoldd.socket ] || fail "$link does not point to the socket unit: the socket was not enabled"
 must_not_exist /etc/systemd/system/multi-user.target.wants/twofoldd.service
-ok "twofoldd.socket enabled (sockets.target.wants), twofoldd.service not"
+must_not_exist /etc/systemd/system/sockets.target.wants/twofold-deliver.socket /etc/systemd/system/multi-user.target.wants/twofold-deliver.service
+ok "twofoldd.socket enabled (sockets.target.wants), twofoldd.service not; twofold-deliver's units not"
 pam_unchanged "after install"
 grep -qx twofold /var/lib/pam/seen || fail "pam-auth-update did not register the profile (/var/lib/pam/seen)"
 ok "profile /usr/share/pam-configs/twofold registered, not enabled (Default: no)"
@@ -531,10 +551,11 @@ left=()
 while read -r f; do
   [ -d "$f" ] && continue
   [ -e "$f" ] || [ -L "$f" ] || continue
-  [ "$f" = /etc/twofold/twofoldd.conf ] || left+=("$f")
+  [[ " $CONFFILES " == *" $f "* ]] || left+=("$f")
 done < "$TMP/files"
 [ ${#left[@]} -eq 0 ] || fail "remove left files of the package: ${left[*]}"
-must_not_exist /usr/sbin/twofoldd /usr/bin/twofoldctl "$MODULE" /lib/systemd/system/twofoldd.service /lib/systemd/system/twofoldd.socket /usr/share/pam-configs/twofold
+must_not_exist /usr/sbin/twofoldd /usr/bin/twofoldctl "$MODULE" /lib/systemd/system/twofoldd.service /lib/systemd/system/twofoldd.socket /usr/share/pam-configs/twofold \
+  /usr/sbin/twofold-deliver /usr/lib/twofold /lib/systemd/system/twofold-deliver.service /lib/systemd/system/twofold-deliver.socket
 ok "binaries, module, units, profile and the rest are gone (dpkg -l: rc)"
 [ "$(sha /etc/twofold/twofoldd.conf)" = "$conf_sum" ] || fail "remove changed /etc/twofold/twofoldd.conf"
 [ "$(sha /var/lib/twofold/twofold.key)" = "$key_sum" ] || fail "remove changed the key"

@@ -11,6 +11,7 @@ packages=(
   mandoc groff-base                                                    # tests: man pages lint clean
   debhelper dpkg-dev lintian                                           # make deb (Rules-Requires-Root: no, so no fakeroot)
   openssl                                                              # deb-test: a password hash for pam_unix; CLI tests: host certificates
+  python3-aiosmtpd msmtp curl                                          # delivery tests: a real SMTP server, msmtp as sendmail, send-sms's curl
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -40,7 +40,7 @@ struct SystemdUnitTests {
         #expect(socket.values("Socket", "SocketMode") == ["0666"])
     }
 
-    @Test("systemd-analyze verifies both units and rates the service's exposure low")
+    @Test("systemd-analyze verifies the units (twofoldd's and twofold-deliver's) and rates the service's exposure low")
     func systemdAnalyze() throws {
         let analyze = "/usr/bin/systemd-analyze"
         guard access(analyze, X_OK) == 0 else { throw HarnessError("\(analyze) missing: install the systemd package (scripts/install-deps.sh does)") }
@@ -51,7 +51,13 @@ struct SystemdUnitTests {
             .replacingOccurrences(of: "ExecStart=/usr/sbin/twofoldd", with: "ExecStart=\(TestPaths.twofoldd)")
         try service.write(toFile: directory + "/twofoldd.service", atomically: true, encoding: .utf8)
         try FileManager.default.copyItem(atPath: TestPaths.root + "/systemd/twofoldd.socket", toPath: directory + "/twofoldd.socket")
-        let verify = try run([analyze, "verify", directory + "/twofoldd.service", directory + "/twofoldd.socket"])
+        // The delivery service's units too (TwofoldDeliveryTests.DeliveryUnitTests checks them further).
+        let deliver = try String(contentsOfFile: TestPaths.root + "/systemd/twofold-deliver.service", encoding: .utf8)
+            .replacingOccurrences(of: "ExecStart=/usr/sbin/twofold-deliver", with: "ExecStart=\(TestPaths.products)/twofold-deliver")
+        try deliver.write(toFile: directory + "/twofold-deliver.service", atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: TestPaths.root + "/systemd/twofold-deliver.socket", toPath: directory + "/twofold-deliver.socket")
+        let verify = try run([analyze, "verify", directory + "/twofoldd.service", directory + "/twofoldd.socket",
+                              directory + "/twofold-deliver.service", directory + "/twofold-deliver.socket"])
         #expect(verify.status == 0 && verify.output.isEmpty, "\(verify.output)")
 
         let security = try run([analyze, "security", "--offline=yes", "--no-pager", TestPaths.root + "/systemd/twofoldd.service"])

@@ -1,0 +1,205 @@
+import Foundation
+import TwofoldProtocol
+import TwofoldTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension TestPaths {
+    static var twofoldDeliver: String { products + "/twofold-deliver" }
+    static var sendEmail: String { root + "/delivery/send-email" }
+    static var sendSMS: String { root + "/delivery/send-sms" }
+    static var servers: String { root + "/Tests/TwofoldDeliveryTests/Servers" }
+}
+
+/// A real `twofold-deliver` on a socket in a temporary directory, its stderr (the log) in a file.
+/// Readiness is its READY=1 on NOTIFY_SOCKET, as systemd would see it.
+final class DeliveryService: @unchecked Sendable {
+    let directory: String
+    let socketPath: String
+    let configPath: String
+    let logPath: String
+    private(set) var process: ChildProcess?
+    private var notify: NotifyListener?
+    private let peers: String
+
+    /// `peers` replaces the default peer keys (the test process's uid may send requests).
+    init(_ extraConfig: String = "", peers: String? = nil, environment: [String: String] = [:], start: Bool = true) throws {
+        directory = try makeTemporaryDirectory("dlv")
+        socketPath = directory + "/deliver.sock"
+        configPath = directory + "/deliver.conf"
+        logPath = directory + "/deliver.log"
+        self.peers = peers ?? "daemon_user =\nallowed_uids = \(getuid())"
+        try configure(extraConfig)
+        if start { try self.start(environment: environment) }
+    }
+
+    deinit {
+        if let process, process.isRunning {
+            process.signal(SIGKILL)
+            process.wait()
+        }
+        notify?.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// (Re)writes the config: the socket, the peer keys, then `extraConfig`'s lines.
+    func configure(_ extraConfig: String) throws {
+        try "socket = \(socketPath)\n\(peers)\n\(extraConfig)\n".write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    func start(environment extra: [String: String] = [:]) throws {
+        let notify = try NotifyListener(path: directory + "/notify.sock")
+        self.notify = notify
+        // The service's environment as systemd would give it: nothing of the test runner's.
+        var environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "NOTIFY_SOCKET": notify.path]
+        for (key, value) in extra { environment[key] = value }
+        let log = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard log >= 0 else { throw HarnessError("cannot open \(logPath)") }
+        defer { close(log) }
+        let process = try ChildProcess([TestPaths.twofoldDeliver, "--config", configPath], environment: environment, fds: [1: log, 2: log])
+        self.process = process
+        try notify.waitForReady(timeoutSeconds: 60, isRunning: { process.isRunning }, logPath: logPath)
+    }
+
+    /// SIGTERM, then the exit status.
+    func stop() -> Int32 {
+        guard let process else { return -1 }
+        process.signal(SIGTERM)
+        return process.wait()
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func request(_ request: DeliveryRequest, timeoutSeconds: Double = 30) throws -> DeliveryResponse {
+        guard let bytes = try exchange(try DeliveryWire.frame(request), timeoutSeconds: timeoutSeconds) else {
+            throw HarnessError("the service closed the connection without an answer\n\(log)")
+        }
+        return try JSONDecoder().decode(DeliveryResponse.self, from: Data(bytes))
+    }
+
+    /// Sends `bytes` (and half-closes unless `keepOpen`), then reads one response frame: its JSON,
+    /// or nil when the service closes without one.
+    func exchange(_ bytes: [UInt8], keepOpen: Bool = false, timeoutSeconds: Double = 30) throws -> [UInt8]? {
+        let fd = try DeliveryClient.connect(socketPath)
+        defer { close(fd) }
+        // A refused peer's connection is closed unread: its write may fail (EPIPE), the read says so.
+        if (try? DeliveryClient.write(fd, bytes)) != nil && !keepOpen { shutdown(fd, Int32(SHUT_WR)) }
+        return try DeliveryClient.readFrame(fd, timeoutSeconds: timeoutSeconds)
+    }
+}
+
+/// A plain Unix-socket client of the delivery protocol.
+enum DeliveryClient {
+    static func connect(_ path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw HarnessError("connect \(path): \(reason)")
+        }
+        return fd
+    }
+
+    static func write(_ fd: Int32, _ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw HarnessError("send: \(String(cString: strerror(errno)))") }
+            offset += n
+        }
+    }
+
+    /// One frame's body, or nil at EOF before any byte.
+    static func readFrame(_ fd: Int32, timeoutSeconds: Double) throws -> [UInt8]? {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            if received.count >= 4 {
+                let length = Int(received[0]) << 24 | Int(received[1]) << 16 | Int(received[2]) << 8 | Int(received[3])
+                if received.count >= 4 + length { return Array(received[4..<(4 + length)]) }
+            }
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { throw HarnessError("no answer within \(timeoutSeconds) s") }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, Int32(left * 1000) + 1) > 0 else { continue }
+            let n = read(fd, &buffer, buffer.count)
+            if n > 0 { received += buffer[0..<n]; continue }
+            if n < 0 && errno == EINTR { continue }
+            if received.isEmpty { return nil }
+            throw HarnessError("the connection closed inside a frame (\(received.count) bytes)")
+        }
+    }
+}
+
+/// A helper server (Servers/*.py) that prints its port on its first line of output.
+final class PortServer: @unchecked Sendable {
+    let process: ChildProcess
+    let port: Int
+    private let output: Int32
+
+    init(_ argv: [String]) throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw HarnessError("pipe") }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        let devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        defer { close(devnull) }
+        process = try ChildProcess(argv, fds: [1: fds[1], 2: devnull])
+        close(fds[1])
+        output = fds[0]
+        // The port line: the server accepts connections from then on.
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            var pfd = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 1_000) > 0 else { continue }
+            guard read(output, &byte, 1) == 1 else { break }
+            if byte == UInt8(ascii: "\n") { break }
+            line.append(byte)
+        }
+        guard let port = Int(String(decoding: line, as: UTF8.self)) else {
+            process.signal(SIGKILL)
+            throw HarnessError("\(argv) printed no port (\(String(decoding: line, as: UTF8.self)))")
+        }
+        self.port = port
+    }
+
+    deinit {
+        process.signal(SIGKILL)
+        process.wait()
+        close(output)
+    }
+}
+
+/// A request as twofoldd sends one, with a fresh 8-digit code (distinct in every test, so a log
+/// line holding it cannot be a coincidence).
+func makeRequest(channel: String = "email", destination: String? = nil, user: String = "alice") -> DeliveryRequest {
+    let code = String(format: "%08d", Int.random(in: 10_000_000...99_999_999))
+    let destination = destination ?? (channel == "sms" ? "+4915112345678" : "alice@example.com")
+    return DeliveryRequest(channel: channel, user: user, destination: destination, subject: "Your Twofold login code",
+                           message: "Your login code for host1 is \(code).\nIt is valid for 5 minutes.\n", code: code)
+}
+
+/// Writes an executable script. A shell writes it, not this process: tests run in parallel, and a
+/// child another test spawns at that moment would inherit a descriptor open for writing on it until
+/// its exec (close-on-exec or not), so the service's exec of the script could fail "Text file busy".
+func writeScript(_ path: String, _ text: String) throws {
+    let written = try ChildProcess.run(["/bin/sh", "-c", "cat > \"$0\" && chmod 755 \"$0\"", path], input: text)
+    guard written.status == 0 else { throw HarnessError("cannot write \(path): \(written.output)") }
+}
+
+/// The state letter of /proc/PID/stat, nil when there is no such process.
+func processState(_ pid: Int32) -> Character? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return nil }
+    return stat[stat.index(close, offsetBy: 2)...].first
+}
