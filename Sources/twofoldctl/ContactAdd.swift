@@ -8,7 +8,7 @@ extension Twofoldctl.Contact {
             abstract: "Add an email address or a phone number; a code is sent to it to confirm it.",
             discussion: """
                 twofoldctl checks the address first (an email address with one '@' and a domain; a \
-                phone number as +, the country code and the number, e.g. +4915112345678: spaces, \
+                phone number as +, the country code and the number, such as +4915112345678: spaces, \
                 dashes, dots and brackets between the digits are dropped). If you have a factor, \
                 it asks a current code of one (or a recovery code, or a code from 'twofoldctl \
                 contact send-code'); root, and an admin adding a contact for another user, are not \
