@@ -111,11 +111,12 @@ let package = Package(
         ),
         // QR codes for enrollment (twofoldctl and enroll-at-login): libqrencode, rendered as Unicode half blocks or ANSI colours.
         .target(name: "TwofoldQR", dependencies: ["CQRencode"]),
-        // The control CLI; talks to twofoldd over its socket only.
+        // The control CLI; talks to twofoldd over its socket only (the core for its local checks:
+        // contacts' addresses, the factor kinds).
         .executableTarget(
             name: "twofoldctl",
             dependencies: [
-                "TwofoldClient", "TwofoldProtocol", "TwofoldQR",
+                "TwofoldClient", "TwofoldProtocol", "TwofoldQR", "TwofoldCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -452,7 +452,7 @@ public final class ControlService: Sendable {
         guard let record = try await store.user(user) else {
             let (required, because) = policy.current.requirement(user: user, service: nil, host: HostName.local, override: .policy)
             return UserStatus(user: user, enrollment: "none", method: nil, required: required, requiredBecause: because,
-                              recoveryCodesLeft: 0, failures: 0, lockedUntilMillis: nil, lastSuccessMillis: nil, factors: [])
+                              recoveryCodesLeft: 0, failures: 0, lockedUntilMillis: nil, lastSuccessMillis: nil, factors: [], contacts: [])
         }
         return status(of: record, lastSuccessHost: try await store.lastSuccessHosts(users: [user])[user])
     }
@@ -462,12 +462,14 @@ public final class ControlService: Sendable {
         let (required, because) = current.requirement(user: record.name, service: nil, host: HostName.local, override: record.requirement)
         let locked = record.throttle.lockedUntilMillis.flatMap { $0 > clock.nowMillis() ? $0 : nil }
         let grace = record.status == .active ? nil : record.firstRequiredMillis.flatMap(current.graceEnd(firstRequiredMillis:))
+        // The kinds of the active factors: the OTP factors' and the verified contacts' (email, sms).
+        let kinds = record.kinds.map(\.rawValue).sorted()
         return UserStatus(user: record.name, enrollment: record.status?.rawValue ?? "none",
-                          method: record.hasFactor ? record.kinds.map(\.rawValue).sorted().joined(separator: ",") : nil,
+                          method: kinds.isEmpty ? nil : kinds.joined(separator: ","),
                           required: required, requiredBecause: because, recoveryCodesLeft: record.recoveryCodesLeft,
                           failures: record.throttle.failures, lockedUntilMillis: locked, lastSuccessMillis: record.lastSuccessMillis,
                           override: record.requirement.rawValue, graceUntilMillis: grace, factors: record.factors.map(\.name),
-                          lastSuccessHost: lastSuccessHost)
+                          lastSuccessHost: lastSuccessHost, contacts: record.contacts.map { Self.info(record.name, $0) })
     }
 
     /// The daemon's setup as it sees it: the files it uses and the key file's mode and owner.

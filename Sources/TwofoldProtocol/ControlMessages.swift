@@ -784,10 +784,14 @@ public struct UserStatus: Codable, Sendable, Equatable {
     /// The host of the last successful login that came through a host of the fleet (nil: none
     /// did, or a daemon from before the host registry).
     public var lastSuccessHost: String?
+    /// The user's contacts (email addresses, phone numbers), masked, verified or waiting for their
+    /// code (nil from a daemon before contacts).
+    public var contacts: [ContactInfo]?
 
     public init(user: String, enrollment: String, method: String?, required: Bool, requiredBecause: String,
                 recoveryCodesLeft: Int, failures: Int, lockedUntilMillis: Int64?, lastSuccessMillis: Int64?,
-                override: String = "policy", graceUntilMillis: Int64? = nil, factors: [String]? = nil, lastSuccessHost: String? = nil) {
+                override: String = "policy", graceUntilMillis: Int64? = nil, factors: [String]? = nil, lastSuccessHost: String? = nil,
+                contacts: [ContactInfo]? = nil) {
         self.user = user
         self.enrollment = enrollment
         self.method = method
@@ -801,6 +805,7 @@ public struct UserStatus: Codable, Sendable, Equatable {
         self.override = override
         self.graceUntilMillis = graceUntilMillis
         self.lastSuccessHost = lastSuccessHost
+        self.contacts = contacts
     }
 }
 

@@ -1,5 +1,5 @@
-/// Factor names as twofoldd accepts them (TwofoldCore's `FactorName`, repeated here because
-/// twofoldctl does not link the core; a CLI test checks that the two agree on every case).
+/// Factor names as twofoldd accepts them (TwofoldCore's `FactorName`, repeated here from before
+/// twofoldctl linked the core; a CLI test checks that the two agree on every case).
 enum FactorNames {
     /// The name twofoldd gives a first enrollment, and the base of "app-2", "app-3", ….
     static let first = "app"

@@ -71,14 +71,34 @@ enum Format {
     }
 
     /// The kinds of the active factors as the daemon joins them ("hotp,totp"), for reading ("hotp, totp").
+    /// A verified contact's kind is email or sms.
     static func method(_ status: UserStatus) -> String? {
         status.method.map { $0.split(separator: ",").joined(separator: ", ") }
     }
 
-    /// The active factors: their names, or their count where the daemon gives only kinds.
+    /// The active factors (apps, tokens): their names, or their count where the daemon gives only kinds.
     static func factors(_ status: UserStatus) -> String? {
         guard let names = status.factors else { return nil }
-        return names.isEmpty ? "none" : "\(names.count): " + names.joined(separator: ", ")
+        if names.isEmpty { return verifiedContacts(status).isEmpty ? "none" : "none besides the contacts" }
+        return "\(names.count): " + names.joined(separator: ", ")
+    }
+
+    /// The user's verified contacts (nil from a daemon before contacts).
+    static func verifiedContacts(_ status: UserStatus) -> [ContactInfo] {
+        (status.contacts ?? []).filter(\.verified)
+    }
+
+    /// "email a***@example.com", "phone +49 *** *** 12" (masked as the daemon sends them).
+    static func contact(_ info: ContactInfo) -> String {
+        "\(info.channel == "sms" ? "phone" : info.channel) \(info.masked)"
+    }
+
+    /// The contacts of `status`: the verified ones, then any waiting for its code (so marked).
+    static func contacts(_ status: UserStatus) -> String? {
+        guard let all = status.contacts, !all.isEmpty else { return nil }
+        let verified = all.filter(\.verified).map(contact)
+        let waiting = all.filter { !$0.verified }.map { contact($0) + " (waiting for its code)" }
+        return (verified + waiting).joined(separator: ", ")
     }
 
     static func enrollment(_ status: UserStatus) -> String {
@@ -97,6 +117,7 @@ enum Format {
             ("2FA", enrollment(status)),
         ]
         if status.enrollment == "active", let factors = factors(status) { pairs.append(("Factors", factors)) }
+        if let contacts = contacts(status) { pairs.append(("Contacts", contacts)) }
         pairs += [
             ("Required", required(status)),
             ("Override", status.override),
@@ -111,9 +132,18 @@ enum Format {
         return fields(pairs)
     }
 
-    /// The block of `policy show` and `policy set`.
+    /// The block of `policy show` and `policy set`, and a note when codes by email or text
+    /// message are allowed anywhere.
     static func policy(_ policy: PolicyDocument) -> String {
-        fields(policyFields(policy))
+        fields(policyFields(policy)) + (allowsDeliveredCodes(policy) ? "\n" + deliveredCodesNote + "\n" : "")
+    }
+
+    static let deliveredCodesNote = "Note: NIST SP 800-63B does not accept email as an out-of-band authenticator; it calls SMS (PSTN) restricted."
+
+    /// Whether the default kinds, a service's or a host's allow email or sms.
+    static func allowsDeliveredCodes(_ policy: PolicyDocument) -> Bool {
+        let lists = [policy.factorKinds] + Array(policy.serviceFactorKinds.values) + Array(policy.hostFactorKinds.values)
+        return lists.contains { $0.contains("email") || $0.contains("sms") }
     }
 
     /// What `policy set` changes, as the lines of `policy show` that differ.
@@ -188,6 +218,7 @@ enum Format {
             ("Allow disable", yesNo(policy.allowDisable)),
             ("Enrollment codes", "\(policy.enrollmentCodes)"),
             ("New secrets", "\(policy.algorithm), \(policy.digits) digits, \(policy.period) s period"),
+            ("Delivered codes", "\(policy.deliveredCodeDigits) digits (email, sms)"),
             ("Window", "±\(policy.window) steps, max drift \(policy.maxDrift)"),
             ("Throttle", "delay \(policy.throttleDelayMillis) ms doubling to \(policy.throttleMaxDelayMillis) ms"),
             ("Lock", "after \(policy.maxFailures) failures, for \(policy.lockSeconds) s"),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TwofoldCore
 import TwofoldProtocol
 
 extension Twofoldctl.Policy {
@@ -18,6 +19,12 @@ extension Twofoldctl.Policy {
                 and no grace) asks for confirmation on a terminal, and otherwise is refused (exit \
                 status 7) unless --yes is given.
 
+                The factor kinds are totp, hotp, recovery, email and sms. Email and sms (a code sent \
+                to the user's verified contact, see 'twofoldctl contact') are in no list until an \
+                admin adds them; NIST SP 800-63B does not accept email as an out-of-band \
+                authenticator and calls SMS (PSTN) restricted, so 'policy show' notes it while they \
+                are allowed anywhere.
+
                 Examples:
                   twofoldctl policy set --require everyone --dry-run
                   twofoldctl policy set --require groups --required-groups wheel,ssh-users
@@ -25,6 +32,7 @@ extension Twofoldctl.Policy {
                   twofoldctl policy set --host bastion=required --host 'build-*=optional'
                   twofoldctl policy set --admins alice,bob --admin-hosts 'bastion-*' --enroll-hosts 'bastion-*'
                   twofoldctl policy set --unenrolled grace --grace-days 14 --grace-deadline 2026-03-01
+                  twofoldctl policy set --host-factor-kinds 'kiosk-*=totp,recovery,sms' --delivered-code-digits 8
                 """
         )
 
@@ -47,7 +55,7 @@ extension Twofoldctl.Policy {
         @Option(help: ArgumentHelp("Per host (its name, or a pattern such as 'bastion-*'): required, optional, or default to remove the entry (repeatable); a host rule comes before service rules, and a host's own name before the longest pattern that matches it.", valueName: "name=required|optional|default"))
         var host: [String] = []
 
-        @Option(help: ArgumentHelp("Factor kinds a login may use by default (comma-separated: totp, hotp, recovery).", valueName: "kinds"))
+        @Option(help: ArgumentHelp("Factor kinds a login may use by default (comma-separated: totp, hotp, recovery, email, sms).", valueName: "kinds"))
         var factorKinds: String?
 
         @Option(help: ArgumentHelp("Factor kinds for one PAM service, or default to remove the entry (repeatable).", valueName: "name=kinds|default"))
@@ -82,6 +90,9 @@ extension Twofoldctl.Policy {
 
         @Option(help: ArgumentHelp("Seconds per code of new secrets.", valueName: "seconds"))
         var period: Int?
+
+        @Option(help: ArgumentHelp("Digits of the codes sent by email or text message (6 to 8).", valueName: "n"))
+        var deliveredCodeDigits: Int?
 
         @Option(help: ArgumentHelp("Steps accepted on each side of the current one.", valueName: "steps"))
         var window: Int?
@@ -124,7 +135,7 @@ extension Twofoldctl.Policy {
         func validate() throws {
             if dryRun && yes { throw ValidationError("--dry-run and --yes do not go together.") }
             let given: [Any?] = [require, requiredGroups, unenrolled, graceDays, graceDeadline, selfEnrollment, allowDisable,
-                                 enrollmentCodes, digits, algorithm, period, window, maxDrift, maxFailures,
+                                 enrollmentCodes, digits, algorithm, period, deliveredCodeDigits, window, maxDrift, maxFailures,
                                  throttleDelayMs, throttleMaxDelayMs, lockSeconds, admins, adminHosts, enrollHosts, adminSessionMinutes]
             guard !service.isEmpty || !host.isEmpty || !serviceFactorKinds.isEmpty || !hostFactorKinds.isEmpty || factorKinds != nil
                     || given.contains(where: { $0 != nil }) else {
@@ -140,6 +151,9 @@ extension Twofoldctl.Policy {
             if let enrollmentCodes, !(1...2).contains(enrollmentCodes) { throw ValidationError("--enrollment-codes must be 1 or 2.") }
             if let digits, !(6...8).contains(digits) { throw ValidationError("--digits must be 6, 7 or 8.") }
             if let period, period <= 0 { throw ValidationError("--period must be positive.") }
+            if let deliveredCodeDigits, !DeliveredCode.digitRange.contains(deliveredCodeDigits) {
+                throw ValidationError("--delivered-code-digits must be 6, 7 or 8.")
+            }
             if let window, window < 0 { throw ValidationError("--window must not be negative.") }
             if let maxDrift, maxDrift < 0 { throw ValidationError("--max-drift must not be negative.") }
             if let maxFailures, maxFailures <= 0 { throw ValidationError("--max-failures must be positive.") }
@@ -251,6 +265,7 @@ extension Twofoldctl.Policy {
             if let digits { policy.digits = digits }
             if let algorithm { policy.algorithm = algorithm.rawValue }
             if let period { policy.period = period }
+            if let deliveredCodeDigits { policy.deliveredCodeDigits = deliveredCodeDigits }
             if let window { policy.window = window }
             if let maxDrift { policy.maxDrift = maxDrift }
             if let maxFailures { policy.maxFailures = maxFailures }
@@ -272,7 +287,8 @@ extension Twofoldctl.Policy {
             try parseRule(entry, option: "--service")
         }
 
-        static let kindNames = ["totp", "hotp", "recovery"]
+        /// totp, hotp, recovery, email, sms.
+        static let kindNames = FactorKind.allCases.map(\.rawValue)
 
         static func parseKinds(_ text: String, option: String) throws -> [String] {
             let kinds = text.split(separator: ",").map { String($0).trimmingSpaces().lowercased() }.filter { !$0.isEmpty }

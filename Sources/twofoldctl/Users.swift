@@ -6,11 +6,13 @@ extension Twofoldctl {
         static let configuration = CommandConfiguration(
             abstract: "List every user twofoldd knows, as a table (admins).",
             discussion: """
-                Columns: user, enrollment, the kinds of the active factors (method), how many factors, \
-                whether 2FA is required and why, last successful login (and the fleet host it was on, \
-                when known), consecutive failures, lock, \
-                recovery codes left. 'twofoldctl factors --user USER' lists one user's factors. With \
-                --json, an array of the users' status documents (with the factors' names).
+                Columns: user, enrollment, the kinds of the active factors (method: totp, hotp, and \
+                email or sms for a verified contact), how many factors (apps, tokens), the verified \
+                contacts (masked), whether 2FA is required and why, last successful login (and the \
+                fleet host it was on, when known), consecutive failures, lock, recovery codes left. \
+                'twofoldctl factors --user USER' lists one user's factors, 'twofoldctl contact list \
+                --user USER' their contacts. With --json, an array of the users' status documents \
+                (with the factors' names and the contacts).
                 """
         )
 
@@ -44,13 +46,14 @@ extension Twofoldctl {
                 return
             }
             Output.raw(Format.table(
-                header: ["USER", "ENROLLED", "METHOD", "FACTORS", "REQUIRED", "LAST SUCCESS", "FAILURES", "LOCKED", "RECOVERY CODES"],
+                header: ["USER", "ENROLLED", "METHOD", "FACTORS", "CONTACTS", "REQUIRED", "LAST SUCCESS", "FAILURES", "LOCKED", "RECOVERY CODES"],
                 rows: all.map { status in
                     [
                         status.user,
                         status.enrollment,
                         status.method ?? "-",
                         status.enrollment == "active" ? status.factors.map { String($0.count) } ?? "-" : "-",
+                        Format.verifiedContacts(status).isEmpty ? "-" : Format.verifiedContacts(status).map(\.masked).joined(separator: ", "),
                         Format.required(status),
                         Format.lastSuccess(status),
                         String(status.failures),

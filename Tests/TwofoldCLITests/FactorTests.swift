@@ -64,7 +64,7 @@ import TwofoldTestSupport
         #expect(try daemon.ctl(["status", "--user", "alice", "--json"]).json(UserStatus.self).factors == ["app", "tablet"])
         let table = try daemon.ctl(["users"])
         let header = try #require(table.stdout.split(separator: "\n").first)
-        #expect(header.contains("METHOD  FACTORS  REQUIRED"), "\(table)")
+        #expect(header.contains("METHOD  FACTORS  CONTACTS  REQUIRED"), "\(table)")
         let row = try #require(table.stdout.split(separator: "\n").first { $0.hasPrefix("alice") })
         #expect(row.split(separator: " ", omittingEmptySubsequences: true).prefix(4) == ["alice", "active", "totp", "2"], "\(table)")
     }
@@ -202,7 +202,7 @@ import TwofoldTestSupport
         #expect(try daemon.status(me.name).enrollment == "none")
     }
 
-    /// twofoldctl repeats the daemon's factor name rule (it does not link TwofoldCore): both agree.
+    /// twofoldctl repeats the daemon's factor name rule (`FactorNames`): both agree.
     @Test func nameValidationAgreesWithTheDaemon() throws {
         let names = ["app", "app-2", "phone.1", "a_b", "9", String(repeating: "z", count: 32),
                      "", "App", "-a", ".a", "_a", "a b", "a/b", "a:b", "recovery", "recovery2", "é", String(repeating: "z", count: 33)]

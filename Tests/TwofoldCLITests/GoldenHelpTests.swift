@@ -10,6 +10,8 @@ import TwofoldTestSupport
     static let commands: [[String]] = [
         [],
         ["enroll"], ["status"], ["factors"], ["factors", "list"], ["factors", "remove"], ["recovery-codes"], ["disable"],
+        ["contact"], ["contact", "add"], ["contact", "verify"], ["contact", "list"], ["contact", "remove"], ["contact", "import"],
+        ["contact", "send-code"],
         ["users"],
         ["user"], ["user", "show"], ["user", "require"], ["user", "exempt"], ["user", "default"], ["user", "factor-kinds"],
         ["user", "revoke"], ["user", "unlock"],
@@ -62,7 +64,10 @@ import TwofoldTestSupport
                           ["policy", "set", "--service", "sshd"], ["import", "alice"], ["audit", "--since", "yesterday"],
                           ["status", "--timeout", "0"], ["factors", "remove"], ["factors", "remove", "Phone"], ["enroll", "--name", "recovery"],
                           ["host", "add", "host-a"], ["host", "add", "host_a", "--fingerprint", String(repeating: "ab", count: 32)],
-                          ["host", "add", "host-a", "--fingerprint", "ab:cd"], ["host", "revoke"], ["audit", "--host", "a..b"]] {
+                          ["host", "add", "host-a", "--fingerprint", "ab:cd"], ["host", "revoke"], ["audit", "--host", "a..b"],
+                          ["contact", "add"], ["contact", "add", "--email", "nope"], ["contact", "add", "--phone", "12345"],
+                          ["contact", "remove"], ["contact", "verify", "123456"], ["contact", "import"], ["contact", "send-code", "--channel", "fax"],
+                          ["policy", "set", "--delivered-code-digits", "9"], ["policy", "set", "--factor-kinds", "totp,fido2"]] {
             let result = try CLI.run(arguments)
             #expect(result.status == 2, "\(arguments): \(result)")
             #expect(result.stderr.contains("Error:") || result.stderr.contains("error"), "\(arguments): \(result)")
