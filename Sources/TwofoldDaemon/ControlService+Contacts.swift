@@ -17,7 +17,7 @@ extension ControlService {
         }
         let record = try await store.user(user)
         if !admin, record?.hasFactor == true {
-            guard let code else { throw ControlFailure(.invalidRequest, "give a current code of one of your factors to add a contact (twofoldctl code send gets one by a verified contact)") }
+            guard let code else { throw ControlFailure(.invalidRequest, "give a current code of one of your factors to add a contact (twofoldctl contact send-code sends one to a verified contact)") }
             try await requireCurrentCode(code, user: user, peer: peer, purpose: "contact")
         }
         let now = clock.nowMillis()

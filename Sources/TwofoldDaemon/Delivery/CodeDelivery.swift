@@ -126,10 +126,10 @@ final class CodeDelivery: Sendable {
                 """
         case .contact:
             return """
-                Your code to confirm this \(request.channel == .email ? "address" : "number") for two-factor login is \(code)
+                Your confirmation code is \(code)
 
-                It is valid for \(minutes) minute\(minutes == 1 ? "" : "s"). Type it with: twofoldctl contact verify
-                If you did not ask for it (user \(request.user) on \(request.host)), ignore this message.
+                It confirms this \(request.channel == .email ? "address" : "number") for two-factor login: type it with twofoldctl contact verify
+                within \(minutes) minute\(minutes == 1 ? "" : "s"). If you did not ask for it (user \(request.user) on \(request.host)), ignore this message.
 
                 """
         }
