@@ -177,7 +177,7 @@ import TwofoldTestSupport
         #expect(kinds.status == 0 && kinds.stdout == "Factor kinds for carol: totp, recovery (admin override: totp, recovery)\n", "\(kinds)")
         let mine = try explain(daemon, ["carol", "--service", "sshd"])
         #expect(mine.factorKinds == ["totp", "recovery"] && mine.factorKindsBecause == "admin override: totp, recovery")
-        #expect(try daemon.ctl(["user", "factor-kinds", "carol", "sms"]).status == 2)
+        #expect(try daemon.ctl(["user", "factor-kinds", "carol", "fax"]).status == 2, "an unknown kind")
         #expect(try daemon.ctl(["user", "factor-kinds", "carol", "default"]).status == 0)
         #expect(try explain(daemon, ["carol", "--service", "sshd"]).factorKindsBecause == "service sshd: totp")
         // An admin request.
