@@ -25,15 +25,14 @@ public final class DeliveryServiceProcess: @unchecked Sendable {
         spool = directory + "/spool"
         mkdir(spool, 0o755)
         let capture = directory + "/capture"
-        try """
+        try writeScript(capture, """
         #!/bin/sh
         # Writes the message and what the command was told to one file per message.
         set -eu
         n=$(date +%s%N)
         { printf 'Channel: %s\\nTo: %s\\nUser: %s\\nSubject: %s\\nArgs: %s\\n\\n' "$TWOFOLD_CHANNEL" "$TWOFOLD_DESTINATION" "$TWOFOLD_USER" "${TWOFOLD_SUBJECT:-}" "$*"; cat; } > "\(spool)/.$n"
         mv "\(spool)/.$n" "\(spool)/$TWOFOLD_CHANNEL-$n.txt"
-        """.write(toFile: capture, atomically: true, encoding: .utf8)
-        chmod(capture, 0o755)
+        """)
         try """
         socket = \(socketPath)
         allowed_uids = \(getuid())

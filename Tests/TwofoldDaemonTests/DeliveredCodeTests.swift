@@ -194,8 +194,7 @@ struct DeliveredCodeTests {
         defer { try? FileManager.default.removeItem(atPath: scripts) }
         func script(_ name: String, _ body: String) throws -> String {
             let path = scripts + "/" + name
-            try "#!/bin/sh\n\(body)\n".write(toFile: path, atomically: true, encoding: .utf8)
-            chmod(path, 0o755)
+            try writeScript(path, "#!/bin/sh\n\(body)\n")
             return path
         }
         let failing = try script("fail", "tee \(scripts)/failed-message >&2; echo 'gateway refused' >&2; exit 3")

@@ -162,13 +162,16 @@ final class PrivateSSHD {
         """.write(toFile: directory + "/sshd_config", atomically: true, encoding: .utf8)
 
         // The askpass helper records the prompt and prints the answer from a 0600 file (never argv).
-        // With the answer "@totp-from-prompt" it reads the key the session showed (sshd folds PAM
+        // With "@run:SCRIPT" it prints what SCRIPT prints (a code read from a mailbox). With the
+        // answer "@totp-from-prompt" it reads the key the session showed (sshd folds PAM
         // info text into the next prompt) and asks oathtool, an independent generator, for the code.
         try """
         #!/bin/sh
         printf '%s\\n' "$1" >> \(promptLog)
         if [ "$(cat \(answerFile))" = "@totp-from-prompt" ]; then
             printf '%s\\n' "$1" | sed -n 's/.*type this key by hand: //p' | tr -d ' ' | /usr/bin/oathtool --totp -b -
+        elif grep -q '^@run:' \(answerFile); then
+            exec /bin/sh "$(sed -n 's/^@run://p' \(answerFile))"
         else
             cat \(answerFile)
         fi

@@ -7,9 +7,6 @@ import Glibc
 
 extension TestPaths {
     static var twofoldDeliver: String { products + "/twofold-deliver" }
-    static var sendEmail: String { root + "/delivery/send-email" }
-    static var sendSMS: String { root + "/delivery/send-sms" }
-    static var servers: String { root + "/Tests/TwofoldDeliveryTests/Servers" }
 }
 
 /// A real `twofold-deliver` on a socket in a temporary directory, its stderr (the log) in a file.
@@ -140,46 +137,6 @@ enum DeliveryClient {
     }
 }
 
-/// A helper server (Servers/*.py) that prints its port on its first line of output.
-final class PortServer: @unchecked Sendable {
-    let process: ChildProcess
-    let port: Int
-    private let output: Int32
-
-    init(_ argv: [String]) throws {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw HarnessError("pipe") }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        let devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)
-        defer { close(devnull) }
-        process = try ChildProcess(argv, fds: [1: fds[1], 2: devnull])
-        close(fds[1])
-        output = fds[0]
-        // The port line: the server accepts connections from then on.
-        var line: [UInt8] = []
-        var byte: UInt8 = 0
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            var pfd = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, 1_000) > 0 else { continue }
-            guard read(output, &byte, 1) == 1 else { break }
-            if byte == UInt8(ascii: "\n") { break }
-            line.append(byte)
-        }
-        guard let port = Int(String(decoding: line, as: UTF8.self)) else {
-            process.signal(SIGKILL)
-            throw HarnessError("\(argv) printed no port (\(String(decoding: line, as: UTF8.self)))")
-        }
-        self.port = port
-    }
-
-    deinit {
-        process.signal(SIGKILL)
-        process.wait()
-        close(output)
-    }
-}
-
 /// A request as twofoldd sends one, with a fresh 8-digit code (distinct in every test, so a log
 /// line holding it cannot be a coincidence).
 func makeRequest(channel: String = "email", destination: String? = nil, user: String = "alice") -> DeliveryRequest {
@@ -187,14 +144,6 @@ func makeRequest(channel: String = "email", destination: String? = nil, user: St
     let destination = destination ?? (channel == "sms" ? "+4915112345678" : "alice@example.com")
     return DeliveryRequest(channel: channel, user: user, destination: destination, subject: "Your Twofold login code",
                            message: "Your login code for host1 is \(code).\nIt is valid for 5 minutes.\n", code: code)
-}
-
-/// Writes an executable script. A shell writes it, not this process: tests run in parallel, and a
-/// child another test spawns at that moment would inherit a descriptor open for writing on it until
-/// its exec (close-on-exec or not), so the service's exec of the script could fail "Text file busy".
-func writeScript(_ path: String, _ text: String) throws {
-    let written = try ChildProcess.run(["/bin/sh", "-c", "cat > \"$0\" && chmod 755 \"$0\"", path], input: text)
-    guard written.status == 0 else { throw HarnessError("cannot write \(path): \(written.output)") }
 }
 
 /// The state letter of /proc/PID/stat, nil when there is no such process.
