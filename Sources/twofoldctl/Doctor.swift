@@ -7,7 +7,8 @@ extension Twofoldctl {
             abstract: "Check the daemon, PAM, sshd and the users before you log out (admins).",
             discussion: """
                 Checks, and explains with a fix for each problem: twofoldd reachable and its version; \
-                the key file's mode and owner; the store (SQLite, or PostgreSQL and its sslmode); every PAM service file whose stacks run pam_twofold \
+                the key file's mode and owner; the store (SQLite, or PostgreSQL and its sslmode); when the policy allows codes by email \
+                or text message, the delivery service and its commands; every PAM service file whose stacks run pam_twofold \
                 (directly or through an included file such as common-auth): the module file, its \
                 options, and what the auth stack does when the module succeeds, fails or returns \
                 PAM_IGNORE (libpam's rules replayed); sshd's effective settings (sshd -T); and the \
@@ -20,6 +21,7 @@ extension Twofoldctl {
                   daemon.reachable daemon.permission daemon.version key.mode key.owner key.source
                   key.rotation store.sqlite store.postgresql store.tls
                   fleet.certificate fleet.tier fleet.break-glass fleet.hosts
+                  delivery.off delivery.service delivery.command
                   pam.service pam.not-used pam.unreadable pam.module-missing pam.unknown-option
                   pam.nullok pam.bad-option pam.failmode-open pam.wrong-type pam.socket pam.syntax
                   pam.include-missing pam.never-succeeds pam.optional pam.sufficient pam.not-enforced
@@ -62,6 +64,10 @@ extension Twofoldctl {
         @Flag(name: .customLong("no-sshd"), help: "Do not check sshd.")
         var noSSHD = false
 
+        @Option(name: .customLong("deliver-config"), help: ArgumentHelp("The delivery service's configuration, for the commands of the channels the policy allows.", valueName: "file"),
+                completion: .file())
+        var deliverConfig = "/etc/twofold/deliver.conf"
+
         @OptionGroup var options: GlobalOptions
 
         func validate() throws {
@@ -71,7 +77,7 @@ extension Twofoldctl {
         func run() throws {
             let session = DaemonSession(options)
             defer { session.disconnect() }
-            let daemon = DaemonCheck(session: session).run()
+            let daemon = DaemonCheck(session: session, deliverConfig: deliverConfig).run()
             let pam = PAMCheck(directory: PAMConfigDirectory(path: pamDirectory),
                                moduleDirectories: moduleDirectories.isEmpty ? PAMModuleDirectories.defaults : moduleDirectories,
                                doctorSocket: options.socketPath).run()

@@ -4,6 +4,8 @@ import TwofoldProtocol
 /// against this twofoldctl's, and the sealing key file's mode and owner as the daemon sees them.
 struct DaemonCheck {
     let session: DaemonSession
+    /// The delivery service's configuration file (doctor's --deliver-config).
+    var deliverConfig = "/etc/twofold/deliver.conf"
 
     struct Result {
         var findings: [Finding] = []
@@ -37,6 +39,7 @@ struct DaemonCheck {
         result.findings += keyFindings(info)
         result.findings += KeyRotationCheck(session: session).findings(info)
         result.findings += StoreCheck().findings(info)
+        if let delivery = info.delivery { result.findings += DeliveryCheck(configPath: deliverConfig).findings(delivery) }
         return result
     }
 

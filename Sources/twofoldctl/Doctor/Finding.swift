@@ -44,6 +44,7 @@ struct Finding: Encodable, Equatable {
         case "daemon": return "Daemon"
         case "key": return "Key"
         case "fleet": return "Fleet"
+        case "delivery": return "Delivery"
         case "pam", "policy": return "PAM"
         case "sshd": return "sshd"
         default: return "Users"
