@@ -136,6 +136,9 @@ extension DaemonConfiguration {
         let storeKeysSet = config.databasePath != nil || config.postgresqlURL != nil || config.postgresqlPasswordFile != nil
             || config.keyFile != nil || !config.previousKeyFiles.isEmpty
         try config.fleet.check(source: source, store: config.store, storeKeysSet: storeKeysSet)
+        if config.fleet.role == .relay, let key = seen.first(where: DeliveryConfiguration.isKey) {
+            throw ConfigurationError("\(source): \(key) does not belong to role = relay: the servers send delivered codes; a relay sends none")
+        }
         return config
     }
 

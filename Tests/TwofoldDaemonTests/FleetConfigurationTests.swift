@@ -24,6 +24,7 @@ struct FleetConfigurationTests {
     @Test("each role gets what it needs and nothing of another's", arguments: [
         (relay + "\nstore = postgresql\npostgresql_url = postgresql://t@db/t", "t.conf: a relay holds no store: remove store, database and the postgresql_* keys"),
         (relay + "\nkey_file = /var/lib/twofold/twofold.key", "t.conf: a relay holds no store: remove store, database and the postgresql_* keys"),
+        (relay + "\ndelivery_limit_per_user = 3", "t.conf: delivery_limit_per_user does not belong to role = relay: the servers send delivered codes; a relay sends none"),
         (relay + "\nlisten = 0.0.0.0:7443", "t.conf: listen does not belong to role = relay: relays take no connections from other hosts"),
         ("role = relay\ntls_certificate = /a\ntls_key = /b\ntls_server_ca = /c", "t.conf: role = relay needs servers"),
         ("role = server\nlisten = 0.0.0.0:7443\ntls_certificate = /a\ntls_key = /b", "t.conf: role = server needs tls_client_ca (the CA of host certificates)"),

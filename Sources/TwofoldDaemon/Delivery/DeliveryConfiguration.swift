@@ -20,6 +20,12 @@ public struct DeliveryConfiguration: Sendable, Equatable {
     /// The window of the send limits.
     public static let limitWindowMillis: Int64 = 3_600_000
 
+    /// Whether `key` is one of these keys (a relay refuses them).
+    static func isKey(_ key: String) -> Bool {
+        var probe = DeliveryConfiguration()
+        return (try? probe.set(key: key, value: "", at: "", path: { "/" }, int: { $0.lowerBound })) == true
+    }
+
     /// Sets `key` if it is a delivery key; false if it is not one.
     mutating func set(key: String, value: String, at: String, path: () throws -> String, int: (ClosedRange<Int>) throws -> Int) throws -> Bool {
         switch key {
