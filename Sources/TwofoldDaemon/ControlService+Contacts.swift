@@ -16,6 +16,20 @@ extension ControlService {
             throw ControlFailure(.invalidRequest, invalid.description)
         }
         let record = try await store.user(user)
+        if !admin {
+            let current = policy.current
+            let allowedSomewhere = current.factorKinds.union(current.serviceFactorKinds.values.joined())
+                .union(current.hostFactorKinds.values.joined()).union(record?.factorKinds ?? [])
+            guard allowedSomewhere.contains(channel.factorKind) else {
+                throw ControlFailure(.permissionDenied, "codes by \(channel.noun) are off: the policy allows no \(channel.rawValue) factor; ask your administrator")
+            }
+            if record?.hasFactor != true {
+                let (required, _) = current.requirement(user: user, service: nil, host: HostName.local, override: record?.requirement ?? .policy)
+                if !required && !current.document.selfEnrollment {
+                    throw ControlFailure(.permissionDenied, "policy does not let users turn on 2FA themselves; ask an administrator")
+                }
+            }
+        }
         if !admin, record?.hasFactor == true {
             guard let code else { throw ControlFailure(.invalidRequest, "give a current code of one of your factors to add a contact (twofoldctl contact send-code sends one to a verified contact)") }
             try await requireCurrentCode(code, user: user, peer: peer, purpose: "contact")

@@ -224,6 +224,39 @@ struct DeliveredCodeTests {
         }
     }
 
+    @Test("a user (not root) adds a contact only with a current code once they have a factor, only of a kind the policy allows, and only if they may turn 2FA on")
+    func contactsAsUser() throws {
+        let me = try TestUser.user
+        let delivery = try DeliveryServiceProcess()
+        let daemon = try Self.daemon(delivery, kinds: ["totp", "recovery", "email"])
+        func request(_ request: ControlRequest) throws -> String {
+            try runAs(me, socketPath: daemon.socketPath, frame: try FrameCodec.encode(.request(Array(try JSONEncoder().encode(request)))))
+        }
+        let sms = try request(.contactAdd(user: nil, channel: "sms", value: "+4915112345678", code: nil))
+        #expect(sms.contains("permissionDenied") && sms.contains("codes by text message are off"), "\(sms)")
+        let account = try daemon.provision(me.name)
+        let noCode = try request(.contactAdd(user: nil, channel: "email", value: "me@example.com", code: nil))
+        #expect(noCode.contains("invalidRequest") && noCode.contains("current code"), "\(noCode)")
+        let wrong = try request(.contactAdd(user: nil, channel: "email", value: "me@example.com", code: account.wrongCode()))
+        #expect(wrong.contains("invalidCode"), "\(wrong)")
+        #expect(delivery.messages("email").isEmpty, "nothing sent without a current code")
+        let other = try request(.contactAdd(user: "someone-else", channel: "email", value: "x@example.com", code: account.code()))
+        #expect(other.contains("permissionDenied"), "\(other)")
+        let added = try request(.contactAdd(user: nil, channel: "email", value: "me@example.com", code: account.code()))
+        #expect(added.contains("contactCodeSent") && added.contains("m***@example.com"), "\(added)")
+        let code = try #require(delivery.lastCode("email"))
+        #expect(try request(.contactVerify(user: nil, code: code)).contains("\"ok\""))
+        #expect(try daemon.status(me.name).method == "email,totp")
+
+        // Without self-enrollment, a user with no factor cannot turn 2FA on with a contact either.
+        guard case .policy(var document) = try daemon.control(.policyShow) else { Issue.record("policy show"); return }
+        document.selfEnrollment = false
+        #expect(try daemon.control(.policySet(document)) == .ok)
+        #expect(try daemon.control(.revoke(user: me.name)) == .ok)
+        let refused = try request(.contactAdd(user: nil, channel: "email", value: "me@example.com", code: nil))
+        #expect(refused.contains("permissionDenied") && refused.contains("turn on 2FA"), "\(refused)")
+    }
+
     @Test("a contact is added with a code sent to it and used only once confirmed; a wrong code counts as a failure")
     func contacts() throws {
         let delivery = try DeliveryServiceProcess()
