@@ -186,44 +186,56 @@ public final class Authenticator: Sendable {
         }
         let policy = self.policy.current
         guard let record, record.hasFactor else {
-            let override = record?.requirement ?? .policy
-            if let claimed = context.claimedGroups {
-                return notEnrolled(context, override: override, policy: policy, groups: { _ in claimed })
-            }
-            if policy.needsGroups(service: context.service, host: context.host, override: override) {
-                // Group membership comes from NSS (maybe LDAP or sssd): look it up on NIO's thread
-                // pool, not on the event loop that serves every other login.
-                return .async {
-                    let user = context.user
-                    let groups = (try? await NIOThreadPool.singleton.runIfActive { Accounts.groups(of: user) }) ?? []
-                    return await self.run(self.notEnrolled(context, override: override, policy: policy, groups: { _ in groups }))
-                }
-            }
-            return notEnrolled(context, override: override, policy: policy, groups: Accounts.groups(of:))
+            return notEnrolled(context, override: record?.requirement ?? .policy, policy: policy)
         }
         if case .locked(let until) = Throttle.admit(record.throttle, nowMillis: clock.nowMillis(), policy: policy.throttlePolicy) {
             return audited(context, outcome: "locked", reason: "locked", then: .locked(untilMillis: until))
         }
         // Only the factor kinds this login may use count; with none of them the login cannot go on.
         let allowed = policy.allowedKinds(user: record.factorKinds, service: context.service, host: context.host)
-        guard allowed.kinds.contains(.recovery) || !record.kinds.isDisjoint(with: allowed.kinds) else {
+        func noneAllowed() -> LoginStep<LoginStart> {
             let kinds = FactorKind.allCases.filter(allowed.kinds.contains).map(\.rawValue).joined(separator: ", ")
             return audited(context, outcome: "denied", reason: "no factor of a kind allowed for this login (\(allowed.because))",
                            then: .denied(userMessage: "None of your second factors may be used for this login (allowed here: \(kinds)). Ask your administrator."))
         }
+        if record.factors.isEmpty && !record.hasFactor(ofKindIn: allowed.kinds) {
+            // Only contacts, none of a kind allowed here: a required user gets what one without a
+            // factor gets (enroll at login, grace, deny); one not required is refused as before.
+            return notEnrolled(context, override: record.requirement, policy: policy, unrequired: noneAllowed())
+        }
+        guard allowed.kinds.contains(.recovery) || record.hasFactor(ofKindIn: allowed.kinds) else { return noneAllowed() }
         if record.throttle.failures > 0, context.peer.relayed != nil {
             return .async { await self.withinHostQuota(context, record: record, policy: policy) }
         }
         return .done(.askCode(record))
     }
 
+    /// A user without a factor this login may use: the requirement decides, with the user's groups
+    /// as the relay's host claimed them, or from NSS (maybe LDAP or sssd) on NIO's thread pool when
+    /// the policy needs them, not on the event loop that serves every other login.
+    /// `unrequired`: the decision when the user is not required (nil: ignore).
+    private func notEnrolled(_ context: LoginContext, override: RequirementOverride, policy: Policy,
+                             unrequired: LoginStep<LoginStart>? = nil) -> LoginStep<LoginStart> {
+        if let claimed = context.claimedGroups {
+            return notEnrolled(context, override: override, policy: policy, groups: { _ in claimed }, unrequired: unrequired)
+        }
+        if policy.needsGroups(service: context.service, host: context.host, override: override) {
+            return .async {
+                let user = context.user
+                let groups = (try? await NIOThreadPool.singleton.runIfActive { Accounts.groups(of: user) }) ?? []
+                return await self.run(self.notEnrolled(context, override: override, policy: policy, groups: { _ in groups }, unrequired: unrequired))
+            }
+        }
+        return notEnrolled(context, override: override, policy: policy, groups: Accounts.groups(of:), unrequired: unrequired)
+    }
+
     /// A user without an active enrollment: ignored unless required.
     private func notEnrolled(_ context: LoginContext, override: RequirementOverride, policy: Policy,
-                             groups: (String) -> Set<String>) -> LoginStep<LoginStart> {
+                             groups: (String) -> Set<String>, unrequired: LoginStep<LoginStart>?) -> LoginStep<LoginStart> {
         let (required, because) = policy.requirement(user: context.user, service: context.service, host: context.host,
                                                      override: override, groups: groups)
         guard required else {
-            return audited(context, outcome: "ignored", reason: "not enrolled, not required (\(because))", then: .ignore)
+            return unrequired ?? audited(context, outcome: "ignored", reason: "not enrolled, not required (\(because))", then: .ignore)
         }
         return unenrolledRequired(context, because: because, policy: policy)
     }

@@ -82,8 +82,12 @@ struct PolicyImpactSurvey {
         if let record, record.status == .active {
             // An enrolled user is asked for a code, required or not, if a factor of theirs may be used here.
             let allowed = policy.allowedKinds(user: record.factorKinds, service: service, host: host).kinds
-            let usable = allowed.contains(.recovery) || !record.kinds.isDisjoint(with: allowed)
-            return (usable ? .code : .refused, nil)
+            let contactsOnly = record.factors.isEmpty && !record.hasFactor(ofKindIn: allowed)
+            // Only contacts of kinds not allowed here: a required user is treated as one without a factor.
+            if !(contactsOnly && required) {
+                let usable = !contactsOnly && (allowed.contains(.recovery) || record.hasFactor(ofKindIn: allowed))
+                return (usable ? .code : .refused, nil)
+            }
         }
         guard required else { return (.notRequired, nil) }
         switch policy.unenrolled {

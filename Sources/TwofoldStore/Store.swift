@@ -75,6 +75,11 @@ public struct UserRecord: Sendable {
         Set(factors.map(\.kind)).union(contacts.filter(\.isVerified).map(\.channel.factorKind))
     }
 
+    /// Whether the user has a factor of one of `kinds` (no set built: the login path asks this).
+    public func hasFactor(ofKindIn kinds: Set<FactorKind>) -> Bool {
+        factors.contains { kinds.contains($0.kind) } || contacts.contains { $0.isVerified && kinds.contains($0.channel.factorKind) }
+    }
+
     /// The verified contact of `channel`, if any.
     public func verifiedContact(_ channel: DeliveryChannel) -> Contact? {
         contacts.first { $0.channel == channel && $0.isVerified }

@@ -224,6 +224,54 @@ struct DeliveredCodeTests {
         }
     }
 
+    @Test("the policy chain decides the methods: a service's kinds, a user's own; a required user with only a contact not allowed here enrolls at login")
+    func policyChain() throws {
+        let delivery = try DeliveryServiceProcess()
+        let daemon = try Self.daemon(delivery, kinds: ["totp", "recovery"])
+        guard case .policy(var document) = try daemon.control(.policyShow) else { Issue.record("policy show"); return }
+        document.serviceFactorKinds = ["sudo": ["email"]]
+        #expect(try daemon.control(.policySet(document)) == .ok)
+        let account = try daemon.provision("pat")
+        try Self.addContact(daemon, "pat", "email", "pat@example.com")
+
+        var prompt = ""
+        let sshd = try Self.login(daemon, "pat") { text in
+            prompt = text
+            return account.code()
+        }
+        #expect(sshd?.verdict == .success && prompt == "Verification code: ", "sshd allows only the app: \(prompt)")
+        #expect(delivery.messages("email").isEmpty)
+        let sudo = try Self.login(daemon, "pat", service: "sudo") { text in
+            prompt = text
+            return delivery.lastCode("email")
+        }
+        #expect(sudo?.verdict == .success && prompt.hasPrefix("A code was sent by email"), "sudo allows only email: \(prompt)")
+        // The user's own kinds come first in the chain.
+        #expect(try daemon.control(.setFactorKinds(user: "pat", kinds: ["totp"])) == .ok)
+        let own = try Self.login(daemon, "pat", service: "sudo") { text in
+            prompt = text
+            return account.code(offset: 1)   // the current step was used at sshd
+        }
+        #expect(own?.verdict == .success && prompt == "Verification code: ", "\(prompt)")
+        #expect(delivery.messages("email").count == 1)
+
+        // Only an email contact, email not allowed on sshd, 2FA required, enroll at login: set up an app.
+        document.require = "everyone"
+        document.unenrolled = "enroll"
+        #expect(try daemon.control(.policySet(document)) == .ok)
+        try Self.addContact(daemon, "quinn", "email", "quinn@example.com")
+        let enroll = try Self.login(daemon, "quinn") { text in
+            prompt = text
+            return nil
+        }
+        #expect(enroll == nil && prompt.contains("Scan this QR code"), "\(prompt)")
+        let viaSudo = try Self.login(daemon, "quinn", service: "sudo") { text in
+            prompt = text
+            return delivery.lastCode("email")
+        }
+        #expect(viaSudo?.verdict == .success && prompt.hasPrefix("A code was sent by email"), "\(prompt)")
+    }
+
     @Test("a user (not root) adds a contact only with a current code once they have a factor, only of a kind the policy allows, and only if they may turn 2FA on")
     func contactsAsUser() throws {
         let me = try TestUser.user

@@ -102,7 +102,7 @@ struct FactorKindsChainTests {
     }
 
     @Test("unknown or empty kind lists are refused", arguments: [
-        PolicyDocument(factorKinds: []), PolicyDocument(factorKinds: ["sms"]), PolicyDocument(serviceFactorKinds: ["sshd": ["totp", "fido"]]),
+        PolicyDocument(factorKinds: []), PolicyDocument(factorKinds: ["fax"]), PolicyDocument(serviceFactorKinds: ["sshd": ["totp", "fido"]]),
         PolicyDocument(hostFactorKinds: ["h": []]),
     ])
     func invalid(document: PolicyDocument) {
@@ -135,7 +135,7 @@ struct FactorKindsChainTests {
         #expect(try daemon.control(.setFactorKinds(user: "dave", kinds: ["hotp"])) == .ok)
         let hotp = OneTimeCode.hotp(secret: token.secret, counter: 0, digits: 6, algorithm: .sha1)
         #expect(try daemon.login("dave", answer: hotp, service: "sshd").verdict == .success)
-        #expect(try daemon.control(.setFactorKinds(user: "dave", kinds: ["sms"])).isInvalidRequest)
+        #expect(try daemon.control(.setFactorKinds(user: "dave", kinds: ["fax"])).isInvalidRequest)
         #expect(try daemon.control(.setFactorKinds(user: "dave", kinds: nil)) == .ok)
         #expect(try daemon.login("dave", answer: nil, service: "sshd").verdict == .denied, "back to the policy's kinds")
     }
