@@ -4,10 +4,18 @@ import NIOPosix
 import TwofoldProtocol
 
 /// Hands one message to the delivery service (`twofold-deliver`) over its Unix socket and waits
-/// for its answer, at most `timeoutMillis`. Blocking I/O, run on NIO's thread pool, never on an
-/// event loop. Errors are descriptions for the admin's log; none holds the message or the code.
+/// for its answer, at most `timeoutMillis`. Blocking I/O on threads of its own, never on an event
+/// loop nor on NIO's shared pool (whose few threads look accounts up for logins: a slow gateway must
+/// not hold them). Errors are descriptions for the admin's log; none holds the message or the code.
 struct DeliveryClient: Sendable {
     let socketPath: String
+
+    /// As many threads as the service runs commands at once by default: a send beyond them waits its turn.
+    static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 8)
+        pool.start()
+        return pool
+    }()
 
     enum Failure: Error, CustomStringConvertible {
         case unreachable(String)
@@ -26,16 +34,16 @@ struct DeliveryClient: Sendable {
     func send(_ request: DeliveryRequest, timeoutMillis: Int64) async throws -> DeliveryResponse {
         let path = socketPath
         let frame = try DeliveryWire.frame(request)
-        return try await NIOThreadPool.singleton.runIfActive {
-            try Self.exchange(frame, path: path, deadline: DispatchTime.now().uptimeNanoseconds + UInt64(max(timeoutMillis, 1)) * 1_000_000)
-        }
+        // From now, not from when a thread is free: time spent waiting for one counts too.
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(timeoutMillis, 1)) * 1_000_000
+        return try await Self.pool.runIfActive { try Self.exchange(frame, path: path, deadline: deadline) }
     }
 
     /// Whether the service takes connections (for doctor): nil, or why not. Sends nothing.
     func probe() async -> String? {
         let path = socketPath
         do {
-            try await NIOThreadPool.singleton.runIfActive {
+            try await Self.pool.runIfActive {
                 let fd = try Self.connected(path, deadline: DispatchTime.now().uptimeNanoseconds + 1_000_000_000)
                 close(fd)
             }
