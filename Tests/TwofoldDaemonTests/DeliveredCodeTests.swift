@@ -197,7 +197,8 @@ struct DeliveredCodeTests {
             try writeScript(path, "#!/bin/sh\n\(body)\n")
             return path
         }
-        let failing = try script("fail", "tee \(scripts)/failed-message >&2; echo 'gateway refused' >&2; exit 3")
+        // A careless gateway: its error quotes the message (with the code) and the recipient.
+        let failing = try script("fail", "cat > \(scripts)/failed-message; printf 'refused \"%s\" for %s\\n' \"$(head -n 1 \(scripts)/failed-message)\" \"$TWOFOLD_DESTINATION\" >&2; exit 3")
         let hanging = try script("hang", "cat > \(scripts)/hung-message; echo $$ > \(scripts)/hang.pid; exec sleep 60")
         let garbage = try script("garbage", "cat > /dev/null; head -c 3000000 /dev/urandom; exit 1")
         for (command, name) in [(failing, "fails"), (hanging, "hangs"), (garbage, "prints garbage"), (nil, "no service")] {
@@ -208,6 +209,12 @@ struct DeliveredCodeTests {
             #expect(outcome?.verdict == .failure, "\(name): \(String(describing: outcome))")
             #expect(outcome?.shownTexts.contains { $0.contains("could not be sent by email") } == true, "\(name): \(String(describing: outcome?.transcript))")
             #expect(daemon.log.contains("delivery failed"), "\(name): \(daemon.log)")
+            let reasons = try Self.audit(daemon, "hal").compactMap(\.reason)
+            #expect(!daemon.log.contains("hal@example.com") && !reasons.contains { $0.contains("hal@example.com") },
+                    "\(name): an unmasked address in the log or the audit")
+            if command == failing {
+                #expect(daemon.log.contains("for h***@example.com") && daemon.log.contains("[code]"), "the gateway's words, masked: \(daemon.log)")
+            }
             #expect(try daemon.status("hal").failures == 0, "\(name)")
             #expect(try Self.audit(daemon, "hal").contains { $0.action == "send" && $0.outcome == "failed" }, "\(name)")
             for file in ["failed-message", "hung-message"] {

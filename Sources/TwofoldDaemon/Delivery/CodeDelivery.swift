@@ -88,7 +88,7 @@ final class CodeDelivery: Sendable {
                 return .failed("The code could not be sent by \(request.channel.noun). Try again later, or use another factor.")
             }
             guard response.sent else {
-                let detail = Self.sanitized(response.detail ?? "", code: code)
+                let detail = Self.sanitized(response.detail ?? "", code: code, destination: request.destination, masked: masked)
                 logger.error("delivery failed", metadata: ["user": "\(request.user)", "channel": "\(request.channel.rawValue)",
                                                           "outcome": "\(response.outcome)", "detail": "\(detail)"])
                 await audit(request, outcome: "failed", reason: "\(to): \(response.outcome)\(detail.isEmpty ? "" : ": \(detail)")")
@@ -135,11 +135,14 @@ final class CodeDelivery: Sendable {
         }
     }
 
-    /// A detail from the service, safe for the log: no control characters, never the code, bounded.
-    static func sanitized(_ detail: String, code: String) -> String {
-        var text = String(detail.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) }.prefix(200))
+    /// A detail from the service, safe for the log and the audit: no control characters, never the
+    /// code, the destination only masked (a gateway's error may quote it), bounded.
+    static func sanitized(_ detail: String, code: String, destination: String, masked: String) -> String {
+        var text = String(detail.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
         if !code.isEmpty { text = text.replacingOccurrences(of: code, with: "[code]") }
-        return text
+        text = text.replacingOccurrences(of: destination, with: masked, options: .caseInsensitive)
+        if destination.hasPrefix("+") { text = text.replacingOccurrences(of: String(destination.dropFirst()), with: masked) }
+        return String(text.prefix(200))
     }
 
     private func audit(_ request: Request, outcome: String, reason: String) async {
