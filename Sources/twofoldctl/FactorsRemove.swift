@@ -6,12 +6,13 @@ extension Twofoldctl.Factors {
         static let configuration = CommandConfiguration(
             abstract: "Remove one factor by name (after a current code).",
             discussion: """
-                Asks for a current code of any of your factors (or a recovery code); root, and an \
-                admin removing another user's factor, are not asked. Removing the last app or token \
-                turns 2FA off and removes the recovery codes too, unless you have a verified contact \
-                (see 'twofoldctl contact'): 2FA and the recovery codes then stay. twofoldd refuses to \
-                turn 2FA off when it is required for the user (an admin may still do it). The \
-                recovery set is not removed by name: 'twofoldctl recovery-codes' replaces it.
+                Asks for a current code of any of your factors (or a recovery code, or one from \
+                'twofoldctl contact send-code'); root, and an admin removing another user's factor, \
+                are not asked. Removing the last app or token turns 2FA off and removes the recovery \
+                codes too, unless you have a verified contact (see 'twofoldctl contact'): 2FA and the \
+                recovery codes then stay. twofoldd refuses to turn 2FA off when it is required for \
+                the user (an admin may still do it). The recovery set is not removed by name: \
+                'twofoldctl recovery-codes' replaces it.
                 """
         )
 
@@ -49,10 +50,10 @@ extension Twofoldctl.Factors {
             }
             let last = names.count == 1
             let asked = !CallerAccount.isRoot && !CallerAccount.isOther(user)
-            // The user's status, when it tells what happens: after the last app or token a
-            // verified contact keeps 2FA on, and the recovery codes with it.
+            // The user's status, when it tells what happens or what the prompt says: after the
+            // last app or token a verified contact keeps 2FA on, and the recovery codes with it.
             var status: UserStatus?
-            if last {
+            if last || (asked && showPrompts) {
                 let shown = try session.send(.status(user: user))
                 guard case .status(let current) = shown else { throw unexpected(shown) }
                 status = current
@@ -74,7 +75,8 @@ extension Twofoldctl.Factors {
                     }
                     Output.error("Removing factor '\(name)' of \(who)" + what)
                 }
-                code = try Terminal.readCode(prompt: "Current code (any factor, or a recovery code): ", showPrompt: showPrompts)
+                let prompt = Twofoldctl.Contact.currentCodePrompt("Current code (any factor, or a recovery code): ", status: status)
+                code = try Terminal.readCode(prompt: prompt, showPrompt: showPrompts)
             }
             if turnsOff && code == nil && !yes, let status { try confirmLastOfRequired(who: who, status: status, session: session) }
             let response = try session.send(.removeFactor(user: user, name: name, code: code))

@@ -379,4 +379,45 @@ import TwofoldTestSupport
         let ghost = try fixture.ctl(["contact", "send-code", "--user", "ghost", "--json"])
         #expect(ghost.status == 1 && ghost.stdout.contains("\"notFound\""), "\(ghost)")
     }
+
+    /// A code from `contact send-code` is taken wherever twofoldctl asks a current code, and the
+    /// prompts say so to a user with a verified contact: enroll, recovery-codes, factors remove,
+    /// disable (contact add and remove: above).
+    @Test func aCodeFromSendCodeServesEveryCurrentCodePrompt() throws {
+        let fixture = try DeliveringDaemon()
+        let me = try TestUser.user
+        // Without a contact the prompt names the app only.
+        let app = try fixture.importApp(me.name)
+        let plain = try fixture.ctl(["recovery-codes"], input: app.code() + "\n", as: me)
+        #expect(plain.status == 0, "\(plain)")
+        #expect(plain.stderr.contains("Current code from your authenticator app: ") && !plain.stderr.contains("send-code"), "\(plain)")
+
+        try fixture.importContact(me.name, "email", "t@example.com")
+        func sent() throws -> String {
+            let result = try fixture.ctl(["contact", "send-code"], as: me)
+            #expect(result.status == 0, "\(result)")
+            return try #require(fixture.delivery.lastCode("email"))
+        }
+        let prompt = "Current code (any factor, a recovery code, or one from 'twofoldctl contact send-code'): "
+
+        let enrolled = try fixture.daemon.enroll(["--qr", "none", "--name", "tablet"], as: me, currentCode: try sent(), user: me.name)
+        #expect(enrolled.result.status == 0, "\(enrolled.result)")
+        #expect(enrolled.result.stderr.contains(prompt), "\(enrolled.result)")
+        #expect(try fixture.status(me.name).factors == ["app", "tablet"])
+
+        let recovery = try fixture.ctl(["recovery-codes"], input: try sent() + "\n", as: me)
+        #expect(recovery.status == 0 && recovery.stderr.contains(prompt), "\(recovery)")
+        #expect(EnrollTranscript.recoveryCodes(in: recovery.stdout).count == 10, "\(recovery)")
+
+        let removed = try fixture.ctl(["factors", "remove", "tablet"], input: try sent() + "\n", as: me)
+        #expect(removed.status == 0 && removed.stderr.contains(prompt), "\(removed)")
+        #expect(try fixture.status(me.name).factors == ["app"])
+
+        let disabled = try fixture.ctl(["disable"], input: try sent() + "\n", as: me)
+        #expect(disabled.status == 0 && disabled.stderr.contains(prompt), "\(disabled)")
+        #expect(try fixture.status(me.name).enrollment == "none")
+        // Each code served once, for twofoldctl: four sends, four successes.
+        let uses = try fixture.audit(me.name).filter { $0.action == "verify" && $0.outcome == "success" && $0.reason == "code delivered by email" }
+        #expect(uses.count == 4, "\(uses)")
+    }
 }
