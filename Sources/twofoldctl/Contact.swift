@@ -31,6 +31,28 @@ extension Twofoldctl.Contact {
     /// The prompt for a current code of a user who has a factor.
     static let currentCodePrompt = "Current code (any factor, a recovery code, or one from 'twofoldctl contact send-code'): "
 
+    /// Whether `status` shows a verified contact: a code from 'twofoldctl contact send-code' then
+    /// works where a current code is asked.
+    static func hasVerifiedContact(_ status: UserStatus) -> Bool {
+        !Format.verifiedContacts(status).isEmpty
+    }
+
+    /// The prompt for a current code where it would be `plain`: `currentCodePrompt`, which names
+    /// 'twofoldctl contact send-code', when `status` shows a verified contact.
+    static func currentCodePrompt(_ plain: String, status: UserStatus?) -> String {
+        status.map(hasVerifiedContact) == true ? currentCodePrompt : plain
+    }
+
+    /// The same, asking the user's status first (only when the prompt is shown). A status the
+    /// daemon does not give leaves `plain`: the request that follows says what is wrong. The
+    /// session is closed while the person types.
+    static func currentCodePrompt(_ plain: String, user: String?, showPrompts: Bool, session: DaemonSession) -> String {
+        guard showPrompts else { return plain }
+        defer { session.disconnect() }
+        guard case .status(let status)? = try? session.send(.status(user: user)) else { return plain }
+        return currentCodePrompt(plain, status: status)
+    }
+
     /// `value` as twofoldd stores it, or a usage error that says what is wrong with it.
     static func normalized(_ value: String, channel: DeliveryChannel) throws -> String {
         do {

@@ -6,8 +6,9 @@ extension Twofoldctl {
         static let configuration = CommandConfiguration(
             abstract: "Turn 2FA off for your account (after a current code), where the policy allows it.",
             discussion: """
-                Asks for a code from your authenticator app. The policy may refuse (allow-disable false, \
-                or 2FA is required for you); then ask an administrator.
+                Asks for a current code: from your authenticator app, or, if you have a verified \
+                contact, one from 'twofoldctl contact send-code'. The policy may refuse (allow-disable \
+                false, or 2FA is required for you); then ask an administrator.
                 """
         )
 
@@ -18,7 +19,9 @@ extension Twofoldctl {
 
         func execute(_ session: DaemonSession) throws(CLIFailure) {
             let showPrompts = !options.json || Terminal.inputIsTerminal
-            let code = try Terminal.readCode(prompt: "Current code from your authenticator app: ", showPrompt: showPrompts)
+            let prompt = Twofoldctl.Contact.currentCodePrompt("Current code from your authenticator app: ", user: user,
+                                                              showPrompts: showPrompts, session: session)
+            let code = try Terminal.readCode(prompt: prompt, showPrompt: showPrompts)
             let response = try session.send(.disable(user: user, code: code))
             switch response {
             case .ok, .status: break

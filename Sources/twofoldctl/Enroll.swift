@@ -7,8 +7,8 @@ extension Twofoldctl {
         static let configuration = CommandConfiguration(
             abstract: "Turn on 2FA, or add a factor: scan a new secret, prove it with a code.",
             discussion: """
-                Steps: (1) if 2FA is already active, type a code from a current factor (not needed by \
-                root or an admin enrolling someone else); (2) scan the QR code, or add the otpauth URI \
+                Steps: (1) if 2FA is already active, type a code from a current factor, or one from \
+                'twofoldctl contact send-code' (not needed by root or an admin enrolling someone else); (2) scan the QR code, or add the otpauth URI \
                 or the key by hand; (3) type the code the app shows (two consecutive codes if the \
                 policy asks for them); (4) for a first factor, save the recovery codes, shown only \
                 once, and type yes. Nothing changes for logins before the last step.
@@ -81,7 +81,8 @@ extension Twofoldctl {
                 }
                 if !CallerAccount.isRoot && !CallerAccount.isOther(user) {
                     session.disconnect()
-                    currentCode = try Terminal.readCode(prompt: "Current code from your authenticator app (any factor): ", showPrompt: showPrompts)
+                    let prompt = Twofoldctl.Contact.currentCodePrompt("Current code from your authenticator app (any factor): ", status: before)
+                    currentCode = try Terminal.readCode(prompt: prompt, showPrompt: showPrompts)
                 }
             }
 

@@ -6,11 +6,13 @@ extension Twofoldctl.Factors {
         static let configuration = CommandConfiguration(
             abstract: "Remove one factor by name (after a current code).",
             discussion: """
-                Asks for a current code of any of your factors (or a recovery code); root, and an \
-                admin removing another user's factor, are not asked. Removing the last factor turns \
-                2FA off and removes the recovery codes too; twofoldd refuses that when 2FA is \
-                required for the user (an admin may still do it). The recovery set is not removed \
-                by name: 'twofoldctl recovery-codes' replaces it.
+                Asks for a current code of any of your factors (or a recovery code, or one from \
+                'twofoldctl contact send-code'); root, and an admin removing another user's factor, \
+                are not asked. Removing the last app or token turns 2FA off and removes the recovery \
+                codes too, unless you have a verified contact (see 'twofoldctl contact'): 2FA and the \
+                recovery codes then stay. twofoldd refuses to turn 2FA off when it is required for \
+                the user (an admin may still do it). The recovery set is not removed by name: \
+                'twofoldctl recovery-codes' replaces it.
                 """
         )
 
@@ -47,16 +49,36 @@ extension Twofoldctl.Factors {
                 throw CLIFailure(ExitStatus.failure, "\(who) has no factor named '\(name)' (\(have))", daemonCode: .notFound)
             }
             let last = names.count == 1
+            let asked = !CallerAccount.isRoot && !CallerAccount.isOther(user)
+            // The user's status, when it tells what happens or what the prompt says: after the
+            // last app or token a verified contact keeps 2FA on, and the recovery codes with it.
+            var status: UserStatus?
+            if last || (asked && showPrompts) {
+                let shown = try session.send(.status(user: user))
+                guard case .status(let current) = shown else { throw unexpected(shown) }
+                status = current
+            }
+            let contacts = status.map(Format.verifiedContacts) ?? []
+            let kept = "the verified contact\(contacts.count == 1 ? "" : "s") (\(contacts.map(Format.contact).joined(separator: ", ")))"
+            let turnsOff = last && contacts.isEmpty
             var code: String?
-            if !CallerAccount.isRoot && !CallerAccount.isOther(user) {
+            if asked {
                 session.disconnect()
                 if showPrompts {
-                    Output.error("Removing factor '\(name)' of \(who)"
-                                 + (last ? ": it is the last, so 2FA turns off and the recovery codes are removed too." : "."))
+                    let what: String
+                    if turnsOff {
+                        what = ": it is the last, so 2FA turns off and the recovery codes are removed too."
+                    } else if last {
+                        what = ": it is the last app or token, but 2FA stays on with \(kept) and the recovery codes stay valid."
+                    } else {
+                        what = "."
+                    }
+                    Output.error("Removing factor '\(name)' of \(who)" + what)
                 }
-                code = try Terminal.readCode(prompt: "Current code (any factor, or a recovery code): ", showPrompt: showPrompts)
+                let prompt = Twofoldctl.Contact.currentCodePrompt("Current code (any factor, or a recovery code): ", status: status)
+                code = try Terminal.readCode(prompt: prompt, showPrompt: showPrompts)
             }
-            if last && code == nil && !yes { try confirmLastOfRequired(who: who, session: session) }
+            if turnsOff && code == nil && !yes, let status { try confirmLastOfRequired(who: who, status: status, session: session) }
             let response = try session.send(.removeFactor(user: user, name: name, code: code))
             var left = names.filter { $0 != name }
             switch response {
@@ -64,9 +86,14 @@ extension Twofoldctl.Factors {
             case .factors(let now): left = now.filter { $0.kind != FactorNames.recovery }.map(\.name)
             default: throw unexpected(response)
             }
-            let message = left.isEmpty
-                ? "Removed factor '\(name)' of \(who): it was the last, so 2FA is now off (recovery codes removed too)."
-                : "Removed factor '\(name)' of \(who); \(left.count == 1 ? "1 factor" : "\(left.count) factors") left: \(FactorNames.quoted(left))."
+            let message: String
+            if !left.isEmpty {
+                message = "Removed factor '\(name)' of \(who); \(left.count == 1 ? "1 factor" : "\(left.count) factors") left: \(FactorNames.quoted(left))."
+            } else if contacts.isEmpty {
+                message = "Removed factor '\(name)' of \(who): it was the last, so 2FA is now off (recovery codes removed too)."
+            } else {
+                message = "Removed factor '\(name)' of \(who): no app or token is left, but 2FA stays on with \(kept) and the recovery codes stay valid."
+            }
             if options.json {
                 Output.json(JSONDone(user: user ?? CallerAccount.name, message: message))
             } else {
@@ -77,9 +104,8 @@ extension Twofoldctl.Factors {
         /// An admin removing a required user's last factor leaves them required with nothing to
         /// log in with: confirmed by typing yes on a terminal, or --yes, like a policy change that
         /// locks users out.
-        private func confirmLastOfRequired(who: String, session: DaemonSession) throws(CLIFailure) {
-            let shown = try session.send(.status(user: user))
-            guard case .status(let status) = shown, status.required else { return }
+        private func confirmLastOfRequired(who: String, status: UserStatus, session: DaemonSession) throws(CLIFailure) {
+            guard status.required else { return }
             let summary = "'\(name)' is the last factor of \(who), who must use 2FA (\(status.requiredBecause)): without it they are "
                 + "refused at their next login unless the policy enrolls at login or gives grace"
             try Confirmation.require(summary, prompt: summary + ". Type yes to remove it: ", instead: "run again with --yes to remove it",

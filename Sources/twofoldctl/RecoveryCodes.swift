@@ -7,8 +7,9 @@ extension Twofoldctl {
             commandName: "recovery-codes",
             abstract: "Replace your recovery codes with a fresh set (after a current code).",
             discussion: """
-                Asks for a code from your authenticator app, then prints a new set of recovery codes \
-                once. The old set stops working at once.
+                Asks for a current code (from your authenticator app, or, if you have a verified \
+                contact, one from 'twofoldctl contact send-code'), then prints a new set of recovery \
+                codes once. The old set stops working at once.
                 """
         )
 
@@ -19,7 +20,9 @@ extension Twofoldctl {
 
         func execute(_ session: DaemonSession) throws(CLIFailure) {
             let showPrompts = !options.json || Terminal.inputIsTerminal
-            let code = try Terminal.readCode(prompt: "Current code from your authenticator app: ", showPrompt: showPrompts)
+            let prompt = Twofoldctl.Contact.currentCodePrompt("Current code from your authenticator app: ", user: user,
+                                                              showPrompts: showPrompts, session: session)
+            let code = try Terminal.readCode(prompt: prompt, showPrompt: showPrompts)
             let response = try session.send(.regenerateRecoveryCodes(user: user, code: code))
             guard case .recoveryCodes(let codes) = response else { throw unexpected(response) }
             if options.json {

@@ -268,4 +268,38 @@ import TwofoldTestSupport
         #expect(try login(daemon, "jo", apps["b2"]!.code()) == .success)
         #expect(try login(daemon, "kit", apps["b3"]!.code()) == .success)
     }
+
+    /// After the last app or token a verified contact keeps 2FA on, and the recovery codes with it
+    /// (the daemon's rule): `factors remove` says so instead of "2FA turns off".
+    @Test func removingTheLastAppOfAUserWithAContactKeepsTwoFactorOn() throws {
+        let fixture = try DeliveringDaemon()
+        let me = try TestUser.user
+        let first = try fixture.daemon.enroll(["--qr", "none", "--user", me.name], user: me.name)
+        #expect(first.result.status == 0, "\(first.result)")
+        try fixture.importContact(me.name, "email", "t@example.com")
+
+        let removed = try fixture.ctl(["factors", "remove", "app"], input: first.app.code(offset: 1) + "\n", as: me)
+        #expect(removed.status == 0, "\(removed)")
+        #expect(removed.stderr.contains("Removing factor 'app' of \(me.name): it is the last app or token, but 2FA stays on with the verified "
+                                        + "contact (email t***@example.com) and the recovery codes stay valid.\n"), "\(removed)")
+        #expect(!removed.stderr.contains("turns off"), "\(removed)")
+        #expect(removed.stdout == "Removed factor 'app' of \(me.name): no app or token is left, but 2FA stays on with the verified contact "
+                + "(email t***@example.com) and the recovery codes stay valid.\n", "\(removed)")
+        let status = try fixture.status(me.name)
+        #expect(status.enrollment == "active" && status.method == "email" && status.factors == [] && status.recoveryCodesLeft == 10, "\(status)")
+        #expect(!(try fixture.audit(me.name)).contains { $0.reason?.contains("recovery codes removed") == true })
+        // A saved recovery code still logs in.
+        #expect(try login(fixture.daemon, me.name, first.transcript.recoveryCodes[0]) == .success)
+
+        // An admin removing a required user's last app is not asked to confirm while a verified
+        // contact stays; without one it still is (removeByNameWithACodeOrAsAdmin).
+        _ = try fixture.importApp("bob")
+        try fixture.importContact("bob", "phone", "+49 151 1234 5678")
+        #expect(try fixture.ctl(["user", "require", "bob"]).status == 0)
+        let admin = try fixture.ctl(["factors", "remove", "app", "--user", "bob"])
+        #expect(admin.status == 0, "\(admin)")
+        #expect(admin.stdout == "Removed factor 'app' of bob: no app or token is left, but 2FA stays on with the verified contact "
+                + "(phone +49 *** *** 78) and the recovery codes stay valid.\n", "\(admin)")
+        #expect(try fixture.status("bob").enrollment == "active")
+    }
 }
