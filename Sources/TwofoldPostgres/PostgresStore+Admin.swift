@@ -11,7 +11,10 @@ extension PostgresStore {
         let sealed = try sealCodes(codes, user: user)
         try await write(statements: 4) { connection in
             try await Self.lockUser(user, connection)
-            let factors = try await connection.run("SELECT count(*) FROM factors WHERE user_name = \(user)").first?.decode(Int64.self) ?? 0
+            // A factor: an OTP factor or a verified contact.
+            let factors = try await connection.run("""
+                SELECT (SELECT count(*) FROM factors WHERE user_name = \(user)) + (SELECT count(*) FROM contacts WHERE user_name = \(user) AND verified_at IS NOT NULL)
+                """).first?.decode(Int64.self) ?? 0
             guard factors > 0 else { throw StoreError.notEnrolled(user) }
             try await Self.storeCodes([user: sealed], connection)
         }

@@ -187,7 +187,10 @@ public final class SQLiteStore: TwofoldStore {
         try await guarded {
             let sealed = try sealCodes(codes, user: user)
             try await pool.write { db in
-                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM factors WHERE user = ?", arguments: [user]) ?? 0 > 0 else {
+                // A factor: an OTP factor or a verified contact.
+                guard try Int.fetchOne(db, sql: """
+                    SELECT (SELECT count(*) FROM factors WHERE user = ?) + (SELECT count(*) FROM contacts WHERE user = ? AND verified_at IS NOT NULL)
+                    """, arguments: [user, user]) ?? 0 > 0 else {
                     throw StoreError.notEnrolled(user)
                 }
                 try Self.storeCodes(sealed, user: user, db)

@@ -458,7 +458,8 @@ public protocol TwofoldStore: Sendable {
     /// Imports many active factors in one durable transaction (all or none).
     func importEnrollments(_ imports: [EnrollmentImportRecord]) async throws
 
-    /// Replaces the user's recovery codes (the old set stops working).
+    /// Replaces the user's recovery codes (the old set stops working). The user needs a factor (an
+    /// OTP factor or a verified contact): `StoreError.notEnrolled` otherwise.
     func replaceRecoveryCodes(user: String, codes: [RecoveryCodeHash]) async throws
 
     /// The user's unused recovery codes as (index, hash), opened.

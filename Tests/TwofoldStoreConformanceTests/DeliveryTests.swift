@@ -54,6 +54,20 @@ import TwofoldStore
         return record
     }
 
+    @Test(arguments: Backend.all) func aVerifiedContactIsAFactorForRecoveryCodes(_ backend: Backend) async throws {
+        try await Self.withStore(backend) { store, _ in
+            let pepper = SecretBytes(Array(repeating: 3, count: 32))
+            let codes = try (0..<3).map { _ in try RecoveryCodes.makeHash(canonical: "abcd-efgh-ijkl", pepper: pepper) }
+            try await store.addContact(user: "mallory", Self.waiting(Self.alice))
+            await #expect(throws: StoreError.notEnrolled("mallory"), "a waiting contact is no factor") {
+                try await store.replaceRecoveryCodes(user: "mallory", codes: codes)
+            }
+            try await store.addContact(user: "ivy", Self.verified(Self.phone, .sms))
+            try await store.replaceRecoveryCodes(user: "ivy", codes: codes)
+            #expect(try await store.recoveryCodes(user: "ivy").count == 3)
+        }
+    }
+
     @Test(arguments: Backend.all) func contactsAreOneVerifiedAndOneWaitingPerChannelAndComeWithTheUser(_ backend: Backend) async throws {
         try await Self.withStore(backend) { store, _ in
             // A waiting contact makes the user known (a row), not enrolled.
