@@ -81,26 +81,20 @@ struct DeliveryServiceTests {
     func smsEndToEnd() throws {
         let directory = try makeTemporaryDirectory("dlv-sms")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let record = directory + "/requests.jsonl"
-        let gateway = try PortServer(["/usr/bin/python3", TestPaths.servers + "/sms_gateway.py", record])
         // systemd's LoadCredential=sms-token: a directory only the service reads, named in its environment.
-        let credentials = directory + "/credentials"
-        mkdir(credentials, 0o700)
-        let token = "tok-" + UUID().uuidString
-        try (token + "\n").write(toFile: credentials + "/sms-token", atomically: true, encoding: .utf8)
+        let (credentials, token) = try SMSGateway.credentials(in: directory)
         // curl through a wrapper that records its own argv, as /proc/PID/cmdline shows it to everyone.
         let wrapper = directory + "/curl"
         try writeScript(wrapper, "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\" >> \(directory)/curl-argv\nexec /usr/bin/curl \"$@\"\n")
-        let config = directory + "/send-sms.conf"
-        try """
-        url = http://127.0.0.1:\(gateway.port)/v1/messages
-        content_type = application/json
-        body = {"to": "{to}", "text": "{message}", "user": "{user}"}
-        token_header = Authorization: Bearer {token}
-        max_time = 5
-        curl = \(wrapper)
-        """.write(toFile: config, atomically: true, encoding: .utf8)
-        let service = try DeliveryServiceProcess.bare("sms_command = \(TestPaths.sendSMS) --config \(config)", environment: ["CREDENTIALS_DIRECTORY": credentials])
+        let gateway = try SMSGateway(directory: directory, settings: """
+            content_type = application/json
+            body = {"to": "{to}", "text": "{message}", "user": "{user}"}
+            token_header = Authorization: Bearer {token}
+            max_time = 5
+            curl = \(wrapper)
+            """)
+        let record = gateway.record
+        let service = try DeliveryServiceProcess.bare("sms_command = \(gateway.command)", environment: ["CREDENTIALS_DIRECTORY": credentials])
         let request = makeRequest(channel: "sms", destination: "+4915112345678", user: "bob \"the builder\"")
 
         let response = try service.request(request)
@@ -133,16 +127,14 @@ struct DeliveryServiceTests {
     func smsGatewayRejects() throws {
         let directory = try makeTemporaryDirectory("dlv-sms")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let gateway = try PortServer(["/usr/bin/python3", TestPaths.servers + "/sms_gateway.py", directory + "/requests.jsonl"])
         try "t0ken\n".write(toFile: directory + "/token", atomically: true, encoding: .utf8)
-        try """
-        url = http://127.0.0.1:\(gateway.port)/reject
-        content_type = application/x-www-form-urlencoded
-        body = To={to}&Body={message}
-        token_header = X-Token: {token}
-        token_file = \(directory)/token
-        """.write(toFile: directory + "/send-sms.conf", atomically: true, encoding: .utf8)
-        let service = try DeliveryServiceProcess.bare("sms_command = \(TestPaths.sendSMS) --config \(directory)/send-sms.conf")
+        let gateway = try SMSGateway(directory: directory, path: "/reject", settings: """
+            content_type = application/x-www-form-urlencoded
+            body = To={to}&Body={message}
+            token_header = X-Token: {token}
+            token_file = \(directory)/token
+            """)
+        let service = try DeliveryServiceProcess.bare("sms_command = \(gateway.command)")
         var request = makeRequest(channel: "sms")
         request.message = "Code \(request.code)"
         let response = try service.request(request)
