@@ -59,6 +59,9 @@ let package = Package(
         ),
         // Wire protocol shared by the daemon, the CLI and the tests (the C module has its own reader).
         .target(name: "TwofoldProtocol"),
+        // What twofoldd and twofold-deliver share as systemd services, without libsystemd: sd_notify, socket
+        // activation, the socket's directory, reading a `key = value` config file (each keeps its own keys).
+        .target(name: "TwofoldSystemd"),
         // Blocking Unix-socket client for the CLI, tests and benchmarks.
         .target(name: "TwofoldClient", dependencies: ["TwofoldProtocol"]),
         // The daemon as a library: socket server, dialogs, verify engine with group commit, metrics
@@ -66,7 +69,7 @@ let package = Package(
         .target(
             name: "TwofoldDaemon",
             dependencies: [
-                "TwofoldCore", "TwofoldCrypto", "TwofoldStore", "TwofoldSQLite", "TwofoldPostgres", "TwofoldProtocol", "TwofoldQR",
+                "TwofoldCore", "TwofoldCrypto", "TwofoldStore", "TwofoldSQLite", "TwofoldPostgres", "TwofoldProtocol", "TwofoldQR", "TwofoldSystemd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -94,7 +97,7 @@ let package = Package(
         // The delivery service as a library (docs/delivery.md): its config, the Unix-socket server that takes one
         // request per connection from twofoldd (SO_PEERCRED), the checks of a request, the channel's command
         // run without a shell under a time limit. Threads and blocking I/O: at most a few commands at once.
-        .target(name: "TwofoldDelivery", dependencies: ["TwofoldProtocol", "TwofoldCore"]),
+        .target(name: "TwofoldDelivery", dependencies: ["TwofoldProtocol", "TwofoldCore", "TwofoldSystemd"]),
         // `twofold-deliver`: sends twofoldd's login codes by email and text message, outside its sandbox.
         .executableTarget(
             name: "twofold-deliver",

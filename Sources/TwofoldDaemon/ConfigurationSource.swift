@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import TwofoldSystemd
 
 /// Where the daemon's configuration comes from: a file (read at start and again at each SIGHUP),
 /// then command-line flags over it. Kept whole so a reload reads it exactly as the start did.
@@ -33,26 +31,9 @@ public struct ConfigurationSource: Sendable, Equatable {
     /// The configuration, and the file it read (nil: the default file is missing, built-in defaults).
     public func load() throws -> (configuration: DaemonConfiguration, fileRead: String?) {
         var configuration = DaemonConfiguration()
-        let text = try Self.read(file, required: fileRequired)
+        let text = try ConfigFile.read(file, required: fileRequired, error: ConfigurationError.init)
         if let text { configuration = try DaemonConfiguration.parse(text, source: file) }
         for override in overrides { try configuration.set(key: override.key, value: override.value, at: override.flag) }
         return (configuration, text == nil ? nil : file)
-    }
-
-    static func read(_ path: String, required: Bool) throws -> String? {
-        guard let handle = fopen(path, "r") else {
-            if !required && errno == ENOENT { return nil }
-            throw ConfigurationError("cannot read config file \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(handle) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, handle)
-            if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
-            if n < chunk.count { break }
-            if bytes.count > 1 << 20 { throw ConfigurationError("config file \(path) is larger than 1 MiB") }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

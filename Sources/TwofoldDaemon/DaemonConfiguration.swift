@@ -1,6 +1,7 @@
 import Logging
 import TwofoldCore
 import TwofoldCrypto
+import TwofoldSystemd
 
 /// Everything `twofoldd` can be configured with. Every key of the config file maps to one field;
 /// `systemd/twofoldd.conf` (installed as /etc/twofold/twofoldd.conf) lists them with their defaults,
@@ -118,19 +119,8 @@ extension DaemonConfiguration {
     /// repeated keys and bad values are errors naming the line.
     public static func parse(_ text: String, source: String = "twofoldd.conf", over base: DaemonConfiguration = DaemonConfiguration()) throws -> DaemonConfiguration {
         var config = base
-        var seen = Set<String>()
-        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var line = Substring(rawLine)
-            if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
-            let trimmed = line.trimmingWhitespace()
-            if trimmed.isEmpty { continue }
-            let at = "\(source):\(number + 1)"
-            guard let eq = trimmed.firstIndex(of: "=") else { throw ConfigurationError("\(at): expected 'key = value'") }
-            let key = trimmed[..<eq].trimmingWhitespace().lowercased()
-            let value = trimmed[trimmed.index(after: eq)...].trimmingWhitespace()
-            guard !seen.contains(key) else { throw ConfigurationError("\(at): '\(key)' is set twice") }
-            seen.insert(key)
-            try config.set(key: key, value: String(value), at: at)
+        let seen = try ConfigFile.parse(text, source: source, comments: .hash, error: ConfigurationError.init) { key, value, at in
+            try config.set(key: key, value: value, at: at)
         }
         try config.checkStoreKeys(source: source)
         let storeKeysSet = config.databasePath != nil || config.postgresqlURL != nil || config.postgresqlPasswordFile != nil
@@ -247,11 +237,6 @@ extension DaemonConfiguration {
 }
 
 extension StringProtocol {
-    func trimmingWhitespace() -> Substring {
-        let s = Substring(self)
-        guard let start = s.firstIndex(where: { !$0.isWhitespace }) else { return "" }
-        let end = s.lastIndex(where: { !$0.isWhitespace })!
-        return s[start...end]
-    }
+    func trimmingWhitespace() -> Substring { ConfigFile.trimmed(self) }
 }
 

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import NIOCore
 import NIOPosix
+import TwofoldSystemd
 
 /// Where a server takes its listening Unix socket from.
 public enum ListenSource: Sendable, Equatable, CustomStringConvertible {
@@ -28,7 +29,7 @@ public enum ListenSource: Sendable, Equatable, CustomStringConvertible {
     func bind(_ bootstrap: ServerBootstrap) async throws -> Channel {
         switch self {
         case .path(let path):
-            try Self.prepareSocketDirectory(for: path)
+            try SocketDirectory.make(for: path, error: ConfigurationError.init)
             let server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
             guard chmod(path, 0o666) == 0 else {
                 server.close(promise: nil)
@@ -37,16 +38,6 @@ public enum ListenSource: Sendable, Equatable, CustomStringConvertible {
             return server
         case .descriptor(let fd):
             return try await bootstrap.withBoundSocket(fd).get()
-        }
-    }
-
-    private static func prepareSocketDirectory(for path: String) throws {
-        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
-        let directory = String(path[..<slash])
-        var info = stat()
-        if stat(directory, &info) == 0 { return }
-        guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
-            throw ConfigurationError("cannot create socket directory \(directory): \(String(cString: strerror(errno)))")
         }
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TwofoldSystemd
 import UnixSignals
 
 /// The configuration in force, replaced whole by a reload (SIGHUP). Readers take `current` when

@@ -5,6 +5,7 @@ import NIOPosix
 import TwofoldCore
 import TwofoldProtocol
 import TwofoldStore
+import TwofoldSystemd
 
 /// Who a policy requires and what each of them gets at the next login, over every user the system
 /// can list: the users Twofold knows, the accounts `getpwent` enumerates that can log in, and the
@@ -162,7 +163,7 @@ enum SystemAccounts {
 
     /// UID_MIN from /etc/login.defs (1000 when absent).
     static func loginDefsUIDMin() -> UInt32 {
-        guard let text = try? ConfigurationSource.read("/etc/login.defs", required: false) else { return 1000 }
+        guard let text = try? ConfigFile.read("/etc/login.defs", required: false, error: ConfigurationError.init) else { return 1000 }
         for line in text.split(separator: "\n") {
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             if words.count >= 2, words[0] == "UID_MIN", let value = UInt32(words[1]) { return value }
@@ -172,7 +173,7 @@ enum SystemAccounts {
 
     /// The passwd sources of nsswitch.conf that are not local files (sss, ldap, winbind...).
     static func nonEnumeratingSources() -> [String] {
-        guard let text = try? ConfigurationSource.read("/etc/nsswitch.conf", required: false) else { return [] }
+        guard let text = try? ConfigFile.read("/etc/nsswitch.conf", required: false, error: ConfigurationError.init) else { return [] }
         for line in text.split(separator: "\n") where line.hasPrefix("passwd:") {
             return line.dropFirst("passwd:".count).split(whereSeparator: { $0 == " " || $0 == "\t" })
                 .map(String.init)

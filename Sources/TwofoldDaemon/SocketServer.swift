@@ -8,6 +8,7 @@ import ServiceLifecycle
 import Synchronization
 import TwofoldProtocol
 import TwofoldStore
+import TwofoldSystemd
 
 /// The Unix-socket server of `twofoldd`, run as a service-lifecycle `Service`: each connection is a
 /// `ConnectionHandler` on its event loop (a login dialog never leaves the loop but for the group

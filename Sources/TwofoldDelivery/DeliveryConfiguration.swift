@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import TwofoldSystemd
 
 /// Everything `twofold-deliver` can be configured with: one field per key of its config file
 /// (`systemd/deliver.conf`, installed as /etc/twofold/deliver.conf, lists them with their defaults;
@@ -54,7 +55,7 @@ extension DeliveryConfiguration {
     /// Reads `path` and parses it. `required`: a missing file is an error (an explicit --config);
     /// otherwise a missing file gives the defaults.
     public static func load(path: String, required: Bool) throws -> DeliveryConfiguration {
-        guard let text = try readFile(path, required: required) else { return DeliveryConfiguration() }
+        guard let text = try ConfigFile.read(path, required: required, error: DeliveryConfigurationError.init) else { return DeliveryConfiguration() }
         return try parse(text, source: path)
     }
 
@@ -62,16 +63,7 @@ extension DeliveryConfiguration {
     /// Unknown keys, repeated keys and bad values are errors naming the line.
     public static func parse(_ text: String, source: String = "deliver.conf") throws -> DeliveryConfiguration {
         var config = DeliveryConfiguration()
-        var seen = Set<String>()
-        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = trim(withoutComment(rawLine))
-            if trimmed.isEmpty { continue }
-            let at = "\(source):\(number + 1)"
-            guard let eq = trimmed.firstIndex(of: "=") else { throw DeliveryConfigurationError("\(at): expected 'key = value'") }
-            let key = trim(trimmed[..<eq]).lowercased()
-            let value = String(trim(trimmed[trimmed.index(after: eq)...]))
-            guard !seen.contains(key) else { throw DeliveryConfigurationError("\(at): '\(key)' is set twice") }
-            seen.insert(key)
+        try ConfigFile.parse(text, source: source, comments: .hashOutsideQuotes, error: DeliveryConfigurationError.init) { key, value, at in
             try config.set(key: key, value: value, at: at)
         }
         if config.daemonUser == nil && config.allowedUIDs.isEmpty {
@@ -108,7 +100,7 @@ extension DeliveryConfiguration {
         case "allowed_uids":
             var uids: [UInt32] = []
             for part in value.split(separator: ",") {
-                let text = Self.trim(part)
+                let text = ConfigFile.trimmed(part)
                 guard let uid = UInt32(text), uid != UInt32.max else {
                     throw DeliveryConfigurationError("\(at): 'allowed_uids' must be a comma-separated list of numeric uids; '\(text)' is not one")
                 }
@@ -157,43 +149,5 @@ extension DeliveryConfiguration {
             }
         }
         return found
-    }
-
-    // MARK: - Text
-
-    /// The line up to a `#` that is not inside double quotes.
-    static func withoutComment(_ line: Substring) -> Substring {
-        var quoted = false, escaped = false
-        for index in line.indices {
-            let c = line[index]
-            if escaped { escaped = false; continue }
-            if quoted && c == "\\" { escaped = true; continue }
-            if c == "\"" { quoted.toggle() }
-            if c == "#" && !quoted { return line[..<index] }
-        }
-        return line
-    }
-
-    static func trim<S: StringProtocol>(_ text: S) -> Substring {
-        let s = Substring(text)
-        guard let start = s.firstIndex(where: { !$0.isWhitespace }), let end = s.lastIndex(where: { !$0.isWhitespace }) else { return "" }
-        return s[start...end]
-    }
-
-    static func readFile(_ path: String, required: Bool) throws -> String? {
-        guard let handle = fopen(path, "r") else {
-            if !required && errno == ENOENT { return nil }
-            throw DeliveryConfigurationError("cannot read config file \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(handle) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, handle)
-            if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
-            if n < chunk.count { break }
-            if bytes.count > 1 << 20 { throw DeliveryConfigurationError("config file \(path) is larger than 1 MiB") }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -5,6 +5,7 @@ import Foundation
 import Synchronization
 import TwofoldCore
 import TwofoldProtocol
+import TwofoldSystemd
 
 /// The delivery service: accepts connections on its Unix socket (on the calling thread), refuses
 /// peers that are not the daemon, and serves each other connection on a thread of its own: one

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import TwofoldSystemd
 
 /// The service's Unix stream socket and its connections, with plain system calls (the service
 /// serves a few connections at once, each on a thread of its own).
@@ -10,22 +11,14 @@ enum UnixSocket {
         init(_ text: String) { description = text }
     }
 
-    /// A listening socket: systemd's (socket activation, as `ListenSource` in twofoldd: fd 3 when
-    /// `LISTEN_PID` is this process and `LISTEN_FDS` ≥ 1), else `path` bound here (a stale socket
-    /// file replaced; mode 0666: requests are authorized by SO_PEERCRED, not by the file's mode).
+    /// A listening socket: systemd's (socket activation, as `ListenSource` in twofoldd), else `path`
+    /// bound here (a stale socket file replaced; mode 0666: requests are authorized by SO_PEERCRED,
+    /// not by the file's mode).
     /// `bound` is the path this process created (to remove at exit), nil for systemd's socket.
     static func listen(path: String, environment: [String: String]) throws -> (fd: Int32, bound: String?) {
-        if let pidText = environment["LISTEN_PID"], Int32(pidText) == getpid(),
-           let countText = environment["LISTEN_FDS"], let count = Int(countText), count >= 1 {
-            let fd: Int32 = 3
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            unsetenv("LISTEN_PID")
-            unsetenv("LISTEN_FDS")
-            unsetenv("LISTEN_FDNAMES")
-            return (fd, nil)
-        }
+        if let fd = SystemdSocketActivation.listeningDescriptor(environment: environment) { return (fd, nil) }
         var address = try socketAddress(path)
-        try makeParentDirectory(of: path)
+        try SocketDirectory.make(for: path, error: Failure.init)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure("socket: \(String(cString: strerror(errno)))") }
         var info = stat()
@@ -59,16 +52,6 @@ enum UnixSocket {
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw Failure("socket path \(path) is too long") }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
         return address
-    }
-
-    private static func makeParentDirectory(of path: String) throws {
-        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
-        let directory = String(path[..<slash])
-        var info = stat()
-        if stat(directory, &info) == 0 { return }
-        guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
-            throw Failure("cannot create socket directory \(directory): \(String(cString: strerror(errno)))")
-        }
     }
 
     /// The uid of the peer of a connected socket (SO_PEERCRED), or nil.

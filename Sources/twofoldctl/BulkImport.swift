@@ -1,12 +1,6 @@
 import ArgumentParser
 import TwofoldProtocol
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 extension Twofoldctl {
     struct BulkImport: DaemonCommand {
         static let configuration = CommandConfiguration(
@@ -38,9 +32,6 @@ extension Twofoldctl {
 
         @OptionGroup var options: GlobalOptions
 
-        /// A request stays well under the 64 KiB frame bound.
-        static let maxBatchJSONBytes = 48_000
-
         func validate() throws {
             guard (1...500).contains(batch) else { throw ValidationError("--batch must be from 1 to 500.") }
             if let name, !FactorNames.isValid(name) {
@@ -48,107 +39,38 @@ extension Twofoldctl {
             }
         }
 
-        struct Refused: Encodable {
-            var line: Int
-            var user: String?
-            var error: String
-        }
-
-        struct Summary: Encodable {
-            var ok: Bool
-            var imported: Int
-            var refused: [Refused]
-        }
-
         func execute(_ session: DaemonSession) throws(CLIFailure) {
-            let summary = try importAll(session)
-            if options.json {
-                Output.json(summary)
-            } else {
-                for r in summary.refused {
-                    Output.error("line \(r.line)\(r.user.map { " (\($0))" } ?? ""): \(r.error)")
-                }
-                Output.line("Imported 2FA for \(summary.imported) user\(summary.imported == 1 ? "" : "s")"
-                            + (summary.refused.isEmpty ? "." : "; \(summary.refused.count) line\(summary.refused.count == 1 ? "" : "s") refused."))
-            }
-            if !summary.ok {
-                throw CLIFailure(ExitStatus.failure, "\(summary.refused.count) lines not imported", reported: true)
-            }
+            let summary = try LineImport.run(session, file: file, batch: batch,
+                                             parse: { Self.parse($0, name: name) }, size: Self.size,
+                                             request: { .importEnrollments($0) })
+            try LineImport.report(summary, json: options.json, user: { $0 },
+                                  imported: { "Imported 2FA for \($0) user\($0 == 1 ? "" : "s")" })
         }
 
-        private func importAll(_ session: DaemonSession) throws(CLIFailure) -> Summary {
-            // Standard input through a stream of its own (a duplicate of fd 0).
-            guard let stream = file == "-" ? fdopen(dup(0), "r") : fopen(file, "r") else {
-                throw CLIFailure(ExitStatus.failure, "cannot read \(file): \(String(cString: strerror(errno)))")
-            }
-            defer { fclose(stream) }
+        /// An item's share of a request: its URI and names, and room for the JSON around them.
+        static func size(_ item: EnrollmentImport) -> Int {
+            guard case .uri(let uri) = item.source else { return LineImport.maxBatchJSONBytes }
+            return uri.utf8.count + item.user.utf8.count + (item.name?.utf8.count ?? 0) + 80
+        }
 
-            var summary = Summary(ok: true, imported: 0, refused: [])
-            var items: [EnrollmentImport] = []
-            var itemLines: [Int] = []
-            var bytes = 0
-            var number = 0
-            var linePointer: UnsafeMutablePointer<CChar>?
-            var capacity = 0
-            defer { free(linePointer) }
-
-            func flush() throws(CLIFailure) {
-                guard !items.isEmpty else { return }
-                let response = try session.send(.importEnrollments(items))
-                guard case .importedMany(let outcomes) = response, outcomes.count == items.count else {
-                    if case .error(let code, let message) = response {
-                        throw CLIFailure(ExitStatus.forDaemonError(code), message, daemonCode: code)
-                    }
-                    throw unexpected(response)
-                }
-                for (outcome, line) in zip(outcomes, itemLines) {
-                    if let error = outcome.error {
-                        summary.refused.append(Refused(line: line, user: outcome.user, error: error))
-                    } else {
-                        summary.imported += 1
-                    }
-                }
-                items.removeAll(keepingCapacity: true)
-                itemLines.removeAll(keepingCapacity: true)
-                bytes = 0
+        /// One line of the list (trimmed, not blank, not a comment): USER [NAME] URI. The second field
+        /// is a factor name when it has no ':' (a URI always has one); without one, `name` is the factor's.
+        static func parse(_ text: String, name: String?) -> Result<EnrollmentImport, LineImport.LineError> {
+            let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+            var fields = text.split(maxSplits: 1, whereSeparator: isBlank).map(String.init)
+            var factor = name
+            if fields.count == 2, !fields[1].prefix(while: { !isBlank($0) }).contains(":") {
+                let rest = fields[1].split(maxSplits: 1, whereSeparator: isBlank).map(String.init)
+                factor = rest[0]
+                fields = rest.count == 2 ? [fields[0], rest[1]] : [fields[0]]
             }
-
-            while getline(&linePointer, &capacity, stream) >= 0 {
-                number += 1
-                guard let linePointer else { break }
-                let text = String(cString: linePointer).trimmingSpaces()
-                if text.isEmpty || text.hasPrefix("#") { continue }
-                // USER [NAME] URI: the second field is a factor name when it has no ':' (a URI always has one).
-                let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-                var fields = text.split(maxSplits: 1, whereSeparator: isBlank).map(String.init)
-                var factor = name
-                if fields.count == 2, !fields[1].prefix(while: { !isBlank($0) }).contains(":") {
-                    let rest = fields[1].split(maxSplits: 1, whereSeparator: isBlank).map(String.init)
-                    factor = rest[0]
-                    fields = rest.count == 2 ? [fields[0], rest[1]] : [fields[0]]
-                }
-                guard fields.count == 2 else {
-                    summary.refused.append(Refused(line: number, user: fields.first,
-                                                   error: "expected a user name, a factor name if any, and an otpauth:// URI"))
-                    continue
-                }
-                if let factor, !FactorNames.isValid(factor) {
-                    summary.refused.append(Refused(line: number, user: fields[0], error: "'\(factor)' is not a factor name (\(FactorNames.rule))"))
-                    continue
-                }
-                let user = fields[0]
-                let uri = fields[1].trimmingSpaces()
-                let size = uri.utf8.count + user.utf8.count + (factor?.utf8.count ?? 0) + 80
-                if bytes + size > Self.maxBatchJSONBytes { try flush() }
-                items.append(EnrollmentImport(user: user, source: .uri(uri), name: factor))
-                itemLines.append(number)
-                bytes += size
-                if items.count >= batch { try flush() }
+            guard fields.count == 2 else {
+                return .failure(LineImport.LineError(user: fields.first, message: "expected a user name, a factor name if any, and an otpauth:// URI"))
             }
-            try flush()
-            summary.refused.sort { $0.line < $1.line }
-            summary.ok = summary.refused.isEmpty
-            return summary
+            if let factor, !FactorNames.isValid(factor) {
+                return .failure(LineImport.LineError(user: fields[0], message: "'\(factor)' is not a factor name (\(FactorNames.rule))"))
+            }
+            return .success(EnrollmentImport(user: fields[0], source: .uri(fields[1].trimmingSpaces()), name: factor))
         }
     }
 }

@@ -51,6 +51,34 @@ public final class PortServer: @unchecked Sendable {
     }
 }
 
+/// A real HTTP SMS gateway (Servers/sms_gateway.py) on a free port, which appends each request it
+/// gets to `record` as a JSON line, and send-sms's config for it: `url` (the gateway at `path`),
+/// then `settings`' lines, in `directory`/send-sms.conf.
+public final class SMSGateway: @unchecked Sendable {
+    public let server: PortServer
+    public let record: String
+    public let configPath: String
+    /// The delivery service's sms_command for this gateway.
+    public var command: String { "\(TestPaths.sendSMS) --config \(configPath)" }
+
+    public init(directory: String, path: String = "/v1/messages", settings: String) throws {
+        record = directory + "/requests.jsonl"
+        configPath = directory + "/send-sms.conf"
+        server = try PortServer(["/usr/bin/python3", TestPaths.servers + "/sms_gateway.py", record])
+        try "url = http://127.0.0.1:\(server.port)\(path)\n\(settings)".write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    /// systemd's LoadCredential=sms-token: `directory`/credentials, a directory only the service
+    /// reads (mode 0700), holding a fresh token in `sms-token`.
+    public static func credentials(in directory: String) throws -> (directory: String, token: String) {
+        let credentials = directory + "/credentials"
+        mkdir(credentials, 0o700)
+        let token = "tok-" + UUID().uuidString
+        try (token + "\n").write(toFile: credentials + "/sms-token", atomically: true, encoding: .utf8)
+        return (credentials, token)
+    }
+}
+
 /// Writes an executable script. A shell writes it, not this process: tests run in parallel, and a
 /// child another test spawns at that moment would inherit a descriptor open for writing on it until
 /// its exec (close-on-exec or not), so the service's exec of the script could fail "Text file busy".

@@ -57,21 +57,16 @@ struct SMSEndToEndTests {
     func smsThroughGateway() throws {
         let directory = try makeTemporaryDirectory("tfsms")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let record = directory + "/requests.jsonl"
-        let gateway = try PortServer(["/usr/bin/python3", TestPaths.servers + "/sms_gateway.py", record])
-        let credentials = directory + "/credentials"
-        mkdir(credentials, 0o700)
-        let token = "tok-" + UUID().uuidString
-        try (token + "\n").write(toFile: credentials + "/sms-token", atomically: true, encoding: .utf8)
-        try """
-        url = http://127.0.0.1:\(gateway.port)/v1/messages
-        content_type = application/json
-        body = {"to": "{to}", "text": "{message}"}
-        token_header = Authorization: Bearer {token}
-        token_file = \(credentials)/sms-token
-        max_time = 5
-        """.write(toFile: directory + "/send-sms.conf", atomically: true, encoding: .utf8)
-        let delivery = try DeliveryServiceProcess(commands: ["sms": "\(TestPaths.sendSMS) --config \(directory)/send-sms.conf"], timeoutMillis: 5_000)
+        let (credentials, token) = try SMSGateway.credentials(in: directory)
+        let gateway = try SMSGateway(directory: directory, settings: """
+            content_type = application/json
+            body = {"to": "{to}", "text": "{message}"}
+            token_header = Authorization: Bearer {token}
+            token_file = \(credentials)/sms-token
+            max_time = 5
+            """)
+        let record = gateway.record
+        let delivery = try DeliveryServiceProcess(commands: ["sms": gateway.command], timeoutMillis: 5_000)
         let daemon = try DeliveredCodeTests.daemon(delivery, kinds: ["totp", "sms"])
         let account = try daemon.provision("smsuser")
         try DeliveredCodeTests.addContact(daemon, "smsuser", "sms", "+4915112345678")

@@ -6,67 +6,23 @@ import Glibc
 #endif
 
 extension TestPaths {
-    static var twofoldDeliver: String { products + "/twofold-deliver" }
+    static var twofoldDeliver: String { DeliveryServiceProcess.binary }
 }
 
-/// A real `twofold-deliver` on a socket in a temporary directory, its stderr (the log) in a file.
-/// Readiness is its READY=1 on NOTIFY_SOCKET, as systemd would see it.
-final class DeliveryService: @unchecked Sendable {
-    let directory: String
-    let socketPath: String
-    let configPath: String
-    let logPath: String
-    private(set) var process: ChildProcess?
-    private var notify: NotifyListener?
-    private let peers: String
-
-    /// `peers` replaces the default peer keys (the test process's uid may send requests).
-    init(_ extraConfig: String = "", peers: String? = nil, environment: [String: String] = [:], start: Bool = true) throws {
-        directory = try makeTemporaryDirectory("dlv")
-        socketPath = directory + "/deliver.sock"
-        configPath = directory + "/deliver.conf"
-        logPath = directory + "/deliver.log"
-        self.peers = peers ?? "daemon_user =\nallowed_uids = \(getuid())"
-        try configure(extraConfig)
-        if start { try self.start(environment: environment) }
+extension DeliveryServiceProcess {
+    /// The service as these tests start it: only the test process's uid may send requests (`peers`
+    /// replaces the peer keys), no command but those `extraConfig` gives, the default time limit,
+    /// and the environment systemd would give it: nothing of the test runner's but PATH, then
+    /// `environment`.
+    static func bare(_ extraConfig: String = "", peers: String? = nil, environment: [String: String] = [:],
+                     start: Bool = true) throws -> DeliveryServiceProcess {
+        try DeliveryServiceProcess(capture: false, timeoutMillis: nil, peers: peers ?? "daemon_user =\nallowed_uids = \(getuid())",
+                                   extraConfig: extraConfig, environment: systemdEnvironment(environment), start: start)
     }
 
-    deinit {
-        if let process, process.isRunning {
-            process.signal(SIGKILL)
-            process.wait()
-        }
-        notify?.close()
-        try? FileManager.default.removeItem(atPath: directory)
+    static func systemdEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+        ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"].merging(extra) { $1 }
     }
-
-    /// (Re)writes the config: the socket, the peer keys, then `extraConfig`'s lines.
-    func configure(_ extraConfig: String) throws {
-        try "socket = \(socketPath)\n\(peers)\n\(extraConfig)\n".write(toFile: configPath, atomically: true, encoding: .utf8)
-    }
-
-    func start(environment extra: [String: String] = [:]) throws {
-        let notify = try NotifyListener(path: directory + "/notify.sock")
-        self.notify = notify
-        // The service's environment as systemd would give it: nothing of the test runner's.
-        var environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "NOTIFY_SOCKET": notify.path]
-        for (key, value) in extra { environment[key] = value }
-        let log = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard log >= 0 else { throw HarnessError("cannot open \(logPath)") }
-        defer { close(log) }
-        let process = try ChildProcess([TestPaths.twofoldDeliver, "--config", configPath], environment: environment, fds: [1: log, 2: log])
-        self.process = process
-        try notify.waitForReady(timeoutSeconds: 60, isRunning: { process.isRunning }, logPath: logPath)
-    }
-
-    /// SIGTERM, then the exit status.
-    func stop() -> Int32 {
-        guard let process else { return -1 }
-        process.signal(SIGTERM)
-        return process.wait()
-    }
-
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     func request(_ request: DeliveryRequest, timeoutSeconds: Double = 30) throws -> DeliveryResponse {
         guard let bytes = try exchange(try DeliveryWire.frame(request), timeoutSeconds: timeoutSeconds) else {

@@ -24,7 +24,7 @@ struct DeliveryServiceTests {
         from = Twofold <twofold@example.org>
         sendmail = /usr/bin/msmtp --host=127.0.0.1 --port=\(smtp.port) --from=twofold@example.org -t
         """.write(toFile: sendConfig, atomically: true, encoding: .utf8)
-        let service = try DeliveryService("email_command = \(TestPaths.sendEmail) --config \(sendConfig)")
+        let service = try DeliveryServiceProcess.bare("email_command = \(TestPaths.sendEmail) --config \(sendConfig)")
         var request = makeRequest(destination: "bob.smith@example.com")
         request.subject = "Código de acceso"
 
@@ -69,7 +69,7 @@ struct DeliveryServiceTests {
         }
         #expect(!FileManager.default.fileExists(atPath: directory + "/ran"), "sendmail ran")
         // The service itself refuses such a destination before any command (ContactAddress's form).
-        let service = try DeliveryService("email_command = \(sendmail)")
+        let service = try DeliveryServiceProcess.bare("email_command = \(sendmail)")
         let response = try service.request(makeRequest(destination: "alice@example.com\r\nBcc: eve@example.net"))
         #expect(response.outcome == "refused" && response.detail == "destination contains a control character", "\(response)")
         let spaced = try service.request(makeRequest(destination: "Alice@Example.com"))
@@ -81,26 +81,20 @@ struct DeliveryServiceTests {
     func smsEndToEnd() throws {
         let directory = try makeTemporaryDirectory("dlv-sms")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let record = directory + "/requests.jsonl"
-        let gateway = try PortServer(["/usr/bin/python3", TestPaths.servers + "/sms_gateway.py", record])
         // systemd's LoadCredential=sms-token: a directory only the service reads, named in its environment.
-        let credentials = directory + "/credentials"
-        mkdir(credentials, 0o700)
-        let token = "tok-" + UUID().uuidString
-        try (token + "\n").write(toFile: credentials + "/sms-token", atomically: true, encoding: .utf8)
+        let (credentials, token) = try SMSGateway.credentials(in: directory)
         // curl through a wrapper that records its own argv, as /proc/PID/cmdline shows it to everyone.
         let wrapper = directory + "/curl"
         try writeScript(wrapper, "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\" >> \(directory)/curl-argv\nexec /usr/bin/curl \"$@\"\n")
-        let config = directory + "/send-sms.conf"
-        try """
-        url = http://127.0.0.1:\(gateway.port)/v1/messages
-        content_type = application/json
-        body = {"to": "{to}", "text": "{message}", "user": "{user}"}
-        token_header = Authorization: Bearer {token}
-        max_time = 5
-        curl = \(wrapper)
-        """.write(toFile: config, atomically: true, encoding: .utf8)
-        let service = try DeliveryService("sms_command = \(TestPaths.sendSMS) --config \(config)", environment: ["CREDENTIALS_DIRECTORY": credentials])
+        let gateway = try SMSGateway(directory: directory, settings: """
+            content_type = application/json
+            body = {"to": "{to}", "text": "{message}", "user": "{user}"}
+            token_header = Authorization: Bearer {token}
+            max_time = 5
+            curl = \(wrapper)
+            """)
+        let record = gateway.record
+        let service = try DeliveryServiceProcess.bare("sms_command = \(gateway.command)", environment: ["CREDENTIALS_DIRECTORY": credentials])
         let request = makeRequest(channel: "sms", destination: "+4915112345678", user: "bob \"the builder\"")
 
         let response = try service.request(request)
@@ -133,16 +127,14 @@ struct DeliveryServiceTests {
     func smsGatewayRejects() throws {
         let directory = try makeTemporaryDirectory("dlv-sms")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let gateway = try PortServer(["/usr/bin/python3", TestPaths.servers + "/sms_gateway.py", directory + "/requests.jsonl"])
         try "t0ken\n".write(toFile: directory + "/token", atomically: true, encoding: .utf8)
-        try """
-        url = http://127.0.0.1:\(gateway.port)/reject
-        content_type = application/x-www-form-urlencoded
-        body = To={to}&Body={message}
-        token_header = X-Token: {token}
-        token_file = \(directory)/token
-        """.write(toFile: directory + "/send-sms.conf", atomically: true, encoding: .utf8)
-        let service = try DeliveryService("sms_command = \(TestPaths.sendSMS) --config \(directory)/send-sms.conf")
+        let gateway = try SMSGateway(directory: directory, path: "/reject", settings: """
+            content_type = application/x-www-form-urlencoded
+            body = To={to}&Body={message}
+            token_header = X-Token: {token}
+            token_file = \(directory)/token
+            """)
+        let service = try DeliveryServiceProcess.bare("sms_command = \(gateway.command)")
         var request = makeRequest(channel: "sms")
         request.message = "Code \(request.code)"
         let response = try service.request(request)
@@ -157,7 +149,7 @@ struct DeliveryServiceTests {
 
     @Test("a command that exits 3 echoing the code on stderr: 'failed', exit status and first line, the code replaced")
     func failingCommand() throws {
-        let service = try DeliveryService(start: false)
+        let service = try DeliveryServiceProcess.bare(start: false)
         let script = service.directory + "/fail.sh"
         try writeScript(script, "#!/bin/sh\necho\necho \"gateway says: $(head -n 1) \\033[31mred\" >&2\necho second line >&2\nexit 3\n")
         try service.configure("email_command = \(script)")
@@ -172,7 +164,7 @@ struct DeliveryServiceTests {
 
     @Test("a command that hangs (and a child of it): 'timeout' within the limit and the kill grace, the whole process group killed")
     func hangingCommand() throws {
-        let service = try DeliveryService(start: false)
+        let service = try DeliveryServiceProcess.bare(start: false)
         let script = service.directory + "/hang.sh"
         // A child that ignores SIGTERM, then the command itself sleeping: SIGKILL must reach both.
         try writeScript(script, """
@@ -209,7 +201,7 @@ struct DeliveryServiceTests {
 
     @Test("a command that writes 16 MiB: read and dropped past 4 KiB, the service answers and goes on serving")
     func chattyCommand() throws {
-        let service = try DeliveryService(start: false)
+        let service = try DeliveryServiceProcess.bare(start: false)
         let script = service.directory + "/chatty.sh"
         try writeScript(script, "#!/bin/sh\ncat >&2\nhead -c 16777216 /dev/urandom\nexit 4\n")
         try service.configure("email_command = \(script)")
@@ -230,7 +222,7 @@ struct DeliveryServiceTests {
 
     @Test("a missing command is 'failed' naming it; a channel without a command is 'unconfigured'")
     func missingAndUnconfigured() throws {
-        let service = try DeliveryService("email_command = /nonexistent/send-email --x")
+        let service = try DeliveryServiceProcess.bare("email_command = /nonexistent/send-email --x")
         let check = try ChildProcess.run([TestPaths.twofoldDeliver, "--config", service.configPath, "--check-config"])
         #expect(check.status == 1 && check.output.contains("error: email_command: /nonexistent/send-email: No such file or directory"), "\(check.output)")
         let email = try service.request(makeRequest())
@@ -242,7 +234,7 @@ struct DeliveryServiceTests {
 
     @Test("the command's whole world: argv as configured, only the documented environment, the message on stdin, a process group of its own")
     func commandEnvironment() throws {
-        let service = try DeliveryService(start: false)
+        let service = try DeliveryServiceProcess.bare(start: false)
         let probe = service.directory + "/probe.py"
         try writeScript(probe, """
             #!/usr/bin/python3
@@ -251,7 +243,7 @@ struct DeliveryServiceTests {
                        "own_group": os.getpgid(0) == os.getpid(), "cwd": os.getcwd()}, open(sys.argv[1], "w"))
             """)
         try service.configure("sms_command = \(probe) \(service.directory)/seen.json \"two words\" x\"y z\"")
-        try service.start(environment: ["CREDENTIALS_DIRECTORY": "/run/credentials/twofold-deliver.service", "HOME": "/root", "SECRET_OF_THE_SERVICE": "x"])
+        try service.start(environment: DeliveryServiceProcess.systemdEnvironment(["CREDENTIALS_DIRECTORY": "/run/credentials/twofold-deliver.service", "HOME": "/root", "SECRET_OF_THE_SERVICE": "x"]))
         let request = makeRequest(channel: "sms", user: "bob")
         #expect(try service.request(request) == DeliveryResponse(outcome: "sent"), "\(service.log)")
         let seen = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: service.directory + "/seen.json"))) as? [String: Any])
@@ -270,7 +262,7 @@ struct DeliveryServiceTests {
 
     @Test("beyond max_concurrent a request is answered 'failed' (busy) at once; SIGTERM lets the running one finish and exits 0")
     func busyAndGracefulStop() throws {
-        let service = try DeliveryService(start: false)
+        let service = try DeliveryServiceProcess.bare(start: false)
         let fifo = service.directory + "/started"
         #expect(mkfifo(fifo, 0o600) == 0)
         let script = service.directory + "/slow.sh"
@@ -311,7 +303,7 @@ struct DeliveryServiceTests {
     @Test("a peer of another uid (a real test user) is closed unread and logged; the daemon's uid by daemon_user is served")
     func wrongPeer() throws {
         let me = try TestUser.user
-        let service = try DeliveryService("email_command = /bin/true")
+        let service = try DeliveryServiceProcess.bare("email_command = /bin/true")
         let frame = try DeliveryWire.frame(makeRequest())
         let client = """
             import socket, sys
@@ -336,7 +328,7 @@ struct DeliveryServiceTests {
         #expect(service.stop() == 0)
 
         // daemon_user names the test user: now it is served (getpwnam at the connection), root is not.
-        let byName = try DeliveryService("email_command = /bin/true", peers: "daemon_user = \(me.name)")
+        let byName = try DeliveryServiceProcess.bare("email_command = /bin/true", peers: "daemon_user = \(me.name)")
         let served = try ChildProcess.run(me.setpriv + ["/usr/bin/python3", "-c", client, byName.socketPath, hex])
         #expect(served.output.contains("answered: {\"outcome\":\"sent\"}"), "\(served.output)\n\(byName.log)")
         #expect(try byName.exchange(frame) == nil, "root was answered")
@@ -345,7 +337,7 @@ struct DeliveryServiceTests {
 
     @Test("malformed frames: refused or closed, and the service goes on serving")
     func malformedFrames() throws {
-        let service = try DeliveryService("email_command = /bin/true")
+        let service = try DeliveryServiceProcess.bare("email_command = /bin/true")
         func refused(_ bytes: [UInt8], keepOpen: Bool = false) throws -> String? {
             guard let answer = try service.exchange(bytes, keepOpen: keepOpen) else { return nil }
             let response = try JSONDecoder().decode(DeliveryResponse.self, from: Data(answer))

@@ -8,6 +8,7 @@ import ServiceLifecycle
 import UnixSignals
 import Synchronization
 import TwofoldCore
+import TwofoldSystemd
 
 /// A relay's Unix-socket server (role = relay), run as a service-lifecycle `Service`: the same
 /// socket, limits per uid, timeouts and graceful shutdown as a single host's `SocketServer`, but

@@ -4,9 +4,9 @@ import Glibc
 
 /// sd_notify(3) without libsystemd: one datagram to `$NOTIFY_SOCKET` (a path, or `@name` for the
 /// abstract namespace). Does nothing when the variable is unset.
-enum SystemdNotify {
+public enum SystemdNotify {
     @discardableResult
-    static func send(_ state: String, environment: [String: String]) -> Bool {
+    public static func send(_ state: String, environment: [String: String]) -> Bool {
         guard let path = environment["NOTIFY_SOCKET"], !path.isEmpty else { return false }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -33,8 +33,8 @@ enum SystemdNotify {
 
 /// A socket passed by systemd socket activation (sd_listen_fds(3)): fd 3 when `LISTEN_PID` is
 /// this process and `LISTEN_FDS` ≥ 1.
-enum SystemdSocketActivation {
-    static func listeningDescriptor(environment: [String: String]) -> Int32? {
+public enum SystemdSocketActivation {
+    public static func listeningDescriptor(environment: [String: String]) -> Int32? {
         guard let pidText = environment["LISTEN_PID"], let pid = Int32(pidText), pid == getpid(),
               let countText = environment["LISTEN_FDS"], let count = Int(countText), count >= 1 else { return nil }
         let fd: Int32 = 3
