@@ -24,6 +24,15 @@ struct DeliverCommand: ParsableCommand {
     var checkConfig = false
 
     mutating func run() throws {
+        // SIGTERM and SIGINT are blocked before any thread starts (each inherits the mask) and taken
+        // by one thread with sigwait: one sent at any moment after start stays pending until then,
+        // never lost or ignored (a dispatch source registers its handler only some time after
+        // resume()). Commands get an empty mask and default dispositions back (CommandRunner).
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGTERM)
+        sigaddset(&stopSignals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         let settings: DeliveryConfiguration
         do {
             settings = try DeliveryConfiguration.load(path: config ?? DeliveryConfiguration.defaultFile, required: config != nil)
@@ -40,11 +49,8 @@ struct DeliverCommand: ParsableCommand {
             return
         }
         let log = DeliveryLog()
-        // A command that exits without reading its input must not kill the service; SIGTERM and
-        // SIGINT are taken by dispatch sources (commands get default dispositions back).
+        // A command that exits without reading its input must not kill the service.
         signal(SIGPIPE, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
         let server: DeliveryServer
         do {
             server = try DeliveryServer(configuration: settings, environment: ProcessInfo.processInfo.environment, log: log)
@@ -52,13 +58,12 @@ struct DeliverCommand: ParsableCommand {
             log.log(.error, "twofold-deliver cannot run: \(error)")
             throw ExitCode(1)
         }
-        let sources = [SIGTERM, SIGINT].map { number in
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { server.stop() }
-            source.resume()
-            return source
+        let waiter = Thread { [stopSignals] in
+            var signals = stopSignals
+            var received: Int32 = 0
+            while sigwait(&signals, &received) == 0 { server.stop() }
         }
-        defer { sources.forEach { $0.cancel() } }
+        waiter.start()
         do {
             try server.run()
         } catch {

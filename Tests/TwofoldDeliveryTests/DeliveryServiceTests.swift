@@ -260,6 +260,26 @@ struct DeliveryServiceTests {
 
     // MARK: concurrency and shutdown
 
+    @Test("SIGTERM at the moment of READY=1 stops the service every time (the signal is never lost nor ignored)")
+    func sigtermRightAfterReady() throws {
+        // The race it guards against was a few starts in a hundred under load: many rounds.
+        for round in 0..<100 {
+            let service = try DeliveryServiceProcess()
+            let process = try #require(service.process)
+            process.signal(SIGTERM)
+            // A lost SIGTERM leaves it running: give up after 10 s, not never.
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            guard !process.isRunning else {
+                Issue.record("round \(round): SIGTERM right after READY=1 was lost")
+                process.signal(SIGKILL)
+                process.wait()
+                return
+            }
+            #expect(process.wait() == 0, "round \(round): \(service.log)")
+        }
+    }
+
     @Test("beyond max_concurrent a request is answered 'failed' (busy) at once; SIGTERM lets the running one finish and exits 0")
     func busyAndGracefulStop() throws {
         let service = try DeliveryServiceProcess.bare(start: false)
