@@ -18,8 +18,7 @@ extension ControlService {
         let record = try await store.user(user)
         if !admin {
             let current = policy.current
-            let allowedSomewhere = current.factorKinds.union(current.serviceFactorKinds.values.joined())
-                .union(current.hostFactorKinds.values.joined()).union(record?.factorKinds ?? [])
+            let allowedSomewhere = current.kindsAllowedAnywhere.union(record?.factorKinds ?? [])
             guard allowedSomewhere.contains(channel.factorKind) else {
                 throw ControlFailure(.permissionDenied, "codes by \(channel.noun) are off: the policy allows no \(channel.rawValue) factor; ask your administrator")
             }
@@ -179,8 +178,7 @@ extension ControlService {
     /// connections (probed only when one is allowed). A relay sends nothing itself.
     func deliveryInfo(_ configuration: DaemonConfiguration) async -> DeliveryInfo? {
         guard configuration.fleet.role != .relay else { return nil }
-        let current = policy.current
-        let kinds = current.factorKinds.union(current.serviceFactorKinds.values.joined()).union(current.hostFactorKinds.values.joined())
+        let kinds = policy.current.kindsAllowedAnywhere
         let channels = DeliveryChannel.allCases.filter { kinds.contains($0.factorKind) }
         let socket = configuration.delivery.socketPath
         let error = channels.isEmpty ? nil : await DeliveryClient(socketPath: socket).probe()

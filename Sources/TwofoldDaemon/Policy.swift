@@ -177,6 +177,11 @@ public struct Policy: Sendable, Equatable {
 
     /// The factor kinds a login on `service` and `host` may use, by the chain: the user's own kinds
     /// (set by an admin) › the host's › the service's › the default list; with the rule that gave them.
+    /// The kinds some login may use: the default list's, any service's or any host's.
+    public var kindsAllowedAnywhere: Set<FactorKind> {
+        factorKinds.union(serviceFactorKinds.values.joined()).union(hostFactorKinds.values.joined())
+    }
+
     public func allowedKinds(user: Set<FactorKind>? = nil, service: String?, host: String? = nil)
         -> (kinds: Set<FactorKind>, level: Level, because: String) {
         func text(_ kinds: Set<FactorKind>) -> String { FactorKind.allCases.filter(kinds.contains).map(\.rawValue).joined(separator: ", ") }
