@@ -128,7 +128,7 @@ extension ControlService {
         let now = clock.nowMillis()
         for item in items {
             do {
-                guard LoginDialogRunner.isPlausibleName(item.user), item.user.utf8.count <= 256 else { throw ContactAddress.Invalid.named("invalid user name") }
+                guard LoginDialogRunner.isPlausibleName(item.user), item.user.utf8.count <= 256 else { throw ContactAddress.Invalid("invalid user name") }
                 let channel = try Self.channel(item.channel)
                 let address = try ContactAddress.normalize(item.value, channel: channel)
                 accepted.append(UserContact(user: item.user, contact: Contact(channel: channel, value: address, addedMillis: now, verifiedMillis: now)))

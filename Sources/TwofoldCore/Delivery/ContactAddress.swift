@@ -2,8 +2,7 @@
 public enum ContactAddress {
     public struct Invalid: Error, CustomStringConvertible, Equatable {
         public let description: String
-        init(_ text: String) { description = text }
-        public static func named(_ text: String) -> Invalid { Invalid(text) }
+        public init(_ text: String) { description = text }
     }
 
     /// The longest address kept (RFC 5321's path limit).
