@@ -352,6 +352,7 @@ public final class Authenticator: Sendable {
         case .timeStep(let factor, _, let offset, _), .counter(let factor, _, let offset): "code at offset \(offset), factor '\(factor)'"
         case .recoveryCode: "recovery code used"
         case .deliveredCode(let channel, _): "code delivered by \(channel.noun)"
+        case .keyAssertion(let name, _, let count): "security key '\(name)', counter \(count)"
         }
     }
 

@@ -108,6 +108,8 @@ public final class ControlService: Sendable {
             switch request {
             case .ping:
                 return .ok
+            case .keyBegin, .keyFinish, .keyList, .keyRemove:
+                throw ControlFailure(.unavailable, "security keys: not yet")   // TEMPORARY (issue 15)
             case .adminSession:
                 throw ControlFailure(.invalidRequest, "admin sessions are for requests through relays; on a server's own socket root and the admin group are admins")
             case .breakGlassIssue, .breakGlassList, .breakGlassClear:
@@ -564,6 +566,7 @@ extension ControlRequest {
         case .hostAdd, .hostList, .hostRevoke: "host"
         case .contactAdd, .contactVerify, .contactRemove, .contactList, .contactImport: "contact"
         case .codeSend: "send"
+        case .keyBegin, .keyFinish, .keyList, .keyRemove: "key"
         }
     }
 
@@ -591,6 +594,9 @@ extension ControlRequest {
         case .contactRemove(.some, let channel, let value, let code): .contactRemove(user: user, channel: channel, value: value, code: code)
         case .contactList(.some, let all): .contactList(user: user, all: all)
         case .codeSend(.some, let channel): .codeSend(user: user, channel: channel)
+        case .keyBegin(.some, let name, let code): .keyBegin(user: user, name: name, code: code)
+        case .keyList(.some, let all): .keyList(user: user, all: all)
+        case .keyRemove(.some, let name, let code): .keyRemove(user: user, name: name, code: code)
         default: self
         }
     }
@@ -605,10 +611,10 @@ extension ControlRequest {
              .policyExplain(let user, _, _), .setFactorKinds(let user, _):
             user
         case .audit(let user, _, _, _, _), .contactAdd(let user, _, _, _), .contactVerify(let user, _), .contactRemove(let user, _, _, _),
-             .contactList(let user, _), .codeSend(let user, _):
+             .contactList(let user, _), .codeSend(let user, _), .keyBegin(let user, _, _), .keyList(let user, _), .keyRemove(let user, _, _):
             user
         case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact, .rekey, .adminSession, .hostAdd, .hostList,
-             .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear, .relayAudit, .metrics, .contactImport:
+             .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear, .relayAudit, .metrics, .contactImport, .keyFinish:
             nil
         }
     }

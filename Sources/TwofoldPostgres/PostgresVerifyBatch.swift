@@ -89,7 +89,7 @@ struct PostgresVerifyBatch {
             case let .counter(factor, counter, _):
                 guard counter < UInt64(Int64.max) else { continue }
                 factors.append(factor); values.append(Int64(counter)); drifts.append(0); offsets.append(Self.noOffset)
-            case .recoveryCode, .deliveredCode:
+            case .recoveryCode, .deliveredCode, .keyAssertion:
                 continue
             }
             users.append(login.user); times.append(login.atMillis); indices.append(Int64(login.index))
@@ -202,6 +202,8 @@ struct PostgresVerifyBatch {
                 )
                 SELECT count(*) FROM used
                 """
+        case .keyAssertion:
+            return false   // TEMPORARY (issue 15): a conflict until keys are stored
         case .recoveryCode:
             preconditionFailure("recovery codes are applied by acceptRecoveryCode")
         }
@@ -233,8 +235,8 @@ struct PostgresVerifyBatch {
             return try await connection.run("""
                 DELETE FROM delivered_codes WHERE user_name = \(user) AND purpose = 'login' AND id = \(id) AND channel = \(channel.rawValue)
                 """).metadata.rows == 1
-        case .recoveryCode:
-            return false
+        case .recoveryCode, .keyAssertion:
+            return false   // keyAssertion: TEMPORARY (issue 15)
         }
     }
 

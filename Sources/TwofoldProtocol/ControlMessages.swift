@@ -119,6 +119,20 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// Send a login code to the user's verified contact of `channel` (nil: the first allowed), to
     /// use as the current code of a following request of twofoldctl on this host (`contactCodeSent`).
     case codeSend(user: String?, channel: String?)
+
+    // MARK: FIDO2 security keys (the caller's own; an admin may name another user)
+
+    /// Start registering a key (`keyChallenge`): the daemon's single-use challenge, valid on this
+    /// connection only and for `KeyChallenge.validMillis`. A user who has a factor gives a current
+    /// code of one (`code`) unless the caller is an admin. `name`: the key's name (nil: "key", "key-2", …).
+    case keyBegin(user: String?, name: String?, code: String?)
+    /// Finish it with what the key made over that challenge (`keys`, the new key alone).
+    case keyFinish(KeyRegistration)
+    /// The user's keys (`keys`); `user` nil and `all`: every user's (admin).
+    case keyList(user: String?, all: Bool)
+    /// Remove the user's key `name` (nil: all of them; admins only). A current code as for adding,
+    /// unless an admin asks.
+    case keyRemove(user: String?, name: String?, code: String?)
 }
 
 /// One contact of a bulk contact import.
@@ -203,6 +217,10 @@ extension ControlRequest {
         case .contactList: "contactList"
         case .contactImport: "contactImport"
         case .codeSend: "codeSend"
+        case .keyBegin: "keyBegin"
+        case .keyFinish: "keyFinish"
+        case .keyList: "keyList"
+        case .keyRemove: "keyRemove"
         }
     }
 }
@@ -307,6 +325,11 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     public var adminSessionMinutes: Int
     /// Digits of a delivered code (email, sms): 6 to 8.
     public var deliveredCodeDigits: Int
+    /// FIDO2 keys: logins with a key must verify the user (a PIN or built-in UV), and registration asks for it too.
+    public var fido2UserVerification: Bool
+    /// FIDO2 keys: only models (AAGUIDs, UUID text) on this list may be registered, with their
+    /// attestation verified against the daemon's `fido2_attestation_ca`; empty: any key.
+    public var fido2AAGUIDs: [String]
 
     public init(require: String = "nobody", requiredGroups: [String] = [], services: [String: String] = [:],
                 hosts: [String: String] = [:], factorKinds: [String] = ["totp", "hotp", "recovery"],
@@ -315,8 +338,10 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
                 digits: Int = 6, algorithm: String = "SHA1", period: Int = 30, window: Int = 1, maxDrift: Int = 3,
                 maxFailures: Int = 10, throttleDelayMillis: Int64 = 1000, throttleMaxDelayMillis: Int64 = 30_000, lockSeconds: Int = 900,
                 admins: [String] = [], adminHosts: [String] = [], enrollHosts: [String] = [], adminSessionMinutes: Int = 10,
-                deliveredCodeDigits: Int = 6) {
+                deliveredCodeDigits: Int = 6, fido2UserVerification: Bool = false, fido2AAGUIDs: [String] = []) {
         self.deliveredCodeDigits = deliveredCodeDigits
+        self.fido2UserVerification = fido2UserVerification
+        self.fido2AAGUIDs = fido2AAGUIDs
         self.admins = admins
         self.adminHosts = adminHosts
         self.enrollHosts = enrollHosts
@@ -350,7 +375,7 @@ extension PolicyDocument {
     private enum CodingKeys: String, CodingKey {
         case require, requiredGroups, services, hosts, factorKinds, serviceFactorKinds, hostFactorKinds, unenrolled, graceDays, graceDeadlineMillis, selfEnrollment, allowDisable
         case enrollmentCodes, digits, algorithm, period, window, maxDrift, maxFailures, throttleDelayMillis, throttleMaxDelayMillis
-        case lockSeconds, admins, adminHosts, enrollHosts, adminSessionMinutes, deliveredCodeDigits
+        case lockSeconds, admins, adminHosts, enrollHosts, adminSessionMinutes, deliveredCodeDigits, fido2UserVerification, fido2AAGUIDs
     }
 
     /// Decodes a document stored by an earlier release too: a field added since (`hosts` and the
@@ -385,6 +410,8 @@ extension PolicyDocument {
         enrollHosts = try c.decodeIfPresent([String].self, forKey: .enrollHosts) ?? []
         adminSessionMinutes = try c.decodeIfPresent(Int.self, forKey: .adminSessionMinutes) ?? 10
         deliveredCodeDigits = try c.decodeIfPresent(Int.self, forKey: .deliveredCodeDigits) ?? 6
+        fido2UserVerification = try c.decodeIfPresent(Bool.self, forKey: .fido2UserVerification) ?? false
+        fido2AAGUIDs = try c.decodeIfPresent([String].self, forKey: .fido2AAGUIDs) ?? []
     }
 
     /// The names of the fields (as in the JSON) whose values differ, sorted: for the audit record.
@@ -435,6 +462,10 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case contacts([ContactInfo])
     /// A code went to this contact (masked), valid `codeValidSeconds`.
     case contactCodeSent(ContactInfo)
+    /// What a key must sign to be registered (`keyBegin`).
+    case keyChallenge(KeyChallenge)
+    /// Security keys.
+    case keys([KeyInfo])
 }
 
 /// Emergency codes of one account on a relay's host.
@@ -569,10 +600,14 @@ public struct ServerInfo: Codable, Sendable, Equatable {
     /// Delivered codes: what the policy allows and whether the delivery service answers (nil: a
     /// daemon from before delivered codes).
     public var delivery: DeliveryInfo?
+    /// FIDO2 keys as the daemon is set up for them (nil: a daemon from before keys).
+    public var fido2: Fido2Info?
 
     public init(version: String, configFile: String?, database: String, keySource: String, keyFile: String?,
                 keyFileMode: UInt32?, keyFileOwnerUID: UInt32?, daemonUID: UInt32, adminGroup: String?,
-                sealingKeyID: String? = nil, previousKeyIDs: [String]? = nil, fleet: FleetInfo? = nil, delivery: DeliveryInfo? = nil) {
+                sealingKeyID: String? = nil, previousKeyIDs: [String]? = nil, fleet: FleetInfo? = nil, delivery: DeliveryInfo? = nil,
+                fido2: Fido2Info? = nil) {
+        self.fido2 = fido2
         self.fleet = fleet
         self.delivery = delivery
         self.version = version

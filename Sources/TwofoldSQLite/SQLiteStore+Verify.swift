@@ -76,6 +76,8 @@ extension SQLiteStore {
             try db.cachedStatement(sql: """
                 DELETE FROM delivered_codes WHERE user = ? AND purpose = 'login' AND id = ? AND channel = ?\(unthrottled)
                 """).execute(arguments: [user, id, channel.rawValue] + throttleArguments)
+        case .keyAssertion:
+            return   // TEMPORARY (issue 15): nothing changes, so the use is a conflict until keys are stored
         case .recoveryCode:
             preconditionFailure("recovery codes are applied by acceptRecoveryCode")
         }

@@ -42,11 +42,13 @@ public struct UserRecord: Sendable {
     public var contacts: [Contact]
     /// The user's delivered login code, if one was sent and not used or replaced (maybe expired).
     public var deliveredCode: DeliveredCodeRecord?
+    /// The user's FIDO2 security keys, ordered by name. Each is a factor (`fido2`).
+    public var keys: [Fido2Credential]
 
     public init(name: String, factors: [FactorRecord] = [], pendingFactor: String? = nil, throttle: ThrottleState = ThrottleState(),
                 requirement: RequirementOverride = .policy, lastSuccessMillis: Int64? = nil,
                 recoveryCodesLeft: Int = 0, firstRequiredMillis: Int64? = nil, factorKinds: Set<FactorKind>? = nil,
-                contacts: [Contact] = [], deliveredCode: DeliveredCodeRecord? = nil) {
+                contacts: [Contact] = [], deliveredCode: DeliveredCodeRecord? = nil, keys: [Fido2Credential] = []) {
         self.name = name
         self.factors = factors
         self.pendingFactor = pendingFactor
@@ -58,6 +60,7 @@ public struct UserRecord: Sendable {
         self.factorKinds = factorKinds
         self.contacts = contacts
         self.deliveredCode = deliveredCode
+        self.keys = keys
     }
 
     /// Active with at least one factor (an OTP factor or a verified contact); pending with only an
@@ -67,17 +70,20 @@ public struct UserRecord: Sendable {
         return pendingFactor == nil ? nil : .pending
     }
 
-    /// Whether the user has a second factor: an OTP factor or a verified contact.
-    public var hasFactor: Bool { !factors.isEmpty || contacts.contains { $0.isVerified } }
+    /// Whether the user has a second factor: an OTP factor, a verified contact or a key.
+    public var hasFactor: Bool { !factors.isEmpty || !keys.isEmpty || contacts.contains { $0.isVerified } }
 
-    /// The user's factor kinds: of the OTP factors and the verified contacts.
+    /// The user's factor kinds: of the OTP factors, the verified contacts and the keys.
     public var kinds: Set<FactorKind> {
-        Set(factors.map(\.kind)).union(contacts.filter(\.isVerified).map(\.channel.factorKind))
+        var kinds = Set(factors.map(\.kind)).union(contacts.filter(\.isVerified).map(\.channel.factorKind))
+        if !keys.isEmpty { kinds.insert(.fido2) }
+        return kinds
     }
 
     /// Whether the user has a factor of one of `kinds` (no set built: the login path asks this).
     public func hasFactor(ofKindIn kinds: Set<FactorKind>) -> Bool {
         factors.contains { kinds.contains($0.kind) } || contacts.contains { $0.isVerified && kinds.contains($0.channel.factorKind) }
+            || (!keys.isEmpty && kinds.contains(.fido2))
     }
 
     /// The verified contact of `channel`, if any.
@@ -599,6 +605,20 @@ public protocol TwofoldStore: Sendable {
     /// Deletes records of sends from before `beforeMillis` and delivered codes that expired before
     /// it (of any purpose); returns how many rows it deleted.
     func pruneDeliveries(before beforeMillis: Int64) async throws -> Int
+
+    // MARK: FIDO2 keys (schema v8)
+
+    /// Adds `key` for `user` (creating the user row if needed), durably. Refused with
+    /// `StoreError.conflict` (nothing written) when the user has a key of that name, or any user a
+    /// key of that credential id (one key cannot belong to two accounts).
+    func addKey(user: String, _ key: Fido2Credential) async throws
+
+    /// Removes the user's key `name` (nil: all the user's keys); returns how many it removed.
+    func removeKey(user: String, name: String?) async throws -> Int
+
+    /// Keys of every user ordered by user then name; users after `afterUser`, at most `limit` keys
+    /// (a user's keys never split across pages, the first user's come whole even beyond `limit`).
+    func listKeys(after afterUser: String?, limit: Int) async throws -> [UserKey]
 
     // MARK: Key rotation (defaults in Rekey.swift for a backend without it)
 

@@ -98,6 +98,8 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
     case .hosts: name = "hosts"
     case .metricsText: name = "metricsText"
     case .contacts: name = "contacts"
+    case .keyChallenge: name = "keyChallenge"
+    case .keys: name = "keys"
     case .contactCodeSent: name = "contactCodeSent"
     }
     return CLIFailure(ExitStatus.failure, "unexpected answer from twofoldd: \(name)")

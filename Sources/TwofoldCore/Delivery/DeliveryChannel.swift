@@ -13,7 +13,7 @@ public enum DeliveryChannel: String, Codable, Sendable, CaseIterable {
         switch kind {
         case .email: self = .email
         case .sms: self = .sms
-        case .totp, .hotp, .recovery: return nil
+        case .totp, .hotp, .recovery, .fido2: return nil
         }
     }
 

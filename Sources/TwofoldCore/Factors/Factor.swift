@@ -11,6 +11,8 @@ public enum FactorKind: String, Codable, Sendable, CaseIterable {
     case email
     /// A code sent by text message to a verified phone number of the user.
     case sms
+    /// A FIDO2 security key at the console (`Fido2Factor`): offered only to modules that can talk to keys.
+    case fido2
 }
 
 /// What a factor decided on one answer.
@@ -38,6 +40,10 @@ public enum FactorUse: Sendable, Equatable {
     /// The user's delivered login code `id` is used: the store deletes it (applies only if it is
     /// still the user's code, so it works once).
     case deliveredCode(channel: DeliveryChannel, id: Int64)
+    /// An assertion of the user's key `name` (credential `credential`) with counter `signCount`:
+    /// the store records the counter and the use, only if `Fido2Credential.counterAdvances` from the
+    /// stored counter (so a cloned key's assertion is refused fleet-wide).
+    case keyAssertion(name: String, credential: [UInt8], signCount: UInt32)
 
     /// The factor the use belongs to (recovery codes: "recovery").
     public var factorName: String {
@@ -45,6 +51,7 @@ public enum FactorUse: Sendable, Equatable {
         case .timeStep(let factor, _, _, _), .counter(let factor, _, _): factor
         case .recoveryCode: RecoveryCodeFactor.setName
         case .deliveredCode(let channel, _): channel.rawValue
+        case .keyAssertion(let name, _, _): name
         }
     }
 }
