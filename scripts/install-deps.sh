@@ -2,7 +2,7 @@
 # Installs the Debian packages Twofold builds and tests with, if any is missing. Needs root (or sudo).
 set -euo pipefail
 packages=(
-  pkg-config libssl-dev libsqlite3-dev libpam0g-dev libqrencode-dev   # build
+  pkg-config libssl-dev libsqlite3-dev libpam0g-dev libqrencode-dev libfido2-dev libcbor-dev   # build
   pamtester libpam-wrapper openssh-server openssh-client oathtool      # tests: real peers
   zbar-tools libpam-google-authenticator libpam-oath python3 util-linux
   systemd                                                              # tests: systemd-analyze on the units
