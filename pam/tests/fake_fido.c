@@ -918,12 +918,13 @@ static void get_info(struct fake_dev *dev, struct reply *r)
 	cbor_item_t *versions = cbor_new_definite_array(1);
 	cbor_item_t *options = cbor_new_definite_map(c->uv == UV_NONE ? 3 : 4);
 	cbor_item_t *protocols = c->uv == UV_PIN ? cbor_new_definite_array(1) : NULL;
+	/* libfido2 insists on CTAP2 canonical CBOR: map keys by length, then bytewise. */
 	bool ok = push(versions, cbor_build_string("FIDO_2_0")) &&
 	    put(options, cbor_build_string("rk"), cbor_build_bool(false)) &&
 	    put(options, cbor_build_string("up"), cbor_build_bool(true)) &&
+	    (c->uv != UV_BUILTIN || put(options, cbor_build_string("uv"), cbor_build_bool(true))) &&
 	    put(options, cbor_build_string("plat"), cbor_build_bool(false)) &&
-	    (c->uv == UV_NONE ||
-	    put(options, cbor_build_string(c->uv == UV_PIN ? "clientPin" : "uv"), cbor_build_bool(true))) &&
+	    (c->uv != UV_PIN || put(options, cbor_build_string("clientPin"), cbor_build_bool(true))) &&
 	    (c->uv != UV_PIN || push(protocols, small_int(1)));
 
 	log_line(c, "getInfo");
