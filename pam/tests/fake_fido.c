@@ -17,21 +17,38 @@
  * other fido_* in libfido2.
  *
  * Knobs (environment, read at each manifest, open and dlopen):
- *   TWOFOLD_FAKE_FIDO_STATE=PATH  required; credentials, sign counter and PIN
- *                                 retries, flock'ed; created by the first
- *                                 makeCredential or clientPIN
- *   TWOFOLD_FAKE_FIDO=present|absent|hang|nolib
- *   TWOFOLD_FAKE_FIDO_UP=1|0      0: assertions never carry the UP flag
- *   TWOFOLD_FAKE_FIDO_COUNTER=normal|zero|backwards
- *   TWOFOLD_FAKE_FIDO_RPID=right|wrong
- *   TWOFOLD_FAKE_FIDO_UV=builtin|none|pin, TWOFOLD_FAKE_FIDO_PIN (default 123456)
- *   TWOFOLD_FAKE_FIDO_ALG=es256|eddsa
- *   TWOFOLD_FAKE_FIDO_AAGUID=32 hex digits
- *   TWOFOLD_FAKE_FIDO_ATTESTATION=KEY.pem:CERT.der
- *   TWOFOLD_FAKE_FIDO_LOG=PATH    one line per call or command
- * pam/tests/fake_fido_check.sh shows each at work.  A knob with a value not
- * listed aborts the process: a misconfigured fake is a broken test, never a
- * key that quietly behaves some other way.
+ *   TWOFOLD_FAKE_FIDO_STATE=PATH  required: the key's memory (credentials with
+ *       their private keys, the sign counter, PIN retries), flock'ed; created by
+ *       the first makeCredential or clientPIN.  A fresh path is a new key.
+ *   TWOFOLD_FAKE_FIDO=present (default) | absent: the manifest lists no device
+ *       | hang: makeCredential and getAssertion are never answered (libfido2
+ *       gives up after its timeout with FIDO_ERR_RX) | nolib: dlopen of
+ *       libfido2.so* fails as if it were not installed
+ *   TWOFOLD_FAKE_FIDO_UP=0: assertions never carry the UP flag
+ *   TWOFOLD_FAKE_FIDO_COUNTER=normal (default: +1 per assertion, probes with
+ *       up=false included) | zero: reports 0 | backwards: the stored count goes
+ *       down by one per assertion (down to 0) and is reported: a clone
+ *   TWOFOLD_FAKE_FIDO_RPID=wrong: the authenticator data of both commands carry
+ *       (and the signatures cover) SHA-256("wrong-rp.invalid")
+ *   TWOFOLD_FAKE_FIDO_UV=builtin (default: option uv=true, the UV flag when
+ *       asked) | none: no uv, no clientPin; uv=true is UNSUPPORTED_OPTION
+ *       | pin: clientPin=true, PIN protocol 1, PIN TWOFOLD_FAKE_FIDO_PIN
+ *       (default 123456); makeCredential without the PIN is PIN_REQUIRED,
+ *       8 wrong PINs in a row block it (PIN_BLOCKED, kept in the state)
+ *   TWOFOLD_FAKE_FIDO_ALG=es256 (default) | eddsa: the one algorithm the key
+ *       makes credentials with (others: UNSUPPORTED_ALGORITHM)
+ *   TWOFOLD_FAKE_FIDO_AAGUID=32 hex digits (default "twofold-fake-key" in ASCII)
+ *   TWOFOLD_FAKE_FIDO_ATTESTATION=KEY.pem:CERT.der: packed attestation signed
+ *       with that key, x5c [CERT]; without it, packed self attestation
+ *   TWOFOLD_FAKE_FIDO_LOG=PATH: appends one line per call or command
+ *       ("dlopen libfido2.so.1", "manifest", "open", "getInfo", "makeCredential",
+ *       "getAssertion up=1 uv=0" (uv: the option or a PIN), "clientPIN sub=N",
+ *       "close")
+ * No discoverable credentials (rk=true is UNSUPPORTED_OPTION; an empty allow
+ * list finds nothing) and no extensions.  pam/tests/fake_fido_check.sh shows
+ * every knob at work.  A knob with a value not listed aborts the process: a
+ * misconfigured fake is a broken test, never a key that quietly behaves some
+ * other way.
  */
 #include <cbor.h>
 #include <dlfcn.h>
@@ -42,7 +59,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -272,7 +288,7 @@ static int parse_cred(char *rest, struct cred *cr)
 	cr->alg = atoi(alg);
 	if (hex_decode(id, cr->id, sizeof(cr->id), &id_len) < 0 || id_len != sizeof(cr->id) ||
 	    hex_decode(rp, cr->rp_hash, sizeof(cr->rp_hash), &rp_len) < 0 || rp_len != sizeof(cr->rp_hash) ||
-	    hex_decode(user, cr->user, sizeof(cr->user), &cr->user_len) < 0 ||
+	    (strcmp(user, "-") != 0 && hex_decode(user, cr->user, sizeof(cr->user), &cr->user_len) < 0) ||
 	    hex_decode(key, cr->key, sizeof(cr->key), &cr->key_len) < 0)
 		return -1;
 	return 0;
@@ -296,7 +312,7 @@ static void parse_state(char *text, struct state *st)
 }
 
 /* Locks and reads the state; a missing file is an empty key unless create. */
-static int state_load(const struct config *c, struct state *st, bool create)
+static void state_load(const struct config *c, struct state *st, bool create)
 {
 	struct stat sb;
 	char *text;
@@ -305,7 +321,7 @@ static int state_load(const struct config *c, struct state *st, bool create)
 	st->pin_retries = PIN_RETRIES;
 	if ((st->fd = open(c->state, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600)) < 0) {
 		if (errno == ENOENT && !create)
-			return 0;
+			return;
 		die("cannot open the state %s: %s", c->state, strerror(errno));
 	}
 	if (flock(st->fd, LOCK_EX) != 0 || fstat(st->fd, &sb) != 0 || sb.st_size > (1 << 20))
@@ -316,7 +332,6 @@ static int state_load(const struct config *c, struct state *st, bool create)
 		die("cannot read the state %s", c->state);
 	parse_state(text, st);
 	free(text);
-	return 0;
 }
 
 static void append(char *buf, size_t size, size_t *len, const char *fmt, ...)
@@ -341,7 +356,8 @@ static void format_cred(const struct cred *cr, char *buf, size_t size, size_t *l
 	hex_encode(rp, cr->rp_hash, sizeof(cr->rp_hash));
 	hex_encode(user, cr->user, cr->user_len);
 	hex_encode(key, cr->key, cr->key_len);
-	append(buf, size, len, "cred %d %s %s %s %s\n", cr->alg, id, rp, user[0] ? user : "", key);
+	/* "-" for an empty user id: the fields are split on blanks. */
+	append(buf, size, len, "cred %d %s %s %s %s\n", cr->alg, id, rp, cr->user_len > 0 ? user : "-", key);
 }
 
 /* Writes the state back; the caller still holds the lock (state_close drops it). */
