@@ -266,7 +266,8 @@ static void log_line(const struct config *c, const char *fmt, ...)
 	if (n < 0 || (size_t)n >= sizeof(line) - 1)
 		die("log line too long");
 	line[n++] = '\n';
-	if ((fd = open(c->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
+	/* 0644: a test may read the log of a key used by a login running as another user. */
+	if ((fd = open(c->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0)
 		die("cannot open the log %s: %s", c->log, strerror(errno));
 	/* One write with O_APPEND: lines of concurrent processes never interleave. */
 	if (write(fd, line, (size_t)n) != n)
