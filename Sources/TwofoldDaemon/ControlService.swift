@@ -354,7 +354,7 @@ public final class ControlService: Sendable {
             try await requireCurrentCode(code, user: user, peer: peer, purpose: "remove factor")
         }
         guard try await store.removeFactor(user: user, name: name) else { throw ControlFailure(.notFound, "'\(user)' has no factor named '\(name)'") }
-        await audit("factor", user: user, peer: peer, outcome: "success", reason: "factor '\(name)' removed\(record.factors.count == 1 && !record.contacts.contains(where: \.isVerified) ? "; it was the last: recovery codes removed too" : "")")
+        await audit("factor", user: user, peer: peer, outcome: "success", reason: "factor '\(name)' removed\(record.factors.count == 1 && record.keys.isEmpty && !record.contacts.contains(where: \.isVerified) ? "; it was the last: recovery codes removed too" : "")")
         return .ok
     }
 
