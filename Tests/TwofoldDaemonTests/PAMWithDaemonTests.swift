@@ -48,7 +48,7 @@ struct PAMWithDaemonTests {
         #expect(try openAlone.authenticate("lee", answers: []).result == "PAM_PERM_DENIED", "fail open is PAM_IGNORE, not PAM_SUCCESS")
     }
 
-    @Test("the real module logs in and declares its capabilities (none beyond text): the daemon records them as sent, not as absent")
+    @Test("the real module logs in and declares its capabilities (BINARY_PAYLOAD+FIDO2 when built with libfido2, else none): the daemon records them as sent, not as absent")
     func moduleDeclaresCapabilities() throws {
         try PAMBuild.require()
         let daemon = try DaemonProcess()
@@ -58,10 +58,11 @@ struct PAMWithDaemonTests {
         #expect(outcome.result == "PAM_SUCCESS", "\(outcome.lines)")
         #expect(outcome.lines.contains("ECHO_OFF Verification code: "))
         #expect(try pam.authenticate("kai", answers: [kai.wrongCode()]).result == "PAM_AUTH_ERR")
-        // The daemon's record of each AUTH_START (its debug log): the module sent CAPABILITIES, empty.
+        // The daemon's record of each AUTH_START (its debug log): the module sent CAPABILITIES.
+        let declared = PAMBuild.fido2 ? "capabilities=BINARY_PAYLOAD+FIDO2" : "capabilities=none"
         let lines = daemon.log.split(separator: "\n").filter { $0.contains("login dialog") && $0.contains(" user=kai") }
         #expect(lines.count == 2, "\(lines)")
-        #expect(lines.allSatisfy { $0.contains("capabilities=none") && $0.contains("service=twofold-test") }, "\(lines)")
+        #expect(lines.allSatisfy { $0.contains(declared) && $0.contains("service=twofold-test") }, "\(lines)")
     }
 
     @Test("a required user who has not enrolled is refused with a message")
