@@ -1,7 +1,8 @@
 // The module's key step (docs/protocol.md, "The key step") against fake daemons: what it declares,
-// how it refuses malformed key requests, what it answers with no key and, with the fake
-// authenticator (pam/tests/fake_fido.so, LD_PRELOAD), with one. Also the C tests of the key
-// request parser (pam/tests/wire_test) and of the libfido2 layer (pam/tests/fido_layer).
+// how it refuses malformed key requests, and what it answers with the fake key (FakeFidoKey:
+// pam/tests/fake_fido.so under the real libfido2) absent, present, with a PIN, or failing. Also
+// the C tests of the key request parser (pam/tests/wire_test) and the libfido2 layer's
+// registration (pam/tests/fido_layer, as twofoldctl uses it).
 
 import Foundation
 import Testing
@@ -62,20 +63,6 @@ struct KeyResponse: Equatable, CustomStringConvertible {
     }
 
     var description: String { "status \(status) fido_error \(fidoError) id \(credentialID.count) B authData \(authData.count) B sig \(signature.count) B" }
-}
-
-/// The fake authenticator, when it is built (pam/tests/fake_fido.c).
-enum FakeKey {
-    static let library = PAMBuild.directory + "/tests/fake_fido.so"
-    static var available: Bool { PAMBuild.fido2 && FileManager.default.fileExists(atPath: library) }
-
-    /// A fresh state file in its own directory, and the environment that preloads the fake with it.
-    static func environment(_ knobs: [String: String] = [:]) throws -> (env: [String: String], dir: String) {
-        let dir = NSTemporaryDirectory() + "twofold-fakekey-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let env = ["LD_PRELOAD": library, "TWOFOLD_FAKE_FIDO_STATE": dir + "/state", "TWOFOLD_FAKE_FIDO_LOG": dir + "/log"]
-        return (env.merging(knobs) { $1 }, dir)
-    }
 }
 
 /// Runs pam/tests/fido_layer; returns its key=value lines (and "stderr" for its callbacks' lines).
@@ -174,12 +161,12 @@ struct KeyStepTests {
     }
 
     /// No key: NO_DEVICE, no "touch" text shown, a log line; the daemon then falls back to a code.
-    /// With the fake built it is told to list no device; without it, the host has none (CI).
     @Test("No key present → the key response says NO_DEVICE, the daemon's fallback prompt follows", .enabled(if: PAMBuild.fido2))
     func noKey() throws {
-        var environment: [String: String] = [:]
-        if FakeKey.available { environment = try FakeKey.environment(["TWOFOLD_FAKE_FIDO": "absent"]).env }
-        let run = try dialog(stdin: answers("123456"), environment: environment) { conn, fake in
+        try FakeFidoKey.build()
+        let key = try FakeFidoKey()
+        defer { key.remove() }
+        let run = try dialog(stdin: answers("123456"), environment: key.environment(["TWOFOLD_FAKE_FIDO": "absent"])) { conn, fake in
             fake.expectAuthStart(conn)
             conn.send(KeyRequest().prompt())
             let response = fake.expectKeyAnswer(conn).flatMap(KeyResponse.init)
@@ -191,12 +178,13 @@ struct KeyStepTests {
         #expect(run.result == "0 PAM_SUCCESS", "\(run)")
         #expect(run.dialog == ["ECHO_OFF Code: "], "the touch text is shown only when a key will wait: \(run)")
         #expect(run.stderr.contains("no security key found"), "\(run)")
+        #expect(key.log() == ["dlopen libfido2.so.1", "manifest"], "libfido2 was asked for keys once: \(key.log())")
     }
 }
 
-/// With the fake authenticator: the real libfido2 under the module and under the layer.
-@Suite("PAM module and libfido2 layer: the key step with the fake key", .enabled(if: FakeKey.available))
-struct FakeKeyTests {
+/// With the fake key: the real libfido2 under the module and under the layer.
+@Suite("PAM module and libfido2 layer: the key step with the fake key", .enabled(if: PAMBuild.fido2))
+struct KeyStepWithFakeKeyTests {
     static let rpID = "pam://twofold.test"
     static let userID = "0102030405060708"
     static let hash = [UInt8](repeating: 0xCD, count: 32)
@@ -204,6 +192,12 @@ struct FakeKeyTests {
     /// Registers a credential on the fake key (through the layer); returns its id.
     static func register(_ env: [String: String], uv: Bool = false, exclude: [[UInt8]] = []) throws -> [String: String] {
         try fidoLayer(["register", rpID, userID, "alice", hex(hash), uv ? "1" : "0", "10000"] + exclude.map(hex), environment: env)
+    }
+
+    /// A fresh fake key (built first); the caller removes it.
+    static func freshKey() throws -> FakeFidoKey {
+        try FakeFidoKey.build()
+        return try FakeFidoKey()
     }
 
     static func registeredID(_ env: [String: String]) throws -> [UInt8] {
@@ -228,7 +222,9 @@ struct FakeKeyTests {
 
     @Test("A registered key: silent probe, touch text, assertion over the challenge for the rp id, relayed as is")
     func assertion() throws {
-        let (env, dir) = try FakeKey.environment()
+        let key = try Self.freshKey()
+        defer { key.remove() }
+        let env = key.environment()
         let id = try Self.registeredID(env)
         var request = KeyRequest()
         request.credentials = [[UInt8](repeating: 0x77, count: 48), id]
@@ -239,13 +235,16 @@ struct FakeKeyTests {
         #expect(response.status == 0 && response.fidoError == 0 && response.credentialID == id, "\(response)")
         #expect(Array(response.authData.prefix(32)) == Crypto.sha256(Array(Self.rpID.utf8)), "rpIdHash")
         #expect(response.authData[32] & 0x01 == 0x01 && response.authData[32] & 0x04 == 0, "flags \(response.authData[32])")
-        let log = (try? String(contentsOfFile: dir + "/log", encoding: .utf8)) ?? ""
-        #expect(log.contains("getAssertion up=0 uv=0\n") && log.contains("getAssertion up=1 uv=0\n"), "\(log)")
+        // Asked silently first (no blink), then with user presence.
+        let asked = key.log().filter { $0.hasPrefix("getAssertion") }
+        #expect(asked == ["getAssertion up=0 uv=0", "getAssertion up=1 uv=0"], "\(key.log())")
     }
 
     @Test("User verification with a PIN: asked with the daemon's prompt before the touch, never logged")
     func pin() throws {
-        let (env, _) = try FakeKey.environment(["TWOFOLD_FAKE_FIDO_UV": "pin"])
+        let key = try Self.freshKey()
+        defer { key.remove() }
+        let env = key.environment(["TWOFOLD_FAKE_FIDO_UV": "pin"])
         let id = try Self.registeredID(env.merging(["TWOFOLD_TEST_PIN": "123456"]) { $1 })
         var request = KeyRequest()
         request.flags = 0x03
@@ -263,7 +262,9 @@ struct FakeKeyTests {
 
     @Test("User verification with built-in UV: no PIN asked, the UV flag set")
     func builtinUV() throws {
-        let (env, _) = try FakeKey.environment()
+        let key = try Self.freshKey()
+        defer { key.remove() }
+        let env = key.environment()
         var request = KeyRequest()
         request.flags = 0x03
         request.credentials = [try Self.registeredID(env)]
@@ -291,7 +292,9 @@ struct FakeKeyTests {
     @Test("A key step that gives no assertion: the status goes to the daemon, the reason to the log, no touch text",
           arguments: failures)
     func failure(_ c: Failure) throws {
-        let (base, _) = try FakeKey.environment()
+        let key = try Self.freshKey()
+        defer { key.remove() }
+        let base = key.environment()
         var request = KeyRequest()
         request.flags = c.flags
         request.timeoutMillis = 1_000
@@ -304,7 +307,9 @@ struct FakeKeyTests {
 
     @Test("The layer registers: packed attestation, ES256 (or EdDSA), the exclude list, the certificate")
     func registration() throws {
-        let (env, dir) = try FakeKey.environment()
+        let fakeKey = try Self.freshKey()
+        defer { fakeKey.remove() }
+        let env = fakeKey.environment(), dir = fakeKey.directory
         let first = try Self.register(env)
         #expect(first["status"] == "0" && first["fmt"] == "packed" && first["x5c"] == "", "\(first)")
         let ad = unhex(first["auth_data"] ?? "")
