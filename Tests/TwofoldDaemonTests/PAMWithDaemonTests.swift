@@ -112,11 +112,12 @@ struct PAMConfig {
 
     /// Runs pam_authenticate for `user`, feeding `answers` one per prompt; in a process running as
     /// `account` (a screen locker) when given, as root (sshd, login) otherwise.
-    func authenticate(_ user: String, answers: [String], closeInput: Bool = false, as account: TestUser? = nil) throws -> Outcome {
+    func authenticate(_ user: String, answers: [String], closeInput: Bool = false, as account: TestUser? = nil,
+                      environment: [String: String]? = nil) throws -> Outcome {
         var argv = [PAMBuild.driver, directory, service, user]
         if let account { argv = account.setpriv + argv }
         let input = closeInput ? "" : answers.map { $0 + "\n" }.joined()
-        let (_, output) = try run(argv, input: input)
+        let (_, output) = try run(argv, environment: environment, input: input)
         let lines = output.split(separator: "\n").map(String.init)
         let result = lines.last { $0.hasPrefix("RESULT ") }?.split(separator: " ").last.map(String.init) ?? "NO RESULT: \(output)"
         return Outcome(lines: lines, result: result)
