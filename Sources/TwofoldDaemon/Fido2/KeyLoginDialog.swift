@@ -29,8 +29,10 @@ extension LoginDialogRunner {
         guard case .answer(_, let payload?) = reply else { throw ProtocolError.unexpectedMessage("expected a key response (PAYLOAD) to the key step") }
         let response: KeyResponse
         do { response = try KeyResponse.decode(payload) } catch { throw ProtocolError.unexpectedMessage("key response: \(error)") }
-        // The challenge lives as long as the touch may take, and a little more for the trip.
-        let lateBy = NIODeadline.now() - sent - .seconds(Int64(settings.touchTimeoutSeconds) + 5)
+        // The challenge lives as long as the touch may take, and a little more for the trip and
+        // the module's silent probe of each key; a minute more when a PIN may have to be typed.
+        let window = Int64(settings.touchTimeoutSeconds) + 10 + (requireUV ? 60 : 0)
+        let lateBy = NIODeadline.now() - sent - .seconds(window)
         guard response.status == .ok, let fields = response.assertion, lateBy < .zero else {
             let status = response.status == .ok ? .timeout : response.status
             try await keyUnusable(context, record: record, status: status, fidoError: response.fidoError, dialog: dialog)
