@@ -67,6 +67,11 @@ struct KeyLoginTests {
         }
     }
 
+    static func auditEntries(_ daemon: DaemonProcess, user: String) throws -> [AuditEntry] {
+        guard case .audit(let entries) = try daemon.control(.audit(user: user, sinceMillis: nil, outcome: nil, limit: 50)) else { return [] }
+        return entries
+    }
+
     static func auditReasons(_ daemon: DaemonProcess, user: String) throws -> [String] {
         guard case .audit(let entries) = try daemon.control(.audit(user: user, sinceMillis: nil, outcome: nil, limit: 50)) else { return [] }
         return entries.map { "\($0.outcome): \($0.reason ?? "")" }

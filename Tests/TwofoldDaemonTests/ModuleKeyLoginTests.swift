@@ -94,6 +94,53 @@ struct ModuleKeyLoginTests {
         #expect(!daemon.log.contains("123456") && !daemon.log.contains("000000"), "a PIN reached the daemon's log")
     }
 
+    @Test("one key at the console, su, sudo, and a screen locker that runs as the user itself")
+    func services() throws {
+        let daemon = try KeyLoginTests.daemon()
+        let user = try TestUser.user
+        let key = try Self.freshKey()
+        defer { key.remove() }
+        try Self.register(key, user: user.name, on: daemon)
+        // The locker's process is the user's: it must reach the key's state as the user.
+        _ = try ChildProcess.run(["/bin/chmod", "-R", "a+rwX", key.directory])
+        for (service, account) in [("login", nil), ("su", nil), ("sudo", nil), ("xscreensaver", user)] as [(String, TestUser?)] {
+            let pam = try PAMConfig(socket: daemon.socketPath, service: service)
+            let outcome = try pam.authenticate(user.name, answers: [], as: account, environment: key.environment())
+            #expect(outcome.result == "PAM_SUCCESS", "\(service): \(outcome.lines)")
+            #expect(outcome.lines.contains(Self.touch), "\(service): \(outcome.lines)")
+        }
+        let services = try KeyLoginTests.auditEntries(daemon, user: user.name).filter { $0.outcome == "success" && $0.action == "verify" }.compactMap(\.service)
+        #expect(Set(services) == ["login", "su", "sudo", "xscreensaver"], "\(services)")
+    }
+
+    @Test("what the fake key can get wrong, through the module: no touch, another relying party, an unknown credential, a key that never answers")
+    func keyFaults() throws {
+        let daemon = try KeyLoginTests.daemon(extraConfig: "fido2_timeout = 5")
+        let account = try daemon.provision("kaj")
+        let key = try Self.freshKey()
+        defer { key.remove() }
+        try Self.register(key, user: "kaj", on: daemon)
+        let pam = try PAMConfig(socket: daemon.socketPath, options: "timeout=20")
+        // Checked by the daemon: refused and counted, no fallback (the key did answer).
+        for (knobs, reason) in [(["TWOFOLD_FAKE_FIDO_UP": "0"], "not touched"), (["TWOFOLD_FAKE_FIDO_RPID": "wrong"], "another relying party")] {
+            let outcome = try pam.authenticate("kaj", answers: [], environment: key.environment(knobs))
+            #expect(outcome.result == "PAM_AUTH_ERR", "\(reason): \(outcome.lines)")
+            #expect(try KeyLoginTests.auditReasons(daemon, user: "kaj").last?.contains(reason) == true, "\(reason)")
+        }
+        // The module could not use the key: it says why and the daemon falls back to the app code.
+        let other = try FakeFidoKey()
+        defer { other.remove() }
+        let cases: [([String: String], String, FakeFidoKey)] = [
+            ([:], "The security key plugged in is not registered for this account.", other),
+            (["TWOFOLD_FAKE_FIDO": "hang"], "The security key was not touched in time.", key),
+        ]
+        for (index, (knobs, text, which)) in cases.enumerated() {
+            let outcome = try pam.authenticate("kaj", answers: [account.code(offset: index)], environment: which.environment(knobs))
+            #expect(outcome.result == "PAM_SUCCESS", "\(text): \(outcome.lines)")
+            #expect(outcome.lines.contains("ERROR " + text), "\(outcome.lines)")
+        }
+    }
+
     @Test("nofido2 (sshd): no key step, libfido2 never loaded, the code prompt at once")
     func nofido2() throws {
         let daemon = try KeyLoginTests.daemon()

@@ -95,10 +95,12 @@ struct PAMWithDaemonTests {
 /// A PAM configuration directory with one service that uses the module against `socket`.
 struct PAMConfig {
     let directory: String
-    let service = "twofold-test"
+    let service: String
 
-    init(socket: String, options: String = "", thenPermit: Bool = false) throws {
+    init(socket: String, options: String = "", thenPermit: Bool = false, service: String = "twofold-test") throws {
+        self.service = service
         directory = try makeTemporaryDirectory("pamconf")
+        chmod(directory, 0o755)
         var stack = "auth required \(PAMBuild.module) socket=\(socket) timeout=5 \(options)\n"
         if thenPermit { stack += "auth optional pam_permit.so\n" }
         try stack.write(toFile: directory + "/" + service, atomically: true, encoding: .utf8)
