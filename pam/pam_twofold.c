@@ -4,10 +4,12 @@
  *
  * The module is deliberately thin: it owns no secret and makes no
  * decision.  It checks that the socket belongs to the daemon, opens it,
- * sends AUTH_START with the PAM items and its capabilities (none beyond
- * text prompts), relays the daemon's prompts and messages through the PAM
- * conversation, sends back the answers, and maps the daemon's VERDICT to a
- * PAM return code (docs/protocol.md has the table).
+ * sends AUTH_START with the PAM items and its capabilities (BINARY_PAYLOAD
+ * and FIDO2 when built with libfido2's headers and not given nofido2, else
+ * none), relays the daemon's prompts and messages through the PAM
+ * conversation, runs the key step when the daemon asks for one (a FIDO2
+ * assertion through twofold_fido), sends back the answers, and maps the
+ * daemon's VERDICT to a PAM return code (docs/protocol.md has the table).
  *
  * "Unavailable" (PAM_AUTHINFO_UNAVAIL, or PAM_IGNORE with failmode=open)
  * only means that no dialog could start: no socket directory or socket,
@@ -36,6 +38,8 @@
  *   failmode=closed|open   default closed; open applies only when no
  *                    dialog could start (see above)
  *   forward_password send PAM_AUTHTOK to the daemon (PASSWORD field)
+ *   nofido2          do not offer the key step (sshd: the user's key is on
+ *                    the client, not on this host)
  *   debug            log the dialog steps (message types only)
  * An unknown or malformed option is logged and the module returns
  * PAM_SERVICE_ERR: a mistyped "failmode=opne" or "timout=5" must not be
@@ -67,6 +71,7 @@
 #include <security/pam_ext.h>
 #include <security/pam_modutil.h>
 
+#include "twofold_fido.h"
 #include "twofold_wire.h"
 
 #define TF_EXPORT __attribute__((visibility("default")))
@@ -84,6 +89,7 @@ struct options {
 	int dialog_timeout_s;
 	int fail_open;
 	int forward_password;
+	int nofido2;
 	int debug;
 	const char *daemon_user; /* NULL: only root may own the socket */
 	uid_t daemon_uid;
@@ -95,6 +101,7 @@ struct session {
 	const struct options *opt;
 	int flags;
 	const char *user;        /* canonical name when the account exists */
+	uint32_t capabilities;   /* declared in AUTH_START: what the daemon may send */
 	int fd;
 	int64_t dialog_deadline; /* set when connecting */
 	int messages;            /* complete, valid daemon messages so far */
@@ -153,6 +160,8 @@ static int parse_option(pam_handle_t *pamh, const char *a, struct options *opt)
 		opt->fail_open = a[9] == 'o';
 	} else if (strcmp(a, "forward_password") == 0) {
 		opt->forward_password = 1;
+	} else if (strcmp(a, "nofido2") == 0) {
+		opt->nofido2 = 1;
 	} else if (strcmp(a, "debug") == 0) {
 		opt->debug = 1;
 	} else {
@@ -172,6 +181,7 @@ static int parse_options(pam_handle_t *pamh, int argc, const char **argv, struct
 	opt->dialog_timeout_s = DEFAULT_DIALOG_TIMEOUT_S;
 	opt->fail_open = 0;
 	opt->forward_password = 0;
+	opt->nofido2 = 0;
 	opt->debug = 0;
 	opt->daemon_user = NULL;
 	opt->daemon_uid = 0;
@@ -672,6 +682,18 @@ static int add_item(struct session *s, int item_type, uint8_t tag, const char *n
 	return 0;
 }
 
+/*
+ * The key step needs libfido2's headers at build time (libfido2 itself is
+ * loaded only when a key step comes).  nofido2 is for stacks where a key
+ * could never be on this host (sshd): the daemon then offers codes at once.
+ */
+static uint32_t module_capabilities(const struct options *opt)
+{
+	if (!tf_fido_built() || opt->nofido2)
+		return 0;
+	return TF_CAP_BINARY_PAYLOAD | TF_CAP_FIDO2;
+}
+
 /* AUTH_START.  Items that cannot be sent faithfully are refused here,
  * never truncated or dropped, and never turned into fail-open. */
 static int build_auth_start(struct session *s)
@@ -698,9 +720,11 @@ static int build_auth_start(struct session *s)
 	/* The daemon must answer within our wait, or its answer is lost. */
 	if (tf_out_u32(s->out, TF_TAG_DEADLINE, (uint32_t)s->opt->timeout_s * 1000u) != 0)
 		return PAM_SERVICE_ERR;
-	/* What we can carry beyond text prompts (nothing yet): the daemon
-	 * offers only factors we can relay. */
-	if (tf_out_u32(s->out, TF_TAG_CAPABILITIES, TF_MODULE_CAPABILITIES) != 0)
+	/* What we can carry beyond text prompts: the daemon offers only
+	 * factors we can relay.  Sent even when zero: the daemon's log then
+	 * shows a module that knows CAPABILITIES. */
+	s->capabilities = module_capabilities(s->opt);
+	if (tf_out_u32(s->out, TF_TAG_CAPABILITIES, s->capabilities) != 0)
 		return PAM_SERVICE_ERR;
 	if (s->opt->forward_password) {
 		/* The password is an extra for the daemon: one that cannot be
@@ -740,7 +764,7 @@ static int open_dialog(struct session *s)
 		return unavailable(s, "sending AUTH_START: %s", io_reason(st, errbuf, sizeof(errbuf)));
 	if (s->opt->debug)
 		pam_syslog(s->pamh, LOG_DEBUG, "sent AUTH_START for user %s, capabilities 0x%08x", s->user,
-			   (unsigned)TF_MODULE_CAPABILITIES);
+			   (unsigned)s->capabilities);
 	return PAM_SUCCESS;
 }
 
@@ -766,7 +790,7 @@ static int read_message(struct session *s, struct tf_msg *m)
 		return unavailable(s, "%s", why);
 	if (st == RF_NONE && dialog_expired(s))
 		return dialog_failed(s, "the dialog lasted longer than dialog_timeout=%d s", s->opt->dialog_timeout_s);
-	if (st != RF_OK || tf_parse(s->frame, s->frame_len, m, &why) != 0)
+	if (st != RF_OK || tf_parse(s->frame, s->frame_len, s->capabilities, m, &why) != 0)
 		return dialog_failed(s, "%s", why);
 	s->messages++;
 	if (s->opt->debug)
@@ -805,16 +829,159 @@ static int verdict_to_pam(struct session *s, const struct tf_msg *m)
 	}
 }
 
+/*
+ * Sends an ANSWER: TEXT, and PAYLOAD when payload != NULL (the key step).
+ * Wipes s->answer.
+ */
+static int send_answer(struct session *s, const char *text, const unsigned char *payload, size_t payload_len)
+{
+	char errbuf[128];
+	int st;
+
+	tf_out_begin(s->out, TF_ANSWER);
+	st = tf_out_text(s->out, TF_TAG_TEXT, text);
+	if (st == 0 && payload != NULL)
+		st = tf_out_field(s->out, TF_TAG_PAYLOAD, payload, payload_len);
+	wipe_free_string(&s->answer);
+	if (st != 0) {
+		/* Sending it would make the daemon see a protocol error. */
+		explicit_bzero(s->out, sizeof(*s->out));
+		pam_syslog(s->pamh, LOG_NOTICE, "answer too long or not UTF-8; refusing");
+		return PAM_AUTH_ERR;
+	}
+	st = send_frame(s);
+	if (st != IO_OK)
+		return dialog_failed(s, "sending ANSWER: %s", io_reason(st, errbuf, sizeof(errbuf)));
+	if (s->opt->debug)
+		pam_syslog(s->pamh, LOG_DEBUG, "sent ANSWER%s", payload != NULL ? " with a key response" : "");
+	return PAM_SUCCESS;
+}
+
+/* ------------------------------------------------------------------ */
+/* The key step                                                        */
+
+#define DEFAULT_PIN_PROMPT "Security key PIN: "
+
+/* The wire's bounds and the layer's must agree, or a request could overflow it. */
+_Static_assert(TF_KEY_MAX_CREDS == TF_FIDO_MAX_CREDS && TF_KEY_HASH_LEN == TF_FIDO_HASH_LEN &&
+		       TF_KEY_MAX_CRED_ID == TF_FIDO_MAX_CRED_ID && TF_KEY_MAX_AUTH_DATA == TF_FIDO_MAX_AUTH_DATA &&
+		       TF_KEY_MAX_SIG == TF_FIDO_MAX_SIG,
+	       "twofold_wire.h and twofold_fido.h disagree on the key step's bounds");
+
+/* What the libfido2 layer's callbacks need. */
+struct key_ctx {
+	struct session *s;
+	const char *pin_prompt;
+	int conv_failed;
+};
+
+/* The key holding a credential is about to wait: show the daemon's text ("Touch your security key."). */
+static void key_touch(void *ctx)
+{
+	struct key_ctx *k = ctx;
+
+	if (k->s->flags & PAM_SILENT)
+		return; /* the key blinks anyway */
+	if (converse(k->s->pamh, PAM_TEXT_INFO, k->s->text, NULL) != PAM_SUCCESS)
+		k->conv_failed = 1;
+}
+
+/* The key wants its PIN: asked through the conversation, given to libfido2 only, never logged. */
+static int key_pin(void *ctx, char *buf, size_t len)
+{
+	struct key_ctx *k = ctx;
+	char *answer = NULL;
+	size_t n;
+	int ok;
+
+	if (converse(k->s->pamh, PAM_PROMPT_ECHO_OFF, k->pin_prompt, &answer) != PAM_SUCCESS) {
+		k->conv_failed = 1;
+		return -1;
+	}
+	n = strlen(answer);
+	ok = n > 0 && n < len;
+	if (ok)
+		memcpy(buf, answer, n + 1);
+	wipe_free_string(&answer);
+	return ok ? 0 : -1;
+}
+
+static void to_assert_request(const struct tf_key_request *req, struct tf_fido_assert_request *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->rp_id = req->rp_id;
+	q->client_data_hash = req->client_data_hash;
+	for (size_t i = 0; i < req->n_creds; i++) {
+		q->creds[i].id = req->creds[i].id;
+		q->creds[i].len = req->creds[i].len;
+	}
+	q->n_creds = req->n_creds;
+	q->require_uv = req->require_uv;
+	q->timeout_ms = (int)req->timeout_ms; /* tf_parse_key_request: at most 120000 */
+}
+
+/* Says why a key step gave no assertion (the daemon decides what follows). */
+static void log_key_outcome(const struct session *s, int status, int fido_error)
+{
+	if (status == TF_FIDO_OK) {
+		if (s->opt->debug)
+			pam_syslog(s->pamh, LOG_DEBUG, "key step for user %s: assertion made", s->user);
+		return;
+	}
+	pam_syslog(s->pamh, status == TF_FIDO_NO_LIBRARY ? LOG_ERR : LOG_NOTICE,
+		   "key step for user %s: %s (status %d, libfido2 error %d)", s->user, tf_fido_status_text(status),
+		   status, fido_error);
+}
+
+/*
+ * A PROMPT_ECHO_OFF with a key request: get an assertion from the key that
+ * holds a listed credential, and answer with TEXT "" and the key response,
+ * whatever the outcome (the daemon falls back or fails).  A malformed
+ * request fails the login: a started dialog never fails open.
+ */
+static int key_step(struct session *s, const struct tf_msg *m)
+{
+	struct tf_key_request req;
+	struct tf_fido_assert_request q;
+	struct tf_fido_assert_result res;
+	unsigned char payload[TF_KEY_RESPONSE_MAX];
+	struct key_ctx k = { .s = s, .pin_prompt = DEFAULT_PIN_PROMPT, .conv_failed = 0 };
+	const char *why = NULL;
+	size_t len;
+	int st;
+
+	if (tf_parse_key_request(m->payload, m->payload_len, &req, &why) != 0)
+		return dialog_failed(s, "malformed key request: %s", why);
+	if (req.pin_prompt[0] != '\0')
+		k.pin_prompt = req.pin_prompt;
+	to_assert_request(&req, &q);
+	st = tf_fido_assert(&q, key_pin, key_touch, &k, &res);
+	log_key_outcome(s, st, res.fido_error);
+	len = tf_key_response(payload, sizeof(payload), (uint8_t)st, res.fido_error, res.cred_id, res.cred_id_len,
+			      res.auth_data, res.auth_data_len, res.sig, res.sig_len);
+	explicit_bzero(&res, sizeof(res));
+	if (k.conv_failed) {
+		pam_syslog(s->pamh, LOG_ERR, "conversation failed; abandoning the dialog");
+		return PAM_CONV_ERR;
+	}
+	if (len == 0)
+		return dialog_failed(s, "the key's answer does not fit the key response");
+	if (dialog_expired(s))
+		return dialog_failed(s, "the dialog lasted longer than dialog_timeout=%d s", s->opt->dialog_timeout_s);
+	return send_answer(s, "", payload, len);
+}
+
 /* Shows or asks one prompt or message; sends the answer to a prompt. */
 static int relay_message(struct session *s, const struct tf_msg *m)
 {
-	char errbuf[128];
-	int style, ret, st;
+	int style, ret;
 
 	wipe_free_string(&s->text); /* may hold an enrollment key or recovery codes */
 	s->text = strndup((const char *)m->text, m->text_len); /* tf_parse: no NUL inside */
 	if (s->text == NULL)
 		return PAM_BUF_ERR;
+	if (m->has_payload)
+		return key_step(s, m); /* tf_parse: only in a PROMPT_ECHO_OFF, only when declared */
 	if ((m->type == TF_INFO || m->type == TF_ERROR_MSG) && (s->flags & PAM_SILENT)) {
 		if (s->opt->debug)
 			pam_syslog(s->pamh, LOG_DEBUG, "PAM_SILENT: not showing %s", tf_type_name(m->type));
@@ -835,20 +1002,7 @@ static int relay_message(struct session *s, const struct tf_msg *m)
 		return dialog_failed(s, "the dialog lasted longer than dialog_timeout=%d s", s->opt->dialog_timeout_s);
 	if (s->answer == NULL)
 		return PAM_SUCCESS;
-	tf_out_begin(s->out, TF_ANSWER);
-	st = tf_out_text(s->out, TF_TAG_TEXT, s->answer);
-	wipe_free_string(&s->answer);
-	if (st != 0) {
-		/* Sending it would make the daemon see a protocol error. */
-		pam_syslog(s->pamh, LOG_NOTICE, "answer too long or not UTF-8; refusing");
-		return PAM_AUTH_ERR;
-	}
-	st = send_frame(s);
-	if (st != IO_OK)
-		return dialog_failed(s, "sending ANSWER: %s", io_reason(st, errbuf, sizeof(errbuf)));
-	if (s->opt->debug)
-		pam_syslog(s->pamh, LOG_DEBUG, "sent ANSWER");
-	return PAM_SUCCESS;
+	return send_answer(s, s->answer, NULL, 0);
 }
 
 /* Relays daemon messages until the verdict or a failure. */

@@ -43,18 +43,24 @@ static int tag_is_text(uint8_t tag)
 }
 
 /* Whether this module declared the capability a known tag needs. */
-static int tag_declared(uint8_t tag)
+static int tag_declared(uint8_t tag, uint32_t capabilities)
 {
 	if (tag == TF_TAG_PAYLOAD)
-		return (TF_MODULE_CAPABILITIES & TF_CAP_BINARY_PAYLOAD) != 0;
+		return (capabilities & TF_CAP_BINARY_PAYLOAD) != 0;
 	return 1;
 }
 
-/* Whether a message type the module receives lists this known tag. */
+/*
+ * Whether a message type the module receives lists this known tag.
+ * PAYLOAD only in PROMPT_ECHO_OFF: the protocol allows it in ECHO_ON too,
+ * but the only binary step the module knows (the key step) uses ECHO_OFF.
+ */
 static int tag_listed(uint8_t type, uint8_t tag)
 {
 	if (tag == TF_TAG_TEXT)
 		return 1; /* every type the module receives has TEXT */
+	if (tag == TF_TAG_PAYLOAD)
+		return type == TF_PROMPT_ECHO_OFF;
 	return type == TF_VERDICT && tag == TF_TAG_RESULT;
 }
 
@@ -198,7 +204,7 @@ const char *tf_result_name(uint8_t result)
 	}
 }
 
-int tf_parse(const unsigned char *body, size_t len, struct tf_msg *msg, const char **why)
+int tf_parse(const unsigned char *body, size_t len, uint32_t capabilities, struct tf_msg *msg, const char **why)
 {
 	unsigned char seen[256];
 	size_t pos = TF_MIN_FRAME;
@@ -266,7 +272,7 @@ int tf_parse(const unsigned char *body, size_t len, struct tf_msg *msg, const ch
 		}
 		/* Checked above like any field, then refused: a daemon that
 		 * sends a field where none belongs does not speak our protocol. */
-		if (!tag_declared(tag)) {
+		if (!tag_declared(tag, capabilities)) {
 			*why = "PAYLOAD, which needs BINARY_PAYLOAD, a capability this module did not declare";
 			return -1;
 		}
@@ -278,6 +284,10 @@ int tf_parse(const unsigned char *body, size_t len, struct tf_msg *msg, const ch
 			msg->text = value;
 			msg->text_len = flen;
 			msg->has_text = 1;
+		} else if (tag == TF_TAG_PAYLOAD) {
+			msg->payload = value;
+			msg->payload_len = flen;
+			msg->has_payload = 1;
 		} else if (tag == TF_TAG_RESULT) {
 			if (flen != 1) {
 				*why = "RESULT is not one byte";
@@ -312,4 +322,175 @@ int tf_parse(const unsigned char *body, size_t len, struct tf_msg *msg, const ch
 		break; /* PROTOCOL_ERROR: TEXT is optional here */
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The key step                                                        */
+
+/* A cursor over a key request: every read checks what is left first. */
+struct reader {
+	const unsigned char *p;
+	size_t left;
+};
+
+static int take(struct reader *r, size_t n, const unsigned char **out)
+{
+	if (r->left < n)
+		return -1;
+	*out = r->p;
+	r->p += n;
+	r->left -= n;
+	return 0;
+}
+
+static int take_u8(struct reader *r, uint32_t *v)
+{
+	const unsigned char *b;
+
+	if (take(r, 1, &b) != 0)
+		return -1;
+	*v = b[0];
+	return 0;
+}
+
+static int take_be(struct reader *r, size_t n, uint32_t *v)
+{
+	const unsigned char *b;
+
+	if (take(r, n, &b) != 0)
+		return -1;
+	*v = 0;
+	for (size_t i = 0; i < n; i++)
+		*v = (*v << 8) | b[i];
+	return 0;
+}
+
+/* A u8-prefixed text of min..255 bytes, copied NUL-terminated into out[256]. */
+static int take_text(struct reader *r, size_t min, char out[256], const char **why, const char *what)
+{
+	const unsigned char *b;
+	uint32_t n;
+
+	if (take_u8(r, &n) != 0 || take(r, n, &b) != 0) {
+		*why = what;
+		return -1;
+	}
+	if (n < min || !tf_text_ok(b, n)) {
+		*why = what;
+		return -1;
+	}
+	memcpy(out, b, n);
+	out[n] = '\0';
+	return 0;
+}
+
+/* magic, version, flags, timeout. */
+static int take_key_header(struct reader *r, struct tf_key_request *req, const char **why)
+{
+	uint32_t magic, version, flags;
+
+	if (take_u8(r, &magic) != 0 || take_u8(r, &version) != 0 || take_u8(r, &flags) != 0 ||
+	    take_be(r, 4, &req->timeout_ms) != 0) {
+		*why = "key request: truncated header";
+		return -1;
+	}
+	if (magic != TF_KEY_REQUEST_MAGIC || version != TF_KEY_VERSION) {
+		*why = "key request: bad magic or version";
+		return -1;
+	}
+	if ((flags & TF_KEY_FLAG_UP) == 0 || (flags & ~(TF_KEY_FLAG_UP | TF_KEY_FLAG_UV)) != 0) {
+		*why = "key request: bad flags (user presence unset, or an unknown bit)";
+		return -1;
+	}
+	if (req->timeout_ms < TF_KEY_MIN_TIMEOUT_MS || req->timeout_ms > TF_KEY_MAX_TIMEOUT_MS) {
+		*why = "key request: timeout out of range";
+		return -1;
+	}
+	req->require_uv = (flags & TF_KEY_FLAG_UV) != 0;
+	return 0;
+}
+
+/* n_creds, then each u16-prefixed credential id. */
+static int take_creds(struct reader *r, struct tf_key_request *req, const char **why)
+{
+	uint32_t n;
+
+	if (take_u8(r, &n) != 0 || n < 1 || n > TF_KEY_MAX_CREDS) {
+		*why = "key request: missing, no or too many credential ids";
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint32_t id_len;
+
+		if (take_be(r, 2, &id_len) != 0 || id_len < 1 || id_len > TF_KEY_MAX_CRED_ID ||
+		    take(r, id_len, &req->creds[i].id) != 0) {
+			*why = "key request: bad credential id";
+			return -1;
+		}
+		req->creds[i].len = id_len;
+	}
+	req->n_creds = n;
+	return 0;
+}
+
+int tf_parse_key_request(const unsigned char *p, size_t len, struct tf_key_request *req, const char **why)
+{
+	struct reader r = { .p = p, .left = len };
+
+	memset(req, 0, sizeof(*req));
+	if (p == NULL || len > TF_BOUND_PAYLOAD) {
+		*why = "key request: empty or over the PAYLOAD bound";
+		return -1;
+	}
+	if (take_key_header(&r, req, why) != 0 ||
+	    take_text(&r, 1, req->rp_id, why, "key request: bad rp id") != 0)
+		return -1;
+	if (take(&r, TF_KEY_HASH_LEN, &req->client_data_hash) != 0) {
+		*why = "key request: truncated client data hash";
+		return -1;
+	}
+	if (take_creds(&r, req, why) != 0 ||
+	    take_text(&r, 0, req->pin_prompt, why, "key request: bad pin prompt") != 0)
+		return -1;
+	if (r.left != 0) {
+		*why = "key request: trailing bytes";
+		return -1;
+	}
+	return 0;
+}
+
+static void put_u16_value(unsigned char **w, const unsigned char *v, size_t n)
+{
+	(*w)[0] = (unsigned char)(n >> 8);
+	(*w)[1] = (unsigned char)n;
+	memcpy(*w + 2, v, n);
+	*w += 2 + n;
+}
+
+size_t tf_key_response(unsigned char *buf, size_t size, uint8_t status, int32_t fido_error, const unsigned char *cred_id,
+		       size_t cred_id_len, const unsigned char *auth_data, size_t auth_data_len, const unsigned char *sig,
+		       size_t sig_len)
+{
+	unsigned char *w = buf;
+	uint32_t e = (uint32_t)fido_error;
+
+	if (size < TF_KEY_RESPONSE_MAX)
+		return 0;
+	if (status == 0 && (cred_id_len < 1 || cred_id_len > TF_KEY_MAX_CRED_ID || auth_data_len < TF_KEY_MIN_AUTH_DATA ||
+			    auth_data_len > TF_KEY_MAX_AUTH_DATA || sig_len < 1 || sig_len > TF_KEY_MAX_SIG))
+		return 0;
+	w[0] = TF_KEY_RESPONSE_MAGIC;
+	w[1] = TF_KEY_VERSION;
+	w[2] = status;
+	w[3] = (unsigned char)(e >> 24);
+	w[4] = (unsigned char)(e >> 16);
+	w[5] = (unsigned char)(e >> 8);
+	w[6] = (unsigned char)e;
+	w += 7;
+	if (status == 0) {
+		put_u16_value(&w, cred_id, cred_id_len);
+		put_u16_value(&w, auth_data, auth_data_len);
+		put_u16_value(&w, sig, sig_len);
+	}
+	return (size_t)(w - buf);
 }

@@ -65,14 +65,7 @@ enum tf_tag {
  * beyond text prompts.  A daemon ignores bits it does not know.
  */
 #define TF_CAP_BINARY_PAYLOAD 0x00000001u /* PAYLOAD in prompts and answers */
-
-/*
- * What this module declares: nothing beyond text prompts.  The PAM
- * conversation carries text only, so a daemon that sends PAYLOAD is
- * refused (tf_parse).  Sent even when zero: the daemon's log then shows
- * a module that knows CAPABILITIES.
- */
-#define TF_MODULE_CAPABILITIES 0u
+#define TF_CAP_FIDO2 0x00000002u /* the client talks to FIDO2 keys (the key step); needs BINARY_PAYLOAD */
 
 /* Verdict codes (the RESULT byte of a VERDICT). */
 enum tf_result {
@@ -87,7 +80,8 @@ enum tf_result {
 
 /*
  * The largest frame the module sends: an ANSWER with a full TEXT
- * (4 + 2 + 3 + 8192 = 8201 bytes; the module sends no PAYLOAD).
+ * (4 + 2 + 3 + 8192 = 8201 bytes).  An ANSWER to a key step (TEXT "" and
+ * a key response, TF_KEY_RESPONSE_MAX) is 4 + 2 + 3 + 3 + 2572 = 2584.
  * AUTH_START with every field at its bound (USER, SERVICE, RHOST, TTY,
  * RUSER, PASSWORD, the 4-byte DEADLINE and the 4-byte CAPABILITIES) is
  * 4 + 2 + 8 * 3 + 1416 = 1446 bytes.
@@ -138,6 +132,9 @@ struct tf_msg {
 	const unsigned char *text; /* TEXT, when has_text */
 	size_t text_len;
 	int has_text;
+	const unsigned char *payload; /* PAYLOAD, when has_payload (a PROMPT_ECHO_OFF only) */
+	size_t payload_len;
+	int has_payload;
 	uint8_t result; /* RESULT, when has_result */
 	int has_result;
 };
@@ -148,10 +145,66 @@ struct tf_msg {
  * the module, every field inside the frame and within its tag's bound, no
  * known tag twice, text that is UTF-8 without NUL, no known tag the type
  * does not list, the fields the type requires present, a known verdict
- * code, no PAYLOAD unless TF_MODULE_CAPABILITIES declares
- * TF_CAP_BINARY_PAYLOAD (it does not).  Unknown tags are skipped.
- * Returns 0 and fills *msg, or -1 and sets *why to a static reason.
+ * code, no PAYLOAD unless capabilities (what the module declared in
+ * AUTH_START) has TF_CAP_BINARY_PAYLOAD, and a PAYLOAD only in a
+ * PROMPT_ECHO_OFF (the only prompt the key step uses).  Unknown tags are
+ * skipped.  Returns 0 and fills *msg, or -1 and sets *why to a static reason.
  */
-int tf_parse(const unsigned char *body, size_t len, struct tf_msg *msg, const char **why);
+int tf_parse(const unsigned char *body, size_t len, uint32_t capabilities, struct tf_msg *msg, const char **why);
+
+/*
+ * The key step (docs/protocol.md, "The key step"): a PROMPT_ECHO_OFF whose
+ * PAYLOAD is a key request; the module answers with TEXT "" and a key
+ * response.  Integers are big-endian.
+ */
+#define TF_KEY_REQUEST_MAGIC 0x4bu  /* 'K' */
+#define TF_KEY_RESPONSE_MAGIC 0x6bu /* 'k' */
+#define TF_KEY_VERSION 1u
+#define TF_KEY_FLAG_UV 0x01u        /* user verification required */
+#define TF_KEY_FLAG_UP 0x02u        /* user presence required: always set */
+#define TF_KEY_MIN_TIMEOUT_MS 1000u
+#define TF_KEY_MAX_TIMEOUT_MS 120000u
+#define TF_KEY_HASH_LEN 32u         /* clientDataHash */
+#define TF_KEY_MAX_CREDS 16u
+#define TF_KEY_MAX_CRED_ID 1023u
+#define TF_KEY_MIN_AUTH_DATA 37u    /* rpIdHash, flags, signCount */
+#define TF_KEY_MAX_AUTH_DATA 1024u
+#define TF_KEY_MAX_SIG 512u
+/* magic, version, status, fido_error, then three u16-prefixed values at their bounds */
+#define TF_KEY_RESPONSE_MAX (3u + 4u + 2u + TF_KEY_MAX_CRED_ID + 2u + TF_KEY_MAX_AUTH_DATA + 2u + TF_KEY_MAX_SIG)
+
+struct tf_key_cred {
+	const unsigned char *id; /* into the payload */
+	size_t len;
+};
+
+/* A key request, checked.  The strings are NUL-terminated copies (libfido2 and PAM want C strings). */
+struct tf_key_request {
+	int require_uv;
+	uint32_t timeout_ms;
+	char rp_id[256];
+	const unsigned char *client_data_hash; /* TF_KEY_HASH_LEN bytes, into the payload */
+	struct tf_key_cred creds[TF_KEY_MAX_CREDS];
+	size_t n_creds;
+	char pin_prompt[256]; /* may be empty */
+};
+
+/*
+ * Checks a key request strictly: magic, version, flags (UP set, no unknown
+ * bit), timeout in range, rp id 1..255 bytes of text, 1..16 credential ids
+ * of 1..1023 bytes, a pin prompt that is text, no length running past the
+ * end, no trailing byte.  Returns 0 and fills *req, or -1 and sets *why.
+ */
+int tf_parse_key_request(const unsigned char *p, size_t len, struct tf_key_request *req, const char **why);
+
+/*
+ * Writes a key response into buf (TF_KEY_RESPONSE_MAX bytes suffice).
+ * With status 0 the three values must be within their bounds; with any
+ * other status they are not written.  Returns the length, or 0 when a
+ * value is out of bounds or buf is too small.
+ */
+size_t tf_key_response(unsigned char *buf, size_t size, uint8_t status, int32_t fido_error, const unsigned char *cred_id,
+		       size_t cred_id_len, const unsigned char *auth_data, size_t auth_data_len, const unsigned char *sig,
+		       size_t sig_len);
 
 #endif /* TWOFOLD_WIRE_H */
