@@ -19,8 +19,9 @@ struct Twofoldctl: ParsableCommand {
             commands act on your own account (an administrator may name another with --user); admin \
             commands need root or the daemon's admin group.
 
-            Codes are never taken from the command line: they are read from the terminal (without \
-            echo) or, when standard input is not a terminal, one per line from standard input. \
+            Codes, and a security key's PIN, are never taken from the command line: they are read \
+            from the terminal (without echo) or, when standard input is not a terminal, one per \
+            line from standard input. \
             Every command that prints data accepts --json.
 
             The socket is --socket, else $TWOFOLD_SOCKET, else /run/twofold/twofold.sock. The \
