@@ -204,14 +204,9 @@ const char *tf_result_name(uint8_t result)
 	}
 }
 
-int tf_parse(const unsigned char *body, size_t len, uint32_t capabilities, struct tf_msg *msg, const char **why)
+/* Version and a type the daemon may send to the module. */
+static int parse_header(const unsigned char *body, size_t len, struct tf_msg *msg, const char **why)
 {
-	unsigned char seen[256];
-	size_t pos = TF_MIN_FRAME;
-
-	memset(msg, 0, sizeof(*msg));
-	memset(seen, 0, sizeof(seen));
-
 	if (len < TF_MIN_FRAME || len > TF_MAX_FRAME) {
 		*why = "bad frame length";
 		return -1;
@@ -228,17 +223,95 @@ int tf_parse(const unsigned char *body, size_t len, uint32_t capabilities, struc
 	case TF_ERROR_MSG:
 	case TF_VERDICT:
 	case TF_PROTOCOL_ERROR:
-		break;
+		return 0;
 	default:
 		*why = "unexpected message type";
 		return -1;
 	}
+}
 
+/* One known field, inside the frame: checked, then kept in *msg. */
+static int parse_known_field(uint8_t tag, const unsigned char *value, size_t flen, size_t bound, uint32_t capabilities,
+			     struct tf_msg *msg, const char **why)
+{
+	if (flen > bound) {
+		*why = "field longer than its bound";
+		return -1;
+	}
+	if (tag_is_text(tag) && !tf_text_ok(value, flen)) {
+		*why = "text field with NUL or invalid UTF-8";
+		return -1;
+	}
+	/* Checked above like any field, then refused: a daemon that
+	 * sends a field where none belongs does not speak our protocol. */
+	if (!tag_declared(tag, capabilities)) {
+		*why = "PAYLOAD, which needs BINARY_PAYLOAD, a capability this module did not declare";
+		return -1;
+	}
+	if (!tag_listed(msg->type, tag)) {
+		*why = "a known field the message type does not list";
+		return -1;
+	}
+	if (tag == TF_TAG_TEXT) {
+		msg->text = value;
+		msg->text_len = flen;
+		msg->has_text = 1;
+	} else if (tag == TF_TAG_PAYLOAD) {
+		msg->payload = value;
+		msg->payload_len = flen;
+		msg->has_payload = 1;
+	} else if (tag == TF_TAG_RESULT) {
+		if (flen != 1) {
+			*why = "RESULT is not one byte";
+			return -1;
+		}
+		msg->result = value[0];
+		msg->has_result = 1;
+	}
+	return 0;
+}
+
+/* The fields each type requires, and a known verdict code. */
+static int check_required(const struct tf_msg *msg, const char **why)
+{
+	switch (msg->type) {
+	case TF_PROMPT_ECHO_OFF:
+	case TF_PROMPT_ECHO_ON:
+	case TF_INFO:
+	case TF_ERROR_MSG:
+		if (!msg->has_text) {
+			*why = "message without TEXT";
+			return -1;
+		}
+		return 0;
+	case TF_VERDICT:
+		if (!msg->has_result) {
+			*why = "VERDICT without RESULT";
+			return -1;
+		}
+		if (msg->result > TF_RESULT_DENIED) {
+			*why = "unknown verdict code";
+			return -1;
+		}
+		return 0;
+	default:
+		return 0; /* PROTOCOL_ERROR: TEXT is optional here */
+	}
+}
+
+int tf_parse(const unsigned char *body, size_t len, uint32_t capabilities, struct tf_msg *msg, const char **why)
+{
+	unsigned char seen[256];
+	size_t pos = TF_MIN_FRAME;
+
+	memset(msg, 0, sizeof(*msg));
+	memset(seen, 0, sizeof(seen));
+	if (parse_header(body, len, msg, why) != 0)
+		return -1;
 	while (pos < len) {
-		uint8_t tag;
 		size_t flen, bound;
 		int known;
-		const unsigned char *value;
+		uint8_t tag;
 
 		if (len - pos < TF_FIELD_HEADER) {
 			*why = "truncated field header";
@@ -251,9 +324,7 @@ int tf_parse(const unsigned char *body, size_t len, uint32_t capabilities, struc
 			*why = "field runs past the end of the frame";
 			return -1;
 		}
-		value = body + pos;
 		pos += flen;
-
 		bound = tag_bound(tag, &known);
 		if (!known)
 			continue; /* room for later versions */
@@ -262,66 +333,10 @@ int tf_parse(const unsigned char *body, size_t len, uint32_t capabilities, struc
 			return -1;
 		}
 		seen[tag] = 1;
-		if (flen > bound) {
-			*why = "field longer than its bound";
+		if (parse_known_field(tag, body + pos - flen, flen, bound, capabilities, msg, why) != 0)
 			return -1;
-		}
-		if (tag_is_text(tag) && !tf_text_ok(value, flen)) {
-			*why = "text field with NUL or invalid UTF-8";
-			return -1;
-		}
-		/* Checked above like any field, then refused: a daemon that
-		 * sends a field where none belongs does not speak our protocol. */
-		if (!tag_declared(tag, capabilities)) {
-			*why = "PAYLOAD, which needs BINARY_PAYLOAD, a capability this module did not declare";
-			return -1;
-		}
-		if (!tag_listed(msg->type, tag)) {
-			*why = "a known field the message type does not list";
-			return -1;
-		}
-		if (tag == TF_TAG_TEXT) {
-			msg->text = value;
-			msg->text_len = flen;
-			msg->has_text = 1;
-		} else if (tag == TF_TAG_PAYLOAD) {
-			msg->payload = value;
-			msg->payload_len = flen;
-			msg->has_payload = 1;
-		} else if (tag == TF_TAG_RESULT) {
-			if (flen != 1) {
-				*why = "RESULT is not one byte";
-				return -1;
-			}
-			msg->result = value[0];
-			msg->has_result = 1;
-		}
 	}
-
-	switch (msg->type) {
-	case TF_PROMPT_ECHO_OFF:
-	case TF_PROMPT_ECHO_ON:
-	case TF_INFO:
-	case TF_ERROR_MSG:
-		if (!msg->has_text) {
-			*why = "message without TEXT";
-			return -1;
-		}
-		break;
-	case TF_VERDICT:
-		if (!msg->has_result) {
-			*why = "VERDICT without RESULT";
-			return -1;
-		}
-		if (msg->result > TF_RESULT_DENIED) {
-			*why = "unknown verdict code";
-			return -1;
-		}
-		break;
-	default:
-		break; /* PROTOCOL_ERROR: TEXT is optional here */
-	}
-	return 0;
+	return check_required(msg, why);
 }
 
 /* ------------------------------------------------------------------ */

@@ -192,11 +192,14 @@ public struct ClientCapabilities: OptionSet, Sendable, Hashable, CustomStringCon
     /// e.g. to talk to a FIDO2 key at the console.
     public static let binaryPayload = ClientCapabilities(rawValue: 1 << 0)
 
+    /// Bit 1: the client talks to FIDO2 keys (the key step); declared with `binaryPayload`.
+    public static let fido2 = ClientCapabilities(rawValue: 1 << 1)
+
     /// Every bit this version knows; the others are reserved and ignored.
-    public static let known: ClientCapabilities = [.binaryPayload]
+    public static let known: ClientCapabilities = [.binaryPayload, .fido2]
 
     /// The names of docs/protocol.md, by bit.
-    static let names: [(ClientCapabilities, String)] = [(.binaryPayload, "BINARY_PAYLOAD")]
+    static let names: [(ClientCapabilities, String)] = [(.binaryPayload, "BINARY_PAYLOAD"), (.fido2, "FIDO2")]
 
     /// The known bits only: what a daemon acts on.
     public var knownOnly: ClientCapabilities { intersection(.known) }

@@ -97,13 +97,21 @@ typedef void (*tf_fido_touch_fn)(void *ctx);
 
 /*
  * Finds the keys present (fido_dev_info_manifest), and gets an assertion over client_data_hash
- * for rp_id from the first that holds a credential of the list (others are asked silently
- * first, so only that one blinks). Returns a tf_fido_status.
+ * for rp_id from the first that holds a credential of the list: every key is asked silently
+ * first (no user presence, at most 3 s), so only that one blinks. Then touch_fn is called (only
+ * then), pin_fn only when require_uv and the key has no built-in UV but a PIN, and the key waits
+ * timeout_ms for the touch. The result is filled only with TF_FIDO_OK (fido_error always).
+ * Returns a tf_fido_status. No global state: callable from several threads at once.
  */
 int tf_fido_assert(const struct tf_fido_assert_request *request, tf_fido_pin_fn pin_fn, tf_fido_touch_fn touch_fn, void *ctx,
                    struct tf_fido_assert_result *result);
 
-/* Makes a credential (ES256, else EdDSA) on the first key present. Returns a tf_fido_status. */
+/*
+ * Makes a credential (ES256, else EdDSA when the key refuses ES256; not discoverable) on the first
+ * key present. pin_fn is asked when require_uv and the key has no built-in UV but a PIN, or when
+ * the key insists on its PIN anyway (a CTAP 2.0 key with a PIN set). rp_name may be NULL.
+ * Returns a tf_fido_status.
+ */
 int tf_fido_register(const struct tf_fido_register_request *request, tf_fido_pin_fn pin_fn, tf_fido_touch_fn touch_fn, void *ctx,
                      struct tf_fido_register_result *result);
 
