@@ -54,17 +54,18 @@ extension Twofoldctl.Key {
             let response = try session.send(.keyBegin(user: user, name: name, code: code))
             guard case .keyChallenge(let offer) = response else { throw unexpected(response) }
             let challenge = try SecurityKey.challenge(offer)
+            // From here the daemon's name of the user (root and admins name others, or no one).
+            let owner = offer.userName
             if showPrompts {
-                Output.error("Registering security key '\(DisplayText.escaped(offer.name))' for \(DisplayText.escaped(who)) with \(DisplayText.escaped(offer.rpID))"
+                Output.error("Registering security key '\(DisplayText.escaped(offer.name))' for \(DisplayText.escaped(owner)) with \(DisplayText.escaped(offer.rpID))"
                              + (offer.userVerification ? "; the policy requires user verification (the key's PIN, or its fingerprint)." : "."))
             }
             let registration: KeyRegistration
             switch SecurityKey.register(challenge, prompts: SecurityKey.Prompts(showPrompts: showPrompts)) {
             case .success(let made): registration = made
-            case .failure(let failure): throw Twofoldctl.Key.failure(failure, who: who, timeoutMillis: challenge.timeoutMillis)
+            case .failure(let failure): throw Twofoldctl.Key.failure(failure, who: DisplayText.escaped(owner), timeoutMillis: challenge.timeoutMillis)
             }
-            let key = try finish(registration, session: session, validMillis: offer.validMillis)
-            report(key, who: who)
+            report(try finish(registration, session: session, validMillis: offer.validMillis))
         }
 
         /// twofoldctl without libfido2 (built or installed) fails here, before a code is asked.
@@ -90,7 +91,7 @@ extension Twofoldctl.Key {
             return key
         }
 
-        private func report(_ key: KeyInfo, who: String) {
+        private func report(_ key: KeyInfo) {
             let message = "Added security key '\(key.name)' of \(key.user) (\(Twofoldctl.Key.describe(key))): "
                 + "logins may use it where the policy allows 'fido2'."
             if options.json {
