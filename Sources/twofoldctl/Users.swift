@@ -8,11 +8,12 @@ extension Twofoldctl {
             discussion: """
                 Columns: user, enrollment, the kinds of the active factors (method: totp, hotp, \
                 email or sms for a verified contact, fido2 for a security key), how many factors \
-                (apps, tokens), how many security keys, the verified contacts (masked), whether 2FA is required and why, last successful login (and the \
-                fleet host it was on, when known), consecutive failures, lock, recovery codes left. \
-                'twofoldctl factors --user USER' lists one user's factors, 'twofoldctl contact list \
-                --user USER' their contacts, 'twofoldctl key list --user USER' their keys. With --json, an array of the users' status documents \
-                (with the factors' names, the contacts and the keys).
+                (apps, tokens), how many security keys, the verified contacts (masked), whether \
+                2FA is required and why, last successful login (and the fleet host it was on, when \
+                known), consecutive failures, lock, recovery codes left. 'twofoldctl factors --user \
+                USER' lists one user's factors, 'twofoldctl contact list --user USER' their \
+                contacts, 'twofoldctl key list --user USER' their keys. With --json, an array of \
+                the users' status documents (with the factors' names, the contacts and the keys).
                 """
         )
 
