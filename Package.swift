@@ -130,7 +130,7 @@ let package = Package(
         .executableTarget(name: "twofold-crashprobe", dependencies: ["TwofoldSQLite", "TwofoldStore", "TwofoldCore"]),
 
         // Test helpers shared by the test targets (child processes without Foundation's Process).
-        .target(name: "TwofoldTestSupport", dependencies: ["TwofoldClient", "TwofoldProtocol", "TwofoldCore", "TwofoldCrypto"], path: "Tests/TestSupport"),
+        .target(name: "TwofoldTestSupport", dependencies: ["TwofoldClient", "TwofoldProtocol", "TwofoldCore", "TwofoldCrypto", "CCrypto"], path: "Tests/TestSupport"),
         .testTarget(name: "TwofoldCoreTests", dependencies: ["TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
         // Each backend's own tests: SQLite's migrations from real v1/v2 files, WAL and checkpointer, crashes,
         // group-commit batching; PostgreSQL's URL parser, concurrent daemons, failover, outages; the key files.

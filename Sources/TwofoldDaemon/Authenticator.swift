@@ -136,9 +136,12 @@ public final class Authenticator: Sendable {
     let recoveryPepper: SecretBytes
     let metrics: DaemonMetrics
     let logger: Logger
+    /// The FIDO2 settings in force (a reload may change them).
+    let keySettings: @Sendable () -> Fido2Configuration
 
     public init(store: any TwofoldStore, clock: any WallClock, policy: PolicyHolder, recoveryPepper: SecretBytes, metrics: DaemonMetrics,
-                logger: Logger) {
+                logger: Logger, keySettings: @escaping @Sendable () -> Fido2Configuration = { Fido2Configuration() }) {
+        self.keySettings = keySettings
         self.store = store
         self.clock = clock
         self.policy = policy
@@ -204,6 +207,12 @@ public final class Authenticator: Sendable {
             return notEnrolled(context, override: record.requirement, policy: policy, unrequired: noneAllowed())
         }
         guard allowed.kinds.contains(.recovery) || record.hasFactor(ofKindIn: allowed.kinds) else { return noneAllowed() }
+        if let why = keysUnusable(context), !allowed.kinds.contains(.recovery),
+           !record.hasFactor(ofKindIn: allowed.kinds.subtracting([.fido2])) {
+            // Only a key would do, and this login cannot take the key step: say why, count nothing.
+            return audited(context, outcome: "denied", reason: "only a security key may be used, and \(why)",
+                           then: .denied(userMessage: "This login needs your security key, which cannot be used here (\(why)). Log in at the console, or ask your administrator."))
+        }
         if record.throttle.failures > 0, context.peer.relayed != nil {
             return .async { await self.withinHostQuota(context, record: record, policy: policy) }
         }
@@ -293,19 +302,23 @@ public final class Authenticator: Sendable {
     /// The store decides the lock and the delay again where the attempt commits (parallel dialogs).
     public func answerStep(answer: String, record: UserRecord, context: LoginContext) -> LoginStep<LoginResult> {
         let policy = self.policy.current
-        if let notBefore = record.throttle.notBeforeMillis {
-            let wait = min(notBefore - clock.nowMillis(), policy.throttlePolicy.maxDelayMillis)
-            if wait > 0 { metrics.throttled(millis: wait) }
-            if wait > context.holdBudgetMillis {
-                return audited(context, outcome: "throttled",
-                               reason: "answer came \(wait) ms before the throttle delay ended; not checked",
-                               then: .tooSoon(retryAfterMillis: wait))
-            }
-            if wait > 0 {
-                return .delay(millis: wait) { self.evaluate(answer: answer, record: record, context: context, policy: policy) }
-            }
+        return afterThrottleDelay(record.throttle, context: context, policy: policy) {
+            self.evaluate(answer: answer, record: record, context: context, policy: policy)
         }
-        return evaluate(answer: answer, record: record, context: context, policy: policy)
+    }
+
+    /// `check` once the user's throttle delay has run, held here only as long as the client waits.
+    func afterThrottleDelay(_ throttle: ThrottleState, context: LoginContext, policy: Policy,
+                            check: @escaping @Sendable () -> LoginStep<LoginResult>) -> LoginStep<LoginResult> {
+        guard let notBefore = throttle.notBeforeMillis else { return check() }
+        let wait = min(notBefore - clock.nowMillis(), policy.throttlePolicy.maxDelayMillis)
+        if wait > 0 { metrics.throttled(millis: wait) }
+        if wait > context.holdBudgetMillis {
+            return audited(context, outcome: "throttled",
+                           reason: "answer came \(wait) ms before the throttle delay ended; not checked",
+                           then: .tooSoon(retryAfterMillis: wait))
+        }
+        return wait > 0 ? .delay(millis: wait, then: check) : check()
     }
 
     /// Checks the answer against every OTP factor of the user at once (the verdict and the audit
@@ -357,7 +370,7 @@ public final class Authenticator: Sendable {
     }
 
     /// What an accepting commit means for the login. Its audit record was resolved in the store.
-    private func attemptResult(_ results: [MutationResult]?, context: LoginContext, policy: Policy, success: LoginResult) -> LoginStep<LoginResult> {
+    func attemptResult(_ results: [MutationResult]?, context: LoginContext, policy: Policy, success: LoginResult) -> LoginStep<LoginResult> {
         switch results?.first {
         case .applied?:
             return .done(success)
@@ -417,7 +430,7 @@ public final class Authenticator: Sendable {
 
     /// Counts a failure durably, with its audit record unless the caller's commit already wrote one;
     /// the result says whether it locked the user, and whether the code was a replay.
-    private func failStep(_ context: LoginContext, reason: String, policy: Policy, audit: Bool = true, replay: Bool = false) -> LoginStep<LoginResult> {
+    func failStep(_ context: LoginContext, reason: String, policy: Policy, audit: Bool = true, replay: Bool = false) -> LoginStep<LoginResult> {
         let now = clock.nowMillis()
         var mutations: [StoreMutation] = [.recordFailure(user: context.user, atMillis: now, policy: policy.throttlePolicy)]
         if audit { mutations.append(auditMutation(context, outcome: "failure", reason: reason, at: now)) }

@@ -313,6 +313,11 @@ final class ConnectionHandler: ChannelInboundHandler {
             finish(.errorMessage(LoginDialogRunner.lockedText), .verdict(.locked, reason: "locked"))
         case .unavailable:
             finish(.verdict(.unavailable, reason: "store unavailable"))
+        case .askCode(let record) where services.authenticator.startsWithKey(record, context: login):
+            // The key step awaits the module's talk with the key: it runs as a task.
+            let dialogs = services.dialogs
+            state = .bridgedLogin(login)
+            openBridge(capabilities: login.capabilities) { dialog in try await dialogs.keyLogin(login, record: record, dialog: dialog) }
         case .askCode(let record):
             let offer = services.authenticator.deliveryOffer(record, context: login)
             if let channel = offer.sendNow {

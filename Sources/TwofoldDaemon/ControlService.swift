@@ -49,20 +49,21 @@ public final class ControlService: Sendable {
 
     /// Serves a control connection: each REQUEST gets its RESPONSE, in order, until the peer closes.
     func serve(dialog: AsyncDialog, peer: PeerCredentials) async throws {
+        let session = ControlSession()
         while let message = try await dialog.receive() {
             guard case .request(let json) = message else {
                 throw ProtocolError.unexpectedMessage("a control connection may only send REQUEST")
             }
-            try await dialog.send(await handle(json: json, peer: peer))
+            try await dialog.send(await handle(json: json, peer: peer, session: session))
         }
     }
 
     /// Decodes, authorizes and runs one request; always returns a RESPONSE frame.
-    func handle(json: [UInt8], peer: PeerCredentials) async -> Message {
+    func handle(json: [UInt8], peer: PeerCredentials, session: ControlSession? = nil) async -> Message {
         let response: ControlResponse
         if let request = try? ControlCodec.decodeJSON(ControlRequest.self, from: json) {
             metrics.controlRequest(request.name)
-            response = await handle(request, peer: peer)
+            response = await handle(request, peer: peer, session: session)
         } else {
             metrics.controlRequest("invalid")
             response = .error(code: .invalidRequest, message: "the request is not a valid control request (is twofoldctl the same version as twofoldd?)")
@@ -78,6 +79,11 @@ public final class ControlService: Sendable {
 
     /// Runs one decoded request for `peer`.
     public func handle(_ request: ControlRequest, peer: PeerCredentials) async -> ControlResponse {
+        await handle(request, peer: peer, session: nil)
+    }
+
+    /// Runs one decoded request for `peer`, on the connection whose state is `session`.
+    func handle(_ request: ControlRequest, peer: PeerCredentials, session: ControlSession?) async -> ControlResponse {
         // NSS lookups (maybe LDAP or sssd) run on NIO's thread pool, not on an event loop.
         // A named user is taken as the system spells it (NSS may accept "Alice" for "alice"), so one
         // account has one record whatever case an admin types.
@@ -108,8 +114,20 @@ public final class ControlService: Sendable {
             switch request {
             case .ping:
                 return .ok
-            case .keyBegin, .keyFinish, .keyList, .keyRemove:
-                throw ControlFailure(.unavailable, "security keys: not yet")   // TEMPORARY (issue 15)
+            case .keyBegin(let user, let name, let code):
+                let target = try resolve(user, caller: caller, admin: admin)
+                return try await beginKey(target, name: name, code: code, peer: peer, admin: admin, session: session)
+            case .keyFinish(let registration):
+                return try await finishKey(registration, peer: peer, session: session)
+            case .keyList(let user, let all):
+                if all && user == nil {
+                    try requireAdmin(admin)
+                    return .keys(try await allKeys())
+                }
+                return .keys(try await keys(of: try resolve(user, caller: caller, admin: admin)))
+            case .keyRemove(let user, let name, let code):
+                let target = try resolve(user, caller: caller, admin: admin)
+                return try await removeKeys(target, name: name, code: code, peer: peer, admin: admin)
             case .adminSession:
                 throw ControlFailure(.invalidRequest, "admin sessions are for requests through relays; on a server's own socket root and the admin group are admins")
             case .breakGlassIssue, .breakGlassList, .breakGlassClear:
@@ -183,6 +201,9 @@ public final class ControlService: Sendable {
                 return .policy(policy.current.document)
             case .policySet(let document):
                 try requireAdmin(admin)
+                if live.current.fido2.rpID == nil, Self.allowsKeys(document) {
+                    throw ControlFailure(.invalidRequest, "the policy allows fido2, but this server has no fido2_rp_id: set it in twofoldd.conf first (every server of a fleet the same)")
+                }
                 let previous = policy.current.document
                 do { try await policy.replace(with: document) } catch let error as ConfigurationError {
                     throw ControlFailure(.invalidRequest, error.message)
@@ -354,7 +375,7 @@ public final class ControlService: Sendable {
             try await requireCurrentCode(code, user: user, peer: peer, purpose: "remove factor")
         }
         guard try await store.removeFactor(user: user, name: name) else { throw ControlFailure(.notFound, "'\(user)' has no factor named '\(name)'") }
-        await audit("factor", user: user, peer: peer, outcome: "success", reason: "factor '\(name)' removed\(record.factors.count == 1 && !record.contacts.contains(where: \.isVerified) ? "; it was the last: recovery codes removed too" : "")")
+        await audit("factor", user: user, peer: peer, outcome: "success", reason: "factor '\(name)' removed\(record.factors.count == 1 && record.keys.isEmpty && !record.contacts.contains(where: \.isVerified) ? "; it was the last: recovery codes removed too" : "")")
         return .ok
     }
 
@@ -490,7 +511,8 @@ public final class ControlService: Sendable {
                           keySource: keySource, keyFile: keyFile, keyFileMode: mode, keyFileOwnerUID: owner,
                           daemonUID: getuid(), adminGroup: configuration.adminGroup,
                           sealingKeyID: keys.keyring.sealing.id.hex, previousKeyIDs: keys.keyring.previous.map(\.id.hex),
-                          fleet: FleetCheck.serverInfo(configuration.fleet), delivery: await deliveryInfo(configuration))
+                          fleet: FleetCheck.serverInfo(configuration.fleet), delivery: await deliveryInfo(configuration),
+                          fido2: await fido2Info(configuration))
     }
 
     // MARK: - Authorization

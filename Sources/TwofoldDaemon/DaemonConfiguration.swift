@@ -84,6 +84,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var metricsListen: ListenAddress?
     /// Delivered codes: the delivery service's socket, the codes' validity and digits, send limits.
     public var delivery = DeliveryConfiguration()
+    /// FIDO2 security keys: the installation's relying-party id, the attestation CAs, the touch timeout.
+    public var fido2 = Fido2Configuration()
 
     public init() {}
 
@@ -129,6 +131,10 @@ extension DaemonConfiguration {
         if config.fleet.role == .relay, let key = seen.first(where: DeliveryConfiguration.isKey) {
             throw ConfigurationError("\(source): \(key) does not belong to role = relay: the servers send delivered codes; a relay sends none")
         }
+        if config.fleet.role == .relay, let key = seen.first(where: { $0.hasPrefix("fido2_") }) {
+            throw ConfigurationError("\(source): \(key) does not belong to role = relay: the servers check keys; a relay only passes the key step on")
+        }
+        do { try config.fido2.check() } catch let error as ConfigurationError { throw ConfigurationError("\(source): \(error.message)") }
         return config
     }
 
@@ -229,7 +235,8 @@ extension DaemonConfiguration {
             newEnrollment.algorithm = alg
         default:
             guard try fleet.set(key: key, value: value, at: at, path: path, int: int)
-                    || delivery.set(key: key, value: value, at: at, path: path, int: int) else {
+                    || delivery.set(key: key, value: value, at: at, path: path, int: int)
+                    || fido2.set(key: key, value: value, at: at, path: path, int: int) else {
                 throw ConfigurationError("\(at): unknown key '\(key)'")
             }
         }

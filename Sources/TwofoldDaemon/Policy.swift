@@ -22,6 +22,8 @@ public struct Policy: Sendable, Equatable {
     public let serviceFactorKinds: [String: Set<FactorKind>]
     public let hostFactorKinds: [String: Set<FactorKind>]
     public let newEnrollment: OTPParameters
+    /// FIDO2 keys: the models (AAGUIDs) that may be registered; empty: any.
+    public let fido2AAGUIDs: [[UInt8]]
     public let windowPolicy: WindowPolicy
     public let throttlePolicy: ThrottlePolicy
 
@@ -64,6 +66,10 @@ public struct Policy: Sendable, Equatable {
             throw fail("admins must be user names")
         }
         guard DeliveredCode.digitRange.contains(document.deliveredCodeDigits) else { throw fail("delivered code digits must be 6 to 8") }
+        let aaguids = document.fido2AAGUIDs.compactMap(Fido2Credential.uuidBytes)
+        guard aaguids.count == document.fido2AAGUIDs.count else {
+            throw fail("fido2 AAGUIDs must be UUIDs such as cb69481e-8ff7-4039-93ec-0a2729a154a8")
+        }
         guard (1...1_440).contains(document.adminSessionMinutes) else { throw fail("admin session minutes must be 1 to 1440") }
         if require == .groups && document.requiredGroups.isEmpty { throw fail("require = groups needs at least one required group") }
         if unenrolled == .grace && document.graceDays == nil && document.graceDeadlineMillis == nil {
@@ -90,6 +96,7 @@ public struct Policy: Sendable, Equatable {
         self.serviceFactorKinds = serviceFactorKinds
         self.hostFactorKinds = hostFactorKinds
         self.newEnrollment = parameters
+        self.fido2AAGUIDs = aaguids
         self.windowPolicy = WindowPolicy(window: document.window, maxDrift: document.maxDrift)
         self.throttlePolicy = ThrottlePolicy(maxFailures: document.maxFailures, baseDelayMillis: document.throttleDelayMillis,
                                              maxDelayMillis: document.throttleMaxDelayMillis,

@@ -9,8 +9,8 @@ import TwofoldStore
 enum PostgresUserRows {
     /// The columns a user's row has: the user's (0...8), the factor's (9...19), its sealed secret
     /// (20), the count of unused recovery codes (21), the contacts as JSON (22), the login code's
-    /// (23...31). A query may add columns of its own after them.
-    static let columns = 32
+    /// (23...31), the keys as JSON (32). A query may add columns of its own after them.
+    static let columns = 33
 
     static func decode(_ rows: PostgresQueryResult, sealer: Sealer?) throws -> [UserRecord] {
         var users: [UserRecord] = []
@@ -42,10 +42,24 @@ enum PostgresUserRows {
         }
         let throttle = ThrottleState(failures: try columns[2].decode(Int.self), notBeforeMillis: try columns[3].decode(Int64?.self),
                                      lockedUntilMillis: try columns[4].decode(Int64?.self))
-        return UserRecord(name: name, pendingFactor: try columns[1].decode(String?.self), throttle: throttle, requirement: override,
-                          lastSuccessMillis: try columns[6].decode(Int64?.self), recoveryCodesLeft: Int(try columns[21].decode(Int64.self)),
-                          firstRequiredMillis: try columns[7].decode(Int64?.self), factorKinds: kinds,
-                          contacts: try contacts(columns, user: name), deliveredCode: try loginCode(columns, user: name))
+        var record = UserRecord(name: name, pendingFactor: try columns[1].decode(String?.self), throttle: throttle, requirement: override,
+                                lastSuccessMillis: try columns[6].decode(Int64?.self), recoveryCodesLeft: Int(try columns[21].decode(Int64.self)),
+                                firstRequiredMillis: try columns[7].decode(Int64?.self), factorKinds: kinds,
+                                contacts: try contacts(columns, user: name), deliveredCode: try loginCode(columns, user: name))
+        for key in try keys(columns, user: name) { record.appendKey(key) }
+        return record
+    }
+
+    /// The keys from their JSON array (column 32; NULL: none).
+    private static func keys(_ columns: PostgresRandomAccessRow, user: String) throws -> [Fido2Credential] {
+        guard let json = try columns[32].decode(String?.self) else { return [] }
+        let keys: [PostgresKeyJSON]
+        do {
+            keys = try JSONDecoder().decode([PostgresKeyJSON].self, from: Data(json.utf8))
+        } catch {
+            throw StoreError.corruptRecord(user: user, reason: "unreadable keys (\(type(of: error)))")
+        }
+        return try keys.map { try $0.credential(user: user) }
     }
 
     /// The contacts from their JSON array (column 22; NULL: none).

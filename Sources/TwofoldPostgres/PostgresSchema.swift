@@ -2,20 +2,21 @@ import NIOCore
 import PostgresNIO
 import TwofoldStore
 
-/// The PostgreSQL schema: the SQLite backend's schema v7 (users, factors, recovery_codes, settings,
+/// The PostgreSQL schema: the SQLite backend's schema v8 (users, factors, recovery_codes, settings,
 /// audit, the key checks and sealed recovery pepper in `twofold_meta`, SQLite's `meta`, the host
-/// registry, the hosts moved in, contacts, delivered codes and sends) in PostgreSQL's types, with the schema version in `twofold_schema`
+/// registry, the hosts moved in, contacts, delivered codes and sends, FIDO2 keys) in PostgreSQL's
+/// types, with the schema version in `twofold_schema`
 /// and the server timeline last seen in `twofold_timeline` (see PostgresTimeline). Opening it:
 /// PostgresSchema+Open.swift.
 ///
-/// Version strings are the SQLite backend's migration identifiers (`Schema.supported` there): "v7"
+/// Version strings are the SQLite backend's migration identifiers (`Schema.supported` there): "v8"
 /// means the same tables, columns, meta rows and sealing on both backends. A later schema appends a
 /// version here and a migration step in `open`.
 enum PostgresSchema {
     /// The newest schema this code understands.
-    static let supported = "v7"
-    /// Versions a PostgreSQL database can hold (PostgreSQL came with v3; `open` migrates each to v7).
-    static let known = ["v3", "v4", "v5", "v6", "v7"]
+    static let supported = "v8"
+    /// Versions a PostgreSQL database can hold (PostgreSQL came with v3; `open` migrates each to v8).
+    static let known = ["v3", "v4", "v5", "v6", "v7", "v8"]
     /// `pg_advisory_xact_lock` key that serializes opening: "twofold1" in ASCII. Transaction-scoped, so
     /// PgBouncer's transaction pooling cannot leave it held on a server connection.
     static let openLockKey: Int64 = 8_392_298_916_374_930_481
@@ -197,6 +198,27 @@ enum PostgresSchema {
         "CREATE INDEX delivery_sends_by_user ON delivery_sends (user_name, time)",
         "CREATE INDEX delivery_sends_by_destination ON delivery_sends (destination, time)",
         "CREATE INDEX delivery_sends_by_host ON delivery_sends (host, time)",
+    ]
+
+    /// Schema v8's addition, as SQLite's v8: FIDO2 keys, keyed by (user, name), a credential id
+    /// unique in the whole store (one key is one account's factor). Public data (a credential id,
+    /// a public key, a counter): not sealed, but never logged either.
+    static let tablesV8: [PostgresQuery] = [
+        """
+        CREATE TABLE fido2_keys (
+            user_name TEXT COLLATE "C" NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+            name TEXT COLLATE "C" NOT NULL,
+            credential_id BYTEA NOT NULL,
+            algorithm INTEGER NOT NULL CHECK (algorithm IN (-7, -8)),
+            public_key BYTEA NOT NULL,
+            sign_count BIGINT NOT NULL DEFAULT 0 CHECK (sign_count BETWEEN 0 AND 4294967295),
+            aaguid BYTEA NOT NULL CHECK (length(aaguid) = 16),
+            added_at BIGINT NOT NULL,
+            last_used BIGINT,
+            PRIMARY KEY (user_name, name)
+        )
+        """,
+        "CREATE UNIQUE INDEX fido2_keys_by_credential ON fido2_keys (credential_id)",
     ]
 
     /// Throws `schemaTooNew` for a version after `supported`, `database` for one this code never wrote.

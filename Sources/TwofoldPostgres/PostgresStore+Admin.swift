@@ -11,11 +11,7 @@ extension PostgresStore {
         let sealed = try sealCodes(codes, user: user)
         try await write(statements: 4) { connection in
             try await Self.lockUser(user, connection)
-            // A factor: an OTP factor or a verified contact.
-            let factors = try await connection.run("""
-                SELECT (SELECT count(*) FROM factors WHERE user_name = \(user)) + (SELECT count(*) FROM contacts WHERE user_name = \(user) AND verified_at IS NOT NULL)
-                """).first?.decode(Int64.self) ?? 0
-            guard factors > 0 else { throw StoreError.notEnrolled(user) }
+            guard try await Self.factorCount(user: user, connection) > 0 else { throw StoreError.notEnrolled(user) }
             try await Self.storeCodes([user: sealed], connection)
         }
     }

@@ -18,9 +18,10 @@ extension PostgresStore {
         """
     /// The count of unused recovery codes (index 21).
     private static let codesLeftColumn = "(SELECT count(*) FROM recovery_codes r WHERE r.user_name = u.name AND r.used_at IS NULL)"
-    /// After the count: the user's contacts as a JSON array (22), then its login code's columns (23...31).
+    /// After the count: the user's contacts as a JSON array (22), then its login code's columns
+    /// (23...31), then its keys as a JSON array (32).
     private static let deliveryColumns = """
-        c.list, d.id, d.channel, d.destination, d.hash, d.digits, d.host, d.service, d.created_at, d.expires_at
+        c.list, d.id, d.channel, d.destination, d.hash, d.digits, d.host, d.service, d.created_at, d.expires_at, k.list
         """
     /// The delivery columns of a listing: no login code.
     private static let noCodeColumns = "NULL::bigint, NULL::text, NULL::text, NULL::bytea, NULL::integer, NULL::text, NULL::text, NULL::bigint, NULL::bigint"
@@ -31,12 +32,14 @@ extension PostgresStore {
                         ORDER BY channel, value)::text AS list
         FROM contacts WHERE user_name = u.name
         """
-    /// The user's row with its login code (a key lookup, at most one row) and its contacts (once
-    /// per user), then a row per factor.
+    /// The user's row with its login code (a key lookup, at most one row), its contacts and its
+    /// keys (once per user each: a user without keys costs one probe of the keys' index), then a
+    /// row per factor.
     private static let usersWithDelivery = """
         users u
         LEFT JOIN delivered_codes d ON d.user_name = u.name AND d.purpose = 'login'
         LEFT JOIN LATERAL (\(contactsList)) c ON true
+        LEFT JOIN LATERAL (\(keysList)) k ON true
         LEFT JOIN factors f ON f.user_name = u.name
         """
     private static let fromUsers = "FROM \(usersWithDelivery)"
@@ -57,7 +60,7 @@ extension PostgresStore {
     }
 
     /// One statement: the setting in a one-row relation, the user's rows joined to it (none: the
-    /// setting alone, with a NULL name), its contacts and login code with them; no recovery-code
+    /// setting alone, with a NULL name), its contacts, login code and keys with them; no recovery-code
     /// count (a login does not need it).
     public func loginRecord(_ name: String, setting key: String) async throws -> (record: UserRecord?, setting: String?) {
         let sealer = self.sealer
@@ -84,9 +87,10 @@ extension PostgresStore {
             // Listings do not even read the sealed secrets, nor the login code.
             let rows = try await connection.run("""
                 SELECT \(unescaped: Self.userColumns), \(unescaped: Self.factorColumns), NULL::bytea, \(unescaped: Self.codesLeftColumn),
-                    c.list, \(unescaped: Self.noCodeColumns)
+                    c.list, \(unescaped: Self.noCodeColumns), k.list
                 FROM users u
                 LEFT JOIN LATERAL (\(unescaped: Self.contactsList)) c ON true
+                LEFT JOIN LATERAL (\(unescaped: Self.keysList)) k ON true
                 LEFT JOIN factors f ON f.user_name = u.name
                 WHERE u.name IN (SELECT name FROM users WHERE name > \(afterName ?? "") ORDER BY name LIMIT \(limit))
                 ORDER BY u.name, f.name
@@ -195,12 +199,8 @@ extension PostgresStore {
             try await Self.lockUser(user, connection)
             let deleted = try await connection.run("DELETE FROM factors WHERE user_name = \(user) AND name = \(name)").metadata.rows
             guard deleted == 1 else { return false }
-            // A verified contact is a second factor too: the recovery codes stay while one is left.
-            let left = try await connection.run("""
-                SELECT (SELECT count(*) FROM factors WHERE user_name = \(user))
-                    + (SELECT count(*) FROM contacts WHERE user_name = \(user) AND verified_at IS NOT NULL)
-                """).first?.decode(Int64.self)
-            if left == 0 { _ = try await Self.clearEnrollment(user: user, contacts: false, connection) }
+            // A verified contact or a key is a second factor too: the recovery codes stay while one is left.
+            if try await Self.factorCount(user: user, connection) == 0 { _ = try await Self.clearEnrollment(user: user, revoking: false, connection) }
             return true
         }
     }
@@ -208,23 +208,24 @@ extension PostgresStore {
     public func revoke(user: String) async throws -> Bool {
         try await write(statements: 2) { connection in
             try await Self.lockUser(user, connection)
-            return try await Self.clearEnrollment(user: user, contacts: true, connection)
+            return try await Self.clearEnrollment(user: user, revoking: true, connection)
         }
     }
 
-    /// Removes every factor, the recovery codes and the pending enrollment, with `contacts` the
-    /// contacts and delivered codes too (one statement); true if there was any.
-    private static func clearEnrollment(user: String, contacts: Bool, _ connection: PostgresConnection) async throws -> Bool {
+    /// Removes every OTP factor, the recovery codes and the pending enrollment, when `revoking` the
+    /// contacts, delivered codes and keys too (one statement); true if there was any.
+    static func clearEnrollment(user: String, revoking: Bool, _ connection: PostgresConnection) async throws -> Bool {
         let removed = try await connection.run("""
             WITH f AS (DELETE FROM factors WHERE user_name = \(user) RETURNING 1),
                  r AS (DELETE FROM recovery_codes WHERE user_name = \(user) RETURNING 1),
                  p AS (UPDATE users SET pending_name = NULL, pending_secret = NULL, pending_method = NULL, pending_algorithm = NULL,
                            pending_digits = NULL, pending_period = NULL
                        WHERE name = \(user) AND pending_name IS NOT NULL RETURNING 1),
-                 c AS (DELETE FROM contacts WHERE user_name = \(user) AND \(contacts) RETURNING 1),
-                 d AS (DELETE FROM delivered_codes WHERE user_name = \(user) AND \(contacts) RETURNING 1)
+                 c AS (DELETE FROM contacts WHERE user_name = \(user) AND \(revoking) RETURNING 1),
+                 d AS (DELETE FROM delivered_codes WHERE user_name = \(user) AND \(revoking) RETURNING 1),
+                 k AS (DELETE FROM fido2_keys WHERE user_name = \(user) AND \(revoking) RETURNING 1)
             SELECT (SELECT count(*) FROM f) + (SELECT count(*) FROM r) + (SELECT count(*) FROM p) + (SELECT count(*) FROM c)
-                + (SELECT count(*) FROM d)
+                + (SELECT count(*) FROM d) + (SELECT count(*) FROM k)
             """).first?.decode(Int64.self)
         return (removed ?? 0) > 0
     }

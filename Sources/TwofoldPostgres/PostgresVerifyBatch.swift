@@ -148,8 +148,8 @@ struct PostgresVerifyBatch {
         }
     }
 
-    /// A TOTP step, HOTP counter or delivered code of a login: applied only while no lock or delay
-    /// is in force; a refused one is used up all the same and counted as a failure.
+    /// A TOTP step, HOTP counter, delivered code or key assertion of a login: applied only while no
+    /// lock or delay is in force; a refused one is used up all the same and counted as a failure.
     private mutating func accept(_ use: FactorUse, user: String, atMillis: Int64, policy: ThrottlePolicy) async throws -> MutationResult {
         // No user row: no factor either (the foreign key), as SQLite's EXISTS finds.
         guard let current = throttles[user] else { return .conflict }
@@ -167,7 +167,7 @@ struct PostgresVerifyBatch {
 
     /// Moves the factor's watermark past `use`, records its use and clears the user's throttle when
     /// there is something to clear: one statement. True if the factor took it (fresh step or
-    /// counter, or the user's login code of that id, which it deletes).
+    /// counter, a key's counter that advances, or the user's login code of that id, which it deletes).
     private func login(_ use: FactorUse, user: String, atMillis: Int64) async throws -> Bool {
         let query: PostgresQuery
         switch use {
@@ -202,8 +202,19 @@ struct PostgresVerifyBatch {
                 )
                 SELECT count(*) FROM used
                 """
-        case .keyAssertion:
-            return false   // TEMPORARY (issue 15): a conflict until keys are stored
+        case let .keyAssertion(name, credential, signCount):
+            // Only a counter that advances (`Fido2Credential.counterAdvances`, the same rule in SQL):
+            // a cloned key's assertion, or a second use of one count, changes nothing (a conflict).
+            let count = Int64(signCount)
+            query = """
+                WITH used AS (
+                    UPDATE fido2_keys SET sign_count = \(count), last_used = \(atMillis)
+                    WHERE user_name = \(user) AND name = \(name) AND credential_id = \(ByteBuffer(bytes: credential))
+                        AND ((sign_count = 0 AND \(count) = 0) OR \(count) > sign_count)
+                    RETURNING 1
+                ), cleared AS (\(unescaped: Self.clearThrottle) \(user) \(unescaped: Self.clearThrottleCondition))
+                SELECT count(*) FROM used
+                """
         case .recoveryCode:
             preconditionFailure("recovery codes are applied by acceptRecoveryCode")
         }
@@ -216,8 +227,8 @@ struct PostgresVerifyBatch {
         AND (failures <> 0 OR not_before IS NOT NULL OR locked_until IS NOT NULL) AND EXISTS (SELECT 1 FROM used)
         """
 
-    /// Moves the factor's watermark past `use`, or deletes the delivered code it names, without a
-    /// login (no last use, no throttle change).
+    /// Moves the factor's watermark past `use` (a key: its counter, if it advances), or deletes the
+    /// delivered code it names, without a login (no last use, no throttle change).
     private func consume(_ use: FactorUse, user: String) async throws -> Bool {
         switch use {
         case let .timeStep(factor, step, _, _):
@@ -235,8 +246,15 @@ struct PostgresVerifyBatch {
             return try await connection.run("""
                 DELETE FROM delivered_codes WHERE user_name = \(user) AND purpose = 'login' AND id = \(id) AND channel = \(channel.rawValue)
                 """).metadata.rows == 1
-        case .recoveryCode, .keyAssertion:
-            return false   // keyAssertion: TEMPORARY (issue 15)
+        case let .keyAssertion(name, credential, signCount):
+            let count = Int64(signCount)
+            return try await connection.run("""
+                UPDATE fido2_keys SET sign_count = \(count)
+                WHERE user_name = \(user) AND name = \(name) AND credential_id = \(ByteBuffer(bytes: credential))
+                    AND ((sign_count = 0 AND \(count) = 0) OR \(count) > sign_count)
+                """).metadata.rows == 1
+        case .recoveryCode:
+            return false
         }
     }
 

@@ -191,8 +191,8 @@ public struct ClientCapabilities: OptionSet, Sendable, Hashable, CustomStringCon
     /// Bit 0: the client carries binary challenges and responses (PAYLOAD in prompts and answers),
     /// e.g. to talk to a FIDO2 key at the console.
     public static let binaryPayload = ClientCapabilities(rawValue: 1 << 0)
-
-    /// Bit 1: the client talks to FIDO2 keys (the key step); declared with `binaryPayload`.
+    /// Bit 1: the client can talk to a FIDO2 key (the key step, `KeyRequest`/`KeyResponse`); it
+    /// means something only with `binaryPayload`, which carries the step.
     public static let fido2 = ClientCapabilities(rawValue: 1 << 1)
 
     /// Every bit this version knows; the others are reserved and ignored.
@@ -200,6 +200,9 @@ public struct ClientCapabilities: OptionSet, Sendable, Hashable, CustomStringCon
 
     /// The names of docs/protocol.md, by bit.
     static let names: [(ClientCapabilities, String)] = [(.binaryPayload, "BINARY_PAYLOAD"), (.fido2, "FIDO2")]
+
+    /// Whether the client can take the key step: it talks to keys and carries binary payloads.
+    public var canUseKeys: Bool { isSuperset(of: [.binaryPayload, .fido2]) }
 
     /// The known bits only: what a daemon acts on.
     public var knownOnly: ClientCapabilities { intersection(.known) }

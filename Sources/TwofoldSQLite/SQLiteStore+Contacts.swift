@@ -4,7 +4,7 @@ import TwofoldCore
 import TwofoldStore
 
 /// Contacts, delivered codes and the record of sends (schema v7). A user's contacts and login code
-/// are read with the user (`attachDelivery`: one more statement, two index lookups); a delivered
+/// are read with the user (`attachRelated`: one more statement, with the keys); a delivered
 /// login code is used up by the verify path (SQLiteStore+Verify.swift).
 extension SQLiteStore {
     // MARK: - Contacts
@@ -205,25 +205,31 @@ extension SQLiteStore {
 
     // MARK: - Reading them with the user
 
-    /// The user's contacts (kind 0) and login code (kind 1) in channel then address order, in one
-    /// statement: a range of the contacts' key and a lookup of the codes' key, merged as each
-    /// comes in that order (no sort: ordering by the kind too would add one).
-    static let deliverySQL = """
+    /// The user's contacts (kind 0) in channel then address order, login code (kind 1) and keys
+    /// (kind 2, in name order), in one statement: a range of the contacts' key, a lookup of the
+    /// codes' key and a range of the keys' key, merged as each comes in the order asked (no sort:
+    /// ordering by the kind too would add one). Each kind's order is all that matters, and a
+    /// key's name is unique for its user. A user without keys costs one probe of `fido2_keys`.
+    static let attachedSQL = """
         SELECT 0, channel, value, added_at, verified_at, NULL, NULL, NULL, NULL, NULL FROM contacts WHERE user = ?1
         UNION ALL
         SELECT 1, channel, destination, created_at, expires_at, id, hash, digits, host, service
         FROM delivered_codes WHERE user = ?1 AND purpose = 'login'
+        UNION ALL
+        SELECT 2, name, credential_id, algorithm, public_key, sign_count, aaguid, added_at, last_used, NULL
+        FROM fido2_keys WHERE user = ?1
         ORDER BY 2, 3
         """
 
-    /// Fills the record's contacts and login code.
-    static func attachDelivery(_ record: inout UserRecord, _ db: Database) throws {
-        let rows = try Row.fetchCursor(db.cachedStatement(sql: deliverySQL), arguments: [record.name])
+    /// Fills the record's contacts, login code and keys (a key's last use counts as a login, as an
+    /// OTP factor's does).
+    static func attachRelated(_ record: inout UserRecord, _ db: Database) throws {
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: attachedSQL), arguments: [record.name])
         while let row = try rows.next() {
-            if row[0] as Int == 0 {
-                record.contacts.append(try decodeContact(row, at: 1, user: record.name))
-            } else {
-                record.deliveredCode = try decodeCode(row, purpose: .login, user: record.name)
+            switch row[0] as Int {
+            case 0: record.contacts.append(try decodeContact(row, at: 1, user: record.name))
+            case 1: record.deliveredCode = try decodeCode(row, purpose: .login, user: record.name)
+            default: record.appendKey(try decodeKey(row, at: 1, user: record.name))
             }
         }
     }

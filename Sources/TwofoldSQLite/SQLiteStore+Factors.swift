@@ -32,7 +32,7 @@ extension SQLiteStore {
             return try await pool.read { db in
                 let rows = try Row.fetchCursor(db.cachedStatement(sql: Self.userSQL), arguments: [name])
                 guard var record = try Self.decodeUsers(rows, sealer: sealer, countsCodes: true).first else { return nil }
-                try Self.attachDelivery(&record, db)
+                try Self.attachRelated(&record, db)
                 return record
             }
         }
@@ -47,6 +47,7 @@ extension SQLiteStore {
                                                arguments: [afterName ?? "", limit])
                 var records = try Self.decodeUsers(rows, sealer: nil, countsCodes: true)
                 try Self.attachContacts(&records, db)
+                try Self.attachKeys(&records, db)
                 return records
             }
         }
@@ -217,13 +218,8 @@ extension SQLiteStore {
             try await pool.write { db in
                 try db.execute(sql: "DELETE FROM factors WHERE user = ? AND name = ?", arguments: [user, name])
                 guard db.changesCount == 1 else { return false }
-                // A verified contact is a second factor too: the recovery codes stay while one is left.
-                if try Int.fetchOne(db, sql: """
-                    SELECT (SELECT count(*) FROM factors WHERE user = ?1)
-                        + (SELECT count(*) FROM contacts WHERE user = ?1 AND verified_at IS NOT NULL)
-                    """, arguments: [user]) == 0 {
-                    try Self.clearEnrollment(user: user, db)
-                }
+                // A verified contact or a key is a second factor too: the recovery codes stay while one is left.
+                if try Self.factorCount(user: user, db) == 0 { try Self.clearEnrollment(user: user, db) }
                 return true
             }
         }
@@ -235,16 +231,18 @@ extension SQLiteStore {
                 var removed = try Self.clearEnrollment(user: user, db)
                 try db.execute(sql: "DELETE FROM contacts WHERE user = ?", arguments: [user])
                 removed = removed || db.changesCount > 0
+                try db.execute(sql: "DELETE FROM fido2_keys WHERE user = ?", arguments: [user])
+                removed = removed || db.changesCount > 0
                 try db.execute(sql: "DELETE FROM delivered_codes WHERE user = ?", arguments: [user])
                 return removed || db.changesCount > 0
             }
         }
     }
 
-    /// Removes every factor, the recovery codes and the pending enrollment (not the contacts); true
-    /// if there was any.
+    /// Removes every OTP factor, the recovery codes and the pending enrollment (not the contacts
+    /// nor the keys); true if there was any.
     @discardableResult
-    private static func clearEnrollment(user: String, _ db: Database) throws -> Bool {
+    static func clearEnrollment(user: String, _ db: Database) throws -> Bool {
         try db.execute(sql: "DELETE FROM factors WHERE user = ?", arguments: [user])
         var removed = db.changesCount > 0
         try db.execute(sql: "DELETE FROM recovery_codes WHERE user = ?", arguments: [user])

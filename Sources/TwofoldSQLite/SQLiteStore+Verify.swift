@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import TwofoldCore
 import TwofoldStore
@@ -47,9 +48,10 @@ extension SQLiteStore {
         }
     }
 
-    /// Moves the factor's replay watermark past the step or counter of `use`, or deletes the
-    /// delivered code it names. With `lastUsed` it is a login: applied only while no lock or delay
-    /// is in force, and it records the factor's use (a delivered code: the caller records it).
+    /// Moves the factor's replay watermark past the step or counter of `use` (a key: to its
+    /// signature counter), or deletes the delivered code it names. With `lastUsed` it is a login:
+    /// applied only while no lock or delay is in force, and it records the factor's use (a
+    /// delivered code: the caller records it).
     private static func markUsed(_ use: FactorUse, user: String, lastUsed: Int64?, _ db: Database) throws {
         let unthrottled = lastUsed == nil ? "" : """
              AND EXISTS (SELECT 1 FROM users WHERE name = ? AND (locked_until IS NULL OR locked_until <= ?)
@@ -76,8 +78,16 @@ extension SQLiteStore {
             try db.cachedStatement(sql: """
                 DELETE FROM delivered_codes WHERE user = ? AND purpose = 'login' AND id = ? AND channel = ?\(unthrottled)
                 """).execute(arguments: [user, id, channel.rawValue] + throttleArguments)
-        case .keyAssertion:
-            return   // TEMPORARY (issue 15): nothing changes, so the use is a conflict until keys are stored
+        case let .keyAssertion(name, credential, signCount):
+            // Only a counter that advances (`Fido2Credential.counterAdvances`, the same rule in SQL):
+            // a cloned key's assertion, or a second use of one count, changes nothing (a conflict).
+            let count = Int64(signCount)
+            let set = lastUsed == nil ? "sign_count = ?" : "sign_count = ?, last_used = ?"
+            let setArguments: StatementArguments = lastUsed.map { [count, $0] } ?? [count]
+            try db.cachedStatement(sql: """
+                UPDATE fido2_keys SET \(set) WHERE user = ? AND name = ? AND credential_id = ?
+                    AND ((sign_count = 0 AND ? = 0) OR ? > sign_count)\(unthrottled)
+                """).execute(arguments: setArguments + [user, name, Data(credential), count, count] + throttleArguments)
         case .recoveryCode:
             preconditionFailure("recovery codes are applied by acceptRecoveryCode")
         }

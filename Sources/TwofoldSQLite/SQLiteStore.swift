@@ -187,12 +187,7 @@ public final class SQLiteStore: TwofoldStore {
         try await guarded {
             let sealed = try sealCodes(codes, user: user)
             try await pool.write { db in
-                // A factor: an OTP factor or a verified contact.
-                guard try Int.fetchOne(db, sql: """
-                    SELECT (SELECT count(*) FROM factors WHERE user = ?) + (SELECT count(*) FROM contacts WHERE user = ? AND verified_at IS NOT NULL)
-                    """, arguments: [user, user]) ?? 0 > 0 else {
-                    throw StoreError.notEnrolled(user)
-                }
+                guard try Self.factorCount(user: user, db) > 0 else { throw StoreError.notEnrolled(user) }
                 try Self.storeCodes(sealed, user: user, db)
             }
         }
@@ -516,7 +511,7 @@ public final class SQLiteStore: TwofoldStore {
 
 /// The login read on a connection of its own, used synchronously by one thread (an event loop):
 /// no executor hop and no shared reader pool to wait for. Each read is a SELECT in autocommit mode
-/// (the user's row and factors; then, for a known user, its contacts and login code), so it sees
+/// (the user's row and factors; then, for a known user, its contacts, login code and keys), so it sees
 /// every transaction committed before it started.
 final class SQLiteLoginReader: LoginReader {
     private let queue: DatabaseQueue
@@ -535,10 +530,11 @@ final class SQLiteLoginReader: LoginReader {
             return try queue.inDatabase { db in
                 let rows = try Row.fetchCursor(db.cachedStatement(sql: SQLiteStore.loginSQL), arguments: [name])
                 guard var record = try SQLiteStore.decodeUsers(rows, sealer: sealer, countsCodes: false).first else { return nil }
-                // The contacts and the login code: a second statement, only for a known user. A commit
-                // between the two may show a code newer than the factors read; the verify path
-                // decides on what it finds when it commits, so that is harmless.
-                try SQLiteStore.attachDelivery(&record, db)
+                // The contacts, the login code and the keys: a second statement, only for a known
+                // user. A commit between the two may show a code or key counter newer than the
+                // factors read; the verify path decides on what it finds when it commits, so that
+                // is harmless.
+                try SQLiteStore.attachRelated(&record, db)
                 return record
             }
         } catch {

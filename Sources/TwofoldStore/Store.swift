@@ -287,18 +287,20 @@ extension HostCertificate {
 public enum StoreMutation: Sendable {
     /// Apply an accepted answer's `use` (a TOTP step, an HOTP counter, a recovery code, a delivered
     /// code: deleted only if it is still the user's login code of that id and channel, else
-    /// `.conflict`), only if it is still fresh for its factor, so a code is never accepted twice;
+    /// `.conflict`; a key assertion: its counter stored only if `Fido2Credential.counterAdvances`
+    /// from the stored one, else `.conflict`), only if it is still fresh for its factor, so a code
+    /// (or an assertion's count) is never accepted twice;
     /// replay state is per factor. Resets the user's throttle and records the factor's last use
     /// (a recovery or delivered code: the user's last success). A delivered code's expiry, host and
     /// service are the caller's to check (`DeliveredCodeFactor`), not the store's.
     /// It first reads the user's throttle state in the transaction: while a lock or delay is in
-    /// force it is refused (`.throttled`) and counted as a failure under `policy`. A step, counter
-    /// or delivered code refused that way is still used up (a right code whose dialog was refused
-    /// must not work later); a refused recovery code stays unused.
+    /// force it is refused (`.throttled`) and counted as a failure under `policy`. A step, counter,
+    /// delivered code or assertion count refused that way is still used up (a right code whose
+    /// dialog was refused must not work later); a refused recovery code stays unused.
     case accept(user: String, use: FactorUse, atMillis: Int64, policy: ThrottlePolicy = ThrottlePolicy())
-    /// Use up a TOTP step, an HOTP counter or a delivered login code (of that id) without logging
-    /// in: a right code whose client gave up before the verdict. Changes neither the throttle nor
-    /// the last use.
+    /// Use up a TOTP step, an HOTP counter, a delivered login code (of that id) or a key
+    /// assertion's count without logging in: a right answer whose client gave up before the
+    /// verdict. Changes neither the throttle nor the last use.
     case consume(user: String, use: FactorUse)
     /// Count a failure: the store reads the current throttle state inside the transaction and
     /// stores `Throttle.afterFailure(...)` of it. Result `.appliedFailure(_)` gives the new state.
@@ -465,7 +467,7 @@ public protocol TwofoldStore: Sendable {
     func importEnrollments(_ imports: [EnrollmentImportRecord]) async throws
 
     /// Replaces the user's recovery codes (the old set stops working). The user needs a factor (an
-    /// OTP factor or a verified contact): `StoreError.notEnrolled` otherwise.
+    /// OTP factor, a verified contact or a key): `StoreError.notEnrolled` otherwise.
     func replaceRecoveryCodes(user: String, codes: [RecoveryCodeHash]) async throws
 
     /// The user's unused recovery codes as (index, hash), opened.
@@ -473,12 +475,12 @@ public protocol TwofoldStore: Sendable {
 
     /// Removes one active OTP factor. Removing the last one also removes the recovery codes and any
     /// pending enrollment (no second factor is left to recover), unless the user has a verified
-    /// contact left (a factor too): then they stay. Contacts are never removed here. Returns false
-    /// if there was none of that name.
+    /// contact or a key left (a factor too): then they stay. Contacts and keys are never removed
+    /// here. Returns false if there was none of that name.
     func removeFactor(user: String, name: String) async throws -> Bool
 
-    /// Removes every factor, the pending enrollment, the recovery codes, the contacts and any
-    /// delivered code. Returns false if there was none.
+    /// Removes every factor, the pending enrollment, the recovery codes, the contacts, any
+    /// delivered code and the keys. Returns false if there was none.
     func revoke(user: String) async throws -> Bool
 
     /// Clears failures and any lock.
@@ -494,7 +496,7 @@ public protocol TwofoldStore: Sendable {
     func markFirstRequired(user: String, atMillis: Int64) async throws -> Int64
 
     /// Users ordered by name, starting after `afterName`, at most `limit`. Secrets are not opened (nil);
-    /// the contacts are filled (one query for the page), the delivered code is not (nil).
+    /// the contacts and keys are filled (one query for the page), the delivered code is not (nil).
     func listUsers(after afterName: String?, limit: Int) async throws -> [UserRecord]
 
     /// A stored setting (policy documents are JSON strings), or nil.
@@ -614,6 +616,8 @@ public protocol TwofoldStore: Sendable {
     func addKey(user: String, _ key: Fido2Credential) async throws
 
     /// Removes the user's key `name` (nil: all the user's keys); returns how many it removed.
+    /// Removing the user's last factor (no OTP factor, verified contact or key left) also removes
+    /// the recovery codes and any pending enrollment, as `removeFactor` does.
     func removeKey(user: String, name: String?) async throws -> Int
 
     /// Keys of every user ordered by user then name; users after `afterUser`, at most `limit` keys

@@ -42,11 +42,11 @@ import TwofoldStore
             try await store.close()
             let before = try await backend.fingerprint(dir)
 
-            await #expect(throws: StoreError.schemaTooNew(found: "v9", supported: "v7")) { try await backend.makeStore(directory: dir, keys: keys) }
+            await #expect(throws: StoreError.schemaTooNew(found: "v9", supported: "v8")) { try await backend.makeStore(directory: dir, keys: keys) }
             #expect(try await backend.fingerprint(dir) == before)
             // A wrong key on a newer schema reports the schema first: the key check format may have changed.
             let other = try makeKeys(in: dir, name: "other")
-            await #expect(throws: StoreError.schemaTooNew(found: "v9", supported: "v7")) { try await backend.makeStore(directory: dir, keys: other) }
+            await #expect(throws: StoreError.schemaTooNew(found: "v9", supported: "v8")) { try await backend.makeStore(directory: dir, keys: other) }
             #expect(try await backend.fingerprint(dir) == before)
         }
     }

@@ -13,13 +13,13 @@ import TwofoldCrypto
             // GRDB sets NORMAL when it enables WAL; the store must have put FULL back.
             #expect(try store.writerSynchronousMode() == 2)
             #expect(try store.testingCount("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'") == 1)
-            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2', 'v3', 'v4', 'v5', 'v6', 'v7')") == 7)
+            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2', 'v3', 'v4', 'v5', 'v6', 'v7', 'v8')") == 8)
             #expect(try store.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await store.close()
 
             // Reopening migrates nothing again, keeps one key check, and the file is private.
             let again = try openStore(dir, keys: try makeKeys(in: dir))
-            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 7)
+            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 8)
             #expect(try again.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await again.close()
             let mode = try FileManager.default.attributesOfItem(atPath: dir + "/twofold.db")[.posixPermissions] as? Int
@@ -135,6 +135,45 @@ import TwofoldCrypto
         }
     }
 
+    @Test func v7DatabaseMigratesToV8KeepingItsData() async throws {
+        try await withTempDir { dir in
+            let keys = try makeKeys(in: dir)
+            // A database as a v7 twofoldd left it: an enrolled user with a used step and a verified
+            // contact, a login code waiting, a send recorded, a setting.
+            let sealer = Sealer(keys: keys)
+            let secret = try SecretBytes(randomCount: 20)
+            _ = try SQLiteStore.testingCreate(path: dir + "/twofold.db", keys: keys, upTo: "v7", sql: """
+                INSERT INTO users (name, requirement, failures) VALUES ('alice', 'required', 2);
+                INSERT INTO contacts (user, channel, value, added_at, verified_at) VALUES ('alice', 'sms', '+4915112345678', 3, 4);
+                INSERT INTO delivered_codes (user, purpose, id, channel, destination, hash, digits, host, service, created_at, expires_at)
+                    VALUES ('alice', 'login', 7, 'sms', '+4915112345678', zeroblob(32), 6, 'h-1', 'sshd', 5, 500);
+                INSERT INTO delivery_sends (time, user, channel, destination, host) VALUES (5, 'alice', 'sms', '+4915112345678', 'h-1');
+                INSERT INTO settings (key, value) VALUES ('policy', '{}');
+                """)
+            let queue = try DatabaseQueue(path: dir + "/twofold.db")
+            try await queue.write { db in
+                try db.execute(sql: """
+                    INSERT INTO factors (user, name, kind, algorithm, digits, period, secret, last_step, added_at)
+                    VALUES ('alice', 'app', 'totp', 'SHA1', 6, 30, ?, 40, 1000)
+                    """, arguments: [Data(try sealer.seal(secret, .factor, user: "alice", factor: "app"))])
+            }
+            try queue.close()
+
+            let store = try openStore(dir, keys: keys)
+            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier = 'v8'") == 1)
+            let alice = try #require(try await store.user("alice"))
+            #expect(alice.factors.map(\.name) == ["app"] && alice.secret?.constantTimeEquals(secret) == true && alice.verify.lastStep == 40)
+            #expect(alice.requirement == .required && alice.throttle.failures == 2 && alice.kinds == [.totp, .sms])
+            #expect(alice.contacts == [Contact(channel: .sms, value: "+4915112345678", addedMillis: 3, verifiedMillis: 4)])
+            #expect(alice.deliveredCode?.id == 7 && alice.keys.isEmpty)
+            #expect(try await store.sendCounts(user: "alice", destination: "+4915112345678", host: "h-1", since: 0).user == 1)
+            #expect(try await store.setting("policy") == "{}")
+            try await expectV8Working(store, user: "alice")
+            #expect(try await store.user("alice")?.kinds == [.totp, .sms, .fido2])
+            try await store.close()
+        }
+    }
+
     @Test func lastSuccessHostsLooksEachUserUpInThePartialIndex() async throws {
         try await withTempDir { dir in
             try await openStore(dir, keys: try makeKeys(in: dir)).close()
@@ -146,6 +185,20 @@ import TwofoldCrypto
             }
             #expect(plan.contains { $0.contains("USING INDEX audit_host_logins") || $0.contains("USING COVERING INDEX audit_host_logins") }, "\(plan)")
             #expect(!plan.contains { $0.hasPrefix("SCAN audit") }, "\(plan)")
+        }
+    }
+
+    @Test func theLoginReadTakesKeysWithTheContactsInOneStatementWithoutASort() async throws {
+        try await withTempDir { dir in
+            try await openStore(dir, keys: try makeKeys(in: dir)).close()
+            let queue = try DatabaseQueue(path: dir + "/twofold.db")
+            defer { try? queue.close() }
+            let plan = try await queue.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + SQLiteStore.attachedSQL, arguments: ["alice"]).map { $0["detail"] as String }
+            }
+            // Each kind a search of its own key, merged: a user without keys costs one probe, no sort.
+            #expect(plan.contains { $0.hasPrefix("SEARCH fido2_keys USING PRIMARY KEY (user=?)") }, "\(plan)")
+            #expect(!plan.contains { $0.contains("TEMP B-TREE") || $0.hasPrefix("SCAN") }, "\(plan)")
         }
     }
 

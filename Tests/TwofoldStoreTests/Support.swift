@@ -12,7 +12,7 @@ func openStore(_ dir: String, keys: SealingKeys) throws -> SQLiteStore {
 
 /// A store opened on a v4 database holding bob's override `required`, the setting `policy` = `{}`
 /// and five successful logins of alice (at 1,000 to 1,004) without hosts, as both backends' v4 →
-/// v5 tests write it: all of it kept, and what v5, v6 and v7 add works.
+/// v5 tests write it: all of it kept, and what v5, v6, v7 and v8 add works.
 func expectV4DataKeptAndV5Working(_ store: any TwofoldStore) async throws {
     #expect(try await store.setting("policy") == "{}")
     #expect(try await store.user("bob")?.requirement == .required)
@@ -30,6 +30,22 @@ func expectV4DataKeptAndV5Working(_ store: any TwofoldStore) async throws {
     let bob = try await store.user("bob")
     #expect(bob?.contacts.map(\.value) == ["bob@example.com"] && bob?.requirement == .required && bob?.status == .active)
     #expect(try await store.sendCounts(user: "bob", destination: "bob@example.com", host: "h-1", since: 0) == DeliverySendCounts(user: 0, destination: 0, host: 0))
+    // v8: keys.
+    try await expectV8Working(store, user: "bob")
+}
+
+/// What schema v8 adds works on a migrated store: `user` (who has no key yet) gets one, reads it
+/// back, and an assertion of it moves its counter once; nothing of it is sealed.
+func expectV8Working(_ store: any TwofoldStore, user: String) async throws {
+    let counts = try await store.sealedValueCounts()
+    let key = Fido2Credential(name: "key", id: [1, 2, 3], algorithm: .edDSA, publicKey: Array(repeating: 7, count: 32), signCount: 1,
+                              addedAtMillis: 4_000)
+    try await store.addKey(user: user, key)
+    #expect(try await store.user(user)?.keys == [key])
+    #expect(try await store.sealedValueCounts() == counts)
+    let use = FactorUse.keyAssertion(name: "key", credential: key.id, signCount: 2)
+    #expect(try await store.commit([.accept(user: user, use: use, atMillis: 5_000), .accept(user: user, use: use, atMillis: 5_000)])
+            == [.applied, .conflict])
 }
 
 /// The bytes of every file of the database (main, -wal, -shm when present), by suffix.

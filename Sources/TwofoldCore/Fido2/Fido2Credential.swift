@@ -56,6 +56,21 @@ public struct Fido2Credential: Sendable, Equatable, Codable {
     /// The AAGUID as a UUID string, lower case: `"00000000-0000-0000-0000-000000000000"` for none.
     public var aaguidText: String { Self.uuidText(aaguid) }
 
+    /// The 16 bytes of a UUID written with or without its dashes (any case); nil otherwise.
+    public static func uuidBytes(_ text: String) -> [UInt8]? {
+        let hex = text.filter { $0 != "-" }
+        guard hex.count == 32, text.count == 32 || text.count == 36 else { return nil }
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        return bytes
+    }
+
     public static func uuidText(_ bytes: [UInt8]) -> String {
         let hex = bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
         guard hex.count == 32 else { return hex }
