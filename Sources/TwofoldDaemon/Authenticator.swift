@@ -207,11 +207,8 @@ public final class Authenticator: Sendable {
             return notEnrolled(context, override: record.requirement, policy: policy, unrequired: noneAllowed())
         }
         guard allowed.kinds.contains(.recovery) || record.hasFactor(ofKindIn: allowed.kinds) else { return noneAllowed() }
-        if let why = keysUnusable(context), !allowed.kinds.contains(.recovery),
-           !record.hasFactor(ofKindIn: allowed.kinds.subtracting([.fido2])) {
-            // Only a key would do, and this login cannot take the key step: say why, count nothing.
-            return audited(context, outcome: "denied", reason: "only a security key may be used, and \(why)",
-                           then: .denied(userMessage: "This login needs your security key, which cannot be used here (\(why)). Log in at the console, or ask your administrator."))
+        if let why = keysUnusable(context), !record.hasFactor(ofKindIn: allowed.kinds.subtracting([.fido2])) {
+            return onlyKeys(context, why: why, record: record, recoveryAllowed: allowed.kinds.contains(.recovery))
         }
         if record.throttle.failures > 0, context.peer.relayed != nil {
             return .async { await self.withinHostQuota(context, record: record, policy: policy) }

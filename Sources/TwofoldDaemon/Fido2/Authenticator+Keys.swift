@@ -13,6 +13,19 @@ extension Authenticator {
         return nil
     }
 
+    /// A user whose only factors here are keys (and maybe recovery codes), at a login that cannot
+    /// take the key step: the code prompt if recovery codes are left (the login read does not
+    /// count them), else a denial that says why, counted as nothing.
+    func onlyKeys(_ context: LoginContext, why: String, record: UserRecord, recoveryAllowed: Bool) -> LoginStep<LoginStart> {
+        let deny = audited(context, outcome: "denied", reason: "only a security key may be used, and \(why)",
+                           then: LoginStart.denied(userMessage: "This login needs your security key, which cannot be used here (\(why)). Log in at the console, or ask your administrator."))
+        guard recoveryAllowed else { return deny }
+        return .async {
+            let left = (try? await self.store.recoveryCodes(user: context.user).count) ?? 0
+            return left > 0 ? .askCode(record) : await self.run(deny)
+        }
+    }
+
     /// Whether this login starts with the key step: the user has keys, the policy allows them here,
     /// and the client and the server can use them.
     func startsWithKey(_ record: UserRecord, context: LoginContext) -> Bool {
