@@ -17,11 +17,21 @@ struct Fido2Check {
     private func daemonFindings(_ info: Fido2Info) -> [Finding] {
         var findings = [rpIDFinding(info), policyFinding(info)]
         if info.allowedByPolicy || !info.aaguids.isEmpty { findings.append(modelsFinding(info)) }
-        findings += info.problems.map { problem in
+        findings += info.problems.filter { !Self.covered($0, by: info) }.map { problem in
             .warning("fido2.problem", subject: "twofoldd", problem,
                      fix: "correct fido2_attestation_ca or fido2_rp_id in twofoldd.conf (twofoldd.conf(5)), then `systemctl reload twofoldd`")
         }
         return findings
+    }
+
+    /// Whether a problem twofoldd reports is one the findings above already warn about from the
+    /// same fields (an unset rp id or CA file, an unreadable CA file), so it is not said twice.
+    static func covered(_ problem: String, by info: Fido2Info) -> Bool {
+        if info.rpID == nil && info.allowedByPolicy && problem.contains("fido2_rp_id") { return true }
+        guard !info.aaguids.isEmpty else { return false }
+        if info.attestationCAFile == nil && problem.contains("fido2_attestation_ca") { return true }
+        if let file = info.attestationCAFile, info.attestationCAs == nil, problem.contains(file) { return true }
+        return false
     }
 
     /// The installation's relying party: without one no key is offered or registered.
