@@ -48,12 +48,15 @@ import Glibc
         #expect(keys.map(\.name) == ["blue"] && keys.first?.algorithm == "ES256" && keys.first?.aaguid == Self.fakeAAGUID, "\(keys)")
         #expect(fixture.key.log().contains("makeCredential"), "\(fixture.key.log())")
         let status = try fixture.daemon.ctl(["status", "--user", "alice"])
-        #expect(status.stdout.contains("Security keys:  1: blue\n"), "\(status)")
+        #expect(status.stdout.contains("Factors:        none besides the security keys\nSecurity keys:  1: blue\n"), "\(status)")
 
         // The key holds alice's credential: the exclude list makes it refuse a second one.
         let again = try fixture.ctl(["key", "add", "--name", "again", "--user", "alice"])
         #expect(again.status == 1 && again.stderr.contains("already registered for alice"), "\(again)")
         #expect(try fixture.keys("alice").count == 1)
+
+        let users = try fixture.daemon.ctl(["users"])
+        #expect(users.stdout.split(separator: "\n").contains { $0.hasPrefix("alice  active    fido2   0        1     -") }, "\(users)")
 
         let removed = try fixture.daemon.ctl(["key", "remove", "blue", "--user", "alice"])
         #expect(removed.status == 0 && removed.stdout == "Removed security key 'blue' of alice: it was the last factor, so 2FA is now off.\n",
@@ -83,6 +86,24 @@ import Glibc
         #expect(try fixture.keys(me.name).map(\.name) == ["mine"])
         let mine = try fixture.ctl(["key", "list"], as: me)
         #expect(mine.stdout.split(separator: "\n").dropFirst().first?.hasPrefix("\(me.name)  mine  ES256") == true, "\(mine)")
+    }
+
+    @Test("an admin revokes every key of a user at once (--all --user), with two keys registered from two keys")
+    func revokeAll() throws {
+        let fixture = try Fixture()
+        let other = try FakeFidoKey()
+        defer { other.remove() }
+        #expect(try fixture.ctl(["key", "add", "--name", "blue", "--user", "alice"]).status == 0)
+        let second = try CLI.run(["key", "add", "--name", "spare", "--user", "alice", "--socket", fixture.daemon.socketPath],
+                                 environment: other.environment())
+        #expect(second.status == 0, "\(second)")
+        #expect(try fixture.keys("alice").map(\.name) == ["blue", "spare"])
+        #expect(try fixture.daemon.ctl(["user", "show", "alice"]).stdout.contains("Security keys:  2: blue, spare\n"))
+
+        let revoked = try fixture.daemon.ctl(["key", "remove", "--all", "--user", "alice"])
+        #expect(revoked.status == 0, "\(revoked)")
+        #expect(revoked.stdout == "Removed all 2 security keys of alice: it was the last factor, so 2FA is now off.\n", "\(revoked)")
+        #expect(try fixture.keys("alice").isEmpty)
     }
 
     @Test("no key plugged in, a key that never answers, EdDSA only: each says what happened; nothing is stored")
