@@ -45,6 +45,17 @@ enum StoreFactory {
         }
     }
 
+    /// A stored setting of the configured store, changing nothing (`--check-config`); nil when the
+    /// store or the setting does not exist yet.
+    static func storedSetting(_ key: String, configuration: DaemonConfiguration, environment: [String: String]) async throws -> String? {
+        switch configuration.store {
+        case .sqlite:
+            return try SQLiteStore.storedSetting(path: configuration.resolvedDatabasePath, key: key)
+        case .postgresql:
+            return try await PostgresStore.storedSetting(configuration: postgresConfiguration(configuration, environment: environment), key: key)
+        }
+    }
+
     /// Where the store lives, for `serverInfo`, the logs and errors: a path, or the PostgreSQL URL
     /// (which holds no password).
     static func location(_ configuration: DaemonConfiguration) -> String {

@@ -20,7 +20,7 @@ extension PostgresStore {
     /// Inserts the key unless its name (for the user) or its credential id (anywhere) is taken,
     /// which throws the conflict that says which; one statement. A credential id another
     /// transaction is adding waits for it, then counts as taken.
-    private static func insert(_ key: Fido2Credential, user: String, _ connection: PostgresConnection) async throws {
+    static func insert(_ key: Fido2Credential, user: String, _ connection: PostgresConnection) async throws {
         let row = try await connection.run("""
             WITH added AS (
                 INSERT INTO fido2_keys (user_name, name, credential_id, algorithm, public_key, sign_count, aaguid, added_at, last_used)

@@ -20,23 +20,31 @@ extension PostgresStore {
         }.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
         let codes = try sealCodes(moved.recoveryCodes, user: name)
         let decide: @Sendable (PostgresConnection) async throws -> MoveInPlan = { connection in
-            MoveInPlan.decide(moved, tier: try await Self.user(name, sealer: sealer, connection),
-                              tierCodes: try await Self.unusedCodes(user: name, sealer: sealer, connection))
+            let plan = MoveInPlan.decide(moved, tier: try await Self.user(name, sealer: sealer, connection),
+                                         tierCodes: try await Self.unusedCodes(user: name, sealer: sealer, connection))
+            return try await Self.anyCredentialStored(plan.newUser?.keys ?? [], connection) ? .keyTaken : plan
         }
-        if dryRun { return try await read(statements: 2) { try await decide($0).outcome } }
-        // Up to 8 statements, and one more per factor whose replay state is raised.
-        return try await write(statements: 8 + factors.count) { connection in
-            // The row first, so that there is one to lock for a user new to the tier.
-            try await connection.run("INSERT INTO users (name) VALUES (\(name)) ON CONFLICT (name) DO NOTHING")
-            try await Self.lockUser(name, connection)
-            let plan = try await decide(connection)
-            if let user = plan.newUser { try await Self.writeMovedUser(user, factors: factors, codes: codes, connection) }
-            try await Self.raise(plan, user: name, atMillis: moved.atMillis, connection)
-            return plan.outcome
+        if dryRun { return try await read(statements: 3) { try await decide($0).outcome } }
+        // Up to 9 statements, and one more per factor whose replay state is raised and per key.
+        let keys = moved.record.keys.count
+        do {
+            return try await write(statements: 9 + factors.count + 2 * keys) { connection in
+                // The row first, so that there is one to lock for a user new to the tier.
+                try await connection.run("INSERT INTO users (name) VALUES (\(name)) ON CONFLICT (name) DO NOTHING")
+                try await Self.lockUser(name, connection)
+                let plan = try await decide(connection)
+                // Rolled back, so that a user refused (a key another user's) leaves no row behind.
+                if case .conflict(let reason) = plan.outcome { throw StoreError.conflict(reason) }
+                if let user = plan.newUser { try await Self.writeMovedUser(user, factors: factors, codes: codes, connection) }
+                try await Self.raise(plan, user: name, atMillis: moved.atMillis, connection)
+                return plan.outcome
+            }
+        } catch StoreError.conflict(let reason) {
+            return .conflict(reason)
         }
     }
 
-    /// A new user's row (over the empty one, or one without factors), factors and recovery codes.
+    /// A new user's row (over the empty one, or one without factors), factors, recovery codes and keys.
     private static func writeMovedUser(_ user: UserRecord, factors: [PostgresFactorRow], codes: [ByteBuffer],
                                        _ connection: PostgresConnection) async throws {
         let throttle = user.throttle
@@ -49,15 +57,29 @@ extension PostgresStore {
             """)
         if !factors.isEmpty { try await PostgresFactorRow.upsert(factors, connection) }
         if !codes.isEmpty { try await storeCodes([user.name: codes], connection) }
+        for key in user.keys { try await insert(key, user: user.name, connection) }
     }
 
-    /// An already moved user: the later replay states, and the codes the host used since.
+    /// Whether a credential of `keys` is stored (a new user has none: another user's).
+    private static func anyCredentialStored(_ keys: [Fido2Credential], _ connection: PostgresConnection) async throws -> Bool {
+        guard !keys.isEmpty else { return false }
+        return try await connection.run("""
+            SELECT EXISTS (SELECT 1 FROM fido2_keys WHERE credential_id = ANY(\(keys.map { ByteBuffer(bytes: $0.id) })::bytea[]))
+            """).first?.decode(Bool.self) ?? false
+    }
+
+    /// An already moved user: the later replay states and key counters, and the codes the host used since.
     private static func raise(_ plan: MoveInPlan, user: String, atMillis: Int64, _ connection: PostgresConnection) async throws {
         for (factor, v) in plan.replay {
             try await connection.run("""
                 UPDATE factors SET last_step = \(v.lastStep), counter = \(Int64(bitPattern: v.counter)), drift = \(v.drift),
                     last_offset = \(v.lastOffset)
                 WHERE user_name = \(user) AND name = \(factor)
+                """)
+        }
+        for (key, count) in plan.keyCounters {
+            try await connection.run("""
+                UPDATE fido2_keys SET sign_count = \(Int64(count)) WHERE user_name = \(user) AND name = \(key) AND sign_count < \(Int64(count))
                 """)
         }
         guard !plan.usedCodes.isEmpty else { return }

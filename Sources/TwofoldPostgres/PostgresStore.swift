@@ -94,6 +94,21 @@ public final class PostgresStore: TwofoldStore {
         return (known, keyring.members.map(\.id).filter { !known.contains($0) })
     }
 
+    /// A stored setting, changing nothing (`twofoldd --check-config` reads the stored policy); nil
+    /// when the database holds no Twofold schema yet or not that setting.
+    public static func storedSetting(configuration: PostgresStoreConfiguration, key: String) async throws -> String? {
+        let connector = PostgresConnector(configuration: configuration, logger: Logger(label: "twofold.check", factory: { _ in SwiftLogNoOpLogHandler() }))
+        defer { Task { await connector.shutdown() } }
+        do {
+            return try await connector.withConnection(statements: 2) { connection in
+                guard try await PostgresSchema.read(connection) != nil else { return nil }
+                return try await connection.run("SELECT value FROM settings WHERE key = \(key)").first?.decode(String.self)
+            }
+        } catch {
+            throw await explained(error, connector)
+        }
+    }
+
     /// `error`, or when it is an unreachable server, why: from a connection of its own.
     static func explained(_ error: any Error, _ connector: PostgresConnector) async -> any Error {
         guard case StoreError.unreachable = error, let cause = await connector.diagnose() else { return error }

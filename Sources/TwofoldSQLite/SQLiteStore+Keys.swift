@@ -19,7 +19,7 @@ extension SQLiteStore {
 
     /// Inserts the key unless its name (for the user) or its credential id (anywhere) is taken,
     /// which throws the conflict that says which (the writer is alone: nothing changes between).
-    private static func insert(_ key: Fido2Credential, user: String, _ db: Database) throws {
+    static func insert(_ key: Fido2Credential, user: String, _ db: Database) throws {
         try db.execute(sql: """
             INSERT INTO fido2_keys (user, name, credential_id, algorithm, public_key, sign_count, aaguid, added_at, last_used)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING

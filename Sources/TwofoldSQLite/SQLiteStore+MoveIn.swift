@@ -18,8 +18,10 @@ extension SQLiteStore {
             let codes = try sealCodes(moved.recoveryCodes, user: name)
             let decide: @Sendable (Database) throws -> MoveInPlan = { db in
                 let rows = try Row.fetchCursor(db.cachedStatement(sql: Self.userSQL), arguments: [name])
-                let tier = try Self.decodeUsers(rows, sealer: sealer, countsCodes: true).first
-                return MoveInPlan.decide(moved, tier: tier, tierCodes: try Self.unusedCodes(user: name, sealer: sealer, db))
+                var tier = try Self.decodeUsers(rows, sealer: sealer, countsCodes: true).first
+                if tier != nil { try Self.attachRelated(&tier!, db) }
+                let plan = MoveInPlan.decide(moved, tier: tier, tierCodes: try Self.unusedCodes(user: name, sealer: sealer, db))
+                return try Self.anyCredentialStored(plan.newUser?.keys ?? [], db) ? .keyTaken : plan
             }
             if dryRun { return try await pool.read { try decide($0).outcome } }
             return try await pool.write { db in
@@ -33,7 +35,7 @@ extension SQLiteStore {
         }
     }
 
-    /// A new user's row (inserted, or over a row without factors), factors and recovery codes.
+    /// A new user's row (inserted, or over a row without factors), factors, recovery codes and keys.
     private static func writeMovedUser(_ user: UserRecord, factors: [(FactorRecord, Data)], codes: [Data], _ db: Database) throws {
         try db.execute(sql: """
             INSERT INTO users (name, failures, not_before, locked_until, requirement, last_success, first_required, factor_kinds)
@@ -50,13 +52,25 @@ extension SQLiteStore {
                              atMillis: factor.addedAtMillis, db)
         }
         if !codes.isEmpty { try storeCodes(codes, user: user.name, db) }
+        for key in user.keys { try insert(key, user: user.name, db) }
     }
 
-    /// An already moved user: the later replay states, and the codes the host used since.
+    /// Whether a credential of `keys` is stored (a new user has none: another user's).
+    private static func anyCredentialStored(_ keys: [Fido2Credential], _ db: Database) throws -> Bool {
+        try keys.contains { key in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM fido2_keys WHERE credential_id = ?)", arguments: [Data(key.id)]) ?? false
+        }
+    }
+
+    /// An already moved user: the later replay states and key counters, and the codes the host used since.
     private static func raise(_ plan: MoveInPlan, user: String, atMillis: Int64, _ db: Database) throws {
         for (factor, v) in plan.replay {
             try db.execute(sql: "UPDATE factors SET last_step = ?, counter = ?, drift = ?, last_offset = ? WHERE user = ? AND name = ?",
                            arguments: [v.lastStep, Int64(bitPattern: v.counter), v.drift, v.lastOffset, user, factor])
+        }
+        for (key, count) in plan.keyCounters {
+            try db.execute(sql: "UPDATE fido2_keys SET sign_count = ?1 WHERE user = ?2 AND name = ?3 AND sign_count < ?1",
+                           arguments: [Int64(count), user, key])
         }
         for index in plan.usedCodes {
             try db.execute(sql: "UPDATE recovery_codes SET used_at = ? WHERE user = ? AND idx = ? AND used_at IS NULL",

@@ -490,6 +490,24 @@ public final class SQLiteStore: TwofoldStore {
         }
     }
 
+    /// A stored setting of the database at `path`, read only (`twofoldd --check-config` reads the
+    /// stored policy); nil when the database or the setting does not exist.
+    package static func storedSetting(path: String, key: String) throws -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0, st.st_size > 0 else { return nil }
+        var config = Configuration()
+        config.readonly = true
+        config.label = "twofold.store.setting-check"
+        config.busyMode = .timeout(10)
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            defer { try? queue.close() }
+            return try queue.read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) }
+        } catch {
+            throw storeError(error)
+        }
+    }
+
     /// Read-only checks of an existing database, before any connection that could write to it is opened.
     private static func precheck(path: String, sealer: Sealer) throws {
         var config = Configuration()

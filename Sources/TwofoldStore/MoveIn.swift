@@ -3,9 +3,10 @@ import TwofoldCrypto
 
 /// One user of a single host's store as `twofoldd move-in` carries it into a tier's store.
 public struct MovedUser: Sendable {
-    /// The host's record: the active factors with their secrets and replay state, the throttle
-    /// state, the overrides, the first-required and last-success times. A pending enrollment is
-    /// not moved (its user finishes enrolling in the tier).
+    /// The host's record: the active factors with their secrets and replay state, the keys with
+    /// their counters, the throttle state, the overrides, the first-required and last-success
+    /// times. A pending enrollment is not moved (its user finishes enrolling in the tier), nor
+    /// are contacts.
     public var record: UserRecord
     /// The unused recovery codes, each with the pepper it was made with (`RecoveryCodeHash.pepper`).
     public var recoveryCodes: [RecoveryCodeHash]
@@ -27,8 +28,9 @@ public struct MovedUser: Sendable {
 public enum MoveInOutcome: Sendable, Equatable {
     /// Not enrolled in the tier: written as the host had it.
     case moved
-    /// Already in the tier with the same factors (an earlier move): `updated` factors whose replay
-    /// state the host's was later than, and recovery codes used on the host since, brought over.
+    /// Already in the tier with the same factors and keys (an earlier move): `updated` factors
+    /// whose replay state the host's was later than, keys whose counter the host's was, and
+    /// recovery codes used on the host since, brought over.
     case alreadyMoved(updated: Int)
     /// Enrolled differently in the tier: nothing written; the reason says how.
     case conflict(String)
@@ -38,37 +40,47 @@ public enum MoveInOutcome: Sendable, Equatable {
 /// user's lock, the same on every backend.
 package struct MoveInPlan: Sendable {
     package var outcome: MoveInOutcome
-    /// A new user: the user row to write (the host's, merged with a tier row that has no factors).
+    /// A new user: the user row to write (the host's, merged with a tier row that has no factors),
+    /// with the host's factors and keys.
     package var newUser: UserRecord?
     /// An already moved user: the factors whose replay state is to be raised, with the state.
     package var replay: [(factor: String, verify: VerifyState)] = []
+    /// An already moved user: the keys whose counter is to be raised (the host saw a later one),
+    /// so that an assertion used on either side is not accepted again.
+    package var keyCounters: [(key: String, signCount: UInt32)] = []
     /// An already moved user: the tier's recovery codes (indexes) the host used since.
     package var usedCodes: [Int] = []
 
+    /// A new user's key whose credential is another user's in the tier (each backend looks).
+    package static let keyTaken = MoveInPlan(outcome: .conflict("a key of the user is registered to another user in the tier"))
+
     package static func decide(_ moved: MovedUser, tier: UserRecord?, tierCodes: [(index: Int, hash: RecoveryCodeHash)]) -> MoveInPlan {
         let host = moved.record
-        guard let tier, !tier.factors.isEmpty else {
-            if tier?.pendingFactor != nil, !host.factors.isEmpty {
+        guard let tier, !tier.factors.isEmpty || !tier.keys.isEmpty else {
+            if tier?.pendingFactor != nil, !host.factors.isEmpty || !host.keys.isEmpty {
                 return MoveInPlan(outcome: .conflict("an enrollment is pending in the tier"))
             }
             let user = merged(host, into: tier)
             // A user without factors moved before: its row is already what the move would write.
-            if host.factors.isEmpty, let tier, sameRow(user, tier) { return MoveInPlan(outcome: .alreadyMoved(updated: 0)) }
+            if host.factors.isEmpty, host.keys.isEmpty, let tier, sameRow(user, tier) { return MoveInPlan(outcome: .alreadyMoved(updated: 0)) }
             return MoveInPlan(outcome: .moved, newUser: user)
         }
-        if let reason = difference(host.factors, tier.factors) { return MoveInPlan(outcome: .conflict(reason)) }
+        if let reason = difference(host.factors, tier.factors) ?? difference(host.keys, tier.keys) { return MoveInPlan(outcome: .conflict(reason)) }
         var plan = MoveInPlan(outcome: .alreadyMoved(updated: 0))
         for factor in host.factors {
             if let stored = tier.factor(factor.name), let later = later(factor.verify, than: stored.verify) {
                 plan.replay.append((factor.name, later))
             }
         }
+        for key in host.keys where key.signCount > tier.keys.first(where: { $0.name == key.name })?.signCount ?? .max {
+            plan.keyCounters.append((key.name, key.signCount))
+        }
         let unusedOnHost = moved.recoveryCodes.map { ($0.salt, $0.hash) }
         plan.usedCodes = tierCodes.filter { code in
             guard let pepper = code.hash.pepper, pepper.count == moved.hostPepper.count, pepper.constantTimeEquals(moved.hostPepper) else { return false }
             return !unusedOnHost.contains { $0.0 == code.hash.salt && $0.1 == code.hash.hash }
         }.map(\.index)
-        plan.outcome = .alreadyMoved(updated: plan.replay.count + plan.usedCodes.count)
+        plan.outcome = .alreadyMoved(updated: plan.replay.count + plan.keyCounters.count + plan.usedCodes.count)
         return plan
     }
 
@@ -84,6 +96,18 @@ package struct MoveInPlan: Sendable {
             guard let a = factor.secret, let b = stored.secret, a.count == b.count, a.constantTimeEquals(b) else {
                 return "factor '\(factor.name)' has another secret in the tier"
             }
+        }
+        return nil
+    }
+
+    /// Why the host's keys are not the tier's (names, credentials); nil: the same.
+    static func difference(_ host: [Fido2Credential], _ tier: [Fido2Credential]) -> String? {
+        let hostNames = host.map(\.name).sorted(), tierNames = tier.map(\.name).sorted()
+        guard hostNames == tierNames else {
+            return "other keys in the tier (host: \(describe(hostNames)); tier: \(describe(tierNames)))"
+        }
+        for key in host where !tier.contains(where: { $0.name == key.name && $0.id == key.id && $0.publicKey == key.publicKey }) {
+            return "key '\(key.name)' is another key in the tier"
         }
         return nil
     }

@@ -71,6 +71,7 @@ struct TwofoldDaemonCommand: AsyncParsableCommand {
             _ = try Policy(Policy.document(from: settings))
             // Every key file, and the database's verdict on them: what a start would refuse.
             for line in try await KeyringCheck.report(configuration: settings, environment: ProcessInfo.processInfo.environment) { print(line) }
+            for line in try await Fido2Check.report(configuration: settings, environment: ProcessInfo.processInfo.environment) { print(line) }
             print("configuration OK")
             return
         }

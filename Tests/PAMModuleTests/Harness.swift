@@ -37,6 +37,10 @@ enum Tag {
     static let result: UInt8 = 0x20
 }
 
+enum Capability {
+    static let binaryPayload: UInt32 = 0x1, fido2: UInt32 = 0x2
+}
+
 enum Verdict {
     static let success: UInt8 = 0, failure: UInt8 = 1, locked: UInt8 = 2, ignore: UInt8 = 3
     static let unavailable: UInt8 = 4, badRequest: UInt8 = 5, denied: UInt8 = 6
@@ -271,7 +275,7 @@ final class FakeDaemon: @unchecked Sendable {
     /// Reads the AUTH_START and checks the usual items; returns it.
     @discardableResult
     func expectAuthStart(_ conn: Connection, user: String = "alice", service: String = "twofold-test",
-                         password: String? = nil, ruser: String? = nil) -> ReceivedFrame? {
+                         password: String? = nil, ruser: String? = nil, capabilities: UInt32? = nil) -> ReceivedFrame? {
         guard case .frame(let f) = conn.readFrame() else {
             expect(false, "no AUTH_START frame")
             return nil
@@ -289,12 +293,30 @@ final class FakeDaemon: @unchecked Sendable {
                "PASSWORD field mismatch: \(f.values(Tag.password).count) field(s)")
         expect(f.values(Tag.deadline).count == 1 && f.values(Tag.deadline).first?.count == 4,
                "DEADLINE is \(f.values(Tag.deadline)), not one 4-byte field")
-        // The module declares what it can carry beyond text prompts: nothing (no BINARY_PAYLOAD).
-        expect(f.values(Tag.capabilities) == [[0, 0, 0, 0]],
-               "CAPABILITIES is \(f.values(Tag.capabilities)), not one 4-byte field of zero")
+        // The module declares what it can carry beyond text prompts: BINARY_PAYLOAD|FIDO2 when
+        // built with libfido2's headers (unless nofido2), else nothing.
+        let declared = capabilities ?? (PAMBuild.fido2 ? Capability.binaryPayload | Capability.fido2 : 0)
+        expect(f.values(Tag.capabilities) == [be32(declared)],
+               "CAPABILITIES is \(f.values(Tag.capabilities)), not one 4-byte field of \(declared)")
         let tags = f.fields.map(\.tag)
         expect(Set(tags).count == tags.count, "a tag appears twice in AUTH_START")
         return f
+    }
+
+    /// Reads one ANSWER to a key step (TEXT "", one PAYLOAD) and returns the key response.
+    func expectKeyAnswer(_ conn: Connection) -> [UInt8]? {
+        switch conn.readFrame() {
+        case .frame(let f):
+            expect(f.wellFormed && f.version == 1 && f.type == MsgType.answer, "expected ANSWER, got type \(f.type)")
+            expect(f.values(Tag.text) == [[]], "a key ANSWER's TEXT is \(f.values(Tag.text)), not one empty field")
+            expect(f.values(Tag.payload).count == 1, "a key ANSWER carries \(f.values(Tag.payload).count) PAYLOAD fields")
+            return f.values(Tag.payload).first
+        case .eof:
+            expect(false, "connection closed instead of ANSWER")
+        case .failed(let why):
+            expect(false, "reading ANSWER: \(why)")
+        }
+        return nil
     }
 
     /// Reads one ANSWER and returns its text.

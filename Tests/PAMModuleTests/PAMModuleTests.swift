@@ -250,6 +250,7 @@ struct PAMModuleTests {
         let name: String
         let bytes: [UInt8]
         let reason: String
+        var options = ""  // "nofido2": the module declares nothing
         var testDescription: String { name }
     }
 
@@ -316,15 +317,19 @@ struct PAMModuleTests {
             BadFrame(name: "CAPABILITIES inside a prompt",
                      bytes: frame(MsgType.promptEchoOff, field(text, "Code: ") + field(Tag.capabilities, [0, 0, 0, 1])), reason: notListed),
         ]
-        // PAYLOAD: the module declared no BINARY_PAYLOAD, so a daemon must not send one anywhere
-        // (a module that skipped it would show the prompt and lose the challenge).
+        // PAYLOAD with nofido2 (and in a module built without libfido2): no BINARY_PAYLOAD declared,
+        // so a daemon must not send one anywhere (a module that skipped it would show the prompt and
+        // lose the challenge).
         let undeclared = "PAYLOAD, which needs BINARY_PAYLOAD, a capability this module did not declare"
         cases += [
-            BadFrame(name: "PAYLOAD in a prompt",
-                     bytes: frame(MsgType.promptEchoOff, field(text, "Touch your key: ") + field(Tag.payload, [0, 1, 2])), reason: undeclared),
-            BadFrame(name: "an empty PAYLOAD in an echo-on prompt",
-                     bytes: frame(MsgType.promptEchoOn, field(Tag.payload, []) + field(text, "Key: ")), reason: undeclared),
-            BadFrame(name: "PAYLOAD in INFO", bytes: frame(MsgType.info, field(text, "hi") + field(Tag.payload, [0xFF])), reason: undeclared),
+            BadFrame(name: "nofido2: PAYLOAD in a prompt",
+                     bytes: frame(MsgType.promptEchoOff, field(text, "Touch your key: ") + field(Tag.payload, [0, 1, 2])), reason: undeclared,
+                     options: "nofido2"),
+            BadFrame(name: "nofido2: an empty PAYLOAD in an echo-on prompt",
+                     bytes: frame(MsgType.promptEchoOn, field(Tag.payload, []) + field(text, "Key: ")), reason: undeclared,
+                     options: "nofido2"),
+            BadFrame(name: "nofido2: PAYLOAD in INFO", bytes: frame(MsgType.info, field(text, "hi") + field(Tag.payload, [0xFF])),
+                     reason: undeclared, options: "nofido2"),
             BadFrame(name: "PAYLOAD over its 8,192-byte bound in a prompt",
                      bytes: frame(MsgType.promptEchoOff, field(text, "Code: ") + field(Tag.payload, [UInt8](repeating: 0, count: 8_193))),
                      reason: "bound"),
@@ -337,8 +342,8 @@ struct PAMModuleTests {
     func invalidFrame(_ bad: BadFrame) throws {
         // The fake keeps the connection open: the module must give up on the
         // frame itself, not by running into its timeout or an EOF.
-        let run = try dialog(options: "failmode=open", timeout: 30) { conn, fake in
-            fake.expectAuthStart(conn)
+        let run = try dialog(options: "failmode=open \(bad.options)", timeout: 30) { conn, fake in
+            fake.expectAuthStart(conn, capabilities: bad.options.contains("nofido2") ? 0 : nil)
             conn.send(bad.bytes)
             fake.expect(conn.closedWithoutData(), "the module answered an invalid frame")
         }
@@ -527,7 +532,7 @@ struct PAMModuleTests {
     func sshdExampleStack(_ verdict: UInt8) throws {
         try PAMBuild.require()
         let fake = try FakeDaemon { conn, fake in
-            fake.expectAuthStart(conn)
+            fake.expectAuthStart(conn, capabilities: 0)  // nofido2: the key is on the ssh client
             conn.send(verdictFrame(verdict))
         }
         let lines = try Self.exampleSSHDAuthLines(socket: fake.path)

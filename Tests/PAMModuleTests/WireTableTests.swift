@@ -85,7 +85,7 @@ struct WireTableTests {
             #expect(rows.contains { $0.count >= 3 && $0[0] == "\(bit)" && $0[1] == Self.hex(1 << bit, digits: 8) && $0[2] == name },
                     "docs row for bit \(bit) \(name): \(rows)")
         }
-        #expect(known == ["BINARY_PAYLOAD": 1], "the capabilities this version knows")
+        #expect(known == ["BINARY_PAYLOAD": 1, "FIDO2": 2], "the capabilities this version knows")
         #expect(caps == known, "TF_CAP_* in twofold_wire.h: \(caps)")
     }
 }

@@ -14,6 +14,13 @@ public enum PAMBuild {
         }
     }()
 
+    /// Whether the module is built with the key step (libfido2's headers were found): it then
+    /// declares BINARY_PAYLOAD|FIDO2 in AUTH_START unless given `nofido2`.
+    public static let fido2: Bool = {
+        guard let (status, output) = try? make("print-fido2"), status == 0 else { return false }
+        return output.split(separator: "\n").last == "yes"
+    }()
+
     /// Throws with make's output if the module or driver did not build.
     public static func require() throws {
         if let failure { throw HarnessError(failure) }

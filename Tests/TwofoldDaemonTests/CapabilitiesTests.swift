@@ -96,7 +96,7 @@ struct CapabilitiesTests {
         let peer = PeerCredentials(pid: 1, uid: 0, gid: 0)
         let base = Self.field(0x01, Array("ulla".utf8)) + Self.field(0x02, Array("sshd".utf8))
         let cases: [([UInt8]?, ClientCapabilities)] = [
-            (nil, []), ([0, 0, 0, 0], []), ([0, 0, 0, 1], .binaryPayload), ([0xFF, 0xFF, 0xFF, 0xFF], .binaryPayload),
+            (nil, []), ([0, 0, 0, 0], []), ([0, 0, 0, 1], .binaryPayload), ([0xFF, 0xFF, 0xFF, 0xFF], [.binaryPayload, .fido2]),
             ([0x80, 0, 0, 0], []),
         ]
         for (bytes, expected) in cases {

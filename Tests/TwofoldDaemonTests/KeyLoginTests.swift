@@ -189,6 +189,18 @@ struct KeyLoginTests {
         #expect(after.map(\.name) == ["green"])
     }
 
+    @Test("--check-config refuses a stored policy that allows keys when fido2_rp_id is gone, and reports the rp id when set")
+    func checkConfig() throws {
+        let daemon = try Self.daemon()
+        let ok = try ChildProcess.run([TestPaths.twofoldd, "--config", daemon.configPath, "--check-config"])
+        #expect(ok.status == 0 && ok.output.contains("security keys: relying-party id \(Self.rpID)"), "\(ok.output)")
+        _ = daemon.stop()
+        let config = try String(contentsOfFile: daemon.configPath, encoding: .utf8).replacingOccurrences(of: "fido2_rp_id = \(Self.rpID)", with: "")
+        try config.write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        let refused = try ChildProcess.run([TestPaths.twofoldd, "--config", daemon.configPath, "--check-config"])
+        #expect(refused.status != 0 && refused.output.contains("stored policy allows the factor kind fido2, but fido2_rp_id is not set"), "\(refused.output)")
+    }
+
     @Test("without fido2_rp_id: no key step, no registration, and a policy allowing keys is refused")
     func withoutRelyingParty() throws {
         let daemon = try DaemonProcess()

@@ -48,7 +48,7 @@ struct PAMWithDaemonTests {
         #expect(try openAlone.authenticate("lee", answers: []).result == "PAM_PERM_DENIED", "fail open is PAM_IGNORE, not PAM_SUCCESS")
     }
 
-    @Test("the real module logs in and declares its capabilities (none beyond text): the daemon records them as sent, not as absent")
+    @Test("the real module logs in and declares its capabilities (BINARY_PAYLOAD+FIDO2 when built with libfido2, else none): the daemon records them as sent, not as absent")
     func moduleDeclaresCapabilities() throws {
         try PAMBuild.require()
         let daemon = try DaemonProcess()
@@ -58,10 +58,11 @@ struct PAMWithDaemonTests {
         #expect(outcome.result == "PAM_SUCCESS", "\(outcome.lines)")
         #expect(outcome.lines.contains("ECHO_OFF Verification code: "))
         #expect(try pam.authenticate("kai", answers: [kai.wrongCode()]).result == "PAM_AUTH_ERR")
-        // The daemon's record of each AUTH_START (its debug log): the module sent CAPABILITIES, empty.
+        // The daemon's record of each AUTH_START (its debug log): the module sent CAPABILITIES.
+        let declared = PAMBuild.fido2 ? "capabilities=BINARY_PAYLOAD+FIDO2" : "capabilities=none"
         let lines = daemon.log.split(separator: "\n").filter { $0.contains("login dialog") && $0.contains(" user=kai") }
         #expect(lines.count == 2, "\(lines)")
-        #expect(lines.allSatisfy { $0.contains("capabilities=none") && $0.contains("service=twofold-test") }, "\(lines)")
+        #expect(lines.allSatisfy { $0.contains(declared) && $0.contains("service=twofold-test") }, "\(lines)")
     }
 
     @Test("a required user who has not enrolled is refused with a message")
@@ -111,11 +112,12 @@ struct PAMConfig {
 
     /// Runs pam_authenticate for `user`, feeding `answers` one per prompt; in a process running as
     /// `account` (a screen locker) when given, as root (sshd, login) otherwise.
-    func authenticate(_ user: String, answers: [String], closeInput: Bool = false, as account: TestUser? = nil) throws -> Outcome {
+    func authenticate(_ user: String, answers: [String], closeInput: Bool = false, as account: TestUser? = nil,
+                      environment: [String: String]? = nil) throws -> Outcome {
         var argv = [PAMBuild.driver, directory, service, user]
         if let account { argv = account.setpriv + argv }
         let input = closeInput ? "" : answers.map { $0 + "\n" }.joined()
-        let (_, output) = try run(argv, input: input)
+        let (_, output) = try run(argv, environment: environment, input: input)
         let lines = output.split(separator: "\n").map(String.init)
         let result = lines.last { $0.hasPrefix("RESULT ") }?.split(separator: " ").last.map(String.init) ?? "NO RESULT: \(output)"
         return Outcome(lines: lines, result: result)

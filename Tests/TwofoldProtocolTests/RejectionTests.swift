@@ -200,7 +200,7 @@ struct RejectionTests {
             let decoded = try decodeBody(body(type: 0x01, [user, service, RawField(0x08, bytes)]))
             #expect(decoded == .authStart(AuthStart(user: "alice", service: "sshd", capabilities: ClientCapabilities(rawValue: raw))))
             guard case .authStart(let start) = decoded, let capabilities = start.capabilities else { Issue.record("\(decoded)"); continue }
-            #expect(capabilities.knownOnly.rawValue == raw & 1, "only BINARY_PAYLOAD (bit 0) is known")
+            #expect(capabilities.knownOnly.rawValue == raw & 3, "only BINARY_PAYLOAD (bit 0) and FIDO2 (bit 1) are known")
             #expect(capabilities.contains(.binaryPayload) == (raw & 1 == 1))
         }
         // Encoded after DEADLINE, four bytes big-endian, also when empty.

@@ -101,6 +101,58 @@ import TwofoldTestSupport
         }
     }
 
+    /// A host's key (public data, as the host stored it).
+    static func hostKey(_ name: String, seed: UInt8, count: UInt32) -> Fido2Credential {
+        Fido2Credential(name: name, id: Array(repeating: seed, count: 20), algorithm: .edDSA, publicKey: Array(repeating: seed, count: 32),
+                        signCount: count, aaguid: Array(repeating: 1, count: 16), addedAtMillis: 1_200, lastUsedMillis: 1_400)
+    }
+
+    @Test(arguments: Backend.all) func keysMoveWithTheirUserAndTheirCountersFollow(_ backend: Backend) async throws {
+        try await withTempDir { dir in
+            var store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            var (moved, _) = try Self.hostUser("alice", pepper: try SecretBytes(randomCount: 32))
+            moved.record.keys = [Self.hostKey("blue", seed: 1, count: 10)]
+            // A user with only a key on the host is moved too.
+            var (dave, _) = try Self.hostUser("dave", pepper: try SecretBytes(randomCount: 32))
+            dave.record.factors = []
+            dave.record.keys = [Self.hostKey("key", seed: 2, count: 0)]
+            #expect(try await store.moveIn(moved, dryRun: false) == .moved)
+            #expect(try await store.moveIn(dave, dryRun: false) == .moved)
+            #expect(try await store.user("alice")?.keys == moved.record.keys)
+            let stored = try #require(try await store.user("dave"))
+            #expect(stored.keys == dave.record.keys && stored.hasFactor && stored.recoveryCodesLeft == 3)
+
+            // Again: nothing. Then the key was used on the host: its later counter follows, so
+            // an assertion used there is not accepted in the tier.
+            var same = false
+            (same, store) = try await Self.leavesDataAlone(store, backend, dir) { open async throws in
+                #expect(try await open.moveIn(moved, dryRun: false) == .alreadyMoved(updated: 0))
+                #expect(try await open.moveIn(dave, dryRun: false) == .alreadyMoved(updated: 0))
+            }
+            #expect(same, "a second move writes nothing")
+            moved.record.keys[0].signCount = 15
+            #expect(try await store.moveIn(moved, dryRun: false) == .alreadyMoved(updated: 1))
+            #expect(try await store.user("alice")?.keys.first?.signCount == 15)
+            let use = FactorUse.keyAssertion(name: "blue", credential: moved.record.keys[0].id, signCount: 15)
+            #expect(try await store.commit([.consume(user: "alice", use: use)]) == [.conflict])
+            // A tier counter later than the host's stays.
+            moved.record.keys[0].signCount = 12
+            #expect(try await store.moveIn(moved, dryRun: false) == .alreadyMoved(updated: 0))
+            #expect(try await store.user("alice")?.keys.first?.signCount == 15)
+
+            // Another key in the tier, or the key another user's there: a conflict, nothing written.
+            moved.record.keys[0].id = [9, 9, 9]
+            guard case .conflict(let reason) = try await store.moveIn(moved, dryRun: true) else { throw StoreError.database("no conflict") }
+            #expect(reason.contains("blue"), "\(reason)")
+            var (erin, _) = try Self.hostUser("erin", pepper: try SecretBytes(randomCount: 32))
+            erin.record.keys = [Self.hostKey("mine", seed: 2, count: 0)]
+            #expect(try await store.moveIn(erin, dryRun: true) == MoveInPlan.keyTaken.outcome)
+            #expect(try await store.moveIn(erin, dryRun: false) == MoveInPlan.keyTaken.outcome)
+            #expect(try await store.user("erin") == nil)
+            try await store.close()
+        }
+    }
+
     @Test(arguments: Backend.rotating) func movedRecoveryCodesKeepTheirPepperThroughARekey(_ backend: Backend) async throws {
         try await withTempDir { dir in
             let old = try makeKeys(in: dir, name: "old"), new = try makeKeys(in: dir, name: "new")

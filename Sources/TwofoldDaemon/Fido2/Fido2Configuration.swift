@@ -1,3 +1,6 @@
+import TwofoldCrypto
+import TwofoldProtocol
+
 /// FIDO2 security keys (twofoldd.conf: `fido2_*`). The relying-party id is the installation's,
 /// set by the admin: never the host name (a key registered on one host would fail on the next)
 /// and never a shared default (two installations would accept each other's assertions).
@@ -37,5 +40,31 @@ public struct Fido2Configuration: Sendable, Equatable {
         if rpID == nil, let file = attestationCAFile {
             throw ConfigurationError("fido2_attestation_ca is set (\(file)) but fido2_rp_id is not: set the installation's relying-party id, e.g. fido2_rp_id = pam://example.com")
         }
+    }
+}
+
+/// The FIDO2 part of `twofoldd --check-config`: a policy (the file's, or the one stored) that
+/// lets logins use keys needs the installation's relying-party id, which has no default.
+public enum Fido2Check {
+    public static func report(configuration: DaemonConfiguration, environment: [String: String]) async throws -> [String] {
+        let stored = try await StoreFactory.storedSetting(PolicyHolder.settingKey, configuration: configuration, environment: environment)
+        let document = stored.flatMap { try? ControlCodec.decodeJSON(PolicyDocument.self, from: Array($0.utf8)) }
+            ?? Policy.document(from: configuration)
+        let allowed = ControlService.allowsKeys(document)
+        guard let rpID = configuration.fido2.rpID else {
+            if allowed {
+                throw ConfigurationError("the \(stored == nil ? "" : "stored ")policy allows the factor kind fido2, but fido2_rp_id is not set: set the installation's relying-party id (e.g. pam://example.com; every server the same, never a host name)")
+            }
+            return []
+        }
+        var lines = ["security keys: relying-party id \(rpID)" + (allowed ? "" : " (the policy allows no fido2 factor yet)")]
+        if !document.fido2AAGUIDs.isEmpty, configuration.fido2.attestationCAFile == nil {
+            throw ConfigurationError("the policy lists key models (fido2AAGUIDs) but fido2_attestation_ca is not set: no key could be registered")
+        }
+        if let file = configuration.fido2.attestationCAFile {
+            guard let count = Certificate.countPEM(file) else { throw ConfigurationError("fido2_attestation_ca: \(file) cannot be read or holds no certificate") }
+            lines.append("security keys: \(count) attestation CA certificate\(count == 1 ? "" : "s") in \(file)")
+        }
+        return lines
     }
 }

@@ -109,7 +109,7 @@ public enum MoveIn {
 
     /// Whether the host knows anything of the user worth moving beyond a pending enrollment.
     static func hasState(_ record: UserRecord) -> Bool {
-        !record.factors.isEmpty || record.requirement != .policy || record.factorKinds != nil || record.firstRequiredMillis != nil
+        !record.factors.isEmpty || !record.keys.isEmpty || record.requirement != .policy || record.factorKinds != nil || record.firstRequiredMillis != nil
             || record.throttle != ThrottleState()
     }
 

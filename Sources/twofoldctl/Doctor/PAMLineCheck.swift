@@ -60,7 +60,7 @@ struct PAMLineCheck {
         if problem.check == "pam.nullok" {
             return "remove nullok: `\(corrected)`; users who have not enrolled are decided by the policy (`twofoldctl policy set --unenrolled enroll|deny|grace`), and users who are not required pass (PAM_IGNORE)"
         }
-        return "remove or correct `\(problem.argument)`: `\(corrected)` (options: socket= daemon_user= timeout= dialog_timeout= failmode=closed|open forward_password debug)"
+        return "remove or correct `\(problem.argument)`: `\(corrected)` (options: socket= daemon_user= timeout= dialog_timeout= failmode=closed|open forward_password nofido2 debug)"
     }
 
     /// pam_twofold has only an auth function: elsewhere libpam returns PAM_MODULE_UNKNOWN.

@@ -67,7 +67,7 @@ struct TwofoldModuleOptions {
             daemonUser = value
         case "failmode" where value == "open" || value == "closed":
             failOpen = value == "open"
-        case "forward_password" where value == nil, "debug" where value == nil, "nofido2" where value == nil:
+        case "forward_password" where value == nil, "nofido2" where value == nil, "debug" where value == nil:
             break
         case "nullok":
             return Problem(check: "pam.nullok", argument: argument, reason: "`nullok` is an option of pam_unix and pam_google_authenticator, not of pam_twofold")
@@ -75,7 +75,7 @@ struct TwofoldModuleOptions {
             if let owner = Self.foreign[name] {
                 return Problem(check: "pam.unknown-option", argument: argument, reason: "`\(name)` is an option of \(owner), not of pam_twofold")
             }
-            if ["socket", "timeout", "dialog_timeout", "daemon_user", "failmode", "forward_password", "debug", "nofido2"].contains(name) {
+            if ["socket", "timeout", "dialog_timeout", "daemon_user", "failmode", "forward_password", "nofido2", "debug"].contains(name) {
                 return bad(argument, "`\(argument)` is not a value pam_twofold accepts")
             }
             return Problem(check: "pam.unknown-option", argument: argument, reason: "pam_twofold has no option `\(name)`")
