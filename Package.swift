@@ -114,12 +114,15 @@ let package = Package(
         ),
         // QR codes for enrollment (twofoldctl and enroll-at-login): libqrencode, rendered as Unicode half blocks or ANSI colours.
         .target(name: "TwofoldQR", dependencies: ["CQRencode"]),
+        // The libfido2 layer the PAM module is built with (pam/fido: libfido2 loaded with dlopen when a
+        // key is used, so twofoldctl links no libfido2), for `twofoldctl key add`'s registration.
+        .target(name: "CTwofoldFido", path: "pam/fido", sources: ["twofold_fido.c"], publicHeadersPath: "include"),
         // The control CLI; talks to twofoldd over its socket only (the core for its local checks:
-        // contacts' addresses, the factor kinds).
+        // contacts' addresses, the factor kinds; CTwofoldFido to make a credential on a key).
         .executableTarget(
             name: "twofoldctl",
             dependencies: [
-                "TwofoldClient", "TwofoldProtocol", "TwofoldQR", "TwofoldCore",
+                "TwofoldClient", "TwofoldProtocol", "TwofoldQR", "TwofoldCore", "CTwofoldFido",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

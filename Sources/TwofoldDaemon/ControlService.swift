@@ -475,7 +475,8 @@ public final class ControlService: Sendable {
         guard let record = try await store.user(user) else {
             let (required, because) = policy.current.requirement(user: user, service: nil, host: HostName.local, override: .policy)
             return UserStatus(user: user, enrollment: "none", method: nil, required: required, requiredBecause: because,
-                              recoveryCodesLeft: 0, failures: 0, lockedUntilMillis: nil, lastSuccessMillis: nil, factors: [], contacts: [])
+                              recoveryCodesLeft: 0, failures: 0, lockedUntilMillis: nil, lastSuccessMillis: nil, factors: [], contacts: [],
+                              keys: [])
         }
         return status(of: record, lastSuccessHost: try await store.lastSuccessHosts(users: [user])[user])
     }
@@ -492,7 +493,8 @@ public final class ControlService: Sendable {
                           required: required, requiredBecause: because, recoveryCodesLeft: record.recoveryCodesLeft,
                           failures: record.throttle.failures, lockedUntilMillis: locked, lastSuccessMillis: record.lastSuccessMillis,
                           override: record.requirement.rawValue, graceUntilMillis: grace, factors: record.factors.map(\.name),
-                          lastSuccessHost: lastSuccessHost, contacts: record.contacts.map { Self.info(record.name, $0) })
+                          lastSuccessHost: lastSuccessHost, contacts: record.contacts.map { Self.info(record.name, $0) },
+                          keys: record.keys.map { Self.info(record.name, $0) })
     }
 
     /// The daemon's setup as it sees it: the files it uses and the key file's mode and owner.

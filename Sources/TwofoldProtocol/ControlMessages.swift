@@ -822,11 +822,13 @@ public struct UserStatus: Codable, Sendable, Equatable {
     /// The user's contacts (email addresses, phone numbers), masked, verified or waiting for their
     /// code (nil from a daemon before contacts).
     public var contacts: [ContactInfo]?
+    /// The user's security keys (FIDO2), by name (nil from a daemon before keys).
+    public var keys: [KeyInfo]?
 
     public init(user: String, enrollment: String, method: String?, required: Bool, requiredBecause: String,
                 recoveryCodesLeft: Int, failures: Int, lockedUntilMillis: Int64?, lastSuccessMillis: Int64?,
                 override: String = "policy", graceUntilMillis: Int64? = nil, factors: [String]? = nil, lastSuccessHost: String? = nil,
-                contacts: [ContactInfo]? = nil) {
+                contacts: [ContactInfo]? = nil, keys: [KeyInfo]? = nil) {
         self.user = user
         self.enrollment = enrollment
         self.method = method
@@ -841,6 +843,7 @@ public struct UserStatus: Codable, Sendable, Equatable {
         self.graceUntilMillis = graceUntilMillis
         self.lastSuccessHost = lastSuccessHost
         self.contacts = contacts
+        self.keys = keys
     }
 }
 

@@ -29,6 +29,19 @@ final class DaemonSession {
         connection = nil
     }
 
+    /// Whether a connection is open now (a request would not open a new one).
+    var isConnected: Bool { connection?.isOpen == true }
+
+    /// Sends `request` on the connection already open, never a new one: twofoldd keeps a key
+    /// registration's challenge in the connection that asked for it (`keyBegin`), so `keyFinish`
+    /// on another connection could only fail, and less clearly.
+    func sendOnOpenConnection(_ request: ControlRequest) throws(CLIFailure) -> ControlResponse {
+        guard isConnected else {
+            throw CLIFailure(ExitStatus.unreachable, "the connection to twofoldd at \(socketPath) closed before \(request.name)")
+        }
+        return try send(request)
+    }
+
     /// Sends one request. An error answer throws `CLIFailure` with its exit code and the daemon's
     /// message; so does any failure to talk to the daemon.
     func send(_ request: ControlRequest) throws(CLIFailure) -> ControlResponse {

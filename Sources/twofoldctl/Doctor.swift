@@ -8,7 +8,9 @@ extension Twofoldctl {
             discussion: """
                 Checks, and explains with a fix for each problem: twofoldd reachable and its version; \
                 the key file's mode and owner; the store (SQLite, or PostgreSQL and its sslmode); when the policy allows codes by email \
-                or text message, the delivery service and its commands; every PAM service file whose stacks run pam_twofold \
+                or text message, the delivery service and its commands; security keys (FIDO2): the daemon's rp id, what the policy \
+                allows, the key models and their attestation CAs, and whether this host's pam_twofold.so was built with FIDO2 and \
+                libfido2.so.1 loads; every PAM service file whose stacks run pam_twofold \
                 (directly or through an included file such as common-auth): the module file, its \
                 options, and what the auth stack does when the module succeeds, fails or returns \
                 PAM_IGNORE (libpam's rules replayed); sshd's effective settings (sshd -T); and the \
@@ -22,6 +24,7 @@ extension Twofoldctl {
                   key.rotation store.sqlite store.postgresql store.tls
                   fleet.certificate fleet.tier fleet.break-glass fleet.hosts
                   delivery.off delivery.service delivery.command
+                  fido2.rp-id fido2.policy fido2.models fido2.problem fido2.module fido2.library
                   pam.service pam.not-used pam.unreadable pam.module-missing pam.unknown-option
                   pam.nullok pam.bad-option pam.failmode-open pam.wrong-type pam.socket pam.syntax
                   pam.include-missing pam.never-succeeds pam.optional pam.sufficient pam.not-enforced
@@ -78,12 +81,11 @@ extension Twofoldctl {
             let session = DaemonSession(options)
             defer { session.disconnect() }
             let daemon = DaemonCheck(session: session, deliverConfig: deliverConfig).run()
-            let pam = PAMCheck(directory: PAMConfigDirectory(path: pamDirectory),
-                               moduleDirectories: moduleDirectories.isEmpty ? PAMModuleDirectories.defaults : moduleDirectories,
-                               doctorSocket: options.socketPath).run()
+            let modules = moduleDirectories.isEmpty ? PAMModuleDirectories.defaults : moduleDirectories
+            let pam = PAMCheck(directory: PAMConfigDirectory(path: pamDirectory), moduleDirectories: modules, doctorSocket: options.socketPath).run()
             // Through a relay the users are the servers' to survey (run doctor on a server for them).
             let users = daemon.failure == nil && daemon.info?.fleet?.role != "relay" ? UsersCheck(session: session).run() : nil
-            var findings = daemon.findings + pam.findings + sshdFindings(pam)
+            var findings = daemon.findings + Fido2Check(moduleDirectories: modules).findings(daemon.info?.fido2) + pam.findings + sshdFindings(pam)
             findings += CoverageCheck(pam: pam, pamDirectory: pamDirectory, policy: users?.policy, impact: users?.impact).findings()
             findings += users?.findings ?? []
             let failure = daemon.failure ?? users?.failure

@@ -79,8 +79,26 @@ enum Format {
     /// The active factors (apps, tokens): their names, or their count where the daemon gives only kinds.
     static func factors(_ status: UserStatus) -> String? {
         guard let names = status.factors else { return nil }
-        if names.isEmpty { return verifiedContacts(status).isEmpty ? "none" : "none besides the contacts" }
+        if names.isEmpty {
+            var besides: [String] = []
+            if !verifiedContacts(status).isEmpty { besides.append("the contacts") }
+            if !(status.keys ?? []).isEmpty { besides.append("the security keys") }
+            return besides.isEmpty ? "none" : "none besides " + besides.joined(separator: " and ")
+        }
         return "\(names.count): " + names.joined(separator: ", ")
+    }
+
+    /// The user's security keys: how many, and their names ("2: blue, backup"); nil when there are
+    /// none, or from a daemon before keys (so the line is left out rather than wrong).
+    static func keys(_ status: UserStatus) -> String? {
+        guard let keys = status.keys, !keys.isEmpty else { return nil }
+        return "\(keys.count): " + keys.map(\.name).joined(separator: ", ")
+    }
+
+    /// The `users` table's cell: the number of keys, "-" for none or unknown.
+    static func keyCount(_ status: UserStatus) -> String {
+        guard let keys = status.keys, !keys.isEmpty else { return "-" }
+        return String(keys.count)
     }
 
     /// The user's verified contacts (nil from a daemon before contacts).
@@ -118,6 +136,7 @@ enum Format {
         ]
         if status.enrollment == "active", let factors = factors(status) { pairs.append(("Factors", factors)) }
         if let contacts = contacts(status) { pairs.append(("Contacts", contacts)) }
+        if let keys = keys(status) { pairs.append(("Security keys", keys)) }
         pairs += [
             ("Required", required(status)),
             ("Override", status.override),
@@ -219,6 +238,8 @@ enum Format {
             ("Enrollment codes", "\(policy.enrollmentCodes)"),
             ("New secrets", "\(policy.algorithm), \(policy.digits) digits, \(policy.period) s period"),
             ("Delivered codes", "\(policy.deliveredCodeDigits) digits (email, sms)"),
+            ("Key verification", policy.fido2UserVerification ? "required (the key's PIN or built-in biometrics)" : "not required (a touch)"),
+            ("Key models", policy.fido2AAGUIDs.isEmpty ? "(any)" : policy.fido2AAGUIDs.joined(separator: ",")),
             ("Window", "±\(policy.window) steps, max drift \(policy.maxDrift)"),
             ("Throttle", "delay \(policy.throttleDelayMillis) ms doubling to \(policy.throttleMaxDelayMillis) ms"),
             ("Lock", "after \(policy.maxFailures) failures, for \(policy.lockSeconds) s"),

@@ -19,11 +19,16 @@ extension Twofoldctl.Policy {
                 and no grace) asks for confirmation on a terminal, and otherwise is refused (exit \
                 status 7) unless --yes is given.
 
-                The factor kinds are totp, hotp, recovery, email and sms. Email and sms (a code sent \
-                to the user's verified contact, see 'twofoldctl contact') are in no list until an \
+                The factor kinds are totp, hotp, recovery, email, sms and fido2. Email and sms (a code \
+                sent to the user's verified contact, see 'twofoldctl contact') are in no list until an \
                 admin adds them; NIST SP 800-63B does not accept email as an out-of-band \
                 authenticator and calls SMS (PSTN) restricted, so 'policy show' notes it while they \
-                are allowed anywhere.
+                are allowed anywhere. fido2 is a security key (see 'twofoldctl key'): a login offers \
+                it only where its list has fido2, the daemon has fido2_rp_id set, and the PAM module \
+                can talk to keys. --fido2-user-verification on makes every key login and \
+                registration verify the user (the key's PIN or built-in biometrics); --fido2-aaguid \
+                lets only those key models (AAGUIDs, as UUIDs) be registered, their attestation \
+                checked against twofoldd's fido2_attestation_ca; keys already registered stay.
 
                 Examples:
                   twofoldctl policy set --require everyone --dry-run
@@ -33,11 +38,14 @@ extension Twofoldctl.Policy {
                   twofoldctl policy set --admins alice,bob --admin-hosts 'bastion-*' --enroll-hosts 'bastion-*'
                   twofoldctl policy set --unenrolled grace --grace-days 14 --grace-deadline 2026-03-01
                   twofoldctl policy set --host-factor-kinds 'kiosk-*=totp,recovery,sms' --delivered-code-digits 8
+                  twofoldctl policy set --factor-kinds totp,recovery,fido2 --fido2-user-verification on
+                  twofoldctl policy set --fido2-aaguid cb69481e-8ff7-4039-93ec-0a2729a154a8
                 """
         )
 
         enum Rule: String, ExpressibleByArgument, CaseIterable { case nobody, everyone, groups }
         enum Unenrolled: String, ExpressibleByArgument, CaseIterable { case enroll, deny, grace }
+        enum OnOff: String, ExpressibleByArgument, CaseIterable { case on, off }
         enum Algorithm: String, ExpressibleByArgument, CaseIterable {
             case sha1 = "SHA1", sha256 = "SHA256", sha512 = "SHA512"
             init?(argument: String) { self.init(rawValue: argument.uppercased().filter { $0 != "-" }) }
@@ -55,7 +63,7 @@ extension Twofoldctl.Policy {
         @Option(help: ArgumentHelp("Per host (its name, or a pattern such as 'bastion-*'): required, optional, or default to remove the entry (repeatable); a host rule comes before service rules, and a host's own name before the longest pattern that matches it.", valueName: "name=required|optional|default"))
         var host: [String] = []
 
-        @Option(help: ArgumentHelp("Factor kinds a login may use by default (comma-separated: totp, hotp, recovery, email, sms).", valueName: "kinds"))
+        @Option(help: ArgumentHelp("Factor kinds a login may use by default (comma-separated: totp, hotp, recovery, email, sms, fido2).", valueName: "kinds"))
         var factorKinds: String?
 
         @Option(help: ArgumentHelp("Factor kinds for one PAM service, or default to remove the entry (repeatable).", valueName: "name=kinds|default"))
@@ -124,6 +132,17 @@ extension Twofoldctl.Policy {
         @Option(help: ArgumentHelp("Fleet: how long an admin session through a relay lasts (1 to 1440).", valueName: "minutes"))
         var adminSessionMinutes: Int?
 
+        @Option(name: .customLong("fido2-user-verification"),
+                help: ArgumentHelp("Whether logins and registrations with a security key must verify the user (the key's PIN or built-in biometrics).", valueName: "on|off"))
+        var fido2UserVerification: OnOff?
+
+        @Option(name: .customLong("fido2-aaguid"),
+                help: ArgumentHelp("Only security keys of this model (AAGUID, a UUID) may be registered, their attestation checked (repeatable; replaces the list).", valueName: "uuid"))
+        var fido2AAGUIDs: [String] = []
+
+        @Flag(name: .customLong("no-fido2-aaguids"), help: "Empty the AAGUID list: security keys of any model may be registered.")
+        var noFido2AAGUIDs = false
+
         @Flag(help: "Print what would change and who it would affect; change nothing.")
         var dryRun = false
 
@@ -136,8 +155,10 @@ extension Twofoldctl.Policy {
             if dryRun && yes { throw ValidationError("--dry-run and --yes do not go together.") }
             let given: [Any?] = [require, requiredGroups, unenrolled, graceDays, graceDeadline, selfEnrollment, allowDisable,
                                  enrollmentCodes, digits, algorithm, period, deliveredCodeDigits, window, maxDrift, maxFailures,
-                                 throttleDelayMs, throttleMaxDelayMs, lockSeconds, admins, adminHosts, enrollHosts, adminSessionMinutes]
-            guard !service.isEmpty || !host.isEmpty || !serviceFactorKinds.isEmpty || !hostFactorKinds.isEmpty || factorKinds != nil
+                                 throttleDelayMs, throttleMaxDelayMs, lockSeconds, admins, adminHosts, enrollHosts, adminSessionMinutes,
+                                 fido2UserVerification]
+            let lists = [service, host, serviceFactorKinds, hostFactorKinds, fido2AAGUIDs]
+            guard lists.contains(where: { !$0.isEmpty }) || factorKinds != nil || noFido2AAGUIDs
                     || given.contains(where: { $0 != nil }) else {
                 throw ValidationError("Give at least one field to change (see --help).")
             }
@@ -163,6 +184,32 @@ extension Twofoldctl.Policy {
             if let adminSessionMinutes, !(1...1_440).contains(adminSessionMinutes) {
                 throw ValidationError("--admin-session-minutes must be 1 to 1440.")
             }
+            _ = try aaguidList()
+        }
+
+        /// The AAGUID allow-list the options ask for: nil to keep the policy's, [] for --no-fido2-aaguids.
+        func aaguidList() throws -> [String]? {
+            if noFido2AAGUIDs {
+                guard fido2AAGUIDs.isEmpty else { throw ValidationError("--fido2-aaguid and --no-fido2-aaguids do not go together.") }
+                return []
+            }
+            guard !fido2AAGUIDs.isEmpty else { return nil }
+            var list: [String] = []
+            for text in fido2AAGUIDs {
+                let aaguid = try Self.parseAAGUID(text)
+                if !list.contains(aaguid) { list.append(aaguid) }
+            }
+            return list
+        }
+
+        /// An AAGUID as a UUID (8-4-4-4-12 hex digits, either case), in the lower case the daemon
+        /// stores and `key list` shows, so one model is never listed twice.
+        static func parseAAGUID(_ text: String) throws -> String {
+            let groups = text.split(separator: "-", omittingEmptySubsequences: false)
+            guard groups.map(\.count) == [8, 4, 4, 4, 12], groups.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isHexDigit } }) else {
+                throw ValidationError("--fido2-aaguid takes a UUID such as cb69481e-8ff7-4039-93ec-0a2729a154a8 (a key model's AAGUID), not '\(text)'.")
+            }
+            return text.lowercased()
         }
 
         func execute(_ session: DaemonSession) throws(CLIFailure) {
@@ -276,6 +323,8 @@ extension Twofoldctl.Policy {
             if let adminHosts { policy.adminHosts = Self.list(adminHosts) }
             if let enrollHosts { policy.enrollHosts = Self.list(enrollHosts) }
             if let adminSessionMinutes { policy.adminSessionMinutes = adminSessionMinutes }
+            if let fido2UserVerification { policy.fido2UserVerification = fido2UserVerification == .on }
+            if let aaguids = try aaguidList() { policy.fido2AAGUIDs = aaguids }
         }
 
         /// A comma-separated list; "" is the empty list.
@@ -287,7 +336,7 @@ extension Twofoldctl.Policy {
             try parseRule(entry, option: "--service")
         }
 
-        /// totp, hotp, recovery, email, sms.
+        /// totp, hotp, recovery, email, sms, fido2.
         static let kindNames = FactorKind.allCases.map(\.rawValue)
 
         static func parseKinds(_ text: String, option: String) throws -> [String] {

@@ -4,7 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl {
     struct Status: DaemonCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show whether 2FA is on and with which factors and contacts, required, locked, and how many recovery codes are left."
+            abstract: "Show whether 2FA is on and with which factors, contacts and security keys, required, locked, and how many recovery codes are left."
         )
 
         @Option(help: ArgumentHelp("Show this user instead of yourself (admins only).", valueName: "user"))

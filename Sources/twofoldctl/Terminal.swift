@@ -42,6 +42,36 @@ enum Terminal {
         return code
     }
 
+    /// What `readSecret` got.
+    enum Secret { case read, none, tooLong }
+
+    /// Shows `prompt` and reads one line into `buffer`, NUL-terminated (at most `capacity` bytes with
+    /// the NUL), echo off on a terminal: a key's PIN, which goes to libfido2 only, so it never
+    /// becomes a Swift String (those are copied and never wiped); the caller wipes the buffer.
+    /// Read with stdio like `readLine`, so lines piped after a code are not lost to its buffer.
+    static func readSecret(prompt: String, into buffer: UnsafeMutablePointer<CChar>, capacity: Int,
+                           showPrompt: Bool = true) -> Secret {
+        guard capacity > 1 else { return .tooLong }
+        if showPrompt { Output.prompt(prompt) }
+        let restore = inputIsTerminal && disableEcho()
+        defer {
+            if restore { enableEcho() }
+            // Nothing was echoed (echo off, or a pipe): end the prompt's line ourselves.
+            if restore || (showPrompt && !inputIsTerminal) { Output.prompt("\n") }
+        }
+        var count = 0, tooLong = false, ended = false
+        while true {
+            let c = getchar()
+            if c == EOF { break }
+            ended = true
+            if c == 0x0A { break }
+            if count < capacity - 1 { buffer[count] = CChar(truncatingIfNeeded: c) ; count += 1 } else { tooLong = true }
+        }
+        buffer[count] = 0
+        if tooLong { return .tooLong }
+        return ended && count > 0 ? .read : .none
+    }
+
     private static func disableEcho() -> Bool {
         var settings = termios()
         guard tcgetattr(STDIN_FILENO, &settings) == 0 else { return false }

@@ -19,8 +19,9 @@ struct Twofoldctl: ParsableCommand {
             commands act on your own account (an administrator may name another with --user); admin \
             commands need root or the daemon's admin group.
 
-            Codes are never taken from the command line: they are read from the terminal (without \
-            echo) or, when standard input is not a terminal, one per line from standard input. \
+            Codes, and a security key's PIN, are never taken from the command line: they are read \
+            from the terminal (without echo) or, when standard input is not a terminal, one per \
+            line from standard input. \
             Every command that prints data accepts --json.
 
             The socket is --socket, else $TWOFOLD_SOCKET, else /run/twofold/twofold.sock. The \
@@ -43,7 +44,7 @@ struct Twofoldctl: ParsableCommand {
         version: "twofoldctl \(TwofoldVersion.string)",
         groupedSubcommands: [
             CommandGroup(name: "User", subcommands: [
-                Enroll.self, Status.self, Factors.self, Contact.self, RecoveryCodes.self, Disable.self,
+                Enroll.self, Status.self, Factors.self, Contact.self, Key.self, RecoveryCodes.self, Disable.self,
             ]),
             CommandGroup(name: "Admin", subcommands: [
                 Users.self, User.self, Policy.self, Import.self, BulkImport.self, Audit.self, Host.self, Doctor.self, Rekey.self,

@@ -8,7 +8,7 @@ extension Twofoldctl.User {
             abstract: "Set the factor kinds a user may use, whatever the host and service (or default: the policy's).",
             discussion: """
                 The kinds are totp, hotp, recovery, email and sms (a code sent to a verified \
-                contact), comma-separated. This is the first level of the chain the factor kinds \
+                contact), and fido2 (a security key), comma-separated. This is the first level of the chain the factor kinds \
                 follow (user › host › service › default; see 'policy explain'). A factor of another \
                 kind is left out of the user's logins, and a user with no factor of an allowed kind \
                 is refused.
@@ -22,7 +22,7 @@ extension Twofoldctl.User {
         @Argument(help: "The user.")
         var user: String
 
-        @Argument(help: ArgumentHelp("Comma-separated kinds (totp, hotp, recovery, email, sms), or default.", valueName: "kinds"))
+        @Argument(help: ArgumentHelp("Comma-separated kinds (totp, hotp, recovery, email, sms, fido2), or default.", valueName: "kinds"))
         var kinds: String
 
         @OptionGroup var options: GlobalOptions

@@ -6,13 +6,14 @@ extension Twofoldctl {
         static let configuration = CommandConfiguration(
             abstract: "List every user twofoldd knows, as a table (admins).",
             discussion: """
-                Columns: user, enrollment, the kinds of the active factors (method: totp, hotp, and \
-                email or sms for a verified contact), how many factors (apps, tokens), the verified \
-                contacts (masked), whether 2FA is required and why, last successful login (and the \
-                fleet host it was on, when known), consecutive failures, lock, recovery codes left. \
-                'twofoldctl factors --user USER' lists one user's factors, 'twofoldctl contact list \
-                --user USER' their contacts. With --json, an array of the users' status documents \
-                (with the factors' names and the contacts).
+                Columns: user, enrollment, the kinds of the active factors (method: totp, hotp, \
+                email or sms for a verified contact, fido2 for a security key), how many factors \
+                (apps, tokens), how many security keys, the verified contacts (masked), whether \
+                2FA is required and why, last successful login (and the fleet host it was on, when \
+                known), consecutive failures, lock, recovery codes left. 'twofoldctl factors --user \
+                USER' lists one user's factors, 'twofoldctl contact list --user USER' their \
+                contacts, 'twofoldctl key list --user USER' their keys. With --json, an array of \
+                the users' status documents (with the factors' names, the contacts and the keys).
                 """
         )
 
@@ -46,13 +47,14 @@ extension Twofoldctl {
                 return
             }
             Output.raw(Format.table(
-                header: ["USER", "ENROLLED", "METHOD", "FACTORS", "CONTACTS", "REQUIRED", "LAST SUCCESS", "FAILURES", "LOCKED", "RECOVERY CODES"],
+                header: ["USER", "ENROLLED", "METHOD", "FACTORS", "KEYS", "CONTACTS", "REQUIRED", "LAST SUCCESS", "FAILURES", "LOCKED", "RECOVERY CODES"],
                 rows: all.map { status in
                     [
                         status.user,
                         status.enrollment,
                         status.method ?? "-",
                         status.enrollment == "active" ? status.factors.map { String($0.count) } ?? "-" : "-",
+                        Format.keyCount(status),
                         Format.verifiedContacts(status).isEmpty ? "-" : Format.verifiedContacts(status).map(\.masked).joined(separator: ", "),
                         Format.required(status),
                         Format.lastSuccess(status),

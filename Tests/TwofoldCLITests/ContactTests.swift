@@ -208,8 +208,8 @@ import TwofoldTestSupport
         let status = try fixture.ctl(["status"], as: me)
         #expect(status.stdout.contains("2FA:            active (sms, totp)\nFactors:        1: app\nContacts:       phone +49 *** *** 78\n"), "\(status)")
         let users = try fixture.ctl(["users"])
-        #expect(users.stdout.split(separator: "\n").first?.contains("FACTORS  CONTACTS        REQUIRED") == true, "\(users)")
-        #expect(users.stdout.split(separator: "\n").contains { $0.hasPrefix(me.name) && $0.contains(" 1        +49 *** *** 78  no") }, "\(users)")
+        #expect(users.stdout.split(separator: "\n").first?.contains("FACTORS  KEYS  CONTACTS        REQUIRED") == true, "\(users)")
+        #expect(users.stdout.split(separator: "\n").contains { $0.hasPrefix(me.name) && $0.contains(" 1        -     +49 *** *** 78  no") }, "\(users)")
 
         // No code given: cancelled (exit 7), nothing added, nothing sent.
         let cancelled = try fixture.ctl(["contact", "add", "--email", "me@example.com"], input: "", as: me)

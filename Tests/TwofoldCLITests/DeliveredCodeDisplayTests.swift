@@ -30,10 +30,10 @@ import TwofoldTestSupport
         #expect(users.status == 0, "\(users)")
         let lines = users.stdout.split(separator: "\n").map(String.init)
         #expect(lines.count == 4, "\(users)")
-        #expect(lines.first?.hasPrefix("USER   ENROLLED  METHOD      FACTORS  CONTACTS          REQUIRED") == true, "\(users)")
-        #expect(lines.dropFirst().first?.hasPrefix("alice  active    email,totp  1        a***@example.com  no") == true, "\(users)")
-        #expect(lines.dropFirst(2).first?.hasPrefix("bob    active    sms         0        +14 *** *** 71    no") == true, "\(users)")
-        #expect(lines.dropFirst(3).first?.hasPrefix("carl   none      -           -        -                 no") == true, "\(users)")
+        #expect(lines.first?.hasPrefix("USER   ENROLLED  METHOD      FACTORS  KEYS  CONTACTS          REQUIRED") == true, "\(users)")
+        #expect(lines.dropFirst().first?.hasPrefix("alice  active    email,totp  1        -     a***@example.com  no") == true, "\(users)")
+        #expect(lines.dropFirst(2).first?.hasPrefix("bob    active    sms         0        -     +14 *** *** 71    no") == true, "\(users)")
+        #expect(lines.dropFirst(3).first?.hasPrefix("carl   none      -           -        -     -                 no") == true, "\(users)")
 
         let bob = try fixture.ctl(["status", "--user", "bob"])
         #expect(bob.stdout.contains("2FA:            active (sms)\nFactors:        none besides the contacts\nContacts:       phone +14 *** *** 71\n"),

@@ -64,7 +64,7 @@ import TwofoldTestSupport
         #expect(try daemon.ctl(["status", "--user", "alice", "--json"]).json(UserStatus.self).factors == ["app", "tablet"])
         let table = try daemon.ctl(["users"])
         let header = try #require(table.stdout.split(separator: "\n").first)
-        #expect(header.contains("METHOD  FACTORS  CONTACTS  REQUIRED"), "\(table)")
+        #expect(header.contains("METHOD  FACTORS  KEYS  CONTACTS  REQUIRED"), "\(table)")
         let row = try #require(table.stdout.split(separator: "\n").first { $0.hasPrefix("alice") })
         #expect(row.split(separator: " ", omittingEmptySubsequences: true).prefix(4) == ["alice", "active", "totp", "2"], "\(table)")
     }

@@ -12,6 +12,7 @@ import TwofoldTestSupport
         ["enroll"], ["status"], ["factors"], ["factors", "list"], ["factors", "remove"], ["recovery-codes"], ["disable"],
         ["contact"], ["contact", "add"], ["contact", "verify"], ["contact", "list"], ["contact", "remove"], ["contact", "import"],
         ["contact", "send-code"],
+        ["key"], ["key", "add"], ["key", "list"], ["key", "remove"],
         ["users"],
         ["user"], ["user", "show"], ["user", "require"], ["user", "exempt"], ["user", "default"], ["user", "factor-kinds"],
         ["user", "revoke"], ["user", "unlock"],
@@ -67,7 +68,13 @@ import TwofoldTestSupport
                           ["host", "add", "host-a", "--fingerprint", "ab:cd"], ["host", "revoke"], ["audit", "--host", "a..b"],
                           ["contact", "add"], ["contact", "add", "--email", "nope"], ["contact", "add", "--phone", "12345"],
                           ["contact", "remove"], ["contact", "verify", "123456"], ["contact", "import"], ["contact", "send-code", "--channel", "fax"],
-                          ["policy", "set", "--delivered-code-digits", "9"], ["policy", "set", "--factor-kinds", "totp,fido2"]] {
+                          ["policy", "set", "--delivered-code-digits", "9"], ["policy", "set", "--factor-kinds", "totp,u2f"],
+                          ["policy", "set", "--fido2-aaguid", "nope"], ["policy", "set", "--fido2-aaguid", "cb69481e8ff7403993ec0a2729a154a8"],
+                          ["policy", "set", "--fido2-aaguid", "cb69481e-8ff7-4039-93ec-0a2729a154a8", "--no-fido2-aaguids"],
+                          ["policy", "set", "--fido2-user-verification", "maybe"], ["user", "factor-kinds", "alice", "totp,u2f"],
+                          ["key", "add", "--name", "Blue Key"], ["key", "add", "--name", "recovery"], ["key", "add", "--pin", "1234"],
+                          ["key", "remove"], ["key", "remove", "--all"], ["key", "remove", "blue", "--all", "--user", "bob"],
+                          ["key", "list", "--all", "--user", "bob"]] {
             let result = try CLI.run(arguments)
             #expect(result.status == 2, "\(arguments): \(result)")
             #expect(result.stderr.contains("Error:") || result.stderr.contains("error"), "\(arguments): \(result)")

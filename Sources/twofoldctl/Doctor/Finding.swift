@@ -45,6 +45,7 @@ struct Finding: Encodable, Equatable {
         case "key": return "Key"
         case "fleet": return "Fleet"
         case "delivery": return "Delivery"
+        case "fido2": return "Security keys (FIDO2)"
         case "pam", "policy": return "PAM"
         case "sshd": return "sshd"
         default: return "Users"
