@@ -48,7 +48,7 @@ public struct Daemon: Sendable {
         let policy = try await PolicyHolder.load(store: store, configuration: configuration)
         self.policy = policy
         let authenticator = Authenticator(store: store, clock: clock, policy: policy, recoveryPepper: pepper, metrics: metrics, logger: logger,
-                                          keySettings: { live.current.fido2 })
+                                          keySettings: { live.current.fido2.fitting(idleTimeout: live.current.idleTimeoutSeconds) })
         let enrollment = EnrollmentService(store: store, clock: clock, policy: policy, recoveryPepper: pepper,
                                            issuer: live.current.issuer, logger: logger)
         let delivery = CodeDelivery(store: store, authenticator: authenticator, clock: clock, pepper: pepper, policy: policy,

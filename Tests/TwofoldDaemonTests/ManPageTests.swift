@@ -169,7 +169,7 @@ struct ManPageDriftTests {
         // The keys are named on ".Cm" lines; the last paragraph names those that need a restart.
         func named(_ lines: some Sequence<String>) -> Set<String> {
             Set(lines.filter { $0.hasPrefix(".Cm ") }.flatMap { $0.split(separator: " ").dropFirst() }
-                .map(String.init).filter { $0.allSatisfy { $0.isLowercase || $0 == "_" } })
+                .map(String.init).filter { $0.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "_" } })
         }
         let lastParagraph = hup.body.lastIndex(of: ".Pp").map { hup.body[$0...] } ?? []
         #expect(named(hup.body) == keys, "SIGHUP in twofoldd.8 names \(named(hup.body).sorted()); the keys are \(keys.sorted())")
@@ -215,12 +215,12 @@ struct ManPageDriftTests {
     static func parserKeys() throws -> Set<String> {
         var keys = Set<String>()
         for file in ["Sources/TwofoldDaemon/DaemonConfiguration.swift", "Sources/TwofoldDaemon/Fleet/FleetConfiguration.swift",
-                     "Sources/TwofoldDaemon/Delivery/DeliveryConfiguration.swift"] {
+                     "Sources/TwofoldDaemon/Delivery/DeliveryConfiguration.swift", "Sources/TwofoldDaemon/Fido2/Fido2Configuration.swift"] {
             let source = try read(file)
             guard let start = source.range(of: "func set(key:"), let end = source.range(of: "default:", range: start.upperBound..<source.endIndex) else {
                 throw HarnessError("\(file): no set(key:) switch found")
             }
-            let regex = try NSRegularExpression(pattern: #"case "([a-z_]+)""#)
+            let regex = try NSRegularExpression(pattern: #"case "([a-z0-9_]+)""#)
             let body = String(source[start.upperBound..<end.lowerBound])
             keys.formUnion(regex.matches(in: body, range: NSRange(body.startIndex..., in: body)).compactMap {
                 Range($0.range(at: 1), in: body).map { String(body[$0]) }

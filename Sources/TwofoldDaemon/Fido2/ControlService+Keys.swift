@@ -45,8 +45,14 @@ extension ControlService {
         return .keyChallenge(KeyChallenge(
             rpID: rpID, rpName: "Twofold", challenge: Data(challenge).base64EncodedString(), userID: Data(userID).base64EncodedString(),
             userName: user, name: name, exclude: keys.map { Data($0.id).base64EncodedString() },
-            userVerification: current.document.fido2UserVerification, timeoutMillis: live.current.fido2.touchTimeoutSeconds * 1000,
+            userVerification: current.document.fido2UserVerification, timeoutMillis: touchMillisForRegistration(),
             validMillis: Int(Self.keyChallengeMillis)))
+    }
+
+    /// How long `key add` waits for the touch: the configured time, but short enough that the
+    /// connection's idle timeout cannot end it before the second step (a PIN may be typed too).
+    private func touchMillisForRegistration() -> Int {
+        live.current.fido2.fitting(idleTimeout: live.current.idleTimeoutSeconds).touchTimeoutSeconds * 1000
     }
 
     /// The key's name: the one asked for (free, valid), or "key", "key-2", ...
@@ -75,7 +81,7 @@ extension ControlService {
             return
         }
         guard let code else {
-            throw ControlFailure(.invalidRequest, "give a current code of one of your factors to add a key (--code; a recovery code works too)")
+            throw ControlFailure(.invalidRequest, "give a current code of one of your factors to add a key (a recovery code works too)")
         }
         try await requireCurrentCode(code, user: user, peer: peer, purpose: "key")
     }
@@ -125,7 +131,7 @@ extension ControlService {
             if required && !after.hasFactor {
                 throw ControlFailure(.permissionDenied, "that key is the last factor and 2FA is required for '\(user)' (\(because))")
             }
-            guard let code else { throw ControlFailure(.invalidRequest, "give a current code of one of your factors to remove a key (--code)") }
+            guard let code else { throw ControlFailure(.invalidRequest, "give a current code of one of your factors to remove a key") }
             try await requireCurrentCode(code, user: user, peer: peer, purpose: "key")
         }
         let removed = try await store.removeKey(user: user, name: name)

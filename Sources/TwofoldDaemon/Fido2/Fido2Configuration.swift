@@ -30,6 +30,14 @@ public struct Fido2Configuration: Sendable, Equatable {
         return true
     }
 
+    /// These settings with the touch shortened so that the connection's idle timeout (seconds)
+    /// cannot end a dialog while the user touches the key and types a PIN (a minute at most).
+    public func fitting(idleTimeout idle: Int) -> Fido2Configuration {
+        var fitted = self
+        fitted.touchTimeoutSeconds = max(5, min(touchTimeoutSeconds, idle - 70))
+        return fitted
+    }
+
     static func isValidRPID(_ value: String) -> Bool {
         (1...255).contains(value.utf8.count) && value.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value != 0x7F }
     }
