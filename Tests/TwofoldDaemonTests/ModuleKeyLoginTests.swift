@@ -59,6 +59,9 @@ struct ModuleKeyLoginTests {
         #expect(first.result == "PAM_SUCCESS", "\(first.lines)")
         #expect(first.lines.contains(Self.touch) && !first.lines.contains { $0.hasPrefix("ECHO_OFF") }, "\(first.lines)")
         #expect(key.log().filter { $0.hasPrefix("getAssertion") } == ["getAssertion up=0 uv=0", "getAssertion up=1 uv=0"], "\(key.log())")
+        // FIDO_DEBUG is the calling user's under su or sudo: libfido2's trace of the key's traffic stays off.
+        let traced = try pam.authenticate("kim", answers: [], environment: key.environment(["FIDO_DEBUG": "1"]))
+        #expect(traced.result == "PAM_SUCCESS" && !traced.lines.contains { $0.contains("fido_") }, "\(traced.lines)")
         // A key whose counter goes back: a clone, refused.
         let clone = try pam.authenticate("kim", answers: [], environment: key.environment(["TWOFOLD_FAKE_FIDO_COUNTER": "backwards"]))
         #expect(clone.result == "PAM_AUTH_ERR", "\(clone.lines)")

@@ -101,7 +101,7 @@ int tf_fido_built(void)
 	X(fido_cred_set_clientdata_hash) X(fido_cred_exclude) X(fido_cred_set_uv) \
 	X(fido_dev_make_cred) X(fido_cred_fmt) X(fido_cred_authdata_raw_ptr) \
 	X(fido_cred_authdata_raw_len) X(fido_cred_sig_ptr) X(fido_cred_sig_len) \
-	X(fido_cred_x5c_ptr) X(fido_cred_x5c_len)
+	X(fido_cred_x5c_ptr) X(fido_cred_x5c_len) X(fido_set_log_handler)
 
 _Static_assert(sizeof(void (*)(void)) == sizeof(void *), "dlsym needs function and object pointers of one size");
 
@@ -124,6 +124,11 @@ static void *resolve(void *handle, const char *name)
 	void *p = dlsym(RTLD_DEFAULT, name);
 
 	return p != NULL ? p : dlsym(handle, name);
+}
+
+static void discard_log(const char *line)
+{
+	(void)line;
 }
 
 /*
@@ -151,6 +156,10 @@ static int load_api(struct api *api)
 	if (missing)
 		return -1;
 	api->fido_init(0);
+	/* libfido2 turns on its debug output when FIDO_DEBUG is in the
+	 * environment, which under su or sudo is the calling user's: its lines
+	 * go nowhere, so a user cannot make the module trace the key's traffic. */
+	api->fido_set_log_handler(discard_log);
 	return 0;
 }
 
