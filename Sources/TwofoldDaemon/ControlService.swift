@@ -125,6 +125,8 @@ public final class ControlService: Sendable {
                     return .keys(try await allKeys())
                 }
                 return .keys(try await keys(of: try resolve(user, caller: caller, admin: admin)))
+            case .sshKeyAdd, .sshKeyList, .sshKeyRemove, .sshKeyImport, .authorizedKeys:
+                throw ControlFailure(.unavailable, "SSH keys: not yet")   // TEMPORARY (issue 16)
             case .keyRemove(let user, let name, let code):
                 let target = try resolve(user, caller: caller, admin: admin)
                 return try await removeKeys(target, name: name, code: code, peer: peer, admin: admin)
@@ -591,6 +593,7 @@ extension ControlRequest {
         case .contactAdd, .contactVerify, .contactRemove, .contactList, .contactImport: "contact"
         case .codeSend: "send"
         case .keyBegin, .keyFinish, .keyList, .keyRemove: "key"
+        case .sshKeyAdd, .sshKeyList, .sshKeyRemove, .sshKeyImport, .authorizedKeys: "ssh-key"
         }
     }
 
@@ -621,6 +624,10 @@ extension ControlRequest {
         case .keyBegin(.some, let name, let code): .keyBegin(user: user, name: name, code: code)
         case .keyList(.some, let all): .keyList(user: user, all: all)
         case .keyRemove(.some, let name, let code): .keyRemove(user: user, name: name, code: code)
+        case .sshKeyAdd(.some, let name, let line, let code): .sshKeyAdd(user: user, name: name, line: line, code: code)
+        case .sshKeyList(.some, let all): .sshKeyList(user: user, all: all)
+        case .sshKeyRemove(.some, let name, let code): .sshKeyRemove(user: user, name: name, code: code)
+        case .authorizedKeys: .authorizedKeys(user: user)
         default: self
         }
     }
@@ -635,10 +642,13 @@ extension ControlRequest {
              .policyExplain(let user, _, _), .setFactorKinds(let user, _):
             user
         case .audit(let user, _, _, _, _), .contactAdd(let user, _, _, _), .contactVerify(let user, _), .contactRemove(let user, _, _, _),
-             .contactList(let user, _), .codeSend(let user, _), .keyBegin(let user, _, _), .keyList(let user, _), .keyRemove(let user, _, _):
+             .contactList(let user, _), .codeSend(let user, _), .keyBegin(let user, _, _), .keyList(let user, _), .keyRemove(let user, _, _),
+             .sshKeyAdd(let user, _, _, _), .sshKeyList(let user, _), .sshKeyRemove(let user, _, _):
+            user
+        case .authorizedKeys(let user):
             user
         case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact, .rekey, .adminSession, .hostAdd, .hostList,
-             .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear, .relayAudit, .metrics, .contactImport, .keyFinish:
+             .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear, .relayAudit, .metrics, .contactImport, .keyFinish, .sshKeyImport:
             nil
         }
     }

@@ -133,6 +133,23 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// Remove the user's key `name` (nil: all of them; admins only). A current code as for adding,
     /// unless an admin asks.
     case keyRemove(user: String?, name: String?, code: String?)
+
+    // MARK: SSH public keys (the caller's own; an admin may name another user)
+
+    /// Register an SSH public key (`line`: one line of a .pub file) under `name` (nil: the key's
+    /// type, "sk-ed25519", "sk-ecdsa", ... made unique). A user who has a factor gives a current code
+    /// (`code`) unless the caller is an admin (`sshKeys`, the new key alone).
+    case sshKeyAdd(user: String?, name: String?, line: String, code: String?)
+    /// The user's SSH keys (`sshKeys`); `user` nil and `all`: every user's (admin).
+    case sshKeyList(user: String?, all: Bool)
+    /// Remove the user's SSH key `name` (nil: all of them; admins only); a current code as for adding.
+    case sshKeyRemove(user: String?, name: String?, code: String?)
+    /// Admin: add SSH keys in bulk (`importedMany`, one outcome per item, in order).
+    case sshKeyImport([SSHKeyImport])
+    /// sshd's AuthorizedKeysCommand: the lines to serve for `user` (`authorizedKeys`), with the
+    /// options the policy asks for. Allowed to root and to `authorized_keys_user`, which may ask
+    /// nothing else.
+    case authorizedKeys(user: String)
 }
 
 /// One contact of a bulk contact import.
@@ -221,6 +238,11 @@ extension ControlRequest {
         case .keyFinish: "keyFinish"
         case .keyList: "keyList"
         case .keyRemove: "keyRemove"
+        case .sshKeyAdd: "sshKeyAdd"
+        case .sshKeyList: "sshKeyList"
+        case .sshKeyRemove: "sshKeyRemove"
+        case .sshKeyImport: "sshKeyImport"
+        case .authorizedKeys: "authorizedKeys"
         }
     }
 }
@@ -330,6 +352,10 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     /// FIDO2 keys: only models (AAGUIDs, UUID text) on this list may be registered, with their
     /// attestation verified against the daemon's `fido2_attestation_ca`; empty: any key.
     public var fido2AAGUIDs: [String]
+    /// SSH keys: `sk` (only hardware-backed sk- keys are registered and served) or `any`.
+    public var sshKeyTypes: String
+    /// SSH keys: serve every key with `verify-required` (sshd then wants a PIN or built-in UV).
+    public var sshVerifyRequired: Bool
 
     public init(require: String = "nobody", requiredGroups: [String] = [], services: [String: String] = [:],
                 hosts: [String: String] = [:], factorKinds: [String] = ["totp", "hotp", "recovery"],
@@ -338,7 +364,10 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
                 digits: Int = 6, algorithm: String = "SHA1", period: Int = 30, window: Int = 1, maxDrift: Int = 3,
                 maxFailures: Int = 10, throttleDelayMillis: Int64 = 1000, throttleMaxDelayMillis: Int64 = 30_000, lockSeconds: Int = 900,
                 admins: [String] = [], adminHosts: [String] = [], enrollHosts: [String] = [], adminSessionMinutes: Int = 10,
-                deliveredCodeDigits: Int = 6, fido2UserVerification: Bool = false, fido2AAGUIDs: [String] = []) {
+                deliveredCodeDigits: Int = 6, fido2UserVerification: Bool = false, fido2AAGUIDs: [String] = [],
+                sshKeyTypes: String = "sk", sshVerifyRequired: Bool = false) {
+        self.sshKeyTypes = sshKeyTypes
+        self.sshVerifyRequired = sshVerifyRequired
         self.deliveredCodeDigits = deliveredCodeDigits
         self.fido2UserVerification = fido2UserVerification
         self.fido2AAGUIDs = fido2AAGUIDs
@@ -376,6 +405,7 @@ extension PolicyDocument {
         case require, requiredGroups, services, hosts, factorKinds, serviceFactorKinds, hostFactorKinds, unenrolled, graceDays, graceDeadlineMillis, selfEnrollment, allowDisable
         case enrollmentCodes, digits, algorithm, period, window, maxDrift, maxFailures, throttleDelayMillis, throttleMaxDelayMillis
         case lockSeconds, admins, adminHosts, enrollHosts, adminSessionMinutes, deliveredCodeDigits, fido2UserVerification, fido2AAGUIDs
+        case sshKeyTypes, sshVerifyRequired
     }
 
     /// Decodes a document stored by an earlier release too: a field added since (`hosts` and the
@@ -412,6 +442,8 @@ extension PolicyDocument {
         deliveredCodeDigits = try c.decodeIfPresent(Int.self, forKey: .deliveredCodeDigits) ?? 6
         fido2UserVerification = try c.decodeIfPresent(Bool.self, forKey: .fido2UserVerification) ?? false
         fido2AAGUIDs = try c.decodeIfPresent([String].self, forKey: .fido2AAGUIDs) ?? []
+        sshKeyTypes = try c.decodeIfPresent(String.self, forKey: .sshKeyTypes) ?? "sk"
+        sshVerifyRequired = try c.decodeIfPresent(Bool.self, forKey: .sshVerifyRequired) ?? false
     }
 
     /// The names of the fields (as in the JSON) whose values differ, sorted: for the audit record.
@@ -466,6 +498,11 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case keyChallenge(KeyChallenge)
     /// Security keys.
     case keys([KeyInfo])
+    /// SSH public keys.
+    case sshKeys([SSHKeyInfo])
+    /// The authorized_keys lines for sshd (`authorizedKeys`); `cached` when a relay answered from
+    /// its cache because no server was reachable.
+    case authorizedKeys(lines: [String], cached: Bool)
 }
 
 /// Emergency codes of one account on a relay's host.

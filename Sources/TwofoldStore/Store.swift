@@ -624,6 +624,27 @@ public protocol TwofoldStore: Sendable {
     /// (a user's keys never split across pages, the first user's come whole even beyond `limit`).
     func listKeys(after afterUser: String?, limit: Int) async throws -> [UserKey]
 
+    // MARK: SSH public keys (schema v9)
+
+    /// Adds `key` for `user` (creating the user row if needed), durably. Refused with
+    /// `StoreError.conflict` (nothing written) when the user has an SSH key of that name, or any
+    /// user the same key (by its blob: one key cannot open two accounts).
+    func addSSHKey(user: String, _ key: SSHKeyRecord) async throws
+
+    /// Removes the user's SSH key `name` (nil: all the user's SSH keys); returns how many it removed.
+    func removeSSHKey(user: String, name: String?) async throws -> Int
+
+    /// The user's SSH keys ordered by name (what `authorized-keys` serves): one short read.
+    func sshKeys(user: String) async throws -> [SSHKeyRecord]
+
+    /// SSH keys of every user ordered by user then name; users after `afterUser`, at most `limit`
+    /// keys (a user's keys never split across pages, the first user's come whole even beyond `limit`).
+    func listSSHKeys(after afterUser: String?, limit: Int) async throws -> [UserSSHKey]
+
+    /// Adds many SSH keys in one durable transaction (all or none), as `addSSHKey` each; one that
+    /// conflicts refuses the whole import (`StoreError.conflict`, nothing written).
+    func importSSHKeys(_ keys: [UserSSHKey]) async throws
+
     // MARK: Key rotation (defaults in Rekey.swift for a backend without it)
 
     /// The pepper of recovery-code hashes, which the store keeps sealed like a secret (a rekey

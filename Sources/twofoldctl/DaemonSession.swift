@@ -113,6 +113,8 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
     case .contacts: name = "contacts"
     case .keyChallenge: name = "keyChallenge"
     case .keys: name = "keys"
+    case .sshKeys: name = "sshKeys"
+    case .authorizedKeys: name = "authorizedKeys"
     case .contactCodeSent: name = "contactCodeSent"
     }
     return CLIFailure(ExitStatus.failure, "unexpected answer from twofoldd: \(name)")
