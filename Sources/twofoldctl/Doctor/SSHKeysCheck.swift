@@ -49,11 +49,13 @@ struct SSHKeysCheck {
         return .ok("sshkeys.command", subject: subject, "`\(command)`: sshd asks twofoldd for the keys of the user logging in")
     }
 
-    /// Why sshd would refuse to run `path` (it must be absolute, and the file and every directory
-    /// above it owned by root and writable by no one else), or nil.
+    /// Why sshd would refuse to run `path` (it must be absolute, and the file it resolves to and
+    /// every directory above that owned by root and writable by no one else), or nil.
     static func unsafePath(_ path: String) -> String? {
         guard path.hasPrefix("/") else { return "the path is not absolute" }
-        var current = path
+        guard let resolved = realpath(path, nil) else { return "\(path) does not exist" }
+        defer { free(resolved) }
+        var current = String(cString: resolved)
         while true {
             var info = stat()
             guard stat(current, &info) == 0 else { return "\(current) does not exist" }
