@@ -110,7 +110,7 @@ extension Twofoldctl {
                                   pam: pam.analyses["sshd"], pamFile: PAMConfigDirectory(path: pamDirectory).filePath("sshd"))
             let (findings, settings) = check.run()
             guard let settings else { return findings }
-            let keysUser = info.map { SSHKeysCheck.authorizedKeysUser(configFile: $0.configFile) } ?? nil
+            let keysUser: String?? = info.map { SSHKeysCheck.authorizedKeysUser(configFile: $0.configFile) } ?? nil
             return findings + SSHKeysCheck(settings: settings, sshdArgv: check.argv, configName: check.configName,
                                            policy: policy, keysUser: keysUser).findings()
         }

@@ -53,8 +53,8 @@ extension Twofoldctl.SSHKey {
     static func publicKeyLine(file: String) throws(CLIFailure) -> (String, SSHPublicKey) {
         let text: String
         do {
-            text = file == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-                : try String(contentsOfFile: file, encoding: .utf8)
+            text = try file == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+                : String(contentsOfFile: file, encoding: .utf8)
         } catch {
             throw CLIFailure(ExitStatus.failure, "cannot read \(file): \((error as NSError).localizedDescription)")
         }

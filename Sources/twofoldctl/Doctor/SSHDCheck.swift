@@ -17,8 +17,6 @@ struct SSHDCheck {
     var configName: String { config ?? Self.defaultConfig }
     var argv: [String] { [sshd, "-T"] + (config.map { ["-f", $0] } ?? []) }
 
-    func findings() -> [Finding] { run().findings }
-
     /// The findings, and sshd's effective settings when `sshd -T` gave them (the SSH keys section
     /// reads them too).
     func run() -> (findings: [Finding], settings: SSHDSettings?) {

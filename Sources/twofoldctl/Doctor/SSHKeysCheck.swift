@@ -81,7 +81,7 @@ struct SSHKeysCheck {
         // TODO(issue 16): read ServerInfo.sshKeys (authorized_keys_user, served through the daemon)
         // once it exists, instead of twofoldd.conf.
         guard let configured = keysUser else {
-            return .ok("sshkeys.command-user", subject: subject, "\(user) (twofoldd.conf not readable: not compared with authorized_keys_user)")
+            return .ok("sshkeys.command-user", subject: subject, "\(user) (not compared with twofoldd's authorized_keys_user: the daemon was not asked, or its config file is not readable here)")
         }
         if user == "root" || user == configured {
             return .ok("sshkeys.command-user", subject: subject, "\(user): twofoldd lets it ask for keys"

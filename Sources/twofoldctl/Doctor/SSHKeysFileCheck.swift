@@ -30,19 +30,19 @@ extension SSHKeysCheck {
 
     /// Whether `sshd -T -C` gives `none` for one user the block names (a member of its group).
     private func confirm(_ block: SSHDMatchScan.Setting) -> (confirmed: Bool, text: String) {
-        let where_ = "`AuthorizedKeysFile none` in `\(block.block)` (\(block.location))"
+        let place = "`AuthorizedKeysFile none` in `\(block.block)` (\(block.location))"
         guard let user = Self.someUser(matchedBy: block.block) else {
-            return (true, where_ + ", not confirmed: doctor found no user it names")
+            return (true, place + ", not confirmed: doctor found no user it names")
         }
         let argv = sshdArgv + ["-C", "user=\(user),host=localhost,addr=127.0.0.1"]
         guard let output = try? Subprocess.run(argv), output.status == 0, !output.timedOut else {
-            return (false, where_ + ": `\(argv.joined(separator: " "))` failed, so it was not confirmed")
+            return (false, place + ": `\(argv.joined(separator: " "))` failed, so it was not confirmed")
         }
         let value = SSHDSettings(output: output.stdout).values["authorizedkeysfile"] ?? "?"
         guard value == "none" else {
-            return (false, where_ + " does not apply to \(user): sshd reads \(value) for them")
+            return (false, place + " does not apply to \(user): sshd reads \(value) for them")
         }
-        return (true, where_ + ", confirmed for \(user)")
+        return (true, place + ", confirmed for \(user)")
     }
 
     /// A user `Match User a,b` or `Match Group g` names: the first user, or the first member of the
