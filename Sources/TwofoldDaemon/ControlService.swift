@@ -18,6 +18,8 @@ public final class ControlService: Sendable {
     let policy: PolicyHolder
     let clock: any WallClock
     let live: LiveConfiguration
+    /// The uid of `authorized_keys_user`, looked up once per name.
+    let keysAccount = KeysAccount()
     /// The keyring and where each key came from (for `serverInfo` and `rekey`).
     let keys: DaemonKeys
     let recoveryPepper: SecretBytes
@@ -84,6 +86,16 @@ public final class ControlService: Sendable {
 
     /// Runs one decoded request for `peer`, on the connection whose state is `session`.
     func handle(_ request: ControlRequest, peer: PeerCredentials, session: ControlSession?) async -> ControlResponse {
+        // sshd's AuthorizedKeysCommand, on every SSH connection attempt: no NSS lookup, no policy
+        // refresh beyond the store's; its account may ask this and nothing else.
+        var keysUser = false
+        if peer.relayed == nil, !peer.isRoot { keysUser = await keysAccount.matches(peer.uid, name: live.current.sshKeys.authorizedKeysUser) }
+        if case .authorizedKeys(let user) = request {
+            return await serveAuthorizedKeys(user, peer: peer, allowed: peer.isRoot || keysUser || peer.relayed != nil)
+        }
+        if keysUser {
+            return await refused(request, ControlFailure(.permissionDenied, "authorized_keys_user may only ask for the keys sshd serves"), peer: peer)
+        }
         // NSS lookups (maybe LDAP or sssd) run on NIO's thread pool, not on an event loop.
         // A named user is taken as the system spells it (NSS may accept "Alice" for "alice"), so one
         // account has one record whatever case an admin types.
@@ -125,8 +137,23 @@ public final class ControlService: Sendable {
                     return .keys(try await allKeys())
                 }
                 return .keys(try await keys(of: try resolve(user, caller: caller, admin: admin)))
-            case .sshKeyAdd, .sshKeyList, .sshKeyRemove, .sshKeyImport, .authorizedKeys:
-                throw ControlFailure(.unavailable, "SSH keys: not yet")   // TEMPORARY (issue 16)
+            case .sshKeyAdd(let user, let name, let line, let code):
+                let target = try resolve(user, caller: caller, admin: admin)
+                return try await addSSHKey(target, name: name, line: line, code: code, peer: peer, admin: admin)
+            case .sshKeyList(let user, let all):
+                if all && user == nil {
+                    try requireAdmin(admin)
+                    return .sshKeys(try await allSSHKeys())
+                }
+                return .sshKeys(try await sshKeyInfos(of: try resolve(user, caller: caller, admin: admin)))
+            case .sshKeyRemove(let user, let name, let code):
+                let target = try resolve(user, caller: caller, admin: admin)
+                return try await removeSSHKeys(target, name: name, code: code, peer: peer, admin: admin)
+            case .sshKeyImport(let items):
+                try requireAdmin(admin)
+                return try await importSSHKeys(items, peer: peer)
+            case .authorizedKeys:
+                preconditionFailure("answered before authorization")
             case .keyRemove(let user, let name, let code):
                 let target = try resolve(user, caller: caller, admin: admin)
                 return try await removeKeys(target, name: name, code: code, peer: peer, admin: admin)

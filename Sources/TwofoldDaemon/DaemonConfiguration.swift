@@ -86,6 +86,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var delivery = DeliveryConfiguration()
     /// FIDO2 security keys: the installation's relying-party id, the attestation CAs, the touch timeout.
     public var fido2 = Fido2Configuration()
+    /// SSH public keys: the account sshd asks for them as, a relay's cache.
+    public var sshKeys = SSHKeyConfiguration()
 
     public init() {}
 
@@ -236,7 +238,8 @@ extension DaemonConfiguration {
         default:
             guard try fleet.set(key: key, value: value, at: at, path: path, int: int)
                     || delivery.set(key: key, value: value, at: at, path: path, int: int)
-                    || fido2.set(key: key, value: value, at: at, path: path, int: int) else {
+                    || fido2.set(key: key, value: value, at: at, path: path, int: int)
+                    || sshKeys.set(key: key, value: value, at: at, path: path, int: int) else {
                 throw ConfigurationError("\(at): unknown key '\(key)'")
             }
         }

@@ -215,7 +215,8 @@ struct ManPageDriftTests {
     static func parserKeys() throws -> Set<String> {
         var keys = Set<String>()
         for file in ["Sources/TwofoldDaemon/DaemonConfiguration.swift", "Sources/TwofoldDaemon/Fleet/FleetConfiguration.swift",
-                     "Sources/TwofoldDaemon/Delivery/DeliveryConfiguration.swift", "Sources/TwofoldDaemon/Fido2/Fido2Configuration.swift"] {
+                     "Sources/TwofoldDaemon/Delivery/DeliveryConfiguration.swift", "Sources/TwofoldDaemon/Fido2/Fido2Configuration.swift",
+                     "Sources/TwofoldDaemon/SSHKeys/SSHKeyConfiguration.swift"] {
             let source = try read(file)
             guard let start = source.range(of: "func set(key:"), let end = source.range(of: "default:", range: start.upperBound..<source.endIndex) else {
                 throw HarnessError("\(file): no set(key:) switch found")

@@ -184,21 +184,6 @@ final class BreakGlass: Sendable {
     }
 
     private func write(_ state: State) throws {
-        let data = try JSONEncoder().encode(state)
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ConfigurationError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
-        let written = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard written == data.count, synced, rename(temporary, path) == 0 else {
-            throw ConfigurationError("cannot write \(path): \(String(cString: strerror(errno)))")
-        }
-        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-        let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 {
-            _ = fsync(dfd)
-            close(dfd)
-        }
+        try DurableFile.replace(path, with: try JSONEncoder().encode(state))
     }
 }

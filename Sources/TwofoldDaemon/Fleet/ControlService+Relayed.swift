@@ -18,14 +18,15 @@ extension ControlService {
 
     static func relayedClass(_ request: ControlRequest) -> RelayedClass {
         switch request {
-        case .ping, .status, .listFactors, .contactList(_, false), .keyList(_, false):
+        case .ping, .status, .listFactors, .contactList(_, false), .keyList(_, false), .sshKeyList(_, false):
             return .own
-        case .keyBegin, .keyFinish:
+        case .keyBegin, .keyFinish, .sshKeyAdd:
             // No secret passes the host (a key keeps its private key; the server checks the
-            // attestation), so a key may be registered wherever it is plugged in, with a current code.
+            // attestation; an SSH key is public), so a key may be registered from any host, with a
+            // current code.
             return .own
         case .enrollBegin, .enrollVerify, .enrollActivate, .regenerateRecoveryCodes, .disable, .removeFactor, .contactAdd, .contactVerify,
-             .contactRemove, .codeSend, .keyRemove:
+             .contactRemove, .codeSend, .keyRemove, .sshKeyRemove:
             return .credential
         case .rekey, .importEnrollment, .importEnrollments, .hostAdd, .hostList, .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear,
              .relayAudit:

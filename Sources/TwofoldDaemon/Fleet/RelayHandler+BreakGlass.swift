@@ -19,6 +19,10 @@ struct RelayServices: Sendable {
     let logger: Logger
     /// Called when a server answered: the emergency codes' events can go to its audit.
     let tierReached: @Sendable () -> Void
+    /// The SSH key lines the tier last served, for an outage.
+    let sshKeys: SSHKeyCache
+    /// The uid of `authorized_keys_user`.
+    let keysAccount = KeysAccount()
 }
 
 extension ControlRequest {

@@ -34,6 +34,9 @@ final class RelayHandler: ChannelInboundHandler {
     var context: ChannelHandlerContext?
     /// A login dialog (else control requests).
     private var dialog = false
+    /// The user of sshd's `authorizedKeys` question on this connection: answered from the cache
+    /// when the tier cannot answer (`RelayHandler+SSHKeys`).
+    var keysFor: String?
     private var received = NIODeadline.now()
     /// What the relay's own hop may take of the module's wait.
     static let hopMarginMillis: Int64 = 250
@@ -97,9 +100,14 @@ final class RelayHandler: ChannelInboundHandler {
             }
             prepare { [peer] in try Self.loginContext(start, peer: peer) }
         case .request(let json):
-            if let request = try? ControlCodec.decodeJSON(ControlRequest.self, from: json), request.isAnsweredByRelay {
+            let request = try? ControlCodec.decodeJSON(ControlRequest.self, from: json)
+            if let request, request.isAnsweredByRelay {
                 state = .local
                 return localRequest(message)
+            }
+            if case .authorizedKeys(let user)? = request {
+                keysFor = user
+                return prepare { [peer, services] in try Self.keysContext(peer: peer, services: services, message: message) }
             }
             prepare { [peer] in (RelayContext(uid: peer.uid, gid: peer.gid, pid: peer.pid, caller: Accounts.name(of: peer.uid)), message) }
         default:
@@ -166,7 +174,9 @@ final class RelayHandler: ChannelInboundHandler {
                 handler.services.tierReached()
             case .failure(let error):
                 handler.logger.error("no server of the tier is reachable", metadata: ["error": "\(error)"])
-                if case .authStart(let start) = first, handler.services.breakGlass?.hasCodes(start.user) == true {
+                if let user = handler.keysFor {
+                    handler.answerFromCache(user, because: "no server of the tier is reachable")
+                } else if case .authStart(let start) = first, handler.services.breakGlass?.hasCodes(start.user) == true {
                     handler.offerEmergencyCode(start)
                 } else {
                     handler.unreachable("no server of the tier is reachable")
@@ -197,6 +207,7 @@ final class RelayHandler: ChannelInboundHandler {
 
     private func fromTier(_ message: Message) {
         guard case .relaying = state, let context else { return }
+        if let user = keysFor { return keysFromTier(message, user: user) }
         switch message {
         case .verdict, .protocolError:
             finish(message)
@@ -207,6 +218,7 @@ final class RelayHandler: ChannelInboundHandler {
 
     private func tierClosed(_ reason: String) {
         guard case .relaying = state else { return }
+        if let user = keysFor { return answerFromCache(user, because: "the tier ended the connection: \(reason)") }
         logger.warning("the tier ended a relayed connection", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
         if dialog {
             finish(.verdict(.unavailable, reason: "the verification server went away: \(reason)"))

@@ -42,8 +42,11 @@ public final class RelayServer: Service, Sendable {
         self.live = live
         let forwarder = breakGlass.map { BreakGlassForwarder(breakGlass: $0, connector: connector, logger: logger) }
         self.forwarder = forwarder
+        let cache = SSHKeyCache(path: live.current.stateDirectory + "/ssh-key-cache.json", clock: clock, logger: logger) {
+            live.current.sshKeys.cacheSeconds
+        }
         self.services = RelayServices(connector: connector, breakGlass: breakGlass, clock: clock, live: live, metrics: metrics,
-                                      logger: logger) { forwarder?.deliver() }
+                                      logger: logger, tierReached: { forwarder?.deliver() }, sshKeys: cache)
         let admission = AdmissionControl(limits: live.current.admissionLimits)
         self.admission = admission
         live.onChange { admission.limits = $0.admissionLimits }
@@ -145,7 +148,8 @@ public struct RelayDaemon: Sendable {
         let metrics = DaemonMetrics()
         self.metrics = metrics
         let connector = try TierConnector(fleet: configuration.fleet, environment: environment, logger: logger, metrics: metrics)
-        // The state directory holds only the emergency codes' hashes: no store, no key.
+        // The state directory holds only the emergency codes' hashes and the SSH key cache (public
+        // keys): no store, no key.
         try Daemon.makeDirectory(configuration.stateDirectory, mode: 0o700)
         let breakGlass = try BreakGlass(path: configuration.stateDirectory + "/break-glass.json")
         server = RelayServer(source: ListenSource.from(environment: environment, path: configuration.socketPath), live: live,

@@ -1,0 +1,150 @@
+import TwofoldCore
+import TwofoldProtocol
+import TwofoldStore
+
+/// SSH public keys: a registry per user, served to sshd through `twofoldctl authorized-keys` as
+/// its AuthorizedKeysCommand. sshd checks the keys itself (a security key's signature, its
+/// presence and verification flags); Twofold decides which keys exist and with which options they
+/// are served. Adding one needs a current factor of the user, as for any new credential, or an admin.
+extension ControlService {
+    func addSSHKey(_ user: String, name: String?, line: String, code: String?, peer: PeerCredentials, admin: Bool) async throws -> ControlResponse {
+        let key = try Self.parseSSHKey(line, policy: policy.current)
+        let existing = try await store.sshKeys(user: user)
+        let name = try Self.sshKeyName(name, key: key, taken: Set(existing.map(\.name)))
+        if !admin {
+            guard try await store.user(user)?.hasFactor == true else {
+                throw ControlFailure(.permissionDenied, "an SSH key needs a second factor first (twofoldctl enroll), or an admin")
+            }
+            guard let code else { throw ControlFailure(.invalidRequest, "give a current code of one of your factors to add an SSH key") }
+            try await requireCurrentCode(code, user: user, peer: peer, purpose: "ssh-key")
+        }
+        let record = SSHKeyRecord(name: name, key: key, addedAtMillis: clock.nowMillis())
+        do {
+            try await store.addSSHKey(user: user, record)
+        } catch StoreError.conflict {
+            throw ControlFailure(.conflict, "this SSH key is already registered, to this or another account")
+        }
+        await audit("ssh-key", user: user, peer: peer, outcome: "success", reason: "SSH key '\(name)' added (\(key.type), \(key.fingerprint))")
+        return .sshKeys([Self.info(user, record)])
+    }
+
+    /// A key the policy admits: sk- keys, or any type when the policy's `sshKeyTypes` is `any`.
+    static func parseSSHKey(_ line: String, policy: Policy) throws -> SSHPublicKey {
+        let key: SSHPublicKey
+        do { key = try SSHPublicKey(line: line.trimmingWhitespace().description) } catch let invalid as SSHPublicKey.Invalid {
+            throw ControlFailure(.invalidRequest, invalid.description)
+        }
+        guard key.isSecurityKey || policy.document.sshKeyTypes == "any" else {
+            throw ControlFailure(.permissionDenied, "the policy admits only hardware-backed SSH keys (ssh-keygen -t ed25519-sk or ecdsa-sk); this is \(key.type)")
+        }
+        return key
+    }
+
+    static func sshKeyName(_ name: String?, key: SSHPublicKey, taken: Set<String>) throws -> String {
+        guard let name else {
+            let base = key.type.hasPrefix("sk-ssh-ed25519") ? "sk-ed25519" : key.type.hasPrefix("sk-ecdsa") ? "sk-ecdsa"
+                : key.type == "ssh-ed25519" ? "ed25519" : key.type == "ssh-rsa" ? "rsa" : "ecdsa"
+            return FactorName.next(base, taken: taken)
+        }
+        guard FactorName.isValid(name) else {
+            throw ControlFailure(.invalidRequest, "an SSH key name is 1 to 32 of a-z, 0-9, '.', '_', '-', starting with a letter or digit")
+        }
+        guard !taken.contains(name) else { throw ControlFailure(.conflict, "an SSH key named '\(name)' is already registered; remove it first or pick another name") }
+        return name
+    }
+
+    func removeSSHKeys(_ user: String, name: String?, code: String?, peer: PeerCredentials, admin: Bool) async throws -> ControlResponse {
+        let keys = try await store.sshKeys(user: user)
+        guard !keys.isEmpty, name == nil || keys.contains(where: { $0.name == name }) else {
+            throw ControlFailure(.notFound, "'\(user)' has no SSH key\(name.map { " named '\($0)'" } ?? "")")
+        }
+        if !admin {
+            guard name != nil else { throw ControlFailure(.permissionDenied, "removing all of a user's SSH keys at once is for admins") }
+            if try await store.user(user)?.hasFactor == true {
+                guard let code else { throw ControlFailure(.invalidRequest, "give a current code of one of your factors to remove an SSH key") }
+                try await requireCurrentCode(code, user: user, peer: peer, purpose: "ssh-key")
+            }
+        }
+        let removed = try await store.removeSSHKey(user: user, name: name)
+        await audit("ssh-key", user: user, peer: peer, outcome: "success",
+                    reason: name.map { "SSH key '\($0)' removed" } ?? "\(removed) SSH key\(removed == 1 ? "" : "s") removed")
+        return .ok
+    }
+
+    func importSSHKeys(_ items: [SSHKeyImport], peer: PeerCredentials) async throws -> ControlResponse {
+        let current = policy.current
+        var outcomes: [ImportOutcome] = []
+        var accepted: [UserSSHKey] = []
+        var taken: [String: Set<String>] = [:]
+        for item in items {
+            do {
+                let key = try Self.parseSSHKey(item.line, policy: current)
+                if taken[item.user] == nil { taken[item.user] = Set(try await store.sshKeys(user: item.user).map(\.name)) }
+                let name = try Self.sshKeyName(item.name, key: key, taken: taken[item.user] ?? [])
+                taken[item.user, default: []].insert(name)
+                accepted.append(UserSSHKey(user: item.user, key: SSHKeyRecord(name: name, key: key, addedAtMillis: clock.nowMillis())))
+                outcomes.append(ImportOutcome(user: item.user, error: nil))
+            } catch let failure as ControlFailure {
+                outcomes.append(ImportOutcome(user: item.user, error: failure.message))
+            }
+        }
+        guard outcomes.allSatisfy({ $0.error == nil }) else { return .importedMany(outcomes) }
+        do { try await store.importSSHKeys(accepted) } catch StoreError.conflict {
+            throw ControlFailure(.conflict, "a key of the import is already registered (to its user or another): nothing was imported")
+        }
+        await audit("ssh-key", user: nil, peer: peer, outcome: "success", reason: "\(accepted.count) SSH key\(accepted.count == 1 ? "" : "s") imported")
+        return .importedMany(outcomes)
+    }
+
+    func sshKeyInfos(of user: String) async throws -> [SSHKeyInfo] {
+        try await store.sshKeys(user: user).map { Self.info(user, $0) }
+    }
+
+    func allSSHKeys() async throws -> [SSHKeyInfo] {
+        var result: [SSHKeyInfo] = []
+        var after: String?
+        while true {
+            let page = try await store.listSSHKeys(after: after, limit: 1_000)
+            result += page.map { Self.info($0.user, $0.key) }
+            guard page.count >= 1_000, let last = page.last else { return result }
+            after = last.user
+        }
+    }
+
+    /// sshd's question on every connection attempt: the lines to serve, with the policy's
+    /// options. A key of a type the policy no longer admits is not served. Not audited (it is a
+    /// read, once per connection); refusals are.
+    func authorizedKeyLines(_ user: String) async throws -> [String] {
+        let current = policy.current
+        let keys = try await store.sshKeys(user: user)
+        return keys.compactMap { record in
+            guard record.key.isSecurityKey || current.document.sshKeyTypes == "any" else { return nil }
+            let options = current.document.sshVerifyRequired && record.key.isSecurityKey ? ["verify-required"] : []
+            return record.key.authorizedKeysLine(options: options)
+        }
+    }
+
+    static func info(_ user: String, _ record: SSHKeyRecord) -> SSHKeyInfo {
+        SSHKeyInfo(user: user, name: record.name, type: record.key.type, fingerprint: record.key.fingerprint, comment: record.key.comment,
+                   addedMillis: record.addedAtMillis)
+    }
+}
+
+extension ControlService {
+    /// `authorizedKeys` for root, `authorized_keys_user` or a relay (which checked its own peer).
+    /// A refusal is audited through the refusal auditor; a store that fails gets an error, and
+    /// `twofoldctl authorized-keys` then prints nothing (sshd denies the key).
+    func serveAuthorizedKeys(_ user: String, peer: PeerCredentials, allowed: Bool) async -> ControlResponse {
+        let request = ControlRequest.authorizedKeys(user: user)
+        guard allowed else {
+            return await refused(request, ControlFailure(.permissionDenied, "only root and authorized_keys_user may ask for the keys sshd serves"), peer: peer)
+        }
+        guard LoginDialogRunner.isPlausibleName(user), user.utf8.count <= 256 else { return .error(code: .invalidRequest, message: "invalid user name") }
+        do {
+            return .authorizedKeys(lines: try await authorizedKeyLines(user), cached: false)
+        } catch {
+            logger.error("cannot read SSH keys", metadata: ["user": "\(user)", "error": "\(error)"])
+            return .error(code: .unavailable, message: "the store is unavailable")
+        }
+    }
+}
