@@ -170,3 +170,21 @@ enum SSHKeysPaths {
         }
     }
 }
+
+/// doctor against a twofoldd with authorized_keys_user: AuthorizedKeysCommandUser compared with it.
+@Suite struct DoctorSSHKeysUserTests {
+    @Test("AuthorizedKeysCommandUser: twofoldd's authorized_keys_user or root is ok; another account is an error naming the right one")
+    func commandUserAgainstTheDaemon() throws {
+        let fixture = try DoctorFixture(extraConfig: "authorized_keys_user = nobody")
+        for (user, severity) in [("nobody", "ok"), ("root", "ok"), (try TestUser.groupMember.name, "error")] {
+            let config = try fixture.sshdConfig("keys-\(user)", ["AuthorizedKeysCommand \(Paths.twofoldctl) authorized-keys %u", "AuthorizedKeysCommandUser \(user)"])
+            let (_, report) = try fixture.report(["--sshd-config", config])
+            let finding = try #require(report.named("sshkeys.command-user").first, "\(report)")
+            #expect(finding.severity == severity, "\(user): \(finding)")
+            if severity == "error" {
+                #expect(finding.message.contains("only root and nobody"), "\(finding)")
+                #expect(finding.fix?.hasPrefix("`AuthorizedKeysCommandUser nobody` in ") == true, "\(finding)")
+            }
+        }
+    }
+}
