@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What sshd waits for on every SSH connection attempt with `AuthorizedKeysCommand twofoldctl
 # authorized-keys %u`: the wall time of one call (fork, exec, twofoldctl's start, one request to
-# twofoldd, the lines out), beside `true` (fork and exec alone), `cat` of an authorized_keys file
+# twofoldd, the lines out), beside /bin/true (fork and exec alone), `cat` of an authorized_keys file
 # with the same keys (what sshd reads without Twofold) and `twofoldctl --version` (twofoldctl's
 # start alone). Prints one line per command: calls, mean, p50, p90, p99, max (ms).
 #
@@ -9,7 +9,7 @@
 #
 # --calls: timed calls per command (default 500, after 20 untimed ones); --keys: SSH keys of the
 # user (default 3). Binaries: TWOFOLDD=/path and TWOFOLDCTL=/path, else a release build of both
-# (what a package ships; a debug build starts slower). Needs root (the keys are imported as root,
+# as the package builds them (make build; a debug build starts slower). Needs root (the keys are imported as root,
 # which may also ask for them), gcc and libcrypto for benchmarks/out/bin/tfprov (the daemon's start).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,14 +25,14 @@ done
 # shellcheck source=benchmarks/lib.sh
 source "$ROOT/benchmarks/lib.sh"
 bench_workdir tfak
-make -s -C "$ROOT/benchmarks" "$BIN/tfprov" >&2
+make -s -C "$ROOT/benchmarks" out/bin/tfprov >&2
 
 build_daemon
 if [ -n "${TWOFOLDCTL:-}" ]; then
   CTL=$TWOFOLDCTL
 else
   log "building twofoldctl (release)"
-  (cd "$ROOT" && swift build -c release --product twofoldctl) > "$WORK/swift-build-ctl.log" 2>&1 \
+  (cd "$ROOT" && swift build -c release --static-swift-stdlib -Xlinker -z -Xlinker now --product twofoldctl) > "$WORK/swift-build-ctl.log" 2>&1 \
     || { tail -20 "$WORK/swift-build-ctl.log" >&2; exit 1; }
   CTL=$ROOT/.build/release/twofoldctl
 fi
@@ -52,7 +52,7 @@ if "$CTL" ssh-key import "$WORK/keys.txt" --socket "$SOCK" >&2; then
   served=$("$CTL" authorized-keys "$USER_NAME" --socket "$SOCK" | wc -l)
   log "twofoldd serves $served line(s) for $USER_NAME"
 else
-  log "the daemon took no keys: the authorized-keys figures are its error path (one request, no line)"
+  log "the daemon took no keys: the calls below make the same request and get no line"
 fi
 
 # measure LABEL COMMAND...: WARMUP untimed calls, then CALLS timed ones (bash's EPOCHREALTIME: no
@@ -73,7 +73,7 @@ measure() {
 }
 
 echo "# $(machine_line 2>/dev/null || uname -srm); $KEYS key(s); twofoldctl $CTL"
-measure "true" true
+measure "/bin/true" /bin/true
 measure "cat authorized_keys ($KEYS keys)" cat "$WORK/authorized_keys"
 measure "twofoldctl --version" "$CTL" --version
 measure "twofoldctl authorized-keys $USER_NAME" "$CTL" authorized-keys "$USER_NAME" --socket "$SOCK"
