@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl {
     struct Audit: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "audit",
             abstract: "Show the audit log: logins, enrollments and admin changes (admins).",
             discussion: """
                 The newest records last. --since takes a date (2026-01-01, midnight local time), a date \

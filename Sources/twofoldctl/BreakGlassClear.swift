@@ -3,7 +3,7 @@ import TwofoldProtocol
 
 extension Twofoldctl.BreakGlass {
     struct Clear: DaemonCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove the unused emergency codes of an account, or of every account.")
+        static let configuration = CommandConfiguration(commandName: "clear", abstract: "Remove the unused emergency codes of an account, or of every account.")
 
         @Option(help: ArgumentHelp("Only this account's codes.", valueName: "user"))
         var account: String?

@@ -3,7 +3,7 @@ import TwofoldProtocol
 
 extension Twofoldctl.BreakGlass {
     struct Issue: DaemonCommand {
-        static let configuration = CommandConfiguration(abstract: "Issue new emergency codes for accounts of this host.")
+        static let configuration = CommandConfiguration(commandName: "issue", abstract: "Issue new emergency codes for accounts of this host.")
 
         @Option(name: .customLong("account"), help: ArgumentHelp("An account the codes log in (repeatable), e.g. root.", valueName: "user"))
         var accounts: [String] = []

@@ -3,7 +3,7 @@ import TwofoldProtocol
 
 extension Twofoldctl.BreakGlass {
     struct List: DaemonCommand {
-        static let configuration = CommandConfiguration(abstract: "Unused emergency codes per account (never the codes).")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Unused emergency codes per account (never the codes).")
 
         @OptionGroup var options: GlobalOptions
 

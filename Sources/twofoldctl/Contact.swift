@@ -5,6 +5,7 @@ import TwofoldProtocol
 extension Twofoldctl {
     struct Contact: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "contact",
             abstract: "Add, verify, list or remove the email address and phone number that login codes can be sent to.",
             discussion: """
                 A contact is an email address or a phone number (international form: +, the country \

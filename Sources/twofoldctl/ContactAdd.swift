@@ -5,6 +5,7 @@ import TwofoldProtocol
 extension Twofoldctl.Contact {
     struct Add: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "add",
             abstract: "Add an email address or a phone number; a code is sent to it to confirm it.",
             discussion: """
                 twofoldctl checks the address first (an email address with one '@' and a domain; a \

@@ -6,6 +6,7 @@ import TwofoldProtocol
 extension Twofoldctl.Contact {
     struct Import: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "import",
             abstract: "Add many users' contacts as verified, from a list (admins).",
             discussion: """
                 The list has one contact per line: the user name, email or phone, and the address or \

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.Contact {
     struct List: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List contacts, masked: yours, a user's, or every user's (admins).",
             discussion: """
                 One line per contact: the user, the channel (email, or sms for a phone number), the \

@@ -5,6 +5,7 @@ import TwofoldProtocol
 extension Twofoldctl.Contact {
     struct Remove: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "remove",
             abstract: "Remove an email address or a phone number (after a current code).",
             discussion: """
                 --email or --phone names the channel. With an address (or number) only that contact \

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.Contact {
     struct Verify: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "Confirm a new contact with the code sent to it.",
             discussion: """
                 Reads the code that 'twofoldctl contact add' had sent from the terminal (without \

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl {
     struct Disable: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "disable",
             abstract: "Turn 2FA off for your account (after a current code), where the policy allows it.",
             discussion: """
                 Asks for a current code: from your authenticator app, or, if you have a verified \

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl {
     struct Doctor: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "doctor",
             abstract: "Check the daemon, PAM, sshd and the users before you log out (admins).",
             discussion: """
                 Checks, and explains with a fix for each problem: twofoldd reachable and its version; \

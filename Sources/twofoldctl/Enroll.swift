@@ -5,6 +5,7 @@ import TwofoldQR
 extension Twofoldctl {
     struct Enroll: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "enroll",
             abstract: "Turn on 2FA, or add a factor: scan a new secret, prove it with a code.",
             discussion: """
                 Steps: (1) if 2FA is already active, type a code from a current factor, or one from \

@@ -3,6 +3,7 @@ import ArgumentParser
 extension Twofoldctl {
     struct Factors: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "factors",
             abstract: "List your second factors, or remove one by name.",
             discussion: """
                 A user may have several factors (an app on a phone and one on a tablet, a hardware \

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.Factors {
     struct List: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List the factors and the recovery set (the default of 'factors').",
             discussion: """
                 Columns: name, kind (totp, hotp; recovery for the recovery set), detail (algorithm, \

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.Factors {
     struct Remove: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "remove",
             abstract: "Remove one factor by name (after a current code).",
             discussion: """
                 Asks for a current code of any of your factors (or a recovery code, or one from \

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl {
     struct Host: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "host",
             abstract: "Register, list or revoke the hosts of a fleet (admins).",
             discussion: """
                 In fleet mode the hosts reach the twofoldd servers over mutual TLS, each known by \

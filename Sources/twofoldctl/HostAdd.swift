@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.Host {
     struct Add: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "add",
             abstract: "Register a host's TLS client certificate, or its fingerprint.",
             discussion: """
                 With --certificate, twofoldctl reads the PEM file and sends its first certificate \

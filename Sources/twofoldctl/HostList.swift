@@ -5,6 +5,7 @@ import TwofoldProtocol
 extension Twofoldctl.Host {
     struct List: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List the registered hosts' certificates.",
             discussion: """
                 One line per certificate, by host: the host, the start of the certificate's \

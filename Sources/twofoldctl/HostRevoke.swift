@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.Host {
     struct Revoke: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "revoke",
             abstract: "Revoke every certificate of a host: it can no longer reach the servers.",
             discussion: """
                 For a host that is lost, compromised or retired. A revoked certificate can never be \

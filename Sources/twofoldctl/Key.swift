@@ -5,6 +5,7 @@ import TwofoldProtocol
 extension Twofoldctl {
     struct Key: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "key",
             abstract: "Add, list or remove security keys (FIDO2) that logins may use in place of a code.",
             discussion: """
                 A security key (FIDO2: a YubiKey, a SoloKey, a Nitrokey, ...) is a second factor in \

@@ -5,6 +5,7 @@ import TwofoldProtocol
 extension Twofoldctl.Key {
     struct Add: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "add",
             abstract: "Register the security key plugged into this host.",
             discussion: """
                 If you have a factor, a current code of one is asked first (or a recovery code, or \

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.Key {
     struct List: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List security keys: yours, a user's, or every user's (admins).",
             discussion: """
                 One line per key: the user, the key's name, its algorithm (ES256 or EdDSA), its \

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl {
     struct Metrics: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "metrics",
             abstract: "Print the daemon's metrics in Prometheus's text format (admins).",
             discussion: """
                 The text is what the daemon's metrics_listen endpoint serves at /metrics: logins by \

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.Policy {
     struct Explain: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "explain",
             abstract: "Show which rule decides whether a user must use 2FA, and what their next login gives.",
             discussion: """
                 The policy is a chain; the first level that has a rule for the login decides:

@@ -5,6 +5,7 @@ import TwofoldProtocol
 extension Twofoldctl.Policy {
     struct Set: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "set",
             abstract: "Change some fields of the policy; the others keep their values.",
             discussion: """
                 Reads the policy in force, changes only the fields given, sends it back whole, and \

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.Policy {
     struct Show: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "show",
             abstract: "Show the policy in force."
         )
 

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl {
     struct Rekey: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rekey",
             abstract: "Re-seal every stored secret under twofoldd's sealing key, online (admins).",
             discussion: """
                 The third step of a key rotation: once every daemon holds the new key and seals with \

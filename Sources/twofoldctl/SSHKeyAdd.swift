@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.SSHKey {
     struct Add: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "add",
             abstract: "Register an SSH public key (a .pub file) for sshd to accept.",
             discussion: """
                 FILE is the public half of a key (a .pub file as ssh-keygen writes it, or - for \

@@ -6,6 +6,7 @@ import TwofoldProtocol
 extension Twofoldctl.SSHKey {
     struct Import: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "import",
             abstract: "Register many users' SSH keys from a list (admins).",
             discussion: """
                 The list has one key per line: the user name, then the key as in a .pub file (type, \

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.SSHKey {
     struct List: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List SSH keys: yours, a user's, or every user's (admins).",
             discussion: """
                 One line per key: the user, the key's name, its type (sk-ssh-ed25519@openssh.com, \

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.SSHKey {
     struct Remove: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "remove",
             abstract: "Remove an SSH key (after a current code), or all of a user's keys (admins).",
             discussion: """
                 NAME is the key's name as 'twofoldctl ssh-key list' shows it. If you have a factor, \

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl {
     struct Status: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "status",
             abstract: "Show whether 2FA is on and with which factors, contacts and security keys, required, locked, and how many recovery codes are left."
         )
 

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl {
     struct User: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "user",
             abstract: "Show or change one user (admins).",
             subcommands: [Show.self, Require.self, Exempt.self, Default.self, FactorKinds.self, Revoke.self, Unlock.self]
         )

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.User {
     struct Default: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "default",
             abstract: "Remove a user's override: the policy decides again."
         )
 

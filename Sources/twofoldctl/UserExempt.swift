@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.User {
     struct Exempt: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "exempt",
             abstract: "Exempt a user from 2FA, whatever the policy says."
         )
 

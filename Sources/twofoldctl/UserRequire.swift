@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.User {
     struct Require: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "require",
             abstract: "Require 2FA for a user, whatever the policy says."
         )
 

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.User {
     struct Revoke: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "revoke",
             abstract: "Remove a user's secret and recovery codes; they must enroll again.",
             discussion: "Use it when a phone is lost. If 2FA is required for the user, the policy's unenrolled setting applies at their next login."
         )

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.User {
     struct Show: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "show",
             abstract: "Show one user's full state."
         )
 

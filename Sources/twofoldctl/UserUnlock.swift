@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl.User {
     struct Unlock: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "unlock",
             abstract: "Clear a user's failures and lock."
         )
 

@@ -4,6 +4,7 @@ import TwofoldProtocol
 extension Twofoldctl {
     struct Users: DaemonCommand {
         static let configuration = CommandConfiguration(
+            commandName: "users",
             abstract: "List every user twofoldd knows, as a table (admins).",
             discussion: """
                 Columns: user, enrollment, the kinds of the active factors (method: totp, hotp, \

@@ -44,6 +44,18 @@ import TwofoldTestSupport
         #expect(Set(files) == Set(expected))
     }
 
+    /// A name argument-parser derives from the type costs a dynamic cast at every start (see Twofoldctl.swift).
+    @Test func everyCommandNamesItself() throws {
+        let directory = Paths.root + "/Sources/twofoldctl"
+        for file in try FileManager.default.contentsOfDirectory(atPath: directory) where file.hasSuffix(".swift") {
+            let text = try String(contentsOfFile: directory + "/" + file, encoding: .utf8)
+            let configurations = text.components(separatedBy: "CommandConfiguration(").dropFirst()
+            for configuration in configurations {
+                #expect(configuration.prefix(200).contains("commandName:"), "\(file): a CommandConfiguration without commandName:")
+            }
+        }
+    }
+
     @Test func helpSubcommandAndShortFlagAgree() throws {
         let long = try CLI.run(["policy", "set", "--help"])
         let viaHelp = try CLI.run(["help", "policy", "set"])
