@@ -52,11 +52,13 @@ extension PostgresStore {
     public func listKeys(after afterUser: String?, limit: Int) async throws -> [UserKey] {
         guard limit > 0 else { try checkOpen(); return [] }
         return try await read { connection in
-            try await connection.run(Self.userPage(
-                table: "fido2_keys", alias: "k", columns: "k.name, k.credential_id, k.algorithm, k.public_key, k.sign_count, k.aaguid, k.added_at, k.last_used",
-                order: "k.name", after: afterUser, limit: limit)).map(Self.userKey)
+            try await connection.run(Self.userPage(table: "fido2_keys", alias: "k", columns: Self.keyColumns, order: "k.name",
+                                                   after: afterUser, limit: limit)).map(Self.userKey)
         }
     }
+
+    /// The columns `userKey` reads after the user, in its order.
+    private static let keyColumns = "k.name, k.credential_id, k.algorithm, k.public_key, k.sign_count, k.aaguid, k.added_at, k.last_used"
 
     private static func userKey(_ row: PostgresRow) throws -> UserKey {
         let (user, name, id, algorithm, publicKey, count, aaguid, added, used) =

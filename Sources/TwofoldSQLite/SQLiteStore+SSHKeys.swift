@@ -22,7 +22,8 @@ extension SQLiteStore {
             INSERT INTO ssh_keys (user, name, type, blob, comment, added_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
             """).execute(arguments: [user, key.name, key.key.type, Data(key.key.blob), key.key.comment, key.addedAtMillis])
         guard db.changesCount == 0 else { return }
-        let named = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM ssh_keys WHERE user = ? AND name = ?)", arguments: [user, key.name]) ?? false
+        let named = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM ssh_keys WHERE user = ? AND name = ?)",
+                                      arguments: [user, key.name]) ?? false
         throw named ? SSHKeyRecord.nameTaken(user: user, name: key.name) : SSHKeyRecord.keyTaken
     }
 
