@@ -118,11 +118,12 @@ let package = Package(
         // key is used, so twofoldctl links no libfido2), for `twofoldctl key add`'s registration.
         .target(name: "CTwofoldFido", path: "pam/fido", sources: ["twofold_fido.c"], publicHeadersPath: "include"),
         // The control CLI; talks to twofoldd over its socket only (the core for its local checks:
-        // contacts' addresses, the factor kinds; CTwofoldFido to make a credential on a key).
+        // contacts' addresses, the factor kinds, SSH public keys; CTwofoldFido to make a credential on a
+        // key; TwofoldSystemd for doctor's reading of twofoldd.conf).
         .executableTarget(
             name: "twofoldctl",
             dependencies: [
-                "TwofoldClient", "TwofoldProtocol", "TwofoldQR", "TwofoldCore", "CTwofoldFido",
+                "TwofoldClient", "TwofoldProtocol", "TwofoldQR", "TwofoldCore", "CTwofoldFido", "TwofoldSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

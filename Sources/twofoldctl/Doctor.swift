@@ -13,8 +13,12 @@ extension Twofoldctl {
                 libfido2.so.1 loads; every PAM service file whose stacks run pam_twofold \
                 (directly or through an included file such as common-auth): the module file, its \
                 options, and what the auth stack does when the module succeeds, fails or returns \
-                PAM_IGNORE (libpam's rules replayed); sshd's effective settings (sshd -T); and the \
-                users the policy in force requires who would be refused at their next login.
+                PAM_IGNORE (libpam's rules replayed); sshd's effective settings (sshd -T); SSH keys: \
+                whether sshd asks 'twofoldctl authorized-keys %u' for keys, as the user twofoldd lets \
+                ask (authorized_keys_user in twofoldd.conf), with PubkeyAuthOptions verify-required \
+                when the policy requires it, and whether users' own authorized_keys files still count \
+                (Match blocks with AuthorizedKeysFile none, confirmed with sshd -T -C for one member); \
+                and the users the policy in force requires who would be refused at their next login.
 
                 Run it as root: the daemon answers doctor's questions only for root or its admin \
                 group, and sshd -T reads the host keys. PAM includes are read from --pam-dir.
@@ -32,6 +36,7 @@ extension Twofoldctl {
                   pam.bypass pam.twice pam.other-module-missing policy.service-without-pam
                   sshd.settings sshd.pam sshd.not-checked sshd.config-invalid sshd.usepam
                   sshd.kbdinteractive sshd.no-first-factor sshd.password sshd.authmethods sshd.match
+                  sshkeys.command sshkeys.command-user sshkeys.verify-required sshkeys.authorized-keys-file
                   users.summary users.refused users.grace users.incomplete users.truncated
                   users.not-checked
                 docs/cli.md says what each one means.
@@ -85,7 +90,8 @@ extension Twofoldctl {
             let pam = PAMCheck(directory: PAMConfigDirectory(path: pamDirectory), moduleDirectories: modules, doctorSocket: options.socketPath).run()
             // Through a relay the users are the servers' to survey (run doctor on a server for them).
             let users = daemon.failure == nil && daemon.info?.fleet?.role != "relay" ? UsersCheck(session: session).run() : nil
-            var findings = daemon.findings + Fido2Check(moduleDirectories: modules).findings(daemon.info?.fido2) + pam.findings + sshdFindings(pam)
+            var findings = daemon.findings + Fido2Check(moduleDirectories: modules).findings(daemon.info?.fido2) + pam.findings
+            findings += sshdFindings(pam, policy: users?.policy, info: daemon.info)
             findings += CoverageCheck(pam: pam, pamDirectory: pamDirectory, policy: users?.policy, impact: users?.impact).findings()
             findings += users?.findings ?? []
             let failure = daemon.failure ?? users?.failure
@@ -97,10 +103,16 @@ extension Twofoldctl {
             if report.exitCode != ExitStatus.ok { throw ExitCode(report.exitCode) }
         }
 
-        private func sshdFindings(_ pam: PAMCheck.Result) -> [Finding] {
+        /// The sshd section, then the SSH keys section from the same `sshd -T`.
+        private func sshdFindings(_ pam: PAMCheck.Result, policy: PolicyDocument?, info: ServerInfo?) -> [Finding] {
             guard !noSSHD else { return [.ok("sshd.not-checked", subject: "sshd", "not checked (--no-sshd)")] }
-            return SSHDCheck(sshd: sshd ?? SSHDCheck.defaultSSHD, sshdGiven: sshd != nil, config: sshdConfig,
-                             pam: pam.analyses["sshd"], pamFile: PAMConfigDirectory(path: pamDirectory).filePath("sshd")).findings()
+            let check = SSHDCheck(sshd: sshd ?? SSHDCheck.defaultSSHD, sshdGiven: sshd != nil, config: sshdConfig,
+                                  pam: pam.analyses["sshd"], pamFile: PAMConfigDirectory(path: pamDirectory).filePath("sshd"))
+            let (findings, settings) = check.run()
+            guard let settings else { return findings }
+            let keysUser: String?? = info.map { SSHKeysCheck.authorizedKeysUser(configFile: $0.configFile) } ?? nil
+            return findings + SSHKeysCheck(settings: settings, sshdArgv: check.argv, configName: check.configName,
+                                           policy: policy, keysUser: keysUser).findings()
         }
 
         /// 3 when the daemon was unreachable, 4 when it refused; else 1 for any error, 0 without.

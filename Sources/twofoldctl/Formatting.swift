@@ -240,6 +240,8 @@ enum Format {
             ("Delivered codes", "\(policy.deliveredCodeDigits) digits (email, sms)"),
             ("Key verification", policy.fido2UserVerification ? "required (the key's PIN or built-in biometrics)" : "not required (a touch)"),
             ("Key models", policy.fido2AAGUIDs.isEmpty ? "(any)" : policy.fido2AAGUIDs.joined(separator: ",")),
+            ("SSH key types", policy.sshKeyTypes == "any" ? "any (sk- and plain keys)" : "\(policy.sshKeyTypes) (hardware-backed sk- keys only)"),
+            ("SSH verification", policy.sshVerifyRequired ? "required (verify-required: the key's PIN or built-in)" : "not required (a touch)"),
             ("Window", "±\(policy.window) steps, max drift \(policy.maxDrift)"),
             ("Throttle", "delay \(policy.throttleDelayMillis) ms doubling to \(policy.throttleMaxDelayMillis) ms"),
             ("Lock", "after \(policy.maxFailures) failures, for \(policy.lockSeconds) s"),

@@ -30,6 +30,13 @@ extension Twofoldctl.Policy {
                 lets only those key models (AAGUIDs, as UUIDs) be registered, their attestation \
                 checked against twofoldd's fido2_attestation_ca; keys already registered stay.
 
+                SSH keys (see 'twofoldctl ssh-key'): --ssh-key-types sk registers and serves only \
+                hardware-backed sk- keys, any also plain keys (ssh-ed25519, ecdsa, ssh-rsa); \
+                --ssh-verify-required on serves every key with verify-required, so sshd wants the \
+                key's PIN (or built-in verification) as well as a touch: keys made without one stop \
+                working (set PubkeyAuthOptions verify-required in sshd_config too; 'twofoldctl \
+                doctor' checks it).
+
                 Examples:
                   twofoldctl policy set --require everyone --dry-run
                   twofoldctl policy set --require groups --required-groups wheel,ssh-users
@@ -40,12 +47,14 @@ extension Twofoldctl.Policy {
                   twofoldctl policy set --host-factor-kinds 'kiosk-*=totp,recovery,sms' --delivered-code-digits 8
                   twofoldctl policy set --factor-kinds totp,recovery,fido2 --fido2-user-verification on
                   twofoldctl policy set --fido2-aaguid cb69481e-8ff7-4039-93ec-0a2729a154a8
+                  twofoldctl policy set --ssh-key-types sk --ssh-verify-required on
                 """
         )
 
         enum Rule: String, ExpressibleByArgument, CaseIterable { case nobody, everyone, groups }
         enum Unenrolled: String, ExpressibleByArgument, CaseIterable { case enroll, deny, grace }
         enum OnOff: String, ExpressibleByArgument, CaseIterable { case on, off }
+        enum SSHKeyTypes: String, ExpressibleByArgument, CaseIterable { case sk, any }
         enum Algorithm: String, ExpressibleByArgument, CaseIterable {
             case sha1 = "SHA1", sha256 = "SHA256", sha512 = "SHA512"
             init?(argument: String) { self.init(rawValue: argument.uppercased().filter { $0 != "-" }) }
@@ -143,6 +152,14 @@ extension Twofoldctl.Policy {
         @Flag(name: .customLong("no-fido2-aaguids"), help: "Empty the AAGUID list: security keys of any model may be registered.")
         var noFido2AAGUIDs = false
 
+        @Option(name: .customLong("ssh-key-types"),
+                help: ArgumentHelp("SSH keys registered and served: sk (hardware-backed sk- keys only) or any.", valueName: "sk|any"))
+        var sshKeyTypes: SSHKeyTypes?
+
+        @Option(name: .customLong("ssh-verify-required"),
+                help: ArgumentHelp("Whether sshd must see the SSH key verify the user (its PIN or built-in verification), not only a touch.", valueName: "on|off"))
+        var sshVerifyRequired: OnOff?
+
         @Flag(help: "Print what would change and who it would affect; change nothing.")
         var dryRun = false
 
@@ -156,7 +173,7 @@ extension Twofoldctl.Policy {
             let given: [Any?] = [require, requiredGroups, unenrolled, graceDays, graceDeadline, selfEnrollment, allowDisable,
                                  enrollmentCodes, digits, algorithm, period, deliveredCodeDigits, window, maxDrift, maxFailures,
                                  throttleDelayMs, throttleMaxDelayMs, lockSeconds, admins, adminHosts, enrollHosts, adminSessionMinutes,
-                                 fido2UserVerification]
+                                 fido2UserVerification, sshKeyTypes, sshVerifyRequired]
             let lists = [service, host, serviceFactorKinds, hostFactorKinds, fido2AAGUIDs]
             guard lists.contains(where: { !$0.isEmpty }) || factorKinds != nil || noFido2AAGUIDs
                     || given.contains(where: { $0 != nil }) else {
@@ -325,6 +342,8 @@ extension Twofoldctl.Policy {
             if let adminSessionMinutes { policy.adminSessionMinutes = adminSessionMinutes }
             if let fido2UserVerification { policy.fido2UserVerification = fido2UserVerification == .on }
             if let aaguids = try aaguidList() { policy.fido2AAGUIDs = aaguids }
+            if let sshKeyTypes { policy.sshKeyTypes = sshKeyTypes.rawValue }
+            if let sshVerifyRequired { policy.sshVerifyRequired = sshVerifyRequired == .on }
         }
 
         /// A comma-separated list; "" is the empty list.

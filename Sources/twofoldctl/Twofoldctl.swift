@@ -44,11 +44,11 @@ struct Twofoldctl: ParsableCommand {
         version: "twofoldctl \(TwofoldVersion.string)",
         groupedSubcommands: [
             CommandGroup(name: "User", subcommands: [
-                Enroll.self, Status.self, Factors.self, Contact.self, Key.self, RecoveryCodes.self, Disable.self,
+                Enroll.self, Status.self, Factors.self, Contact.self, Key.self, SSHKey.self, RecoveryCodes.self, Disable.self,
             ]),
             CommandGroup(name: "Admin", subcommands: [
                 Users.self, User.self, Policy.self, Import.self, BulkImport.self, Audit.self, Host.self, Doctor.self, Rekey.self,
-                Metrics.self, AdminSession.self, BreakGlass.self,
+                Metrics.self, AdminSession.self, BreakGlass.self, AuthorizedKeys.self,
             ]),
         ]
     )

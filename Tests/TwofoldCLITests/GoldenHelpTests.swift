@@ -13,6 +13,7 @@ import TwofoldTestSupport
         ["contact"], ["contact", "add"], ["contact", "verify"], ["contact", "list"], ["contact", "remove"], ["contact", "import"],
         ["contact", "send-code"],
         ["key"], ["key", "add"], ["key", "list"], ["key", "remove"],
+        ["ssh-key"], ["ssh-key", "add"], ["ssh-key", "list"], ["ssh-key", "remove"], ["ssh-key", "import"], ["authorized-keys"],
         ["users"],
         ["user"], ["user", "show"], ["user", "require"], ["user", "exempt"], ["user", "default"], ["user", "factor-kinds"],
         ["user", "revoke"], ["user", "unlock"],
@@ -74,7 +75,13 @@ import TwofoldTestSupport
                           ["policy", "set", "--fido2-user-verification", "maybe"], ["user", "factor-kinds", "alice", "totp,u2f"],
                           ["key", "add", "--name", "Blue Key"], ["key", "add", "--name", "recovery"], ["key", "add", "--pin", "1234"],
                           ["key", "remove"], ["key", "remove", "--all"], ["key", "remove", "blue", "--all", "--user", "bob"],
-                          ["key", "list", "--all", "--user", "bob"]] {
+                          ["key", "list", "--all", "--user", "bob"],
+                          ["ssh-key", "add"], ["ssh-key", "add", "k.pub", "--name", "Laptop Key"], ["ssh-key", "add", "k.pub", "--name", "recovery"],
+                          ["ssh-key", "add", "k.pub", "--code", "123456"], ["ssh-key", "remove"], ["ssh-key", "remove", "--all"],
+                          ["ssh-key", "remove", "laptop", "--all", "--user", "bob"], ["ssh-key", "list", "--all", "--user", "bob"],
+                          ["ssh-key", "import"], ["ssh-key", "import", "keys.txt", "--batch", "0"], ["authorized-keys"],
+                          ["authorized-keys", "alice", "--json"], ["authorized-keys", "alice", "bob"],
+                          ["policy", "set", "--ssh-key-types", "rsa"], ["policy", "set", "--ssh-verify-required", "yes"]] {
             let result = try CLI.run(arguments)
             #expect(result.status == 2, "\(arguments): \(result)")
             #expect(result.stderr.contains("Error:") || result.stderr.contains("error"), "\(arguments): \(result)")

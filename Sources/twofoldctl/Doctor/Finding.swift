@@ -48,6 +48,7 @@ struct Finding: Encodable, Equatable {
         case "fido2": return "Security keys (FIDO2)"
         case "pam", "policy": return "PAM"
         case "sshd": return "sshd"
+        case "sshkeys": return "SSH keys"
         default: return "Users"
         }
     }

@@ -17,24 +17,26 @@ struct SSHDCheck {
     var configName: String { config ?? Self.defaultConfig }
     var argv: [String] { [sshd, "-T"] + (config.map { ["-f", $0] } ?? []) }
 
-    func findings() -> [Finding] {
+    /// The findings, and sshd's effective settings when `sshd -T` gave them (the SSH keys section
+    /// reads them too).
+    func run() -> (findings: [Finding], settings: SSHDSettings?) {
         guard access(sshd, X_OK) == 0 else {
-            return [sshdGiven
+            return ([sshdGiven
                 ? .warning("sshd.not-checked", subject: sshd, "there is no sshd at \(sshd): its settings were not checked", fix: "give sshd's path with --sshd")
-                : .ok("sshd.not-checked", subject: sshd, "sshd is not installed: nothing to check")]
+                : .ok("sshd.not-checked", subject: sshd, "sshd is not installed: nothing to check")], nil)
         }
         guard geteuid() == 0 else {
-            return [.warning("sshd.not-checked", subject: argv.joined(separator: " "),
-                             "sshd -T needs root (it reads the host keys): sshd's settings were not checked", fix: "run `sudo twofoldctl doctor`")]
+            return ([.warning("sshd.not-checked", subject: argv.joined(separator: " "),
+                              "sshd -T needs root (it reads the host keys): sshd's settings were not checked", fix: "run `sudo twofoldctl doctor`")], nil)
         }
         let output: Subprocess.Output
         do { output = try Subprocess.run(argv) } catch {
-            return [.warning("sshd.not-checked", subject: argv.joined(separator: " "), error.message, fix: nil)]
+            return ([.warning("sshd.not-checked", subject: argv.joined(separator: " "), error.message, fix: nil)], nil)
         }
-        guard output.status == 0, !output.timedOut else { return [refused(output)] }
+        guard output.status == 0, !output.timedOut else { return ([refused(output)], nil) }
         let settings = SSHDSettings(output: output.stdout)
-        return [.ok("sshd.settings", subject: argv.joined(separator: " "), settings.summary)]
-            + evaluate(settings) + SSHDMatchScan(file: configName).findings()
+        return ([.ok("sshd.settings", subject: argv.joined(separator: " "), settings.summary)]
+            + evaluate(settings) + SSHDMatchScan(file: configName).findings(), settings)
     }
 
     /// sshd refuses its own configuration: it would not start again.

@@ -1,7 +1,8 @@
 import Foundation
 
-/// `sshd -T` without `-C` shows the settings outside every Match block. This finds the Match
-/// blocks (in the config file and the files it Includes) that change a setting the code depends on.
+/// `sshd -T` without `-C` shows the settings outside every Match block. This walks the Match
+/// blocks (in the config file and the files it Includes): the ones that change a setting the code
+/// depends on are findings; `settings(_:)` gives any keyword's values inside Match blocks.
 struct SSHDMatchScan {
     let file: String
 
@@ -10,14 +11,31 @@ struct SSHDMatchScan {
         "challengeresponseauthentication", "pubkeyauthentication",
     ]
 
-    func findings() -> [Finding] {
-        var findings: [Finding] = []
-        var seen: Set<String> = []
-        scan(file, depth: 0, seen: &seen, into: &findings)
-        return findings
+    /// A setting inside a Match block: where, the block's line (`Match Group ssh-hw`), the words.
+    struct Setting {
+        var location: String
+        var block: String
+        var blockLine: Int
+        var words: [String]
     }
 
-    private func scan(_ path: String, depth: Int, seen: inout Set<String>, into findings: inout [Finding]) {
+    func findings() -> [Finding] {
+        settings(Self.keywords).map { setting in
+            .warning("sshd.match", subject: setting.location,
+                     "`\(setting.words.joined(separator: " "))` inside `\(setting.block)` (line \(setting.blockLine)) changes how matching connections log in; doctor checked the settings outside Match blocks",
+                     fix: "check the matching connections with `sshd -T -C user=USER,host=HOST,addr=ADDR\(file == SSHDCheck.defaultConfig ? "" : " -f \(file)")`, and keep `AuthenticationMethods publickey,keyboard-interactive` and `PasswordAuthentication no` there")
+        }
+    }
+
+    /// The settings of `keywords` (lower case) inside Match blocks other than `Match all`, in file order.
+    func settings(_ keywords: Set<String>) -> [Setting] {
+        var found: [Setting] = []
+        var seen: Set<String> = []
+        scan(file, depth: 0, keywords: keywords, seen: &seen, into: &found)
+        return found
+    }
+
+    private func scan(_ path: String, depth: Int, keywords: Set<String>, seen: inout Set<String>, into found: inout [Setting]) {
         guard depth < 16, !seen.contains(path), let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
         seen.insert(path)
         var match: (line: Int, text: String)?
@@ -28,11 +46,11 @@ struct SSHDMatchScan {
                 let all = words.count == 2 && words[1].lowercased() == "all"
                 match = all ? nil : (index + 1, words.joined(separator: " "))
             } else if keyword == "include" {
-                for pattern in words.dropFirst() { for included in expand(pattern) { scan(included, depth: depth + 1, seen: &seen, into: &findings) } }
-            } else if let block = match, Self.keywords.contains(keyword) {
-                findings.append(.warning("sshd.match", subject: "\(path):\(index + 1)",
-                                         "`\(words.joined(separator: " "))` inside `\(block.text)` (line \(block.line)) changes how matching connections log in; doctor checked the settings outside Match blocks",
-                                         fix: "check the matching connections with `sshd -T -C user=USER,host=HOST,addr=ADDR\(path == SSHDCheck.defaultConfig ? "" : " -f \(file)")`, and keep `AuthenticationMethods publickey,keyboard-interactive` and `PasswordAuthentication no` there"))
+                for pattern in words.dropFirst() {
+                    for included in expand(pattern) { scan(included, depth: depth + 1, keywords: keywords, seen: &seen, into: &found) }
+                }
+            } else if let block = match, keywords.contains(keyword) {
+                found.append(Setting(location: "\(path):\(index + 1)", block: block.text, blockLine: block.line, words: words))
             }
         }
     }
