@@ -6,6 +6,8 @@
 #                                 would pass a test whose non-root caller is nobody.
 #   twofold-admins + twofold-admin      a real admin group with a member (admin_group tests)
 #   twofold-req + twofold-member        a real required group with a member (require = groups tests)
+#   twofold-keys                  the private sshd's AuthorizedKeysCommandUser (sshd runs the keys
+#                                 command as it): a system user with no shell, never `nobody`
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
   exec sudo bash "$0" "$@"  # it creates system accounts (the tests run as root anyway)
@@ -32,3 +34,4 @@ group twofold-admins
 user twofold-admin twofold-admins
 group twofold-req
 user twofold-member twofold-req
+user twofold-keys

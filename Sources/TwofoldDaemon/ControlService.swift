@@ -543,7 +543,9 @@ public final class ControlService: Sendable {
                           daemonUID: getuid(), adminGroup: configuration.adminGroup,
                           sealingKeyID: keys.keyring.sealing.id.hex, previousKeyIDs: keys.keyring.previous.map(\.id.hex),
                           fleet: FleetCheck.serverInfo(configuration.fleet), delivery: await deliveryInfo(configuration),
-                          fido2: await fido2Info(configuration))
+                          fido2: await fido2Info(configuration),
+                          sshKeys: SSHKeysInfo(authorizedKeysUser: configuration.sshKeys.authorizedKeysUser, cacheSeconds: nil,
+                                               keyTypes: policy.current.document.sshKeyTypes, verifyRequired: policy.current.document.sshVerifyRequired))
     }
 
     // MARK: - Authorization

@@ -41,7 +41,7 @@ extension PostgresSchema {
     /// create or migrate it once. Refuses a newer schema (`schemaTooNew`) and a keyring with no key
     /// the database knows (`wrongKey`) before writing anything; on an empty database creates every
     /// table, the sealing key's check, a random pepper and the timeline seen now; migrates v3 to
-    /// v4, then on to v8; opens the pepper (a previous key removed too early fails here); only then registers the
+    /// v4, then on to v9; opens the pepper (a previous key removed too early fails here); only then registers the
     /// keyring's other keys. Any failure rolls everything back. Other daemons starting wait while
     /// it holds the lock: 3 round trips, COMMIT included, on a database that needs nothing.
     static func open(_ connector: PostgresConnector, sealer: Sealer) async throws -> PostgresOpening {
@@ -95,7 +95,7 @@ extension PostgresSchema {
     /// Every table (in one round trip), the first key's check (in `twofold_schema` too, for older
     /// code), a random pepper, and the timeline seen now.
     private static func create(_ connection: PostgresConnection, keyCheck: [UInt8], pepper: [UInt8]) async throws {
-        try await connection.run(block(tablesV3 + [metaTable] + tablesV5 + tablesV6 + tablesV7 + tablesV8))
+        try await connection.run(block(tablesV3 + [metaTable] + tablesV5 + tablesV6 + tablesV7 + tablesV8 + tablesV9))
         let check = ByteBuffer(bytes: keyCheck)
         try await connection.run("""
             WITH made AS (
@@ -128,17 +128,15 @@ extension PostgresSchema {
     }
 
     /// v4 → v5 (the host registry and the audit's host, `tablesV5`), v5 → v6 (hosts moved in,
-    /// `tablesV6`), v6 → v7 (contacts, delivered codes, sends, `tablesV7`) and v7 → v8 (FIDO2
-    /// keys, `tablesV8`), those `version` still needs, in one round trip.
+    /// `tablesV6`), v6 → v7 (contacts, delivered codes, sends, `tablesV7`), v7 → v8 (FIDO2 keys,
+    /// `tablesV8`) and v8 → v9 (SSH keys, `tablesV9`), those `version` still needs, in one round trip.
     private static func migrate(_ connection: PostgresConnection, from version: String) async throws {
-        let steps: [PostgresQuery]
-        switch version {
-        case "v3", "v4": steps = tablesV5 + tablesV6 + tablesV7 + tablesV8
-        case "v5": steps = tablesV6 + tablesV7 + tablesV8
-        case "v6": steps = tablesV7 + tablesV8
-        default: steps = tablesV8
+        let steps: [[PostgresQuery]] = [tablesV5, tablesV6, tablesV7, tablesV8, tablesV9]
+        // v3 became v4 already (migrateFromV3); a version's own tables are there.
+        guard let index = ["v4", "v5", "v6", "v7", "v8"].firstIndex(of: version == "v3" ? "v4" : version) else {
+            throw StoreError.database("no migration from schema '\(version)'")
         }
-        try await connection.run(block(steps + ["UPDATE twofold_schema SET version = '\(unescaped: supported)'"]))
+        try await connection.run(block(steps[index...].flatMap { $0 } + ["UPDATE twofold_schema SET version = '\(unescaped: supported)'"]))
     }
 
     /// Statements without parameters as one (a DO block): one round trip.

@@ -2,21 +2,21 @@ import NIOCore
 import PostgresNIO
 import TwofoldStore
 
-/// The PostgreSQL schema: the SQLite backend's schema v8 (users, factors, recovery_codes, settings,
+/// The PostgreSQL schema: the SQLite backend's schema v9 (users, factors, recovery_codes, settings,
 /// audit, the key checks and sealed recovery pepper in `twofold_meta`, SQLite's `meta`, the host
-/// registry, the hosts moved in, contacts, delivered codes and sends, FIDO2 keys) in PostgreSQL's
+/// registry, the hosts moved in, contacts, delivered codes and sends, FIDO2 keys, SSH keys) in PostgreSQL's
 /// types, with the schema version in `twofold_schema`
 /// and the server timeline last seen in `twofold_timeline` (see PostgresTimeline). Opening it:
 /// PostgresSchema+Open.swift.
 ///
-/// Version strings are the SQLite backend's migration identifiers (`Schema.supported` there): "v8"
+/// Version strings are the SQLite backend's migration identifiers (`Schema.supported` there): "v9"
 /// means the same tables, columns, meta rows and sealing on both backends. A later schema appends a
 /// version here and a migration step in `open`.
 enum PostgresSchema {
     /// The newest schema this code understands.
-    static let supported = "v8"
-    /// Versions a PostgreSQL database can hold (PostgreSQL came with v3; `open` migrates each to v8).
-    static let known = ["v3", "v4", "v5", "v6", "v7", "v8"]
+    static let supported = "v9"
+    /// Versions a PostgreSQL database can hold (PostgreSQL came with v3; `open` migrates each to v9).
+    static let known = ["v3", "v4", "v5", "v6", "v7", "v8", "v9"]
     /// `pg_advisory_xact_lock` key that serializes opening: "twofold1" in ASCII. Transaction-scoped, so
     /// PgBouncer's transaction pooling cannot leave it held on a server connection.
     static let openLockKey: Int64 = 8_392_298_916_374_930_481
@@ -219,6 +219,27 @@ enum PostgresSchema {
         )
         """,
         "CREATE UNIQUE INDEX fido2_keys_by_credential ON fido2_keys (credential_id)",
+    ]
+
+    /// Schema v9's addition, as SQLite's v9: SSH public keys, keyed by (user, name), so the hot
+    /// read (`sshKeys(user:)`) is one range of the primary key's index; a key blob belongs to one
+    /// account in the whole store. The blob's uniqueness is an index of its SHA-256: a B-tree entry
+    /// holds at most about 2.7 kB, and a blob may be up to 16 kB (a large RSA key). Public data: not
+    /// sealed, never logged.
+    static let tablesV9: [PostgresQuery] = [
+        """
+        CREATE TABLE ssh_keys (
+            user_name TEXT COLLATE "C" NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+            name TEXT COLLATE "C" NOT NULL CHECK (length(name) BETWEEN 1 AND 32),
+            type TEXT COLLATE "C" NOT NULL CHECK (type IN ('sk-ssh-ed25519@openssh.com', 'sk-ecdsa-sha2-nistp256@openssh.com', 'ssh-ed25519',
+                                                          'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'ssh-rsa')),
+            blob BYTEA NOT NULL CHECK (length(blob) BETWEEN 1 AND 16384),
+            comment TEXT NOT NULL DEFAULT '' CHECK (octet_length(comment) <= 256),
+            added_at BIGINT NOT NULL,
+            PRIMARY KEY (user_name, name)
+        )
+        """,
+        "CREATE UNIQUE INDEX ssh_keys_by_blob ON ssh_keys (sha256(blob))",
     ]
 
     /// Throws `schemaTooNew` for a version after `supported`, `database` for one this code never wrote.

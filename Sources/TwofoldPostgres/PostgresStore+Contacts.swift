@@ -73,19 +73,8 @@ extension PostgresStore {
     public func listContacts(after afterUser: String?, limit: Int) async throws -> [UserContact] {
         guard limit > 0 else { try checkOpen(); return [] }
         return try await read { connection in
-            // As SQLite's listContactsSQL: whole users, the first always.
-            try await connection.run("""
-                WITH page AS (
-                    SELECT user_name, count(*) AS n FROM contacts WHERE user_name > \(afterUser ?? "")
-                    GROUP BY user_name ORDER BY user_name LIMIT \(limit)
-                ), running AS (
-                    SELECT user_name, n, sum(n) OVER (ORDER BY user_name) AS total FROM page
-                )
-                SELECT c.user_name, c.channel, c.value, c.added_at, c.verified_at
-                FROM running r JOIN contacts c ON c.user_name = r.user_name
-                WHERE r.total <= \(limit) OR r.total = r.n
-                ORDER BY c.user_name, c.channel, c.value
-                """).map { row in
+            try await connection.run(Self.userPage(table: "contacts", alias: "c", columns: "c.channel, c.value, c.added_at, c.verified_at",
+                                                   order: "c.channel, c.value", after: afterUser, limit: limit)).map { row in
                 let (user, channel, value, added, verified) = try row.decode((String, String, String, Int64, Int64?).self)
                 return UserContact(user: user, contact: Contact(channel: try PostgresDeliveryRows.channel(channel, user: user), value: value,
                                                                 addedMillis: added, verifiedMillis: verified))

@@ -213,7 +213,7 @@ extension PostgresStore {
     }
 
     /// Removes every OTP factor, the recovery codes and the pending enrollment, when `revoking` the
-    /// contacts, delivered codes and keys too (one statement); true if there was any.
+    /// contacts, delivered codes, keys and SSH keys too (one statement); true if there was any.
     static func clearEnrollment(user: String, revoking: Bool, _ connection: PostgresConnection) async throws -> Bool {
         let removed = try await connection.run("""
             WITH f AS (DELETE FROM factors WHERE user_name = \(user) RETURNING 1),
@@ -223,9 +223,10 @@ extension PostgresStore {
                        WHERE name = \(user) AND pending_name IS NOT NULL RETURNING 1),
                  c AS (DELETE FROM contacts WHERE user_name = \(user) AND \(revoking) RETURNING 1),
                  d AS (DELETE FROM delivered_codes WHERE user_name = \(user) AND \(revoking) RETURNING 1),
-                 k AS (DELETE FROM fido2_keys WHERE user_name = \(user) AND \(revoking) RETURNING 1)
+                 k AS (DELETE FROM fido2_keys WHERE user_name = \(user) AND \(revoking) RETURNING 1),
+                 s AS (DELETE FROM ssh_keys WHERE user_name = \(user) AND \(revoking) RETURNING 1)
             SELECT (SELECT count(*) FROM f) + (SELECT count(*) FROM r) + (SELECT count(*) FROM p) + (SELECT count(*) FROM c)
-                + (SELECT count(*) FROM d) + (SELECT count(*) FROM k)
+                + (SELECT count(*) FROM d) + (SELECT count(*) FROM k) + (SELECT count(*) FROM s)
             """).first?.decode(Int64.self)
         return (removed ?? 0) > 0
     }

@@ -52,21 +52,13 @@ extension PostgresStore {
     public func listKeys(after afterUser: String?, limit: Int) async throws -> [UserKey] {
         guard limit > 0 else { try checkOpen(); return [] }
         return try await read { connection in
-            // As SQLite's listKeysSQL: whole users, the first always.
-            try await connection.run("""
-                WITH page AS (
-                    SELECT user_name, count(*) AS n FROM fido2_keys WHERE user_name > \(afterUser ?? "")
-                    GROUP BY user_name ORDER BY user_name LIMIT \(limit)
-                ), running AS (
-                    SELECT user_name, n, sum(n) OVER (ORDER BY user_name) AS total FROM page
-                )
-                SELECT k.user_name, k.name, k.credential_id, k.algorithm, k.public_key, k.sign_count, k.aaguid, k.added_at, k.last_used
-                FROM running r JOIN fido2_keys k ON k.user_name = r.user_name
-                WHERE r.total <= \(limit) OR r.total = r.n
-                ORDER BY k.user_name, k.name
-                """).map(Self.userKey)
+            try await connection.run(Self.userPage(table: "fido2_keys", alias: "k", columns: Self.keyColumns, order: "k.name",
+                                                   after: afterUser, limit: limit)).map(Self.userKey)
         }
     }
+
+    /// The columns `userKey` reads after the user, in its order.
+    private static let keyColumns = "k.name, k.credential_id, k.algorithm, k.public_key, k.sign_count, k.aaguid, k.added_at, k.last_used"
 
     private static func userKey(_ row: PostgresRow) throws -> UserKey {
         let (user, name, id, algorithm, publicKey, count, aaguid, added, used) =

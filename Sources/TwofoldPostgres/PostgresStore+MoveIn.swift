@@ -1,6 +1,7 @@
 import Foundation
 import PostgresNIO
 import TwofoldCore
+import TwofoldCrypto
 import TwofoldStore
 
 /// Moving a host in (schema v6), with the SQLite backend's semantics: a user at a time in one
@@ -21,14 +22,16 @@ extension PostgresStore {
         let codes = try sealCodes(moved.recoveryCodes, user: name)
         let decide: @Sendable (PostgresConnection) async throws -> MoveInPlan = { connection in
             let plan = MoveInPlan.decide(moved, tier: try await Self.user(name, sealer: sealer, connection),
+                                         tierSSHKeys: try await Self.sshKeys(user: name, connection),
                                          tierCodes: try await Self.unusedCodes(user: name, sealer: sealer, connection))
-            return try await Self.anyCredentialStored(plan.newUser?.keys ?? [], connection) ? .keyTaken : plan
+            if try await Self.anyCredentialStored(plan.newUser?.keys ?? [], connection) { return .keyTaken }
+            return try await Self.anySSHKeyStored(plan.sshKeys, connection) ? .sshKeyTaken : plan
         }
-        if dryRun { return try await read(statements: 3) { try await decide($0).outcome } }
-        // Up to 9 statements, and one more per factor whose replay state is raised and per key.
+        if dryRun { return try await read(statements: 5) { try await decide($0).outcome } }
+        // Up to 12 statements, and one more per factor whose replay state is raised and per key.
         let keys = moved.record.keys.count
         do {
-            return try await write(statements: 9 + factors.count + 2 * keys) { connection in
+            return try await write(statements: 12 + factors.count + 2 * keys) { connection in
                 // The row first, so that there is one to lock for a user new to the tier.
                 try await connection.run("INSERT INTO users (name) VALUES (\(name)) ON CONFLICT (name) DO NOTHING")
                 try await Self.lockUser(name, connection)
@@ -37,6 +40,7 @@ extension PostgresStore {
                 if case .conflict(let reason) = plan.outcome { throw StoreError.conflict(reason) }
                 if let user = plan.newUser { try await Self.writeMovedUser(user, factors: factors, codes: codes, connection) }
                 try await Self.raise(plan, user: name, atMillis: moved.atMillis, connection)
+                if !plan.sshKeys.isEmpty { try await Self.insert(plan.sshKeys.map { UserSSHKey(user: name, key: $0) }, connection) }
                 return plan.outcome
             }
         } catch StoreError.conflict(let reason) {
@@ -65,6 +69,14 @@ extension PostgresStore {
         guard !keys.isEmpty else { return false }
         return try await connection.run("""
             SELECT EXISTS (SELECT 1 FROM fido2_keys WHERE credential_id = ANY(\(keys.map { ByteBuffer(bytes: $0.id) })::bytea[]))
+            """).first?.decode(Bool.self) ?? false
+    }
+
+    /// Whether the blob of an SSH key of `keys` is stored (the user's own are not among them: another user's).
+    private static func anySSHKeyStored(_ keys: [SSHKeyRecord], _ connection: PostgresConnection) async throws -> Bool {
+        guard !keys.isEmpty else { return false }
+        return try await connection.run("""
+            SELECT EXISTS (SELECT 1 FROM ssh_keys WHERE sha256(blob) = ANY(\(keys.map { ByteBuffer(bytes: Crypto.sha256($0.key.blob)) })::bytea[]))
             """).first?.decode(Bool.self) ?? false
     }
 

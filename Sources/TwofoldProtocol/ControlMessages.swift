@@ -639,12 +639,15 @@ public struct ServerInfo: Codable, Sendable, Equatable {
     public var delivery: DeliveryInfo?
     /// FIDO2 keys as the daemon is set up for them (nil: a daemon from before keys).
     public var fido2: Fido2Info?
+    /// SSH keys served to sshd (nil: a daemon from before SSH keys).
+    public var sshKeys: SSHKeysInfo?
 
     public init(version: String, configFile: String?, database: String, keySource: String, keyFile: String?,
                 keyFileMode: UInt32?, keyFileOwnerUID: UInt32?, daemonUID: UInt32, adminGroup: String?,
                 sealingKeyID: String? = nil, previousKeyIDs: [String]? = nil, fleet: FleetInfo? = nil, delivery: DeliveryInfo? = nil,
-                fido2: Fido2Info? = nil) {
+                fido2: Fido2Info? = nil, sshKeys: SSHKeysInfo? = nil) {
         self.fido2 = fido2
+        self.sshKeys = sshKeys
         self.fleet = fleet
         self.delivery = delivery
         self.version = version

@@ -33,3 +33,21 @@ public struct SSHKeyImport: Codable, Sendable, Equatable {
         self.line = line
     }
 }
+
+/// SSH keys as a daemon is set up for them, for `twofoldctl doctor`.
+public struct SSHKeysInfo: Codable, Sendable, Equatable {
+    /// `authorized_keys_user` (nil: only root may ask for the keys sshd serves).
+    public var authorizedKeysUser: String?
+    /// A relay's `ssh_key_cache_seconds` (nil on a server or a single host).
+    public var cacheSeconds: Int?
+    /// The policy's `sshKeyTypes` and `sshVerifyRequired` (nil on a relay, which holds no policy).
+    public var keyTypes: String?
+    public var verifyRequired: Bool?
+
+    public init(authorizedKeysUser: String?, cacheSeconds: Int?, keyTypes: String?, verifyRequired: Bool?) {
+        self.authorizedKeysUser = authorizedKeysUser
+        self.cacheSeconds = cacheSeconds
+        self.keyTypes = keyTypes
+        self.verifyRequired = verifyRequired
+    }
+}

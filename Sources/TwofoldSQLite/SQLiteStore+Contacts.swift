@@ -58,21 +58,8 @@ extension SQLiteStore {
         }
     }
 
-    /// At most `limit` users after the first argument (each has a contact, so no more are needed),
-    /// their contacts counted, and those whose running total stays within `limit`: a user's
-    /// contacts come whole, and the first user's always come (a page is never empty while
-    /// contacts remain, whatever the limit).
-    static let listContactsSQL = """
-        WITH page AS (
-            SELECT user, count(*) AS n FROM contacts WHERE user > ?1 GROUP BY user ORDER BY user LIMIT ?2
-        ), running AS (
-            SELECT user, n, sum(n) OVER (ORDER BY user) AS total FROM page
-        )
-        SELECT c.user, c.channel, c.value, c.added_at, c.verified_at
-        FROM running r JOIN contacts c ON c.user = r.user
-        WHERE r.total <= ?2 OR r.total = r.n
-        ORDER BY c.user, c.channel, c.value
-        """
+    static let listContactsSQL = userPageSQL(table: "contacts", alias: "c", columns: "c.channel, c.value, c.added_at, c.verified_at",
+                                             order: "c.channel, c.value")
 
     /// Creates the user's row if there is none (contacts and codes belong to one).
     static func ensureUser(_ user: String, _ db: Database) throws {

@@ -233,6 +233,8 @@ extension SQLiteStore {
                 removed = removed || db.changesCount > 0
                 try db.execute(sql: "DELETE FROM fido2_keys WHERE user = ?", arguments: [user])
                 removed = removed || db.changesCount > 0
+                try db.execute(sql: "DELETE FROM ssh_keys WHERE user = ?", arguments: [user])
+                removed = removed || db.changesCount > 0
                 try db.execute(sql: "DELETE FROM delivered_codes WHERE user = ?", arguments: [user])
                 return removed || db.changesCount > 0
             }

@@ -56,19 +56,7 @@ extension SQLiteStore {
         }
     }
 
-    /// As `listContactsSQL`: at most `limit` users with keys after the first argument, and those
-    /// whose running total stays within `limit`; a user's keys come whole, the first user's always.
-    static let listKeysSQL = """
-        WITH page AS (
-            SELECT user, count(*) AS n FROM fido2_keys WHERE user > ?1 GROUP BY user ORDER BY user LIMIT ?2
-        ), running AS (
-            SELECT user, n, sum(n) OVER (ORDER BY user) AS total FROM page
-        )
-        SELECT k.user, \(keyColumns)
-        FROM running r JOIN fido2_keys k ON k.user = r.user
-        WHERE r.total <= ?2 OR r.total = r.n
-        ORDER BY k.user, k.name
-        """
+    static let listKeysSQL = userPageSQL(table: "fido2_keys", alias: "k", columns: keyColumns, order: "k.name")
 
     /// The columns `decodeKey` reads, in its order.
     static let keyColumns = "k.name, k.credential_id, k.algorithm, k.public_key, k.sign_count, k.aaguid, k.added_at, k.last_used"

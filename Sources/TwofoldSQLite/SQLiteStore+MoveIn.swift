@@ -20,8 +20,10 @@ extension SQLiteStore {
                 let rows = try Row.fetchCursor(db.cachedStatement(sql: Self.userSQL), arguments: [name])
                 var tier = try Self.decodeUsers(rows, sealer: sealer, countsCodes: true).first
                 if tier != nil { try Self.attachRelated(&tier!, db) }
-                let plan = MoveInPlan.decide(moved, tier: tier, tierCodes: try Self.unusedCodes(user: name, sealer: sealer, db))
-                return try Self.anyCredentialStored(plan.newUser?.keys ?? [], db) ? .keyTaken : plan
+                let plan = MoveInPlan.decide(moved, tier: tier, tierSSHKeys: try Self.sshKeys(user: name, db),
+                                             tierCodes: try Self.unusedCodes(user: name, sealer: sealer, db))
+                if try Self.anyCredentialStored(plan.newUser?.keys ?? [], db) { return .keyTaken }
+                return try Self.anySSHKeyStored(plan.sshKeys, db) ? .sshKeyTaken : plan
             }
             if dryRun { return try await pool.read { try decide($0).outcome } }
             return try await pool.write { db in
@@ -30,6 +32,7 @@ extension SQLiteStore {
                     try Self.writeMovedUser(user, factors: factors, codes: codes, db)
                 }
                 try Self.raise(plan, user: name, atMillis: moved.atMillis, db)
+                for key in plan.sshKeys { try Self.insert(key, user: name, db) }
                 return plan.outcome
             }
         }
@@ -59,6 +62,13 @@ extension SQLiteStore {
     private static func anyCredentialStored(_ keys: [Fido2Credential], _ db: Database) throws -> Bool {
         try keys.contains { key in
             try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM fido2_keys WHERE credential_id = ?)", arguments: [Data(key.id)]) ?? false
+        }
+    }
+
+    /// Whether the blob of an SSH key of `keys` is stored (the user's own are not among them: another user's).
+    private static func anySSHKeyStored(_ keys: [SSHKeyRecord], _ db: Database) throws -> Bool {
+        try keys.contains { key in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM ssh_keys WHERE blob = ?)", arguments: [Data(key.key.blob)]) ?? false
         }
     }
 

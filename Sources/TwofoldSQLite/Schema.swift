@@ -6,7 +6,7 @@ import TwofoldStore
 /// The numbered schema migrations and the checks made before any of them runs.
 enum Schema {
     /// Migration identifiers this code knows, oldest first. Append only.
-    static let migrationIdentifiers = ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8"]
+    static let migrationIdentifiers = ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9"]
 
     /// The newest schema this code understands.
     static var supported: String { migrationIdentifiers.last! }
@@ -133,6 +133,9 @@ enum Schema {
         }
         migrator.registerMigration("v8") { db in
             try db.execute(sql: v8)
+        }
+        migrator.registerMigration("v9") { db in
+            try db.execute(sql: v9)
         }
         precondition(migrator.migrations == migrationIdentifiers)
         return migrator

@@ -8,6 +8,8 @@ public struct MovedUser: Sendable {
     /// times. A pending enrollment is not moved (its user finishes enrolling in the tier), nor
     /// are contacts.
     public var record: UserRecord
+    /// The host's SSH keys of the user (no factors, but keys that open the account all the same).
+    public var sshKeys: [SSHKeyRecord]
     /// The unused recovery codes, each with the pepper it was made with (`RecoveryCodeHash.pepper`).
     public var recoveryCodes: [RecoveryCodeHash]
     /// The host's own pepper: a code of the tier that carries it and that the host no longer has
@@ -16,8 +18,9 @@ public struct MovedUser: Sendable {
     /// When the move happens (a recovery code used on the host since is marked used then).
     public var atMillis: Int64
 
-    public init(record: UserRecord, recoveryCodes: [RecoveryCodeHash], hostPepper: SecretBytes, atMillis: Int64) {
+    public init(record: UserRecord, recoveryCodes: [RecoveryCodeHash], hostPepper: SecretBytes, atMillis: Int64, sshKeys: [SSHKeyRecord] = []) {
         self.record = record
+        self.sshKeys = sshKeys
         self.recoveryCodes = recoveryCodes
         self.hostPepper = hostPepper
         self.atMillis = atMillis
@@ -29,8 +32,8 @@ public enum MoveInOutcome: Sendable, Equatable {
     /// Not enrolled in the tier: written as the host had it.
     case moved
     /// Already in the tier with the same factors and keys (an earlier move): `updated` factors
-    /// whose replay state the host's was later than, keys whose counter the host's was, and
-    /// recovery codes used on the host since, brought over.
+    /// whose replay state the host's was later than, keys whose counter the host's was, recovery
+    /// codes used on the host since, and SSH keys the tier lacked, brought over.
     case alreadyMoved(updated: Int)
     /// Enrolled differently in the tier: nothing written; the reason says how.
     case conflict(String)
@@ -50,11 +53,35 @@ package struct MoveInPlan: Sendable {
     package var keyCounters: [(key: String, signCount: UInt32)] = []
     /// An already moved user: the tier's recovery codes (indexes) the host used since.
     package var usedCodes: [Int] = []
+    /// The host's SSH keys the tier's user lacks (by key), to add, new user or not.
+    package var sshKeys: [SSHKeyRecord] = []
 
     /// A new user's key whose credential is another user's in the tier (each backend looks).
     package static let keyTaken = MoveInPlan(outcome: .conflict("a key of the user is registered to another user in the tier"))
+    /// An SSH key to add that is another user's in the tier (each backend looks).
+    package static let sshKeyTaken = MoveInPlan(outcome: .conflict("an SSH key of the user is registered to another user in the tier"))
 
-    package static func decide(_ moved: MovedUser, tier: UserRecord?, tierCodes: [(index: Int, hash: RecoveryCodeHash)]) -> MoveInPlan {
+    /// The plan for the factors and keys (`decide` below), then the host's SSH keys the tier's
+    /// user lacks, added: the tier's own stay (a user may have added some there); one of the
+    /// host's whose name is another key of the user's in the tier is a conflict.
+    package static func decide(_ moved: MovedUser, tier: UserRecord?, tierSSHKeys: [SSHKeyRecord],
+                               tierCodes: [(index: Int, hash: RecoveryCodeHash)]) -> MoveInPlan {
+        var plan = decide(moved, tier: tier, tierCodes: tierCodes)
+        if case .conflict = plan.outcome { return plan }
+        let missing = moved.sshKeys.filter { key in !tierSSHKeys.contains { $0.key.blob == key.key.blob } }
+        if let clash = missing.first(where: { key in tierSSHKeys.contains { $0.name == key.name } }) {
+            return MoveInPlan(outcome: .conflict("SSH key '\(clash.name)' is another key in the tier"))
+        }
+        plan.sshKeys = missing
+        // A tier user with nothing yet (its row may be there, with the same state) gets the host's keys: moved.
+        let newToTier = (tier.map { $0.factors.isEmpty && $0.keys.isEmpty } ?? true) && tierSSHKeys.isEmpty
+        if case .alreadyMoved(let updated) = plan.outcome {
+            plan.outcome = newToTier && !missing.isEmpty ? .moved : .alreadyMoved(updated: updated + missing.count)
+        }
+        return plan
+    }
+
+    static func decide(_ moved: MovedUser, tier: UserRecord?, tierCodes: [(index: Int, hash: RecoveryCodeHash)]) -> MoveInPlan {
         let host = moved.record
         guard let tier, !tier.factors.isEmpty || !tier.keys.isEmpty else {
             if tier?.pendingFactor != nil, !host.factors.isEmpty || !host.keys.isEmpty {

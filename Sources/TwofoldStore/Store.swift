@@ -480,7 +480,7 @@ public protocol TwofoldStore: Sendable {
     func removeFactor(user: String, name: String) async throws -> Bool
 
     /// Removes every factor, the pending enrollment, the recovery codes, the contacts, any
-    /// delivered code and the keys. Returns false if there was none.
+    /// delivered code, the keys and the SSH keys. Returns false if there was none.
     func revoke(user: String) async throws -> Bool
 
     /// Clears failures and any lock.
@@ -625,10 +625,13 @@ public protocol TwofoldStore: Sendable {
     func listKeys(after afterUser: String?, limit: Int) async throws -> [UserKey]
 
     // MARK: SSH public keys (schema v9)
+    // sshd checks them itself: they are no second factor of a PAM login (not in `UserRecord`, not
+    // counted by `hasFactor` or `kinds`). Public data: not sealed, never logged. `revoke` removes them.
 
     /// Adds `key` for `user` (creating the user row if needed), durably. Refused with
-    /// `StoreError.conflict` (nothing written) when the user has an SSH key of that name, or any
-    /// user the same key (by its blob: one key cannot open two accounts).
+    /// `StoreError.conflict` (nothing written) when the name is not a valid one or the key not one
+    /// `SSHPublicKey(line:)` accepts, when the user has an SSH key of that name, or any user the
+    /// same key (by its blob: one key cannot open two accounts).
     func addSSHKey(user: String, _ key: SSHKeyRecord) async throws
 
     /// Removes the user's SSH key `name` (nil: all the user's SSH keys); returns how many it removed.

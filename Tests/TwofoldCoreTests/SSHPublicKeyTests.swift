@@ -6,19 +6,10 @@ import TwofoldTestSupport
 /// .pub lines as ssh-keygen writes them: parsed, checked, fingerprinted as `ssh-keygen -l` does.
 @Suite("SSH public keys")
 struct SSHPublicKeyTests {
-    static func wire(_ fields: [[UInt8]]) -> [UInt8] {
-        var out: [UInt8] = []
-        for field in fields {
-            let length = UInt32(field.count)
-            out += withUnsafeBytes(of: length.bigEndian) { Array($0) }
-            out += field
-        }
-        return out
-    }
+    static func wire(_ fields: [[UInt8]]) -> [UInt8] { SSHTestKeys.wire(fields) }
 
     static func skEd25519(application: String = "ssh:") -> String {
-        let blob = wire([Array("sk-ssh-ed25519@openssh.com".utf8), Array(repeating: 7, count: 32), Array(application.utf8)])
-        return "sk-ssh-ed25519@openssh.com " + Base64.encode(blob) + " alice@laptop"
+        SSHTestKeys.skEd25519(seed: 7, application: application, comment: "alice@laptop")
     }
 
     @Test("keys from ssh-keygen parse, with the fingerprint ssh-keygen prints")

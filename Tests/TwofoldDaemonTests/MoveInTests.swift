@@ -150,6 +150,31 @@ struct MoveInTests {
         #expect(try Self.hostRecords(server, "old-host").contains { $0.action == "enroll" && $0.user == "erin" })
     }
 
+    @Test("SSH keys move with their user: one with only SSH keys (no factor) is moved too")
+    func sshKeysMoveIn() throws {
+        let directory = try makeTemporaryDirectory("ssh")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let keyFile = directory + "/twofold.key", database = directory + "/twofold.sqlite"
+        let keys = try SealingKeys.loadOrCreate(keyFile: keyFile)
+        // An sk- Ed25519 key's blob: the type, 32 bytes of key, the application.
+        let fields: [[UInt8]] = [Array("sk-ssh-ed25519@openssh.com".utf8), Array(repeating: 7, count: 32), Array("ssh:".utf8)]
+        let blob = fields.flatMap { field -> [UInt8] in [0, 0, 0, UInt8(field.count)] + field }
+        _ = try SQLiteStore.testingCreate(path: database, keys: keys, upTo: "v9", sql: """
+            INSERT INTO users (name) VALUES ('frank');
+            INSERT INTO ssh_keys (user, name, type, blob, comment, added_at)
+                VALUES ('frank', 'laptop', 'sk-ssh-ed25519@openssh.com', X'\(Crypto.hex(blob))', 'frank@laptop', 1000);
+            """)
+        let cluster = try PostgresCluster()
+        let scratch = try cluster.createScratchDatabase()
+        let tierKey = try SharedKey()
+        let server = try DaemonProcess.onPostgres(cluster, database: scratch, keyFile: tierKey.path)
+        let result = try ChildProcess.run([TestPaths.twofoldd, "move-in", "--config", server.configPath, "--host", "old-host",
+                                           "--database", database, "--key-file", keyFile])
+        #expect(result.status == 0 && result.output.contains("users: 1 moved"), "\(result.output)")
+        let stored = try cluster.psql("SELECT user_name, name, type, encode(blob, 'hex'), comment FROM ssh_keys", url: cluster.url(database: scratch))
+        #expect(stored == "frank|laptop|sk-ssh-ed25519@openssh.com|\(Crypto.hex(blob))|frank@laptop", "\(stored)")
+    }
+
     /// Every file of a directory, by name.
     static func contents(of directory: String) throws -> [String: Data] {
         var files: [String: Data] = [:]

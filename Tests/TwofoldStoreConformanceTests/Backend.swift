@@ -140,6 +140,7 @@ final class ScratchDatabases: @unchecked Sendable {
             UNION ALL SELECT 12, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM delivered_codes x)
             UNION ALL SELECT 13, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM delivery_sends x)
             UNION ALL SELECT 14, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM fido2_keys x)
+            UNION ALL SELECT 15, (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM ssh_keys x)
         ) AS s(n, t)
         """
 }

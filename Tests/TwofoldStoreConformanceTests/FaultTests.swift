@@ -38,15 +38,15 @@ import TwofoldStore
             let keys = try makeKeys(in: dir)
             let store = try await backend.makeStore(directory: dir, keys: keys)
             try await enroll(store, "alice")
-            try await backend.fault(dir, store, .newerSchema(version: "v9"))
+            try await backend.fault(dir, store, .newerSchema(version: "v10"))
             try await store.close()
             let before = try await backend.fingerprint(dir)
 
-            await #expect(throws: StoreError.schemaTooNew(found: "v9", supported: "v8")) { try await backend.makeStore(directory: dir, keys: keys) }
+            await #expect(throws: StoreError.schemaTooNew(found: "v10", supported: "v9")) { try await backend.makeStore(directory: dir, keys: keys) }
             #expect(try await backend.fingerprint(dir) == before)
             // A wrong key on a newer schema reports the schema first: the key check format may have changed.
             let other = try makeKeys(in: dir, name: "other")
-            await #expect(throws: StoreError.schemaTooNew(found: "v9", supported: "v8")) { try await backend.makeStore(directory: dir, keys: other) }
+            await #expect(throws: StoreError.schemaTooNew(found: "v10", supported: "v9")) { try await backend.makeStore(directory: dir, keys: other) }
             #expect(try await backend.fingerprint(dir) == before)
         }
     }

@@ -153,6 +153,50 @@ import TwofoldTestSupport
         }
     }
 
+    @Test(arguments: Backend.all) func sshKeysMoveWithTheirUserAndTheTiersStay(_ backend: Backend) async throws {
+        try await withTempDir { dir in
+            var store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            var (moved, _) = try Self.hostUser("alice", pepper: try SecretBytes(randomCount: 32))
+            let blue = SSHKeyStoreTests.key("blue", seed: 1), green = SSHKeyStoreTests.key("green", seed: 2)
+            moved.sshKeys = [blue]
+            // A user with only an SSH key on the host is moved too (its row, the key).
+            let (host, _) = try Self.hostUser("dave", pepper: try SecretBytes(randomCount: 32))
+            let dave = MovedUser(record: UserRecord(name: "dave"), recoveryCodes: [], hostPepper: host.hostPepper, atMillis: 3_000,
+                                 sshKeys: [SSHKeyStoreTests.key("key", seed: 3)])
+            #expect(try await store.moveIn(moved, dryRun: true) == .moved)
+            #expect(try await store.sshKeys(user: "alice").isEmpty)
+            #expect(try await store.moveIn(moved, dryRun: false) == .moved)
+            #expect(try await store.moveIn(dave, dryRun: false) == .moved)
+            #expect(try await store.sshKeys(user: "alice") == [blue])
+            #expect(try await store.sshKeys(user: "dave") == dave.sshKeys)
+            #expect(try await store.user("dave")?.hasFactor == false)
+
+            // Again: nothing. One added in the tier since stays; one added on the host follows.
+            var same = false
+            (same, store) = try await Self.leavesDataAlone(store, backend, dir) { open async throws in
+                #expect(try await open.moveIn(moved, dryRun: false) == .alreadyMoved(updated: 0))
+                #expect(try await open.moveIn(dave, dryRun: false) == .alreadyMoved(updated: 0))
+            }
+            #expect(same, "a second move writes nothing")
+            try await store.addSSHKey(user: "alice", SSHKeyStoreTests.key("tier", seed: 4))
+            moved.sshKeys.append(green)
+            #expect(try await store.moveIn(moved, dryRun: false) == .alreadyMoved(updated: 1))
+            #expect(try await store.sshKeys(user: "alice").map(\.name) == ["blue", "green", "tier"])
+
+            // A name that is another key in the tier, or a key another user's there: a conflict, nothing written.
+            moved.sshKeys.append(SSHKeyStoreTests.key("tier", seed: 5))
+            guard case .conflict(let reason) = try await store.moveIn(moved, dryRun: true) else { throw StoreError.database("no conflict") }
+            #expect(reason.contains("tier"), "\(reason)")
+            var (erin, _) = try Self.hostUser("erin", pepper: try SecretBytes(randomCount: 32))
+            erin.sshKeys = [SSHKeyStoreTests.key("mine", seed: 6), SSHKeyStoreTests.key("theirs", seed: 3)]
+            #expect(try await store.moveIn(erin, dryRun: true) == MoveInPlan.sshKeyTaken.outcome)
+            #expect(try await store.moveIn(erin, dryRun: false) == MoveInPlan.sshKeyTaken.outcome)
+            #expect(try await store.user("erin") == nil)
+            #expect(try await store.listSSHKeys(after: nil, limit: 100).count == 4)
+            try await store.close()
+        }
+    }
+
     @Test(arguments: Backend.rotating) func movedRecoveryCodesKeepTheirPepperThroughARekey(_ backend: Backend) async throws {
         try await withTempDir { dir in
             let old = try makeKeys(in: dir, name: "old"), new = try makeKeys(in: dir, name: "new")

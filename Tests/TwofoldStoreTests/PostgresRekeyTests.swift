@@ -7,7 +7,7 @@ import TwofoldCrypto
 import TwofoldTestSupport
 
 /// Key rotation as PostgreSQL holds it: a v3 database (written as the code before schema v4 wrote
-/// it, its key check in format 1 from before key ids or in format 2) migrated (to v4, then v5, v6, v7 and v8) with the pepper
+/// it, its key check in format 1 from before key ids or in format 2) migrated (to v4, then on to v9) with the pepper
 /// its recovery codes were made with; `checkKeys` reading every check without writing; a value
 /// changed between a step's read and its write; the cursor. The contract every backend shares
 /// (full rotation, random pepper, unreadable values) is in the conformance suite's RekeyTests.
@@ -62,7 +62,7 @@ import TwofoldTestSupport
 
             // Migrated by the old key: the pepper is the one it derived, every secret and code still opens.
             let migrated = try await Self.open(cluster, database, Keyring(sealing: old))
-            #expect(try await Self.layout(cluster, database) == "v8 1 checks")
+            #expect(try await Self.layout(cluster, database) == "v9 1 checks")
             let pepper = try #require(try await migrated.recoveryPepper())
             #expect(pepper.constantTimeEquals(old.recoveryPepper))
             #expect(RecoveryCodes.match(codes[1], against: try await migrated.recoveryCodes(user: "alice"), pepper: pepper) == 1)
@@ -71,7 +71,7 @@ import TwofoldTestSupport
 
             // Rotated: the new key registered next to the old one, everything re-sealed, the old key removed.
             let rotated = try await Self.open(cluster, database, Keyring(sealing: new, previous: [old]))
-            #expect(try await Self.layout(cluster, database) == "v8 2 checks")
+            #expect(try await Self.layout(cluster, database) == "v9 2 checks")
             #expect(try await rekeyAll(rotated, limit: 2) == ResealBatch(resealed: 6))
             #expect(try await rotated.sealedValueCounts() == [SealedValueCount(formatVersion: 2, keyID: new.id, count: 6)])
             try await rotated.close()
@@ -100,16 +100,16 @@ import TwofoldTestSupport
             await #expect(throws: StoreError.wrongKey) { try await Self.checkKeys(cluster, database, Keyring(sealing: b, previous: [c])) }
             let status = try #require(try await Self.checkKeys(cluster, database, Keyring(sealing: b, previous: [a, c])))
             #expect(status.known == [a.id] && status.toRegister == [b.id, c.id])
-            #expect(try await Self.layout(cluster, database) == "v8 1 checks")
+            #expect(try await Self.layout(cluster, database) == "v9 1 checks")
 
             // Once b is registered (next to a), b alone is known, and a still is.
             try await Self.open(cluster, database, Keyring(sealing: a, previous: [b])).close()
             #expect(try await Self.checkKeys(cluster, database, Keyring(sealing: b)).map { [$0.known, $0.toRegister] } == [[b.id], []])
             #expect(try await Self.checkKeys(cluster, database, Keyring(sealing: c, previous: [a, b])).map { [$0.known, $0.toRegister] } == [[a.id, b.id], [c.id]])
-            #expect(try await Self.layout(cluster, database) == "v8 2 checks")
+            #expect(try await Self.layout(cluster, database) == "v9 2 checks")
             // A newer schema is reported first, as a start would.
-            _ = try await offPool { try cluster.psql("UPDATE twofold_schema SET version = 'v9'", url: cluster.url(database: database)) }
-            await #expect(throws: StoreError.schemaTooNew(found: "v9", supported: "v8")) { try await Self.checkKeys(cluster, database, Keyring(sealing: a)) }
+            _ = try await offPool { try cluster.psql("UPDATE twofold_schema SET version = 'v10'", url: cluster.url(database: database)) }
+            await #expect(throws: StoreError.schemaTooNew(found: "v10", supported: "v9")) { try await Self.checkKeys(cluster, database, Keyring(sealing: a)) }
         }
     }
 
@@ -180,7 +180,7 @@ extension PostgresStoreTests {
                 }
                 return try await group.reduce(into: [PostgresStore]()) { $0.append($1) }
             }
-            #expect(try await PostgresRekeyTests.layout(cluster, database) == "v8 2 checks")
+            #expect(try await PostgresRekeyTests.layout(cluster, database) == "v9 2 checks")
             for store in stores {
                 let pepper = try #require(try await store.recoveryPepper())
                 #expect(RecoveryCodes.match(codes[0], against: try await store.recoveryCodes(user: "alice"), pepper: pepper) == 0)

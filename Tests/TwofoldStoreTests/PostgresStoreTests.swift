@@ -33,7 +33,7 @@ import TwofoldTestSupport
             }
             #expect(stores.count == 10)
             let url = cluster.url(database: database)
-            #expect(try cluster.psql("SELECT count(*), min(version) FROM twofold_schema", url: url) == "1|v8")
+            #expect(try cluster.psql("SELECT count(*), min(version) FROM twofold_schema", url: url) == "1|v9")
             #expect(try cluster.psql("SELECT string_agg(key, ',' ORDER BY key) FROM twofold_meta", url: url) == "key_check,recovery_pepper")
             #expect(try cluster.psql("SELECT count(*) FROM twofold_timeline", url: url) == "1")
             // Every one of them works on the one schema.

@@ -13,13 +13,13 @@ import TwofoldCrypto
             // GRDB sets NORMAL when it enables WAL; the store must have put FULL back.
             #expect(try store.writerSynchronousMode() == 2)
             #expect(try store.testingCount("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'") == 1)
-            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2', 'v3', 'v4', 'v5', 'v6', 'v7', 'v8')") == 8)
+            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier IN ('v1', 'v2', 'v3', 'v4', 'v5', 'v6', 'v7', 'v8', 'v9')") == 9)
             #expect(try store.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await store.close()
 
             // Reopening migrates nothing again, keeps one key check, and the file is private.
             let again = try openStore(dir, keys: try makeKeys(in: dir))
-            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 8)
+            #expect(try again.testingCount("SELECT count(*) FROM grdb_migrations") == 9)
             #expect(try again.testingCount("SELECT count(*) FROM meta WHERE key = 'key_check'") == 1)
             try await again.close()
             let mode = try FileManager.default.attributesOfItem(atPath: dir + "/twofold.db")[.posixPermissions] as? Int
@@ -172,6 +172,48 @@ import TwofoldCrypto
             #expect(try await store.user("alice")?.kinds == [.totp, .sms, .fido2])
             try await store.close()
         }
+    }
+
+    @Test func v8DatabaseMigratesToV9KeepingItsData() async throws {
+        try await withTempDir { dir in
+            let keys = try makeKeys(in: dir)
+            // A database as a v8 twofoldd left it: a user with a FIDO2 key, a verified contact and
+            // an override, a setting.
+            _ = try SQLiteStore.testingCreate(path: dir + "/twofold.db", keys: keys, upTo: "v8", sql: """
+                INSERT INTO users (name, requirement) VALUES ('alice', 'required');
+                INSERT INTO contacts (user, channel, value, added_at, verified_at) VALUES ('alice', 'sms', '+4915112345678', 3, 4);
+                INSERT INTO fido2_keys (user, name, credential_id, algorithm, public_key, sign_count, aaguid, added_at)
+                    VALUES ('alice', 'blue', x'0102', -8, zeroblob(32), 5, zeroblob(16), 6);
+                INSERT INTO settings (key, value) VALUES ('policy', '{}');
+                """)
+            let store = try openStore(dir, keys: keys)
+            #expect(try store.testingCount("SELECT count(*) FROM grdb_migrations WHERE identifier = 'v9'") == 1)
+            let alice = try #require(try await store.user("alice"))
+            #expect(alice.requirement == .required && alice.kinds == [.sms, .fido2] && alice.keys.map(\.signCount) == [5])
+            #expect(try await store.setting("policy") == "{}")
+            try await expectV9Working(store, user: "alice")
+            #expect(try await store.user("alice")?.kinds == [.sms, .fido2])
+            try await store.close()
+        }
+    }
+
+    @Test func theSSHKeysReadIsOneRangeOfThePrimaryKeyWithoutASort() async throws {
+        try await withTempDir { dir in
+            try await openStore(dir, keys: try makeKeys(in: dir)).close()
+            let queue = try DatabaseQueue(path: dir + "/twofold.db")
+            defer { try? queue.close() }
+            let plan = try await queue.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + SQLiteStore.sshKeysSQL, arguments: ["alice"]).map { $0["detail"] as String }
+            }
+            #expect(plan == ["SEARCH s USING PRIMARY KEY (user=?)"], "\(plan)")
+        }
+    }
+
+    @Test func theSchemasSSHKeyTypesAreTheCoresOnes() {
+        for type in SSHPublicKey.securityKeyTypes.union(SSHPublicKey.otherTypes) {
+            #expect(Schema.v9.contains("'\(type)'"), "\(type)")
+        }
+        #expect(Schema.v9.components(separatedBy: "', '").count == SSHPublicKey.securityKeyTypes.count + SSHPublicKey.otherTypes.count - 1)
     }
 
     @Test func lastSuccessHostsLooksEachUserUpInThePartialIndex() async throws {

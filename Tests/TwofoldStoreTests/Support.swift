@@ -12,7 +12,7 @@ func openStore(_ dir: String, keys: SealingKeys) throws -> SQLiteStore {
 
 /// A store opened on a v4 database holding bob's override `required`, the setting `policy` = `{}`
 /// and five successful logins of alice (at 1,000 to 1,004) without hosts, as both backends' v4 →
-/// v5 tests write it: all of it kept, and what v5, v6, v7 and v8 add works.
+/// v5 tests write it: all of it kept, and what v5 to v9 add works.
 func expectV4DataKeptAndV5Working(_ store: any TwofoldStore) async throws {
     #expect(try await store.setting("policy") == "{}")
     #expect(try await store.user("bob")?.requirement == .required)
@@ -30,8 +30,9 @@ func expectV4DataKeptAndV5Working(_ store: any TwofoldStore) async throws {
     let bob = try await store.user("bob")
     #expect(bob?.contacts.map(\.value) == ["bob@example.com"] && bob?.requirement == .required && bob?.status == .active)
     #expect(try await store.sendCounts(user: "bob", destination: "bob@example.com", host: "h-1", since: 0) == DeliverySendCounts(user: 0, destination: 0, host: 0))
-    // v8: keys.
+    // v8: keys; v9: SSH keys.
     try await expectV8Working(store, user: "bob")
+    try await expectV9Working(store, user: "bob")
 }
 
 /// What schema v8 adds works on a migrated store: `user` (who has no key yet) gets one, reads it
@@ -46,6 +47,22 @@ func expectV8Working(_ store: any TwofoldStore, user: String) async throws {
     let use = FactorUse.keyAssertion(name: "key", credential: key.id, signCount: 2)
     #expect(try await store.commit([.accept(user: user, use: use, atMillis: 5_000), .accept(user: user, use: use, atMillis: 5_000)])
             == [.applied, .conflict])
+}
+
+/// What schema v9 adds works on a migrated store: `user` gets an SSH key, which is read back and
+/// listed, and is no factor; nothing of it is sealed.
+func expectV9Working(_ store: any TwofoldStore, user: String) async throws {
+    let counts = try await store.sealedValueCounts()
+    let kinds = try await store.user(user)?.kinds
+    let type = "sk-ssh-ed25519@openssh.com"
+    let fields: [[UInt8]] = [Array(type.utf8), Array(repeating: 9, count: 32), Array("ssh:".utf8)]
+    let blob: [UInt8] = fields.flatMap { field -> [UInt8] in [0, 0, 0, UInt8(field.count)] + field }
+    let key = SSHKeyRecord(name: "ssh", key: SSHPublicKey(type: type, blob: blob, comment: "a comment"), addedAtMillis: 7_000)
+    try await store.addSSHKey(user: user, key)
+    #expect(try await store.sshKeys(user: user) == [key])
+    #expect(try await store.listSSHKeys(after: nil, limit: 10) == [UserSSHKey(user: user, key: key)])
+    #expect(try await store.user(user)?.kinds == kinds)
+    #expect(try await store.sealedValueCounts() == counts)
 }
 
 /// The bytes of every file of the database (main, -wal, -shm when present), by suffix.

@@ -124,6 +124,7 @@ extension RelayHandler {
         let codes = services.breakGlass.map { Self.listing($0) }
         let bound = NIOLoopBound(self, eventLoop: loop)
         let fileRead = services.live.fileRead
+        let keys = services.live.current.sshKeys
         services.connector.probe(on: loop).whenSuccess { servers in
             var breakGlass: [BreakGlassEntry]?
             if case .breakGlass(let entries)? = codes { breakGlass = entries }
@@ -131,7 +132,9 @@ extension RelayHandler {
                                   certificateNotAfterMillis: certificate?.notAfterMillis, breakGlass: breakGlass)
             bound.value.respond(.serverInfo(ServerInfo(version: TwofoldVersion.string, configFile: fileRead, database: "(none: a relay)",
                                                        keySource: "none", keyFile: nil, keyFileMode: nil, keyFileOwnerUID: nil,
-                                                       daemonUID: getuid(), adminGroup: nil, fleet: fleet)))
+                                                       daemonUID: getuid(), adminGroup: nil, fleet: fleet,
+                                                       sshKeys: SSHKeysInfo(authorizedKeysUser: keys.authorizedKeysUser, cacheSeconds: keys.cacheSeconds,
+                                                                            keyTypes: nil, verifyRequired: nil))))
         }
     }
 

@@ -46,8 +46,8 @@ struct HostStore {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// The host's users, a page at a time in name order, each with its secrets opened and its
-    /// unused recovery codes carrying the pepper they were made with.
+    /// The host's users, a page at a time in name order, each with its secrets opened, its
+    /// unused recovery codes carrying the pepper they were made with, and its SSH keys.
     func users(after name: String?, limit: Int, atMillis: Int64) async throws -> [MovedUser] {
         var moved: [MovedUser] = []
         for listed in try await store.listUsers(after: name, limit: limit) {
@@ -55,7 +55,8 @@ struct HostStore {
             let codes = try await store.recoveryCodes(user: record.name).map { _, hash in
                 RecoveryCodeHash(salt: hash.salt, hash: hash.hash, pepper: hash.pepper ?? pepper)
             }
-            moved.append(MovedUser(record: record, recoveryCodes: codes, hostPepper: pepper, atMillis: atMillis))
+            moved.append(MovedUser(record: record, recoveryCodes: codes, hostPepper: pepper, atMillis: atMillis,
+                                   sshKeys: try await store.sshKeys(user: record.name)))
         }
         return moved
     }

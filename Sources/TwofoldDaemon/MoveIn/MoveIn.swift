@@ -91,7 +91,7 @@ public enum MoveIn {
     private static func moveUser(_ user: MovedUser, to tier: any TwofoldStore, into report: inout MoveInReport) async throws {
         let record = user.record
         if record.pendingFactor != nil { report.pendingNotMoved.append(record.name) }
-        guard hasState(record) else { return }
+        guard hasState(record) || !user.sshKeys.isEmpty else { return }
         switch try await tier.moveIn(user, dryRun: report.dryRun) {
         case .moved:
             report.moved.append(record.name)

@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+import TwofoldClient
+import TwofoldCore
+import TwofoldProtocol
+import TwofoldTestSupport
+
+/// SSH public keys through the real daemon: the registry, the lines served to sshd with the
+/// policy's options, who may ask for them.
+@Suite("twofoldd: SSH keys")
+struct SSHKeyTests {
+    /// A .pub line of a security key (sk-ssh-ed25519), made up: sshd never sees these.
+    static func skLine(_ seed: UInt8, comment: String = "key") -> String {
+        SSHTestKeys.skEd25519(seed: seed, comment: comment)
+    }
+
+    static func lines(_ daemon: DaemonProcess, _ user: String) throws -> [String]? {
+        guard case .authorizedKeys(let lines, _) = try daemon.control(.authorizedKeys(user: user)) else { return nil }
+        return lines
+    }
+
+    @Test("registered keys are served; verify-required when the policy asks; other types only when it allows them")
+    func served() throws {
+        let daemon = try DaemonProcess()
+        let first = Self.skLine(1), second = Self.skLine(2)
+        guard case .sshKeys = try daemon.control(.sshKeyAdd(user: "sara", name: nil, line: first, code: nil)) else { throw HarnessError("not added") }
+        if case .sshKeys(let added) = try daemon.control(.sshKeyAdd(user: "sara", name: "spare", line: second, code: nil)) {
+            #expect(added.map(\.name) == ["spare"])
+        } else { Issue.record("not added") }
+        #expect(try Self.lines(daemon, "sara")?.count == 2)
+        #expect(try Self.lines(daemon, "nobody-here") == [])
+        let ed = try #require(try? ChildProcess.run(["/bin/sh", "-c", "d=$(mktemp -d) && ssh-keygen -q -t ed25519 -N '' -f $d/k && cat $d/k.pub && rm -r $d"]).output)
+        if case .error(.permissionDenied, let message) = try daemon.control(.sshKeyAdd(user: "sara", name: nil, line: ed, code: nil)) {
+            #expect(message.contains("only hardware-backed"))
+        } else { Issue.record("a plain key under the sk-only policy") }
+
+        guard case .policy(var policy) = try daemon.control(.policyShow) else { throw HarnessError("policy") }
+        policy.sshVerifyRequired = true
+        policy.sshKeyTypes = "any"
+        #expect(try daemon.control(.policySet(policy)) == .ok)
+        guard case .sshKeys = try daemon.control(.sshKeyAdd(user: "sara", name: "plain", line: ed, code: nil)) else { throw HarnessError("plain key") }
+        let served = try #require(try Self.lines(daemon, "sara"))
+        #expect(served.filter { $0.hasPrefix("verify-required sk-ssh-ed25519@openssh.com ") }.count == 2, "\(served)")
+        #expect(served.contains { $0.hasPrefix("ssh-ed25519 ") } && !served.contains { $0.contains("no-touch-required") })
+        // Back to sk only: the plain key stays registered but is no longer served.
+        policy.sshKeyTypes = "sk"
+        #expect(try daemon.control(.policySet(policy)) == .ok)
+        #expect(try Self.lines(daemon, "sara")?.count == 2)
+    }
+
+    @Test("one key, one account; names unique per user; removal one by one or all (admin); revoke removes them")
+    func registry() throws {
+        let daemon = try DaemonProcess()
+        let line = Self.skLine(3)
+        guard case .sshKeys = try daemon.control(.sshKeyAdd(user: "tom", name: "blue", line: line, code: nil)) else { throw HarnessError("add") }
+        if case .error(.conflict, _) = try daemon.control(.sshKeyAdd(user: "tina", name: nil, line: line, code: nil)) {} else { Issue.record("one key, two accounts") }
+        if case .error(.conflict, _) = try daemon.control(.sshKeyAdd(user: "tom", name: "blue", line: Self.skLine(4), code: nil)) {} else { Issue.record("a taken name") }
+        guard case .sshKeys = try daemon.control(.sshKeyAdd(user: "tom", name: nil, line: Self.skLine(5), code: nil)) else { throw HarnessError("add 2") }
+        guard case .sshKeys(let all) = try daemon.control(.sshKeyList(user: nil, all: true)) else { throw HarnessError("list") }
+        #expect(all.map(\.name) == ["blue", "sk-ed25519"] && all.allSatisfy { $0.fingerprint.hasPrefix("SHA256:") })
+        #expect(try daemon.control(.sshKeyRemove(user: "tom", name: "blue", code: nil)) == .ok)
+        #expect(try Self.lines(daemon, "tom")?.count == 1)
+        #expect(try daemon.control(.revoke(user: "tom")) == .ok)
+        #expect(try Self.lines(daemon, "tom") == [])
+    }
+}
+
