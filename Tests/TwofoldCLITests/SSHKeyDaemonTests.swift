@@ -21,11 +21,7 @@ import Glibc
         #expect(refused.stderr.split(separator: "\n").count == 1 && refused.stderr.contains("authorized_keys_user"), "\(refused)")
     }
 
-    /// Until the backends keep SSH keys, twofoldd cannot store one.
-    static let storePending = FileManager.default.fileExists(atPath: Paths.root + "/Sources/TwofoldStore/SSHKeysNotYetStored.swift")
-
-    @Test("add, list, serve (with verify-required when the policy says so), the policy's key types, import, remove, revoke all",
-          .disabled(if: storePending, "the store backends do not keep SSH keys yet (Sources/TwofoldStore/SSHKeysNotYetStored.swift)"))
+    @Test("add, list, serve (with verify-required when the policy says so), the policy's key types, import, remove, revoke all")
     func roundTrip() throws {
         let keysUser = try TestUser.user
         let member = try TestUser.groupMember.name
