@@ -48,6 +48,19 @@ struct SSHKeyTests {
         #expect(try Self.lines(daemon, "sara")?.count == 2)
     }
 
+    @Test("an import is all or none: one refused line stores nothing, and every other line says so")
+    func importAllOrNone() throws {
+        let daemon = try DaemonProcess()
+        let good = SSHKeyImport(user: "ivy", name: nil, line: SSHTestKeys.skEd25519(seed: 20))
+        let plain = SSHKeyImport(user: "ivy", name: nil, line: "ssh-ed25519 " + Base64.encode(SSHTestKeys.wire([Array("ssh-ed25519".utf8), Array(repeating: 3, count: 32)])))
+        guard case .importedMany(let refused) = try daemon.control(.sshKeyImport([good, plain])) else { throw HarnessError("import") }
+        #expect(refused.allSatisfy { $0.error != nil } && refused[0].error?.contains("not imported") == true, "\(refused)")
+        #expect(try Self.lines(daemon, "ivy") == [])
+        guard case .importedMany(let done) = try daemon.control(.sshKeyImport([good])) else { throw HarnessError("import") }
+        let served = try Self.lines(daemon, "ivy")
+        #expect(done.allSatisfy { $0.error == nil } && served?.count == 1)
+    }
+
     @Test("one key, one account; names unique per user; removal one by one or all (admin); revoke removes them")
     func registry() throws {
         let daemon = try DaemonProcess()

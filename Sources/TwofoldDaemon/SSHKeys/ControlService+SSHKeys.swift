@@ -88,7 +88,10 @@ extension ControlService {
                 outcomes.append(ImportOutcome(user: item.user, error: failure.message))
             }
         }
-        guard outcomes.allSatisfy({ $0.error == nil }) else { return .importedMany(outcomes) }
+        // All or none: with one line refused, nothing is stored, and every other line says so.
+        guard outcomes.allSatisfy({ $0.error == nil }) else {
+            return .importedMany(outcomes.map { $0.error == nil ? ImportOutcome(user: $0.user, error: "not imported: another line of the import was refused") : $0 })
+        }
         do { try await store.importSSHKeys(accepted) } catch StoreError.conflict {
             throw ControlFailure(.conflict, "a key of the import is already registered (to its user or another): nothing was imported")
         }
