@@ -431,7 +431,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     /// An ANSWER's PAYLOAD is a protocol error unless the client declared `binaryPayload` and the
-    /// prompt it answers carried a PAYLOAD (none does yet: every factor today is text).
+    /// prompt it answers carried a PAYLOAD (the key step's, `KeyLoginDialog`; the code prompt never does).
     static func payloadError(_ answer: Message, _ login: LoginContext, promptHadPayload: Bool) -> ProtocolError? {
         guard answer.payload != nil else { return nil }
         do {
