@@ -207,7 +207,8 @@ public final class Authenticator: Sendable {
             return notEnrolled(context, override: record.requirement, policy: policy, unrequired: noneAllowed())
         }
         guard allowed.kinds.contains(.recovery) || record.hasFactor(ofKindIn: allowed.kinds) else { return noneAllowed() }
-        if let why = keysUnusable(context), !record.hasFactor(ofKindIn: allowed.kinds.subtracting([.fido2])) {
+        // Only for users with keys: everyone else pays nothing here, and is never told about keys.
+        if !record.keys.isEmpty, let why = keysUnusable(context), !record.hasFactor(ofKindIn: allowed.kinds.subtracting([.fido2])) {
             return onlyKeys(context, why: why, record: record, recoveryAllowed: allowed.kinds.contains(.recovery))
         }
         if record.throttle.failures > 0, context.peer.relayed != nil {

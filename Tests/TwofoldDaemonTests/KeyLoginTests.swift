@@ -162,6 +162,17 @@ struct KeyLoginTests {
         #expect(denied.verdict == .denied && denied.texts.contains("cannot talk to security keys"), "\(denied.texts)")
     }
 
+    @Test("a user without keys, whose only factor (HOTP) is not allowed here, is never told about security keys")
+    func noKeysNoKeyText() throws {
+        let daemon = try Self.daemon()
+        _ = try daemon.provision("nell", parameters: OTPParameters(method: .hotp))
+        guard case .policy(var policy) = try daemon.control(.policyShow) else { throw HarnessError("policy") }
+        policy.serviceFactorKinds = ["sshd": ["totp", "recovery"]]
+        #expect(try daemon.control(.policySet(policy)) == .ok)
+        let transcript = try Self.login("nell", on: daemon, capabilities: [], service: "sshd", key: nil, code: "")
+        #expect(!transcript.texts.contains("security key"), "\(transcript.texts)")
+    }
+
     @Test("registration: one key per credential, a current code for a user's own key, the challenge single-use and on its connection only")
     func registration() throws {
         let daemon = try Self.daemon()
