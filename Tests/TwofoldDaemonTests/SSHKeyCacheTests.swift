@@ -29,6 +29,38 @@ struct SSHKeyCacheTests {
         #expect(cache.lines("bob") == nil)
     }
 
+    /// The time the file holds for `user`.
+    static func fileTime(_ directory: String, _ user: String) throws -> Int64? {
+        let data = try Data(contentsOf: URL(fileURLWithPath: directory + "/ssh-key-cache.json"))
+        return try JSONDecoder().decode([String: SSHKeyCache.Entry].self, from: data)[user]?.fetchedMillis
+    }
+
+    @Test("the file is rewritten when the lines change or its time is a tenth of the lifetime old, not on every connection")
+    func writes() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let clock = ManualClock(millis: 1_000_000)
+        let cache = Self.cache(directory, clock: clock, lifetime: 3_600)
+        cache.store("ann", lines: ["a"])
+        cache.flush()
+        #expect(try Self.fileTime(directory, "ann") == 1_000_000)
+        clock.advance(millis: 60_000)
+        cache.store("ann", lines: ["a"])
+        cache.flush()
+        #expect(try Self.fileTime(directory, "ann") == 1_000_000, "the same lines a minute later: not written")
+        #expect(cache.lines("ann") == ["a"])
+        clock.advance(millis: 300_000)
+        cache.store("ann", lines: ["a"])
+        cache.flush()
+        #expect(try Self.fileTime(directory, "ann") == 1_360_000, "six minutes after the last write: written")
+        clock.advance(millis: 1)
+        cache.store("ann", lines: [])
+        cache.flush()
+        #expect(try Self.fileTime(directory, "ann") == 1_360_001, "a revocation: written at once")
+        // A relay restarted from the file serves what it holds.
+        #expect(Self.cache(directory, clock: clock, lifetime: 3_600).lines("ann") == [])
+    }
+
     @Test("a lifetime of 0 keeps and serves nothing")
     func off() throws {
         let directory = try makeTemporaryDirectory()

@@ -12,6 +12,10 @@ final class SSHKeyCache: Sendable {
     struct Entry: Codable, Sendable, Equatable {
         var lines: [String]
         var fetchedMillis: Int64
+        /// When this entry was last written to the file (in memory only; nil: never).
+        var persistedMillis: Int64?
+
+        private enum CodingKeys: String, CodingKey { case lines, fetchedMillis }
     }
 
     private let entries: Mutex<[String: Entry]>
@@ -33,16 +37,24 @@ final class SSHKeyCache: Sendable {
     }
 
     /// What the tier just served for `user` (an empty list too: a revocation reaches the cache).
+    /// sshd asks on every connection attempt, so the file is rewritten only when the lines changed
+    /// or the time it holds is a tenth of the lifetime old: a restarted relay may then expire an
+    /// entry a little early, never late.
     func store(_ user: String, lines: [String]) {
-        guard lifetimeSeconds() > 0 else { return }
+        let lifetime = Int64(lifetimeSeconds()) * 1_000
+        guard lifetime > 0 else { return }
         let now = clock.nowMillis()
-        let snapshot = entries.withLock { entries -> [String: Entry] in
-            entries[user] = Entry(lines: lines, fetchedMillis: now)
-            let oldest = now - Int64(lifetimeSeconds()) * 1_000
-            entries = entries.filter { $0.value.fetchedMillis >= oldest }
-            return entries
+        let snapshot = entries.withLock { entries -> [String: Entry]? in
+            let previous = entries[user]
+            entries[user] = Entry(lines: lines, fetchedMillis: now, persistedMillis: previous?.persistedMillis)
+            guard let previous, previous.lines == lines, let persisted = previous.persistedMillis, now - persisted < lifetime / 10 else {
+                entries = entries.filter { $0.value.fetchedMillis >= now - lifetime }
+                for key in entries.keys { entries[key]?.persistedMillis = now }
+                return entries
+            }
+            return nil
         }
-        persist(snapshot)
+        if let snapshot { persist(snapshot) }
     }
 
     /// The lines for `user` if the tier gave them within the lifetime; nil otherwise.
@@ -51,6 +63,9 @@ final class SSHKeyCache: Sendable {
         guard lifetime > 0, let entry = entries.withLock({ $0[user] }), clock.nowMillis() - entry.fetchedMillis <= lifetime else { return nil }
         return entry.lines
     }
+
+    /// Waits until every write asked for so far is done (tests, shutdown).
+    func flush() { writer.sync {} }
 
     /// Written off the event loop; a failed write only loses the copy a restart would have had.
     private func persist(_ snapshot: [String: Entry]) {
