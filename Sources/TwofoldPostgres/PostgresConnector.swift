@@ -38,15 +38,21 @@ final class PostgresConnector: Sendable {
     }
 
     /// The longest one operation of `statements` statements may take: a connection, then the statements.
-    func limit(statements: Int = 1) -> Duration {
-        configuration.connectTimeout + configuration.statementTimeout * max(statements, 1)
+    func limit(statements: Int = 1, statementTimeout: Duration? = nil) -> Duration {
+        configuration.connectTimeout + (statementTimeout ?? configuration.statementTimeout) * max(statements, 1)
     }
+
+    /// Each statement's bound while the schema is opened at startup: creating or migrating it, or
+    /// waiting for another daemon that does, under load, takes longer than a login's statement may
+    /// (the configured bound, 3 s by default), and a daemon that gave up there would not start.
+    static let setupStatementTimeout: Duration = .seconds(30)
 
     /// Runs `body` on a pooled connection, within `limit`: when the time is up, waiting for a
     /// connection is cancelled, or the statement in flight fails and the connection in use is
     /// closed, and the call fails with `StoreError.database`. Errors come out as `StoreError`.
-    func withConnection<T: Sendable>(statements: Int = 1, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let limit = limit(statements: statements)
+    func withConnection<T: Sendable>(statements: Int = 1, statementTimeout: Duration? = nil,
+                                     _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let limit = limit(statements: statements, statementTimeout: statementTimeout)
         let lease = LeaseGuard()
         let client = pool.client
         do {
@@ -83,11 +89,13 @@ final class PostgresConnector: Sendable {
 
     /// Runs `body` in one transaction, committed when it returns. With `settings` the transaction
     /// first sets its own synchronous commit and timeouts (one round trip); the verify batch folds
-    /// them into its first statement instead. Round trips: BEGIN, [settings], body's, COMMIT.
-    func transaction<T: Sendable>(statements: Int = 1, settings: Bool = true,
+    /// them into its first statement instead. `statementTimeout` replaces the configured bound
+    /// (`setupStatementTimeout`). Round trips: BEGIN, [settings], body's, COMMIT.
+    func transaction<T: Sendable>(statements: Int = 1, settings: Bool = true, statementTimeout: Duration? = nil,
                                   _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let configuration = configuration
-        return try await withConnection(statements: statements) { connection in
+        var configuration = configuration
+        if let statementTimeout { configuration.statementTimeout = statementTimeout }
+        return try await withConnection(statements: statements, statementTimeout: statementTimeout) { [configuration] connection in
             try await connection.run("BEGIN")
             do {
                 if settings { try await connection.run(Self.settingsQuery(configuration, statements: statements)) }

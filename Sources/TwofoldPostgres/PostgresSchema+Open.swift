@@ -43,12 +43,13 @@ extension PostgresSchema {
     /// table, the sealing key's check, a random pepper and the timeline seen now; migrates v3 to
     /// v4, then on to v9; opens the pepper (a previous key removed too early fails here); only then registers the
     /// keyring's other keys. Any failure rolls everything back. Other daemons starting wait while
-    /// it holds the lock: 3 round trips, COMMIT included, on a database that needs nothing.
+    /// it holds the lock: 3 round trips, COMMIT included, on a database that needs nothing. Each
+    /// statement is bounded by the setup bound, not the login's.
     static func open(_ connector: PostgresConnector, sealer: Sealer) async throws -> PostgresOpening {
         // Sealed before the transaction, to keep it short; stored only on an empty database.
         let keyCheck = try KeyCheck.seal(with: sealer)
         let pepper = try StoreMeta.sealPepper(try SecretBytes(randomCount: 32), with: sealer)
-        return try await connector.transaction(statements: 8) { connection in
+        return try await connector.transaction(statements: 8, statementTimeout: PostgresConnector.setupStatementTimeout) { connection in
             try await connection.run("SELECT pg_advisory_xact_lock(\(openLockKey))")
             var created = false, migratedFrom: String?
             var schema = try await read(connection)

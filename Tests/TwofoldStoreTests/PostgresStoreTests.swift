@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TwofoldCore
 import TwofoldCrypto
@@ -27,8 +28,9 @@ import TwofoldTestSupport
         try await withTempDir { dir in
             let keys = try makeKeys(in: dir)
             let stores = try await withThrowingTaskGroup(of: PostgresStore.self) { group in
-                // Each waits for the openings before its own: the lock wait is bounded by the statement timeout.
-                for _ in 0..<10 { group.addTask { try await Self.open(cluster, database, keys: keys, statement: .seconds(30)) } }
+                // Each waits for the openings before its own, with the daemon's default statement bound:
+                // the opening has its own (PostgresConnector.setupStatementTimeout).
+                for _ in 0..<10 { group.addTask { try await Self.open(cluster, database, keys: keys, statement: .seconds(3)) } }
                 return try await group.reduce(into: [PostgresStore]()) { $0.append($1) }
             }
             #expect(stores.count == 10)
@@ -40,6 +42,43 @@ import TwofoldTestSupport
             try await enroll(stores[0], "alice")
             for store in stores { #expect(try await store.user("alice")?.status == .active) }
             for store in stores { try await store.close() }
+        }
+    }
+
+    /// A daemon starting while another holds the opening lock (creating or migrating the schema on a
+    /// loaded server) waits longer than a login's statement may, and starts: CI once saw a relay's
+    /// server give up after the 3 s bound with "canceling statement due to statement timeout".
+    @Test func anOpeningThatWaitsLongerThanALoginStatementStillOpens() async throws {
+        let cluster = try PostgresCluster()
+        let database = try cluster.createScratchDatabase()
+        try await withTempDir { dir in
+            let keys = try makeKeys(in: dir)
+            let holder = try await Self.open(cluster, database, keys: keys)
+            let finished = Mutex(false)
+            let opening = Task {
+                defer { finished.withLock { $0 = true } }
+                return try await Self.open(cluster, database, keys: keys, statement: .milliseconds(200))
+            }
+            // Hold the lock until the opening has waited five times its statement bound (or gave up).
+            let waited = try await holder.read(statements: 2) { connection -> Bool in
+                _ = try await connection.run("SELECT pg_advisory_lock(\(PostgresSchema.openLockKey))")
+                var waited = false
+                while !waited, !finished.withLock({ $0 }) {
+                    waited = try await connection.run("""
+                        SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                            AND query LIKE '%pg_advisory_xact_lock%' AND clock_timestamp() - query_start > interval '1 second'
+                        """).first?.decode(Bool.self) ?? false
+                    if !waited { try await Task.sleep(for: .milliseconds(20)) }
+                }
+                _ = try await connection.run("SELECT pg_advisory_unlock(\(PostgresSchema.openLockKey))")
+                return waited
+            }
+            let second = try await opening.value
+            #expect(waited)
+            try await enroll(holder, "alice")
+            #expect(try await second.user("alice")?.status == .active)
+            try await holder.close()
+            try await second.close()
         }
     }
 
