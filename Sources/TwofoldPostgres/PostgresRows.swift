@@ -7,10 +7,10 @@ import TwofoldStore
 /// Users read back from rows of `users LEFT JOIN factors` (a user's rows consecutive), as SQLite's
 /// `decodeUsers` reads them: the secret opened when a sealer is given, a damaged row a `corruptRecord`.
 enum PostgresUserRows {
-    /// The columns a user's row has: the user's (0...8), the factor's (9...19), its sealed secret
-    /// (20), the count of unused recovery codes (21), the contacts as JSON (22), the login code's
-    /// (23...31), the keys as JSON (32). A query may add columns of its own after them.
-    static let columns = 33
+    /// The columns a user's row has: the user's (0...9), the factor's (10...20), its sealed secret
+    /// (21), the count of unused recovery codes (22), the contacts as JSON (23), the login code's
+    /// (24...32), the keys as JSON (33). A query may add columns of its own after them.
+    static let columns = 34
 
     static func decode(_ rows: PostgresQueryResult, sealer: Sealer?) throws -> [UserRecord] {
         var users: [UserRecord] = []
@@ -19,7 +19,7 @@ enum PostgresUserRows {
             // A NULL name: no such user (a login's read still returns its setting's row).
             guard let name = try columns[0].decode(String?.self) else { continue }
             if users.last?.name != name { users.append(try decodeUser(columns, name: name)) }
-            guard try columns[9].decode(String?.self) != nil else { continue }
+            guard try columns[10].decode(String?.self) != nil else { continue }
             let factor = try decodeFactor(columns, user: name, sealer: sealer)
             users[users.count - 1].factors.append(factor)
             if let used = factor.lastUsedMillis, used > users[users.count - 1].lastSuccessMillis ?? .min {
@@ -43,16 +43,17 @@ enum PostgresUserRows {
         let throttle = ThrottleState(failures: try columns[2].decode(Int.self), notBeforeMillis: try columns[3].decode(Int64?.self),
                                      lockedUntilMillis: try columns[4].decode(Int64?.self))
         var record = UserRecord(name: name, pendingFactor: try columns[1].decode(String?.self), throttle: throttle, requirement: override,
-                                lastSuccessMillis: try columns[6].decode(Int64?.self), recoveryCodesLeft: Int(try columns[21].decode(Int64.self)),
+                                lastSuccessMillis: try columns[6].decode(Int64?.self), recoveryCodesLeft: Int(try columns[22].decode(Int64.self)),
                                 firstRequiredMillis: try columns[7].decode(Int64?.self), factorKinds: kinds,
-                                contacts: try contacts(columns, user: name), deliveredCode: try loginCode(columns, user: name))
+                                contacts: try contacts(columns, user: name), deliveredCode: try loginCode(columns, user: name),
+                                sshKeyRule: try SSHKeyRuleColumn.rule(try columns[9].decode(String?.self), user: name))
         for key in try keys(columns, user: name) { record.appendKey(key) }
         return record
     }
 
-    /// The keys from their JSON array (column 32; NULL: none).
+    /// The keys from their JSON array (column 33; NULL: none).
     private static func keys(_ columns: PostgresRandomAccessRow, user: String) throws -> [Fido2Credential] {
-        guard let json = try columns[32].decode(String?.self) else { return [] }
+        guard let json = try columns[33].decode(String?.self) else { return [] }
         let keys: [PostgresKeyJSON]
         do {
             keys = try JSONDecoder().decode([PostgresKeyJSON].self, from: Data(json.utf8))
@@ -62,9 +63,9 @@ enum PostgresUserRows {
         return try keys.map { try $0.credential(user: user) }
     }
 
-    /// The contacts from their JSON array (column 22; NULL: none).
+    /// The contacts from their JSON array (column 23; NULL: none).
     private static func contacts(_ columns: PostgresRandomAccessRow, user: String) throws -> [Contact] {
-        guard let json = try columns[22].decode(String?.self) else { return [] }
+        guard let json = try columns[23].decode(String?.self) else { return [] }
         do {
             return try JSONDecoder().decode([Contact].self, from: Data(json.utf8))
         } catch {
@@ -72,20 +73,20 @@ enum PostgresUserRows {
         }
     }
 
-    /// The login code from its columns (23...31; a NULL id: none).
+    /// The login code from its columns (24...32; a NULL id: none).
     private static func loginCode(_ columns: PostgresRandomAccessRow, user: String) throws -> DeliveredCodeRecord? {
-        guard let id = try columns[23].decode(Int64?.self) else { return nil }
-        return try PostgresDeliveryRows.code(columns, at: 23, id: id, purpose: .login, user: user)
+        guard let id = try columns[24].decode(Int64?.self) else { return nil }
+        return try PostgresDeliveryRows.code(columns, at: 24, id: id, purpose: .login, user: user)
     }
 
     private static func decodeFactor(_ columns: PostgresRandomAccessRow, user: String, sealer: Sealer?) throws -> FactorRecord {
-        let name = try columns[9].decode(String.self)
-        let verify = VerifyState(lastStep: try columns[14].decode(Int64?.self), counter: UInt64(bitPattern: try columns[15].decode(Int64.self)),
-                                 drift: try columns[16].decode(Int.self), lastOffset: try columns[17].decode(Int?.self))
-        var factor = FactorRecord(name: name, parameters: try parameters(columns, at: 10, user: user), verify: verify,
-                                  addedAtMillis: try columns[18].decode(Int64.self), lastUsedMillis: try columns[19].decode(Int64?.self))
+        let name = try columns[10].decode(String.self)
+        let verify = VerifyState(lastStep: try columns[15].decode(Int64?.self), counter: UInt64(bitPattern: try columns[16].decode(Int64.self)),
+                                 drift: try columns[17].decode(Int.self), lastOffset: try columns[18].decode(Int?.self))
+        var factor = FactorRecord(name: name, parameters: try parameters(columns, at: 11, user: user), verify: verify,
+                                  addedAtMillis: try columns[19].decode(Int64.self), lastUsedMillis: try columns[20].decode(Int64?.self))
         if let sealer {
-            guard let blob = try columns[20].decode(ByteBuffer?.self) else {
+            guard let blob = try columns[21].decode(ByteBuffer?.self) else {
                 throw StoreError.corruptRecord(user: user, reason: "factor '\(name)' without a secret")
             }
             factor.secret = try sealer.open(Array(blob.readableBytesView), .factor, user: user, factor: name)

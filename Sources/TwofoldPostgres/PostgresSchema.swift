@@ -225,7 +225,9 @@ enum PostgresSchema {
     /// read (`sshKeys(user:)`) is one range of the primary key's index; a key blob belongs to one
     /// account in the whole store. The blob's uniqueness is an index of its SHA-256: a B-tree entry
     /// holds at most about 2.7 kB, and a blob may be up to 16 kB (a large RSA key). Public data: not
-    /// sealed, never logged.
+    /// sealed, never logged. With them, the user's own SSH key rule on the user's row (`SSHKeyRule`'s
+    /// text form; NULL: the policy decides), read with the keys in one statement (`authorizedSSHKeys`).
+    /// Adding a nullable column without a default rewrites no rows.
     static let tablesV9: [PostgresQuery] = [
         """
         CREATE TABLE ssh_keys (
@@ -240,6 +242,10 @@ enum PostgresSchema {
         )
         """,
         "CREATE UNIQUE INDEX ssh_keys_by_blob ON ssh_keys (sha256(blob))",
+        """
+        ALTER TABLE users ADD COLUMN ssh_key_rule TEXT
+            CHECK (ssh_key_rule IS NULL OR ssh_key_rule IN ('sk', 'sk,verify-required', 'any', 'any,verify-required'))
+        """,
     ]
 
     /// Throws `schemaTooNew` for a version after `supported`, `database` for one this code never wrote.

@@ -55,6 +55,16 @@ extension PostgresStore {
         }
     }
 
+    public func setSSHKeyRule(user: String, _ rule: SSHKeyRule?) async throws {
+        let text = SSHKeyRuleColumn.text(rule)
+        try await write { connection in
+            try await connection.run("""
+                INSERT INTO users (name, ssh_key_rule) VALUES (\(user), \(text))
+                ON CONFLICT (name) DO UPDATE SET ssh_key_rule = excluded.ssh_key_rule
+                """)
+        }
+    }
+
     public func markFirstRequired(user: String, atMillis: Int64) async throws -> Int64 {
         try await write { connection in
             let stored = try await connection.run("""

@@ -8,18 +8,18 @@ import TwofoldStore
 /// removing. Writes that touch a user's factors lock the user's row first, as the verify batch does,
 /// so the two wait for each other rather than deadlock.
 extension PostgresStore {
-    /// The user's columns (0...8), then the factor's (9...19), then its sealed secret (20).
+    /// The user's columns (0...9), then the factor's (10...20), then its sealed secret (21).
     private static let userColumns = """
         u.name, u.pending_name, u.failures, u.not_before, u.locked_until, u.requirement, u.last_success, u.first_required,
-        u.factor_kinds
+        u.factor_kinds, u.ssh_key_rule
         """
     private static let factorColumns = """
         f.name, f.kind, f.algorithm, f.digits, f.period, f.last_step, f.counter, f.drift, f.last_offset, f.added_at, f.last_used
         """
-    /// The count of unused recovery codes (index 21).
+    /// The count of unused recovery codes (index 22).
     private static let codesLeftColumn = "(SELECT count(*) FROM recovery_codes r WHERE r.user_name = u.name AND r.used_at IS NULL)"
-    /// After the count: the user's contacts as a JSON array (22), then its login code's columns
-    /// (23...31), then its keys as a JSON array (32).
+    /// After the count: the user's contacts as a JSON array (23), then its login code's columns
+    /// (24...32), then its keys as a JSON array (33).
     private static let deliveryColumns = """
         c.list, d.id, d.channel, d.destination, d.hash, d.digits, d.host, d.service, d.created_at, d.expires_at, k.list
         """

@@ -5,7 +5,8 @@ import TwofoldCore
 import TwofoldStore
 
 /// SSH public keys (schema v9), with the SQLite backend's semantics. Not second factors: never
-/// read with the user, never counted. Writes lock the users' rows first, as the other writes to a
+/// read with the user, never counted. The user's SSH key rule is on the user's row
+/// (`setSSHKeyRule` is with the other overrides). Writes lock the users' rows first, as the other writes to a
 /// user's credentials do (revoke among them).
 extension PostgresStore {
     public func addSSHKey(user: String, _ key: SSHKeyRecord) async throws {
@@ -31,6 +32,28 @@ extension PostgresStore {
 
     static func sshKeysQuery(_ user: String) -> PostgresQuery {
         "SELECT name, type, blob, comment, added_at FROM ssh_keys WHERE user_name = \(user) ORDER BY name"
+    }
+
+    /// sshd's hot read: one statement, the range of the keys' primary key index in name order, the
+    /// user's row by its primary key for the rule. No keys: no row, no rule.
+    public func authorizedSSHKeys(user: String) async throws -> UserSSHKeys {
+        try await read { connection in
+            var read = UserSSHKeys()
+            for row in try await connection.run(Self.authorizedSSHKeysQuery(user)) {
+                let (name, type, blob, comment, added, rule) = try row.decode((String, String, ByteBuffer, String, Int64, String?).self)
+                // The user's rule, the same on every row.
+                if read.keys.isEmpty { read.rule = try SSHKeyRuleColumn.rule(rule, user: user) }
+                read.keys.append(Self.sshKey((name, type, blob, comment, added)))
+            }
+            return read
+        }
+    }
+
+    static func authorizedSSHKeysQuery(_ user: String) -> PostgresQuery {
+        """
+        SELECT k.name, k.type, k.blob, k.comment, k.added_at, u.ssh_key_rule
+        FROM ssh_keys k JOIN users u ON u.name = k.user_name WHERE k.user_name = \(user) ORDER BY k.name
+        """
     }
 
     public func listSSHKeys(after afterUser: String?, limit: Int) async throws -> [UserSSHKey] {

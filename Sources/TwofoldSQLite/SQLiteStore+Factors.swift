@@ -7,15 +7,15 @@ import TwofoldStore
 /// Users and their factors: reading them (one statement per user, a row per factor), enrolling,
 /// importing, removing. Secrets are sealed for (user, factor) outside the write transactions.
 extension SQLiteStore {
-    /// The user's columns (0...8), then the factor's (9...19), then its sealed secret (20).
+    /// The user's columns (0...9), then the factor's (10...20), then its sealed secret (21).
     private static let userColumns = """
         u.name, u.pending_name, u.failures, u.not_before, u.locked_until, u.requirement, u.last_success, u.first_required,
-        u.factor_kinds
+        u.factor_kinds, u.ssh_key_rule
         """
     private static let factorColumns = """
         f.name, f.kind, f.algorithm, f.digits, f.period, f.last_step, f.counter, f.drift, f.last_offset, f.added_at, f.last_used
         """
-    /// The count of unused recovery codes (index 21).
+    /// The count of unused recovery codes (index 22).
     private static let codesLeftColumn = """
         (SELECT count(*) FROM recovery_codes r WHERE r.user = u.name AND r.used_at IS NULL)
         """
@@ -59,7 +59,7 @@ extension SQLiteStore {
         while let row = try rows.next() {
             let name: String = row[0]
             if users.last?.name != name { users.append(try decodeUser(row, countsCodes: countsCodes)) }
-            guard row[9] as String? != nil else { continue }
+            guard row[10] as String? != nil else { continue }
             let factor = try decodeFactor(row, user: name, sealer: sealer)
             users[users.count - 1].factors.append(factor)
             if let used = factor.lastUsedMillis, used > users[users.count - 1].lastSuccessMillis ?? .min {
@@ -83,18 +83,19 @@ extension SQLiteStore {
         }
         return UserRecord(name: name, pendingFactor: row[1],
                           throttle: ThrottleState(failures: row[2], notBeforeMillis: row[3], lockedUntilMillis: row[4]),
-                          requirement: override, lastSuccessMillis: row[6], recoveryCodesLeft: countsCodes ? row[21] : 0,
-                          firstRequiredMillis: row[7], factorKinds: kinds)
+                          requirement: override, lastSuccessMillis: row[6], recoveryCodesLeft: countsCodes ? row[22] : 0,
+                          firstRequiredMillis: row[7], factorKinds: kinds,
+                          sshKeyRule: try SSHKeyRuleColumn.rule(row[9], user: name))
     }
 
     private static func decodeFactor(_ row: Row, user: String, sealer: Sealer?) throws -> FactorRecord {
-        let name: String = row[9]
-        var factor = FactorRecord(name: name, parameters: try parameters(row, at: 10, user: user),
-                                  verify: VerifyState(lastStep: row[14], counter: UInt64(bitPattern: row[15] as Int64),
-                                                      drift: row[16], lastOffset: row[17]),
-                                  addedAtMillis: row[18], lastUsedMillis: row[19])
+        let name: String = row[10]
+        var factor = FactorRecord(name: name, parameters: try parameters(row, at: 11, user: user),
+                                  verify: VerifyState(lastStep: row[15], counter: UInt64(bitPattern: row[16] as Int64),
+                                                      drift: row[17], lastOffset: row[18]),
+                                  addedAtMillis: row[19], lastUsedMillis: row[20])
         if let sealer {
-            guard let blob = row[20] as Data? else { throw StoreError.corruptRecord(user: user, reason: "factor '\(name)' without a secret") }
+            guard let blob = row[21] as Data? else { throw StoreError.corruptRecord(user: user, reason: "factor '\(name)' without a secret") }
             factor.secret = try sealer.open(Array(blob), .factor, user: user, factor: name)
         }
         return factor

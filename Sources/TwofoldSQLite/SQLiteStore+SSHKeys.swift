@@ -3,7 +3,8 @@ import GRDB
 import TwofoldCore
 import TwofoldStore
 
-/// SSH public keys (schema v9). Not second factors: never read with the user, never counted.
+/// SSH public keys (schema v9). Not second factors: never read with the user, never counted. The
+/// user's SSH key rule is on the user's row (`setSSHKeyRule` is with the other overrides).
 extension SQLiteStore {
     public func addSSHKey(user: String, _ key: SSHKeyRecord) async throws {
         try await guarded {
@@ -51,6 +52,27 @@ extension SQLiteStore {
 
     /// The hot read: one range of the primary key (user, name), already in name order (no sort).
     static let sshKeysSQL = "SELECT \(sshKeyColumns) FROM ssh_keys s WHERE s.user = ? ORDER BY s.name"
+
+    public func authorizedSSHKeys(user: String) async throws -> UserSSHKeys {
+        try await guarded {
+            try await pool.read { db in
+                let rows = try Row.fetchCursor(db.cachedStatement(sql: Self.authorizedSSHKeysSQL), arguments: [user])
+                var read = UserSSHKeys()
+                while let row = try rows.next() {
+                    // The user's rule, the same on every row.
+                    if read.keys.isEmpty { read.rule = try SSHKeyRuleColumn.rule(row[5], user: user) }
+                    read.keys.append(try Self.decodeSSHKey(row, at: 0, user: user))
+                }
+                return read
+            }
+        }
+    }
+
+    /// sshd's hot read: the range of the keys' primary key (user, name), in name order, and the
+    /// user's row by its primary key for the rule; one statement. No keys: no row, no rule.
+    static let authorizedSSHKeysSQL = """
+        SELECT \(sshKeyColumns), u.ssh_key_rule FROM ssh_keys s JOIN users u ON u.name = s.user WHERE s.user = ? ORDER BY s.name
+        """
 
     public func listSSHKeys(after afterUser: String?, limit: Int) async throws -> [UserSSHKey] {
         try await guarded {

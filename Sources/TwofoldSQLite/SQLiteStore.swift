@@ -259,6 +259,18 @@ public final class SQLiteStore: TwofoldStore {
         }
     }
 
+    public func setSSHKeyRule(user: String, _ rule: SSHKeyRule?) async throws {
+        let text = SSHKeyRuleColumn.text(rule)
+        try await guarded {
+            try await pool.write { db in
+                try db.execute(sql: """
+                    INSERT INTO users (name, ssh_key_rule) VALUES (?, ?)
+                    ON CONFLICT (name) DO UPDATE SET ssh_key_rule = excluded.ssh_key_rule
+                    """, arguments: [user, text])
+            }
+        }
+    }
+
     public func markFirstRequired(user: String, atMillis: Int64) async throws -> Int64 {
         try await guarded {
             try await pool.write { db in

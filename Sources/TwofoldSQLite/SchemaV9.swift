@@ -6,8 +6,13 @@
 /// The checks are the core's (`SSHPublicKey`) where SQL says them cheaply: the types served, the
 /// blob's and the comment's sizes in bytes. Without rowid: rows are small (an sk- key's blob is
 /// under 150 bytes), and a user's keys sit together.
+/// With them, the user's own SSH key rule (`SSHKeyRule`'s text form; NULL: the policy decides), on
+/// the user's row, read with the keys in one statement (`authorizedSSHKeys`). Adding a nullable
+/// column rewrites no rows; the CHECK holds for every row already there (all NULL).
 extension Schema {
     static let v9 = """
+        ALTER TABLE users ADD COLUMN ssh_key_rule TEXT
+            CHECK (ssh_key_rule IS NULL OR ssh_key_rule IN ('sk', 'sk,verify-required', 'any', 'any,verify-required'));
         CREATE TABLE ssh_keys (
             user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
             name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 32),

@@ -1,5 +1,18 @@
 import TwofoldCore
 
+/// A user's SSH keys as sshd's `authorized-keys` serves them (`authorizedSSHKeys`): the keys in
+/// name order with the user's own SSH key rule, read together.
+public struct UserSSHKeys: Sendable, Equatable {
+    /// The user's SSH key rule; nil: the policy decides (host, then default), or no keys.
+    public var rule: SSHKeyRule?
+    public var keys: [SSHKeyRecord]
+
+    public init(rule: SSHKeyRule? = nil, keys: [SSHKeyRecord] = []) {
+        self.rule = rule
+        self.keys = keys
+    }
+}
+
 /// What both backends check of an SSH key before storing it and the words they refuse it with.
 /// The messages name the user and the key's name, never the key (public, but not for logs), nor
 /// the account a key already belongs to.
@@ -35,5 +48,21 @@ extension Array where Element == UserSSHKey {
             }
             guard blobs.insert(item.key.key.blob).inserted else { throw SSHKeyRecord.keyTaken }
         }
+    }
+}
+
+/// How both backends store a user's SSH key rule: its text form (`SSHKeyRule.description`) in
+/// `users.ssh_key_rule`, NULL for the policy's. The schemas' CHECK admits the four texts only.
+package enum SSHKeyRuleColumn {
+    package static func text(_ rule: SSHKeyRule?) -> String? { rule?.description }
+
+    /// The stored text read back; one the code cannot parse is a `corruptRecord` naming the user
+    /// and the column (never a crash, never nil: that would quietly hand the user to the policy).
+    package static func rule(_ text: String?, user: String) throws -> SSHKeyRule? {
+        guard let text else { return nil }
+        guard let rule = SSHKeyRule(text: text) else {
+            throw StoreError.corruptRecord(user: user, reason: "unknown ssh_key_rule '\(text.prefix(64))'")
+        }
+        return rule
     }
 }

@@ -37,6 +37,9 @@ public struct UserRecord: Sendable {
     public var firstRequiredMillis: Int64?
     /// The admin's per-user factor kinds (the first level of the chain); nil: the policy's.
     public var factorKinds: Set<FactorKind>?
+    /// The admin's per-user SSH key rule (the first level of the chain user › host › default); nil:
+    /// the policy decides. Read with the user's row (the hot read for sshd is `authorizedSSHKeys`).
+    public var sshKeyRule: SSHKeyRule?
     /// The user's contacts, verified or waiting for their code, ordered by channel then address.
     /// A verified one is a factor (`email` or `sms`).
     public var contacts: [Contact]
@@ -48,7 +51,8 @@ public struct UserRecord: Sendable {
     public init(name: String, factors: [FactorRecord] = [], pendingFactor: String? = nil, throttle: ThrottleState = ThrottleState(),
                 requirement: RequirementOverride = .policy, lastSuccessMillis: Int64? = nil,
                 recoveryCodesLeft: Int = 0, firstRequiredMillis: Int64? = nil, factorKinds: Set<FactorKind>? = nil,
-                contacts: [Contact] = [], deliveredCode: DeliveredCodeRecord? = nil, keys: [Fido2Credential] = []) {
+                contacts: [Contact] = [], deliveredCode: DeliveredCodeRecord? = nil, keys: [Fido2Credential] = [],
+                sshKeyRule: SSHKeyRule? = nil) {
         self.name = name
         self.factors = factors
         self.pendingFactor = pendingFactor
@@ -61,6 +65,7 @@ public struct UserRecord: Sendable {
         self.contacts = contacts
         self.deliveredCode = deliveredCode
         self.keys = keys
+        self.sshKeyRule = sshKeyRule
     }
 
     /// Active with at least one factor (an OTP factor or a verified contact); pending with only an
@@ -492,6 +497,10 @@ public protocol TwofoldStore: Sendable {
     /// Sets the factor kinds a user may use, whatever host and service (nil: back to the policy's).
     func setFactorKinds(user: String, _ kinds: Set<FactorKind>?) async throws
 
+    /// Sets the user's SSH key rule (creating the user row if needed), durably; nil: back to the
+    /// policy's (host, then default).
+    func setSSHKeyRule(user: String, _ rule: SSHKeyRule?) async throws
+
     /// Records, once, when a policy rule first applied to the user; returns the stored time.
     func markFirstRequired(user: String, atMillis: Int64) async throws -> Int64
 
@@ -639,6 +648,11 @@ public protocol TwofoldStore: Sendable {
 
     /// The user's SSH keys ordered by name (what `authorized-keys` serves): one short read.
     func sshKeys(user: String) async throws -> [SSHKeyRecord]
+
+    /// What sshd's `authorized-keys` serves for `user`: the user's SSH keys ordered by name and the
+    /// user's own SSH key rule, in one statement (the hot read, on every SSH connection attempt).
+    /// A user without SSH keys: no keys and no rule (there is nothing for a rule to serve).
+    func authorizedSSHKeys(user: String) async throws -> UserSSHKeys
 
     /// SSH keys of every user ordered by user then name; users after `afterUser`, at most `limit`
     /// keys (a user's keys never split across pages, the first user's come whole even beyond `limit`).
