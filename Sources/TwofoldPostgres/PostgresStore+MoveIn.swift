@@ -56,7 +56,7 @@ extension PostgresStore {
             UPDATE users SET failures = \(throttle.failures), not_before = \(throttle.notBeforeMillis),
                 locked_until = \(throttle.lockedUntilMillis), requirement = \(user.requirement.rawValue),
                 last_success = \(user.lastSuccessMillis), first_required = \(user.firstRequiredMillis),
-                factor_kinds = \(FactorKindsColumn.text(user.factorKinds))
+                factor_kinds = \(FactorKindsColumn.text(user.factorKinds)), ssh_key_rule = \(SSHKeyRuleColumn.text(user.sshKeyRule))
             WHERE name = \(user.name)
             """)
         if !factors.isEmpty { try await PostgresFactorRow.upsert(factors, connection) }

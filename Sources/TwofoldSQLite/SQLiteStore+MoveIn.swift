@@ -41,15 +41,16 @@ extension SQLiteStore {
     /// A new user's row (inserted, or over a row without factors), factors, recovery codes and keys.
     private static func writeMovedUser(_ user: UserRecord, factors: [(FactorRecord, Data)], codes: [Data], _ db: Database) throws {
         try db.execute(sql: """
-            INSERT INTO users (name, failures, not_before, locked_until, requirement, last_success, first_required, factor_kinds)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO users (name, failures, not_before, locked_until, requirement, last_success, first_required, factor_kinds,
+                               ssh_key_rule)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (name) DO UPDATE SET
                 failures = excluded.failures, not_before = excluded.not_before, locked_until = excluded.locked_until,
                 requirement = excluded.requirement, last_success = excluded.last_success,
-                first_required = excluded.first_required, factor_kinds = excluded.factor_kinds
+                first_required = excluded.first_required, factor_kinds = excluded.factor_kinds, ssh_key_rule = excluded.ssh_key_rule
             """, arguments: [user.name, user.throttle.failures, user.throttle.notBeforeMillis, user.throttle.lockedUntilMillis,
                              user.requirement.rawValue, user.lastSuccessMillis, user.firstRequiredMillis,
-                             FactorKindsColumn.text(user.factorKinds)])
+                             FactorKindsColumn.text(user.factorKinds), SSHKeyRuleColumn.text(user.sshKeyRule)])
         for (factor, secret) in factors {
             try upsertFactor(user: user.name, name: factor.name, parameters: factor.parameters, sealed: secret, verify: factor.verify,
                              atMillis: factor.addedAtMillis, db)

@@ -4,9 +4,9 @@ import TwofoldCrypto
 /// One user of a single host's store as `twofoldd move-in` carries it into a tier's store.
 public struct MovedUser: Sendable {
     /// The host's record: the active factors with their secrets and replay state, the keys with
-    /// their counters, the throttle state, the overrides, the first-required and last-success
-    /// times. A pending enrollment is not moved (its user finishes enrolling in the tier), nor
-    /// are contacts.
+    /// their counters, the throttle state, the overrides (the SSH key rule among them), the
+    /// first-required and last-success times. A pending enrollment is not moved (its user finishes
+    /// enrolling in the tier), nor are contacts.
     public var record: UserRecord
     /// The host's SSH keys of the user (no factors, but keys that open the account all the same).
     public var sshKeys: [SSHKeyRecord]
@@ -151,7 +151,7 @@ package struct MoveInPlan: Sendable {
 
     /// Whether the user rows hold the same throttle state, overrides and times.
     static func sameRow(_ a: UserRecord, _ b: UserRecord) -> Bool {
-        a.throttle == b.throttle && a.requirement == b.requirement && a.factorKinds == b.factorKinds
+        a.throttle == b.throttle && a.requirement == b.requirement && a.factorKinds == b.factorKinds && a.sshKeyRule == b.sshKeyRule
             && a.firstRequiredMillis == b.firstRequiredMillis && a.lastSuccessMillis == b.lastSuccessMillis
     }
 
@@ -163,6 +163,7 @@ package struct MoveInPlan: Sendable {
         var user = host
         if tier.requirement != .policy { user.requirement = tier.requirement }
         user.factorKinds = tier.factorKinds ?? host.factorKinds
+        user.sshKeyRule = tier.sshKeyRule ?? host.sshKeyRule
         user.firstRequiredMillis = [host.firstRequiredMillis, tier.firstRequiredMillis].compactMap { $0 }.min()
         user.lastSuccessMillis = [host.lastSuccessMillis, tier.lastSuccessMillis].compactMap { $0 }.max()
         user.throttle = ThrottleState(failures: max(host.throttle.failures, tier.throttle.failures),

@@ -110,7 +110,7 @@ public enum MoveIn {
     /// Whether the host knows anything of the user worth moving beyond a pending enrollment.
     static func hasState(_ record: UserRecord) -> Bool {
         !record.factors.isEmpty || !record.keys.isEmpty || record.requirement != .policy || record.factorKinds != nil || record.firstRequiredMillis != nil
-            || record.throttle != ThrottleState()
+            || record.sshKeyRule != nil || record.throttle != ThrottleState()
     }
 
     /// The host's audit records after those an earlier move copied, with the host's name, a page
