@@ -398,7 +398,7 @@ must_exist /usr/sbin/twofoldd /usr/bin/twofoldctl "$MODULE" /lib/systemd/system/
   /usr/share/bash-completion/completions/twofoldctl /usr/share/zsh/vendor-completions/_twofoldctl \
   /usr/share/fish/vendor_completions.d/twofoldctl.fish \
   /usr/share/doc/twofold/README.md /usr/share/doc/twofold/copyright /usr/share/doc/twofold/examples/sshd \
-  /usr/share/doc/twofold/examples/postgresql.conf /usr/share/doc/twofold/examples/server.conf \
+  /usr/share/doc/twofold/examples/sshd_config.hardware-keys /usr/share/doc/twofold/examples/postgresql.conf /usr/share/doc/twofold/examples/server.conf \
   /usr/share/doc/twofold/examples/relay.conf /usr/share/doc/twofold/examples/fleet-ca.sh \
   /usr/sbin/twofold-deliver /usr/lib/twofold/send-email /usr/lib/twofold/send-sms \
   /lib/systemd/system/twofold-deliver.service /lib/systemd/system/twofold-deliver.socket $CONFFILES \
@@ -406,6 +406,8 @@ must_exist /usr/sbin/twofoldd /usr/bin/twofoldctl "$MODULE" /lib/systemd/system/
 [ -x /usr/sbin/twofoldd ] && [ -x /usr/bin/twofoldctl ] && [ -x /usr/sbin/twofold-deliver ] || fail "the binaries are not executable"
 [ -x /usr/lib/twofold/send-email ] && [ -x /usr/lib/twofold/send-sms ] || fail "the delivery commands are not executable"
 getent passwd twofold-deliver >/dev/null || fail "systemd-sysusers did not create the user twofold-deliver"
+grep -q '^u twofold-keys ' /usr/lib/sysusers.d/twofold.conf && getent passwd twofold-keys >/dev/null ||
+  fail "the package does not create twofold-keys, sshd's AuthorizedKeysCommandUser"
 [ "$(/usr/sbin/twofold-deliver --config /etc/twofold/deliver.conf --check-config | tail -n 1)" = "configuration OK" ] ||
   fail "the installed deliver.conf does not check OK"
 for b in /usr/sbin/twofoldd /usr/bin/twofoldctl /usr/sbin/twofold-deliver "$MODULE"; do

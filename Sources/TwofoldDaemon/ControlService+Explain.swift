@@ -23,10 +23,12 @@ extension ControlService {
             PolicyExplanation.Step(level: $0.level.rawValue, rule: $0.rule, decided: $0.level == decision.level)
         }
         let kinds = current.allowedKinds(user: record?.factorKinds, service: service, host: host)
+        let sshKeys = current.sshKeyRule(user: record?.sshKeyRule, host: host)
         return PolicyExplanation(user: user, service: service, host: host, required: decision.required, decidedBy: decision.level.rawValue,
                                  because: decision.because, chain: chain, enrollment: record?.status?.rawValue ?? "none",
                                  atLogin: atLogin, graceUntilMillis: graceEnd,
-                                 factorKinds: FactorKind.allCases.filter(kinds.kinds.contains).map(\.rawValue), factorKindsBecause: kinds.because)
+                                 factorKinds: FactorKind.allCases.filter(kinds.kinds.contains).map(\.rawValue), factorKindsBecause: kinds.because,
+                                 sshKeys: sshKeys.rule.description, sshKeysBecause: sshKeys.because)
     }
 }
 

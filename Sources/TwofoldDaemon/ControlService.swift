@@ -258,6 +258,9 @@ public final class ControlService: Sendable {
             case .setFactorKinds(let user, let kinds):
                 try requireAdmin(admin)
                 return try await setFactorKinds(try validName(user), kinds: kinds, peer: peer)
+            case .setSSHKeyRule(let user, let rule):
+                try requireAdmin(admin)
+                return try await setSSHKeyRule(try validName(user), rule: rule, peer: peer)
             case .policyExplain(let user, let service, let host):
                 try requireAdmin(admin)
                 return .policyExplanation(try await explain(try validName(user), service: service, host: host))
@@ -533,6 +536,7 @@ public final class ControlService: Sendable {
         var owner: UInt32?
         let keySource = keys.sealingSource
         let keyFile = keySource == "file" ? configuration.resolvedKeyFile : nil
+        let here = policy.current.sshKeyRule(user: nil, host: HostName.local).rule
         var info = stat()
         if let keyFile, stat(keyFile, &info) == 0 {
             mode = UInt32(info.st_mode & 0o7777)
@@ -545,7 +549,7 @@ public final class ControlService: Sendable {
                           fleet: FleetCheck.serverInfo(configuration.fleet), delivery: await deliveryInfo(configuration),
                           fido2: await fido2Info(configuration),
                           sshKeys: SSHKeysInfo(authorizedKeysUser: configuration.sshKeys.authorizedKeysUser, cacheSeconds: nil,
-                                               keyTypes: policy.current.document.sshKeyTypes, verifyRequired: policy.current.document.sshVerifyRequired))
+                                               keyTypes: here.types.rawValue, verifyRequired: here.verifyRequired))
     }
 
     // MARK: - Authorization
@@ -608,7 +612,7 @@ extension ControlRequest {
         case .regenerateRecoveryCodes: "recovery"
         case .disable: "disable"
         case .listUsers: "users"
-        case .setRequirement, .policyShow, .policySet, .policyImpact, .policyExplain, .setFactorKinds: "policy"
+        case .setRequirement, .policyShow, .policySet, .policyImpact, .policyExplain, .setFactorKinds, .setSSHKeyRule: "policy"
         case .serverInfo: "info"
         case .metrics: "metrics"
         case .rekey: "rekey"
@@ -641,6 +645,7 @@ extension ControlRequest {
         case .policyExplain(_, let service, let host): .policyExplain(user: user, service: service, host: host)
         case .setRequirement(_, let setting): .setRequirement(user: user, requirement: setting)
         case .setFactorKinds(_, let kinds): .setFactorKinds(user: user, kinds: kinds)
+        case .setSSHKeyRule(_, let rule): .setSSHKeyRule(user: user, rule: rule)
         case .revoke: .revoke(user: user)
         case .unlock: .unlock(user: user)
         case .importEnrollment(_, let source, let name): .importEnrollment(user: user, source: source, name: name)
@@ -668,7 +673,7 @@ extension ControlRequest {
              .regenerateRecoveryCodes(let user, _), .disable(let user, _), .listFactors(let user), .removeFactor(let user, _, _):
             user
         case .showUser(let user), .setRequirement(let user, _), .revoke(let user), .unlock(let user), .importEnrollment(let user, _, _),
-             .policyExplain(let user, _, _), .setFactorKinds(let user, _):
+             .policyExplain(let user, _, _), .setFactorKinds(let user, _), .setSSHKeyRule(let user, _):
             user
         case .audit(let user, _, _, _, _), .contactAdd(let user, _, _, _), .contactVerify(let user, _), .contactRemove(let user, _, _, _),
              .contactList(let user, _), .codeSend(let user, _), .keyBegin(let user, _, _), .keyList(let user, _), .keyRemove(let user, _, _),

@@ -24,6 +24,9 @@ public struct Policy: Sendable, Equatable {
     public let newEnrollment: OTPParameters
     /// FIDO2 keys: the models (AAGUIDs) that may be registered; empty: any.
     public let fido2AAGUIDs: [[UInt8]]
+    /// SSH keys: the default rule and the hosts' (names or patterns); a user's own comes first (`sshKeyRule`).
+    public let sshKeys: SSHKeyRule
+    public let hostSSHKeys: [String: SSHKeyRule]
     public let windowPolicy: WindowPolicy
     public let throttlePolicy: ThrottlePolicy
 
@@ -70,6 +73,13 @@ public struct Policy: Sendable, Equatable {
         guard aaguids.count == document.fido2AAGUIDs.count else {
             throw fail("fido2 AAGUIDs must be UUIDs such as cb69481e-8ff7-4039-93ec-0a2729a154a8")
         }
+        guard let sshKeyTypes = SSHKeyRule.Types(rawValue: document.sshKeyTypes) else { throw fail("ssh key types must be sk or any") }
+        var hostSSHKeys: [String: SSHKeyRule] = [:]
+        for (name, text) in document.hostSSHKeys {
+            guard HostPattern.isValid(name) else { throw fail(Self.hostNameRule) }
+            guard let rule = SSHKeyRule(text: text) else { throw fail("host \(name)'s SSH keys must be \(SSHKeyRule.syntax)") }
+            hostSSHKeys[name] = rule
+        }
         guard (1...1_440).contains(document.adminSessionMinutes) else { throw fail("admin session minutes must be 1 to 1440") }
         if require == .groups && document.requiredGroups.isEmpty { throw fail("require = groups needs at least one required group") }
         if unenrolled == .grace && document.graceDays == nil && document.graceDeadlineMillis == nil {
@@ -97,6 +107,8 @@ public struct Policy: Sendable, Equatable {
         self.hostFactorKinds = hostFactorKinds
         self.newEnrollment = parameters
         self.fido2AAGUIDs = aaguids
+        self.sshKeys = SSHKeyRule(types: sshKeyTypes, verifyRequired: document.sshVerifyRequired)
+        self.hostSSHKeys = hostSSHKeys
         self.windowPolicy = WindowPolicy(window: document.window, maxDrift: document.maxDrift)
         self.throttlePolicy = ThrottlePolicy(maxFailures: document.maxFailures, baseDelayMillis: document.throttleDelayMillis,
                                              maxDelayMillis: document.throttleMaxDelayMillis,
@@ -199,6 +211,21 @@ public struct Policy: Sendable, Equatable {
         if let service, let kinds = serviceFactorKinds[service] { return (kinds, .service, "service \(service): \(text(kinds))") }
         return (factorKinds, .default, "default: \(text(factorKinds))")
     }
+
+    /// The SSH key rule sshd is served by for `user` on `host` (the daemon's own, or a relay's), by
+    /// the chain: the user's own (set by an admin) › the host's › the default; with the rule that
+    /// gave it. No service level: sshd asks before any PAM service is involved.
+    public func sshKeyRule(user: SSHKeyRule?, host: String) -> (rule: SSHKeyRule, level: Level, because: String) {
+        if let user { return (user, .user, "admin override: \(user)") }
+        if let (key, rule) = HostPattern.lookup(host, in: hostSSHKeys) {
+            return (rule, .host, "host \(key == host ? host : "\(host) (\(key))"): \(rule)")
+        }
+        return (sshKeys, .default, "default: \(sshKeys)")
+    }
+
+    /// Whether some level of the policy serves keys with `verify-required` (a user's own rule is
+    /// not in the policy: the caller knows it).
+    public var someSSHRuleVerifies: Bool { sshKeys.verifyRequired || hostSSHKeys.values.contains(where: \.verifyRequired) }
 
     private var defaultRuleText: String {
         switch require {

@@ -150,6 +150,9 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// options the policy asks for. Allowed to root and to `authorized_keys_user`, which may ask
     /// nothing else.
     case authorizedKeys(user: String)
+    /// Admin: the user's own SSH key rule (`sk`, `any`, with `,verify-required`), the first level
+    /// of the SSH key chain (user › host › default); nil: back to the host's or the policy's.
+    case setSSHKeyRule(user: String, rule: String?)
 }
 
 /// One contact of a bulk contact import.
@@ -243,6 +246,7 @@ extension ControlRequest {
         case .sshKeyRemove: "sshKeyRemove"
         case .sshKeyImport: "sshKeyImport"
         case .authorizedKeys: "authorizedKeys"
+        case .setSSHKeyRule: "setSSHKeyRule"
         }
     }
 }
@@ -356,6 +360,10 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     public var sshKeyTypes: String
     /// SSH keys: serve every key with `verify-required` (sshd then wants a PIN or built-in UV).
     public var sshVerifyRequired: Bool
+    /// SSH keys per host (a name or pattern): the rule in its text form (`sk`, `any`, either with
+    /// `,verify-required`), in place of the two fields above on that host. The chain: the user's
+    /// own rule › the host's › the default.
+    public var hostSSHKeys: [String: String]
 
     public init(require: String = "nobody", requiredGroups: [String] = [], services: [String: String] = [:],
                 hosts: [String: String] = [:], factorKinds: [String] = ["totp", "hotp", "recovery"],
@@ -365,8 +373,9 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
                 maxFailures: Int = 10, throttleDelayMillis: Int64 = 1000, throttleMaxDelayMillis: Int64 = 30_000, lockSeconds: Int = 900,
                 admins: [String] = [], adminHosts: [String] = [], enrollHosts: [String] = [], adminSessionMinutes: Int = 10,
                 deliveredCodeDigits: Int = 6, fido2UserVerification: Bool = false, fido2AAGUIDs: [String] = [],
-                sshKeyTypes: String = "sk", sshVerifyRequired: Bool = false) {
+                sshKeyTypes: String = "sk", sshVerifyRequired: Bool = false, hostSSHKeys: [String: String] = [:]) {
         self.sshKeyTypes = sshKeyTypes
+        self.hostSSHKeys = hostSSHKeys
         self.sshVerifyRequired = sshVerifyRequired
         self.deliveredCodeDigits = deliveredCodeDigits
         self.fido2UserVerification = fido2UserVerification
@@ -405,7 +414,7 @@ extension PolicyDocument {
         case require, requiredGroups, services, hosts, factorKinds, serviceFactorKinds, hostFactorKinds, unenrolled, graceDays, graceDeadlineMillis, selfEnrollment, allowDisable
         case enrollmentCodes, digits, algorithm, period, window, maxDrift, maxFailures, throttleDelayMillis, throttleMaxDelayMillis
         case lockSeconds, admins, adminHosts, enrollHosts, adminSessionMinutes, deliveredCodeDigits, fido2UserVerification, fido2AAGUIDs
-        case sshKeyTypes, sshVerifyRequired
+        case sshKeyTypes, sshVerifyRequired, hostSSHKeys
     }
 
     /// Decodes a document stored by an earlier release too: a field added since (`hosts` and the
@@ -444,6 +453,7 @@ extension PolicyDocument {
         fido2AAGUIDs = try c.decodeIfPresent([String].self, forKey: .fido2AAGUIDs) ?? []
         sshKeyTypes = try c.decodeIfPresent(String.self, forKey: .sshKeyTypes) ?? "sk"
         sshVerifyRequired = try c.decodeIfPresent(Bool.self, forKey: .sshVerifyRequired) ?? false
+        hostSSHKeys = try c.decodeIfPresent([String: String].self, forKey: .hostSSHKeys) ?? [:]
     }
 
     /// The names of the fields (as in the JSON) whose values differ, sorted: for the audit record.
@@ -572,10 +582,17 @@ public struct PolicyExplanation: Codable, Sendable, Equatable {
     /// The factor kinds this login may use, and the rule that gave them (same chain).
     public var factorKinds: [String]
     public var factorKindsBecause: String
+    /// The SSH key rule sshd is served by on this host (`sk`, `any`, with `,verify-required`), and
+    /// the level that gave it (same chain, without services: user › host › default); nil from
+    /// an older daemon.
+    public var sshKeys: String?
+    public var sshKeysBecause: String?
 
     public init(user: String, service: String?, host: String, required: Bool, decidedBy: String, because: String, chain: [Step],
                 enrollment: String, atLogin: PolicyImpact.AtLogin, graceUntilMillis: Int64?, factorKinds: [String] = [],
-                factorKindsBecause: String = "") {
+                factorKindsBecause: String = "", sshKeys: String? = nil, sshKeysBecause: String? = nil) {
+        self.sshKeys = sshKeys
+        self.sshKeysBecause = sshKeysBecause
         self.user = user
         self.service = service
         self.host = host

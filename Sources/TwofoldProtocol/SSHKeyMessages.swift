@@ -40,7 +40,8 @@ public struct SSHKeysInfo: Codable, Sendable, Equatable {
     public var authorizedKeysUser: String?
     /// A relay's `ssh_key_cache_seconds` (nil on a server or a single host).
     public var cacheSeconds: Int?
-    /// The policy's `sshKeyTypes` and `sshVerifyRequired` (nil on a relay, which holds no policy).
+    /// The SSH key rule the policy gives the daemon's own host (without a user's own rule): its
+    /// types and whether keys are served with verify-required (nil on a relay, which holds no policy).
     public var keyTypes: String?
     public var verifyRequired: Bool?
 

@@ -111,9 +111,13 @@ extension Twofoldctl {
                                   pam: pam.analyses["sshd"], pamFile: PAMConfigDirectory(path: pamDirectory).filePath("sshd"))
             let (findings, settings) = check.run()
             guard let settings else { return findings }
-            let keysUser: String?? = info.map { SSHKeysCheck.authorizedKeysUser(configFile: $0.configFile) } ?? nil
+            // What the daemon says it serves; from its config file when it is older than SSH keys.
+            let keysUser: String?? = info.map { info in
+                info.sshKeys.map { .some($0.authorizedKeysUser) } ?? SSHKeysCheck.authorizedKeysUser(configFile: info.configFile)
+            } ?? nil
+            let verifyRequired = info?.sshKeys?.verifyRequired ?? policy?.sshVerifyRequired
             return findings + SSHKeysCheck(settings: settings, sshdArgv: check.argv, configName: check.configName,
-                                           policy: policy, keysUser: keysUser).findings()
+                                           verifyRequired: verifyRequired, keysUser: keysUser).findings()
         }
 
         /// 3 when the daemon was unreachable, 4 when it refused; else 1 for any error, 0 without.

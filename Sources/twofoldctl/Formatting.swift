@@ -208,6 +208,7 @@ enum Format {
         if let end = e.graceUntilMillis { next += " until \(time(millis: end))" }
         text += next + " (enrollment: \(e.enrollment))\n"
         if !e.factorKinds.isEmpty { text += "Factor kinds allowed: \(e.factorKinds.joined(separator: ", ")) (\(e.factorKindsBecause))\n" }
+        if let keys = e.sshKeys { text += "SSH keys served: \(keys) (\(e.sshKeysBecause ?? ""))\n" }
         text += "\n"
         let rows = e.chain.enumerated().map { index, step in
             ["\(index + 1). \(step.level)", step.rule ?? "(no rule)", step.decided ? "<- decides" : ""]
@@ -242,6 +243,8 @@ enum Format {
             ("Key models", policy.fido2AAGUIDs.isEmpty ? "(any)" : policy.fido2AAGUIDs.joined(separator: ",")),
             ("SSH key types", policy.sshKeyTypes == "any" ? "any (sk- and plain keys)" : "\(policy.sshKeyTypes) (hardware-backed sk- keys only)"),
             ("SSH verification", policy.sshVerifyRequired ? "required (verify-required: the key's PIN or built-in)" : "not required (a touch)"),
+            ("SSH keys by host", policy.hostSSHKeys.isEmpty ? "(none: the two lines above everywhere)"
+                : policy.hostSSHKeys.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")),
             ("Window", "±\(policy.window) steps, max drift \(policy.maxDrift)"),
             ("Throttle", "delay \(policy.throttleDelayMillis) ms doubling to \(policy.throttleMaxDelayMillis) ms"),
             ("Lock", "after \(policy.maxFailures) failures, for \(policy.lockSeconds) s"),

@@ -36,7 +36,10 @@ extension Twofoldctl.Policy {
                 --ssh-verify-required on serves every key with verify-required, so sshd wants the \
                 key's PIN (or built-in verification) as well as a touch: keys made without one stop \
                 working (set PubkeyAuthOptions verify-required in sshd_config too; 'twofoldctl \
-                doctor' checks it).
+                doctor' checks it). --host-ssh-keys gives one host (or a pattern) its own rule in \
+                place of those two: sk or any, optionally followed by ,verify-required; 'twofoldctl \
+                user ssh-key-rule' gives one user theirs (the chain: user › host › default; 'policy \
+                explain' shows which level decides). The host is the one sshd runs on.
 
                 Examples:
                   twofoldctl policy set --require everyone --dry-run
@@ -49,6 +52,7 @@ extension Twofoldctl.Policy {
                   twofoldctl policy set --factor-kinds totp,recovery,fido2 --fido2-user-verification on
                   twofoldctl policy set --fido2-aaguid cb69481e-8ff7-4039-93ec-0a2729a154a8
                   twofoldctl policy set --ssh-key-types sk --ssh-verify-required on
+                  twofoldctl policy set --host-ssh-keys 'bastion-*=sk,verify-required' --host-ssh-keys build-1=any
                 """
         )
 
@@ -161,6 +165,11 @@ extension Twofoldctl.Policy {
                 help: ArgumentHelp("Whether sshd must see the SSH key verify the user (its PIN or built-in verification), not only a touch.", valueName: "on|off"))
         var sshVerifyRequired: OnOff?
 
+        @Option(name: .customLong("host-ssh-keys"),
+                help: ArgumentHelp("SSH keys on one host (a name or pattern): sk or any, optionally ,verify-required; or default to remove the entry (repeatable).",
+                                   valueName: "name=rule|default"))
+        var hostSSHKeys: [String] = []
+
         @Flag(help: "Print what would change and who it would affect; change nothing.")
         var dryRun = false
 
@@ -175,7 +184,7 @@ extension Twofoldctl.Policy {
                                  enrollmentCodes, digits, algorithm, period, deliveredCodeDigits, window, maxDrift, maxFailures,
                                  throttleDelayMs, throttleMaxDelayMs, lockSeconds, admins, adminHosts, enrollHosts, adminSessionMinutes,
                                  fido2UserVerification, sshKeyTypes, sshVerifyRequired]
-            let lists = [service, host, serviceFactorKinds, hostFactorKinds, fido2AAGUIDs]
+            let lists = [service, host, serviceFactorKinds, hostFactorKinds, fido2AAGUIDs, hostSSHKeys]
             guard lists.contains(where: { !$0.isEmpty }) || factorKinds != nil || noFido2AAGUIDs
                     || given.contains(where: { $0 != nil }) else {
                 throw ValidationError("Give at least one field to change (see --help).")
@@ -185,6 +194,7 @@ extension Twofoldctl.Policy {
             if let factorKinds { _ = try Self.parseKinds(factorKinds, option: "--factor-kinds") }
             for entry in serviceFactorKinds { _ = try Self.parseKindsEntry(entry, option: "--service-factor-kinds") }
             for entry in hostFactorKinds { _ = try Self.parseKindsEntry(entry, option: "--host-factor-kinds") }
+            for entry in hostSSHKeys { _ = try Self.parseSSHKeysEntry(entry) }
             if let graceDays { _ = try Self.parseGraceDays(graceDays) }
             if let graceDeadline { _ = try Self.parseDeadline(graceDeadline) }
             if let enrollmentCodes, !(1...2).contains(enrollmentCodes) { throw ValidationError("--enrollment-codes must be 1 or 2.") }
@@ -345,6 +355,23 @@ extension Twofoldctl.Policy {
             if let aaguids = try aaguidList() { policy.fido2AAGUIDs = aaguids }
             if let sshKeyTypes { policy.sshKeyTypes = sshKeyTypes.rawValue }
             if let sshVerifyRequired { policy.sshVerifyRequired = sshVerifyRequired == .on }
+            for entry in hostSSHKeys {
+                let (name, rule) = try Self.parseSSHKeysEntry(entry)
+                policy.hostSSHKeys[name] = rule?.description
+            }
+        }
+
+        /// NAME=rule (nil rule: NAME=default, the entry removed).
+        static func parseSSHKeysEntry(_ entry: String) throws -> (String, TwofoldCore.SSHKeyRule?) {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw ValidationError("--host-ssh-keys takes NAME=RULE or NAME=default, not '\(entry)'.")
+            }
+            if parts[1] == "default" { return (parts[0], nil) }
+            guard let rule = TwofoldCore.SSHKeyRule(text: parts[1]) else {
+                throw ValidationError("--host-ssh-keys takes NAME=RULE, the rule \(TwofoldCore.SSHKeyRule.syntax), not '\(parts[1])'.")
+            }
+            return (parts[0], rule)
         }
 
         /// A comma-separated list; "" is the empty list.

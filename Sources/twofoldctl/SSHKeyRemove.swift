@@ -7,7 +7,8 @@ extension Twofoldctl.SSHKey {
             commandName: "remove",
             abstract: "Remove an SSH key (after a current code), or all of a user's keys (admins).",
             discussion: """
-                NAME is the key's name as 'twofoldctl ssh-key list' shows it. If you have a factor, \
+                NAME is the key's name as 'twofoldctl ssh-key list' shows it, or its fingerprint \
+                (SHA256:..., as 'ssh-keygen -l -f KEY.pub' and the audit print it). If you have a factor, \
                 a current code of one is asked as for 'ssh-key add'; root, and an admin removing \
                 another user's key, are not asked. sshd refuses the key at the next connection on \
                 every host that asks 'twofoldctl authorized-keys'; a relay that cannot reach the \
@@ -20,11 +21,12 @@ extension Twofoldctl.SSHKey {
                 Examples:
                   twofoldctl ssh-key remove laptop
                   twofoldctl ssh-key remove sk-ed25519 --user alice
+                  twofoldctl ssh-key remove SHA256:2bXWqRpSTz4N3k7hJ0GQjIY5vC8oR1mFhZs6tWb9yLc --user alice
                   twofoldctl ssh-key remove --all --user alice
                 """
         )
 
-        @Argument(help: ArgumentHelp("The key to remove.", valueName: "name"))
+        @Argument(help: ArgumentHelp("The key to remove: its name, or its SHA256: fingerprint.", valueName: "name"))
         var name: String?
 
         @Flag(help: "Remove every SSH key of the user given with --user (admins only).")
@@ -38,7 +40,14 @@ extension Twofoldctl.SSHKey {
         func validate() throws {
             guard (name == nil) == all else { throw ValidationError("Give the name of an SSH key, or --all with --user.") }
             if all && user == nil { throw ValidationError("--all needs --user: it revokes every SSH key of one user (admins only).") }
-            try Twofoldctl.SSHKey.validateName(name)
+            if let name, name.hasPrefix("SHA256:") {
+                let digest = name.dropFirst("SHA256:".count)
+                guard digest.count == 43, digest.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "+" || $0 == "/") }) else {
+                    throw ValidationError("'\(name)' is not a SHA256 fingerprint as ssh-keygen -l prints it.")
+                }
+            } else {
+                try Twofoldctl.SSHKey.validateName(name)
+            }
         }
 
         func execute(_ session: DaemonSession) throws(CLIFailure) {
@@ -46,7 +55,7 @@ extension Twofoldctl.SSHKey {
             let who = user ?? CallerAccount.name ?? "your account"
             // Ask the keys first: no code is typed for a key that is not there.
             let keys = try Twofoldctl.SSHKey.keys(of: user, session: session)
-            let removed = keys.filter { all || $0.name == name }
+            let removed = keys.filter { all || $0.name == name || $0.fingerprint == name }
             guard !removed.isEmpty else {
                 let what = name.map { "no SSH key '\(DisplayText.escaped($0))'" } ?? "no SSH keys"
                 throw CLIFailure(ExitStatus.failure, "\(DisplayText.escaped(who)) has \(what)", daemonCode: .notFound)
@@ -61,7 +70,7 @@ extension Twofoldctl.SSHKey {
                 }
                 code = try Twofoldctl.Contact.currentCode(status, user: user, showPrompts: showPrompts, session: session)
             }
-            let response = try session.send(.sshKeyRemove(user: user, name: all ? nil : name, code: code))
+            let response = try session.send(.sshKeyRemove(user: user, name: all ? nil : removed[0].name, code: code))
             switch response {
             case .ok, .sshKeys: break
             default: throw unexpected(response)

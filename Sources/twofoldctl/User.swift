@@ -6,7 +6,7 @@ extension Twofoldctl {
         static let configuration = CommandConfiguration(
             commandName: "user",
             abstract: "Show or change one user (admins).",
-            subcommands: [Show.self, Require.self, Exempt.self, Default.self, FactorKinds.self, Revoke.self, Unlock.self]
+            subcommands: [Show.self, Require.self, Exempt.self, Default.self, FactorKinds.self, SSHKeyRule.self, Revoke.self, Unlock.self]
         )
     }
 }

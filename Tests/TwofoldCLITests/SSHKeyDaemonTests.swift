@@ -59,6 +59,13 @@ import Glibc
         let removed = try daemon.ctl(["ssh-key", "remove", "laptop", "--user", member])
         #expect(removed.status == 0, "\(removed)")
         #expect(!(try daemon.ctl(["authorized-keys", member], as: keysUser).stdout.contains(line)))
+        // By fingerprint, as ssh-keygen -l prints it: only that key goes.
+        let plainPrint = try #require(try CLI.runProgram(["/usr/bin/ssh-keygen", "-l", "-f", directory + "/plain.pub"]).stdout
+            .split(separator: " ").first { $0.hasPrefix("SHA256:") })
+        let byPrint = try daemon.ctl(["ssh-key", "remove", String(plainPrint), "--user", member])
+        #expect(byPrint.status == 0 && byPrint.stdout.contains("Removed SSH key 'ed25519'"), "\(byPrint)")
+        #expect(try daemon.ctl(["ssh-key", "list", "--user", member, "--json"]).json([SSHKeyInfo].self).count == 1)
+        #expect(try daemon.ctl(["ssh-key", "remove", "SHA256:short", "--user", member]).status == 2)
         let revoked = try daemon.ctl(["ssh-key", "remove", "--all", "--user", member])
         #expect(revoked.status == 0, "\(revoked)")
         #expect(try daemon.ctl(["authorized-keys", member], as: keysUser).stdout.isEmpty)

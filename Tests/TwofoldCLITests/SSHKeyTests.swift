@@ -102,6 +102,26 @@ enum SSHKeyLines {
         let shown = try daemon.ctl(["policy", "show"])
         #expect(shown.stdout.contains("SSH key types:    sk (hardware-backed sk- keys only)\n"), "\(shown)")
         #expect(shown.stdout.contains("SSH verification: required (verify-required: the key's PIN or built-in)\n"), "\(shown)")
+        #expect(shown.stdout.contains("SSH keys by host: (none: the two lines above everywhere)\n"), "\(shown)")
+    }
+
+    @Test("policy set --host-ssh-keys and user ssh-key-rule: checked before any request, sent, shown, explained, removed with default")
+    func chainOptions() throws {
+        let daemon = try DaemonProcess()
+        for bad in [["policy", "set", "--host-ssh-keys", "bastion"], ["policy", "set", "--host-ssh-keys", "bastion=rsa"],
+                    ["user", "ssh-key-rule", "alice", "sk,no-touch-required"], ["user", "ssh-key-rule", "alice"]] {
+            let refused = try daemon.ctl(bad)
+            #expect(refused.status == 2 && !refused.stderr.isEmpty, "\(bad): \(refused)")
+        }
+        let set = try daemon.ctl(["policy", "set", "--host-ssh-keys", "bastion-*=sk, verify-required", "--host-ssh-keys", "build-1=any"])
+        #expect(set.status == 0 && set.stdout.contains("SSH keys by host: bastion-*=sk,verify-required; build-1=any\n"), "\(set)")
+        let explained = try daemon.ctl(["policy", "explain", "alice", "--host", "bastion-3"])
+        #expect(explained.stdout.contains("SSH keys served: sk,verify-required (host bastion-3 (bastion-*): sk,verify-required)\n"), "\(explained)")
+        let user = try daemon.ctl(["user", "ssh-key-rule", "alice", "any"])
+        #expect(user.status == 0 && user.stdout.hasSuffix(": any (admin override: any)\n"), "\(user)")
+        let back = try daemon.ctl(["user", "ssh-key-rule", "alice", "default", "--json"])
+        #expect(try back.json(PolicyExplanation.self).sshKeysBecause == "default: sk", "\(back)")
+        #expect(try daemon.ctl(["policy", "set", "--host-ssh-keys", "build-1=default"]).stdout.contains("SSH keys by host: bastion-*=sk,verify-required\n"))
     }
 }
 

@@ -36,6 +36,20 @@ struct SSHPublicKeyTests {
         #expect(key.authorizedKeysLine(options: ["verify-required"]).hasPrefix("verify-required sk-ssh-ed25519@openssh.com AAAA"))
     }
 
+    @Test("an SSH key rule: its four text forms round trip, anything else is refused; it serves what it admits, verify-required on sk- keys only")
+    func rule() throws {
+        for text in ["sk", "sk,verify-required", "any", "any,verify-required"] { #expect(SSHKeyRule(text: text)?.description == text) }
+        #expect(SSHKeyRule(text: "any , verify-required")?.description == "any,verify-required")
+        for bad in ["", "SK", "sk,", "sk,verify-required,verify-required", "verify-required", "sk,no-touch-required", "rsa"] {
+            #expect(SSHKeyRule(text: bad) == nil, "\(bad)")
+        }
+        let sk = try SSHPublicKey(line: Self.skEd25519())
+        let plain = try SSHPublicKey(line: "ssh-ed25519 " + Base64.encode(SSHTestKeys.wire([Array("ssh-ed25519".utf8), Array(repeating: 1, count: 32)])))
+        let strict = SSHKeyRule(types: .sk, verifyRequired: true), loose = SSHKeyRule(types: .any, verifyRequired: true)
+        #expect(strict.authorizedKeysLine(plain) == nil && strict.authorizedKeysLine(sk)?.hasPrefix("verify-required sk-") == true)
+        #expect(loose.authorizedKeysLine(plain)?.hasPrefix("ssh-ed25519 ") == true)
+    }
+
     @Test("refused: unknown types, options in front, bad base64, a blob of another type, trailing bytes, a non-ssh application")
     func refusals() {
         let ed = Base64.encode(Self.wire([Array("ssh-ed25519".utf8), Array(repeating: 1, count: 32)]))

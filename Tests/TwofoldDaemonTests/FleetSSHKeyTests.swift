@@ -13,6 +13,25 @@ extension HeavyDaemonSuites {
             try relay.control(.authorizedKeys(user: user))
         }
 
+        @Test("each relay serves by its own host's rule: verify-required on host-a only; the server's own host by the default")
+        func hostRuleThroughRelays() throws {
+            let fleet = try Fleet(servers: 1)
+            let (a, b) = (try fleet.relay("host-a"), try fleet.relay("host-b"))
+            guard case .sshKeys = try fleet.servers[0].control(.sshKeyAdd(user: "hana", name: nil, line: SSHTestKeys.skEd25519(seed: 40), code: nil)) else {
+                throw HarnessError("add")
+            }
+            guard case .policy(var policy) = try fleet.servers[0].control(.policyShow) else { throw HarnessError("policy") }
+            policy.hostSSHKeys = ["host-a": "sk,verify-required"]
+            #expect(try fleet.servers[0].control(.policySet(policy)) == .ok)
+            func lines(_ daemon: DaemonProcess) throws -> [String] {
+                guard case .authorizedKeys(let lines, _) = try daemon.control(.authorizedKeys(user: "hana")) else { throw HarnessError("ask") }
+                return lines
+            }
+            #expect(try lines(a).map { $0.hasPrefix("verify-required ") } == [true])
+            #expect(try lines(b).map { $0.hasPrefix("verify-required ") } == [false])
+            #expect(try lines(fleet.servers[0]).map { $0.hasPrefix("verify-required ") } == [false])
+        }
+
         @Test("served through relays; a revocation reaches every host; the cache serves during an outage, across a restart, never when off")
         func cacheDuringOutage() throws {
             let fleet = try Fleet(servers: 1)

@@ -147,3 +147,39 @@ extension ControlResponse {
         return false
     }
 }
+
+struct SSHKeyRuleChainTests {
+    static let document = PolicyDocument(sshKeyTypes: "sk", sshVerifyRequired: false,
+                                         hostSSHKeys: ["bastion": "any", "bastion-*": "sk,verify-required", "*.lab": "any,verify-required"])
+
+    @Test("user › host (its own name before the longest pattern) › default", arguments: [
+        ("bastion", nil, "any", Policy.Level.host),
+        ("bastion-2", nil, "sk,verify-required", .host),
+        ("Bastion", nil, "any", .host),
+        ("db.lab", nil, "any,verify-required", .host),
+        ("web", nil, "sk", .default),
+        ("bastion-2", "any", "any", .user),
+    ] as [(String, String?, String, Policy.Level)])
+    func chain(host: String, user: String?, rule: String, level: Policy.Level) throws {
+        let policy = try Policy(Self.document)
+        let found = policy.sshKeyRule(user: user.flatMap(SSHKeyRule.init(text:)), host: host)
+        #expect(found.rule.description == rule && found.level == level, "\(host)/\(user ?? "-"): \(found)")
+    }
+
+    @Test("bad rules, host names and key types are refused", arguments: [
+        PolicyDocument(sshKeyTypes: "rsa"), PolicyDocument(hostSSHKeys: ["h": "sk,no-touch-required"]),
+        PolicyDocument(hostSSHKeys: ["h": ""]), PolicyDocument(hostSSHKeys: ["a b": "sk"]), PolicyDocument(hostSSHKeys: ["h": "verify-required"]),
+    ])
+    func invalid(document: PolicyDocument) {
+        #expect(throws: ConfigurationError.self) { try Policy(document) }
+    }
+
+    @Test("a policy stored before host SSH rules existed still loads (none)")
+    func older() throws {
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(PolicyDocument())) as! [String: Any]
+        json["hostSSHKeys"] = nil
+        let decoded = try JSONDecoder().decode(PolicyDocument.self, from: JSONSerialization.data(withJSONObject: json))
+        let policy = try Policy(decoded)
+        #expect(decoded.hostSSHKeys.isEmpty && policy.sshKeyRule(user: nil, host: "x").level == .default)
+    }
+}

@@ -29,7 +29,7 @@ struct SSHHardwareKeyTests {
         guard try daemon.control(.policySet(policy)) == .ok else { throw HarnessError("policy set") }
     }
 
-    @Test("a registered sk- key logs in; with verify-required a signature without UV is refused; a revoked key is refused at the next connection")
+    @Test("a registered sk- key logs in; with verify-required (from the host's rule, the default) a signature without UV is refused, not when the user's own rule says sk; a revoked key is refused at the next connection")
     func singleHost() throws {
         let daemon = try DaemonProcess(extraConfig: "authorized_keys_user = twofold-keys")
         Self.openToKeysAccount(daemon)
@@ -46,7 +46,15 @@ struct SSHHardwareKeyTests {
         #expect(ok.status == 0 && ok.output.contains("twofold-ok"), "\(ok.output)\n\(sshd.log)")
         #expect(try sshd.ssh(key: stranger, through: key, command: "true").status != 0, "an unregistered key")
 
-        try Self.setPolicy(daemon) { $0.sshVerifyRequired = true }
+        // The chain, each level through sshd: this host's rule asks for verify-required...
+        try Self.setPolicy(daemon) { $0.hostSSHKeys = [HostNameForTests.local: "sk,verify-required"] }
+        #expect(try sshd.ssh(key: file, through: key, userVerified: false, command: "true").status != 0, "host level: verify-required")
+        // ... the user's own rule comes first ...
+        #expect(try daemon.control(.setSSHKeyRule(user: Self.user, rule: "sk")) == .ok)
+        #expect(try sshd.ssh(key: file, through: key, userVerified: false, command: "true").status == 0, "user level: a touch is enough")
+        // ... and without both, the default.
+        #expect(try daemon.control(.setSSHKeyRule(user: Self.user, rule: nil)) == .ok)
+        try Self.setPolicy(daemon) { $0.hostSSHKeys = [:]; $0.sshVerifyRequired = true }
         let noUV = try sshd.ssh(key: file, through: key, userVerified: false, command: "true")
         #expect(noUV.status != 0, "verify-required, no UV: \(noUV.output)")
         #expect(sshd.log.contains("user verification requirement not met"), "\(sshd.log)")

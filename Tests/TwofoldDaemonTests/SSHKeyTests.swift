@@ -48,6 +48,57 @@ struct SSHKeyTests {
         #expect(try Self.lines(daemon, "sara")?.count == 2)
     }
 
+    @Test("the SSH key rule follows the chain: the user's own › this host's (name over pattern) › the default; policy explain names the level; audited")
+    func chain() throws {
+        let daemon = try DaemonProcess()
+        let here = HostNameForTests.local
+        let sk = Self.skLine(30)
+        let plain = "ssh-ed25519 " + Base64.encode(SSHTestKeys.wire([Array("ssh-ed25519".utf8), Array(repeating: 7, count: 32)])) + " plain"
+        func explained() throws -> (String?, String?) {
+            guard case .policyExplanation(let e) = try daemon.control(.policyExplain(user: "rita", service: nil, host: nil)) else { throw HarnessError("explain") }
+            return (e.sshKeys, e.sshKeysBecause)
+        }
+        func setHosts(_ hosts: [String: String]) throws -> ControlResponse {
+            guard case .policy(var policy) = try daemon.control(.policyShow) else { throw HarnessError("policy") }
+            policy.hostSSHKeys = hosts
+            return try daemon.control(.policySet(policy))
+        }
+        guard case .sshKeys = try daemon.control(.sshKeyAdd(user: "rita", name: nil, line: sk, code: nil)) else { throw HarnessError("sk key") }
+        // A pattern for other hosts changes nothing here; this host's pattern does, and its own name wins over the pattern.
+        #expect(try setHosts(["no-such-host-*": "any,verify-required"]) == .ok)
+        if case .error(.permissionDenied, let message) = try daemon.control(.sshKeyAdd(user: "rita", name: nil, line: plain, code: nil)) {
+            #expect(message.contains("default: sk"), "\(message)")
+        } else { Issue.record("a plain key under the default sk rule") }
+        #expect(try explained() == ("sk", "default: sk"))
+        #expect(try setHosts(["*": "sk,verify-required", here: "any"]) == .ok)
+        guard case .sshKeys = try daemon.control(.sshKeyAdd(user: "rita", name: "plain", line: plain, code: nil)) else { throw HarnessError("plain key under this host's any") }
+        var served = try #require(try Self.lines(daemon, "rita"))
+        #expect(served.count == 2 && !served.contains { $0.hasPrefix("verify-required") }, "\(served)")
+        #expect(try explained() == ("any", "host \(here): any"))
+        #expect(try setHosts(["*": "sk,verify-required"]) == .ok)
+        served = try #require(try Self.lines(daemon, "rita"))
+        #expect(served.count == 1 && served[0].hasPrefix("verify-required sk-ssh-ed25519@openssh.com "), "\(served)")
+        #expect(try explained() == ("sk,verify-required", "host \(here) (*): sk,verify-required"))
+        // The user's own rule comes first; back to default, the host's again.
+        #expect(try daemon.control(.setSSHKeyRule(user: "rita", rule: "any")) == .ok)
+        served = try #require(try Self.lines(daemon, "rita"))
+        #expect(served.count == 2 && !served.contains { $0.hasPrefix("verify-required") }, "\(served)")
+        #expect(try explained() == ("any", "admin override: any"))
+        #expect(try daemon.control(.setSSHKeyRule(user: "rita", rule: nil)) == .ok)
+        #expect(try Self.lines(daemon, "rita")?.count == 1)
+        // Bad rules are refused whole, and nothing changes.
+        if case .error(.invalidRequest, _) = try daemon.control(.setSSHKeyRule(user: "rita", rule: "sk,no-touch-required")) {} else {
+            Issue.record("a bad user rule was taken")
+        }
+        if case .error(.invalidRequest, let message) = try setHosts(["*": "rsa"]) { #expect(message.contains("SSH keys")) } else {
+            Issue.record("a bad host rule was taken")
+        }
+        #expect(try explained().0 == "sk,verify-required")
+        guard case .audit(let records) = try daemon.control(.audit(user: "rita", sinceMillis: nil, outcome: nil, limit: 50)) else { throw HarnessError("audit") }
+        #expect(records.contains { $0.reason?.contains("SSH key rule set to any") == true }, "\(records.map(\.reason))")
+        #expect(records.contains { $0.reason?.contains("SSH key rule set to policy") == true })
+    }
+
     @Test("an import is all or none: one refused line stores nothing, and every other line says so")
     func importAllOrNone() throws {
         let daemon = try DaemonProcess()

@@ -6,36 +6,43 @@ import TwofoldStore
 /// its AuthorizedKeysCommand. sshd checks the keys itself (a security key's signature, its
 /// presence and verification flags); Twofold decides which keys exist and with which options they
 /// are served. Adding one needs a current factor of the user, as for any new credential, or an admin.
+/// Which keys, and with which options: the SSH key rule of the chain user › host › default
+/// (`Policy.sshKeyRule`), the host being the one sshd runs on (a relay's for relayed requests).
 extension ControlService {
     func addSSHKey(_ user: String, name: String?, line: String, code: String?, peer: PeerCredentials, admin: Bool) async throws -> ControlResponse {
-        let key = try Self.parseSSHKey(line, policy: policy.current)
+        let record = try await store.user(user)
+        let rule = policy.current.sshKeyRule(user: record?.sshKeyRule, host: Self.sshHost(peer))
+        let key = try Self.parseSSHKey(line, rule: rule)
         let existing = try await store.sshKeys(user: user)
         let name = try Self.sshKeyName(name, key: key, taken: Set(existing.map(\.name)))
         if !admin {
-            guard try await store.user(user)?.hasFactor == true else {
+            guard record?.hasFactor == true else {
                 throw ControlFailure(.permissionDenied, "an SSH key needs a second factor first (twofoldctl enroll), or an admin")
             }
             guard let code else { throw ControlFailure(.invalidRequest, "give a current code of one of your factors to add an SSH key") }
             try await requireCurrentCode(code, user: user, peer: peer, purpose: "ssh-key")
         }
-        let record = SSHKeyRecord(name: name, key: key, addedAtMillis: clock.nowMillis())
+        let added = SSHKeyRecord(name: name, key: key, addedAtMillis: clock.nowMillis())
         do {
-            try await store.addSSHKey(user: user, record)
+            try await store.addSSHKey(user: user, added)
         } catch StoreError.conflict {
             throw ControlFailure(.conflict, "this SSH key is already registered, to this or another account")
         }
         await audit("ssh-key", user: user, peer: peer, outcome: "success", reason: "SSH key '\(name)' added (\(key.type), \(key.fingerprint))")
-        return .sshKeys([Self.info(user, record)])
+        return .sshKeys([Self.info(user, added)])
     }
 
-    /// A key the policy admits: sk- keys, or any type when the policy's `sshKeyTypes` is `any`.
-    static func parseSSHKey(_ line: String, policy: Policy) throws -> SSHPublicKey {
+    /// The host sshd asks on: the relay's for a relayed request, else this one.
+    static func sshHost(_ peer: PeerCredentials) -> String { peer.relayed?.host ?? HostName.local }
+
+    /// A key the rule admits: sk- keys, or any type when the rule's types are `any`.
+    static func parseSSHKey(_ line: String, rule: (rule: SSHKeyRule, level: Policy.Level, because: String)) throws -> SSHPublicKey {
         let key: SSHPublicKey
         do { key = try SSHPublicKey(line: line.trimmingWhitespace().description) } catch let invalid as SSHPublicKey.Invalid {
             throw ControlFailure(.invalidRequest, invalid.description)
         }
-        guard key.isSecurityKey || policy.document.sshKeyTypes == "any" else {
-            throw ControlFailure(.permissionDenied, "the policy admits only hardware-backed SSH keys (ssh-keygen -t ed25519-sk or ecdsa-sk); this is \(key.type)")
+        guard rule.rule.admits(key) else {
+            throw ControlFailure(.permissionDenied, "the policy (\(rule.because)) admits only hardware-backed SSH keys (ssh-keygen -t ed25519-sk or ecdsa-sk); this is \(key.type)")
         }
         return key
     }
@@ -76,9 +83,13 @@ extension ControlService {
         var outcomes: [ImportOutcome] = []
         var accepted: [UserSSHKey] = []
         var taken: [String: Set<String>] = [:]
+        var rules: [String: (rule: SSHKeyRule, level: Policy.Level, because: String)] = [:]
         for item in items {
             do {
-                let key = try Self.parseSSHKey(item.line, policy: current)
+                if rules[item.user] == nil {
+                    rules[item.user] = current.sshKeyRule(user: try await store.user(item.user)?.sshKeyRule, host: Self.sshHost(peer))
+                }
+                let key = try Self.parseSSHKey(item.line, rule: rules[item.user]!)
                 if taken[item.user] == nil { taken[item.user] = Set(try await store.sshKeys(user: item.user).map(\.name)) }
                 let name = try Self.sshKeyName(item.name, key: key, taken: taken[item.user] ?? [])
                 taken[item.user, default: []].insert(name)
@@ -114,17 +125,27 @@ extension ControlService {
         }
     }
 
-    /// sshd's question on every connection attempt: the lines to serve, with the policy's
-    /// options. A key of a type the policy no longer admits is not served. Not audited (it is a
-    /// read, once per connection); refusals are.
-    func authorizedKeyLines(_ user: String) async throws -> [String] {
+    /// sshd's question on every connection attempt on `host`: the lines to serve, with the
+    /// options the user's rule asks for (one read: the keys and the user's own rule). A key of a
+    /// type the rule does not admit is not served. Not audited (a read, once per connection); refusals are.
+    func authorizedKeyLines(_ user: String, host: String) async throws -> [String] {
         let current = policy.current
-        let keys = try await store.sshKeys(user: user)
-        return keys.compactMap { record in
-            guard record.key.isSecurityKey || current.document.sshKeyTypes == "any" else { return nil }
-            let options = current.document.sshVerifyRequired && record.key.isSecurityKey ? ["verify-required"] : []
-            return record.key.authorizedKeysLine(options: options)
+        let found = try await store.authorizedSSHKeys(user: user)
+        let rule = current.sshKeyRule(user: found.rule, host: host).rule
+        return found.keys.compactMap { rule.authorizedKeysLine($0.key) }
+    }
+
+    /// `user ssh-key-rule`: the user's own SSH key rule, the first level of the chain (nil: back to
+    /// the host's or the policy's). Keys already registered stay; the rule decides which are served.
+    func setSSHKeyRule(_ user: String, rule text: String?, peer: PeerCredentials) async throws -> ControlResponse {
+        var rule: SSHKeyRule?
+        if let text {
+            guard let parsed = SSHKeyRule(text: text) else { throw ControlFailure(.invalidRequest, "an SSH key rule is \(SSHKeyRule.syntax)") }
+            rule = parsed
         }
+        try await store.setSSHKeyRule(user: user, rule)
+        await auditChange("policy", user: user, peer: peer, reason: "SSH key rule set to \(rule.map(\.description) ?? "policy")")
+        return .ok
     }
 
     static func info(_ user: String, _ record: SSHKeyRecord) -> SSHKeyInfo {
@@ -144,7 +165,7 @@ extension ControlService {
         }
         guard LoginDialogRunner.isPlausibleName(user), user.utf8.count <= 256 else { return .error(code: .invalidRequest, message: "invalid user name") }
         do {
-            return .authorizedKeys(lines: try await authorizedKeyLines(user), cached: false)
+            return .authorizedKeys(lines: try await authorizedKeyLines(user, host: Self.sshHost(peer)), cached: false)
         } catch {
             logger.error("cannot read SSH keys", metadata: ["user": "\(user)", "error": "\(error)"])
             return .error(code: .unavailable, message: "the store is unavailable")

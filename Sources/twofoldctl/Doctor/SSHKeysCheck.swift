@@ -12,8 +12,9 @@ struct SSHKeysCheck {
     /// `sshd -T` with -f FILE when given: run again with -C for one user of a Match block.
     let sshdArgv: [String]
     let configName: String
-    /// The policy in force (nil: not asked).
-    let policy: PolicyDocument?
+    /// Whether the keys twofoldd serves on this host carry verify-required (the rule the chain
+    /// gives this host; nil: not asked, or a relay, which holds no policy).
+    let verifyRequired: Bool?
     /// twofoldd's authorized_keys_user: .some(nil) when twofoldd.conf sets none; nil when unknown.
     let keysUser: String??
 
@@ -78,8 +79,6 @@ struct SSHKeysCheck {
             return .error("sshkeys.command-user", subject: subject, "\(user) is no account on this host: sshd cannot run the command",
                           fix: "`useradd --system --no-create-home --shell /usr/sbin/nologin \(user)`")
         }
-        // TODO(issue 16): read ServerInfo.sshKeys (authorized_keys_user, served through the daemon)
-        // once it exists, instead of twofoldd.conf.
         guard let configured = keysUser else {
             return .ok("sshkeys.command-user", subject: subject, "\(user) (not compared with twofoldd's authorized_keys_user: the daemon was not asked, or its config file is not readable here)")
         }
@@ -96,7 +95,7 @@ struct SSHKeysCheck {
 
     /// With the policy's verify-required, sshd's own PubkeyAuthOptions should say it too.
     private func verifyRequiredFinding() -> Finding? {
-        guard let policy, policy.sshVerifyRequired else { return nil }
+        guard verifyRequired == true else { return nil }
         let subject = "\(configName): PubkeyAuthOptions"
         let options = settings.values["pubkeyauthoptions"] ?? "none"
         if options.split(separator: ",").contains("verify-required") {
