@@ -150,7 +150,7 @@ struct MoveInTests {
         #expect(try Self.hostRecords(server, "old-host").contains { $0.action == "enroll" && $0.user == "erin" })
     }
 
-    @Test("SSH keys move with their user: one with only SSH keys (no factor) is moved too")
+    @Test("SSH keys move with their user: one with only SSH keys (no factor) is moved too, and one with only an SSH key rule")
     func sshKeysMoveIn() throws {
         let directory = try makeTemporaryDirectory("ssh")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -163,6 +163,7 @@ struct MoveInTests {
             INSERT INTO users (name) VALUES ('frank');
             INSERT INTO ssh_keys (user, name, type, blob, comment, added_at)
                 VALUES ('frank', 'laptop', 'sk-ssh-ed25519@openssh.com', X'\(Crypto.hex(blob))', 'frank@laptop', 1000);
+            INSERT INTO users (name, ssh_key_rule) VALUES ('gina', 'any,verify-required');
             """)
         let cluster = try PostgresCluster()
         let scratch = try cluster.createScratchDatabase()
@@ -170,9 +171,11 @@ struct MoveInTests {
         let server = try DaemonProcess.onPostgres(cluster, database: scratch, keyFile: tierKey.path)
         let result = try ChildProcess.run([TestPaths.twofoldd, "move-in", "--config", server.configPath, "--host", "old-host",
                                            "--database", database, "--key-file", keyFile])
-        #expect(result.status == 0 && result.output.contains("users: 1 moved"), "\(result.output)")
+        #expect(result.status == 0 && result.output.contains("users: 2 moved"), "\(result.output)")
         let stored = try cluster.psql("SELECT user_name, name, type, encode(blob, 'hex'), comment FROM ssh_keys", url: cluster.url(database: scratch))
         #expect(stored == "frank|laptop|sk-ssh-ed25519@openssh.com|\(Crypto.hex(blob))|frank@laptop", "\(stored)")
+        let rules = try cluster.psql("SELECT name, ssh_key_rule FROM users ORDER BY name", url: cluster.url(database: scratch))
+        #expect(rules == "frank|\ngina|any,verify-required", "\(rules)")
     }
 
     /// Every file of a directory, by name.

@@ -17,6 +17,9 @@ enum Fault: Sendable {
     case copyRecoveryCode(fromUser: String, fromIndex: Int, toUser: String, toIndex: Int)
     /// The schema marked as written by a newer Twofold (schema `version`).
     case newerSchema(version: String)
+    /// The user's `ssh_key_rule` set to `text` by raw SQL; with `bypassingCheck`, past the column's
+    /// CHECK (SQLite ignores CHECKs for the statement; PostgreSQL's is dropped).
+    case sshKeyRuleText(user: String, text: String, bypassingCheck: Bool)
 
     enum Damage: Sendable {
         /// The byte at `index` (from 0) changed.
@@ -67,6 +70,9 @@ enum Fault: Sendable {
                 """
         case .newerSchema(let version):
             return "INSERT INTO grdb_migrations (identifier) VALUES ('\(version)')"
+        case let .sshKeyRuleText(user, text, bypassingCheck):
+            let update = "UPDATE users SET ssh_key_rule = '\(text)' WHERE name = '\(user)'"
+            return bypassingCheck ? "PRAGMA ignore_check_constraints = ON; \(update); PRAGMA ignore_check_constraints = OFF" : update
         }
     }
 
@@ -106,6 +112,9 @@ enum Fault: Sendable {
                 """
         case .newerSchema(let version):
             return "UPDATE twofold_schema SET version = '\(version)'"
+        case let .sshKeyRuleText(user, text, bypassingCheck):
+            let update = "UPDATE users SET ssh_key_rule = '\(text)' WHERE name = '\(user)'"
+            return bypassingCheck ? "ALTER TABLE users DROP CONSTRAINT users_ssh_key_rule_check; \(update)" : update
         }
     }
 

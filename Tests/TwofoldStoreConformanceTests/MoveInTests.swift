@@ -197,6 +197,45 @@ import TwofoldTestSupport
         }
     }
 
+    @Test(arguments: Backend.all) func anSSHKeyRuleMovesWithItsUserAndTheTiersStays(_ backend: Backend) async throws {
+        try await withTempDir { dir in
+            var store = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            let any = SSHKeyRule(types: .any, verifyRequired: true), sk = SSHKeyRule(types: .sk, verifyRequired: true)
+            // A user with factors, an SSH key and a rule; one with only a rule; one whose tier row
+            // has another override only; one whose tier row has its own rule.
+            var (alice, _) = try Self.hostUser("alice", pepper: try SecretBytes(randomCount: 32))
+            alice.record.sshKeyRule = any
+            alice.sshKeys = [SSHKeyStoreTests.key("blue", seed: 1)]
+            let pepper = alice.hostPepper
+            let frank = MovedUser(record: UserRecord(name: "frank", sshKeyRule: any), recoveryCodes: [], hostPepper: pepper, atMillis: 3_000)
+            let gina = MovedUser(record: UserRecord(name: "gina", sshKeyRule: sk), recoveryCodes: [], hostPepper: pepper, atMillis: 3_000)
+            let henry = MovedUser(record: UserRecord(name: "henry", sshKeyRule: any), recoveryCodes: [], hostPepper: pepper, atMillis: 3_000)
+            try await store.setRequirement(user: "gina", .exempt)
+            try await store.setSSHKeyRule(user: "henry", SSHKeyRule())
+            for user in [alice, frank, gina] {
+                #expect(try await store.moveIn(user, dryRun: false) == .moved, "\(user.record.name)")
+            }
+            // The tier's row is already what the move would write: the tier's rule wins.
+            #expect(try await store.moveIn(henry, dryRun: false) == .alreadyMoved(updated: 0))
+            #expect(try await store.user("alice")?.sshKeyRule == any)
+            #expect(try await store.authorizedSSHKeys(user: "alice") == UserSSHKeys(rule: any, keys: alice.sshKeys))
+            #expect(try await store.user("frank")?.sshKeyRule == any)
+            let stored = try #require(try await store.user("gina"))
+            #expect(stored.sshKeyRule == sk && stored.requirement == .exempt)
+            #expect(try await store.user("henry")?.sshKeyRule == SSHKeyRule(), "the tier's own rule stays")
+
+            // Again: nothing to do.
+            var same = false
+            (same, store) = try await Self.leavesDataAlone(store, backend, dir) { open async throws in
+                for user in [alice, frank, gina, henry] {
+                    #expect(try await open.moveIn(user, dryRun: false) == .alreadyMoved(updated: 0), "\(user.record.name)")
+                }
+            }
+            #expect(same, "a second move writes nothing")
+            try await store.close()
+        }
+    }
+
     @Test(arguments: Backend.rotating) func movedRecoveryCodesKeepTheirPepperThroughARekey(_ backend: Backend) async throws {
         try await withTempDir { dir in
             let old = try makeKeys(in: dir, name: "old"), new = try makeKeys(in: dir, name: "new")

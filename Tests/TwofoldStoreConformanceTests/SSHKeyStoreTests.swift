@@ -213,4 +213,92 @@ import TwofoldStore
             try await store.addSSHKey(user: "dave", Self.key("blue", seed: 1))
         }
     }
+
+    /// The four rules, in their text forms.
+    static let rules = SSHKeyRule.Types.allCases.flatMap { types in [false, true].map { SSHKeyRule(types: types, verifyRequired: $0) } }
+
+    @Test(arguments: Backend.all) func aUsersSSHKeyRuleIsSetReadAndCleared(_ backend: Backend) async throws {
+        try await Self.withStore(backend) { store, dir in
+            #expect(Self.rules.map(\.description) == ["sk", "sk,verify-required", "any", "any,verify-required"])
+            #expect(try await store.authorizedSSHKeys(user: "alice") == UserSSHKeys(rule: nil, keys: []))
+            // A rule alone makes the user's row, and nothing else: no factor, the other overrides the policy's.
+            let rule = SSHKeyRule(types: .any, verifyRequired: true)
+            try await store.setSSHKeyRule(user: "alice", rule)
+            let alice = try #require(try await store.user("alice"))
+            #expect(alice.sshKeyRule == rule && !alice.hasFactor && alice.factorKinds == nil && alice.requirement == .policy)
+            #expect(try await store.loginRecord("alice", setting: "policy").record?.sshKeyRule == rule)
+            #expect(try await store.listUsers(after: nil, limit: 10).map(\.sshKeyRule) == [rule])
+            // Without keys there is nothing to serve: no rule either.
+            #expect(try await store.authorizedSSHKeys(user: "alice") == UserSSHKeys(rule: nil, keys: []))
+            // With keys: the keys in name order and the user's rule, whatever another user has.
+            let blue = Self.key("blue", seed: 1), green = Self.key("green", seed: 2, type: "ssh-ed25519")
+            try await store.addSSHKey(user: "alice", green)
+            try await store.addSSHKey(user: "alice", blue)
+            try await store.addSSHKey(user: "bob", Self.key("red", seed: 3))
+            try await store.setSSHKeyRule(user: "carol", SSHKeyRule())
+            #expect(try await store.authorizedSSHKeys(user: "alice") == UserSSHKeys(rule: rule, keys: [blue, green]))
+            #expect(try await store.authorizedSSHKeys(user: "bob") == UserSSHKeys(rule: nil, keys: [Self.key("red", seed: 3)]))
+            #expect(try await store.authorizedSSHKeys(user: "carol") == UserSSHKeys(rule: nil, keys: []))
+            // Each of the four, through both reads; the other overrides stay as they were.
+            try await store.setFactorKinds(user: "alice", [.totp])
+            try await store.setRequirement(user: "alice", .exempt)
+            for each in Self.rules {
+                try await store.setSSHKeyRule(user: "alice", each)
+                #expect(try await store.user("alice")?.sshKeyRule == each)
+                #expect(try await store.authorizedSSHKeys(user: "alice") == UserSSHKeys(rule: each, keys: [blue, green]))
+            }
+            let kept = try #require(try await store.user("alice"))
+            #expect(kept.factorKinds == [.totp] && kept.requirement == .exempt)
+            // Durable.
+            let reopened = try await backend.makeStore(directory: dir, keys: try makeKeys(in: dir))
+            #expect(try await reopened.user("alice")?.sshKeyRule == Self.rules.last)
+            #expect(try await reopened.authorizedSSHKeys(user: "alice") == UserSSHKeys(rule: Self.rules.last, keys: [blue, green]))
+            try await reopened.close()
+            // Cleared: back to the policy's; the keys and the other overrides stay.
+            try await store.setSSHKeyRule(user: "alice", nil)
+            let cleared = try #require(try await store.user("alice"))
+            #expect(cleared.sshKeyRule == nil && cleared.factorKinds == [.totp] && cleared.requirement == .exempt)
+            #expect(try await store.authorizedSSHKeys(user: "alice") == UserSSHKeys(rule: nil, keys: [blue, green]))
+            try await store.setSSHKeyRule(user: "alice", nil)
+            #expect(try await store.user("alice")?.sshKeyRule == nil)
+        }
+    }
+
+    @Test(arguments: Backend.all) func theSSHKeyRuleColumnHoldsTheFourTextsOnly(_ backend: Backend) async throws {
+        try await Self.withStore(backend) { store, dir in
+            try await store.addSSHKey(user: "alice", Self.key("blue", seed: 1))
+            try await store.setSSHKeyRule(user: "alice", SSHKeyRule(types: .any))
+            // The CHECK refuses what the store never writes, even a text the core would parse.
+            for text in ["rsa", "SK", "", "sk,no-touch-required", "sk, verify-required", "verify-required"] {
+                await #expect(throws: (any Error).self, "\(text)") {
+                    try await backend.fault(dir, store, .sshKeyRuleText(user: "alice", text: text, bypassingCheck: false))
+                }
+            }
+            #expect(try await store.user("alice")?.sshKeyRule == SSHKeyRule(types: .any))
+            // Each of the four, written by raw SQL, reads as that rule.
+            for rule in Self.rules {
+                try await backend.fault(dir, store, .sshKeyRuleText(user: "alice", text: rule.description, bypassingCheck: false))
+                #expect(try await store.authorizedSSHKeys(user: "alice").rule == rule)
+            }
+            // Past the CHECK: every read of the user reports the user and the column, and no crash.
+            try await backend.fault(dir, store, .sshKeyRuleText(user: "alice", text: "rsa", bypassingCheck: true))
+            let errors: [StoreError?] = [
+                await #expect(throws: StoreError.self) { try await store.user("alice") },
+                await #expect(throws: StoreError.self) { try await store.authorizedSSHKeys(user: "alice") },
+                await #expect(throws: StoreError.self) { try await store.loginRecord("alice", setting: "policy") },
+                await #expect(throws: StoreError.self) { try await store.listUsers(after: nil, limit: 10) },
+            ]
+            for error in errors {
+                guard case .corruptRecord(let user, let reason)? = error else { Issue.record("\(String(describing: error))"); continue }
+                #expect(user == "alice" && reason.contains("ssh_key_rule") && reason.contains("rsa"), "\(reason)")
+            }
+            // The keys alone are still read (listings use them), and other users are not touched.
+            #expect(try await store.sshKeys(user: "alice").map(\.name) == ["blue"])
+            try await store.addSSHKey(user: "bob", Self.key("blue", seed: 2))
+            #expect(try await store.authorizedSSHKeys(user: "bob").keys.count == 1)
+            // Setting a rule again mends it.
+            try await store.setSSHKeyRule(user: "alice", nil)
+            #expect(try await store.authorizedSSHKeys(user: "alice").rule == nil)
+        }
+    }
 }

@@ -8,8 +8,8 @@ import TwofoldTestSupport
 
 /// Schemas v5 to v9 on PostgreSQL: a v4 database (as the code before the host registry wrote it),
 /// a v5 one (before hosts moved in), a v6 one (before delivered codes), a v7 one (before keys)
-/// and a v8 one (before SSH keys) open as v9 with everything kept, and the last success's host is
-/// looked up in the partial index.
+/// and a v8 one (before SSH keys) open as v9 with everything kept (and the users' SSH key rule
+/// column added, with its CHECK), and the last success's host is looked up in the partial index.
 @Suite struct PostgresSchemaV5Tests {
     @Test(arguments: ["v4", "v5", "v6", "v7", "v8"]) func anOlderDatabaseMigratesToV9KeepingItsData(_ version: String) async throws {
         let cluster = try PostgresCluster()
@@ -51,6 +51,11 @@ import TwofoldTestSupport
             try await expectV4DataKeptAndV5Working(store)
             if version == "v7" { #expect(try await store.user("carol")?.kinds == [.sms]) }
             if version == "v8" { #expect(try await store.user("carol")?.keys.map(\.signCount) == [5]) }
+            // The rule's column has its CHECK on a migrated database too.
+            await #expect(throws: (any Error).self) {
+                try await offPool { try cluster.psql("UPDATE users SET ssh_key_rule = 'rsa' WHERE name = 'bob'", url: cluster.url(database: database)) }
+            }
+            #expect(try await store.user("bob")?.sshKeyRule == SSHKeyRule(types: .any, verifyRequired: true))
             try await store.appendMovedAudit([], host: "h-1", through: 7, previous: nil)
             #expect(try await store.movedAuditMark(host: "h-1") == 7)
             try await store.close()
@@ -91,5 +96,30 @@ import TwofoldTestSupport
                 """, url: cluster.url(database: database))
         }
         #expect(plan.contains("Index Scan using ssh_keys_pkey") && !plan.contains("Sort"), "\(plan)")
+    }
+
+    /// PostgreSQL's CHECK of the users' SSH key rule, which SQLite's says word for word (SchemaTests).
+    static var ruleCheck: String {
+        PostgresSchema.tablesV9.map(\.sql).first { $0.contains("ssh_key_rule") }.flatMap { sql in
+            sql.range(of: "CHECK (").map { String(sql[$0.lowerBound...]) }
+        } ?? "(no CHECK of ssh_key_rule in tablesV9)"
+    }
+
+    @Test func sshdsReadWithTheRuleIsTheSameRangeAndTheUsersRowByItsKey() async throws {
+        let cluster = try PostgresCluster()
+        let database = try await offPool { try cluster.createScratchDatabase() }
+        try await withTempDir { dir in
+            try await PostgresRekeyTests.open(cluster, database, Keyring(sealing: try makeKeys(in: dir))).close()
+        }
+        let plan = try await offPool {
+            try cluster.psql("""
+                SET enable_seqscan = off;
+                SET enable_bitmapscan = off;
+                PREPARE keys(text) AS \(PostgresStore.authorizedSSHKeysQuery("alice").sql);
+                EXPLAIN EXECUTE keys('alice');
+                """, url: cluster.url(database: database))
+        }
+        #expect(plan.contains("Index Scan using ssh_keys_pkey") && plan.contains("Index Scan using users_pkey") && !plan.contains("Sort"),
+                "\(plan)")
     }
 }

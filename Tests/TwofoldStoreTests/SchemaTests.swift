@@ -193,6 +193,9 @@ import TwofoldCrypto
             #expect(try await store.setting("policy") == "{}")
             try await expectV9Working(store, user: "alice")
             #expect(try await store.user("alice")?.kinds == [.sms, .fido2])
+            // The rule's column has its CHECK on a migrated store too.
+            #expect(throws: (any Error).self) { try store.testingExecute("UPDATE users SET ssh_key_rule = 'rsa' WHERE name = 'alice'") }
+            #expect(try await store.user("alice")?.sshKeyRule == SSHKeyRule(types: .any, verifyRequired: true))
             try await store.close()
         }
     }
@@ -206,14 +209,38 @@ import TwofoldCrypto
                 try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + SQLiteStore.sshKeysSQL, arguments: ["alice"]).map { $0["detail"] as String }
             }
             #expect(plan == ["SEARCH s USING PRIMARY KEY (user=?)"], "\(plan)")
+            // sshd's read with the user's rule: the same range, and the user's row by its key.
+            let withRule = try await queue.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + SQLiteStore.authorizedSSHKeysSQL, arguments: ["alice"])
+                    .map { $0["detail"] as String }
+            }
+            #expect(withRule.contains("SEARCH s USING PRIMARY KEY (user=?)") && withRule.contains("SEARCH u USING PRIMARY KEY (name=?)")
+                    && withRule.count == 2, "\(withRule)")
         }
     }
 
-    @Test func theSchemasSSHKeyTypesAreTheCoresOnes() {
+    /// The text of a `column ... IN (...)` list in schema v9, from `column` to the list's end.
+    static func v9List(_ column: String) throws -> Substring {
+        let start = try #require(Schema.v9.range(of: column + " IN ("))
+        let end = try #require(Schema.v9[start.upperBound...].firstIndex(of: ")"))
+        return Schema.v9[start.upperBound..<end]
+    }
+
+    @Test func theSchemasSSHKeyTypesAreTheCoresOnes() throws {
+        let list = try Self.v9List("type")
         for type in SSHPublicKey.securityKeyTypes.union(SSHPublicKey.otherTypes) {
-            #expect(Schema.v9.contains("'\(type)'"), "\(type)")
+            #expect(list.contains("'\(type)'"), "\(type)")
         }
-        #expect(Schema.v9.components(separatedBy: "', '").count == SSHPublicKey.securityKeyTypes.count + SSHPublicKey.otherTypes.count - 1)
+        #expect(list.components(separatedBy: "', '").count == SSHPublicKey.securityKeyTypes.count + SSHPublicKey.otherTypes.count - 1)
+    }
+
+    @Test func theSchemasSSHKeyRulesAreTheCoresFour() throws {
+        let rules = SSHKeyRule.Types.allCases.flatMap { types in [false, true].map { SSHKeyRule(types: types, verifyRequired: $0) } }
+        let listed = try Self.v9List("ssh_key_rule").components(separatedBy: ", ").map { $0.trimmingCharacters(in: ["'"]) }
+        #expect(listed.sorted() == rules.map(\.description).sorted(), "\(listed)")
+        #expect(listed.allSatisfy { SSHKeyRule(text: $0)?.description == $0 })
+        // PostgreSQL's CHECK says the same (PostgresSchemaV5Tests).
+        #expect(Schema.v9.contains(PostgresSchemaV5Tests.ruleCheck), "\(PostgresSchemaV5Tests.ruleCheck)")
     }
 
     @Test func lastSuccessHostsLooksEachUserUpInThePartialIndex() async throws {

@@ -50,7 +50,7 @@ func expectV8Working(_ store: any TwofoldStore, user: String) async throws {
 }
 
 /// What schema v9 adds works on a migrated store: `user` gets an SSH key, which is read back and
-/// listed, and is no factor; nothing of it is sealed.
+/// listed, and is no factor, and an SSH key rule, read back with it; nothing of it is sealed.
 func expectV9Working(_ store: any TwofoldStore, user: String) async throws {
     let counts = try await store.sealedValueCounts()
     let kinds = try await store.user(user)?.kinds
@@ -61,6 +61,11 @@ func expectV9Working(_ store: any TwofoldStore, user: String) async throws {
     try await store.addSSHKey(user: user, key)
     #expect(try await store.sshKeys(user: user) == [key])
     #expect(try await store.listSSHKeys(after: nil, limit: 10) == [UserSSHKey(user: user, key: key)])
+    // The user's SSH key rule (a column v9 adds to users), read with the keys.
+    let rule = SSHKeyRule(types: .any, verifyRequired: true)
+    try await store.setSSHKeyRule(user: user, rule)
+    #expect(try await store.user(user)?.sshKeyRule == rule)
+    #expect(try await store.authorizedSSHKeys(user: user) == UserSSHKeys(rule: rule, keys: [key]))
     #expect(try await store.user(user)?.kinds == kinds)
     #expect(try await store.sealedValueCounts() == counts)
 }
