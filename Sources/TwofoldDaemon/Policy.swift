@@ -223,10 +223,6 @@ public struct Policy: Sendable, Equatable {
         return (sshKeys, .default, "default: \(sshKeys)")
     }
 
-    /// Whether some level of the policy serves keys with `verify-required` (a user's own rule is
-    /// not in the policy: the caller knows it).
-    public var someSSHRuleVerifies: Bool { sshKeys.verifyRequired || hostSSHKeys.values.contains(where: \.verifyRequired) }
-
     private var defaultRuleText: String {
         switch require {
         case .nobody: "nobody"

@@ -11,8 +11,8 @@ import TwofoldStore
 extension ControlService {
     func addSSHKey(_ user: String, name: String?, line: String, code: String?, peer: PeerCredentials, admin: Bool) async throws -> ControlResponse {
         let record = try await store.user(user)
-        let rule = policy.current.sshKeyRule(user: record?.sshKeyRule, host: Self.sshHost(peer))
-        let key = try Self.parseSSHKey(line, rule: rule)
+        let chosen = policy.current.sshKeyRule(user: record?.sshKeyRule, host: Self.sshHost(peer))
+        let key = try Self.parseSSHKey(line, rule: chosen.rule, because: chosen.because)
         let existing = try await store.sshKeys(user: user)
         let name = try Self.sshKeyName(name, key: key, taken: Set(existing.map(\.name)))
         if !admin {
@@ -36,13 +36,13 @@ extension ControlService {
     static func sshHost(_ peer: PeerCredentials) -> String { peer.relayed?.host ?? HostName.local }
 
     /// A key the rule admits: sk- keys, or any type when the rule's types are `any`.
-    static func parseSSHKey(_ line: String, rule: (rule: SSHKeyRule, level: Policy.Level, because: String)) throws -> SSHPublicKey {
+    static func parseSSHKey(_ line: String, rule: SSHKeyRule, because: String) throws -> SSHPublicKey {
         let key: SSHPublicKey
         do { key = try SSHPublicKey(line: line.trimmingWhitespace().description) } catch let invalid as SSHPublicKey.Invalid {
             throw ControlFailure(.invalidRequest, invalid.description)
         }
-        guard rule.rule.admits(key) else {
-            throw ControlFailure(.permissionDenied, "the policy (\(rule.because)) admits only hardware-backed SSH keys (ssh-keygen -t ed25519-sk or ecdsa-sk); this is \(key.type)")
+        guard rule.admits(key) else {
+            throw ControlFailure(.permissionDenied, "the policy (\(because)) admits only hardware-backed SSH keys (ssh-keygen -t ed25519-sk or ecdsa-sk); this is \(key.type)")
         }
         return key
     }
@@ -83,13 +83,18 @@ extension ControlService {
         var outcomes: [ImportOutcome] = []
         var accepted: [UserSSHKey] = []
         var taken: [String: Set<String>] = [:]
-        var rules: [String: (rule: SSHKeyRule, level: Policy.Level, because: String)] = [:]
+        var rules: [String: (rule: SSHKeyRule, because: String)] = [:]
         for item in items {
             do {
-                if rules[item.user] == nil {
-                    rules[item.user] = current.sshKeyRule(user: try await store.user(item.user)?.sshKeyRule, host: Self.sshHost(peer))
+                let chosen: (rule: SSHKeyRule, because: String)
+                if let known = rules[item.user] {
+                    chosen = known
+                } else {
+                    let found = current.sshKeyRule(user: try await store.user(item.user)?.sshKeyRule, host: Self.sshHost(peer))
+                    chosen = (found.rule, found.because)
+                    rules[item.user] = chosen
                 }
-                let key = try Self.parseSSHKey(item.line, rule: rules[item.user]!)
+                let key = try Self.parseSSHKey(item.line, rule: chosen.rule, because: chosen.because)
                 if taken[item.user] == nil { taken[item.user] = Set(try await store.sshKeys(user: item.user).map(\.name)) }
                 let name = try Self.sshKeyName(item.name, key: key, taken: taken[item.user] ?? [])
                 taken[item.user, default: []].insert(name)
