@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import TwofoldCore
 
 /// Made-up .pub lines of security keys for tests that never show them to sshd.
@@ -19,14 +16,4 @@ public enum SSHTestKeys {
         let blob = wire([Array("sk-ssh-ed25519@openssh.com".utf8), Array(repeating: seed, count: 32), Array(application.utf8)])
         return "sk-ssh-ed25519@openssh.com " + Base64.encode(blob) + " " + comment
     }
-}
-
-/// This machine's name as twofoldd sees it (gethostname(2)): the host level of the policy chain
-/// for requests on the daemon's own socket.
-public enum HostNameForTests {
-    public static let local: String = {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        return String(cString: buffer)
-    }()
 }

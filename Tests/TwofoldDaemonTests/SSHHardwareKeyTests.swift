@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TwofoldDaemon
 import TwofoldProtocol
 import TwofoldTestSupport
 #if canImport(Glibc)
@@ -47,7 +48,7 @@ struct SSHHardwareKeyTests {
         #expect(try sshd.ssh(key: stranger, through: key, command: "true").status != 0, "an unregistered key")
 
         // The chain, each level through sshd: this host's rule asks for verify-required...
-        try Self.setPolicy(daemon) { $0.hostSSHKeys = [HostNameForTests.local: "sk,verify-required"] }
+        try Self.setPolicy(daemon) { $0.hostSSHKeys = [HostName.local: "sk,verify-required"] }
         #expect(try sshd.ssh(key: file, through: key, userVerified: false, command: "true").status != 0, "host level: verify-required")
         // ... the user's own rule comes first ...
         #expect(try daemon.control(.setSSHKeyRule(user: Self.user, rule: "sk")) == .ok)

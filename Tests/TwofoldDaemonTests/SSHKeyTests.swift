@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TwofoldClient
 import TwofoldCore
+import TwofoldDaemon
 import TwofoldProtocol
 import TwofoldTestSupport
 
@@ -51,7 +52,7 @@ struct SSHKeyTests {
     @Test("the SSH key rule follows the chain: the user's own › this host's (name over pattern) › the default; policy explain names the level; audited")
     func chain() throws {
         let daemon = try DaemonProcess()
-        let here = HostNameForTests.local
+        let here = HostName.local
         let sk = Self.skLine(30)
         let plain = "ssh-ed25519 " + Base64.encode(SSHTestKeys.wire([Array("ssh-ed25519".utf8), Array(repeating: 7, count: 32)])) + " plain"
         func explained() throws -> (String?, String?) {
