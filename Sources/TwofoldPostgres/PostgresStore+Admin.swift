@@ -37,30 +37,24 @@ extension PostgresStore {
     }
 
     public func setRequirement(user: String, _ requirement: RequirementOverride) async throws {
-        try await write { connection in
-            try await connection.run("""
-                INSERT INTO users (name, requirement) VALUES (\(user), \(requirement.rawValue))
-                ON CONFLICT (name) DO UPDATE SET requirement = excluded.requirement
-                """)
-        }
+        try await setOverride(user: user, .requirement, requirement.rawValue)
     }
 
     public func setFactorKinds(user: String, _ kinds: Set<FactorKind>?) async throws {
-        let text = FactorKindsColumn.text(kinds)
-        try await write { connection in
-            try await connection.run("""
-                INSERT INTO users (name, factor_kinds) VALUES (\(user), \(text))
-                ON CONFLICT (name) DO UPDATE SET factor_kinds = excluded.factor_kinds
-                """)
-        }
+        try await setOverride(user: user, .factorKinds, FactorKindsColumn.text(kinds))
     }
 
     public func setSSHKeyRule(user: String, _ rule: SSHKeyRule?) async throws {
-        let text = SSHKeyRuleColumn.text(rule)
+        try await setOverride(user: user, .sshKeyRule, SSHKeyRuleColumn.text(rule))
+    }
+
+    /// One override column of the user's row, the row made if needed.
+    private func setOverride(user: String, _ column: UserOverrideColumn, _ value: String?) async throws {
+        let name = column.rawValue
         try await write { connection in
             try await connection.run("""
-                INSERT INTO users (name, ssh_key_rule) VALUES (\(user), \(text))
-                ON CONFLICT (name) DO UPDATE SET ssh_key_rule = excluded.ssh_key_rule
+                INSERT INTO users (name, \(unescaped: name)) VALUES (\(user), \(value))
+                ON CONFLICT (name) DO UPDATE SET \(unescaped: name) = excluded.\(unescaped: name)
                 """)
         }
     }

@@ -237,36 +237,24 @@ public final class SQLiteStore: TwofoldStore {
     }
 
     public func setRequirement(user: String, _ requirement: RequirementOverride) async throws {
-        try await guarded {
-            try await pool.write { db in
-                try db.execute(sql: """
-                    INSERT INTO users (name, requirement) VALUES (?, ?)
-                    ON CONFLICT (name) DO UPDATE SET requirement = excluded.requirement
-                    """, arguments: [user, requirement.rawValue])
-            }
-        }
+        try await setOverride(user: user, .requirement, requirement.rawValue)
     }
 
     public func setFactorKinds(user: String, _ kinds: Set<FactorKind>?) async throws {
-        let text = FactorKindsColumn.text(kinds)
-        try await guarded {
-            try await pool.write { db in
-                try db.execute(sql: """
-                    INSERT INTO users (name, factor_kinds) VALUES (?, ?)
-                    ON CONFLICT (name) DO UPDATE SET factor_kinds = excluded.factor_kinds
-                    """, arguments: [user, text])
-            }
-        }
+        try await setOverride(user: user, .factorKinds, FactorKindsColumn.text(kinds))
     }
 
     public func setSSHKeyRule(user: String, _ rule: SSHKeyRule?) async throws {
-        let text = SSHKeyRuleColumn.text(rule)
+        try await setOverride(user: user, .sshKeyRule, SSHKeyRuleColumn.text(rule))
+    }
+
+    /// One override column of the user's row, the row made if needed.
+    private func setOverride(user: String, _ column: UserOverrideColumn, _ value: String?) async throws {
+        let name = column.rawValue
         try await guarded {
             try await pool.write { db in
-                try db.execute(sql: """
-                    INSERT INTO users (name, ssh_key_rule) VALUES (?, ?)
-                    ON CONFLICT (name) DO UPDATE SET ssh_key_rule = excluded.ssh_key_rule
-                    """, arguments: [user, text])
+                try db.execute(sql: "INSERT INTO users (name, \(name)) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET \(name) = excluded.\(name)",
+                               arguments: [user, value])
             }
         }
     }

@@ -7,3 +7,12 @@ package enum FactorKindsColumn {
         kinds.map { set in FactorKind.allCases.filter(set.contains).map(\.rawValue).joined(separator: ",") }
     }
 }
+
+/// The columns of a user's row that hold an admin's per-user override (`setRequirement`,
+/// `setFactorKinds`, `setSSHKeyRule`): each set alone, the row made if needed, by one upsert both
+/// backends build from this closed list (the name goes into the SQL, never a caller's text).
+package enum UserOverrideColumn: String, Sendable {
+    case requirement
+    case factorKinds = "factor_kinds"
+    case sshKeyRule = "ssh_key_rule"
+}
