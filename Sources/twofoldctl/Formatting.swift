@@ -207,8 +207,11 @@ enum Format {
         var next = "Next login: " + e.atLogin.rawValue
         if let end = e.graceUntilMillis { next += " until \(time(millis: end))" }
         text += next + " (enrollment: \(e.enrollment))\n"
-        if !e.factorKinds.isEmpty { text += "Factor kinds allowed: \(e.factorKinds.joined(separator: ", ")) (\(e.factorKindsBecause))\n" }
-        if let keys = e.sshKeys { text += "SSH keys served: \(keys) (\(e.sshKeysBecause ?? ""))\n" }
+        // The reasons name hosts (the caller's --host among them): escaped, as every text from the daemon.
+        if !e.factorKinds.isEmpty {
+            text += "Factor kinds allowed: \(e.factorKinds.joined(separator: ", ")) (\(DisplayText.escaped(e.factorKindsBecause)))\n"
+        }
+        if let keys = e.sshKeys { text += "SSH keys served: \(DisplayText.escaped(keys)) (\(DisplayText.escaped(e.sshKeysBecause ?? "")))\n" }
         text += "\n"
         let rows = e.chain.enumerated().map { index, step in
             ["\(index + 1). \(step.level)", step.rule ?? "(no rule)", step.decided ? "<- decides" : ""]

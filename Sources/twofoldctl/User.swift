@@ -34,6 +34,22 @@ extension Twofoldctl.User {
         }
     }
 
+    /// `user factor-kinds|ssh-key-rule`: set one level of the user's chains, then print what the
+    /// chain gives now (`policy explain` for the daemon's own host): `--json` the whole explanation,
+    /// else the line `line` makes of it.
+    static func setChainLevel(_ request: ControlRequest, user: String, options: GlobalOptions, session: DaemonSession,
+                              line: (PolicyExplanation) -> String) throws(CLIFailure) {
+        let response = try session.send(request)
+        guard case .ok = response else { throw unexpected(response) }
+        let shown = try session.send(.policyExplain(user: user, service: nil, host: nil))
+        guard case .policyExplanation(let explanation) = shown else { throw unexpected(shown) }
+        if options.json {
+            Output.json(explanation)
+        } else {
+            Output.line(line(explanation))
+        }
+    }
+
     /// User names as the daemon accepts them are checked there; this only catches the obvious.
     static func validateName(_ user: String) throws {
         guard !user.isEmpty, !user.hasPrefix("-"), !user.contains(where: { $0.isWhitespace || $0 == "/" || $0 == ":" }) else {

@@ -37,14 +37,8 @@ extension Twofoldctl.User {
             do { list = kinds == "default" ? nil : try Twofoldctl.Policy.Set.parseKinds(kinds, option: "kinds") } catch {
                 throw CLIFailure(ExitStatus.usage, "\(error)")
             }
-            let response = try session.send(.setFactorKinds(user: user, kinds: list))
-            guard case .ok = response else { throw unexpected(response) }
-            let shown = try session.send(.policyExplain(user: user, service: nil, host: nil))
-            guard case .policyExplanation(let explanation) = shown else { throw unexpected(shown) }
-            if options.json {
-                Output.json(explanation)
-            } else {
-                Output.line("Factor kinds for \(DisplayText.escaped(explanation.user)): \(explanation.factorKinds.joined(separator: ", ")) (\(explanation.factorKindsBecause))")
+            try Twofoldctl.User.setChainLevel(.setFactorKinds(user: user, kinds: list), user: user, options: options, session: session) {
+                "Factor kinds for \(DisplayText.escaped($0.user)): \($0.factorKinds.joined(separator: ", ")) (\(DisplayText.escaped($0.factorKindsBecause)))"
             }
         }
     }

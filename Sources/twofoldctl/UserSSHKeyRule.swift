@@ -39,15 +39,9 @@ extension Twofoldctl.User {
 
         func execute(_ session: DaemonSession) throws(CLIFailure) {
             let text = rule == "default" ? nil : TwofoldCore.SSHKeyRule(text: rule)?.description
-            let response = try session.send(.setSSHKeyRule(user: user, rule: text))
-            guard case .ok = response else { throw unexpected(response) }
-            let shown = try session.send(.policyExplain(user: user, service: nil, host: nil))
-            guard case .policyExplanation(let explanation) = shown else { throw unexpected(shown) }
-            if options.json {
-                Output.json(explanation)
-            } else {
-                Output.line("SSH keys served for \(DisplayText.escaped(explanation.user)) on \(DisplayText.escaped(explanation.host)): "
-                            + "\(explanation.sshKeys ?? "?") (\(explanation.sshKeysBecause ?? "an older twofoldd"))")
+            try Twofoldctl.User.setChainLevel(.setSSHKeyRule(user: user, rule: text), user: user, options: options, session: session) {
+                "SSH keys served for \(DisplayText.escaped($0.user)) on \(DisplayText.escaped($0.host)): "
+                    + "\($0.sshKeys ?? "?") (\(DisplayText.escaped($0.sshKeysBecause ?? "an older twofoldd")))"
             }
         }
     }

@@ -122,6 +122,10 @@ enum SSHKeyLines {
         let back = try daemon.ctl(["user", "ssh-key-rule", "alice", "default", "--json"])
         #expect(try back.json(PolicyExplanation.self).sshKeysBecause == "default: sk", "\(back)")
         #expect(try daemon.ctl(["policy", "set", "--host-ssh-keys", "build-1=default"]).stdout.contains("SSH keys by host: bastion-*=sk,verify-required\n"))
+        // A host name from the command line comes back in the reason: printed escaped, never as a terminal control sequence.
+        #expect(try daemon.ctl(["policy", "set", "--host-ssh-keys", "*=any"]).status == 0)
+        let hostile = try daemon.ctl(["policy", "explain", "alice", "--host", "evil\u{1b}[2Jhost"])
+        #expect(hostile.status == 0 && !hostile.stdout.contains("\u{1b}") && hostile.stdout.contains("SSH keys served: any (host evil"), "\(hostile)")
     }
 }
 
