@@ -33,15 +33,15 @@ import Glibc
 /// `TWOFOLD_KILL_SEED` replays a run's kill schedule and choices (the threads' interleaving is not
 /// replayed). Like RekeyLoadTests it runs in a `swift test` of its own (scripts/run-tests.sh): 64
 /// busy clients on two cores would starve the rest of the suite.
-@Suite struct KillLoadTests {
+@Suite(.serialized) struct KillLoadTests {
     @Test("SIGKILL under 64 clients with right, wrong and replayed codes, restarted each time: no SUCCESS forgotten or given twice, the database whole, no client hangs",
-          .timeLimit(.minutes(KillPlan.current.timeLimitMinutes)))
-    func killedUnderLoad() async throws {
-        let plan = KillPlan.current
-        print("kill test: \(plan) (replay: scripts/kill-test.sh --kills \(plan.kills) --seed \(plan.seed))")
-        let run = try await offPool { try KillRun(plan: plan) }
+          .timeLimit(.minutes(KillPlan.timeLimitMinutes)), arguments: KillBackend.selected)
+    func killedUnderLoad(backend: KillBackend) async throws {
+        let plan = KillPlan.current(backend)
+        say("kill test (\(backend.rawValue)): \(plan) (replay: scripts/kill-test.sh --backend \(backend.rawValue) --kills \(plan.kills) --seed \(plan.seed))")
+        let run = try await offPool { try KillRun(plan: plan, backend: backend) }
         let report = try await offPool { try run.run() }
-        print(report.summary)
+        say(report.summary)
         #expect(report.violations.isEmpty, "\(report.violations.count) violations (seed \(plan.seed)):\n\(report.violations.prefix(20).joined(separator: "\n"))")
         #expect(report.kills == plan.kills, "the run stopped after \(report.kills) of \(plan.kills) kills")
         // The load was real: every kind of attempt happened, and the kills cut logins in flight.
@@ -52,13 +52,37 @@ import Glibc
     }
 }
 
+/// Prints at once (a long run's output may go to a file, where print would hold it back).
+func say(_ text: String) {
+    print(text)
+    fflush(nil)
+}
+
+/// Where the killed daemon keeps its state.
+enum KillBackend: String, Sendable, CaseIterable, CustomTestStringConvertible {
+    /// The daemon's own SQLite file: checked read-only with `integrity_check` after each kill.
+    case sqlite
+    /// A scratch database on the private PostgreSQL cluster (make check's, or kill-test.sh's own).
+    /// The server is not killed, only twofoldd: the server's own crash safety is not what is tested.
+    case postgresql
+
+    /// `TWOFOLD_KILL_BACKENDS` (sqlite, postgresql, comma-separated), default both.
+    static var selected: [KillBackend] {
+        guard let names = ProcessInfo.processInfo.environment["TWOFOLD_KILL_BACKENDS"], !names.isEmpty else { return allCases }
+        return names.split(separator: ",").compactMap { KillBackend(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
+    }
+
+    var testDescription: String { rawValue }
+}
+
 /// What a run does, from the environment (the long form is the same test).
 struct KillPlan: Sendable, CustomStringConvertible {
     /// Kills under load (`TWOFOLD_KILLS`, default 20).
     var kills: Int
     /// Seeds the kill delays and every client's choices (`TWOFOLD_KILL_SEED`, default random).
     var seed: UInt64
-    /// A kill comes 0 ..< this many ms after the daemon is ready (`TWOFOLD_KILL_MAX_DELAY_MS`, default 300).
+    /// A kill comes 0 ..< this many ms after the daemon is ready (`TWOFOLD_KILL_MAX_DELAY_MS`; default
+    /// 300 on SQLite, 1,000 on PostgreSQL, where a restarted daemon takes ~200 ms to open its pool).
     var maxDelayMillis: Int
     /// One kill in this many also kills the next start before READY=1, then starts again.
     var startupKillEvery = 8
@@ -66,15 +90,18 @@ struct KillPlan: Sendable, CustomStringConvertible {
     static let usersPerClient = 4
     static let recoveryCodesPerUser = 10
 
-    static var current: KillPlan {
+    static func current(_ backend: KillBackend) -> KillPlan {
         let environment = ProcessInfo.processInfo.environment
-        return KillPlan(kills: environment["TWOFOLD_KILLS"].flatMap(Int.init).map { max($0, 1) } ?? 20,
+        return KillPlan(kills: kills,
                         seed: environment["TWOFOLD_KILL_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1 ... UInt64.max),
-                        maxDelayMillis: environment["TWOFOLD_KILL_MAX_DELAY_MS"].flatMap(Int.init).map { max($0, 1) } ?? 300)
+                        maxDelayMillis: environment["TWOFOLD_KILL_MAX_DELAY_MS"].flatMap(Int.init).map { max($0, 1) }
+                            ?? (backend == .postgresql ? 1_000 : 300))
     }
 
-    /// A bound for the whole test: ~0.5 s a kill on two cores, with room.
-    var timeLimitMinutes: Int { 5 + kills / 40 }
+    static var kills: Int { ProcessInfo.processInfo.environment["TWOFOLD_KILLS"].flatMap(Int.init).map { max($0, 1) } ?? 20 }
+
+    /// A bound for each backend's run: ~0.5 s a kill on SQLite, ~1 s on PostgreSQL (two cores), with room.
+    static var timeLimitMinutes: Int { 5 + kills / 30 }
 
     var description: String {
         "\(kills) kills, seed \(seed), delays 0..<\(maxDelayMillis) ms, \(Self.clients) clients × \(Self.usersPerClient) HOTP users"
@@ -265,16 +292,30 @@ enum KillAttempt {
 final class KillRun: @unchecked Sendable {
     let plan: KillPlan
     let daemon: DaemonProcess
+    let backend: KillBackend
+    /// PostgreSQL: the cluster, the database and the shared key (kept for the run).
+    private var postgres: (cluster: PostgresCluster, database: String, key: SharedKey)?
     let users: [KillUser]
     private let gate = KillGate(clients: KillPlan.clients)
     private let stats = Mutex(KillStats())
     private let violations = Mutex<[String]>([])
     private var readyMillis: [Double] = []
 
-    init(plan: KillPlan) throws {
+    init(plan: KillPlan, backend: KillBackend) throws {
         self.plan = plan
+        self.backend = backend
         // All clients come from 127.0.0.1 as root; each user has one dialog at a time (its client's).
-        daemon = try DaemonProcess(extraConfig: "max_dialogs_per_rhost = 1000\nmax_failures = 100")
+        let limits = "max_dialogs_per_rhost = 1000\nmax_failures = 100"
+        switch backend {
+        case .sqlite:
+            daemon = try DaemonProcess(extraConfig: limits)
+        case .postgresql:
+            let cluster = try PostgresCluster()
+            let database = try cluster.createScratchDatabase()
+            let key = try SharedKey()
+            daemon = try DaemonProcess.onPostgres(cluster, database: database, keyFile: key.path, extraConfig: limits)
+            postgres = (cluster, database, key)
+        }
         var rng = SeededGenerator(seed: plan.seed ^ 0x5eed)
         var users: [KillUser] = []
         for i in 0..<(KillPlan.clients * KillPlan.usersPerClient) {
@@ -378,7 +419,7 @@ final class KillRun: @unchecked Sendable {
             readyMillis.append(Date().timeIntervalSince(restart) * 1_000)
             let after = stats.withLock { $0 }
             if verbose || generation % 25 == 0 || !violations.withLock({ $0.isEmpty }) {
-                print("kill \(generation)/\(plan.kills): \(delay) ms after ready, \(after.logins - before.logins) logins in that life, "
+                say("kill \(generation)/\(plan.kills): \(delay) ms after ready, \(after.logins - before.logins) logins in that life, "
                       + "\(after.cut - before.cut) cut (\(resolved.used) right codes found used, \(resolved.unused) not)\(startupKill); "
                       + "ready again in \(Int(readyMillis.last!)) ms")
             }
@@ -406,10 +447,10 @@ final class KillRun: @unchecked Sendable {
         let p50 = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
         let p99 = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.99).rounded(.up)) - 1)]
         let summary = """
-            kill test: \(kills) kills under load (+\(startupKills) during a start) in \(Int(elapsed)) s, seed \(plan.seed)
-            kill test: \(finalStats)
-            kill test: time to ready after a kill: p50 \(Int(p50)) ms, p99 \(Int(p99)) ms, max \(Int(sorted.last ?? 0)) ms
-            kill test: violations \(violations.withLock { $0.count })
+            kill test (\(backend.rawValue)): \(kills) kills under load (+\(startupKills) during a start) in \(Int(elapsed)) s, seed \(plan.seed)
+            kill test (\(backend.rawValue)): \(finalStats)
+            kill test (\(backend.rawValue)): time to ready after a kill: p50 \(Int(p50)) ms, p99 \(Int(p99)) ms, max \(Int(sorted.last ?? 0)) ms
+            kill test (\(backend.rawValue)): violations \(violations.withLock { $0.count })
             """
         return KillReport(kills: kills, startupKills: startupKills, stats: finalStats, violations: violations.withLock { $0 }, summary: summary)
     }
@@ -418,23 +459,37 @@ final class KillRun: @unchecked Sendable {
     /// codes are settled by what is on disk. Returns how many were found used and not used.
     @discardableResult
     private func checkDisk(after moment: String) -> (used: Int, unused: Int) {
-        let rows: [[[String?]]]
+        var counters: [String: UInt64] = [:]
+        var usedCodes: [String: Set<Int>] = [:]
         do {
-            rows = try ReadOnlySQLite.query(daemon.sqlitePath, [
-                "PRAGMA integrity_check",
-                "SELECT user, counter FROM factors WHERE kind = 'hotp'",
-                "SELECT user, idx FROM recovery_codes WHERE used_at IS NOT NULL",
-            ])
+            switch backend {
+            case .sqlite:
+                let rows = try ReadOnlySQLite.query(daemon.sqlitePath, [
+                    "PRAGMA integrity_check",
+                    "SELECT user, counter FROM factors WHERE kind = 'hotp'",
+                    "SELECT user, idx FROM recovery_codes WHERE used_at IS NOT NULL",
+                ])
+                let integrity = rows[0].map { $0.compactMap { $0 }.joined(separator: " ") }
+                if integrity != ["ok"] { violation("after \(moment): integrity_check: \(integrity.prefix(5).joined(separator: "; "))") }
+                for row in rows[1] { if let user = row[0], let value = row[1].flatMap(UInt64.init) { counters[user] = value } }
+                for row in rows[2] { if let user = row[0], let index = row[1].flatMap(Int.init) { usedCodes[user, default: []].insert(index) } }
+            case .postgresql:
+                guard let postgres else { throw HarnessError("no PostgreSQL") }
+                let output = try postgres.cluster.psql("""
+                    SELECT 'c', user_name, counter FROM factors WHERE kind = 'hotp'
+                    UNION ALL SELECT 'r', user_name, idx FROM recovery_codes WHERE used_at IS NOT NULL
+                    """, url: postgres.cluster.url(database: postgres.database))
+                for line in output.split(separator: "\n") {
+                    let fields = line.split(separator: "|").map(String.init)
+                    guard fields.count == 3 else { continue }
+                    if fields[0] == "c", let value = UInt64(fields[2]) { counters[fields[1]] = value }
+                    if fields[0] == "r", let index = Int(fields[2]) { usedCodes[fields[1], default: []].insert(index) }
+                }
+            }
         } catch {
             violation("after \(moment): the database cannot be read: \(error)")
             return (0, 0)
         }
-        let integrity = rows[0].map { $0.compactMap { $0 }.joined(separator: " ") }
-        if integrity != ["ok"] { violation("after \(moment): integrity_check: \(integrity.prefix(5).joined(separator: "; "))") }
-        var counters: [String: UInt64] = [:]
-        for row in rows[1] { if let user = row[0], let value = row[1].flatMap(UInt64.init) { counters[user] = value } }
-        var usedCodes: [String: Set<Int>] = [:]
-        for row in rows[2] { if let user = row[0], let index = row[1].flatMap(Int.init) { usedCodes[user, default: []].insert(index) } }
 
         var used = 0, unused = 0
         for user in users {
