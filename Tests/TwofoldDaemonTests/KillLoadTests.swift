@@ -10,15 +10,15 @@ import TwofoldTestSupport
 import Glibc
 #endif
 
-/// Issue 17, part 2: SIGKILL under load. A real twofoldd on SQLite, 64 clients over its socket, each
-/// owning 4 HOTP users (with recovery codes) and logging in again and again with right, wrong and
-/// replayed codes, while the daemon is SIGKILLed at random moments (a delay drawn from a seeded
-/// generator), restarted on the same state directory, and killed again. HOTP makes every code
+/// Issue 17, part 2: SIGKILL under load. A real twofoldd (on SQLite, then on PostgreSQL), 64 clients
+/// over its socket, each owning 4 HOTP users (with recovery codes) and logging in again and again
+/// with right, wrong and replayed codes, while the daemon is SIGKILLed at random moments (a delay
+/// drawn from a seeded generator), restarted on the same state, and killed again. HOTP makes every code
 /// deterministic across restarts (twofoldd has no clock a test can set from outside; TOTP would
 /// make "right" and "replayed" depend on the wall clock). The test keeps its own record of every
 /// verdict; while every client is parked after a kill it reads the database read-only (Python's
-/// SQLite, not the daemon's) and checks, user by user:
-///   - the database passes `PRAGMA integrity_check`;
+/// SQLite, not the daemon's; psql on PostgreSQL) and checks, user by user:
+///   - the database passes `PRAGMA integrity_check` (SQLite);
 ///   - the HOTP counter on disk is exactly the one the verdicts imply: past every code that got
 ///     SUCCESS, and past a code whose answer was lost with the daemon only if that code was used
 ///     (then it counts as used; if not, the next right code is that same one again, and must succeed);
@@ -29,10 +29,11 @@ import Glibc
 /// refused connection, never a timeout) only once the kill was sent; every client must be parked
 /// within 30 s of a kill (no hang).
 ///
-/// CI runs 20 kills; `TWOFOLD_KILLS=1000` (or `scripts/kill-test.sh --kills 1000`) is the long form,
-/// `TWOFOLD_KILL_SEED` replays a run's kill schedule and choices (the threads' interleaving is not
-/// replayed). Like RekeyLoadTests it runs in a `swift test` of its own (scripts/run-tests.sh): 64
-/// busy clients on two cores would starve the rest of the suite.
+/// CI runs 20 kills on each backend; `TWOFOLD_KILLS=1000` (or `scripts/kill-test.sh --kills 1000`) is
+/// the long form, `TWOFOLD_KILL_SEED` replays a run's kill schedule and choices (the threads'
+/// interleaving is not replayed), `TWOFOLD_KILL_BACKENDS` picks the backends. Like RekeyLoadTests it
+/// runs in a `swift test` of its own (scripts/run-tests.sh): 64 busy clients on two cores would
+/// starve the rest of the suite.
 @Suite(.serialized) struct KillLoadTests {
     @Test("SIGKILL under 64 clients with right, wrong and replayed codes, restarted each time: no SUCCESS forgotten or given twice, the database whole, no client hangs",
           .timeLimit(.minutes(KillPlan.timeLimitMinutes)), arguments: KillBackend.selected)
