@@ -23,17 +23,22 @@ echo "== stage 'postgres': $(( $(date +%s) - start )) s (exit $status)"
 set -a
 eval "$(bash scripts/pg-cluster.sh env "$tmp/pg")" || exit 1
 set +a
-# The rekey load tests run on their own after the rest (Tests/TwofoldCLITests/RekeyTests.swift says
-# why), bounded in time; a run given its own --filter runs as asked.
+# The load tests run on their own after the rest, one suite at a time, each bounded in time: the
+# rekey load tests (Tests/TwofoldCLITests/RekeyTests.swift says why) and the SIGKILL-under-load test
+# (Tests/TwofoldDaemonTests/KillLoadTests.swift; its long form is scripts/kill-test.sh). A run given
+# its own --filter runs as asked.
 case " $* " in
   *" --filter "*)
     "$swift" test "$@"
     exit $?
     ;;
 esac
-"$swift" test "$@" --skip RekeyLoadTests
+"$swift" test "$@" --skip RekeyLoadTests --skip KillLoadTests
 status=$?
 timeout 900 "$swift" test "$@" --filter RekeyLoadTests
+load=$?
+[ $status -ne 0 ] || status=$load
+timeout 600 "$swift" test "$@" --filter KillLoadTests
 load=$?
 [ $status -ne 0 ] || status=$load
 exit $status

@@ -85,9 +85,16 @@ public final class DaemonProcess: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
+    /// The state directory of the default config: the key and, on SQLite, the database.
+    public var stateDirectory: String { directory + "/state" }
+
+    /// The SQLite database in the state directory.
+    public var sqlitePath: String { stateDirectory + "/twofold.sqlite" }
+
     /// Starts (or restarts) the daemon and waits for READY=1. `prefix` runs it under another
     /// command (`unshare ... --`, `setpriv ... --`), which must exec twofoldd in the end.
-    public func start(extraEnvironment: [String: String] = [:], prefix: [String] = []) throws {
+    /// `waitForReady` false returns once the process is spawned (a test that kills it while it starts).
+    public func start(extraEnvironment: [String: String] = [:], prefix: [String] = [], waitForReady: Bool = true) throws {
         let notifyPath = directory + "/notify.\(UInt32.random(in: 0...UInt32.max)).sock"
         self.notify?.close()
         let notify = try NotifyListener(path: notifyPath)
@@ -100,6 +107,7 @@ public final class DaemonProcess: @unchecked Sendable {
         defer { close(log) }
         let process = try ChildProcess(prefix + [TestPaths.twofoldd, "--config", configPath], environment: environment, fds: [1: log, 2: log])
         self.process = process
+        guard waitForReady else { return }
         try notify.waitForReady(timeoutSeconds: 60, isRunning: { process.isRunning }, logPath: logPath)
     }
 

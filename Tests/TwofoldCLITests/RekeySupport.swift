@@ -19,9 +19,6 @@ struct RotatedUser: Sendable {
 }
 
 extension DaemonProcess {
-    /// The key files in the state directory: the first (created at the first start) and new ones.
-    var stateDirectory: String { directory + "/state" }
-
     /// Rewrites the config with the test defaults, `key_file` and `previous_key_files` (restart to apply).
     func configureKeys(keyFile: String, previous: [String] = [], extra: String = "") throws {
         let config = """

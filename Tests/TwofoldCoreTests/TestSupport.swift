@@ -1,28 +1,9 @@
 import TwofoldCore
 import TwofoldCrypto
+import TwofoldTestSupport
 
-/// SplitMix64: a small seeded generator so a failing random case can be reproduced from its seed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    let seed: UInt64
-
-    init(seed: UInt64 = UInt64.random(in: .min ... .max)) {
-        self.seed = seed
-        self.state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &self) }
-    }
-}
+/// The seeded generator the tests share (TwofoldTestSupport), by the name these tests use.
+typealias SeededGenerator = TwofoldTestSupport.SeededGenerator
 
 func hex(_ bytes: [UInt8]) -> String {
     let digits = Array("0123456789abcdef")
