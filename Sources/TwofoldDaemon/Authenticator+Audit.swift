@@ -5,10 +5,11 @@ import TwofoldStore
 /// group-committed `TwofoldStore.commit`, and each audit record is logged once its commit is
 /// durable (or as not recorded). Deciding logins is in Authenticator.swift.
 extension Authenticator {
-    /// `result`, once the audit record of the event is committed (a failed audit commit is logged, not fatal).
+    /// `result`, once the audit record of the event is committed (a failed audit commit is logged, not
+    /// fatal; a dialog's start waits for it only until shortly before its client's deadline).
     public func audited<Result>(_ context: LoginContext, outcome: String, reason: String?, action: String = "verify",
                                 then result: Result) -> LoginStep<Result> {
-        .commit([auditMutation(context, outcome: outcome, reason: reason, at: clock.nowMillis(), action: action)]) { _ in .done(result) }
+        .record([auditMutation(context, outcome: outcome, reason: reason, at: clock.nowMillis(), action: action)], then: result)
     }
 
     /// Commits for a caller that is not async; `completion` gets the results, or nil when the store

@@ -120,6 +120,11 @@ public enum LoginStep<Result: Sendable>: Sendable {
     case done(Result)
     /// Commit `mutations` durably (group commit), then continue with their results (nil: the store failed).
     case commit([StoreMutation], then: @Sendable ([MutationResult]?) -> LoginStep<Result>)
+    /// Commit `mutations`, the audit record of something already decided, then `result` whatever
+    /// the commit's outcome (a failed audit commit is logged, not fatal). A dialog's start does not
+    /// wait for it past the client's deadline (a stalled disk): the connection handler then answers
+    /// `result` and the record is stored when the disk answers.
+    case record([StoreMutation], then: Result)
     /// Wait `millis` (a throttle delay), then continue.
     case delay(millis: Int64, then: @Sendable () -> LoginStep<Result>)
     /// A rare path that only exists as async code (recovery codes, grace bookkeeping).
@@ -451,6 +456,9 @@ public final class Authenticator: Sendable {
                 return result
             case .commit(let mutations, let then):
                 step = then(await commit(mutations))
+            case .record(let mutations, let result):
+                _ = await commit(mutations)
+                return result
             case .delay(let millis, let then):
                 try? await Task.sleep(for: .milliseconds(millis))
                 step = then()
