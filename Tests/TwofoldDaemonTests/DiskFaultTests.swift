@@ -69,6 +69,10 @@ struct DiskFaultTests {
         #expect(try closed.authenticate("bea", answers: [beaCode]).result == "PAM_SUCCESS")
         for _ in 0..<3 { _ = try daemon.login("lou", answer: lou.wrongCode()) }
         #expect(try daemon.status("lou").lockedUntilMillis != nil)
+        // gus's grace period began at his first login, and (moved back to 1970) is over: refused.
+        #expect(try daemon.login("gus", answer: "000000").verdict == .ignore)
+        _ = try SQLiteShell.run(database, "UPDATE users SET first_required = 1 WHERE name = 'gus'")
+        #expect(try daemon.login("gus", answer: "000000").verdict == .denied)
 
         // SQLite writes over the WAL's old frames once they are checkpointed, so on a full disk
         // commits go on succeeding until the WAL has to grow (correct, but how many is up to the
@@ -97,9 +101,15 @@ struct DiskFaultTests {
         #expect(gilDialog.prompts.isEmpty && gilDialog.verdict == .unavailable, "\(gilDialog)")
         let gil = try closed.authenticate("gil", answers: [])
         #expect(gil.result == "PAM_AUTHINFO_UNAVAIL", "\(gil.lines)")
-        // A decision that needs no write is still given (its audit record is logged as not recorded).
+        // A decision that needs no write is still given (its audit record is logged as not recorded),
+        // not UNAVAILABLE, which failmode=open would let through: a locked user, a grace period
+        // that is over (when it began is stored already).
         #expect(try daemon.login("lou", answer: "000000").verdict == .locked)
         #expect(try open.authenticate("lou", answers: []).result == "PAM_MAXTRIES")
+        let gusDialog = try daemon.login("gus", answer: "000000")
+        #expect(gusDialog.verdict == .denied && gusDialog.prompts.isEmpty, "\(gusDialog)")
+        let gus = try open.authenticate("gus", answers: [])
+        #expect(gus.result == "PAM_AUTH_ERR", "\(gus.lines)")
 
         // Control requests: an error that names the cause; reads still answer.
         let newcomer = try TestAuthenticator.random()
@@ -218,18 +228,21 @@ struct DiskFaultTests {
         #expect(try SQLiteShell.integrityCheck(stall.mountPoint + "/twofold.sqlite") == "ok")
     }
 
-    @Test("stalled disk (stallfs): a decision that needs no write (locked, required but not enrolled, a peer refused) is answered within the client's deadline, not held for its audit record until the module gives up and failmode=open lets the user in")
+    @Test("stalled disk (stallfs): a decision that needs no write (locked, required but not enrolled by an override or by a group, a peer refused) is answered within the client's deadline, not held for its audit record until the module gives up and failmode=open lets the user in")
     func stalledAuditOfADecision() throws {
         try PAMBuild.require()
+        let member = try TestUser.groupMember
         let stall = try StallFS()
         defer { stall.unmount() }
         let daemon = try DaemonProcess(extraConfig: """
             database = \(stall.mountPoint)/twofold.sqlite
             max_failures = 2
-            require = everyone
+            require = groups
+            required_groups = twofold-req
             unenrolled = deny
             """)
         defer { try? stall.release(); daemon.kill() }
+        #expect(try daemon.control(.setRequirement(user: "dan", requirement: .required)) == .ok)
         let lou = try daemon.provision("lou")
         for _ in 0..<2 { _ = try daemon.login("lou", answer: lou.wrongCode()) }
         #expect(try daemon.status("lou").lockedUntilMillis != nil)
@@ -244,8 +257,13 @@ struct DiskFaultTests {
         #expect(locked.result == "PAM_MAXTRIES", "\(locked.lines)")
         started = Date()
         let denied = try open.authenticate("dan", answers: [])
-        print("stalled disk: required, not enrolled: \(denied.result) after \(Self.milliseconds(started, Date())) ms")
+        print("stalled disk: required by an override, not enrolled: \(denied.result) after \(Self.milliseconds(started, Date())) ms")
         #expect(denied.result == "PAM_AUTH_ERR", "\(denied.lines)")
+        // Required through a group (its members looked up through NSS first).
+        started = Date()
+        let byGroup = try open.authenticate(member.name, answers: [])
+        print("stalled disk: required by a group, not enrolled: \(byGroup.result) after \(Self.milliseconds(started, Date())) ms")
+        #expect(byGroup.result == "PAM_AUTH_ERR", "\(byGroup.lines)")
         // A screen locker's peer asking about another user: refused (DENIED), not "unavailable".
         started = Date()
         let refused = try open.authenticate("lou", answers: [], as: try TestUser.user)
@@ -273,5 +291,32 @@ struct DiskFaultTests {
         } while lockedRecords < lockedBefore + 2 && Date() < deadline
         #expect(lockedRecords == lockedBefore + 2, "two LOCKED answers while stalled, each audited once the disk came back")
         #expect(daemon.log.contains("not stored within the client's deadline"))
+    }
+
+    @Test("stalled disk (stallfs): a user whose grace period is over is refused within the client's deadline, not left to the module's timeout")
+    func stalledGraceOver() throws {
+        try PAMBuild.require()
+        let stall = try StallFS()
+        defer { stall.unmount() }
+        let database = stall.mountPoint + "/twofold.sqlite"
+        let daemon = try DaemonProcess(extraConfig: """
+            database = \(database)
+            require = everyone
+            unenrolled = grace
+            grace_days = 7
+            """)
+        defer { try? stall.release(); daemon.kill() }
+        #expect(try daemon.login("gus", answer: "000000").verdict == .ignore)
+        _ = try SQLiteShell.run(database, "UPDATE users SET first_required = 1 WHERE name = 'gus'")
+        #expect(try daemon.login("gus", answer: "000000").verdict == .denied)
+
+        try stall.stall()
+        let open = try PAMConfig(socket: daemon.socketPath, options: "failmode=open timeout=2", thenPermit: true)
+        let started = Date()
+        let gus = try open.authenticate("gus", answers: [])
+        print("stalled disk: grace over: \(gus.result) after \(Self.milliseconds(started, Date())) ms")
+        #expect(gus.result == "PAM_AUTH_ERR", "\(gus.lines)")
+        try stall.release()
+        #expect(try daemon.login("gus", answer: "000000").verdict == .denied)
     }
 }
