@@ -124,14 +124,15 @@ final class StallFS: @unchecked Sendable {
     private var mounted = true
     private var control: String { mountPoint + "/.stallfs" }
 
-    /// Builds stallfs (once, under a lock: several test processes may ask), mounts it over a fresh
-    /// backing directory and waits for its "ready" line (printed when the kernel's INIT arrives).
-    init() throws {
+    /// Builds stallfs (once, under a lock: several test processes may ask), mounts it over
+    /// `backing` (an existing directory; by default a fresh one) and waits for its "ready" line
+    /// (printed when the kernel's INIT arrives).
+    init(backing existing: String? = nil) throws {
         if let failure = Self.buildFailure { throw HarnessError(failure) }
         directory = try makeTemporaryDirectory("tfstall")
-        backing = directory + "/backing"
+        backing = existing ?? directory + "/backing"
         mountPoint = directory + "/mnt"
-        for path in [backing, mountPoint] where mkdir(path, 0o755) != 0 {
+        for path in (existing == nil ? [backing] : []) + [mountPoint] where mkdir(path, 0o755) != 0 {
             throw HarnessError("mkdir \(path): \(String(cString: strerror(errno)))")
         }
         var fds: [Int32] = [0, 0]
