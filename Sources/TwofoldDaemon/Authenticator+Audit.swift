@@ -7,7 +7,7 @@ import TwofoldStore
 /// durable (or as not recorded). Deciding logins is in Authenticator.swift.
 extension Authenticator {
     /// `result`, once the audit record of the event is committed (a failed audit commit is logged, not
-    /// fatal; a dialog's start waits for it only until shortly before its client's deadline).
+    /// fatal; a dialog's start waits for it only for half its client's wait).
     public func audited<Result>(_ context: LoginContext, outcome: String, reason: String?, action: String = "verify",
                                 then result: Result) -> LoginStep<Result> {
         .record([auditMutation(context, outcome: outcome, reason: reason, at: clock.nowMillis(), action: action)], then: result)
@@ -97,8 +97,8 @@ extension Authenticator {
     }
 
     /// `audit` for a decision at the start of a dialog: waits for the record at most until
-    /// `context.recordsBy` (a stalled disk), so that the decision reaches the client before it
-    /// gives up; the record is stored when the store answers.
+    /// `context.recordsBy`, half the client's wait (a stalled disk), so that the decision reaches
+    /// the client well before it gives up; the record is stored when the store answers.
     func auditBeforeDeadline(_ context: LoginContext, outcome: String, reason: String?) async {
         await commit([auditMutation(context, outcome: outcome, reason: reason, at: clock.nowMillis())], waitingUntil: context.recordsBy)
     }
@@ -115,7 +115,7 @@ extension Authenticator {
                     if case .audit(let record) = mutation { return record.user }
                     return nil
                 })
-                self.logger.warning("audit record not stored within the client's deadline; answered without waiting for it",
+                self.logger.warning("audit record not stored within half the client's wait; answered without waiting for it",
                                     metadata: ["user": "\(users.sorted().joined(separator: ","))"])
             }
             commit(mutations) { _ in

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 import Synchronization
 import TwofoldCore
@@ -71,8 +72,15 @@ public struct LoginContext: Sendable {
     var holdBudgetMillis: Int64 { max(0, clientWaitMillis - 1_000) }
 
     /// Until when a decision made at the start of the dialog may wait for its audit record: half
-    /// a second before the client stops waiting for the daemon's first message.
-    var recordsBy: ContinuousClock.Instant { began + .milliseconds(max(0, clientWaitMillis - 500)) }
+    /// the client's wait for the daemon's first message. The decision is known, the record is
+    /// bookkeeping, and the other half is the margin: a decision that reached the client after
+    /// its timeout would read as "unavailable", which failmode=open lets through.
+    var recordsBy: ContinuousClock.Instant { began + .milliseconds(clientWaitMillis / 2) }
+
+    /// `recordsBy` for the connection handler's sweep (NIO's clock), from when the dialog began there.
+    static func recordsBy(began: NIODeadline, clientWaitMillis: Int64) -> NIODeadline {
+        began + .milliseconds(clientWaitMillis / 2)
+    }
 
     /// True once the client has gone (closed, or the daemon gave up on its deadline).
     var clientGone: Bool { liveness?.isGone ?? false }
@@ -129,8 +137,8 @@ public enum LoginStep<Result: Sendable>: Sendable {
     /// Commit `mutations` durably (group commit), then continue with their results (nil: the store failed).
     case commit([StoreMutation], then: @Sendable ([MutationResult]?) -> LoginStep<Result>)
     /// Commit `mutations`, the audit record of something already decided, then `result` whatever
-    /// the commit's outcome (a failed audit commit is logged, not fatal). A dialog's start does not
-    /// wait for it past the client's deadline (a stalled disk): the connection handler then answers
+    /// the commit's outcome (a failed audit commit is logged, not fatal). A dialog's start waits for
+    /// it only for half the client's wait (a stalled disk): the connection handler then answers
     /// `result` and the record is stored when the disk answers.
     case record([StoreMutation], then: Result)
     /// Wait `millis` (a throttle delay), then continue.

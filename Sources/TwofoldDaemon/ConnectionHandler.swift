@@ -342,7 +342,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// The commit of an answer can stall (a slow disk): shortly before the client stops waiting,
     /// give it a verdict it maps to a failure, and treat what the commit decides later as abandoned.
     private func armVerdictWatchdog(_ login: LoginContext) {
-        armWatchdog(login, from: .now()) { handler in
+        armWatchdog(until: .now() + .milliseconds(max(login.clientWaitMillis - 500, 0))) { handler in
             guard case .checking = handler.state else { return }
             login.liveness?.markGone()
             handler.services.logger.warning("no decision within the client's deadline", metadata: ["user": "\(login.user)"])
@@ -350,14 +350,13 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Calls `expire` shortly before the client stops waiting for the message it waits for since
-    /// `start`, unless disarmed first. The sweep runs every 250 ms, so the deadline is set 500 ms
-    /// before the client's.
-    private func armWatchdog(_ login: LoginContext, from start: NIODeadline, _ expire: @escaping (ConnectionHandler) -> Void) {
+    /// Calls `expire` at the first sweep (every 250 ms) after `deadline`, unless disarmed first. An
+    /// answer's deadline is set 500 ms before the client's, so the verdict goes out before it.
+    private func armWatchdog(until deadline: NIODeadline, _ expire: @escaping (ConnectionHandler) -> Void) {
         guard let loop = eventLoop, services.deadlines.loop === loop else { return }
         let bound = NIOLoopBound(self, eventLoop: loop)
         watched = true
-        services.deadlines.watch(ObjectIdentifier(self), until: start + .milliseconds(max(login.clientWaitMillis - 500, 0))) {
+        services.deadlines.watch(ObjectIdentifier(self), until: deadline) {
             let handler = bound.value
             handler.watched = false
             expire(handler)
@@ -401,17 +400,18 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         case .record(let mutations, let result):
             // Decided already; the answer waits for its audit record, but at the start of a dialog
-            // not past the client's deadline (a stalled disk): a decision such as LOCKED or DENIED
+            // only for half the client's wait (a stalled disk): a decision such as LOCKED or DENIED
             // left to the client's timeout would read as "unavailable", which failmode=open lets
             // through. The record is stored (and logged) when the commit comes back.
             let pending = NIOLoopBoundBox<((ConnectionHandler, Result) -> Void)?>(finish, eventLoop: loop)
             let bound = NIOLoopBound(self, eventLoop: loop)
             let starting: LoginContext? = if case .starting(let login) = state { login } else { nil }
             if let login = starting {
-                armWatchdog(login, from: uncounted?.began ?? .now()) { handler in
+                let deadline = LoginContext.recordsBy(began: uncounted?.began ?? .now(), clientWaitMillis: login.clientWaitMillis)
+                armWatchdog(until: deadline) { handler in
                     guard let finish = pending.value else { return }
                     pending.value = nil
-                    handler.services.logger.warning("audit record not stored within the client's deadline; answered without waiting for it",
+                    handler.services.logger.warning("audit record not stored within half the client's wait; answered without waiting for it",
                                                     metadata: ["user": "\(login.user)"])
                     finish(handler, result)
                 }
