@@ -12,6 +12,7 @@ packages=(
   debhelper dpkg-dev lintian                                           # make deb (Rules-Requires-Root: no, so no fakeroot)
   openssl                                                              # deb-test: a password hash for pam_unix; CLI tests: host certificates
   python3-aiosmtpd msmtp curl                                          # delivery tests: a real SMTP server, msmtp as sendmail, send-sms's curl
+  libfuse3-dev fuse3 sqlite3 e2fsprogs                                 # disk fault tests: stallfs (Tests/fuse), the sqlite3 shell's integrity_check, mkfs.ext4
 )
 missing=()
 for p in "${packages[@]}"; do

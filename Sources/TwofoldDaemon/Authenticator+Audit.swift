@@ -1,14 +1,16 @@
 import Logging
+import Synchronization
 import TwofoldStore
 
 /// The authenticator's durable side: every state change and its audit record go through one
 /// group-committed `TwofoldStore.commit`, and each audit record is logged once its commit is
 /// durable (or as not recorded). Deciding logins is in Authenticator.swift.
 extension Authenticator {
-    /// `result`, once the audit record of the event is committed (a failed audit commit is logged, not fatal).
+    /// `result`, once the audit record of the event is committed (a failed audit commit is logged, not
+    /// fatal; a dialog's start waits for it only for half its client's wait).
     public func audited<Result>(_ context: LoginContext, outcome: String, reason: String?, action: String = "verify",
                                 then result: Result) -> LoginStep<Result> {
-        .commit([auditMutation(context, outcome: outcome, reason: reason, at: clock.nowMillis(), action: action)]) { _ in .done(result) }
+        .record([auditMutation(context, outcome: outcome, reason: reason, at: clock.nowMillis(), action: action)], then: result)
     }
 
     /// Commits for a caller that is not async; `completion` gets the results, or nil when the store
@@ -94,4 +96,51 @@ extension Authenticator {
         _ = await commit([auditMutation(context, outcome: outcome, reason: reason, at: clock.nowMillis(), action: action)])
     }
 
+    /// `audit` for a decision at the start of a dialog: waits for the record at most until
+    /// `context.recordsBy`, half the client's wait (a stalled disk), so that the decision reaches
+    /// the client well before it gives up; the record is stored when the store answers.
+    func auditBeforeDeadline(_ context: LoginContext, outcome: String, reason: String?) async {
+        await commit([auditMutation(context, outcome: outcome, reason: reason, at: clock.nowMillis())], waitingUntil: context.recordsBy)
+    }
+
+    /// Commits `mutations` (audit records), waiting at most until `deadline`; the commit goes on
+    /// after that, and its records are logged when it is durable (or as not recorded).
+    func commit(_ mutations: [StoreMutation], waitingUntil deadline: ContinuousClock.Instant) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let waiter = OnceResumed(continuation)
+            let timer = Task {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                guard !Task.isCancelled, waiter.resume() else { return }
+                let users = Set(mutations.compactMap { mutation -> String? in
+                    if case .audit(let record) = mutation { return record.user }
+                    return nil
+                })
+                self.logger.warning("audit record not stored within half the client's wait; answered without waiting for it",
+                                    metadata: ["user": "\(users.sorted().joined(separator: ","))"])
+            }
+            commit(mutations) { _ in
+                timer.cancel()
+                _ = waiter.resume()
+            }
+        }
+    }
+}
+
+/// A continuation resumed by whichever comes first (a commit or a deadline), exactly once.
+private final class OnceResumed: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Void, Never>?>
+
+    init(_ continuation: CheckedContinuation<Void, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    /// Resumes the waiter unless that was done already; true if this call did.
+    func resume() -> Bool {
+        guard let waiting = continuation.withLock({ value -> CheckedContinuation<Void, Never>? in
+            defer { value = nil }
+            return value
+        }) else { return false }
+        waiting.resume()
+        return true
+    }
 }

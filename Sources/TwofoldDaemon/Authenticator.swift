@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 import Synchronization
 import TwofoldCore
@@ -38,9 +39,13 @@ public struct LoginContext: Sendable {
     /// What the module waits by default (its `timeout=10`), for clients that do not say.
     public static let defaultClientWaitMillis: Int64 = 10_000
 
+    /// When the dialog began (AUTH_START arrived): the client waits `clientWaitMillis` from about then.
+    public var began: ContinuousClock.Instant
+
     public init(user: String, service: String, rhost: String? = nil, tty: String? = nil, ruser: String? = nil,
                 peer: PeerCredentials, clientWaitMillis: Int64 = LoginContext.defaultClientWaitMillis, liveness: DialogLiveness? = nil,
                 capabilities: ClientCapabilities = []) {
+        self.began = .now
         self.host = peer.relayed?.host ?? HostName.local
         self.claimedGroups = peer.relayed?.context.userGroups.map(Set.init)
         self.user = user
@@ -65,6 +70,17 @@ public struct LoginContext: Sendable {
     /// The longest the daemon may hold an answer (a throttle delay) and still answer in time: the
     /// client's wait less a second for the commit and the trip back.
     var holdBudgetMillis: Int64 { max(0, clientWaitMillis - 1_000) }
+
+    /// Until when a decision made at the start of the dialog may wait for its audit record: half
+    /// the client's wait for the daemon's first message. The decision is known, the record is
+    /// bookkeeping, and the other half is the margin: a decision that reached the client after
+    /// its timeout would read as "unavailable", which failmode=open lets through.
+    var recordsBy: ContinuousClock.Instant { began + .milliseconds(clientWaitMillis / 2) }
+
+    /// `recordsBy` for the connection handler's sweep (NIO's clock), from when the dialog began there.
+    static func recordsBy(began: NIODeadline, clientWaitMillis: Int64) -> NIODeadline {
+        began + .milliseconds(clientWaitMillis / 2)
+    }
 
     /// True once the client has gone (closed, or the daemon gave up on its deadline).
     var clientGone: Bool { liveness?.isGone ?? false }
@@ -120,6 +136,11 @@ public enum LoginStep<Result: Sendable>: Sendable {
     case done(Result)
     /// Commit `mutations` durably (group commit), then continue with their results (nil: the store failed).
     case commit([StoreMutation], then: @Sendable ([MutationResult]?) -> LoginStep<Result>)
+    /// Commit `mutations`, the audit record of something already decided, then `result` whatever
+    /// the commit's outcome (a failed audit commit is logged, not fatal). A dialog's start waits for
+    /// it only for half the client's wait (a stalled disk): the connection handler then answers
+    /// `result` and the record is stored when the disk answers.
+    case record([StoreMutation], then: Result)
     /// Wait `millis` (a throttle delay), then continue.
     case delay(millis: Int64, then: @Sendable () -> LoginStep<Result>)
     /// A rare path that only exists as async code (recovery codes, grace bookkeeping).
@@ -165,7 +186,7 @@ public final class Authenticator: Sendable {
         } catch {
             read = .failure(error as? StoreError ?? .database(Self.reason(error)))
         }
-        return await run(startStep(context, read: read))
+        return await run(startStep(context, read: read), recordsBy: context.recordsBy)
     }
 
     /// Decides what a login asks, given the outcome of reading the user's record. Returns the
@@ -230,7 +251,8 @@ public final class Authenticator: Sendable {
             return .async {
                 let user = context.user
                 let groups = (try? await NIOThreadPool.singleton.runIfActive { Accounts.groups(of: user) }) ?? []
-                return await self.run(self.notEnrolled(context, override: override, policy: policy, groups: { _ in groups }, unrequired: unrequired))
+                return await self.run(self.notEnrolled(context, override: override, policy: policy, groups: { _ in groups }, unrequired: unrequired),
+                                      recordsBy: context.recordsBy)
             }
         }
         return notEnrolled(context, override: override, policy: policy, groups: Accounts.groups(of:), unrequired: unrequired)
@@ -274,12 +296,12 @@ public final class Authenticator: Sendable {
             return .unavailable
         }
         guard let end = policy.graceEnd(firstRequiredMillis: first), now < end else {
-            await audit(context, outcome: "denied", reason: "required, not enrolled, grace period over (\(because))")
+            await auditBeforeDeadline(context, outcome: "denied", reason: "required, not enrolled, grace period over (\(because))")
             return .denied(userMessage: "Two-factor authentication is required for this account and the grace period is over. Ask your administrator.")
         }
         let days = Int((end - now + 86_399_999) / 86_400_000)
         let date = Date(timeIntervalSince1970: Double(end) / 1000).formatted(.iso8601.year().month().day())
-        await audit(context, outcome: "grace", reason: "required, not enrolled, \(days) day(s) of grace left")
+        await auditBeforeDeadline(context, outcome: "grace", reason: "required, not enrolled, \(days) day(s) of grace left")
         return .grace(notice: "Two-factor authentication will be required for this account in \(days) day\(days == 1 ? "" : "s") (from \(date)). Set it up now with: twofoldctl enroll")
     }
 
@@ -442,8 +464,10 @@ public final class Authenticator: Sendable {
         }
     }
 
-    /// Drives `step` to its result in async code.
-    public func run<Result>(_ step: LoginStep<Result>) async -> Result {
+    /// Drives `step` to its result in async code. With `recordsBy` (a dialog's start), a `.record`
+    /// waits for its commit only until then: the decision goes to the client, the record is
+    /// stored (and logged) when the store answers.
+    public func run<Result>(_ step: LoginStep<Result>, recordsBy: ContinuousClock.Instant? = nil) async -> Result {
         var step = step
         while true {
             switch step {
@@ -451,6 +475,13 @@ public final class Authenticator: Sendable {
                 return result
             case .commit(let mutations, let then):
                 step = then(await commit(mutations))
+            case .record(let mutations, let result):
+                if let recordsBy {
+                    await commit(mutations, waitingUntil: recordsBy)
+                } else {
+                    _ = await commit(mutations)
+                }
+                return result
             case .delay(let millis, let then):
                 try? await Task.sleep(for: .milliseconds(millis))
                 step = then()

@@ -265,7 +265,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         let mutations = services.refusals.refused(services.authenticator.auditRecord(login, outcome: "refused", reason: reason))
         let messages = (userText.map { [Message.errorMessage($0)] } ?? []) + [Message.verdict(verdict, reason: "refused: \(reason)")]
         guard !mutations.isEmpty else { return finish(messages) }
-        drive(LoginStep<Void>.commit(mutations) { _ in .done(()) }) { handler, _ in handler.finish(messages) }
+        drive(LoginStep<Void>.record(mutations, then: ())) { handler, _ in handler.finish(messages) }
     }
 
     /// Counts the dialog under the caps per party, then reads the user's record on this loop and
@@ -341,18 +341,25 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// The commit of an answer can stall (a slow disk): shortly before the client stops waiting,
     /// give it a verdict it maps to a failure, and treat what the commit decides later as abandoned.
-    /// The sweep runs every 250 ms, so the deadline is set 500 ms before the client's.
     private func armVerdictWatchdog(_ login: LoginContext) {
-        guard let loop = eventLoop, services.deadlines.loop === loop else { return }
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        watched = true
-        services.deadlines.watch(ObjectIdentifier(self), until: .now() + .milliseconds(max(login.clientWaitMillis - 500, 0))) {
-            let handler = bound.value
-            handler.watched = false
+        armWatchdog(until: .now() + .milliseconds(max(login.clientWaitMillis - 500, 0))) { handler in
             guard case .checking = handler.state else { return }
             login.liveness?.markGone()
             handler.services.logger.warning("no decision within the client's deadline", metadata: ["user": "\(login.user)"])
             handler.finish(.verdict(.unavailable, reason: "no decision within the client's deadline"))
+        }
+    }
+
+    /// Calls `expire` at the first sweep (every 250 ms) after `deadline`, unless disarmed first. An
+    /// answer's deadline is set 500 ms before the client's, so the verdict goes out before it.
+    private func armWatchdog(until deadline: NIODeadline, _ expire: @escaping (ConnectionHandler) -> Void) {
+        guard let loop = eventLoop, services.deadlines.loop === loop else { return }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        watched = true
+        services.deadlines.watch(ObjectIdentifier(self), until: deadline) {
+            let handler = bound.value
+            handler.watched = false
+            expire(handler)
         }
     }
 
@@ -389,6 +396,33 @@ final class ConnectionHandler: ChannelInboundHandler {
                 loop.execute {
                     let (handler, finish) = bound.value
                     handler.drive(next(results), then: finish)
+                }
+            }
+        case .record(let mutations, let result):
+            // Decided already; the answer waits for its audit record, but at the start of a dialog
+            // only for half the client's wait (a stalled disk): a decision such as LOCKED or DENIED
+            // left to the client's timeout would read as "unavailable", which failmode=open lets
+            // through. The record is stored (and logged) when the commit comes back.
+            let pending = NIOLoopBoundBox<((ConnectionHandler, Result) -> Void)?>(finish, eventLoop: loop)
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            let starting: LoginContext? = if case .starting(let login) = state { login } else { nil }
+            if let login = starting {
+                let deadline = LoginContext.recordsBy(began: uncounted?.began ?? .now(), clientWaitMillis: login.clientWaitMillis)
+                armWatchdog(until: deadline) { handler in
+                    guard let finish = pending.value else { return }
+                    pending.value = nil
+                    handler.services.logger.warning("audit record not stored within half the client's wait; answered without waiting for it",
+                                                    metadata: ["user": "\(login.user)"])
+                    finish(handler, result)
+                }
+            }
+            services.authenticator.commit(mutations) { _ in
+                loop.execute {
+                    guard let finish = pending.value else { return }
+                    pending.value = nil
+                    let handler = bound.value
+                    if starting != nil { handler.disarmVerdictWatchdog() }
+                    finish(handler, result)
                 }
             }
         case .delay(let millis, let next):

@@ -48,6 +48,7 @@ final class BackgroundCheckpointer: @unchecked Sendable {
     }
 
     private func run() {
+        nameThisThread("twofold-ckpt")
         condition.lock()
         while !stopped {
             _ = condition.wait(until: Date(timeIntervalSinceNow: interval))

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Group commit on a dedicated writer thread: callers enqueue mutations; the thread takes
 /// everything pending and applies it with `apply` in a single transaction (one sync to disk), then
@@ -92,6 +95,7 @@ package final class GroupCommitter: @unchecked Sendable {
     }
 
     private func drain() {
+        nameThisThread("twofold-commit")
         while true {
             condition.lock()
             while pending.isEmpty && !closed { condition.wait() }
@@ -136,4 +140,17 @@ package final class GroupCommitter: @unchecked Sendable {
             offset = end
         }
     }
+}
+
+/// Names the calling thread in the OS (`/proc/TID/comm`: top -H, perf, gdb; at most 15 bytes).
+/// Foundation's `Thread.name` stays inside Foundation on Linux: without this the thread keeps the
+/// name of the thread that started it (an event loop's). Best effort.
+package func nameThisThread(_ name: String) {
+    #if canImport(Glibc)
+    let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    close(fd)
+    #endif
 }

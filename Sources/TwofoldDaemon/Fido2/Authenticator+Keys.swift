@@ -22,7 +22,7 @@ extension Authenticator {
         guard recoveryAllowed else { return deny }
         return .async {
             let left = (try? await self.store.recoveryCodes(user: context.user).count) ?? 0
-            return left > 0 ? .askCode(record) : await self.run(deny)
+            return left > 0 ? .askCode(record) : await self.run(deny, recordsBy: context.recordsBy)
         }
     }
 

@@ -24,7 +24,7 @@ extension Authenticator {
             return .unavailable
         }
         guard counted >= quota else { return .askCode(record) }
-        await audit(context, outcome: "throttled", reason: "host \(context.host) has caused \(counted) failures of this account; its share is \(quota)")
+        await auditBeforeDeadline(context, outcome: "throttled", reason: "host \(context.host) has caused \(counted) failures of this account; its share is \(quota)")
         return .denied(userMessage: "Too many failed attempts for this account from this host. Try again later, or from another host.")
     }
 }
