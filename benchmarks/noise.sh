@@ -76,31 +76,33 @@ run_logins() {
     --label "$1" --allow-failures 2>>"$WORK/loadgen.log"
 }
 
-# The noise on: a noisegen per user, reading a FIFO whose writer (fd 7) this script holds; closing
-# it stops them. Returns once every one has its connections open.
+# The noise on: a noisegen per user, until the file WORK/stop appears. Returns once every one has
+# its connections open.
 noise_on() {
-  rm -f "$WORK/ctl" && mkfifo "$WORK/ctl"
+  # Removed here, not left to each child's redirection: that truncates its file after this shell may
+  # already have read the last round's NOISE-READY in it.
+  rm -f "$WORK/stop" "$WORK"/noise-*.out
   NOISE_PIDS=()
   local u i
   for u in "${NOISE_USERS[@]}"; do
     setpriv --reuid="$(id -u "$u")" --regid="$(id -g "$u")" --clear-groups -- \
-      "$WORK/noisegen" -s "$SOCK" -n "$per_user" -W $(( TOTAL + 30 )) --seed "$RANDOM" --label "$u" \
-      < "$WORK/ctl" > "$WORK/noise-$u.out" 2>&1 &
+      "$WORK/noisegen" -s "$SOCK" -n "$per_user" -x "$WORK/stop" -W $(( TOTAL + 30 )) --seed "$RANDOM" --label "$u" \
+      < /dev/null > "$WORK/noise-$u.out" 2>&1 &
     NOISE_PIDS+=($!)
     PIDS+=($!)
   done
-  exec 7> "$WORK/ctl"
   for u in "${NOISE_USERS[@]}"; do
-    for i in $(seq 1 600); do grep -q NOISE-READY "$WORK/noise-$u.out" 2>/dev/null && break; sleep 0.1; done
-    grep -q NOISE-READY "$WORK/noise-$u.out" || { log "noisegen as $u did not start"; cat "$WORK/noise-$u.out" >&2; exit 1; }
+    for i in $(seq 1 1800); do grep -q NOISE-READY "$WORK/noise-$u.out" 2>/dev/null && break; sleep 0.1; done
+    grep -q NOISE-READY "$WORK/noise-$u.out" || { log "noisegen as $u did not open its connections within 180 s"; return 1; }
   done
+  grep -h NOISE-READY "$WORK"/noise-*.out | grep -v 'connect_errors=0 ' >&2 || true
 }
 
-# The noise off: EOF on the FIFO, then each noisegen waits for the daemon to close what is left.
+# The noise off: each noisegen stops replacing connections and waits for the daemon to close the rest.
 noise_off() {
-  exec 7>&-
+  touch "$WORK/stop"
   local p
-  for p in "${NOISE_PIDS[@]}"; do wait "$p"; done
+  for p in "${NOISE_PIDS[@]}"; do wait "$p" || true; done
   cat "$WORK"/noise-*.out >> "$WORK/noise.all"
 }
 
@@ -126,7 +128,11 @@ while :; do
   printf '%-5s %-7s %8s %8s %8s %10s %6s %7s %9s %9s\n' "$round" quiet "$(field "$quiet" rate)" "$(field "$quiet" p50_ms)" \
     "$(field "$quiet" p99_ms)" "$(field "$quiet" unexpected)" "$fds_q" "$(( $(rss) / 1024 ))" - -
   echo "LG round=$round run=quiet $quiet" >> "$RAW"
-  noise_on
+  if ! noise_on; then
+    noise_off
+    log "round $round: the noise did not start; stopping here"
+    break
+  fi
   noisy=$(run_logins "noisy-$round")
   rss_n=$(rss)
   noise_off

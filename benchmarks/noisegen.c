@@ -1,13 +1,13 @@
 /*
  * noisegen - clients that misbehave, many at once, against twofoldd's Unix socket.
  *
- *   noisegen -s SOCKET -n CONNECTIONS [-u USER] [-k KIND,KIND,...] [-d SECONDS] [-r REOPEN_MS]
- *            [-t TRICKLE_MS] [-W WAIT_CLOSE_S] [--seed N] [--label TEXT]
+ *   noisegen -s SOCKET -n CONNECTIONS [-u USER] [-k KIND,KIND,...] [-d SECONDS] [-x STOP_FILE]
+ *            [-r REOPEN_MS] [-t TRICKLE_MS] [-W WAIT_CLOSE_S] [--seed N] [--label TEXT]
  *
  * Opens CONNECTIONS connections at once, kind i % (number of kinds) for the i-th, and keeps that
  * many open: when the daemon closes one, another of the same kind replaces it REOPEN_MS later
- * (default 0). That goes on for SECONDS (-d), or, with -d 0 (the default), until standard input
- * reaches EOF (a test closes its end when its real logins are done). Then nothing is reopened:
+ * (default 0). That goes on for SECONDS (-d), or until STOP_FILE exists (-x), or, with neither,
+ * until standard input reaches EOF (a test closes its end when its real logins are done). Then nothing is reopened:
  * the trickles go on trickling and noisegen waits up to WAIT_CLOSE_S (default 30) for the daemon
  * to close what is left; what is still open then is closed here and reported as "open".
  *
@@ -77,7 +77,7 @@ struct noise_conn {
 };
 
 static struct {
-	const char *socket, *user, *label;
+	const char *socket, *user, *label, *stop_file;
 	long n;
 	int kinds[K_COUNT], nkinds;
 	double seconds, wait_close;
@@ -88,6 +88,7 @@ static struct {
 static struct noise_conn *conns;
 static int ep;
 static long opened, closed_by_daemon, closed_by_us, connect_errors, open_now, peak_open;
+static int first_connect_errno; /* the first connect() error's errno, for the report */
 static unsigned char big_body[65000];
 
 static void record(const struct noise_conn *c, const char *outcome, int64_t now)
@@ -269,8 +270,8 @@ static void open_conn(struct noise_conn *c)
 	int r = connect_now(&fd);
 	c->reopen_ns = 0;
 	if (r <= 0) {
-		if (r < 0)
-			connect_errors++;
+		if (r < 0 && connect_errors++ == 0)
+			first_connect_errno = errno;
 		c->fd = -1;
 		c->reopen_ns = now_ns() + (r < 0 ? 100 : 10) * 1000000LL; /* retry later */
 		return;
@@ -362,8 +363,8 @@ static int stdin_closed(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: noisegen -s SOCKET -n CONNECTIONS [-u USER] [-k KIND,...] [-d SECONDS] [-r REOPEN_MS] [-t TRICKLE_MS]\n"
-			"                [-W WAIT_CLOSE_S] [--seed N] [--label TEXT]\n"
+	fprintf(stderr, "usage: noisegen -s SOCKET -n CONNECTIONS [-u USER] [-k KIND,...] [-d SECONDS] [-x STOP_FILE] [-r REOPEN_MS]\n"
+			"                [-t TRICKLE_MS] [-W WAIT_CLOSE_S] [--seed N] [--label TEXT]\n"
 			"kinds: silent midframe bigframe trickle halfclose outoforder (default: all)\n");
 	exit(2);
 }
@@ -378,13 +379,14 @@ int main(int argc, char **argv)
 	};
 	int ch;
 	char *kinds = NULL;
-	while ((ch = getopt_long(argc, argv, "s:n:u:k:d:r:t:W:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:n:u:k:d:x:r:t:W:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's': opt.socket = optarg; break;
 		case 'n': opt.n = atol(optarg); break;
 		case 'u': opt.user = optarg; break;
 		case 'k': kinds = optarg; break;
 		case 'd': opt.seconds = atof(optarg); break;
+		case 'x': opt.stop_file = optarg; break;
 		case 'r': opt.reopen_ms = atoi(optarg); break;
 		case 't': opt.trickle_ms = atoi(optarg); break;
 		case 'W': opt.wait_close = atof(optarg); break;
@@ -449,7 +451,8 @@ int main(int argc, char **argv)
 				pending += conns[i].fd < 0;
 			}
 	}
-	printf("NOISE-READY opened=%ld connect_errors=%ld\n", opened, connect_errors);
+	printf("NOISE-READY opened=%ld connect_errors=%ld first_connect_error=\"%s\"\n", opened, connect_errors,
+	       connect_errors ? strerror(first_connect_errno) : "");
 	fflush(stdout);
 
 	int churning = 1;
@@ -457,7 +460,8 @@ int main(int argc, char **argv)
 	struct epoll_event events[256];
 	for (;;) {
 		double t = now_mono();
-		if (churning && ((opt.seconds > 0 && t - t0 >= opt.seconds) || (opt.seconds <= 0 && stdin_closed()))) {
+		if (churning && ((opt.seconds > 0 && t - t0 >= opt.seconds) || (opt.stop_file != NULL && access(opt.stop_file, F_OK) == 0) ||
+				 (opt.seconds <= 0 && opt.stop_file == NULL && stdin_closed()))) {
 			churning = 0;
 			drain_deadline = t + opt.wait_close;
 		}
@@ -500,8 +504,9 @@ int main(int argc, char **argv)
 			printf("NOISE label=%s kind=%s outcome=%s count=%ld min_ms=%lld p50_ms=%lld max_ms=%lld\n", opt.label, KIND_NAMES[k], s->name,
 			       s->count, (long long)s->life_ms[0], (long long)s->life_ms[s->count / 2], (long long)s->life_ms[s->count - 1]);
 		}
-	printf("NOISE-SUMMARY label=%s user=%s opened=%ld closed_by_daemon=%ld still_open=%ld connect_errors=%ld seconds=%.1f peak_open=%ld\n",
-	       opt.label, opt.user, opened, closed_by_daemon, closed_by_us, connect_errors, secs, peak_open);
+	printf("NOISE-SUMMARY label=%s user=%s opened=%ld closed_by_daemon=%ld still_open=%ld connect_errors=%ld seconds=%.1f peak_open=%ld first_connect_error=\"%s\"\n",
+	       opt.label, opt.user, opened, closed_by_daemon, closed_by_us, connect_errors, secs, peak_open,
+	       connect_errors ? strerror(first_connect_errno) : "");
 	fflush(stdout);
 	return 0;
 }
