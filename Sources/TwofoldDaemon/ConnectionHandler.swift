@@ -252,6 +252,14 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// A non-root peer may ask only about its own account.
     private func peerLookedUp(_ login: LoginContext, uid: UInt32?) {
         guard case .starting = state else { return }
+        // The lookup ran on the thread pool: the peer may have closed meanwhile (the handler was
+        // removed). Then nothing more is done for it, above all no dialog slot taken, which no
+        // close would give back (max_dialogs_per_user would refuse the account until a restart).
+        guard context != nil, login.liveness?.isGone != true else {
+            state = .finished
+            count(.abandoned)
+            return
+        }
         guard uid == peer.uid else {
             refuse(login, "peer uid \(peer.uid) may not ask about this user", userText: nil, verdict: .denied)
             return
