@@ -54,7 +54,9 @@ run: deps
 
 # The smoke benchmarks (seconds each, on the debug build; the fleet's ~20 s: a private PostgreSQL,
 # a server and two relays) run first so the harnesses never rot;
-# swift test's summary stays the last line (it prints its own time). test-setup.sh creates the
+# swift test's summary stays the last line (it prints its own time). The fuzz stage builds the libFuzzer
+# targets of both protocol parsers from the parsers alone and runs each for 20 s (scripts/fuzz.sh,
+# docs/testing.md); its long form is `bash scripts/fuzz.sh --long`. test-setup.sh creates the
 # accounts the tests run as. Each other stage prints how long it took (scripts/stage.sh). The deb
 # stage makes the release build, builds the package and takes it through install, logins, upgrade,
 # remove and purge on this machine (scripts/deb-test.sh, docs/packaging.md). run-tests.sh runs swift test
@@ -65,6 +67,7 @@ check:
 	@bash scripts/stage.sh pam $(MAKE) -C pam all
 	@bash scripts/stage.sh test-setup bash scripts/test-setup.sh
 	@bash scripts/stage.sh check-exports $(MAKE) -C pam check-exports
+	@bash scripts/stage.sh fuzz bash scripts/fuzz.sh --ci
 	@bash scripts/stage.sh build $(SWIFT) build --build-tests
 	@bash scripts/stage.sh bench-smoke env TWOFOLDD=$$($(SWIFT) build --show-bin-path)/twofoldd bash benchmarks/run.sh --smoke
 	@bash scripts/stage.sh bench-fleet-smoke env TWOFOLDD=$$($(SWIFT) build --show-bin-path)/twofoldd bash benchmarks/fleet.sh --smoke
@@ -146,5 +149,5 @@ uninstall-man:
 
 clean:
 	$(MAKE) -C pam clean
-	rm -rf .build dist
+	rm -rf .build .build-fuzz dist
 bench bench-smoke: ; bash benchmarks/run.sh $(if $(filter bench-smoke,$@),--smoke,$(BENCH_ARGS))  # benchmarks/README.md

@@ -130,6 +130,12 @@ let package = Package(
         // Test helper: commits one accepted step to a store file, prints APPLIED or CONFLICT, then waits to be SIGKILLed.
         .executableTarget(name: "twofold-crashprobe", dependencies: ["TwofoldSQLite", "TwofoldStore", "TwofoldCore"]),
 
+        // The daemon side's fuzz targets (docs/testing.md, "Fuzzing"): the frame decoder, control JSON, the key
+        // step's payloads. A libFuzzer binary only when scripts/fuzz.sh builds it (-sanitize=fuzzer,address
+        // -DTWOFOLD_FUZZ, in .build-fuzz: TwofoldProtocol and this target, nothing else); in a normal build a
+        // program that replays inputs, and the harness the replay test runs.
+        .executableTarget(name: "TwofoldFuzz", dependencies: ["TwofoldProtocol"]),
+
         // Test helpers shared by the test targets (child processes without Foundation's Process).
         .target(name: "TwofoldTestSupport", dependencies: ["TwofoldClient", "TwofoldProtocol", "TwofoldCore", "TwofoldCrypto", "CCrypto"], path: "Tests/TestSupport"),
         .testTarget(name: "TwofoldCoreTests", dependencies: ["TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
@@ -144,7 +150,7 @@ let package = Package(
         // (SQLite, PostgreSQL, PostgreSQL through PgBouncer), faults included.
         .testTarget(name: "TwofoldStoreConformanceTests", dependencies: ["TwofoldStore", "TwofoldSQLite", "TwofoldPostgres", "TwofoldCore", "TwofoldCrypto",
                                                                   "TwofoldStoreTestSupport", "TwofoldTestSupport"]),
-        .testTarget(name: "TwofoldProtocolTests", dependencies: ["TwofoldProtocol", "TwofoldClient"]),
+        .testTarget(name: "TwofoldProtocolTests", dependencies: ["TwofoldProtocol", "TwofoldClient", "TwofoldFuzz"]),
         // The C module through real libpam (pam_start_confdir) against fake daemons for faults that cannot be caused for real.
         .testTarget(name: "PAMModuleTests", dependencies: ["TwofoldProtocol", "TwofoldTestSupport"]),
         // twofoldd over its real socket, the PAM module against the real daemon, a real sshd login.

@@ -100,10 +100,11 @@ func credentialID(fromAuthData ad: [UInt8]) -> [UInt8]? {
 @Suite("PAM module: the key step")
 struct KeyStepTests {
 
-    @Test("The C tests of the key request parser and response builder (make -C pam check)")
+    @Test("The C tests of the key request parser and response builder, and the fuzz inputs of the module's parser and dialog loop replayed (make -C pam check)")
     func wireParser() throws {
         let (status, output) = try PAMBuild.make("check")
         #expect(status == 0 && output.contains("wire_test: OK"), "\(output)")
+        #expect(output.contains("fuzz_replay_wire: ") && output.contains("fuzz_replay_module: "), "\(output)")
     }
 
     @Test("nofido2: AUTH_START declares nothing, and a text dialog runs as before")
