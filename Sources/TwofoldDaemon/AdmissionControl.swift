@@ -14,9 +14,11 @@ final class AdmissionControl: Sendable {
         var perUser = 4
         var perRUser = 8
         var perRHost = 32
-        /// Refused connections being answered (a verdict, then closed) at once; beyond that they are
-        /// closed bare. Only non-root peers are ever refused a connection before the total is full.
-        var refusing = 1_024
+        /// Refused connections being answered and drained (a verdict, then up to a second of the
+        /// client's bytes read and dropped) at once: twice the total; beyond that each gets its
+        /// verdict and is closed at once. Only non-root peers are ever refused a connection before
+        /// the total is full.
+        var refusing: Int { 2 * maxConnections }
     }
 
     /// Why a connection or a dialog was refused: for the log and the audit, never a secret.

@@ -115,7 +115,9 @@ final class RefusedConnectionHandler: ChannelInboundHandler {
 
     /// `verdict` UNAVAILABLE goes without a text: as the first message it lets the module's failmode
     /// decide, which any message before it would prevent.
-    init(reason: String, userText: String? = "Too many connections to twofoldd from this account. Try again later.",
+    static let tooManyConnections = "Too many connections to twofoldd from this account. Try again later."
+
+    init(reason: String, userText: String? = RefusedConnectionHandler.tooManyConnections,
          verdict: VerdictCode = .denied, onClose: @escaping @Sendable () -> Void) {
         self.reason = reason
         self.userText = verdict == .unavailable ? nil : userText
@@ -160,12 +162,47 @@ final class RefusedConnectionHandler: ChannelInboundHandler {
     }
 }
 
-/// Closes a connection as soon as it is active: one refused while the refusing ones are already
-/// at their cap (a non-root flood; root's connections are never refused before the total is full).
-final class CloseOnActiveHandler: ChannelInboundHandler {
-    typealias InboundIn = NIOAny
+/// Answers a connection refused while the refused ones being drained are already at their cap (a
+/// non-root flood; root's connections are never refused before the total is full): the same verdict
+/// as `RefusedConnectionHandler`, written at once, then closed without the drain, so a flood holds
+/// nothing past its cap. Still never a bare close: on a Unix socket the verdict stays readable after
+/// the close (the module sends its AUTH_START on connect, before the daemon accepts, so it has
+/// nothing left to write).
+final class AnswerAndCloseHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let bytes: [UInt8]
+
+    init(reason: String) {
+        var bytes: [UInt8] = []
+        try? FrameCodec.encode(.errorMessage(RefusedConnectionHandler.tooManyConnections), into: &bytes)
+        try? FrameCodec.encode(.verdict(.denied, reason: "refused: \(reason)"), into: &bytes)
+        self.bytes = bytes
+    }
 
     func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(bytes: bytes))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Whatever the client sends is read and dropped.
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+}
+
+extension AdmissionControl {
+    /// The handler of a connection refused for `refusal` (the socket's and a relay's): drained
+    /// while the refused ones are under their cap, answered and closed at once past it.
+    func refusalHandler(for refusal: Refusal) -> any ChannelHandler {
+        guard beginRefusing() else { return AnswerAndCloseHandler(reason: refusal.description) }
+        return RefusedConnectionHandler(reason: refusal.description) { [self] in endRefusing() }
     }
 }

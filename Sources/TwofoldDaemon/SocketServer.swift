@@ -147,17 +147,11 @@ public final class SocketServer: Service, Sendable {
     }
 
     /// The pipeline of a connection refused by a limit: a verdict, then closed; audited at most a few
-    /// times a minute per uid. Past the cap on connections being refused, closed at once.
+    /// times a minute per uid. Past the cap on connections being drained, answered and closed at once.
     private func refuse(_ channel: Channel, peer: PeerCredentials, _ refusal: AdmissionControl.Refusal) throws {
         refusals.record(AuditRecord(timeMillis: refusals.nowMillis, action: "connect", peerUID: peer.uid, outcome: "refused",
                                      reason: refusal.description))
-        let sync = channel.pipeline.syncOperations
-        guard admission.beginRefusing() else {
-            try sync.addHandler(CloseOnActiveHandler())
-            return
-        }
-        let admission = self.admission
-        try sync.addHandler(RefusedConnectionHandler(reason: refusal.description) { admission.endRefusing() })
+        try channel.pipeline.syncOperations.addHandler(admission.refusalHandler(for: refusal))
     }
 
     private func bind(_ services: ConnectionServices) async throws -> Channel {

@@ -155,6 +155,18 @@ struct HardeningTests {
         #expect(try daemon.status("ada").enrollment == "active")
     }
 
+    @Test("a flood past the refused connections the daemon drains at once still gets a verdict on every connection, never a bare close")
+    func floodPastTheDrainCapGetsVerdicts() throws {
+        // 6 connections: 3 for non-root peers, 12 (twice the total) refused ones drained at once. A
+        // bare close is what failmode=open takes for a daemon that is down, so a local flood must
+        // never turn into one for another user's screen locker.
+        let daemon = try DaemonProcess(extraConfig: "max_connections = 6\nreserved_root_connections = 3\nmax_connections_per_uid = 64")
+        let flood = try Flooder(as: try TestUser.user, socket: daemon.socketPath, connections: 40)
+        defer { flood.release() }
+        let refused = "DENIED refused: the remaining connections are reserved for root's login dialogs"
+        #expect(flood.results == Array(repeating: "RESPONSE", count: 3) + Array(repeating: refused, count: 37), "\(flood.results)")
+    }
+
     @Test("PAM_RUSER and PAM_RHOST from a non-root peer are not counted: a local user cannot use up root's dialogs for another user or host")
     func spoofedRUserDoesNotCount() throws {
         let daemon = try DaemonProcess(extraConfig: "max_dialogs_per_ruser = 1\nmax_dialogs_per_rhost = 1")

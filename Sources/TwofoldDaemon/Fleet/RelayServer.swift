@@ -108,8 +108,7 @@ public final class RelayServer: Service, Sendable {
                     if let refusal = admission.admitConnection(uid: peer.uid) {
                         // Debug only: a local user at its cap could write a line per connection.
                         logger.debug("connection refused", metadata: ["peer": "\(peer)", "reason": "\(refusal)"])
-                        guard admission.beginRefusing() else { return try sync.addHandler(CloseOnActiveHandler()) }
-                        return try sync.addHandler(RefusedConnectionHandler(reason: refusal.description) { admission.endRefusing() })
+                        return try sync.addHandler(admission.refusalHandler(for: refusal))
                     }
                     services.metrics.connectionOpened()
                     channel.closeFuture.whenComplete { _ in
