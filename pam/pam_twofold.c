@@ -760,6 +760,14 @@ static int open_dialog(struct session *s)
 	if (s->opt->debug)
 		pam_syslog(s->pamh, LOG_DEBUG, "connected to %s", path);
 	st = send_frame(s);
+	if (st == IO_ERROR && (errno == EPIPE || errno == ECONNRESET)) {
+		/* A daemon refusing the connection may have answered and closed before AUTH_START went
+		 * out: its verdict stays readable on a Unix socket, so only its absence is "unavailable". */
+		if (s->opt->debug)
+			pam_syslog(s->pamh, LOG_DEBUG, "sending AUTH_START: %s; reading the daemon's answer",
+				   io_reason(st, errbuf, sizeof(errbuf)));
+		return PAM_SUCCESS;
+	}
 	if (st != IO_OK)
 		return unavailable(s, "sending AUTH_START: %s", io_reason(st, errbuf, sizeof(errbuf)));
 	if (s->opt->debug)
