@@ -27,7 +27,7 @@ extension SQLiteStore {
             let queue = try DatabaseQueue(path: path, configuration: config)
             defer { try? queue.close() }
             return try queue.read { db in try inspect(db, keyring: keyring) }
-        } catch let error as DatabaseError where [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(error.resultCode) {
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB || error.resultCode == .SQLITE_CORRUPT {
             throw StoreError.database("\(path) is not an intact SQLite database (\(error.message ?? "unreadable")): damaged or truncated")
         } catch {
             throw storeError(error)
@@ -51,8 +51,8 @@ extension SQLiteStore {
         if applied.contains("v4") { _ = try Schema.pepper(db, sealer: Sealer(keyring: keyring)) }
         var rows: [String: [UInt8]] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT key, value FROM meta WHERE key LIKE 'backup/%'") {
-            let value: Data = row["value"]
-            rows[row["key"]] = Array(value)
+            let key: String = row["key"], value: Data = row["value"]
+            rows[key] = Array(value)
         }
         return BackupInspection(manifest: try BackupManifest(rows: rows), schema: newest, needsMigration: newest != Schema.supported)
     }
@@ -97,7 +97,7 @@ extension SQLiteStore {
             result.factors += 1
             let kind: String = row["kind"]
             let factor = RestoredFactor(user: row["user"], name: row["name"], method: OTPMethod(rawValue: kind) ?? .totp, period: row["period"],
-                                        verify: VerifyState(lastStep: row["last_step"], counter: UInt64(bitPattern: row["counter"]),
+                                        verify: VerifyState(lastStep: row["last_step"], counter: UInt64(bitPattern: row["counter"] as Int64),
                                                             drift: row["drift"], lastOffset: row["last_offset"]))
             guard let next = factor.restored(rules) else { continue }
             changed.append(RestoredFactor(user: factor.user, name: factor.name, method: factor.method, period: factor.period, verify: next))

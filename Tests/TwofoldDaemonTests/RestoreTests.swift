@@ -40,9 +40,13 @@ struct RestoreTests {
                 throw HarnessError("carol's recovery codes")
             }
             carolCodes = codes
-            // The backup, taken while the daemon serves.
-            try BackupCopy.make(of: daemon.sqlitePath, to: backup, manifestRows: BackupManifest(
-                takenMillis: Int64(Date().timeIntervalSince1970 * 1_000), host: "host-a", twofoldVersion: TwofoldVersion.string).rows)
+            // The backup, taken while the daemon serves: after every record so far (the same millisecond would count as after it).
+            guard case .audit(let records) = try daemon.control(.audit(user: nil, sinceMillis: nil, outcome: nil, limit: 10_000)) else {
+                throw HarnessError("audit")
+            }
+            let taken = max(Int64(Date().timeIntervalSince1970 * 1_000), (records.map(\.timeMillis).max() ?? 0) + 1)
+            try BackupCopy.make(of: daemon.sqlitePath, to: backup,
+                                manifestRows: BackupManifest(takenMillis: taken, host: "host-a", twofoldVersion: TwofoldVersion.string).rows)
             try afterTheBackup()
             daemon.stop()
         }

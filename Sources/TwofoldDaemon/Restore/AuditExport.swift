@@ -75,6 +75,6 @@ public enum AuditExport {
         guard let outcome = fields["outcome"] else { return nil }
         func field(_ name: String) -> String? { fields[name].flatMap { $0.isEmpty ? nil : $0 } }
         return AuditEntry(timeMillis: timeMillis, action: String(action), user: field("user"), service: field("service"), rhost: field("rhost"),
-                          tty: nil, peerUID: field("peer_uid").flatMap(UInt32.init), outcome: outcome, reason: field("reason"), host: field("host"))
+                          tty: nil, peerUID: field("peer_uid").flatMap { UInt32($0) }, outcome: outcome, reason: field("reason"), host: field("host"))
     }
 }

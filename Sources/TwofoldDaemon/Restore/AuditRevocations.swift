@@ -52,13 +52,13 @@ public enum AuditRevocations {
     static func kinds(of entry: AuditEntry, earlier: ArraySlice<AuditEntry>) -> [Revocation.Kind] {
         guard entry.outcome == "success" else { return [] }
         let reason = entry.reason ?? ""
-        if entry.action == "host" { return quoted(reason, after: "host ", before: " revoked").map { [.host($0)] } ?? [] }
+        if entry.action == "host" { return quoted(reason, after: "host ", before: " revoked").map { [Revocation.Kind.host($0)] } ?? [] }
         guard entry.user != nil else { return [] }
         switch entry.action {
         case "revoke", "disable":
             return [.user]
         case "factor":
-            return quoted(reason, after: "factor ", before: " removed").map { [.factor($0)] } ?? []
+            return quoted(reason, after: "factor ", before: " removed").map { [Revocation.Kind.factor($0)] } ?? []
         case "enroll":
             return enrollment(reason, user: entry.user, earlier: earlier)
         case "import":
