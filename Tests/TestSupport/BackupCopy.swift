@@ -26,4 +26,11 @@ public enum BackupCopy {
         defer { try? queue.close() }
         try queue.writeWithoutTransaction { try $0.execute(sql: sql) }
     }
+
+    /// The first page of a table or index (1-based), to damage exactly it.
+    public static func rootPage(path: String, of name: String) throws -> Int {
+        let queue = try DatabaseQueue(path: path)
+        defer { try? queue.close() }
+        return try queue.read { try Int.fetchOne($0, sql: "SELECT rootpage FROM sqlite_master WHERE name = ?", arguments: [name]) ?? 0 }
+    }
 }
