@@ -137,7 +137,8 @@ let package = Package(
         .executableTarget(name: "TwofoldFuzz", dependencies: ["TwofoldProtocol"]),
 
         // Test helpers shared by the test targets (child processes without Foundation's Process).
-        .target(name: "TwofoldTestSupport", dependencies: ["TwofoldClient", "TwofoldProtocol", "TwofoldCore", "TwofoldCrypto", "CCrypto"], path: "Tests/TestSupport"),
+        .target(name: "TwofoldTestSupport", dependencies: ["TwofoldClient", "TwofoldProtocol", "TwofoldCore", "TwofoldCrypto", "CCrypto",
+                                                          .product(name: "GRDB", package: "GRDB.swift")], path: "Tests/TestSupport"),
         .testTarget(name: "TwofoldCoreTests", dependencies: ["TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"]),
         // Each backend's own tests: SQLite's migrations from real v1/v2 files, WAL and checkpointer, crashes,
         // group-commit batching; PostgreSQL's URL parser, concurrent daemons, failover, outages; the key files.

@@ -175,8 +175,9 @@ public final class ControlService: Sendable {
                 return .recoveryCodes(recovery)
             case .enrollActivate(let user):
                 let target = try resolve(user, caller: caller, admin: admin)
-                try await enrollment.activate(user: target)
-                await audit("enroll", user: target, peer: peer, outcome: "success", reason: "enrollment active")
+                let factor = try await enrollment.activate(user: target)
+                // The factor named: a restore re-applies a new secret by removing the old one (twofoldd(8)).
+                await audit("enroll", user: target, peer: peer, outcome: "success", reason: "enrollment of factor '\(factor)' active")
                 return .ok
             case .status(let user):
                 let target = try resolve(user, caller: caller, admin: admin)

@@ -16,6 +16,8 @@ final class EnrollmentService: Sendable {
         var hashes: [RecoveryCodeHash]?
         var verify: VerifyState
         var expiresMillis: Int64
+        /// The factor the enrollment makes (or gives a new secret), named in the audit record.
+        var factor: String
     }
 
     let store: any TwofoldStore
@@ -61,7 +63,7 @@ final class EnrollmentService: Sendable {
 
     /// Checks the code(s) against the pending secret. With two codes they must be from
     /// consecutive steps. Returns the verify state that makes those codes unusable afterwards.
-    func check(user: String, codes: [String]) async throws -> VerifyState {
+    func check(user: String, codes: [String]) async throws -> (state: VerifyState, factor: String) {
         guard let pending = try await store.pendingEnrollment(user: user) else {
             throw ControlFailure(.notFound, "no enrollment is waiting for confirmation; start one with 'twofoldctl enroll'")
         }
@@ -87,33 +89,36 @@ final class EnrollmentService: Sendable {
         // A code seen at enrollment says nothing about clock drift yet.
         state.drift = 0
         state.lastOffset = nil
-        return state
+        return (state, pending.factor)
     }
 
     /// CLI flow, step 2: verified codes give fresh recovery codes, or none (empty) when the user's
     /// set is kept; activation waits for `activate`.
     func verify(user: String, codes: [String]) async throws -> [String] {
-        let state = try await check(user: user, codes: codes)
+        let (state, factor) = try await check(user: user, codes: codes)
         let (codes, hashes) = try await recoverySet(for: user)
         verified.withLock {
-            $0[user] = Verified(hashes: hashes, verify: state, expiresMillis: clock.nowMillis() + Self.confirmationWindowMillis)
+            $0[user] = Verified(hashes: hashes, verify: state, expiresMillis: clock.nowMillis() + Self.confirmationWindowMillis, factor: factor)
         }
         return codes
     }
 
-    /// CLI flow, step 3: the user saved the codes; the enrollment becomes active.
-    func activate(user: String) async throws {
+    /// CLI flow, step 3: the user saved the codes; the enrollment becomes active. Returns the
+    /// factor's name (a restore reads it in the audit record: a new secret revokes the old one).
+    @discardableResult
+    func activate(user: String) async throws -> String {
         let now = clock.nowMillis()
         guard let entry = verified.withLock({ $0.removeValue(forKey: user) }), entry.expiresMillis > now else {
             throw ControlFailure(.notFound, "nothing to activate: verify a code first (verified enrollments expire after 15 minutes)")
         }
         try await store.activateEnrollment(user: user, recoveryCodes: entry.hashes, verify: entry.verify, atMillis: now)
+        return entry.factor
     }
 
     /// Login flow: right code(s) activate at once; returns the recovery codes to show. Enroll at
     /// login is offered only to users without an active factor: always a first factor, a fresh set.
     func verifyAndActivate(user: String, codes: [String]) async throws -> [String] {
-        let state = try await check(user: user, codes: codes)
+        let state = try await check(user: user, codes: codes).state
         let (codes, hashes) = try makeRecoveryCodes()
         try await store.activateEnrollment(user: user, recoveryCodes: hashes, verify: state, atMillis: clock.nowMillis())
         return codes

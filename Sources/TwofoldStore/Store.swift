@@ -684,5 +684,14 @@ public protocol TwofoldStore: Sendable {
     /// examined. The cursor is the store's own, opaque to callers. Safe to run again from the start
     /// at any time: values already under the sealing key are only counted.
     func resealSecrets(after cursor: String?, limit: Int) async throws -> ResealBatch
+
+    // MARK: Restore (`twofoldd restore`, on a restored store no daemon serves; default in Restore.swift)
+
+    /// Applies the restore rules (`RestoreRules`) in one durable transaction: every TOTP factor's
+    /// watermark raised to the step of `nowMillis`, every HOTP counter moved past the look-ahead
+    /// window (`RestoreReplay`), never lowered; the users with unused recovery codes counted and,
+    /// with `invalidateRecoveryCodes`, those codes marked used. Running it again raises nothing
+    /// already raised but moves HOTP counters on again.
+    func secureRestoredStore(_ rules: RestoreRules) async throws -> RestoreReplayResult
 }
 

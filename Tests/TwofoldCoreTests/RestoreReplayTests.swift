@@ -1,0 +1,68 @@
+import Testing
+import TwofoldCore
+import TwofoldCrypto
+
+/// The replay rules of a restore (`twofoldd restore`), checked against the code checker itself:
+/// a code accepted after the copy was taken is refused once the copy is restored.
+struct RestoreReplayTests {
+    let secret = SecretBytes(Array("12345678901234567890".utf8))
+    let taken: Int64 = 1_700_000_000_000
+
+    @Test("the TOTP watermark is the current step, never lowered; the period and negative times count")
+    func totpWatermark() {
+        #expect(RestoreReplay.totpWatermark(stored: nil, period: 30, nowMillis: 59_999) == 1)
+        #expect(RestoreReplay.totpWatermark(stored: 5, period: 30, nowMillis: 60_000) == 5)
+        #expect(RestoreReplay.totpWatermark(stored: 1, period: 60, nowMillis: 600_000) == 10)
+        #expect(RestoreReplay.totpWatermark(stored: nil, period: 30, nowMillis: -1) == -1)
+        #expect(RestoreReplay.totpWatermark(stored: 7, period: 0, nowMillis: 600_000) == 7, "a bad period changes nothing")
+    }
+
+    @Test("the HOTP counter moves past the look-ahead window, saturating")
+    func hotpCounter() {
+        #expect(RestoreReplay.hotpCounter(stored: 4, lookAhead: 10) == 15)
+        #expect(RestoreReplay.hotpCounter(stored: .max - 3, lookAhead: 10) == .max)
+        #expect(RestoreReplay.hotpCounter(stored: 4, lookAhead: -1) == 5)
+    }
+
+    @Test("every TOTP code accepted after the copy is refused after the restore; the next step's works", arguments: [0, 1, 29, 30, 95])
+    func totpUsesAfterTheCopy(secondsLater: Int64) {
+        let parameters = OTPParameters()
+        let backup = VerifyState(lastStep: nil)
+        var live = backup
+        var used: [String] = []
+        // Logins after the copy, the last `secondsLater` s after it; the restore at that moment.
+        for at in Array(stride(from: taken, through: taken + secondsLater * 1_000, by: 10_000)) + [taken + secondsLater * 1_000] {
+            let code = OneTimeCode.totp(secret: secret, unixTime: at / 1_000, parameters: parameters)
+            if case .accepted(_, _, let next) = check(code, live, at) { live = next; used.append(code) }
+        }
+        #expect(!used.isEmpty)
+        let now = taken + secondsLater * 1_000
+        let restored = RestoreReplay.restored(backup, method: .totp, period: 30, nowMillis: now, lookAhead: 10)
+        // Refused: a replay, or (for codes older than the window) no match at all.
+        for code in used { #expect(!accepted(check(code, restored, now)), "a code used after the copy") }
+        let next = OneTimeCode.totp(secret: secret, unixTime: now / 1_000 + 30, parameters: parameters)
+        guard case .accepted = check(next, restored, now) else { Issue.record("the next step's code"); return }
+    }
+
+    @Test("an HOTP code accepted after the copy is refused after the restore (the window's far edge too); the token's next one works",
+          arguments: [UInt64(3), 9, 13])
+    func hotpUseAfterTheCopy(usedCounter: UInt64) {
+        let parameters = OTPParameters(method: .hotp)
+        let backup = VerifyState(counter: 3)
+        let code = OneTimeCode.hotp(secret: secret, counter: usedCounter, digits: 6, algorithm: parameters.algorithm)
+        guard case .accepted = check(code, backup, taken, parameters) else { Issue.record("a use after the copy"); return }
+        let restored = RestoreReplay.restored(backup, method: .hotp, period: 30, nowMillis: taken, lookAhead: WindowPolicy().hotpLookAhead)
+        #expect(!accepted(check(code, restored, taken, parameters)), "the counter used after the copy")
+        let following = OneTimeCode.hotp(secret: secret, counter: 14, digits: 6, algorithm: parameters.algorithm)
+        guard case .accepted = check(following, restored, taken, parameters) else { Issue.record("the token's next code"); return }
+    }
+
+    private func accepted(_ outcome: CheckOutcome) -> Bool {
+        if case .accepted = outcome { return true }
+        return false
+    }
+
+    private func check(_ code: String, _ state: VerifyState, _ now: Int64, _ parameters: OTPParameters = OTPParameters()) -> CheckOutcome {
+        CodeChecker.check(code: code, secret: secret, parameters: parameters, state: state, nowMillis: now, policy: WindowPolicy())
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+@testable import TwofoldDaemon
+import TwofoldProtocol
+import TwofoldStore
+
+/// The revocations `twofoldd restore` finds in audit exports: each record the daemon writes when
+/// it takes something away, in both export forms (twofoldctl audit --json, journalctl -o json).
+struct AuditRevocationsTests {
+    static func entry(_ time: Int64, _ action: String, _ user: String?, _ reason: String?, outcome: String = "success", host: String? = nil) -> AuditEntry {
+        AuditEntry(timeMillis: time, action: action, user: user, service: nil, rhost: nil, tty: nil, peerUID: 0, outcome: outcome, reason: reason, host: host)
+    }
+
+    @Test("each revocation the daemon audits is found; those before the backup and failures are not")
+    func revocationsAfterTheBackup() {
+        let records = [
+            Self.entry(50, "revoke", "old", nil),
+            Self.entry(100, "revoke", "ann", nil),
+            Self.entry(101, "disable", "ben", "2FA turned off by the user"),
+            Self.entry(102, "factor", "cat", "factor 'phone' removed"),
+            Self.entry(103, "enroll", "dan", "enrollment of factor 'app' active"),
+            Self.entry(104, "enroll", "eve", "enrolled at login"),
+            Self.entry(105, "recovery", "fay", "new set of 10 recovery codes"),
+            Self.entry(106, "contact", "gus", "1 email contact removed (g***@example.org)"),
+            Self.entry(107, "contact", "hal", "sms +4********89 verified"),
+            Self.entry(108, "key", "ida", "key 'yubi' removed"),
+            Self.entry(109, "ssh-key", "jon", "2 SSH keys removed"),
+            Self.entry(110, "host", nil, "host 'web1' revoked: 1 certificate(s) no longer accepted", host: "web1"),
+            Self.entry(111, "policy", "kim", "override set to required"),
+            Self.entry(112, "import", "lou", "factor 'imported' imported from otpauth URI with 0 recovery codes"),
+            Self.entry(113, "factor", "cat", "factor 'tablet' removed", outcome: "failure"),
+            Self.entry(114, "verify", "cat", "code accepted"),
+        ]
+        let found = AuditRevocations.find(in: records, after: 100)
+        #expect(found.map(\.kind) == [.user, .user, .factor("phone"), .factor("app"), .allFactors, .recoveryCodes,
+                                      .contacts(channel: .email, masked: "g***@example.org"), .contactReplaced(channel: .sms, masked: "+4********89"),
+                                      .key("yubi"), .sshKey(nil), .host("web1"), .requirement(.required), .factor("imported")])
+    }
+
+    @Test("an older daemon's 'enrollment active' is paired with its pending record; unpaired, every factor goes")
+    func olderEnrollmentRecords() {
+        let replaced = [Self.entry(90, "enroll", "ann", "new secret issued for factor 'app' (replaces it once confirmed)", outcome: "pending"),
+                        Self.entry(120, "enroll", "ann", "enrollment active")]
+        #expect(AuditRevocations.find(in: replaced, after: 100).map(\.kind) == [.factor("app")])
+        let added = [Self.entry(110, "enroll", "ann", "new secret issued for factor 'tablet'", outcome: "pending"),
+                     Self.entry(120, "enroll", "ann", "enrollment active")]
+        #expect(AuditRevocations.find(in: added, after: 100).isEmpty, "a new factor revokes nothing")
+        #expect(AuditRevocations.find(in: [Self.entry(120, "enroll", "ann", "enrollment active")], after: 100).map(\.kind) == [.allFactors])
+    }
+
+    @Test("journalctl -o json lines of twofoldd are read as the daemon logs its records; other lines are skipped")
+    func journalLines() throws {
+        // The message exactly as Authenticator+Audit logs a record through JournalLogHandler (metadata sorted).
+        let metadata = ["outcome": "success", "peer_uid": "0", "reason": "factor 'it''s \"odd\"' removed", "rhost": "", "service": "", "user": "cat"]
+        let message = "factor" + metadata.sorted { $0.key < $1.key }.map { " \($0.key)=\(JournalLogHandler.quote($0.value))" }.joined()
+        func line(_ message: String, _ micros: Int64) throws -> String {
+            String(decoding: try JSONSerialization.data(withJSONObject: ["MESSAGE": message, "__REALTIME_TIMESTAMP": String(micros),
+                                                                          "SYSLOG_IDENTIFIER": "twofoldd"]), as: UTF8.self)
+        }
+        let path = NSTemporaryDirectory() + "journal-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try [try line("store opened path=/var/lib/twofold/twofold.sqlite", 1_000), try line(message, 200_000_000)].joined(separator: "\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let entries = try AuditExport.read(path: path)
+        #expect(entries.count == 1)
+        #expect(entries.first?.timeMillis == 200_000 && entries.first?.user == "cat" && entries.first?.reason == metadata["reason"])
+        #expect(AuditRevocations.find(in: entries, after: 100).map(\.kind) == [.factor("it''s \"odd\"")])
+    }
+
+    @Test("a file that is no audit export is refused, naming the line")
+    func notAnExport() throws {
+        let path = NSTemporaryDirectory() + "audit-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try "hello\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { try AuditExport.read(path: path) }
+    }
+}
