@@ -54,6 +54,19 @@ extension SQLiteStore: OnlineBackup {
         var config = Configuration()
         config.label = "twofold.backup.seal"
         let copy = try DatabaseQueue(path: path, configuration: config)
+        do {
+            try await check(copy, manifest: manifest)
+        } catch {
+            try? copy.close()
+            throw error
+        }
+        try copy.close()
+        // Leaving WAL mode removed the WAL; one still there would hold part of the copy.
+        guard access(path + "-wal", F_OK) != 0 else { throw BackupError.failed("the copy kept a -wal file") }
+        unlink(path + "-shm")
+    }
+
+    private static func check(_ copy: DatabaseQueue, manifest: BackupManifest) async throws {
         try await copy.writeWithoutTransaction { db in
             let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = DELETE")
             guard mode == "delete" else { throw BackupError.failed("the copy stayed in journal mode \(mode ?? "unknown")") }
@@ -63,15 +76,11 @@ extension SQLiteStore: OnlineBackup {
                 }
                 return .commit
             }
-            let check = try String.fetchAll(db, sql: "PRAGMA integrity_check")
-            guard check == ["ok"] else {
-                throw BackupError.failed("the copy failed integrity_check: \(check.prefix(3).joined(separator: "; "))")
+            let problems = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+            guard problems == ["ok"] else {
+                throw BackupError.failed("the copy failed integrity_check: \(problems.prefix(3).joined(separator: "; "))")
             }
         }
-        try copy.close()
-        // Leaving WAL mode removed the WAL; one still there would hold part of the copy.
-        guard access(path + "-wal", F_OK) != 0 else { throw BackupError.failed("the copy kept a -wal file") }
-        unlink(path + "-shm")
     }
 
     /// A new, empty file of mode 0600; never one that is there already (nor through a symlink).
@@ -82,7 +91,7 @@ extension SQLiteStore: OnlineBackup {
             if code == ENOSPC || code == EDQUOT { throw BackupError.noSpace(path: path) }
             throw BackupError.failed("cannot create \(path): \(String(cString: strerror(code)))")
         }
-        close(fd)
+        Glibc.close(fd)
     }
 
     /// The copy and whatever SQLite left beside it.

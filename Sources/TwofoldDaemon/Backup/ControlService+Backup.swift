@@ -1,4 +1,5 @@
 import Foundation
+import TwofoldCore
 import TwofoldProtocol
 import TwofoldStore
 
