@@ -34,7 +34,7 @@ extension ControlService {
             }
         } catch {
             backupSlots.give()
-            let message = Self.failure(error as? BackupError ?? .failed("\(error)"), configuration: configuration)
+            let message = Self.failure(error, configuration: configuration)
             logger.error("backup failed", metadata: ["peer_uid": "\(peer.uid)", "error": "\(error)"])
             await audit("backup", user: nil, peer: peer, outcome: "failure", reason: message)
             throw ControlFailure(.unavailable, message)
