@@ -6,7 +6,7 @@ extension Twofoldctl {
     struct Backup: DaemonCommand {
         static let configuration = CommandConfiguration(
             commandName: "backup",
-            abstract: "Write a consistent copy of twofoldd's store to a file, while logins go on (admins).",
+            abstract: "Copy twofoldd's store to a file while logins go on (admins).",
             discussion: """
                 twofoldd copies its SQLite store as it is at one moment (SQLite's online backup: \
                 logins go on meanwhile), checks the copy (integrity_check), notes in it when it was \
