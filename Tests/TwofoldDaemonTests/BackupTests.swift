@@ -153,3 +153,21 @@ import Glibc
         #expect(left.isEmpty, "\(left)")
     }
 }
+
+extension HeavyDaemonSuites {
+    /// A relay keeps no store: it answers a backup itself, with the tier's database's own backups.
+    @Suite struct BackupRelayTests {
+        @Test("a relay refuses a backup itself, naming the tier's PostgreSQL backups; a non-root caller there is refused first")
+        func relayRefuses() throws {
+            let fleet = try Fleet(servers: 1)
+            let relay = try fleet.relay("web1")
+            let refused = try relay.control(.backupBegin)
+            guard case .error(.invalidRequest, let message) = refused else { throw HarnessError("expected a refusal: \(refused)") }
+            #expect(message.hasPrefix("this twofoldd is a relay and keeps no store") && message.contains("pg_dump"), "\(message)")
+            let user = try TestUser.user
+            let cli = try run(user.setpriv + [TestPaths.twofoldctl, "backup", "--output", "/tmp/never-written", "--socket", relay.socketPath])
+            #expect(cli.status == 4 && cli.output.contains("the relay answers this host's root only"), "\(cli.output)")
+            #expect(!FileManager.default.fileExists(atPath: "/tmp/never-written"))
+        }
+    }
+}
