@@ -136,6 +136,21 @@ import Glibc
         #expect(info.users == 41)
     }
 
+    @Test("the destination's disk full: twofoldctl says so, leaves no file, and the daemon drops its copy (audited as abandoned)")
+    func destinationFull() throws {
+        let daemon = try DaemonProcess()
+        for i in 0..<20 { _ = try daemon.provision("user\(i)") }
+        let fs = try SmallFileSystem(.tmpfs, kibibytes: 1024)
+        defer { fs.unmount() }
+        try fs.fill()
+        let cli = try run([TestPaths.twofoldctl, "backup", "--output", fs.mountPoint + "/b.sqlite", "--socket", daemon.socketPath])
+        #expect(cli.status == 1 && cli.output.contains("cannot write the backup to \(fs.mountPoint): no space left on the device; nothing was written"),
+                "\(cli.output)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: fs.mountPoint) == ["filler"])
+        #expect(try Self.eventually { try Self.audit(daemon).map(\.outcome) == ["abandoned"] }, "the daemon's copy went with the connection")
+        #expect(try Self.openCopies(daemon).isEmpty)
+    }
+
     @Test("a daemon on PostgreSQL refuses, naming the database's own backups; twofoldctl writes nothing")
     func postgresRefuses() throws {
         let cluster = try PostgresCluster()
