@@ -123,7 +123,7 @@ let package = Package(
         .executableTarget(
             name: "twofoldctl",
             dependencies: [
-                "TwofoldClient", "TwofoldProtocol", "TwofoldQR", "TwofoldCore", "CTwofoldFido", "TwofoldSystemd",
+                "TwofoldClient", "TwofoldProtocol", "TwofoldQR", "TwofoldCore", "TwofoldCrypto", "CTwofoldFido", "TwofoldSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -166,7 +166,7 @@ let package = Package(
         // twofoldctl (the real binary) against a real twofoldd; TwofoldQR decoded back with zbarimg; golden help texts.
         .testTarget(
             name: "TwofoldCLITests",
-            dependencies: ["TwofoldQR", "TwofoldProtocol", "TwofoldClient", "TwofoldCore", "TwofoldCrypto", "TwofoldTestSupport"],
+            dependencies: ["TwofoldQR", "TwofoldProtocol", "TwofoldClient", "TwofoldCore", "TwofoldCrypto", "TwofoldStore", "TwofoldTestSupport"],
             exclude: ["Golden"]
         ),
     ]

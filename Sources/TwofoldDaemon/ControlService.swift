@@ -30,6 +30,8 @@ public final class ControlService: Sendable {
     let logger: Logger
     /// Called after the host registry changed here (a server ends a revoked host's connections at once).
     let hostsChanged: @Sendable () async -> Void
+    /// Backups in progress (`twofoldctl backup`), bounded.
+    let backupSlots = BackupSlots()
 
     init(store: any TwofoldStore, authenticator: Authenticator, enrollment: EnrollmentService, policy: PolicyHolder,
          clock: any WallClock, live: LiveConfiguration, keys: DaemonKeys, recoveryPepper: SecretBytes, refusals: RefusalAuditor,
@@ -52,12 +54,19 @@ public final class ControlService: Sendable {
     /// Serves a control connection: each REQUEST gets its RESPONSE, in order, until the peer closes.
     func serve(dialog: AsyncDialog, peer: PeerCredentials) async throws {
         let session = ControlSession()
-        while let message = try await dialog.receive() {
-            guard case .request(let json) = message else {
-                throw ProtocolError.unexpectedMessage("a control connection may only send REQUEST")
+        do {
+            while let message = try await dialog.receive() {
+                guard case .request(let json) = message else {
+                    throw ProtocolError.unexpectedMessage("a control connection may only send REQUEST")
+                }
+                try await dialog.send(await handle(json: json, peer: peer, session: session))
             }
-            try await dialog.send(await handle(json: json, peer: peer, session: session))
+        } catch {
+            await dropBackup(of: session, peer: peer)
+            throw error
         }
+        // A backup the client did not end goes with its connection.
+        await dropBackup(of: session, peer: peer)
     }
 
     /// Decodes, authorizes and runs one request; always returns a RESPONSE frame.
@@ -283,6 +292,15 @@ public final class ControlService: Sendable {
             case .metrics:
                 try requireAdmin(admin)
                 return .metricsText(metrics.exposition())
+            case .backupBegin:
+                try requireAdmin(admin)
+                return try await beginBackup(peer: peer, session: session)
+            case .backupRead(let id, let offset):
+                try requireAdmin(admin)
+                return try await readBackup(id, offset: offset, session: session)
+            case .backupEnd(let id):
+                try requireAdmin(admin)
+                return try await endBackup(id, peer: peer, session: session)
             case .contactAdd(let user, let channel, let value, let code):
                 let target = try resolve(user, caller: caller, admin: admin)
                 return try await addContact(target, channel: channel, value: value, code: code, peer: peer, admin: admin)
@@ -628,6 +646,7 @@ extension ControlRequest {
         case .codeSend: "send"
         case .keyBegin, .keyFinish, .keyList, .keyRemove: "key"
         case .sshKeyAdd, .sshKeyList, .sshKeyRemove, .sshKeyImport, .authorizedKeys: "ssh-key"
+        case .backupBegin, .backupRead, .backupEnd: "backup"
         }
     }
 
@@ -683,7 +702,8 @@ extension ControlRequest {
         case .authorizedKeys(let user):
             user
         case .ping, .listUsers, .policyShow, .policySet, .importEnrollments, .serverInfo, .policyImpact, .rekey, .adminSession, .hostAdd, .hostList,
-             .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear, .relayAudit, .metrics, .contactImport, .keyFinish, .sshKeyImport:
+             .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear, .relayAudit, .metrics, .contactImport, .keyFinish, .sshKeyImport,
+             .backupBegin, .backupRead, .backupEnd:
             nil
         }
     }

@@ -35,6 +35,7 @@ public struct Daemon: Sendable {
         self.live = live
         self.environment = environment
         try Self.makeDirectory(configuration.stateDirectory, mode: 0o700)
+        BackupFile.removeStale(in: configuration.stateDirectory, logger: logger)
         Self.raiseDescriptorLimit(logger: logger)
         guard let keys = try DaemonKeys.load(configuration: configuration, environment: environment, create: true) else {
             throw ConfigurationError("no sealing key")

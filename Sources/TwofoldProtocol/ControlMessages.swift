@@ -153,6 +153,18 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// Admin: the user's own SSH key rule (`sk`, `any`, with `,verify-required`), the first level
     /// of the SSH key chain (user › host › default); nil: back to the host's or the policy's.
     case setSSHKeyRule(user: String, rule: String?)
+
+    // MARK: Backup (admin; a single host's SQLite store; the three steps on one connection)
+
+    /// Take a consistent copy of the store while logins go on, held for this connection until it
+    /// ends (`backup`: its id, size, SHA-256 and manifest). At most one per connection.
+    case backupBegin
+    /// The bytes of this connection's backup `id` from `offset` (`backupChunk`): at most
+    /// `BackupLimits.chunkBytes`, none at the end.
+    case backupRead(id: String, offset: Int64)
+    /// The client has the whole backup, safely written: the daemon drops its copy and audits the
+    /// backup (`ok`). A connection that closes first drops it too, audited as abandoned.
+    case backupEnd(id: String)
 }
 
 /// One contact of a bulk contact import.
@@ -247,6 +259,9 @@ extension ControlRequest {
         case .sshKeyImport: "sshKeyImport"
         case .authorizedKeys: "authorizedKeys"
         case .setSSHKeyRule: "setSSHKeyRule"
+        case .backupBegin: "backupBegin"
+        case .backupRead: "backupRead"
+        case .backupEnd: "backupEnd"
         }
     }
 }
@@ -513,6 +528,10 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     /// The authorized_keys lines for sshd (`authorizedKeys`); `cached` when a relay answered from
     /// its cache because no server was reachable.
     case authorizedKeys(lines: [String], cached: Bool)
+    /// A backup taken for this connection (`backupBegin`).
+    case backup(BackupInfo)
+    /// Bytes of it (`backupRead`).
+    case backupChunk(BackupChunk)
 }
 
 /// Emergency codes of one account on a relay's host.

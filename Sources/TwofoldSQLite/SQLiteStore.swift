@@ -422,7 +422,7 @@ public final class SQLiteStore: TwofoldStore {
 
     // MARK: - Helpers
 
-    private func checkOpen() throws {
+    func checkOpen() throws {
         if closed.withLock({ $0 }) { throw StoreError.database("the store is closed") }
     }
 

@@ -116,6 +116,8 @@ func unexpected(_ response: ControlResponse) -> CLIFailure {
     case .sshKeys: name = "sshKeys"
     case .authorizedKeys: name = "authorizedKeys"
     case .contactCodeSent: name = "contactCodeSent"
+    case .backup: name = "backup"
+    case .backupChunk: name = "backupChunk"
     }
     return CLIFailure(ExitStatus.failure, "unexpected answer from twofoldd: \(name)")
 }

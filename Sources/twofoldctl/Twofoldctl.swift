@@ -51,7 +51,7 @@ struct Twofoldctl: ParsableCommand {
             ]),
             CommandGroup(name: "Admin", subcommands: [
                 Users.self, User.self, Policy.self, Import.self, BulkImport.self, Audit.self, Host.self, Doctor.self, Rekey.self,
-                Metrics.self, AdminSession.self, BreakGlass.self, AuthorizedKeys.self,
+                Backup.self, Metrics.self, AdminSession.self, BreakGlass.self, AuthorizedKeys.self,
             ]),
         ]
     )

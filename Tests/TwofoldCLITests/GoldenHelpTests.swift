@@ -19,7 +19,7 @@ import TwofoldTestSupport
         ["user", "revoke"], ["user", "unlock"],
         ["policy"], ["policy", "show"], ["policy", "set"], ["policy", "explain"],
         ["import"], ["bulk-import"], ["audit"], ["host"], ["host", "add"], ["host", "list"], ["host", "revoke"], ["doctor"], ["rekey"],
-        ["metrics"], ["admin-session"], ["break-glass"], ["break-glass", "issue"], ["break-glass", "list"], ["break-glass", "clear"],
+        ["backup"], ["metrics"], ["admin-session"], ["break-glass"], ["break-glass", "issue"], ["break-glass", "list"], ["break-glass", "clear"],
     ]
 
     static var updating: Bool { ProcessInfo.processInfo.environment["TWOFOLD_UPDATE_GOLDEN"] == "1" }

@@ -5,8 +5,9 @@ import TwofoldCrypto
 import TwofoldProtocol
 import TwofoldStore
 
-/// What one control connection holds between its requests: the key registration in progress.
-/// Its challenge lives here only, so it is single-use and cannot be finished on another connection.
+/// What one control connection holds between its requests: the key registration in progress
+/// (its challenge lives here only, so it is single-use and cannot be finished on another
+/// connection) and the backup being fetched (it goes with the connection).
 final class ControlSession: Sendable {
     struct PendingKey: Sendable {
         var user: String
@@ -17,6 +18,7 @@ final class ControlSession: Sendable {
     }
 
     let pendingKey = Mutex<PendingKey?>(nil)
+    let backup = Mutex<BackupFile?>(nil)
     init() {}
 }
 

@@ -29,7 +29,7 @@ extension ControlService {
              .contactRemove, .codeSend, .keyRemove, .sshKeyRemove:
             return .credential
         case .rekey, .importEnrollment, .importEnrollments, .hostAdd, .hostList, .hostRevoke, .breakGlassIssue, .breakGlassList, .breakGlassClear,
-             .relayAudit:
+             .relayAudit, .backupBegin, .backupRead, .backupEnd:
             return .serverOnly
         default:
             return .admin

@@ -26,10 +26,11 @@ struct RelayServices: Sendable {
 }
 
 extension ControlRequest {
-    /// The relay answers these itself, for this host's root: its emergency codes, and its setup.
+    /// The relay answers these itself, for this host's root: its emergency codes, and its setup
+    /// (and a backup: that it keeps no store).
     var isAnsweredByRelay: Bool {
         switch self {
-        case .breakGlassIssue, .breakGlassList, .breakGlassClear, .serverInfo, .metrics: true
+        case .breakGlassIssue, .breakGlassList, .breakGlassClear, .serverInfo, .metrics, .backupBegin, .backupRead, .backupEnd: true
         default: false
         }
     }
@@ -81,6 +82,12 @@ extension RelayHandler {
         guard peer.isRoot else { return respond(.error(code: .permissionDenied, message: "the relay answers this host's root only")) }
         if case .serverInfo = request { return relayInfo() }
         if case .metrics = request { return respond(.metricsText(services.metrics.exposition())) }
+        switch request {
+        case .backupBegin, .backupRead, .backupEnd:
+            let why = "this twofoldd is a relay and keeps no store: its users' second factors are in the tier's PostgreSQL database"
+            return respond(.error(code: .invalidRequest, message: ControlService.databaseBackups(why)))
+        default: break
+        }
         guard let breakGlass = services.breakGlass, let loop = context?.eventLoop else {
             return respond(.error(code: .unavailable, message: "this relay cannot keep emergency codes (see its log)"))
         }
