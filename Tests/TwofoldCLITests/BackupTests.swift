@@ -37,10 +37,11 @@ import Glibc
         return path
     }
 
-    @Test("a backup taken while 64 clients log in: none of them fails; a valid, self-contained SQLite file (integrity_check, no -wal, mode 0600) with every user enrolled before it and the manifest; its bytes are the daemon's SHA-256; audited")
+    @Test("a backup taken while 64 clients log in: none of them fails; a valid, self-contained SQLite file (integrity_check, no -wal, mode 0600) with every user enrolled before it and the manifest; its bytes are the daemon's SHA-256; audited; restored, the old secrets and recovery codes log in")
     func backupUnderLoad() async throws {
         let daemon = try DaemonProcess(extraConfig: "max_dialogs_per_rhost = 1000")
-        let enrolled = try daemon.importUsers("b", count: 300, codes: 2).map(\.user)
+        let enrolledUsers = try daemon.importUsers("b", count: 300, codes: 2)
+        let enrolled = enrolledUsers.map(\.user)
         let tokens = try (0..<64).map { _ in try OTPSecret.generate() }
         let items = tokens.enumerated().map { i, secret in
             EnrollmentImport(user: "load\(i)", source: .uri(OTPAuthURI(issuer: "Test", account: "load\(i)", secret: secret,
@@ -99,6 +100,22 @@ import Glibc
         let audited = entries.filter { $0.action == "backup" }
         #expect(audited.count == 1 && audited.first?.outcome == "success", "\(audited)")
         #expect(audited.first?.reason?.hasPrefix("\(written.size) bytes, \(written.users) users, taken at ") == true, "\(audited)")
+
+        // And it restores: a fresh state directory holding only the key file (kept apart), `twofoldd
+        // restore`, a daemon started on it. The old secrets log in (the next step's code: the
+        // current one may have been used after the backup), and so do the backup's recovery codes.
+        let fresh = try DaemonProcess(start: false)
+        try FileManager.default.createDirectory(atPath: fresh.stateDirectory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.copyItem(atPath: daemon.stateDirectory + "/twofold.key", toPath: fresh.stateDirectory + "/twofold.key")
+        let restored = try ChildProcess.run([TestPaths.twofoldd, "restore", "--config", fresh.configPath, "--from", output])
+        #expect(restored.status == 0, "\(restored.output)")
+        try fresh.start()
+        let sample = enrolledUsers.enumerated().filter { $0.offset % 10 == 0 }.map(\.element)
+        for user in sample {
+            #expect(try fresh.login(user.user, answer: user.app.code(offset: 1)) == .success, "\(user.user)'s old secret")
+            #expect(try fresh.login(user.user, answer: user.recoveryCodes[0]) == .success, "\(user.user)'s recovery code")
+        }
     }
 
     @Test("refused cleanly, nothing left behind: a non-admin (exit 4, audited), an existing file without --force (left as it was), twofoldd down (exit 3); --force replaces the file")

@@ -10,7 +10,7 @@ import TwofoldStore
 import TwofoldTestSupport
 
 /// `twofoldd restore` with real parts: a real twofoldd on SQLite makes the store; a backup of it
-/// (GRDB's online backup with the manifest rows, as `twofoldctl backup` writes one); logins after
+/// (`twofoldctl backup`, or for damaged files a copy made here with BackupCopy); logins after
 /// the backup; `twofoldd restore` as a subprocess into another daemon's state directory; then that
 /// daemon started on the restored store and logins checked over its socket.
 extension HeavyDaemonSuites {
@@ -44,9 +44,12 @@ struct RestoreTests {
             guard case .audit(let records) = try daemon.control(.audit(user: nil, sinceMillis: nil, outcome: nil, limit: 10_000)) else {
                 throw HarnessError("audit")
             }
-            let taken = max(Int64(Date().timeIntervalSince1970 * 1_000), (records.map(\.timeMillis).max() ?? 0) + 1)
-            try BackupCopy.make(of: daemon.sqlitePath, to: backup,
-                                manifestRows: BackupManifest(takenMillis: taken, host: "host-a", twofoldVersion: TwofoldVersion.string).rows)
+            // The real command; a record of the same millisecond as the snapshot counts as after it, so
+            // the clock must have passed the last one (at most a millisecond of spinning).
+            let last = records.map(\.timeMillis).max() ?? 0
+            while Int64(Date().timeIntervalSince1970 * 1_000) <= last {}
+            let taken = try ChildProcess.run([TestPaths.twofoldctl, "backup", "--output", backup, "--socket", daemon.socketPath])
+            guard taken.status == 0 else { throw HarnessError("twofoldctl backup: \(taken.output)") }
             try afterTheBackup()
             daemon.stop()
         }
@@ -100,7 +103,7 @@ struct RestoreTests {
         let run = try Self.restore(daemon, ["--from", host.backup, "--audit", host.auditExport, "--json"])
         #expect(run.status == 0, "\(run.output)")
         let report = try #require(run.report, "\(run.output)")
-        #expect(report.takenFromHost == "host-a" && report.replay.users == 4 && report.replay.factors == 4)
+        #expect(report.takenFromHost == HostName.local && report.replay.users == 4 && report.replay.factors == 4)
         // carol's watermark may already be at the current step (her code for new recovery codes, just before the backup).
         #expect((2...3).contains(report.replay.watermarksRaised) && report.replay.countersAdvanced == 1, "\(report.replay)")
         #expect(report.replay.recoverySets == 1 && report.replay.recoverySetsInvalidated == 0)
