@@ -11,11 +11,15 @@ public struct RestoreRules: Sendable, Equatable {
     public var hotpLookAhead: Int
     /// Mark every unused recovery code used (the users get new ones with `twofoldctl recovery-codes`).
     public var invalidateRecoveryCodes: Bool
+    /// Codes accepted after the copy, found in the audit exports: by user, then by factor name.
+    public var usesAfter: [String: [String: [RestoreReplay.Use]]]
 
-    public init(nowMillis: Int64, hotpLookAhead: Int, invalidateRecoveryCodes: Bool) {
+    public init(nowMillis: Int64, hotpLookAhead: Int, invalidateRecoveryCodes: Bool,
+                usesAfter: [String: [String: [RestoreReplay.Use]]] = [:]) {
         self.nowMillis = nowMillis
         self.hotpLookAhead = hotpLookAhead
         self.invalidateRecoveryCodes = invalidateRecoveryCodes
+        self.usesAfter = usesAfter
     }
 }
 
@@ -61,7 +65,8 @@ package struct RestoredFactor: Sendable, Equatable {
 
     /// The factor's state after the rules, nil when they change nothing.
     package func restored(_ rules: RestoreRules) -> VerifyState? {
-        let next = RestoreReplay.restored(verify, method: method, period: period, nowMillis: rules.nowMillis, lookAhead: rules.hotpLookAhead)
+        let next = RestoreReplay.restored(verify, method: method, period: period, nowMillis: rules.nowMillis, lookAhead: rules.hotpLookAhead,
+                                          uses: rules.usesAfter[user]?[name] ?? [])
         return next == verify ? nil : next
     }
 }

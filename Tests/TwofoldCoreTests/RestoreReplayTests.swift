@@ -57,6 +57,43 @@ struct RestoreReplayTests {
         guard case .accepted = check(following, restored, taken, parameters) else { Issue.record("the token's next code"); return }
     }
 
+    @Test("HOTP codes used far past the copy's window, as the audit names them (offset each), are refused after the restore; the next works")
+    func hotpUsesFromTheAudit() {
+        let parameters = OTPParameters(method: .hotp)
+        let backup = VerifyState(counter: 3)
+        var live = backup
+        var used: [String] = [], uses: [RestoreReplay.Use] = []
+        // 28 logins after the copy, some skipping codes: the token ends far past stored + look-ahead.
+        for counter in Array(UInt64(3)...20) + [24, 25, 30] {
+            let code = OneTimeCode.hotp(secret: secret, counter: counter, digits: 6, algorithm: parameters.algorithm)
+            guard case .accepted(_, let offset, let next) = check(code, live, taken, parameters) else { Issue.record("use \(counter)"); return }
+            live = next
+            used.append(code)
+            uses.append(RestoreReplay.Use(timeMillis: taken + 1, offset: offset))
+        }
+        let lookAhead = WindowPolicy().hotpLookAhead
+        let windowOnly = RestoreReplay.restored(backup, method: .hotp, period: 30, nowMillis: taken, lookAhead: lookAhead)
+        #expect(used.contains { accepted(check($0, windowOnly, taken, parameters)) }, "without the audit, a use past the window works again")
+        let restored = RestoreReplay.restored(backup, method: .hotp, period: 30, nowMillis: taken, lookAhead: lookAhead, uses: uses)
+        #expect(restored.counter == 31)
+        for code in used { #expect(!accepted(check(code, restored, taken, parameters)), "a code used after the copy") }
+        let following = OneTimeCode.hotp(secret: secret, counter: 31, digits: 6, algorithm: parameters.algorithm)
+        #expect(accepted(check(following, restored, taken, parameters)), "the token's next code")
+    }
+
+    @Test("a TOTP code of a future step (the drift window) used just before the restore is refused after it when the audit names it")
+    func totpFutureStepFromTheAudit() {
+        let now = taken + 5_000
+        let future = OneTimeCode.totp(secret: secret, unixTime: taken / 1_000 + 30, parameters: OTPParameters())
+        guard case .accepted(_, let offset, _) = check(future, VerifyState(lastStep: nil), taken) else { Issue.record("a future step's code"); return }
+        #expect(offset == 1)
+        let windowOnly = RestoreReplay.restored(VerifyState(lastStep: nil), method: .totp, period: 30, nowMillis: now, lookAhead: 10)
+        #expect(accepted(check(future, windowOnly, now)), "without the audit it works again until its step passes")
+        let restored = RestoreReplay.restored(VerifyState(lastStep: nil), method: .totp, period: 30, nowMillis: now, lookAhead: 10,
+                                              uses: [RestoreReplay.Use(timeMillis: taken, offset: offset)])
+        #expect(!accepted(check(future, restored, now)))
+    }
+
     private func accepted(_ outcome: CheckOutcome) -> Bool {
         if case .accepted = outcome { return true }
         return false

@@ -62,6 +62,11 @@ struct RestoreTests {
             for user in ["alice", "bob", "carol"] {
                 guard try daemon.login(user, answer: usedAfter[user]).verdict == .success else { throw HarnessError("\(user)'s login after the backup") }
             }
+            // bob goes on past the look-ahead window (counters 6 to 15): only the audit can tell the restore how far.
+            for counter in UInt64(6)...15 {
+                let code = OneTimeCode.hotp(secret: apps["bob"]!.secret, counter: counter, digits: 6, algorithm: .sha1)
+                guard try daemon.login("bob", answer: code).verdict == .success else { throw HarnessError("bob's counter \(counter)") }
+            }
             guard try daemon.control(.removeFactor(user: "dave", name: FactorName.imported, code: nil)) == .ok else { throw HarnessError("dave's factor") }
             let export = try ChildProcess.run([TestPaths.twofoldctl, "audit", "--json", "--limit", "10000", "--socket", daemon.socketPath])
             guard export.status == 0 else { throw HarnessError("twofoldctl audit --json: \(export.output)") }
@@ -106,6 +111,7 @@ struct RestoreTests {
         #expect(report.takenFromHost == HostName.local && report.replay.users == 4 && report.replay.factors == 4)
         // carol's watermark may already be at the current step (her code for new recovery codes, just before the backup).
         #expect((2...3).contains(report.replay.watermarksRaised) && report.replay.countersAdvanced == 1, "\(report.replay)")
+        #expect(report.codeUsesFound == 12, "alice's code and bob's eleven: \(report.codeUsesFound)")
         #expect(report.replay.recoverySets == 1 && report.replay.recoverySetsInvalidated == 0)
         #expect(report.reapplied.contains { $0.user == "dave" && $0.applied && $0.result.contains("factor 'imported' removed") }, "\(report.reapplied)")
         let text = try Self.restore(daemon, ["--from", host.backup, "--replace", "--dry-run"])
@@ -115,8 +121,10 @@ struct RestoreTests {
         #expect(try daemon.login("alice", answer: host.usedAfter["alice"]).verdict == .failure, "a TOTP code used after the backup")
         #expect(try daemon.login("alice", answer: host.apps["alice"]!.code(offset: 1)).verdict == .success, "the next step's code")
         #expect(try daemon.login("bob", answer: host.usedAfter["bob"]).verdict == .failure, "an HOTP counter used after the backup")
-        let bobNext = OneTimeCode.hotp(secret: host.apps["bob"]!.secret, counter: 11, digits: 6, algorithm: .sha1)
-        #expect(try daemon.login("bob", answer: bobNext).verdict == .success, "the counter past the look-ahead window")
+        let bobLast = OneTimeCode.hotp(secret: host.apps["bob"]!.secret, counter: 15, digits: 6, algorithm: .sha1)
+        #expect(try daemon.login("bob", answer: bobLast).verdict == .failure, "a counter used past the window, known from the audit")
+        let bobNext = OneTimeCode.hotp(secret: host.apps["bob"]!.secret, counter: 16, digits: 6, algorithm: .sha1)
+        #expect(try daemon.login("bob", answer: bobNext).verdict == .success, "the counter past every use the audit names")
         #expect(try daemon.login("carol", answer: host.carolCodes[1]).verdict == .success, "the backup's recovery codes stay without --rotate-recovery-codes")
         #expect(try daemon.login("dave", answer: host.apps["dave"]!.code()).verdict != .success, "a factor removed after the backup")
         #expect(try daemon.status("dave").factors?.isEmpty ?? true)
@@ -140,7 +148,8 @@ struct RestoreTests {
         try daemon.start()
         #expect(try daemon.login("carol", answer: host.carolCodes[2]).verdict != .success, "a recovery code of an invalidated set")
         let bobLater = OneTimeCode.hotp(secret: host.apps["bob"]!.secret, counter: 12, digits: 6, algorithm: .sha1)
-        #expect(try daemon.login("bob", answer: bobLater).verdict == .success, "the restored store serves")
+        #expect(try daemon.login("bob", answer: bobLater).verdict == .success,
+                "without --audit only the window rule applies: counter 12, used after the backup, works again (the documented limit)")
     }
 
     @Test("corrupt, truncated, wrong key, newer schema, no manifest, an existing database: refused with a clear error, nothing changed")

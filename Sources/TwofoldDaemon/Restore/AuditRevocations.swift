@@ -48,6 +48,22 @@ public enum AuditRevocations {
         return found
     }
 
+    /// The codes accepted at or after `takenMillis`, by user and factor: each record of a success
+    /// names its factor and the offset it was found at ("code at offset 3, factor 'app'", written by
+    /// `Authenticator.describe`); the restore moves each factor past them (`RestoreReplay`).
+    public static func codeUses(in records: [AuditEntry], after takenMillis: Int64) -> [String: [String: [RestoreReplay.Use]]] {
+        var uses: [String: [String: [RestoreReplay.Use]]] = [:]
+        for entry in records where entry.timeMillis >= takenMillis && entry.action == "verify" && entry.outcome == "success" {
+            guard let user = entry.user, let reason = entry.reason, reason.hasPrefix(codeAtOffset),
+                  let offset = Int(reason.dropFirst(codeAtOffset.count).prefix { $0 == "-" || $0.isNumber }),
+                  let factor = quoted(reason, after: "factor ", before: nil) else { continue }
+            uses[user, default: [:]][factor, default: []].append(RestoreReplay.Use(timeMillis: entry.timeMillis, offset: offset))
+        }
+        return uses
+    }
+
+    static let codeAtOffset = "code at offset "
+
     /// What one record revokes (nothing for most records).
     static func kinds(of entry: AuditEntry, earlier: ArraySlice<AuditEntry>) -> [Revocation.Kind] {
         guard entry.outcome == "success" else { return [] }

@@ -95,12 +95,15 @@ public enum Restore {
     /// The rules, the revocations and the audit record, on the restored store (any backend).
     static func secure(_ store: any TwofoldStore, _ context: Context, into report: inout RestoreReport) async throws {
         let now = report.nowMillis
+        let entries = context.audit.flatMap(\.entries)
+        let uses = AuditRevocations.codeUses(in: entries, after: report.takenMillis)
         let rules = RestoreRules(nowMillis: now, hotpLookAhead: try await lookAhead(store, context.configuration),
-                                 invalidateRecoveryCodes: context.options.rotateRecoveryCodes)
+                                 invalidateRecoveryCodes: context.options.rotateRecoveryCodes, usesAfter: uses)
         report.replay = try await store.secureRestoredStore(rules)
         report.auditFiles = context.audit.map(\.path)
-        report.auditRecords = context.audit.reduce(0) { $0 + $1.entries.count }
-        let revocations = AuditRevocations.find(in: context.audit.flatMap(\.entries), after: report.takenMillis)
+        report.auditRecords = entries.count
+        report.codeUsesFound = uses.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.count } }
+        let revocations = AuditRevocations.find(in: entries, after: report.takenMillis)
         report.reapplied = try await RevocationReplay.apply(revocations, to: store, atMillis: now)
         let reason = "from \(report.source) taken \(UTCTime.text(report.takenMillis)): \(report.replay.watermarksRaised) watermarks raised, "
             + "\(report.replay.countersAdvanced) counters advanced, \(report.replay.recoverySetsInvalidated) recovery sets invalidated, "

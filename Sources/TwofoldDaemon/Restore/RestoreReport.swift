@@ -34,6 +34,8 @@ public struct RestoreReport: Codable, Sendable, Equatable {
     /// The audit exports read and their records.
     public var auditFiles: [String] = []
     public var auditRecords = 0
+    /// Codes accepted after the backup that the audit exports name (their factors moved past them).
+    public var codeUsesFound = 0
     public var reapplied: [Reapplied] = []
     public var nowMillis: Int64
 
@@ -56,7 +58,8 @@ public struct RestoreReport: Codable, Sendable, Equatable {
         if let keptAside { lines.append("the database it replaces was kept as \(keptAside)") }
         lines.append("users: \(replay.users) (\(replay.usersWithFactors) with app factors); factors: \(replay.factors)")
         lines.append("replay: \(replay.watermarksRaised) TOTP watermarks raised to the current step, "
-            + "\(replay.countersAdvanced) HOTP counters moved past the look-ahead window (no code used after the backup works again)")
+            + "\(replay.countersAdvanced) HOTP counters moved past the look-ahead window (no code used after the backup works again)"
+            + (codeUsesFound > 0 ? "; \(codeUsesFound) codes used after the backup found in the audit, each factor moved past them" : ""))
         lines.append(recoveryLine)
         lines.append("audit: \(auditRecords) records read from \(auditFiles.count) file\(auditFiles.count == 1 ? "" : "s"); "
             + "\(reapplied.filter(\.applied).count) revocations re-applied, \(reapplied.filter { !$0.applied }.count) with nothing to do")
