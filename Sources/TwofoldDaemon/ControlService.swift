@@ -257,9 +257,9 @@ public final class ControlService: Sendable {
             case .importEnrollments(let items):
                 try requireAdmin(admin)
                 return try await importEnrollments(items, peer: peer)
-            case .audit(let user, let since, let outcome, let limit, let host):
+            case .audit(let user, let since, let outcome, let limit, let host, let action):
                 try requireAdmin(admin)
-                let records = try await store.audit(AuditQuery(user: user, sinceMillis: since, outcome: outcome, host: host,
+                let records = try await store.audit(AuditQuery(user: user, sinceMillis: since, outcome: outcome, host: host, action: action,
                                                                limit: min(max(limit, 1), 100_000)))
                 return .audit(records.map {
                     AuditEntry(timeMillis: $0.timeMillis, action: $0.action, user: $0.user, service: $0.service, rhost: $0.rhost,
@@ -669,7 +669,8 @@ extension ControlRequest {
         case .revoke: .revoke(user: user)
         case .unlock: .unlock(user: user)
         case .importEnrollment(_, let source, let name): .importEnrollment(user: user, source: source, name: name)
-        case .audit(.some, let since, let outcome, let limit, let host): .audit(user: user, sinceMillis: since, outcome: outcome, limit: limit, host: host)
+        case .audit(.some, let since, let outcome, let limit, let host, let action):
+            .audit(user: user, sinceMillis: since, outcome: outcome, limit: limit, host: host, action: action)
         case .contactAdd(.some, let channel, let value, let code): .contactAdd(user: user, channel: channel, value: value, code: code)
         case .contactVerify(.some, let code): .contactVerify(user: user, code: code)
         case .contactRemove(.some, let channel, let value, let code): .contactRemove(user: user, channel: channel, value: value, code: code)
@@ -695,7 +696,7 @@ extension ControlRequest {
         case .showUser(let user), .setRequirement(let user, _), .revoke(let user), .unlock(let user), .importEnrollment(let user, _, _),
              .policyExplain(let user, _, _), .setFactorKinds(let user, _), .setSSHKeyRule(let user, _):
             user
-        case .audit(let user, _, _, _, _), .contactAdd(let user, _, _, _), .contactVerify(let user, _), .contactRemove(let user, _, _, _),
+        case .audit(let user, _, _, _, _, _), .contactAdd(let user, _, _, _), .contactVerify(let user, _), .contactRemove(let user, _, _, _),
              .contactList(let user, _), .codeSend(let user, _), .keyBegin(let user, _, _), .keyList(let user, _), .keyRemove(let user, _, _),
              .sshKeyAdd(let user, _, _, _), .sshKeyList(let user, _), .sshKeyRemove(let user, _, _):
             user

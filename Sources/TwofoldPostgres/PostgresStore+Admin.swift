@@ -99,6 +99,7 @@ extension PostgresStore {
                     AND (\(query.sinceMillis)::bigint IS NULL OR time >= \(query.sinceMillis))
                     AND (\(query.outcome)::text IS NULL OR outcome = \(query.outcome))
                     AND (\(query.host)::text IS NULL OR host = \(query.host))
+                    AND (\(query.action)::text IS NULL OR action = \(query.action))
                 ORDER BY id DESC LIMIT \(query.limit)
                 """).map(Self.auditRecord)
         }

@@ -54,8 +54,9 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// Many imports at once (at most `ControlLimits.maxImportsPerRequest`), stored in one
     /// transaction: each item succeeds or fails on its own (`ControlResponse.importedMany`).
     case importEnrollments([EnrollmentImport])
-    /// Audit records, newest last; `host`: only the records of that host (absent from older clients).
-    case audit(user: String?, sinceMillis: Int64?, outcome: String?, limit: Int, host: String? = nil)
+    /// Audit records, newest last; `host`: only the records of that host, `action`: of that action
+    /// (both absent from older clients).
+    case audit(user: String?, sinceMillis: Int64?, outcome: String?, limit: Int, host: String? = nil, action: String? = nil)
     /// The daemon's version and setup (files, key, admin group) for `twofoldctl doctor`.
     case serverInfo
     /// Who a policy requires and what each of them gets at the next login, over every user the

@@ -317,6 +317,10 @@ public final class SQLiteStore: TwofoldStore {
                 conditions.append("host = ?")
                 arguments += [host]
             }
+            if let action = query.action {
+                conditions.append("action = ?")
+                arguments += [action]
+            }
             arguments += [query.limit]
             let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             let sql = "SELECT \(Self.auditColumns) FROM audit \(whereClause) ORDER BY id DESC LIMIT ?"

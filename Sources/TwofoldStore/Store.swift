@@ -244,13 +244,17 @@ public struct AuditQuery: Sendable, Equatable {
     public var outcome: String?
     /// Records of this host only (exact match).
     public var host: String?
+    /// Records of this action only ("backup", "verify", ...).
+    public var action: String?
     public var limit: Int
 
-    public init(user: String? = nil, sinceMillis: Int64? = nil, outcome: String? = nil, host: String? = nil, limit: Int = 1000) {
+    public init(user: String? = nil, sinceMillis: Int64? = nil, outcome: String? = nil, host: String? = nil, action: String? = nil,
+                limit: Int = 1000) {
         self.user = user
         self.sinceMillis = sinceMillis
         self.outcome = outcome
         self.host = host
+        self.action = action
         self.limit = limit
     }
 }

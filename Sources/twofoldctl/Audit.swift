@@ -24,6 +24,9 @@ extension Twofoldctl {
         @Option(help: ArgumentHelp("Only this outcome (success, failure, locked, denied, pending, ...).", valueName: "outcome"))
         var outcome: String?
 
+        @Option(help: ArgumentHelp("Only this action (verify, enroll, revoke, backup, restore, ...).", valueName: "action"))
+        var action: String?
+
         @Option(help: ArgumentHelp("At most this many records (the newest).", valueName: "n"))
         var limit: Int = 100
 
@@ -41,7 +44,7 @@ extension Twofoldctl {
         func execute(_ session: DaemonSession) throws(CLIFailure) {
             let sinceMillis = since.flatMap { TimeArgument.millis($0) }
             let response = try session.send(.audit(user: user, sinceMillis: sinceMillis, outcome: outcome, limit: limit,
-                                                   host: host.flatMap(HostIdentity.normalizedName)))
+                                                   host: host.flatMap(HostIdentity.normalizedName), action: action))
             guard case .audit(let entries) = response else { throw unexpected(response) }
             if options.json {
                 Output.json(entries)

@@ -68,10 +68,16 @@ final class DoctorFixture {
         return candidates.first { FileManager.default.fileExists(atPath: $0 + "/pam_permit.so") } ?? candidates[0]
     }()
 
-    init(extraConfig: String = "") throws {
+    /// `backedUp`: a `twofoldctl backup` taken first, as on a host set up as the README says (else
+    /// doctor's Store section warns that there is none).
+    init(extraConfig: String = "", backedUp: Bool = true) throws {
         try PAMBuild.require()
         daemon = try DaemonProcess(extraConfig: extraConfig)
         directory = try makeTemporaryDirectory("tfdoc")
+        if backedUp {
+            let backup = try daemon.ctl(["backup", "--output", directory + "/backup.sqlite"])
+            guard backup.status == 0 else { throw HarnessError("twofoldctl backup: \(backup)") }
+        }
         mkdir(pamDir, 0o755)
         mkdir(moduleDir, 0o755)
         symlink(PAMBuild.module, moduleDir + "/pam_twofold.so")

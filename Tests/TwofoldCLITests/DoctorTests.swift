@@ -38,6 +38,34 @@ import Glibc
         #expect(text.stdout.hasSuffix("No problems found.\n"), "\(text.stdout)")
     }
 
+    @Test("the store's backups: none on record is a warning with the command; one today is ok; one 8 days old is a warning again")
+    func backups() throws {
+        let fixture = try DoctorFixture(backedUp: false)
+        try fixture.file("sshd", fixture.exampleSSHD)
+        let (status, none) = try fixture.report()
+        #expect(status == 0, "a warning, not an error: \(none)")
+        let missing = try #require(none.named("backup.none").first, "\(none)")
+        #expect(missing.severity == "warning" && missing.fix?.contains("twofoldctl backup --output") == true, "\(missing)")
+
+        let taken = try fixture.daemon.ctl(["backup", "--output", fixture.directory + "/b.sqlite"])
+        #expect(taken.status == 0, "\(taken)")
+        let listed = try fixture.daemon.ctl(["audit", "--action", "backup", "--json"])
+        #expect(listed.status == 0 && listed.stdout.components(separatedBy: "\"action\" : \"backup\"").count == 2, "one record, of backups only: \(listed)")
+        let (_, today) = try fixture.report()
+        #expect(today.has("backup.age", "ok") && today.named("backup.age").first?.message.contains("today") == true, "\(today)")
+        #expect(today.named("backup.none").isEmpty)
+
+        // The same record eight days older (the daemon stopped, its audit row moved back), and a
+        // newer success of another kind (an import) that must not count as a backup.
+        _ = try fixture.daemon.importUsers("z", count: 1, codes: 1)
+        _ = fixture.daemon.stop()
+        try BackupCopy.execute(path: fixture.daemon.sqlitePath, sql: "UPDATE audit SET time = time - 8 * 86400000 WHERE action = 'backup'")
+        try fixture.daemon.start()
+        let (_, old) = try fixture.report()
+        let stale = try #require(old.named("backup.age").first, "\(old)")
+        #expect(stale.severity == "warning" && stale.message.contains("8 days ago"), "\(stale)")
+    }
+
     @Test("sufficient: a wrong code logs in (libpam agrees), named pam.sufficient, exit 1")
     func sufficient() throws {
         let fixture = try DoctorFixture()

@@ -39,6 +39,7 @@ struct DaemonCheck {
         result.findings += keyFindings(info)
         result.findings += KeyRotationCheck(session: session).findings(info)
         result.findings += StoreCheck().findings(info)
+        result.findings += BackupCheck(session: session).findings(info)
         if let delivery = info.delivery { result.findings += DeliveryCheck(configPath: deliverConfig).findings(delivery) }
         return result
     }

@@ -11,7 +11,7 @@ struct DoctorReport: Encodable {
     var users: UsersCheck.Report?
     var daemon: ServerInfo?
 
-    static let sections = ["Daemon", "Key", "Fleet", "Delivery", "Security keys (FIDO2)", "PAM", "sshd", "SSH keys", "Users"]
+    static let sections = ["Daemon", "Key", "Store", "Fleet", "Delivery", "Security keys (FIDO2)", "PAM", "sshd", "SSH keys", "Users"]
 
     init(findings: [Finding], services: [String]?, users: UsersCheck.Report?, daemon: ServerInfo?, exitCode: Int32) {
         self.services = services

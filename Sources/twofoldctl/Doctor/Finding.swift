@@ -43,6 +43,7 @@ struct Finding: Encodable, Equatable {
         switch check.split(separator: ".").first ?? "" {
         case "daemon": return "Daemon"
         case "key": return "Key"
+        case "store", "backup": return "Store"
         case "fleet": return "Fleet"
         case "delivery": return "Delivery"
         case "fido2": return "Security keys (FIDO2)"

@@ -5,9 +5,12 @@ import TwofoldProtocol
 /// protected. The daemon answered, so it did reach its database at start; what is left to judge is
 /// whether that connection can be read or redirected on the network (sslmode).
 struct StoreCheck {
+    static func isPostgreSQL(_ database: String) -> Bool {
+        database.hasPrefix("postgresql://") || database.hasPrefix("postgres://")
+    }
+
     func findings(_ info: ServerInfo) -> [Finding] {
-        guard info.database.hasPrefix("postgresql://") || info.database.hasPrefix("postgres://"),
-              let url = URLComponents(string: info.database) else {
+        guard Self.isPostgreSQL(info.database), let url = URLComponents(string: info.database) else {
             return [.ok("store.sqlite", subject: info.database, "SQLite on this host")]
         }
         let host = url.host ?? ""
