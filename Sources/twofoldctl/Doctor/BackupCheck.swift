@@ -19,7 +19,7 @@ struct BackupCheck {
         do throws(CLIFailure) {
             let response = try session.send(.audit(user: nil, sinceMillis: nil, outcome: "success", limit: 1, action: "backup"))
             guard case .audit(let entries) = response else { throw unexpected(response) }
-            last = entries.last
+            last = entries.last { $0.action == "backup" }   // a daemon from before `action` answers every action
         } catch {
             return [.warning("backup.unknown", subject: info.database, "twofoldd could not say when the store was last backed up: \(error.message)",
                              fix: "`twofoldctl audit --action backup`")]
