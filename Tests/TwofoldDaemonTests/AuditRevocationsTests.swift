@@ -48,23 +48,41 @@ struct AuditRevocationsTests {
         #expect(AuditRevocations.find(in: [Self.entry(120, "enroll", "ann", "enrollment active")], after: 100).map(\.kind) == [.allFactors])
     }
 
-    @Test("journalctl -o json lines of twofoldd are read as the daemon logs its records; other lines are skipped")
+    @Test("journalctl -o json lines of twofoldd are read as the daemon logs its records; other lines, and records of other units, are skipped")
     func journalLines() throws {
-        // The message exactly as Authenticator+Audit logs a record through JournalLogHandler (metadata sorted).
-        let metadata = ["outcome": "success", "peer_uid": "0", "reason": "factor 'it''s \"odd\"' removed", "rhost": "", "service": "", "user": "cat"]
-        let message = "factor" + metadata.sorted { $0.key < $1.key }.map { " \($0.key)=\(JournalLogHandler.quote($0.value))" }.joined()
-        func line(_ message: String, _ micros: Int64) throws -> String {
-            String(decoding: try JSONSerialization.data(withJSONObject: ["MESSAGE": message, "__REALTIME_TIMESTAMP": String(micros),
-                                                                          "SYSLOG_IDENTIFIER": "twofoldd"]), as: UTF8.self)
+        // The message exactly as Authenticator+Audit logs a record through JournalLogHandler (metadata
+        // sorted); an rhost ending in a backslash must not swallow the fields after it.
+        let metadata = ["outcome": "success", "peer_uid": "0", "reason": "factor 'it''s \"odd\"' removed", "rhost": "evil\\", "service": "",
+                        "user": "cat"]
+        func message(_ action: String, _ metadata: [String: String]) -> String {
+            action + metadata.sorted { $0.key < $1.key }.map { " \($0.key)=\(JournalLogHandler.quote($0.value))" }.joined()
         }
+        func line(_ message: String, _ micros: Int64, unit: String = "twofoldd.service") throws -> String {
+            String(decoding: try JSONSerialization.data(withJSONObject: ["MESSAGE": message, "__REALTIME_TIMESTAMP": String(micros),
+                                                                          "SYSLOG_IDENTIFIER": "twofoldd", "_SYSTEMD_UNIT": unit]), as: UTF8.self)
+        }
+        // A local user's `logger -t twofoldd` line shaped like a record: journald names its real unit.
+        let forged = message("policy", ["outcome": "success", "reason": "override set to exempt", "user": "cat"])
         let path = NSTemporaryDirectory() + "journal-\(UUID().uuidString).json"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try [try line("store opened path=/var/lib/twofold/twofold.sqlite", 1_000), try line(message, 200_000_000)].joined(separator: "\n")
+        try [try line("store opened path=/var/lib/twofold/twofold.sqlite", 1_000), try line(message("factor", metadata), 200_000_000),
+             try line(forged, 300_000_000, unit: "session-4.scope")].joined(separator: "\n")
             .write(toFile: path, atomically: true, encoding: .utf8)
         let entries = try AuditExport.read(path: path)
-        #expect(entries.count == 1)
+        #expect(entries.count == 1, "\(entries)")
         #expect(entries.first?.timeMillis == 200_000 && entries.first?.user == "cat" && entries.first?.reason == metadata["reason"])
+        #expect(entries.first?.outcome == "success" && entries.first?.rhost == "evil\\", "\(entries)")
         #expect(AuditRevocations.find(in: entries, after: 100).map(\.kind) == [.factor("it''s \"odd\"")])
+    }
+
+    @Test("the restore's report escapes what the exports say (a user name is whatever a client sent)")
+    func reportEscapesExportText() {
+        var report = RestoreReport(source: "b.sqlite", destination: "twofold.sqlite", dryRun: false, takenMillis: 1_000, nowMillis: 2_000)
+        report.reapplied = [RestoreReport.Reapplied(timeMillis: 1_500, user: "eve\u{1B}[2J", record: "revoke: \u{1B}]0;owned\u{07}",
+                                                    result: "every factor removed", applied: true)]
+        let text = report.lines.joined(separator: "\n")
+        #expect(!text.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 }, "\(text)")
+        #expect(text.contains("eve\\x1B[2J"), "\(text)")
     }
 
     @Test("a file that is no audit export is refused, naming the line")

@@ -4,7 +4,13 @@ import TwofoldProtocol
 /// An audit export given to `twofoldd restore --audit`: the records of `twofoldctl audit --json`
 /// (a JSON array, or one record a line), or the lines of `journalctl -o json -u twofoldd`, where
 /// the daemon logs each record as `ACTION outcome=... reason="..." user=...` (JournalLogHandler).
+/// Any local program can write a journal line shaped like that (`logger`), so a journal entry
+/// counts only when journald itself says it came from twofoldd's unit (`_SYSTEMD_UNIT`, a field
+/// no client can set): a forged "override set to exempt" must not be re-applied by a restore.
 public enum AuditExport {
+    /// The unit whose journal entries are the daemon's.
+    static let unit = "twofoldd.service"
+
     /// Every record of the file; a file that is none of these forms is an error naming its line.
     public static func read(path: String) throws -> [AuditEntry] {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigurationError("--audit \(path) cannot be read") }
@@ -33,6 +39,7 @@ public enum AuditExport {
     static func parse(line: Data) throws -> AuditEntry? {
         if let entry = try? JSONDecoder().decode(AuditEntry.self, from: line) { return entry }
         guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
+              object["_SYSTEMD_UNIT"] as? String == unit,
               let message = object["MESSAGE"] as? String,
               let micros = (object["__REALTIME_TIMESTAMP"] as? String).flatMap(Int64.init) else { return nil }
         return journalRecord(message, timeMillis: micros / 1_000)
@@ -59,8 +66,11 @@ public enum AuditExport {
             if index < rest.endIndex, rest[index] == "\"" {
                 index = rest.index(after: index)
                 while index < rest.endIndex, rest[index] != "\"" {
-                    if rest[index] == "\\", rest.index(after: index) < rest.endIndex, rest[rest.index(after: index)] == "\"" {
-                        index = rest.index(after: index)
+                    // JournalLogHandler.quote doubles a backslash and escapes a quote: a value ending
+                    // in a backslash must not swallow the fields after it.
+                    let next = rest.index(after: index)
+                    if rest[index] == "\\", next < rest.endIndex, rest[next] == "\"" || rest[next] == "\\" {
+                        index = next
                     }
                     value.append(rest[index])
                     index = rest.index(after: index)

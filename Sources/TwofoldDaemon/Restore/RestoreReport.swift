@@ -1,4 +1,5 @@
 import Foundation
+import TwofoldProtocol
 import TwofoldStore
 
 /// What `twofoldd restore` did (or, in a dry run, would do): the summary it prints, as text or
@@ -63,7 +64,11 @@ public struct RestoreReport: Codable, Sendable, Equatable {
         lines.append(recoveryLine)
         lines.append("audit: \(auditRecords) records read from \(auditFiles.count) file\(auditFiles.count == 1 ? "" : "s"); "
             + "\(reapplied.filter(\.applied).count) revocations re-applied, \(reapplied.filter { !$0.applied }.count) with nothing to do")
-        lines += reapplied.map { "  \(UTCTime.text($0.timeMillis)) \($0.user ?? "-"): \($0.record) -> \($0.result)" }
+        // The records' texts come from the exports (a user name is whatever a client sent): escaped
+        // before they reach root's terminal.
+        lines += reapplied.map {
+            "  \(UTCTime.text($0.timeMillis)) " + DisplayText.escaped("\($0.user ?? "-"): \($0.record) -> \($0.result)")
+        }
         lines.append("Rule: \(Self.rule).")
         return lines + nextSteps
     }
