@@ -37,27 +37,10 @@ struct MoveInCommand: AsyncParsableCommand {
     var json = false
 
     mutating func run() async throws {
-        // Progress and store messages to stderr; the summary alone on stdout.
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .warning
-            return handler
-        }
         let options = MoveIn.Options(configFile: config, host: host, database: database, keyFile: keyFile,
                                      previousKeyFiles: previousKeyFile, dryRun: dryRun)
-        let report: MoveInReport
-        do {
-            report = try await MoveIn.run(options, environment: ProcessInfo.processInfo.environment, logger: Logger(label: "twofoldd.move-in"))
-        } catch {
-            FileHandle.standardError.write(Data("twofoldd move-in: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-        } else {
-            for line in report.lines { print(line) }
+        let report = try await OfflineCommand.run("move-in", json: json, lines: \.lines) { logger in
+            try await MoveIn.run(options, environment: ProcessInfo.processInfo.environment, logger: logger)
         }
         if !report.conflicts.isEmpty { throw ExitCode(1) }
     }

@@ -51,29 +51,12 @@ struct RestoreCommand: AsyncParsableCommand {
     var json = false
 
     mutating func run() async throws {
-        // Progress and store messages to stderr; the summary alone on stdout.
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .warning
-            return handler
-        }
         var options = Restore.Options(configFile: config)
         (options.from, options.postgresql, options.takenAt) = (from, postgresql, takenAt)
         (options.stateDirectory, options.keyFile, options.audit) = (stateDirectory, keyFile, audit)
         (options.rotateRecoveryCodes, options.replace, options.dryRun) = (rotateRecoveryCodes, replace, dryRun)
-        let report: RestoreReport
-        do {
-            report = try await Restore.run(options, environment: ProcessInfo.processInfo.environment, logger: Logger(label: "twofoldd.restore"))
-        } catch {
-            FileHandle.standardError.write(Data("twofoldd restore: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-        } else {
-            for line in report.lines { print(line) }
+        _ = try await OfflineCommand.run("restore", json: json, lines: \.lines) { [options] logger in
+            try await Restore.run(options, environment: ProcessInfo.processInfo.environment, logger: logger)
         }
     }
 }
