@@ -137,12 +137,18 @@ final class RefusedConnectionHandler: ChannelInboundHandler {
 
     private var answered = false
 
-    private func answer(_ context: ChannelHandlerContext) {
-        guard !answered else { return }
-        answered = true
+    /// The refusal's frames: the text for the user (none before UNAVAILABLE), then the verdict.
+    static func answer(reason: String, userText: String? = tooManyConnections, verdict: VerdictCode = .denied) -> [UInt8] {
         var bytes: [UInt8] = []
         if let userText { try? FrameCodec.encode(.errorMessage(userText), into: &bytes) }
         try? FrameCodec.encode(.verdict(verdict, reason: "refused: \(reason)"), into: &bytes)
+        return bytes
+    }
+
+    private func answer(_ context: ChannelHandlerContext) {
+        guard !answered else { return }
+        answered = true
+        let bytes = Self.answer(reason: reason, userText: userText, verdict: verdict)
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
         let channel = context.channel
         context.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
@@ -175,10 +181,7 @@ final class AnswerAndCloseHandler: ChannelInboundHandler {
     private let bytes: [UInt8]
 
     init(reason: String) {
-        var bytes: [UInt8] = []
-        try? FrameCodec.encode(.errorMessage(RefusedConnectionHandler.tooManyConnections), into: &bytes)
-        try? FrameCodec.encode(.verdict(.denied, reason: "refused: \(reason)"), into: &bytes)
-        self.bytes = bytes
+        bytes = RefusedConnectionHandler.answer(reason: reason)
     }
 
     func channelActive(context: ChannelHandlerContext) {
