@@ -75,12 +75,15 @@ public struct LoginContext: Sendable {
     /// the client's wait for the daemon's first message. The decision is known, the record is
     /// bookkeeping, and the other half is the margin: a decision that reached the client after
     /// its timeout would read as "unavailable", which failmode=open lets through.
-    var recordsBy: ContinuousClock.Instant { began + .milliseconds(clientWaitMillis / 2) }
+    var recordsBy: ContinuousClock.Instant { began + .milliseconds(Self.recordWaitMillis(clientWaitMillis)) }
 
     /// `recordsBy` for the connection handler's sweep (NIO's clock), from when the dialog began there.
     static func recordsBy(began: NIODeadline, clientWaitMillis: Int64) -> NIODeadline {
-        began + .milliseconds(clientWaitMillis / 2)
+        began + .milliseconds(recordWaitMillis(clientWaitMillis))
     }
+
+    /// How long a decision at a dialog's start waits for its audit record: half the client's wait.
+    static func recordWaitMillis(_ clientWaitMillis: Int64) -> Int64 { clientWaitMillis / 2 }
 
     /// True once the client has gone (closed, or the daemon gave up on its deadline).
     var clientGone: Bool { liveness?.isGone ?? false }
