@@ -182,6 +182,14 @@ import TwofoldStore
             #expect(try await store.audit(AuditQuery(user: "bob", outcome: "failure", limit: 2)).map(\.timeMillis) == [1_020, 1_025])
             #expect(try await store.audit(AuditQuery(user: "nobody")).isEmpty)
             #expect(try await store.audit(AuditQuery(limit: 0)).isEmpty)
+
+            // By action (doctor's last backup): the newest of that action, however many others came after.
+            _ = try await store.commit([.audit(AuditRecord(timeMillis: 1_030, action: "backup", outcome: "success")),
+                                        .audit(AuditRecord(timeMillis: 1_031, action: "backup", outcome: "failure"))]
+                                       + (0..<5).map { .audit(AuditRecord(timeMillis: 1_032 + Int64($0), action: "verify", user: "bob", outcome: "success")) })
+            #expect(try await store.audit(AuditQuery(outcome: "success", action: "backup", limit: 1)).map(\.timeMillis) == [1_030])
+            #expect(try await store.audit(AuditQuery(action: "backup")).map(\.timeMillis) == [1_030, 1_031])
+            #expect(try await store.audit(AuditQuery(action: "nothing")).isEmpty)
             try await store.close()
         }
     }
