@@ -59,7 +59,7 @@ import Glibc
         // newer success of another kind (an import) that must not count as a backup.
         _ = try fixture.daemon.importUsers("z", count: 1, codes: 1)
         _ = fixture.daemon.stop()
-        try BackupCopy.execute(path: fixture.daemon.sqlitePath, sql: "UPDATE audit SET time = time - 8 * 86400000 WHERE action = 'backup'")
+        try SQLiteEdit.execute(path: fixture.daemon.sqlitePath, sql: "UPDATE audit SET time = time - 8 * 86400000 WHERE action = 'backup'")
         try fixture.daemon.start()
         let (_, old) = try fixture.report()
         let stale = try #require(old.named("backup.age").first, "\(old)")

@@ -10,7 +10,7 @@ import TwofoldStore
 import TwofoldTestSupport
 
 /// `twofoldd restore` with real parts: a real twofoldd on SQLite makes the store; a backup of it
-/// (`twofoldctl backup`, or for damaged files a copy made here with BackupCopy); logins after
+/// (`twofoldctl backup`, damaged here with SQLiteEdit for the refusals); logins after
 /// the backup; `twofoldd restore` as a subprocess into another daemon's state directory; then that
 /// daemon started on the restored store and logins checked over its socket.
 extension HeavyDaemonSuites {
@@ -175,7 +175,7 @@ struct RestoreTests {
         // Only an index damaged (the keys of the audit's by-user index): no read of the check goes
         // through it, only the integrity check finds it.
         var index = original
-        let root = try BackupCopy.rootPage(path: host.backup, of: "audit_by_user")
+        let root = try SQLiteEdit.rootPage(path: host.backup, of: "audit_by_user")
         for offset in stride(from: root * 4096 - 600, to: root * 4096 - 8, by: 5) { index[offset] ^= 0x5A }
         try refused(index, [], "damaged or truncated")
         try refused(Data("not a database at all, just text\n".utf8) + Data(count: 4096), [], "not an intact SQLite database")
@@ -193,7 +193,7 @@ struct RestoreTests {
     }
 
     static func sqlite(_ path: String, _ sql: String) throws {
-        try BackupCopy.execute(path: path, sql: sql)
+        try SQLiteEdit.execute(path: path, sql: sql)
     }
 
     @Test("--postgresql: a database restored with pg_dump and pg_restore gets the same rules")
