@@ -1,4 +1,7 @@
 import CCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// SHA-256 over data that comes in pieces (a backup file read chunk by chunk), so that a large
 /// file is never held whole in memory. Not thread-safe: one owner at a time.
@@ -30,5 +33,25 @@ public final class SHA256Stream {
         let ok = out.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
         precondition(ok == 1 && length == 32, "SHA-256 final failed in libcrypto")
         return Crypto.hex(out)
+    }
+
+    /// A file's length and SHA-256, read from its start with `pread` 1 MiB at a time (the daemon's
+    /// copy of a backup, and the CLI's file read back); throws the `errno` of a failed read.
+    public static func ofFile(_ fd: Int32) throws(FileReadError) -> (length: Int64, hex: String) {
+        let hasher = SHA256Stream()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var offset: Int64 = 0
+        while true {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw FileReadError(errno: errno) }
+            if n == 0 { return (offset, hasher.finishHex()) }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            offset += Int64(n)
+        }
+    }
+
+    public struct FileReadError: Error {
+        public let errno: Int32
     }
 }

@@ -91,16 +91,10 @@ final class BackupDestination {
 
     /// The temporary's length and SHA-256, read back from the file.
     private func readBack() throws(CLIFailure) -> (Int64, String) {
-        let hasher = SHA256Stream()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var offset: Int64 = 0
-        while true {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw Self.failure("cannot read the backup back", errno) }
-            if n == 0 { return (offset, hasher.finishHex()) }
-            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            offset += Int64(n)
+        do {
+            return try SHA256Stream.ofFile(fd)
+        } catch {
+            throw Self.failure("cannot read the backup back", error.errno)
         }
     }
 

@@ -66,18 +66,11 @@ final class BackupFile: Sendable {
 
     /// The file's length and SHA-256, read from its start.
     private static func hash(_ fd: Int32) throws -> (Int64, String) {
-        let hasher = SHA256Stream()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var offset: Int64 = 0
-        while true {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw BackupError.failed(String(cString: strerror(errno))) }
-            if n == 0 { break }
-            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            offset += Int64(n)
+        do {
+            return try SHA256Stream.ofFile(fd)
+        } catch {
+            throw BackupError.failed(String(cString: strerror(error.errno)))
         }
-        return (offset, hasher.finishHex())
     }
 
     /// Up to `count` bytes from `offset` (none at the end).
