@@ -163,7 +163,8 @@ import TwofoldTestSupport
     }
 }
 
-/// In the serialized suite, so that it does not run at the same time as the other ten daemons.
+/// In the serialized suite, so that it does not run at the same time as the other ten daemons; and
+/// like it, after the parallel pass (scripts/run-tests.sh says why).
 extension PostgresStoreTests {
     @Test func tenDaemonsOpeningAV3DatabaseTogetherMigrateItOnceAndRegisterTheNewKeyOnce() async throws {
         let cluster = try PostgresCluster()

@@ -22,6 +22,7 @@ import TwofoldTestSupport
         return try await PostgresStore(configuration: configuration, keys: keys)
     }
 
+    /// Runs after the parallel pass, on a quiet database (scripts/run-tests.sh says why).
     @Test func tenDaemonsOpeningAnEmptyDatabaseTogetherMakeOneSchema() async throws {
         let cluster = try PostgresCluster()
         let database = try cluster.createScratchDatabase()
