@@ -28,7 +28,7 @@ public enum OutputDetail {
         masked = String(String.UnicodeScalarView(masked.unicodeScalars.map { scalar in
             scalar != "\\" && DisplayText.needsEscape(scalar) ? "?" : scalar
         }))
-        masked = String(masked.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+        masked = masked.trimmingSpaces()
         guard masked.utf8.count > maxLineBytes else { return masked }
         var cut = ""
         for character in masked {

@@ -56,21 +56,22 @@ extension Twofoldctl {
         /// One line of the list (trimmed, not blank, not a comment): USER [NAME] URI. The second field
         /// is a factor name when it has no ':' (a URI always has one); without one, `name` is the factor's.
         static func parse(_ text: String, name: String?) -> Result<EnrollmentImport, LineImport.LineError> {
-            let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-            var fields = text.split(maxSplits: 1, whereSeparator: isBlank).map(String.init)
-            var factor = name
-            if fields.count == 2, !fields[1].prefix(while: { !isBlank($0) }).contains(":") {
-                let rest = fields[1].split(maxSplits: 1, whereSeparator: isBlank).map(String.init)
-                factor = rest[0]
-                fields = rest.count == 2 ? [fields[0], rest[1]] : [fields[0]]
+            let (user, rest) = LineImport.firstField(text[...])
+            var factor = name, uri = rest
+            if let rest {
+                let (second, afterSecond) = LineImport.firstField(rest)
+                if !second.utf8.contains(UInt8(ascii: ":")) {
+                    factor = String(second)
+                    uri = afterSecond
+                }
             }
-            guard fields.count == 2 else {
-                return .failure(LineImport.LineError(user: fields.first, message: "expected a user name, a factor name if any, and an otpauth:// URI"))
+            guard let uri else {
+                return .failure(LineImport.LineError(user: String(user), message: "expected a user name, a factor name if any, and an otpauth:// URI"))
             }
             if let factor, !FactorNames.isValid(factor) {
-                return .failure(LineImport.LineError(user: fields[0], message: "'\(factor)' is not a factor name (\(FactorNames.rule))"))
+                return .failure(LineImport.LineError(user: String(user), message: "'\(factor)' is not a factor name (\(FactorNames.rule))"))
             }
-            return .success(EnrollmentImport(user: fields[0], source: .uri(fields[1].trimmingSpaces()), name: factor))
+            return .success(EnrollmentImport(user: String(user), source: .uri(uri.trimmingSpaces()), name: factor))
         }
     }
 }

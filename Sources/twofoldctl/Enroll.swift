@@ -234,9 +234,3 @@ extension Twofoldctl {
         }
     }
 }
-
-extension String {
-    func trimmingSpaces() -> String {
-        String(drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
-    }
-}

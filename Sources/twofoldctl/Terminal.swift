@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import TwofoldProtocol
 
 /// The terminal settings to restore if a signal arrives while echo is off.
 nonisolated(unsafe) private var savedTerminal = termios()
