@@ -53,7 +53,8 @@ run: deps
 	$(CURDIR)/.build/release/twofoldd --config /dev/null --state-directory $(STATE) --socket $(STATE)/twofold.sock
 
 # The smoke benchmarks (seconds each, on the debug build; the fleet's ~20 s: a private PostgreSQL,
-# a server and two relays) run first so the harnesses never rot;
+# a server and two relays; the bulk import's 2,000 users through the CLI and tfprov) run first so
+# the harnesses never rot;
 # swift test's summary stays the last line (it prints its own time). The fuzz stage builds the libFuzzer
 # targets of both protocol parsers from the parsers alone and runs each for 20 s (scripts/fuzz.sh,
 # docs/testing.md); its long form is `bash scripts/fuzz.sh --long`. test-setup.sh creates the
@@ -71,6 +72,7 @@ check:
 	@bash scripts/stage.sh build $(SWIFT) build --build-tests
 	@bash scripts/stage.sh bench-smoke env TWOFOLDD=$$($(SWIFT) build --show-bin-path)/twofoldd bash benchmarks/run.sh --smoke
 	@bash scripts/stage.sh bench-fleet-smoke env TWOFOLDD=$$($(SWIFT) build --show-bin-path)/twofoldd bash benchmarks/fleet.sh --smoke
+	@bash scripts/stage.sh bench-import-smoke env TWOFOLDD=$$($(SWIFT) build --show-bin-path)/twofoldd TWOFOLDCTL=$$($(SWIFT) build --show-bin-path)/twofoldctl bash benchmarks/bulk-import.sh --smoke
 	@bash scripts/stage.sh deb bash scripts/deb-test.sh
 	SWIFT=$(SWIFT) bash scripts/run-tests.sh
 

@@ -18,6 +18,10 @@
  *   tfprov oath-file FILE FIRST COUNT [--seed S] [--prefix P]
  *       A pam_oath users file, one "HOTP/T30/6 <user> - <hex secret>" line per user.
  *
+ *   tfprov uri-list FILE FIRST COUNT [--seed S] [--prefix P]
+ *       The list `twofoldctl bulk-import` reads, mode 0600: one "<user> <otpauth:// URI>" line
+ *       per user, the URIs `import` sends.
+ *
  *   tfprov fsync-probe DIR COUNT
  *       Writes 4 KiB and syncs, COUNT times, in a file in DIR (then removes it):
  *       the disk's sync latency, which bounds a durable commit.  Two patterns:
@@ -323,6 +327,27 @@ static int cmd_oath_file(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_uri_list(int argc, char **argv)
+{
+	if (argc < 5)
+		die("usage: tfprov uri-list FILE FIRST COUNT");
+	const char *path = argv[2];
+	long first = atol(argv[3]), count = atol(argv[4]);
+	parse_common(argc, argv, 5);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (f == NULL)
+		die("cannot write %s: %s", path, strerror(errno));
+	for (long i = first; i < first + count; i++) {
+		char user[64], uri[300];
+		bench_uri(i, user, sizeof user, uri, sizeof uri);
+		fprintf(f, "%s %s\n", user, uri);
+	}
+	if (fclose(f) != 0)
+		die("cannot write %s", path);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- */
 /* fsync-probe */
 
@@ -488,6 +513,8 @@ int main(int argc, char **argv)
 		return cmd_ga_files(argc, argv);
 	if (strcmp(argv[1], "oath-file") == 0)
 		return cmd_oath_file(argc, argv);
+	if (strcmp(argv[1], "uri-list") == 0)
+		return cmd_uri_list(argc, argv);
 	if (strcmp(argv[1], "fsync-probe") == 0)
 		return cmd_fsync_probe(argc, argv);
 	if (strcmp(argv[1], "start-daemon") == 0)
