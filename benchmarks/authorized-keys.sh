@@ -28,14 +28,7 @@ bench_workdir tfak
 make -s -C "$ROOT/benchmarks" out/bin/tfprov >&2
 
 build_daemon
-if [ -n "${TWOFOLDCTL:-}" ]; then
-  CTL=$TWOFOLDCTL
-else
-  log "building twofoldctl (release)"
-  (cd "$ROOT" && swift build -c release --static-swift-stdlib -Xlinker -z -Xlinker now --product twofoldctl) > "$WORK/swift-build-ctl.log" 2>&1 \
-    || { tail -20 "$WORK/swift-build-ctl.log" >&2; exit 1; }
-  CTL=$ROOT/.build/release/twofoldctl
-fi
+build_ctl
 start_daemon "$WORK/d"
 SOCK=$WORK/d/twofold.sock
 

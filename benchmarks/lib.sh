@@ -151,6 +151,18 @@ build_daemon() {
   DAEMON=$WORK/twofoldd
 }
 
+# build_ctl -> CTL: TWOFOLDCTL if set, else a release build of twofoldctl as the package builds it.
+build_ctl() {
+  if [ -n "${TWOFOLDCTL:-}" ]; then
+    CTL=$TWOFOLDCTL
+  else
+    log "building twofoldctl (release)"
+    (cd "$ROOT" && swift build -c release --static-swift-stdlib -Xlinker -z -Xlinker now --product twofoldctl) > "$WORK/swift-build-ctl.log" 2>&1 \
+      || { tail -20 "$WORK/swift-build-ctl.log" >&2; return 1; }
+    CTL=$ROOT/.build/release/twofoldctl
+  fi
+}
+
 # pg_start [statements] -> a private cluster in WORK/pg (scripts/pg-cluster.sh) and TWOFOLD_PG_*,
 # PGPORT, POSTMASTER, as_pg, su_psql; with "statements", pg_stat_statements loaded when installed
 # (STATEMENTS=1). The caller's cleanup runs pg_stop.

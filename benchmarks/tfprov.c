@@ -303,10 +303,11 @@ static int cmd_ga_files(int argc, char **argv)
 	return 0;
 }
 
-static int cmd_oath_file(int argc, char **argv)
+/* oath-file and uri-list: one line per user, in a new file of mode 0600 (the lines hold secrets). */
+static int cmd_user_lines(int argc, char **argv, int uris)
 {
 	if (argc < 5)
-		die("usage: tfprov oath-file FILE FIRST COUNT");
+		die("usage: tfprov %s FILE FIRST COUNT", argv[1]);
 	const char *path = argv[2];
 	long first = atol(argv[3]), count = atol(argv[4]);
 	parse_common(argc, argv, 5);
@@ -315,33 +316,17 @@ static int cmd_oath_file(int argc, char **argv)
 	if (f == NULL)
 		die("cannot write %s: %s", path, strerror(errno));
 	for (long i = first; i < first + count; i++) {
-		char user[64], hex[2 * SECRET_LEN + 1];
-		unsigned char secret[SECRET_LEN];
-		user_name(user, sizeof user, prefix, i);
-		user_secret(seed, i, secret);
-		hex_encode(secret, SECRET_LEN, hex);
-		fprintf(f, "HOTP/T30/6\t%s\t-\t%s\n", user, hex);
-	}
-	if (fclose(f) != 0)
-		die("cannot write %s", path);
-	return 0;
-}
-
-static int cmd_uri_list(int argc, char **argv)
-{
-	if (argc < 5)
-		die("usage: tfprov uri-list FILE FIRST COUNT");
-	const char *path = argv[2];
-	long first = atol(argv[3]), count = atol(argv[4]);
-	parse_common(argc, argv, 5);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-	if (f == NULL)
-		die("cannot write %s: %s", path, strerror(errno));
-	for (long i = first; i < first + count; i++) {
-		char user[64], uri[300];
-		bench_uri(i, user, sizeof user, uri, sizeof uri);
-		fprintf(f, "%s %s\n", user, uri);
+		char user[64], text[300];
+		if (uris) {
+			bench_uri(i, user, sizeof user, text, sizeof text);
+			fprintf(f, "%s %s\n", user, text);
+		} else {
+			unsigned char secret[SECRET_LEN];
+			user_name(user, sizeof user, prefix, i);
+			user_secret(seed, i, secret);
+			hex_encode(secret, SECRET_LEN, text);
+			fprintf(f, "HOTP/T30/6\t%s\t-\t%s\n", user, text);
+		}
 	}
 	if (fclose(f) != 0)
 		die("cannot write %s", path);
@@ -512,9 +497,9 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "ga-files") == 0)
 		return cmd_ga_files(argc, argv);
 	if (strcmp(argv[1], "oath-file") == 0)
-		return cmd_oath_file(argc, argv);
+		return cmd_user_lines(argc, argv, 0);
 	if (strcmp(argv[1], "uri-list") == 0)
-		return cmd_uri_list(argc, argv);
+		return cmd_user_lines(argc, argv, 1);
 	if (strcmp(argv[1], "fsync-probe") == 0)
 		return cmd_fsync_probe(argc, argv);
 	if (strcmp(argv[1], "start-daemon") == 0)
